@@ -1,0 +1,31 @@
+# Bitmask in Go. `make run` starts the demo, `make test` runs the tests.
+GO ?= go
+STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+BIN := bin
+
+.PHONY: all build test lint bench run clean tools
+
+all: build
+
+build:
+	$(GO) build -o $(BIN)/ ./cmd/...
+
+test:
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+lint: tools
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+tools:
+	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./... 
+
+run: build
+	$(BIN)/bitmaskd demo
+
+clean:
+	rm -rf $(BIN)

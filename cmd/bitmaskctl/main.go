@@ -1,0 +1,360 @@
+// Command bitmaskctl drives bitmaskd through its control API.
+//
+//	bitmaskctl [--data DIR] [--control ADDR] [--json] COMMAND ...
+//
+//	user create ADDRESS [--provider URL] [--fingerprint FP] [--invite CODE] [--password-file FILE]
+//	user login ADDRESS [--provider URL] [--fingerprint FP] [--password-file FILE]
+//	user logout ADDRESS
+//	user passwd ADDRESS [--password-file OLD] [--new-password-file NEW]
+//	status
+//	keys list [ADDRESS]
+//	keys export [ADDRESS] [--secret]
+//
+// Passwords are read from the terminal without echo, or from a file
+// (first line) for scripts.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/bitmask-go/bitmask/internal/daemon"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr}
+	if err := c.run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "bitmaskctl:", err)
+		os.Exit(1)
+	}
+}
+
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	data, control  string
+	json           bool
+	hc             *http.Client
+	token          string
+}
+
+const usage = `usage: bitmaskctl [--data DIR] [--control ADDR] [--json] COMMAND
+  user create ADDRESS [--provider URL] [--fingerprint FP] [--invite CODE] [--password-file FILE]
+  user login ADDRESS [--provider URL] [--fingerprint FP] [--password-file FILE]
+  user logout ADDRESS
+  user passwd ADDRESS [--password-file OLD] [--new-password-file NEW]
+  status
+  keys list [ADDRESS]
+  keys export [ADDRESS] [--secret]`
+
+// parse parses flags anywhere among the arguments and returns the
+// positional ones.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, usage)
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func (c *cli) run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bitmaskctl", flag.ContinueOnError)
+	fs.StringVar(&c.data, "data", daemon.DefaultDataDir(), "bitmaskd's data directory (for the control token)")
+	fs.StringVar(&c.control, "control", "127.0.0.1:7070", "control API address")
+	fs.BoolVar(&c.json, "json", false, "JSON output")
+	provider := fs.String("provider", "", "provider domain or URL (default: the address's domain)")
+	fingerprint := fs.String("fingerprint", "", "the provider CA's SHA-256 fingerprint, if you were given it")
+	invite := fs.String("invite", "", "invite code")
+	pwFile := fs.String("password-file", "", "read the password from this file")
+	newPwFile := fs.String("new-password-file", "", "read the new password from this file")
+	secret := fs.Bool("secret", false, "export the secret key too")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return errors.New(usage)
+	}
+	arg := func(i int) string {
+		if i < len(pos) {
+			return pos[i]
+		}
+		return ""
+	}
+	ref := daemon.ProviderRef{URL: *provider, Fingerprint: *fingerprint}
+	switch cmd := arg(0) + " " + arg(1); {
+	case cmd == "user create":
+		addr, err := need(arg(2), "ADDRESS")
+		if err != nil {
+			return err
+		}
+		pw, err := c.newPassword(*pwFile, "Password for "+addr)
+		if err != nil {
+			return err
+		}
+		var st daemon.AccountStatus
+		err = c.call(ctx, "POST", "/v1/users", daemon.CreateRequest{Address: addr, Password: pw, ProviderRef: ref, Invite: *invite}, &st)
+		return c.show(st, err, func() { fmt.Fprintf(c.stdout, "created %s; key %s\n", st.Address, st.Key) })
+	case cmd == "user login":
+		addr, err := need(arg(2), "ADDRESS")
+		if err != nil {
+			return err
+		}
+		pw, err := c.password(*pwFile, "Password for "+addr+": ")
+		if err != nil {
+			return err
+		}
+		var st daemon.AccountStatus
+		stopProgress := c.progress(ctx, addr)
+		err = c.call(ctx, "POST", "/v1/login", daemon.LoginRequest{Address: addr, Password: pw, ProviderRef: ref}, &st)
+		stopProgress()
+		return c.show(st, err, func() {
+			mode := "online"
+			if !st.Online {
+				mode = "offline (provider unreachable; changes sync when it is back)"
+			}
+			fmt.Fprintf(c.stdout, "logged in %s, %s\n", st.Address, mode)
+		})
+	case cmd == "user logout":
+		addr, err := need(arg(2), "ADDRESS")
+		if err != nil {
+			return err
+		}
+		err = c.call(ctx, "POST", "/v1/logout", daemon.AddressRequest{Address: addr}, nil)
+		return c.show(struct{}{}, err, func() { fmt.Fprintf(c.stdout, "logged out %s\n", addr) })
+	case cmd == "user passwd":
+		addr, err := need(arg(2), "ADDRESS")
+		if err != nil {
+			return err
+		}
+		old, err := c.password(*pwFile, "Current password: ")
+		if err != nil {
+			return err
+		}
+		nw, err := c.newPassword(*newPwFile, "New password")
+		if err != nil {
+			return err
+		}
+		err = c.call(ctx, "POST", "/v1/passwd", daemon.PasswdRequest{Address: addr, Old: old, New: nw}, nil)
+		return c.show(struct{}{}, err, func() { fmt.Fprintln(c.stdout, "password changed") })
+	case arg(0) == "status":
+		var st daemon.StatusResponse
+		err := c.call(ctx, "GET", "/v1/status", nil, &st)
+		return c.show(st, err, func() { c.printStatus(st) })
+	case cmd == "keys list":
+		var ks []daemon.KeyInfo
+		err := c.call(ctx, "GET", "/v1/keys?address="+url.QueryEscape(arg(2)), nil, &ks)
+		return c.show(ks, err, func() {
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ADDRESS\tFINGERPRINT\tCREATED\tEXPIRES\tPRIVATE")
+			for _, k := range ks {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", k.Address, k.Fingerprint, day(k.Created), day(k.Expires), k.Private)
+			}
+			tw.Flush()
+		})
+	case cmd == "keys export":
+		q := "?address=" + url.QueryEscape(arg(2))
+		if *secret {
+			q += "&secret=1"
+		}
+		var ex daemon.ExportResponse
+		err := c.call(ctx, "GET", "/v1/keys/export"+q, nil, &ex)
+		return c.show(ex, err, func() { fmt.Fprint(c.stdout, ex.Armored) })
+	default:
+		return fmt.Errorf("unknown command %q\n%s", strings.TrimSpace(cmd), usage)
+	}
+}
+
+func need(v, what string) (string, error) {
+	if v == "" {
+		return "", fmt.Errorf("missing %s\n%s", what, usage)
+	}
+	return v, nil
+}
+
+func day(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Format("2006-01-02")
+}
+
+func (c *cli) show(v any, err error, human func()) error {
+	if err != nil {
+		return err
+	}
+	if c.json {
+		enc := json.NewEncoder(c.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	human()
+	return nil
+}
+
+func (c *cli) printStatus(st daemon.StatusResponse) {
+	if len(st.Accounts) == 0 {
+		fmt.Fprintln(c.stdout, "no account logged in")
+		return
+	}
+	for _, a := range st.Accounts {
+		state := "online"
+		if !a.Online || !a.Sync.Online {
+			state = "offline"
+		}
+		fmt.Fprintf(c.stdout, "%s  %s  provider %s\n", a.Address, state, a.Provider)
+		sync := "idle"
+		if a.Sync.Syncing {
+			sync = fmt.Sprintf("syncing (%d documents so far)", a.Sync.Pulled)
+		}
+		last := "never"
+		if !a.Sync.LastSync.IsZero() {
+			last = a.Sync.LastSync.Local().Format(time.DateTime)
+		}
+		fmt.Fprintf(c.stdout, "  sync: %s, last %s, sequence %d, %d pending\n", sync, last, a.Sync.LastSeq, a.Sync.Pending)
+		if a.Sync.Rejected > 0 {
+			fmt.Fprintf(c.stdout, "  warning: %d documents from the provider were refused (failed authentication or replayed)\n", a.Sync.Rejected)
+		}
+		if a.Sync.LastError != "" {
+			fmt.Fprintf(c.stdout, "  last error: %s\n", a.Sync.LastError)
+		}
+		if a.Key != "" {
+			fmt.Fprintf(c.stdout, "  key: %s\n", a.Key)
+		}
+	}
+}
+
+// progress shows a spinner while a login runs, on a terminal only.
+func (c *cli) progress(ctx context.Context, addr string) func() {
+	f, ok := c.stderr.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) || c.json {
+		return func() {}
+	}
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		frames := `|/-\`
+		start := time.Now()
+		for i := 0; ; i++ {
+			select {
+			case <-done:
+				fmt.Fprintf(f, "\r\033[K")
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(150 * time.Millisecond):
+			}
+			fmt.Fprintf(f, "\r%c logging in %s, deriving keys and syncing (%ds)", frames[i%4], addr, int(time.Since(start).Seconds()))
+		}
+	}()
+	return func() { close(done); <-stopped }
+}
+
+func (c *cli) password(file, prompt string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", err
+		}
+		line, _, _ := strings.Cut(string(b), "\n")
+		return strings.TrimRight(line, "\r"), nil
+	}
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		// Not a terminal: read one line (scripts piping a password).
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if err != nil && line == "" {
+			return "", errors.New("no password given (use a terminal or --password-file)")
+		}
+		return strings.TrimRight(line, "\r\n"), nil
+	}
+	fmt.Fprint(c.stderr, prompt)
+	b, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(c.stderr)
+	return string(b), err
+}
+
+func (c *cli) newPassword(file, what string) (string, error) {
+	pw, err := c.password(file, what+": ")
+	if err != nil || file != "" {
+		return pw, err
+	}
+	if f, ok := c.stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		again, err := c.password("", "Repeat: ")
+		if err != nil {
+			return "", err
+		}
+		if again != pw {
+			return "", errors.New("the passwords do not match")
+		}
+	}
+	return pw, nil
+}
+
+func (c *cli) call(ctx context.Context, method, path string, in, out any) error {
+	if c.token == "" {
+		b, err := os.ReadFile(daemon.TokenFile(c.data))
+		if err != nil {
+			return fmt.Errorf("reading the control token (is bitmaskd running with --data %s?): %w", c.data, err)
+		}
+		c.token = strings.TrimSpace(string(b))
+	}
+	if c.hc == nil {
+		c.hc = &http.Client{}
+	}
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.control+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach bitmaskd at %s: %w", c.control, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		var e daemon.ErrorResponse
+		if json.NewDecoder(resp.Body).Decode(&e) != nil || e.Error == "" {
+			e.Error = resp.Status
+		}
+		return errors.New(e.Error)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

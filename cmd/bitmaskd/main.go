@@ -1,0 +1,58 @@
+// Command bitmaskd is the Bitmask daemon: it holds the user's accounts,
+// keeps their encrypted local stores in sync with the provider, and serves
+// the control API (127.0.0.1:7070) that bitmaskctl uses.
+//
+//	bitmaskd [-data DIR] [-control ADDR]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/bitmask-go/bitmask/internal/daemon"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bitmaskd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bitmaskd", flag.ContinueOnError)
+	data := fs.String("data", daemon.DefaultDataDir(), "data directory")
+	control := fs.String("control", "127.0.0.1:7070", "control API address (loopback only)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	d, err := daemon.New(daemon.Config{DataDir: *data, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	tok, err := daemon.LoadOrCreateToken(*data)
+	if err != nil {
+		return err
+	}
+	ln, err := daemon.ListenLoopback(*control)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "bitmaskd: control API on http://%s (token in %s)\n", ln.Addr(), daemon.TokenFile(*data))
+	return d.ServeControl(ctx, ln, tok)
+}

@@ -1,0 +1,46 @@
+package client
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+)
+
+// readSSE parses a server-sent events stream (the WHATWG HTML "event
+// stream" format): lines "event: X" and "data: Y", a blank line ends an
+// event, lines starting with ':' are comments. Lines are capped at 64 KiB.
+func readSSE(r io.Reader, fn func(event string, data []byte)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 4096), 64<<10)
+	event, data := "", []byte(nil)
+	for sc.Scan() {
+		line := sc.Bytes()
+		switch {
+		case len(line) == 0:
+			if data != nil {
+				if event == "" {
+					event = "message"
+				}
+				fn(event, data)
+			}
+			event, data = "", nil
+		case line[0] == ':':
+		default:
+			field, value, _ := bytes.Cut(line, []byte(":"))
+			value = bytes.TrimPrefix(value, []byte(" "))
+			switch string(field) {
+			case "event":
+				event = string(value)
+			case "data":
+				if data != nil {
+					data = append(data, '\n')
+				}
+				data = append(data, value...)
+			}
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return err
+	}
+	return io.ErrUnexpectedEOF
+}

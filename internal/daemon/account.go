@@ -1,0 +1,258 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// accountMeta is DATA/accounts/ID/account.json: what is needed to log in
+// (also offline) before the store can be opened. The wrapped secret is
+// ciphertext under the password-derived KEK.
+type accountMeta struct {
+	Address       string           `json:"address"`
+	Login         string           `json:"login"`
+	ProviderURL   string           `json:"provider_url"`
+	Provider      *client.Provider `json:"provider"`
+	KDF           seal.KDFParams   `json:"kdf"`
+	WrappedSecret []byte           `json:"wrapped_secret"`
+}
+
+// Account is a logged-in account: its provider session, its unlocked
+// local store and its sync engine.
+type Account struct {
+	Address string
+	Login   string
+	Docs    *docsync.Engine
+
+	d      *Daemon
+	dir    string
+	meta   accountMeta
+	client *client.Client
+	keys   *seal.Keys
+	store  *store.Store
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	online  bool // logged in at the provider (not an offline unlock)
+	cancel  context.CancelFunc
+	stopped chan struct{}
+}
+
+// SplitAddress splits user@domain.
+func SplitAddress(address string) (login, domain string, err error) {
+	address = strings.ToLower(strings.TrimSpace(address))
+	login, domain, ok := strings.Cut(address, "@")
+	if !ok || login == "" || domain == "" || strings.ContainsAny(domain, "@/ ") {
+		return "", "", fmt.Errorf("%q is not an address like user@example.org", address)
+	}
+	return login, domain, nil
+}
+
+func accountDir(data, address string) string {
+	sum := sha256.Sum256([]byte(address))
+	return filepath.Join(data, "accounts", hex.EncodeToString(sum[:12]))
+}
+
+func readMeta(dir string) (*accountMeta, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "account.json"))
+	if err != nil {
+		return nil, err
+	}
+	var m accountMeta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("account.json: %w", err)
+	}
+	return &m, nil
+}
+
+// writeMeta replaces account.json atomically.
+func writeMeta(dir string, m *accountMeta) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, "account.json.tmp")
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "account.json"))
+}
+
+// open unlocks the local store with the storage secret and makes the
+// sync engine; it does not start syncing.
+func (d *Daemon) openAccount(dir string, meta *accountMeta, c *client.Client, secret []byte, online bool) (*Account, error) {
+	k, err := seal.DeriveKeys(secret)
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Open(filepath.Join(dir, "store.db"), k)
+	if err != nil {
+		return nil, err
+	}
+	log := d.log.With("account", meta.Address)
+	a := &Account{
+		Address: meta.Address, Login: meta.Login,
+		d: d, dir: dir, meta: *meta, client: c, keys: k, store: st, log: log, online: online,
+	}
+	a.Docs = docsync.New(st, c, k, meta.Address, log)
+	return a, nil
+}
+
+// start runs the sync engine in the background until stop.
+func (a *Account) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	a.mu.Lock()
+	a.cancel, a.stopped = cancel, make(chan struct{})
+	stopped := a.stopped
+	a.mu.Unlock()
+	go func() {
+		defer close(stopped)
+		a.Docs.Run(ctx, a.d.cfg.SyncInterval)
+	}()
+}
+
+// stop ends syncing and closes the store.
+func (a *Account) stop() error {
+	a.mu.Lock()
+	cancel, stopped := a.cancel, a.stopped
+	a.mu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-stopped
+	}
+	return a.store.Close()
+}
+
+// Online reports whether the account holds a provider session.
+func (a *Account) Online() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.online
+}
+
+// StorePath is the local store file.
+func (a *Account) StorePath() string { return a.store.Path() }
+
+// Keys are the keys derived from the storage secret.
+func (a *Account) Keys() *seal.Keys { return a.keys }
+
+// Client is the provider API client.
+func (a *Account) Client() *client.Client { return a.client }
+
+// --- the account's own OpenPGP keys, kept as documents
+
+const docTypeOwnKey = "openpgp-own-key"
+
+// KeyDoc is the body of a document that holds one of the user's own keys.
+type KeyDoc struct {
+	Type        string    `json:"type"`
+	Address     string    `json:"address"`
+	Fingerprint string    `json:"fingerprint"`
+	Created     time.Time `json:"created"`
+	Expires     time.Time `json:"expires,omitzero"`
+	Private     string    `json:"private"` // armored
+}
+
+// OwnKeys returns the user's own keys, newest first.
+func (a *Account) OwnKeys() ([]KeyDoc, error) {
+	var out []KeyDoc
+	err := a.Docs.ForEach(func(d *docsync.Doc) error {
+		var k KeyDoc
+		if json.Unmarshal(d.Body, &k) == nil && k.Type == docTypeOwnKey {
+			out = append(out, k)
+		}
+		return nil
+	})
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && out[j].Created.After(out[j-1].Created); j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+		}
+	}
+	return out, err
+}
+
+// CurrentKey is the user's newest key, parsed.
+func (a *Account) CurrentKey() (*openpgp.Entity, error) {
+	ks, err := a.OwnKeys()
+	if err != nil {
+		return nil, err
+	}
+	if len(ks) == 0 {
+		return nil, keys.ErrNoKey
+	}
+	return keys.ReadArmored(ks[0].Private)
+}
+
+// ensureKey makes, stores and publishes a key when the account has none
+// (after signup, or to finish a signup that was interrupted).
+func (a *Account) ensureKey(ctx context.Context) error {
+	e, err := a.CurrentKey()
+	if errors.Is(err, keys.ErrNoKey) {
+		e, err = keys.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
+		if err != nil {
+			return err
+		}
+		priv, err := keys.ArmorPrivate(e)
+		if err != nil {
+			return err
+		}
+		fpr := keys.Fingerprint(e)
+		body, err := json.Marshal(KeyDoc{
+			Type: docTypeOwnKey, Address: a.Address, Fingerprint: fpr,
+			Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Private: priv,
+		})
+		if err != nil {
+			return err
+		}
+		if err := a.Docs.Put(seal.DocID(&a.keys.DocID, "own-key:"+fpr), body); err != nil {
+			return err
+		}
+		if err := a.Docs.Sync(ctx); err != nil {
+			return fmt.Errorf("syncing the new key: %w", err)
+		}
+		a.log.Info("generated OpenPGP key", "fingerprint", fpr)
+	} else if err != nil {
+		return err
+	}
+	pub, err := keys.ArmorPublic(e)
+	if err != nil {
+		return err
+	}
+	if err := a.client.PublishKey(ctx, pub); err != nil {
+		return fmt.Errorf("publishing the key: %w", err)
+	}
+	return nil
+}

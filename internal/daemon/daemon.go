@@ -1,0 +1,385 @@
+// Package daemon is bitmaskd: the accounts it holds, their login, signup
+// and password flows, and the control API that bitmaskctl and the local
+// web page use. Mail protocols (IMAP, SMTP) build on the Account type.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Config is bitmaskd's configuration.
+type Config struct {
+	DataDir string
+	// NewKDFParams chooses the Argon2id parameters of a new password
+	// (default seal.DefaultKDFParams; tests choose cheaper ones).
+	NewKDFParams func() (seal.KDFParams, error)
+	KeyLifetime  time.Duration // own key lifetime (default keys.DefaultLifetime)
+	SyncInterval time.Duration // periodic sync besides notifications (default 5m)
+	Client       client.Options
+	Logger       *slog.Logger
+}
+
+// Daemon holds the logged-in accounts.
+type Daemon struct {
+	cfg Config
+	log *slog.Logger
+
+	mu       sync.Mutex
+	accounts map[string]*Account
+	busy     map[string]bool // address -> a login/signup in progress
+}
+
+// New makes a daemon over cfg.DataDir.
+func New(cfg Config) (*Daemon, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("daemon: no data directory")
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, err
+	}
+	if cfg.NewKDFParams == nil {
+		cfg.NewKDFParams = seal.DefaultKDFParams
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Daemon{cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, busy: map[string]bool{}}, nil
+}
+
+// Account returns a logged-in account.
+func (d *Daemon) Account(address string) (*Account, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	a, ok := d.accounts[address]
+	return a, ok
+}
+
+// Accounts lists the logged-in accounts.
+func (d *Daemon) Accounts() []*Account {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*Account, 0, len(d.accounts))
+	for _, a := range d.accounts {
+		out = append(out, a)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Address < out[j].Address })
+	return out
+}
+
+// claim marks address busy so two logins of one account do not race.
+func (d *Daemon) claim(address string) (release func(), err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.accounts[address]; ok {
+		return nil, fmt.Errorf("%s is already logged in", address)
+	}
+	if d.busy[address] {
+		return nil, fmt.Errorf("a login of %s is already in progress", address)
+	}
+	d.busy[address] = true
+	return func() {
+		d.mu.Lock()
+		delete(d.busy, address)
+		d.mu.Unlock()
+	}, nil
+}
+
+func (d *Daemon) add(a *Account) {
+	d.mu.Lock()
+	d.accounts[a.Address] = a
+	d.mu.Unlock()
+}
+
+// ProviderRef says where an account's provider is: a domain or URL
+// (default: the address's domain) and optionally the CA fingerprint the
+// user was given.
+type ProviderRef struct {
+	URL         string `json:"provider,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+}
+
+func (d *Daemon) bootstrap(ctx context.Context, domain string, ref ProviderRef) (*client.Provider, string, error) {
+	u := ref.URL
+	if u == "" {
+		u = domain
+	}
+	p, err := client.Bootstrap(ctx, u, ref.Fingerprint, d.cfg.Client)
+	if err != nil {
+		return nil, "", err
+	}
+	if p.JSON.Domain != domain {
+		return nil, "", fmt.Errorf("bootstrap: %s serves the domain %s, not %s", u, p.JSON.Domain, domain)
+	}
+	return p, u, nil
+}
+
+// CreateUser signs up address at its provider, logs in, makes and
+// publishes the OpenPGP key, and starts syncing.
+func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte, ref ProviderRef, invite string) (*Account, error) {
+	login, domain, err := SplitAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	address = login + "@" + domain
+	if len(password) < 8 {
+		return nil, errors.New("a password needs at least 8 characters")
+	}
+	release, err := d.claim(address)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	dir := accountDir(d.cfg.DataDir, address)
+	if _, err := os.Stat(filepath.Join(dir, "account.json")); err == nil {
+		return nil, fmt.Errorf("%s already has an account on this device; log in instead", address)
+	}
+	p, purl, err := d.bootstrap(ctx, domain, ref)
+	if err != nil {
+		return nil, err
+	}
+	c, err := client.New(p, d.cfg.Client)
+	if err != nil {
+		return nil, err
+	}
+	kdf, err := d.cfg.NewKDFParams()
+	if err != nil {
+		return nil, err
+	}
+	secret, cr, tok, err := c.SignupAccount(ctx, login, password, kdf, invite)
+	if err != nil {
+		return nil, fmt.Errorf("signup: %w", err)
+	}
+	c.SetToken(tok)
+	meta := &accountMeta{
+		Address: address, Login: login, ProviderURL: purl, Provider: p,
+		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret,
+	}
+	if err := writeMeta(dir, meta); err != nil {
+		return nil, err
+	}
+	a, err := d.openAccount(dir, meta, c, secret, true)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Docs.Sync(ctx); err != nil {
+		a.stop()
+		return nil, err
+	}
+	if err := a.ensureKey(ctx); err != nil {
+		a.stop()
+		return nil, err
+	}
+	a.start()
+	d.add(a)
+	d.log.Info("account created", "account", address)
+	return a, nil
+}
+
+// Login unlocks address with password: online with SRP when the
+// provider is reachable (fetching the wrapped secret, so it works on a new
+// device), else offline from the locally kept wrapped secret. It syncs
+// once before returning when online, then keeps syncing.
+func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref ProviderRef) (*Account, error) {
+	login, domain, err := SplitAddress(address)
+	if err != nil {
+		return nil, err
+	}
+	address = login + "@" + domain
+	release, err := d.claim(address)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	dir := accountDir(d.cfg.DataDir, address)
+	meta, err := readMeta(dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	var p *client.Provider
+	purl := ref.URL
+	if meta != nil && meta.Provider != nil && ref.URL == "" && ref.Fingerprint == "" {
+		p, purl = meta.Provider, meta.ProviderURL // pinned at first login
+	} else {
+		p, purl, err = d.bootstrap(ctx, domain, ref)
+		if err != nil {
+			if meta == nil {
+				return nil, err
+			}
+			p, purl = meta.Provider, meta.ProviderURL
+		}
+	}
+	c, err := client.New(p, d.cfg.Client)
+	if err != nil {
+		return nil, err
+	}
+	sess, err := c.Login(ctx, login, password)
+	online := err == nil
+	var secret []byte
+	switch {
+	case online:
+		secret = sess.Secret
+		meta = &accountMeta{
+			Address: address, Login: login, ProviderURL: purl, Provider: p,
+			KDF: sess.KDF, WrappedSecret: sess.WrappedSecret,
+		}
+		if err := writeMeta(dir, meta); err != nil {
+			return nil, err
+		}
+	case errors.Is(err, client.ErrWrongPassword):
+		return nil, err
+	case isOffline(err) && meta != nil:
+		d.log.Info("provider unreachable, unlocking offline", "account", address, "err", err)
+		secret, err = client.UnwrapOffline(login, password, meta.KDF, meta.WrappedSecret)
+		if err != nil {
+			return nil, err
+		}
+	default:
+		return nil, err
+	}
+	a, err := d.openAccount(dir, meta, c, secret, online)
+	if err != nil {
+		return nil, err
+	}
+	if online {
+		if err := a.Docs.Sync(ctx); err != nil {
+			a.stop()
+			return nil, err
+		}
+		if err := a.ensureKey(ctx); err != nil {
+			a.stop()
+			return nil, err
+		}
+	}
+	a.start()
+	d.add(a)
+	d.log.Info("logged in", "account", address, "online", online)
+	return a, nil
+}
+
+// isOffline tells a provider that could not be reached from one that
+// answered with an error.
+func isOffline(err error) bool {
+	var ae *client.APIError
+	if errors.As(err, &ae) {
+		return ae.Status >= 500
+	}
+	var ne net.Error
+	var oe *net.OpError
+	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// Logout ends the provider session, stops syncing and locks the store.
+func (d *Daemon) Logout(ctx context.Context, address string) error {
+	d.mu.Lock()
+	a, ok := d.accounts[address]
+	delete(d.accounts, address)
+	d.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s is not logged in", address)
+	}
+	if err := a.Docs.Sync(ctx); err != nil {
+		a.log.Info("final sync before logout failed; changes stay queued locally", "err", err)
+	}
+	var lerr error
+	if a.Online() {
+		lerr = a.client.Logout(ctx)
+	}
+	return errors.Join(a.stop(), lerr)
+}
+
+// ChangePassword re-wraps the storage secret for the new password and
+// replaces the verifier at the provider in one step.
+func (d *Daemon) ChangePassword(ctx context.Context, address string, oldPassword, newPassword []byte) error {
+	a, ok := d.Account(address)
+	if !ok {
+		return fmt.Errorf("%s is not logged in", address)
+	}
+	if len(newPassword) < 8 {
+		return errors.New("a password needs at least 8 characters")
+	}
+	if !a.Online() {
+		return errors.New("changing the password needs the provider; log in online first")
+	}
+	// Prove the old password to ourselves before changing anything.
+	secret, err := client.UnwrapOffline(a.Login, oldPassword, a.meta.KDF, a.meta.WrappedSecret)
+	if err != nil {
+		return err
+	}
+	kdf, err := d.cfg.NewKDFParams()
+	if err != nil {
+		return err
+	}
+	cr, err := client.NewCredentials(a.Login, newPassword, secret, kdf)
+	if err != nil {
+		return err
+	}
+	if err := a.client.SetCredentials(ctx, cr); err != nil {
+		return fmt.Errorf("password change: %w", err)
+	}
+	a.mu.Lock()
+	a.meta.KDF, a.meta.WrappedSecret = cr.KDF, cr.WrappedSecret
+	meta := a.meta
+	a.mu.Unlock()
+	return writeMeta(a.dir, &meta)
+}
+
+// Close logs nothing out but stops every account's sync and closes the
+// stores.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	accts := d.accounts
+	d.accounts = map[string]*Account{}
+	d.mu.Unlock()
+	var errs []error
+	for _, a := range accts {
+		errs = append(errs, a.stop())
+	}
+	return errors.Join(errs...)
+}
+
+// AccountStatus is one account in `bitmaskctl status`.
+type AccountStatus struct {
+	Address  string         `json:"address"`
+	Online   bool           `json:"online"`
+	Provider string         `json:"provider"`
+	Sync     docsync.Status `json:"sync"`
+	Key      string         `json:"key_fingerprint,omitempty"`
+}
+
+// Status reports every logged-in account.
+func (d *Daemon) Status() []AccountStatus {
+	var out []AccountStatus
+	for _, a := range d.Accounts() {
+		s := AccountStatus{Address: a.Address, Online: a.Online(), Provider: a.meta.ProviderURL, Sync: a.Docs.Status()}
+		if ks, err := a.OwnKeys(); err == nil && len(ks) > 0 {
+			s.Key = ks[0].Fingerprint
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+
+// DefaultDataDir is $XDG_DATA_HOME/bitmask, or ~/.local/share/bitmask.
+func DefaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "bitmask")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "bitmask")
+	}
+	return "bitmask-data"
+}

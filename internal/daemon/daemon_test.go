@@ -1,0 +1,282 @@
+package daemon_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+const password = "correct horse battery staple"
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestSignupLoginWrongPassword(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	a := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	acct, err := a.CreateUser(ctx(t), "alice@"+testenv.Domain, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fprA := mustKey(t, acct)
+
+	// A second device: a wrong password fails, the right one gives the
+	// same key.
+	b := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	if _, err := b.Login(ctx(t), "alice@"+testenv.Domain, []byte("wrong password!"), p.Ref()); !errors.Is(err, client.ErrWrongPassword) {
+		t.Fatalf("login with a wrong password: got %v, want ErrWrongPassword", err)
+	}
+	if _, err := b.Login(ctx(t), "nobody@"+testenv.Domain, []byte(password), p.Ref()); !errors.Is(err, client.ErrWrongPassword) {
+		t.Fatalf("login of an unknown user: got %v, want ErrWrongPassword", err)
+	}
+	acctB, err := b.Login(ctx(t), "alice@"+testenv.Domain, []byte(password), p.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustKey(t, acctB); got != fprA {
+		t.Fatalf("device B has key %s, device A %s", got, fprA)
+	}
+	// The key is published at nicknym.
+	kr, err := acctB.Client().LookupKey(ctx(t), "alice@"+testenv.Domain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := keys.ReadArmored(kr.OpenPGP)
+	if err != nil || keys.Fingerprint(pub) != fprA || pub.PrivateKey != nil {
+		t.Fatalf("nicknym key: %v, fingerprint %v", err, pub)
+	}
+	// Signing up a taken name fails clearly.
+	c := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	if _, err := c.CreateUser(ctx(t), "alice@"+testenv.Domain, []byte(password), p.Ref(), ""); err == nil || !strings.Contains(err.Error(), "taken") {
+		t.Fatalf("duplicate signup: %v", err)
+	}
+}
+
+func mustKey(t *testing.T, a *daemon.Account) string {
+	t.Helper()
+	e, err := a.CurrentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.PrivateKey == nil {
+		t.Fatal("own key has no private part")
+	}
+	return keys.Fingerprint(e)
+}
+
+func TestPasswordNeverOnTheWire(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	rec := &testenv.Recorder{}
+	a := testenv.NewDaemon(t, testenv.DaemonOptions{Recorder: rec})
+	addr := "carol@" + testenv.Domain
+	acct, err := a.CreateUser(ctx(t), addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ChangePassword(ctx(t), addr, []byte(password), []byte(password+" 2")); err != nil {
+		t.Fatal(err)
+	}
+	_ = acct
+	if err := a.Logout(ctx(t), addr); err != nil {
+		t.Fatal(err)
+	}
+	acct, err = a.Login(ctx(t), addr, []byte(password+" 2"), daemon.ProviderRef{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The secrets derived from both passwords, in every encoding a
+	// careless client could use.
+	var secrets [][]byte
+	for _, pw := range []string{password, password + " 2"} {
+		secrets = append(secrets, []byte(pw))
+		for _, kdf := range []seal.KDFParams{} {
+			_ = kdf
+		}
+	}
+	meta, err := os.ReadFile(filepath.Join(acctDir(t, a, addr), "account.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		KDF seal.KDFParams `json:"kdf"`
+	}
+	if err := json.Unmarshal(meta, &m); err != nil {
+		t.Fatal(err)
+	}
+	pk, err := seal.DerivePasswordKeys([]byte(password+" 2"), m.KDF)
+	if err != nil {
+		t.Fatal(err)
+	}
+	secrets = append(secrets, pk.KEK[:], pk.SRPSecret)
+	exs := rec.Exchanges()
+	if len(exs) < 8 {
+		t.Fatalf("recorded only %d exchanges", len(exs))
+	}
+	for _, ex := range exs {
+		blob := bytes.Join([][]byte{[]byte(ex.URL), headerBytes(ex.ReqHeader), ex.ReqBody, headerBytes(ex.RespHeader), ex.RespBody}, []byte("\n"))
+		for _, s := range secrets {
+			for _, enc := range encodings(s) {
+				if bytes.Contains(blob, enc) {
+					t.Fatalf("%s %s carries a secret (%q)", ex.Method, ex.URL, enc)
+				}
+			}
+		}
+	}
+}
+
+func acctDir(t *testing.T, d *daemon.Daemon, addr string) string {
+	a, ok := d.Account(addr)
+	if !ok {
+		t.Fatalf("%s not logged in", addr)
+	}
+	return filepath.Dir(a.StorePath())
+}
+
+func headerBytes(h map[string][]string) []byte {
+	var b bytes.Buffer
+	for k, v := range h {
+		fmt.Fprintf(&b, "%s: %s\n", k, strings.Join(v, ","))
+	}
+	return b.Bytes()
+}
+
+func encodings(s []byte) [][]byte {
+	js, _ := json.Marshal(s) // base64 in quotes
+	return [][]byte{s, bytes.Trim(js, `"`), []byte(fmt.Sprintf("%x", s)), []byte(fmt.Sprintf("%X", s))}
+}
+
+type note struct {
+	Type  string   `json:"type"`
+	Text  string   `json:"text,omitempty"`
+	Title string   `json:"title,omitempty"`
+	Flags []string `json:"flags,omitempty"`
+}
+
+func putNote(t *testing.T, a *daemon.Account, id string, n note) {
+	t.Helper()
+	b, _ := json.Marshal(n)
+	if err := a.Docs.Put(id, b); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getNote(a *daemon.Account, id string) (note, bool) {
+	d, err := a.Docs.Get(id)
+	if err != nil {
+		return note{}, false
+	}
+	var n note
+	return n, json.Unmarshal(d.Body, &n) == nil
+}
+
+func TestTwoDevicesSync(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	var bOffline atomic.Bool
+	a := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	b := testenv.NewDaemon(t, testenv.DaemonOptions{Offline: bOffline.Load})
+	addr := "dave@" + testenv.Domain
+	A, err := a.CreateUser(ctx(t), addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	B, err := b.Login(ctx(t), addr, []byte(password), p.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A writes, B sees it (woken by the notification stream).
+	putNote(t, A, "note1", note{Type: "note", Text: "written on A"})
+	testenv.Eventually(t, 10*time.Second, "A's note on B", func() bool {
+		n, ok := getNote(B, "note1")
+		return ok && n.Text == "written on A"
+	})
+	// B edits, A sees it.
+	putNote(t, B, "note1", note{Type: "note", Text: "edited on B"})
+	testenv.Eventually(t, 10*time.Second, "B's edit on A", func() bool {
+		n, ok := getNote(A, "note1")
+		return ok && n.Text == "edited on B"
+	})
+
+	// Concurrent edits of one document converge with no lost update:
+	// B goes offline, both edit different fields and flags, B comes back.
+	waitSynced(t, A, B)
+	bOffline.Store(true)
+	putNote(t, A, "note1", note{Type: "note", Text: "edited on B", Title: "title from A", Flags: []string{`\Seen`}})
+	putNote(t, B, "note1", note{Type: "note", Text: "text from B", Flags: []string{`\Flagged`}})
+	putNote(t, B, "offline-note", note{Type: "note", Text: "written offline on B"})
+	testenv.Eventually(t, 10*time.Second, "A's edit at the provider", func() bool { return A.Docs.Status().Pending == 0 })
+	bOffline.Store(false)
+	B.Docs.Kick()
+	want := note{Type: "note", Text: "text from B", Title: "title from A", Flags: []string{`\Flagged`, `\Seen`}}
+	for _, dev := range []*daemon.Account{A, B} {
+		testenv.Eventually(t, 20*time.Second, "merged note on both devices", func() bool {
+			n, ok := getNote(dev, "note1")
+			return ok && fmt.Sprint(n) == fmt.Sprint(want)
+		})
+	}
+	testenv.Eventually(t, 10*time.Second, "B's offline note on A", func() bool {
+		n, ok := getNote(A, "offline-note")
+		return ok && n.Text == "written offline on B"
+	})
+
+	// A deletion on one device wins over an edit on the other.
+	waitSynced(t, A, B)
+	bOffline.Store(true)
+	if err := A.Docs.Delete("offline-note"); err != nil {
+		t.Fatal(err)
+	}
+	putNote(t, B, "offline-note", note{Type: "note", Text: "edited while deleted"})
+	testenv.Eventually(t, 10*time.Second, "A's delete at the provider", func() bool { return A.Docs.Status().Pending == 0 })
+	bOffline.Store(false)
+	B.Docs.Kick()
+	for _, dev := range []*daemon.Account{A, B} {
+		testenv.Eventually(t, 20*time.Second, "deletion on both devices", func() bool {
+			_, err := dev.Docs.Get("offline-note")
+			return errors.Is(err, docsync.ErrNotFound)
+		})
+	}
+}
+
+func waitSynced(t *testing.T, as ...*daemon.Account) {
+	t.Helper()
+	for _, a := range as {
+		a.Docs.Kick()
+		testenv.Eventually(t, 20*time.Second, "sync of "+a.Address, func() bool {
+			s := a.Docs.Status()
+			return s.Pending == 0 && !s.Syncing && s.LastError == ""
+		})
+	}
+	// Both at the provider's latest sequence.
+	testenv.Eventually(t, 20*time.Second, "same sequence", func() bool {
+		for _, a := range as {
+			if err := a.Docs.Sync(context.Background()); err != nil {
+				return false
+			}
+		}
+		s0 := as[0].Docs.Status().LastSeq
+		for _, a := range as[1:] {
+			if a.Docs.Status().LastSeq != s0 {
+				return false
+			}
+		}
+		return true
+	})
+}

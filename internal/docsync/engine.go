@@ -1,0 +1,578 @@
+// Package docsync keeps an account's documents in sync between the local
+// encrypted store and the provider (DESIGN.md "The encrypted document
+// store"; docs/sync.md). It is local-first: writes land in the local store
+// at once and are pushed when the provider is reachable. A pull applies
+// the provider's changes feed since the last sequence; a push sends dirty
+// documents with the revision they were based on; a conflict is merged
+// (Merge3, deletion wins) and pushed again. Every document from the
+// provider is authenticated against the account, its id and its revision,
+// and a revision older than one already seen is refused as a replay.
+package docsync
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Buckets of the local store used here.
+const (
+	bucketDocs  = "docs"
+	bucketState = "sync-state"
+	keySeq      = "seq"
+	pageSize    = 1000
+	pushBatch   = 500
+)
+
+// ErrNotFound is returned for a missing or deleted document.
+var ErrNotFound = errors.New("docsync: no such document")
+
+// Doc is a document as the rest of bitmaskd sees it.
+type Doc struct {
+	ID   string
+	Rev  uint64 // the provider's revision this body is based on
+	Body []byte
+}
+
+// record is what the local store keeps per document.
+type record struct {
+	Rev     uint64 `json:"r"`           // last revision known at the provider
+	Deleted bool   `json:"d,omitempty"` // tombstone (locally or remotely)
+	Body    []byte `json:"b,omitempty"` // current body
+	Base    []byte `json:"a,omitempty"` // body at Rev while Dirty (for a three-way merge)
+	BaseDel bool   `json:"ad,omitempty"`
+	Dirty   bool   `json:"x,omitempty"` // local change not yet at the provider
+	Ver     uint64 `json:"v,omitempty"` // local edit counter
+}
+
+// Remote is what the engine needs of the provider; *client.Client is it.
+type Remote interface {
+	Changes(ctx context.Context, since uint64, limit int, wait time.Duration) (*api.ChangesResponse, error)
+	Push(ctx context.Context, docs []api.DocPush) (*api.PushResponse, error)
+	Events(ctx context.Context, fn func(seq uint64)) error
+}
+
+var _ Remote = (*client.Client)(nil)
+
+// Status is what `bitmaskctl status` shows of sync.
+type Status struct {
+	LastSeq   uint64    `json:"last_seq"`
+	Pending   int       `json:"pending"`
+	LastSync  time.Time `json:"last_sync,omitzero"`
+	LastError string    `json:"last_error,omitempty"`
+	Rejected  int       `json:"rejected"`
+	Pulled    int       `json:"pulled"` // documents applied by the sync in progress
+	Syncing   bool      `json:"syncing"`
+	Online    bool      `json:"online"`
+}
+
+// Engine syncs one account.
+type Engine struct {
+	st     *store.Store
+	remote Remote
+	key    *[32]byte
+	user   string
+	log    *slog.Logger
+
+	syncMu sync.Mutex // one sync at a time
+	kick   chan struct{}
+
+	mu       sync.Mutex // guards status and onChange
+	status   Status
+	onChange []func(ids []string)
+}
+
+// New makes an engine for user (the AEAD's user binding: the account
+// address) with the document key.
+func New(st *store.Store, remote Remote, keys *seal.Keys, user string, log *slog.Logger) *Engine {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Engine{st: st, remote: remote, key: &keys.Doc, user: user, log: log, kick: make(chan struct{}, 1)}
+}
+
+// OnChange registers fn to be called with the ids of documents that a
+// pull or a merge changed.
+func (e *Engine) OnChange(fn func(ids []string)) {
+	e.mu.Lock()
+	e.onChange = append(e.onChange, fn)
+	e.mu.Unlock()
+}
+
+func (e *Engine) changed(ids []string) {
+	if len(ids) == 0 {
+		return
+	}
+	e.mu.Lock()
+	fns := append([]func([]string){}, e.onChange...)
+	e.mu.Unlock()
+	for _, fn := range fns {
+		fn(ids)
+	}
+}
+
+// Kick asks the running engine to sync soon.
+func (e *Engine) Kick() {
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+func getRecord(tx *store.Tx, id string) (*record, error) {
+	v, err := tx.Get(bucketDocs, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var r record
+	if err := json.Unmarshal(v, &r); err != nil {
+		return nil, fmt.Errorf("docsync: local record %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+func putRecord(tx *store.Tx, id string, r *record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	return tx.Put(bucketDocs, id, v)
+}
+
+// Put writes a document locally; it is pushed by the next sync.
+func (e *Engine) Put(id string, body []byte) error {
+	return e.write(id, body, false)
+}
+
+// Delete deletes a document locally (a tombstone, pushed by the next
+// sync).
+func (e *Engine) Delete(id string) error {
+	return e.write(id, nil, true)
+}
+
+func (e *Engine) write(id string, body []byte, del bool) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("docsync: invalid document id %q", id)
+	}
+	err := e.st.Update(func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil {
+			if del {
+				return nil
+			}
+			r = &record{}
+		}
+		if !r.Dirty {
+			r.Base, r.BaseDel = r.Body, r.Deleted
+			if r.Rev == 0 {
+				r.Base, r.BaseDel = nil, false
+			}
+		}
+		r.Body, r.Deleted, r.Dirty = body, del, true
+		r.Ver++
+		return putRecord(tx, id, r)
+	})
+	if err != nil {
+		return err
+	}
+	e.Kick()
+	return nil
+}
+
+// Get returns a live document.
+func (e *Engine) Get(id string) (*Doc, error) {
+	var d *Doc
+	err := e.st.View(func(tx *store.Tx) error {
+		r, err := getRecord(tx, id)
+		if err != nil {
+			return err
+		}
+		if r == nil || r.Deleted {
+			return ErrNotFound
+		}
+		d = &Doc{ID: id, Rev: r.Rev, Body: r.Body}
+		return nil
+	})
+	return d, err
+}
+
+// ForEach calls fn with every live document.
+func (e *Engine) ForEach(fn func(*Doc) error) error {
+	return e.st.View(func(tx *store.Tx) error {
+		return tx.ForEach(bucketDocs, func(id string, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("docsync: local record %s: %w", id, err)
+			}
+			if r.Deleted {
+				return nil
+			}
+			return fn(&Doc{ID: id, Rev: r.Rev, Body: r.Body})
+		})
+	})
+}
+
+// Status reports sync progress and health.
+func (e *Engine) Status() Status {
+	pending := 0
+	_ = e.st.View(func(tx *store.Tx) error {
+		return tx.ForEach(bucketDocs, func(id string, v []byte) error {
+			var r record
+			if json.Unmarshal(v, &r) == nil && r.Dirty {
+				pending++
+			}
+			return nil
+		})
+	})
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.status
+	s.Pending = pending
+	return s
+}
+
+func (e *Engine) setStatus(fn func(*Status)) {
+	e.mu.Lock()
+	fn(&e.status)
+	e.mu.Unlock()
+}
+
+func (e *Engine) lastSeq(tx *store.Tx) (uint64, error) {
+	v, err := tx.Get(bucketState, keySeq)
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return strconv.ParseUint(string(v), 10, 64)
+}
+
+// Sync pulls the provider's changes, then pushes local ones, merging
+// conflicts, until nothing is left or the provider is unreachable.
+func (e *Engine) Sync(ctx context.Context) error {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	e.setStatus(func(s *Status) { s.Syncing, s.Pulled = true, 0 })
+	err := e.sync(ctx)
+	e.setStatus(func(s *Status) {
+		s.Syncing = false
+		s.Online = err == nil
+		if err != nil {
+			s.LastError = err.Error()
+		} else {
+			s.LastError, s.LastSync = "", time.Now()
+		}
+	})
+	return err
+}
+
+func (e *Engine) sync(ctx context.Context) error {
+	for round := 0; round < 20; round++ {
+		if err := e.pull(ctx); err != nil {
+			return err
+		}
+		pushed, err := e.push(ctx)
+		if err != nil {
+			return err
+		}
+		if pushed == 0 {
+			return nil
+		}
+	}
+	return errors.New("docsync: documents still conflicting after 20 rounds")
+}
+
+func (e *Engine) pull(ctx context.Context) error {
+	for {
+		var since uint64
+		if err := e.st.View(func(tx *store.Tx) (err error) { since, err = e.lastSeq(tx); return }); err != nil {
+			return err
+		}
+		resp, err := e.remote.Changes(ctx, since, pageSize, 0)
+		if err != nil {
+			return fmt.Errorf("docsync: pull since %d: %w", since, err)
+		}
+		if resp.LastSeq < since {
+			return fmt.Errorf("docsync: provider's sequence went back from %d to %d; refusing", since, resp.LastSeq)
+		}
+		var ids []string
+		err = e.st.Update(func(tx *store.Tx) error {
+			ids = ids[:0]
+			for i := range resp.Changes {
+				ok, err := e.apply(tx, &resp.Changes[i])
+				if err != nil {
+					return err
+				}
+				if ok {
+					ids = append(ids, resp.Changes[i].ID)
+				}
+			}
+			return tx.Put(bucketState, keySeq, []byte(strconv.FormatUint(resp.LastSeq, 10)))
+		})
+		if err != nil {
+			return err
+		}
+		e.setStatus(func(s *Status) {
+			s.LastSeq = resp.LastSeq
+			s.Pulled += len(resp.Changes)
+		})
+		e.changed(ids)
+		if !resp.More {
+			return nil
+		}
+	}
+}
+
+// apply applies one document of the changes feed; it reports whether the
+// local document changed. Documents that fail authentication or replay an
+// older revision are refused (logged, counted) and change nothing.
+func (e *Engine) apply(tx *store.Tx, d *api.Doc) (bool, error) {
+	r, err := getRecord(tx, d.ID)
+	if err != nil {
+		return false, err
+	}
+	if r != nil && d.Rev <= r.Rev {
+		if d.Rev < r.Rev {
+			e.log.Warn("refusing a replayed older revision", "doc", d.ID, "rev", d.Rev, "known", r.Rev)
+			e.setStatus(func(s *Status) { s.Rejected++ })
+		}
+		return false, nil
+	}
+	body, err := seal.OpenDoc(e.key, e.user, d.ID, d.Rev, d.Deleted, d.Ciphertext)
+	if err != nil {
+		e.log.Warn("refusing a document that fails authentication", "doc", d.ID, "rev", d.Rev)
+		e.setStatus(func(s *Status) { s.Rejected++ })
+		return false, nil
+	}
+	if d.Deleted {
+		body = nil
+	}
+	if r == nil || !r.Dirty {
+		return true, putRecord(tx, d.ID, &record{Rev: d.Rev, Deleted: d.Deleted, Body: body})
+	}
+	e.merge(r, d.Rev, d.Deleted, body)
+	return true, putRecord(tx, d.ID, r)
+}
+
+// merge folds a remote revision into a dirty local record: deletion wins,
+// else Merge3. The record stays dirty, now based on the remote revision.
+func (e *Engine) merge(r *record, rev uint64, del bool, body []byte) {
+	switch {
+	case del || r.Deleted:
+		r.Body, r.Deleted = nil, true
+	default:
+		var base []byte
+		if !r.BaseDel {
+			base = r.Base
+		}
+		r.Body = Merge3(base, r.Body, body)
+	}
+	r.Rev, r.Base, r.BaseDel = rev, body, del
+	r.Ver++
+}
+
+type pending struct {
+	id   string
+	ver  uint64
+	push api.DocPush
+}
+
+func (e *Engine) push(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		var batch []pending
+		err := e.st.View(func(tx *store.Tx) error {
+			return tx.ForEach(bucketDocs, func(id string, v []byte) error {
+				if len(batch) >= pushBatch {
+					return nil
+				}
+				var r record
+				if err := json.Unmarshal(v, &r); err != nil {
+					return fmt.Errorf("docsync: local record %s: %w", id, err)
+				}
+				if !r.Dirty {
+					return nil
+				}
+				if r.Deleted && r.Rev == 0 {
+					// Created and deleted before it ever reached
+					// the provider: nothing to tell.
+					return nil
+				}
+				ct, err := seal.SealDoc(e.key, e.user, id, r.Rev+1, r.Deleted, r.Body)
+				if err != nil {
+					return err
+				}
+				batch = append(batch, pending{id: id, ver: r.Ver, push: api.DocPush{
+					ID: id, BaseRev: r.Rev, Rev: r.Rev + 1, Deleted: r.Deleted, Ciphertext: ct,
+				}})
+				return nil
+			})
+		})
+		if err != nil {
+			return total, err
+		}
+		if len(batch) == 0 {
+			return total, nil
+		}
+		docs := make([]api.DocPush, len(batch))
+		for i := range batch {
+			docs[i] = batch[i].push
+		}
+		resp, err := e.remote.Push(ctx, docs)
+		if err != nil {
+			return total, fmt.Errorf("docsync: push of %d documents: %w", len(docs), err)
+		}
+		var merged []string
+		conflicts := 0
+		err = e.st.Update(func(tx *store.Tx) error {
+			merged, conflicts = merged[:0], 0
+			for i, res := range resp.Results {
+				p := &batch[i]
+				if res.ID != p.id {
+					return fmt.Errorf("docsync: push result %d is for %q, not %q", i, res.ID, p.id)
+				}
+				r, err := getRecord(tx, p.id)
+				if err != nil {
+					return err
+				}
+				if r == nil {
+					continue
+				}
+				switch res.Status {
+				case api.PushOK:
+					if r.Ver == p.ver {
+						r.Rev, r.Dirty, r.Base, r.BaseDel = p.push.Rev, false, nil, false
+						if r.Deleted {
+							r.Body = nil
+						}
+					} else {
+						// Edited while the push was in flight: still
+						// dirty, now based on what was pushed.
+						r.Rev, r.BaseDel = p.push.Rev, p.push.Deleted
+						r.Base = nil
+						if !p.push.Deleted {
+							r.Base, _ = seal.OpenDoc(e.key, e.user, p.id, p.push.Rev, false, p.push.Ciphertext)
+						}
+					}
+				case api.PushConflict:
+					conflicts++
+					if res.Current == nil {
+						// The provider has no such document (any
+						// more): start its history afresh.
+						r.Rev = 0
+						break
+					}
+					cur := res.Current
+					if cur.ID != p.id || cur.Rev < r.Rev {
+						return fmt.Errorf("docsync: provider answered a conflict on %s with an older or foreign revision", p.id)
+					}
+					body, err := seal.OpenDoc(e.key, e.user, cur.ID, cur.Rev, cur.Deleted, cur.Ciphertext)
+					if err != nil {
+						return fmt.Errorf("docsync: provider's current revision of %s fails authentication", p.id)
+					}
+					if cur.Deleted {
+						body = nil
+					}
+					e.merge(r, cur.Rev, cur.Deleted, body)
+					merged = append(merged, p.id)
+				default:
+					return fmt.Errorf("docsync: unknown push status %q", res.Status)
+				}
+				if err := putRecord(tx, p.id, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
+		e.changed(merged)
+		total += len(batch)
+		if conflicts == len(batch) {
+			// Everything conflicted: pull before trying again so
+			// the feed catches us up.
+			return total, nil
+		}
+	}
+}
+
+// Run syncs at start, whenever the provider's notification stream says a
+// change landed, when Kick is called, and every interval; it retries with
+// backoff while the provider is unreachable. It returns when ctx ends.
+func (e *Engine) Run(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = 5 * time.Minute
+	}
+	go e.follow(ctx)
+	backoff := time.Duration(0)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-e.kick:
+		case <-timer.C:
+		}
+		if err := e.Sync(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			backoff = min(max(2*backoff, time.Second), time.Minute)
+			e.log.Info("sync failed, will retry", "in", backoff, "err", err)
+			timer.Reset(backoff)
+			continue
+		}
+		backoff = 0
+		timer.Reset(interval)
+	}
+}
+
+// follow keeps the notification stream open, reconnecting with backoff,
+// and kicks a sync for each change that is newer than what we have.
+func (e *Engine) follow(ctx context.Context) {
+	backoff := time.Duration(0)
+	for ctx.Err() == nil {
+		connected := time.Now()
+		err := e.remote.Events(ctx, func(seq uint64) {
+			e.mu.Lock()
+			have := e.status.LastSeq
+			e.mu.Unlock()
+			if seq > have {
+				e.Kick()
+			}
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(connected) > time.Minute {
+			backoff = 0
+		}
+		backoff = min(max(2*backoff, 500*time.Millisecond), 30*time.Second)
+		e.log.Debug("notification stream ended, reconnecting", "in", backoff, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		e.Kick() // catch up on what the gap may have missed
+	}
+}

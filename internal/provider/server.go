@@ -1,0 +1,758 @@
+// Package provider is leapd's HTTPS API: provider.json and the CA for
+// bootstrap, SRP accounts and sessions, the per-user encrypted document
+// store with its changes feed and notification stream, immutable blobs and
+// the nicknym key directory. docs/provider-api.md is its reference.
+package provider
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+	"github.com/bitmask-go/bitmask/pkg/srp"
+)
+
+// Config is what a provider operator sets.
+type Config struct {
+	Domain     string // mail domain, e.g. example.org
+	Name       string // display name
+	APIURL     string // public base URL of this listener, e.g. https://api.example.org:4430
+	Enrollment string // open, invite or closed
+
+	SessionTTL time.Duration // default 24h
+	// Login attempts allowed per account and per client address, per
+	// minute. Zero means the defaults (10 and 60); negative disables.
+	LoginPerAccount int
+	LoginPerClient  int
+
+	Logger *slog.Logger
+}
+
+// Size limits of request bodies.
+const (
+	maxJSONBody  = 1 << 20  // signup, login, keys
+	maxPushBody  = 64 << 20 // a batch of documents
+	maxDocSize   = 8 << 20  // one document's ciphertext
+	maxPushDocs  = 5000
+	maxBlobBody  = 96 << 20 // a 64 MiB message, encrypted, with room
+	maxPageLimit = 5000
+	maxHandshake = 20000 // SRP handshakes waiting for their proof
+	handshakeTTL = 2 * time.Minute
+)
+
+var (
+	loginRe = regexp.MustCompile(`^[a-z0-9._-]{2,64}$`)
+	docIDRe = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+	blobRe  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+)
+
+// ValidLogin reports whether login is an acceptable username.
+func ValidLogin(login string) bool { return loginRe.MatchString(login) }
+
+// Server serves the provider API.
+type Server struct {
+	cfg     Config
+	store   storage.Store
+	tls     *TLSFiles
+	log     *slog.Logger
+	notify  *notifier
+	fakeKey [32]byte // makes answers for unknown logins look like real ones
+
+	perAccount, perClient *limiter
+
+	hsMu       sync.Mutex
+	handshakes map[string]*handshake
+}
+
+type handshake struct {
+	login   string
+	srv     *srp.Server // nil for an unknown login
+	A       []byte
+	expires time.Time
+}
+
+// New makes a Server over store.
+func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
+	if cfg.Domain == "" || cfg.APIURL == "" {
+		return nil, errors.New("provider: domain and API URL are required")
+	}
+	switch cfg.Enrollment {
+	case "":
+		cfg.Enrollment = api.EnrollOpen
+	case api.EnrollOpen, api.EnrollInvite, api.EnrollClosed:
+	default:
+		return nil, fmt.Errorf("provider: enrollment policy %q is not open, invite or closed", cfg.Enrollment)
+	}
+	if cfg.Name == "" {
+		cfg.Name = cfg.Domain
+	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = 24 * time.Hour
+	}
+	if cfg.LoginPerAccount == 0 {
+		cfg.LoginPerAccount = 10
+	}
+	if cfg.LoginPerClient == 0 {
+		cfg.LoginPerClient = 60
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{
+		cfg:        cfg,
+		store:      store,
+		tls:        tlsFiles,
+		log:        cfg.Logger,
+		notify:     newNotifier(),
+		perAccount: newLimiter(cfg.LoginPerAccount, time.Minute),
+		perClient:  newLimiter(cfg.LoginPerClient, time.Minute),
+		handshakes: map[string]*handshake{},
+	}
+	if _, err := rand.Read(s.fakeKey[:]); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Address is the mail address of login at this provider.
+func (s *Server) Address(login string) string { return login + "@" + s.cfg.Domain }
+
+// ProviderJSON is what /provider.json serves.
+func (s *Server) ProviderJSON() api.ProviderJSON {
+	return api.ProviderJSON{
+		Domain:            s.cfg.Domain,
+		Name:              map[string]string{"en": s.cfg.Name},
+		Languages:         []string{"en"},
+		DefaultLanguage:   "en",
+		APIURI:            s.cfg.APIURL,
+		APIVersion:        api.Version,
+		CACertURI:         strings.TrimSuffix(s.cfg.APIURL, "/") + "/ca.crt",
+		CACertFingerprint: Fingerprint(s.tls.CACert.Raw),
+		Services:          []string{"mx"},
+		EnrollmentPolicy:  s.cfg.Enrollment,
+	}
+}
+
+// TLSConfig serves the server certificate with its CA in the chain, so a
+// client that pinned the CA can verify on first contact.
+func (s *Server) TLSConfig() *tls.Config {
+	return &tls.Config{
+		Certificates: []tls.Certificate{s.tls.ServerCert},
+		MinVersion:   tls.VersionTLS12,
+	}
+}
+
+// Serve serves HTTPS on ln until ctx ends.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       5 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	go s.janitor(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(tls.NewListener(ln, s.TLSConfig())) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+		return nil
+	}
+}
+
+func (s *Server) janitor(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.hsMu.Lock()
+			for id, h := range s.handshakes {
+				if now.After(h.expires) {
+					delete(s.handshakes, id)
+				}
+			}
+			s.hsMu.Unlock()
+			if err := s.store.ExpireSessions(ctx, now); err != nil {
+				s.log.Warn("expire sessions", "err", err)
+			}
+		}
+	}
+}
+
+// Handler is the API's routing.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	v := "/" + api.Version
+	mux.HandleFunc("GET /provider.json", s.handleProviderJSON)
+	mux.HandleFunc("GET /ca.crt", s.handleCA)
+	mux.HandleFunc("POST "+v+"/users", s.handleSignup)
+	mux.HandleFunc("POST "+v+"/sessions", s.handleLoginStart)
+	mux.HandleFunc("POST "+v+"/sessions/{handshake}", s.handleLoginFinish)
+	mux.HandleFunc("DELETE "+v+"/sessions/current", s.auth(s.handleLogout))
+	mux.HandleFunc("PUT "+v+"/users/self", s.auth(s.handlePasswd))
+	mux.HandleFunc("GET "+v+"/users/self/secret", s.auth(s.handleSecret))
+	mux.HandleFunc("POST "+v+"/docs", s.auth(s.handlePush))
+	mux.HandleFunc("GET "+v+"/docs/changes", s.auth(s.handleChanges))
+	mux.HandleFunc("GET "+v+"/docs/{id}", s.auth(s.handleGetDoc))
+	mux.HandleFunc("PUT "+v+"/blobs/{id}", s.auth(s.handlePutBlob))
+	mux.HandleFunc("GET "+v+"/blobs/{id}", s.auth(s.handleGetBlob))
+	mux.HandleFunc("GET "+v+"/events", s.auth(s.handleEvents))
+	mux.HandleFunc("PUT "+v+"/keys", s.auth(s.handlePutKey))
+	mux.HandleFunc("GET "+v+"/keys", s.handleGetKey)
+	return mux
+}
+
+// --- helpers
+
+type ctxKey struct{}
+
+type authed struct {
+	login     string
+	tokenHash []byte
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
+	writeJSON(w, status, api.Error{Error: msg, Code: code})
+}
+
+// readJSON decodes exactly one JSON value of at most limit bytes.
+func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeErr(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
+			return false
+		}
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "malformed JSON: "+err.Error())
+		return false
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "malformed JSON: trailing data after the value")
+		return false
+	}
+	return true
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func hashToken(tok string) []byte {
+	sum := sha256.Sum256([]byte(tok))
+	return sum[:]
+}
+
+func (s *Server) auth(h func(http.ResponseWriter, *http.Request, authed)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || tok == "" || len(tok) > 256 {
+			writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "missing bearer token")
+			return
+		}
+		th := hashToken(tok)
+		se, err := s.store.Session(r.Context(), th)
+		if err != nil || time.Now().After(se.Expires) {
+			writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "invalid or expired session")
+			return
+		}
+		h(w, r, authed{login: se.Login, tokenHash: th})
+	}
+}
+
+func (s *Server) internal(w http.ResponseWriter, what string, err error) {
+	s.log.Error("provider: "+what, "err", err)
+	writeErr(w, http.StatusInternalServerError, api.CodeInternal, "internal error")
+}
+
+// --- bootstrap
+
+func (s *Server) handleProviderJSON(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.ProviderJSON())
+}
+
+func (s *Server) handleCA(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/x-pem-file")
+	_, _ = w.Write(s.tls.CACertPEM)
+}
+
+// --- accounts
+
+func validCredentials(salt, verifier []byte, kdf seal.KDFParams, wrapped []byte) error {
+	switch {
+	case len(salt) < 16 || len(salt) > 64:
+		return errors.New("srp_salt must be 16 to 64 bytes")
+	case len(verifier) == 0 || len(verifier) > 512:
+		return errors.New("srp_verifier must be 1 to 512 bytes")
+	case len(wrapped) < 32 || len(wrapped) > 256:
+		return errors.New("wrapped_secret must be 32 to 256 bytes")
+	}
+	if err := kdf.Validate(); err != nil {
+		return fmt.Errorf("kdf: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
+	var req api.SignupRequest
+	if !readJSON(w, r, maxJSONBody, &req) {
+		return
+	}
+	if !ValidLogin(req.Login) {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "login must be 2 to 64 of a-z, 0-9, '-', '_', '.'")
+		return
+	}
+	if err := validCredentials(req.SRPSalt, req.SRPVerifier, req.KDF, req.WrappedSecret); err != nil {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		return
+	}
+	invite := ""
+	switch s.cfg.Enrollment {
+	case api.EnrollClosed:
+		writeErr(w, http.StatusForbidden, api.CodeEnrollment, "this provider does not accept signups")
+		return
+	case api.EnrollInvite:
+		if req.InviteCode == "" {
+			writeErr(w, http.StatusForbidden, api.CodeEnrollment, "an invite code is required")
+			return
+		}
+		invite = req.InviteCode
+	}
+	if !s.perClient.allow("signup " + clientAddr(r)) {
+		writeErr(w, http.StatusTooManyRequests, api.CodeRateLimited, "too many attempts, try again later")
+		return
+	}
+	u := &storage.User{
+		Login: req.Login, SRPSalt: req.SRPSalt, SRPVerifier: req.SRPVerifier,
+		KDF: req.KDF, WrappedSecret: req.WrappedSecret, Created: time.Now().UTC(),
+	}
+	switch err := s.store.CreateUser(r.Context(), u, invite); {
+	case errors.Is(err, storage.ErrExists):
+		writeErr(w, http.StatusConflict, api.CodeExists, "that login is taken")
+		return
+	case errors.Is(err, storage.ErrInviteInvalid):
+		writeErr(w, http.StatusForbidden, api.CodeEnrollment, "invite code invalid or already used")
+		return
+	case err != nil:
+		s.internal(w, "signup", err)
+		return
+	}
+	token, se, err := s.newSession(r.Context(), req.Login)
+	if err != nil {
+		s.internal(w, "session", err)
+		return
+	}
+	s.log.Info("signup", "login", req.Login)
+	writeJSON(w, http.StatusCreated, api.SignupResponse{
+		Login: req.Login, Address: s.Address(req.Login), Token: token, Expires: se.Expires,
+	})
+}
+
+func (s *Server) fakeBytes(label, login string, n int) []byte {
+	m := hmac.New(sha256.New, s.fakeKey[:])
+	m.Write([]byte(label + "\x00" + login))
+	return m.Sum(nil)[:n]
+}
+
+func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
+	var req api.LoginStartRequest
+	if !readJSON(w, r, maxJSONBody, &req) {
+		return
+	}
+	if !ValidLogin(req.Login) {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid login")
+		return
+	}
+	if !s.perAccount.allow(req.Login) || !s.perClient.allow("login "+clientAddr(r)) {
+		writeErr(w, http.StatusTooManyRequests, api.CodeRateLimited, "too many login attempts, try again later")
+		return
+	}
+	p := srp.DefaultParams()
+	u, err := s.store.User(r.Context(), req.Login)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.internal(w, "login", err)
+		return
+	}
+	var resp api.LoginStartResponse
+	h := &handshake{login: req.Login, expires: time.Now().Add(handshakeTTL)}
+	if u != nil {
+		srv, err := srp.NewServer(p, []byte(u.Login), u.SRPSalt, u.SRPVerifier)
+		if err != nil {
+			s.internal(w, "srp", err)
+			return
+		}
+		h.srv = srv
+		resp = api.LoginStartResponse{SRPSalt: u.SRPSalt, B: srv.B(), KDF: u.KDF}
+	} else {
+		// An unknown login gets an answer shaped like a real one, with
+		// salts that stay the same across attempts, so logins cannot
+		// be enumerated here; the proof then fails.
+		kdf, err := seal.DefaultKDFParams()
+		if err != nil {
+			s.internal(w, "kdf", err)
+			return
+		}
+		kdf.Salt = s.fakeBytes("kdf", req.Login, 16)
+		salt := s.fakeBytes("srp", req.Login, 16)
+		srv, err := srp.NewServer(p, []byte(req.Login), salt, p.Verifier(s.fakeBytes("x", req.Login, 32)))
+		if err != nil {
+			s.internal(w, "srp", err)
+			return
+		}
+		resp = api.LoginStartResponse{SRPSalt: salt, B: srv.B(), KDF: kdf}
+	}
+	// A is checked at the proof; reject the obviously bad now.
+	if len(req.A) == 0 || len(req.A) > 1024 {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid A")
+		return
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		s.internal(w, "rand", err)
+		return
+	}
+	resp.Handshake = hex.EncodeToString(id)
+	h.A = append([]byte(nil), req.A...)
+	s.hsMu.Lock()
+	if len(s.handshakes) >= maxHandshake {
+		s.hsMu.Unlock()
+		writeErr(w, http.StatusServiceUnavailable, api.CodeRateLimited, "too many logins in progress, try again")
+		return
+	}
+	s.handshakes[resp.Handshake] = h
+	s.hsMu.Unlock()
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("handshake")
+	var req api.LoginFinishRequest
+	if !readJSON(w, r, maxJSONBody, &req) {
+		return
+	}
+	s.hsMu.Lock()
+	h := s.handshakes[id]
+	delete(s.handshakes, id) // one proof per handshake
+	s.hsMu.Unlock()
+	if h == nil || time.Now().After(h.expires) {
+		writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "unknown or expired login handshake")
+		return
+	}
+	if h.srv == nil {
+		writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "wrong login or password")
+		return
+	}
+	m2, err := h.srv.Verify(h.A, req.M1)
+	if err != nil {
+		s.log.Info("login failed", "login", h.login, "client", clientAddr(r))
+		writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "wrong login or password")
+		return
+	}
+	u, err := s.store.User(r.Context(), h.login)
+	if err != nil {
+		s.internal(w, "login", err)
+		return
+	}
+	token, se, err := s.newSession(r.Context(), h.login)
+	if err != nil {
+		s.internal(w, "session", err)
+		return
+	}
+	s.log.Info("login", "login", h.login)
+	writeJSON(w, http.StatusOK, api.LoginFinishResponse{
+		M2: m2, Token: token, Expires: se.Expires, Address: s.Address(h.login), WrappedSecret: u.WrappedSecret,
+	})
+}
+
+func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, a authed) {
+	if err := s.store.DeleteSession(r.Context(), a.tokenHash); err != nil {
+		s.internal(w, "logout", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handlePasswd(w http.ResponseWriter, r *http.Request, a authed) {
+	var req api.Credentials
+	if !readJSON(w, r, maxJSONBody, &req) {
+		return
+	}
+	if err := validCredentials(req.SRPSalt, req.SRPVerifier, req.KDF, req.WrappedSecret); err != nil {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		return
+	}
+	if err := s.store.UpdateCredentials(r.Context(), a.login, req, a.tokenHash); err != nil {
+		s.internal(w, "password change", err)
+		return
+	}
+	s.log.Info("password changed", "login", a.login)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleSecret(w http.ResponseWriter, r *http.Request, a authed) {
+	u, err := s.store.User(r.Context(), a.login)
+	if err != nil {
+		s.internal(w, "secret", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.SecretResponse{KDF: u.KDF, WrappedSecret: u.WrappedSecret})
+}
+
+// --- documents
+
+func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
+	var req api.PushRequest
+	if !readJSON(w, r, maxPushBody, &req) {
+		return
+	}
+	if len(req.Docs) == 0 || len(req.Docs) > maxPushDocs {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("a push carries 1 to %d documents", maxPushDocs))
+		return
+	}
+	for _, d := range req.Docs {
+		if !docIDRe.MatchString(d.ID) {
+			writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid document id")
+			return
+		}
+		if len(d.Ciphertext) == 0 || len(d.Ciphertext) > maxDocSize {
+			writeErr(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("document %s: ciphertext must be 1 to %d bytes", d.ID, maxDocSize))
+			return
+		}
+	}
+	res, err := s.store.PushDocs(r.Context(), a.login, req.Docs)
+	if err != nil {
+		s.internal(w, "push", err)
+		return
+	}
+	var last uint64
+	for _, x := range res {
+		last = max(last, x.Seq)
+	}
+	if last > 0 {
+		s.notify.notify(a.login, last)
+	}
+	writeJSON(w, http.StatusOK, api.PushResponse{Results: res})
+}
+
+func queryUint(q url.Values, name string, def uint64) (uint64, error) {
+	v := q.Get(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s must be a non-negative integer", name)
+	}
+	return n, nil
+}
+
+func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, a authed) {
+	q := r.URL.Query()
+	since, err := queryUint(q, "since", 0)
+	if err == nil {
+		var limit, wait uint64
+		if limit, err = queryUint(q, "limit", 1000); err == nil {
+			if wait, err = queryUint(q, "wait", 0); err == nil {
+				s.changes(w, r, a, since, int(min(max(limit, 1), maxPageLimit)), time.Duration(min(wait, 120))*time.Second)
+				return
+			}
+		}
+	}
+	writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+}
+
+func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since uint64, limit int, wait time.Duration) {
+	// Long poll: subscribe before looking, so a change that lands in
+	// between still wakes us.
+	var wake chan uint64
+	if wait > 0 {
+		ch, cancel := s.notify.subscribe(a.login)
+		defer cancel()
+		wake = ch
+	}
+	for {
+		docs, last, more, err := s.store.Changes(r.Context(), a.login, since, limit)
+		if err != nil {
+			s.internal(w, "changes", err)
+			return
+		}
+		if len(docs) > 0 || wait <= 0 {
+			if docs == nil {
+				docs = []api.Doc{}
+			}
+			writeJSON(w, http.StatusOK, api.ChangesResponse{Changes: docs, LastSeq: last, More: more})
+			return
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-wake:
+			t.Stop()
+		case <-t.C:
+			wait = 0
+		case <-r.Context().Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
+func (s *Server) handleGetDoc(w http.ResponseWriter, r *http.Request, a authed) {
+	id := r.PathValue("id")
+	if !docIDRe.MatchString(id) {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid document id")
+		return
+	}
+	d, err := s.store.Doc(r.Context(), a.login, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no such document")
+		return
+	} else if err != nil {
+		s.internal(w, "get doc", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// --- blobs
+
+func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, a authed) {
+	id := r.PathValue("id")
+	if !blobRe.MatchString(id) {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "a blob id is 64 lowercase hex characters")
+		return
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBlobBody))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			writeErr(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, "blob too large")
+			return
+		}
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "reading blob: "+err.Error())
+		return
+	}
+	if len(data) == 0 {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "empty blob")
+		return
+	}
+	if err := s.store.PutBlob(r.Context(), a.login, id, data); err != nil {
+		s.internal(w, "put blob", err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request, a authed) {
+	id := r.PathValue("id")
+	if !blobRe.MatchString(id) {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "a blob id is 64 lowercase hex characters")
+		return
+	}
+	data, err := s.store.Blob(r.Context(), a.login, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no such blob")
+		return
+	} else if err != nil {
+		s.internal(w, "get blob", err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/octet-stream")
+	_, _ = w.Write(data)
+}
+
+// --- notification stream
+
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, a authed) {
+	ch, cancel := s.notify.subscribe(a.login)
+	defer cancel()
+	seq, err := s.store.LastSeq(r.Context(), a.login)
+	if err != nil {
+		s.internal(w, "events", err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	_ = rc.SetReadDeadline(time.Time{})
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	send := func(seq uint64) error {
+		b, _ := json.Marshal(api.Event{Seq: seq})
+		if _, err := fmt.Fprintf(w, "event: change\ndata: %s\n\n", b); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if send(seq) != nil {
+		return
+	}
+	heartbeat := time.NewTicker(15 * time.Second)
+	defer heartbeat.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case seq := <-ch:
+			if send(seq) != nil {
+				return
+			}
+		case <-heartbeat.C:
+			if _, err := io.WriteString(w, ": keepalive\n\n"); err != nil || rc.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+func (s *Server) newSession(ctx context.Context, login string) (string, *storage.Session, error) {
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return "", nil, err
+	}
+	token := hex.EncodeToString(tok)
+	se := &storage.Session{TokenHash: hashToken(token), Login: login, Expires: time.Now().Add(s.cfg.SessionTTL).UTC()}
+	if err := s.store.CreateSession(ctx, se); err != nil {
+		return "", nil, err
+	}
+	return token, se, nil
+}

@@ -1,0 +1,410 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/bitmask-go/bitmask/internal/api"
+)
+
+// Bucket layout of the bbolt store:
+//
+//	users/LOGIN            -> User (JSON)
+//	sessions/SHA256(token) -> Session (JSON)
+//	invites/CODE           -> "" (present while unused)
+//	keys/ADDRESS           -> armored public key
+//	u/LOGIN/docs/ID        -> api.Doc (JSON, with its Seq)
+//	u/LOGIN/seq/SEQ(BE64)  -> ID (only the latest seq of each doc)
+//	u/LOGIN/blobs/ID       -> ciphertext
+var (
+	bUsers    = []byte("users")
+	bSessions = []byte("sessions")
+	bInvites  = []byte("invites")
+	bKeys     = []byte("keys")
+	bUser     = []byte("u")
+	bDocs     = []byte("docs")
+	bSeq      = []byte("seq")
+	bBlobs    = []byte("blobs")
+)
+
+// Bolt is the embedded Store on a bbolt file.
+type Bolt struct {
+	db *bolt.DB
+}
+
+var _ Store = (*Bolt)(nil)
+
+// OpenBolt opens (creating if needed) the store at path. It fails after a
+// second if another process holds the file.
+func OpenBolt(path string) (*Bolt, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bUsers, bSessions, bInvites, bKeys, bUser} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("storage: init: %w", err)
+	}
+	return &Bolt{db: db}, nil
+}
+
+// Close closes the file.
+func (s *Bolt) Close() error { return s.db.Close() }
+
+func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
+	v, err := json.Marshal(u)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		users := tx.Bucket(bUsers)
+		if users.Get([]byte(u.Login)) != nil {
+			return ErrExists
+		}
+		if invite != "" {
+			inv := tx.Bucket(bInvites)
+			if inv.Get([]byte(invite)) == nil {
+				return ErrInviteInvalid
+			}
+			if err := inv.Delete([]byte(invite)); err != nil {
+				return err
+			}
+		}
+		ub, err := tx.Bucket(bUser).CreateBucketIfNotExists([]byte(u.Login))
+		if err != nil {
+			return err
+		}
+		for _, b := range [][]byte{bDocs, bSeq, bBlobs} {
+			if _, err := ub.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return users.Put([]byte(u.Login), v)
+	})
+}
+
+func (s *Bolt) User(ctx context.Context, login string) (*User, error) {
+	var u User
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bUsers).Get([]byte(login))
+		if v == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(v, &u)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &u, nil
+}
+
+func (s *Bolt) UpdateCredentials(ctx context.Context, login string, c api.Credentials, keep []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		users := tx.Bucket(bUsers)
+		v := users.Get([]byte(login))
+		if v == nil {
+			return ErrNotFound
+		}
+		var u User
+		if err := json.Unmarshal(v, &u); err != nil {
+			return err
+		}
+		u.SRPSalt, u.SRPVerifier, u.KDF, u.WrappedSecret = c.SRPSalt, c.SRPVerifier, c.KDF, c.WrappedSecret
+		nv, err := json.Marshal(&u)
+		if err != nil {
+			return err
+		}
+		if err := users.Put([]byte(login), nv); err != nil {
+			return err
+		}
+		// End the user's other sessions: whoever held them knew the old
+		// password, not necessarily the new one.
+		sess := tx.Bucket(bSessions)
+		var drop [][]byte
+		err = sess.ForEach(func(k, v []byte) error {
+			var se Session
+			if json.Unmarshal(v, &se) == nil && se.Login == login && !bytes.Equal(k, keep) {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := sess.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (s *Bolt) AddInvite(ctx context.Context, code string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bInvites).Put([]byte(code), []byte{})
+	})
+}
+
+func (s *Bolt) CreateSession(ctx context.Context, se *Session) error {
+	v, err := json.Marshal(se)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bSessions).Put(se.TokenHash, v)
+	})
+}
+
+func (s *Bolt) Session(ctx context.Context, tokenHash []byte) (*Session, error) {
+	var se Session
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bSessions).Get(tokenHash)
+		if v == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(v, &se)
+	})
+	if err != nil {
+		return nil, err
+	}
+	se.TokenHash = tokenHash
+	return &se, nil
+}
+
+func (s *Bolt) DeleteSession(ctx context.Context, tokenHash []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bSessions).Delete(tokenHash)
+	})
+}
+
+func (s *Bolt) ExpireSessions(ctx context.Context, now time.Time) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		sess := tx.Bucket(bSessions)
+		var drop [][]byte
+		err := sess.ForEach(func(k, v []byte) error {
+			var se Session
+			if json.Unmarshal(v, &se) != nil || se.Expires.Before(now) {
+				drop = append(drop, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range drop {
+			if err := sess.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func userBucket(tx *bolt.Tx, login string) (*bolt.Bucket, error) {
+	ub := tx.Bucket(bUser).Bucket([]byte(login))
+	if ub == nil {
+		return nil, ErrNotFound
+	}
+	return ub, nil
+}
+
+func seqKey(seq uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], seq)
+	return k[:]
+}
+
+func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) ([]api.PushResult, error) {
+	results := make([]api.PushResult, len(docs))
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		db, sb := ub.Bucket(bDocs), ub.Bucket(bSeq)
+		for i, p := range docs {
+			var cur api.Doc
+			if v := db.Get([]byte(p.ID)); v != nil {
+				if err := json.Unmarshal(v, &cur); err != nil {
+					return fmt.Errorf("storage: doc %s: %w", p.ID, err)
+				}
+			}
+			if p.BaseRev != cur.Rev || p.Rev != p.BaseRev+1 {
+				c := cur
+				r := api.PushResult{ID: p.ID, Status: api.PushConflict, Rev: cur.Rev}
+				if cur.Rev > 0 {
+					r.Current = &c
+				}
+				results[i] = r
+				continue
+			}
+			seq, err := ub.NextSequence()
+			if err != nil {
+				return err
+			}
+			if cur.Seq != 0 {
+				if err := sb.Delete(seqKey(cur.Seq)); err != nil {
+					return err
+				}
+			}
+			nd := api.Doc{ID: p.ID, Rev: p.Rev, Deleted: p.Deleted, Ciphertext: p.Ciphertext, Seq: seq}
+			v, err := json.Marshal(&nd)
+			if err != nil {
+				return err
+			}
+			if err := db.Put([]byte(p.ID), v); err != nil {
+				return err
+			}
+			if err := sb.Put(seqKey(seq), []byte(p.ID)); err != nil {
+				return err
+			}
+			results[i] = api.PushResult{ID: p.ID, Status: api.PushOK, Rev: p.Rev, Seq: seq}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit int) ([]api.Doc, uint64, bool, error) {
+	var (
+		out     []api.Doc
+		lastSeq = since
+		more    bool
+	)
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		db := ub.Bucket(bDocs)
+		c := ub.Bucket(bSeq).Cursor()
+		for k, id := c.Seek(seqKey(since + 1)); k != nil; k, id = c.Next() {
+			if len(out) >= limit {
+				more = true
+				break
+			}
+			var d api.Doc
+			v := db.Get(id)
+			if v == nil {
+				return fmt.Errorf("storage: seq index points at missing doc")
+			}
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			out = append(out, d)
+			lastSeq = binary.BigEndian.Uint64(k)
+		}
+		if !more {
+			// Report the user's current sequence so a device that is
+			// up to date learns it is.
+			if s := ub.Sequence(); s > lastSeq {
+				lastSeq = s
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, 0, false, err
+	}
+	return out, lastSeq, more, nil
+}
+
+func (s *Bolt) Doc(ctx context.Context, login, id string) (*api.Doc, error) {
+	var d api.Doc
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		v := ub.Bucket(bDocs).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		return json.Unmarshal(v, &d)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &d, nil
+}
+
+func (s *Bolt) LastSeq(ctx context.Context, login string) (uint64, error) {
+	var seq uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		seq = ub.Sequence()
+		return nil
+	})
+	return seq, err
+}
+
+func (s *Bolt) PutBlob(ctx context.Context, login, id string, data []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		b := ub.Bucket(bBlobs)
+		if b.Get([]byte(id)) != nil {
+			return nil
+		}
+		return b.Put([]byte(id), data)
+	})
+}
+
+func (s *Bolt) Blob(ctx context.Context, login, id string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		v := ub.Bucket(bBlobs).Get([]byte(id))
+		if v == nil {
+			return ErrNotFound
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Bolt) PutKey(ctx context.Context, address string, armored []byte) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bKeys).Put([]byte(address), armored)
+	})
+}
+
+func (s *Bolt) Key(ctx context.Context, address string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bKeys).Get([]byte(address))
+		if v == nil {
+			return ErrNotFound
+		}
+		out = append([]byte(nil), v...)
+		return nil
+	})
+	return out, err
+}

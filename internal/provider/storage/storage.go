@@ -1,0 +1,83 @@
+// Package storage is leapd's persistence: accounts, sessions, invites, the
+// per-user encrypted document store with its change sequence, blobs and
+// the nicknym key directory. Store is the interface the provider builds on;
+// Bolt (bbolt) is the embedded default. A provider that outgrows one
+// machine implements Store on another engine.
+//
+// Nothing in here is secret from the provider's point of view: documents
+// and blobs are ciphertext made on the user's devices, verifiers are SRP
+// verifiers, and session tokens are kept only as SHA-256 hashes.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Errors a Store returns.
+var (
+	ErrNotFound      = errors.New("storage: not found")
+	ErrExists        = errors.New("storage: already exists")
+	ErrInviteInvalid = errors.New("storage: invite code invalid or used")
+)
+
+// User is an account.
+type User struct {
+	Login         string         `json:"login"`
+	SRPSalt       []byte         `json:"srp_salt"`
+	SRPVerifier   []byte         `json:"srp_verifier"`
+	KDF           seal.KDFParams `json:"kdf"`
+	WrappedSecret []byte         `json:"wrapped_secret"`
+	Created       time.Time      `json:"created"`
+}
+
+// Session is a login session; the token itself is never stored.
+type Session struct {
+	TokenHash []byte    `json:"-"`
+	Login     string    `json:"login"`
+	Expires   time.Time `json:"expires"`
+}
+
+// Store is leapd's storage. Every per-user method takes the login of the
+// authenticated user; an implementation never lets one user's call reach
+// another user's data.
+type Store interface {
+	// CreateUser stores a new account. With a non-empty invite code the
+	// code is consumed in the same transaction.
+	CreateUser(ctx context.Context, u *User, invite string) error
+	User(ctx context.Context, login string) (*User, error)
+	// UpdateCredentials replaces verifier, KDF parameters and wrapped
+	// secret atomically and ends every session of the user but keep.
+	UpdateCredentials(ctx context.Context, login string, c api.Credentials, keep []byte) error
+
+	AddInvite(ctx context.Context, code string) error
+
+	CreateSession(ctx context.Context, s *Session) error
+	Session(ctx context.Context, tokenHash []byte) (*Session, error)
+	DeleteSession(ctx context.Context, tokenHash []byte) error
+	// ExpireSessions removes sessions that expired before now.
+	ExpireSessions(ctx context.Context, now time.Time) error
+
+	// PushDocs applies a batch in one transaction: each document whose
+	// base revision is current is stored, the others are conflicts.
+	PushDocs(ctx context.Context, login string, docs []api.DocPush) ([]api.PushResult, error)
+	// Changes returns the latest revision of each document changed
+	// after since, at most limit of them, in sequence order.
+	Changes(ctx context.Context, login string, since uint64, limit int) (changes []api.Doc, lastSeq uint64, more bool, err error)
+	Doc(ctx context.Context, login, id string) (*api.Doc, error)
+	LastSeq(ctx context.Context, login string) (uint64, error)
+
+	// PutBlob stores an immutable blob; storing an existing id again is
+	// a no-op.
+	PutBlob(ctx context.Context, login, id string, data []byte) error
+	Blob(ctx context.Context, login, id string) ([]byte, error)
+
+	PutKey(ctx context.Context, address string, armored []byte) error
+	Key(ctx context.Context, address string) ([]byte, error)
+
+	Close() error
+}

@@ -1,0 +1,275 @@
+// Package testenv starts the real parts of the system on loopback for
+// tests: a leapd provider on a kernel-chosen port, and bitmaskd daemons
+// with their own data directories. It also records HTTP traffic so tests
+// can check what crossed the wire.
+package testenv
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Domain is the test provider's mail domain.
+const Domain = "example.test"
+
+// Provider is a running leapd.
+type Provider struct {
+	*provider.Instance
+	Dir         string
+	URL         string // https://127.0.0.1:PORT
+	Fingerprint string
+	Addr        string
+	cancel      context.CancelFunc
+	done        chan error
+}
+
+// Ref is how a daemon finds this provider.
+func (p *Provider) Ref() daemon.ProviderRef {
+	return daemon.ProviderRef{URL: p.URL, Fingerprint: p.Fingerprint}
+}
+
+// Options adjust StartProvider.
+type Options struct {
+	Config provider.Config
+	// WrapStore lets a test stand a hostile or failing storage in front
+	// of the real one.
+	WrapStore func(storage.Store) storage.Store
+	Dir       string // reuse a data directory (restart)
+	Addr      string // reuse an address (restart)
+}
+
+// Logger is a quiet logger for tests (warnings and errors only).
+func Logger(t testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(bytes.TrimRight(p, "\n")))
+	return len(p), nil
+}
+
+// StartProvider starts leapd on 127.0.0.1 and stops it when the test ends.
+func StartProvider(t testing.TB, o Options) *Provider {
+	t.Helper()
+	addr := o.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	var ln net.Listener
+	var err error
+	for i := 0; i < 50; i++ { // a restart may race the old socket's close
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := o.Dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	cfg := o.Config
+	if cfg.Domain == "" {
+		cfg.Domain = Domain
+	}
+	cfg.APIURL = "https://" + ln.Addr().String()
+	if cfg.Logger == nil {
+		cfg.Logger = Logger(t)
+	}
+	if cfg.LoginPerClient == 0 {
+		cfg.LoginPerClient = 10000
+	}
+	in, err := provider.Open(dir, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.WrapStore != nil {
+		in.Store = o.WrapStore(in.Store)
+		srv, err := provider.New(cfg, in.Store, in.TLSFiles())
+		if err != nil {
+			t.Fatal(err)
+		}
+		in.Server = srv
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Provider{
+		Instance: in, Dir: dir, URL: cfg.APIURL, Addr: ln.Addr().String(),
+		Fingerprint: in.ProviderJSON().CACertFingerprint, cancel: cancel, done: make(chan error, 1),
+	}
+	go func() { p.done <- in.Run(ctx, ln) }()
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// Stop stops the provider (idempotent).
+func (p *Provider) Stop() {
+	if p.cancel == nil {
+		return
+	}
+	p.cancel()
+	<-p.done
+	p.cancel = nil
+}
+
+// DaemonOptions adjust NewDaemon.
+type DaemonOptions struct {
+	Dir      string
+	Recorder *Recorder
+	// Offline, if set, makes every provider request fail while it
+	// reports true (a device without network).
+	Offline func() bool
+}
+
+// NewDaemon makes a bitmaskd with cheap Argon2id parameters.
+func NewDaemon(t testing.TB, o DaemonOptions) *daemon.Daemon {
+	t.Helper()
+	dir := o.Dir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	co := client.Options{}
+	if o.Recorder != nil || o.Offline != nil {
+		co.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
+			if o.Recorder != nil {
+				rt = o.Recorder.Wrap(rt)
+			}
+			if o.Offline != nil {
+				rt = offlineRT{rt, o.Offline}
+			}
+			return rt
+		}
+	}
+	d, err := daemon.New(daemon.Config{
+		DataDir:      dir,
+		NewKDFParams: seal.FastKDFParams,
+		SyncInterval: time.Minute,
+		Client:       co,
+		Logger:       Logger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+type offlineRT struct {
+	rt      http.RoundTripper
+	offline func() bool
+}
+
+func (o offlineRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	if o.offline() {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: io.ErrUnexpectedEOF}
+	}
+	return o.rt.RoundTrip(r)
+}
+
+// Exchange is one recorded request and response.
+type Exchange struct {
+	Method, URL  string
+	ReqHeader    http.Header
+	ReqBody      []byte
+	Status       int
+	RespHeader   http.Header
+	RespBody     []byte
+	StreamedResp bool
+}
+
+// Recorder records HTTP exchanges (bodies in full, streams as far as
+// they were read).
+type Recorder struct {
+	mu        sync.Mutex
+	exchanges []*Exchange
+}
+
+// Exchanges returns what was recorded so far.
+func (r *Recorder) Exchanges() []Exchange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Exchange, len(r.exchanges))
+	for i, e := range r.exchanges {
+		out[i] = *e
+		out[i].RespBody = append([]byte(nil), e.RespBody...)
+	}
+	return out
+}
+
+// Wrap records through rt.
+func (r *Recorder) Wrap(rt http.RoundTripper) http.RoundTripper {
+	return recRT{r, rt}
+}
+
+type recRT struct {
+	r  *Recorder
+	rt http.RoundTripper
+}
+
+func (x recRT) RoundTrip(req *http.Request) (*http.Response, error) {
+	ex := &Exchange{Method: req.Method, URL: req.URL.String(), ReqHeader: req.Header.Clone()}
+	if req.Body != nil {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		ex.ReqBody = b
+		req.Body = io.NopCloser(bytes.NewReader(b))
+	}
+	resp, err := x.rt.RoundTrip(req)
+	x.r.mu.Lock()
+	x.r.exchanges = append(x.r.exchanges, ex)
+	x.r.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	ex.Status = resp.StatusCode
+	ex.RespHeader = resp.Header.Clone()
+	resp.Body = &teeBody{rc: resp.Body, r: x.r, ex: ex}
+	return resp, nil
+}
+
+type teeBody struct {
+	rc io.ReadCloser
+	r  *Recorder
+	ex *Exchange
+}
+
+func (t *teeBody) Read(p []byte) (int, error) {
+	n, err := t.rc.Read(p)
+	t.r.mu.Lock()
+	t.ex.RespBody = append(t.ex.RespBody, p[:n]...)
+	t.r.mu.Unlock()
+	return n, err
+}
+
+func (t *teeBody) Close() error { return t.rc.Close() }
+
+// Eventually polls cond until it holds or timeout passes.
+func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
