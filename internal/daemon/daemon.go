@@ -208,8 +208,10 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
-	var p *client.Provider
-	purl := ref.URL
+	var (
+		p    *client.Provider
+		purl string
+	)
 	if meta != nil && meta.Provider != nil && ref.URL == "" && ref.Fingerprint == "" {
 		p, purl = meta.Provider, meta.ProviderURL // pinned at first login
 	} else {
@@ -371,7 +373,6 @@ func (d *Daemon) Status() []AccountStatus {
 	}
 	return out
 }
-
 
 // DefaultDataDir is $XDG_DATA_HOME/bitmask, or ~/.local/share/bitmask.
 func DefaultDataDir() string {

@@ -87,19 +87,21 @@ func TestPasswordNeverOnTheWire(t *testing.T) {
 	rec := &testenv.Recorder{}
 	a := testenv.NewDaemon(t, testenv.DaemonOptions{Recorder: rec})
 	addr := "carol@" + testenv.Domain
-	acct, err := a.CreateUser(ctx(t), addr, []byte(password), p.Ref(), "")
-	if err != nil {
+	if _, err := a.CreateUser(ctx(t), addr, []byte(password), p.Ref(), ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.ChangePassword(ctx(t), addr, []byte(password), []byte(password+" 2")); err != nil {
 		t.Fatal(err)
 	}
-	_ = acct
 	if err := a.Logout(ctx(t), addr); err != nil {
 		t.Fatal(err)
 	}
-	acct, err = a.Login(ctx(t), addr, []byte(password+" 2"), daemon.ProviderRef{})
-	if err != nil {
+	// The old password no longer works; the new one does, also from
+	// the pinned provider kept on this device.
+	if _, err := a.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{}); !errors.Is(err, client.ErrWrongPassword) {
+		t.Fatalf("old password after change: %v", err)
+	}
+	if _, err := a.Login(ctx(t), addr, []byte(password+" 2"), daemon.ProviderRef{}); err != nil {
 		t.Fatal(err)
 	}
 	// The secrets derived from both passwords, in every encoding a
@@ -107,9 +109,6 @@ func TestPasswordNeverOnTheWire(t *testing.T) {
 	var secrets [][]byte
 	for _, pw := range []string{password, password + " 2"} {
 		secrets = append(secrets, []byte(pw))
-		for _, kdf := range []seal.KDFParams{} {
-			_ = kdf
-		}
 	}
 	meta, err := os.ReadFile(filepath.Join(acctDir(t, a, addr), "account.json"))
 	if err != nil {

@@ -163,36 +163,72 @@ func (e *Engine) Delete(id string) error {
 	return e.write(id, nil, true)
 }
 
-func (e *Engine) write(id string, body []byte, del bool) error {
-	if id == "" || len(id) > 128 {
-		return fmt.Errorf("docsync: invalid document id %q", id)
-	}
-	err := e.st.Update(func(tx *store.Tx) error {
-		r, err := getRecord(tx, id)
-		if err != nil {
+// PutBatch writes many documents in one local transaction.
+func (e *Engine) PutBatch(docs []Doc) error {
+	for _, d := range docs {
+		if err := checkID(d.ID); err != nil {
 			return err
 		}
-		if r == nil {
-			if del {
-				return nil
-			}
-			r = &record{}
-		}
-		if !r.Dirty {
-			r.Base, r.BaseDel = r.Body, r.Deleted
-			if r.Rev == 0 {
-				r.Base, r.BaseDel = nil, false
+	}
+	err := e.st.Update(func(tx *store.Tx) error {
+		for _, d := range docs {
+			if err := writeTx(tx, d.ID, d.Body, false); err != nil {
+				return err
 			}
 		}
-		r.Body, r.Deleted, r.Dirty = body, del, true
-		r.Ver++
-		return putRecord(tx, id, r)
+		return nil
 	})
 	if err != nil {
 		return err
 	}
 	e.Kick()
 	return nil
+}
+
+func checkID(id string) error {
+	if id == "" || len(id) > 128 {
+		return fmt.Errorf("docsync: invalid document id %q", id)
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return fmt.Errorf("docsync: invalid document id %q", id)
+		}
+	}
+	return nil
+}
+
+func (e *Engine) write(id string, body []byte, del bool) error {
+	if err := checkID(id); err != nil {
+		return err
+	}
+	err := e.st.Update(func(tx *store.Tx) error { return writeTx(tx, id, body, del) })
+	if err != nil {
+		return err
+	}
+	e.Kick()
+	return nil
+}
+
+func writeTx(tx *store.Tx, id string, body []byte, del bool) error {
+	r, err := getRecord(tx, id)
+	if err != nil {
+		return err
+	}
+	if r == nil {
+		if del {
+			return nil
+		}
+		r = &record{}
+	}
+	if !r.Dirty {
+		r.Base, r.BaseDel = r.Body, r.Deleted
+		if r.Rev == 0 {
+			r.Base, r.BaseDel = nil, false
+		}
+	}
+	r.Body, r.Deleted, r.Dirty = body, del, true
+	r.Ver++
+	return putRecord(tx, id, r)
 }
 
 // Get returns a live document.

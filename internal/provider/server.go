@@ -232,8 +232,6 @@ func (s *Server) Handler() http.Handler {
 
 // --- helpers
 
-type ctxKey struct{}
-
 type authed struct {
 	login     string
 	tokenHash []byte
