@@ -25,7 +25,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./... 
 
 run: build
-	$(BIN)/bitmaskd demo
+	$(BIN)/bitmaskd demo -data bitmask-demo
 
 clean:
 	rm -rf $(BIN)

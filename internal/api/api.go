@@ -87,6 +87,13 @@ type LoginFinishResponse struct {
 	WrappedSecret []byte    `json:"wrapped_secret"`
 }
 
+// RenewResponse is POST /1/sessions/current/renew: a fresh session that
+// replaces the one the request was made with.
+type RenewResponse struct {
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"`
+}
+
 // Credentials replaces a user's verifier and wrapped secret in one step
 // (PUT /1/users/self).
 type Credentials struct {

@@ -49,23 +49,23 @@ func NewCredentials(login string, password, secret []byte, kdf seal.KDFParams) (
 // SignupAccount creates the account with a fresh storage secret and
 // returns it.
 // The provider answers with a first session token.
-func (c *Client) SignupAccount(ctx context.Context, login string, password []byte, kdf seal.KDFParams, invite string) (secret []byte, cr *api.Credentials, token string, err error) {
+func (c *Client) SignupAccount(ctx context.Context, login string, password []byte, kdf seal.KDFParams, invite string) (secret []byte, cr *api.Credentials, token string, expires time.Time, err error) {
 	secret, err = seal.NewStorageSecret()
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", time.Time{}, err
 	}
 	cr, err = NewCredentials(login, password, secret, kdf)
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", time.Time{}, err
 	}
 	resp, err := c.Signup(ctx, &api.SignupRequest{
 		Login: login, SRPSalt: cr.SRPSalt, SRPVerifier: cr.SRPVerifier,
 		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret, InviteCode: invite,
 	})
 	if err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", time.Time{}, err
 	}
-	return secret, cr, resp.Token, nil
+	return secret, cr, resp.Token, resp.Expires, nil
 }
 
 // Session is the outcome of a login.

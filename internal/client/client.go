@@ -23,6 +23,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/api"
@@ -236,7 +237,9 @@ type Client struct {
 	base   string
 	hc     *http.Client // with a timeout
 	stream *http.Client // without, for the event stream and long polls
-	token  string
+
+	mu    sync.Mutex
+	token string
 }
 
 // New makes a client for a bootstrapped provider.
@@ -257,10 +260,28 @@ func New(p *Provider, o Options) (*Client, error) {
 }
 
 // SetToken sets the session token sent with every request.
-func (c *Client) SetToken(tok string) { c.token = tok }
+func (c *Client) SetToken(tok string) {
+	c.mu.Lock()
+	c.token = tok
+	c.mu.Unlock()
+}
 
 // Token is the current session token.
-func (c *Client) Token() string { return c.token }
+func (c *Client) Token() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
+}
+
+// Renew swaps the session for a fresh one and uses it from now on.
+func (c *Client) Renew(ctx context.Context) (time.Time, error) {
+	var out api.RenewResponse
+	if err := c.do(ctx, c.hc, http.MethodPost, "/sessions/current/renew", nil, &out); err != nil {
+		return time.Time{}, err
+	}
+	c.SetToken(out.Token)
+	return out.Expires, nil
+}
 
 func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
 	var body io.Reader
@@ -283,8 +304,8 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, i
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
 	}
-	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+	if tok := c.Token(); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -438,7 +459,7 @@ func (c *Client) Events(ctx context.Context, fn func(seq uint64)) error {
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Authorization", "Bearer "+c.Token())
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.stream.Do(req)
 	if err != nil {

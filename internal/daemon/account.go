@@ -51,7 +51,8 @@ type Account struct {
 	log    *slog.Logger
 
 	mu      sync.Mutex
-	online  bool // logged in at the provider (not an offline unlock)
+	online  bool      // logged in at the provider (not an offline unlock)
+	expires time.Time // of the provider session
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
@@ -140,8 +141,39 @@ func (a *Account) start() {
 	a.mu.Unlock()
 	go func() {
 		defer close(stopped)
+		go a.renewLoop(ctx)
 		a.Docs.Run(ctx, a.d.cfg.SyncInterval)
 	}()
+}
+
+// renewLoop renews the provider session when half of its life is gone,
+// so a daemon that runs for weeks keeps syncing without the password.
+func (a *Account) renewLoop(ctx context.Context) {
+	for {
+		a.mu.Lock()
+		online, expires := a.online, a.expires
+		a.mu.Unlock()
+		wait := time.Hour
+		if online && !expires.IsZero() {
+			wait = max(time.Until(expires)/2, time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		if !online || expires.IsZero() || time.Until(expires) > wait {
+			continue
+		}
+		exp, err := a.client.Renew(ctx)
+		if err != nil {
+			a.log.Info("session renewal failed, will retry", "err", err)
+			continue
+		}
+		a.mu.Lock()
+		a.expires = exp
+		a.mu.Unlock()
+	}
 }
 
 // stop ends syncing and closes the store.

@@ -158,7 +158,7 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 	if err != nil {
 		return nil, err
 	}
-	secret, cr, tok, err := c.SignupAccount(ctx, login, password, kdf, invite)
+	secret, cr, tok, expires, err := c.SignupAccount(ctx, login, password, kdf, invite)
 	if err != nil {
 		return nil, fmt.Errorf("signup: %w", err)
 	}
@@ -174,6 +174,7 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 	if err != nil {
 		return nil, err
 	}
+	a.expires = expires
 	if err := a.Docs.Sync(ctx); err != nil {
 		a.stop()
 		return nil, err
@@ -256,6 +257,7 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 		return nil, err
 	}
 	if online {
+		a.expires = sess.Expires
 		if err := a.Docs.Sync(ctx); err != nil {
 			a.stop()
 			return nil, err

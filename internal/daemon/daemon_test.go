@@ -17,6 +17,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/provider"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -278,4 +279,24 @@ func waitSynced(t *testing.T, as ...*daemon.Account) {
 		}
 		return true
 	})
+}
+
+// TestSessionRenewal: the daemon renews its provider session before it
+// expires, so syncing goes on past the first session's lifetime.
+func TestSessionRenewal(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{Config: provider.Config{SessionTTL: 3 * time.Second}})
+	a := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	A, err := a.CreateUser(ctx(t), "gina@"+testenv.Domain, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := A.Client().Token()
+	time.Sleep(4 * time.Second) // past the first session's expiry
+	if A.Client().Token() == first {
+		t.Fatal("session was not renewed")
+	}
+	putNote(t, A, "after-expiry", note{Type: "note", Text: "still syncing"})
+	if err := A.Docs.Sync(ctx(t)); err != nil {
+		t.Fatalf("sync after the first session expired: %v", err)
+	}
 }

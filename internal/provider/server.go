@@ -217,6 +217,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+v+"/sessions", s.handleLoginStart)
 	mux.HandleFunc("POST "+v+"/sessions/{handshake}", s.handleLoginFinish)
 	mux.HandleFunc("DELETE "+v+"/sessions/current", s.auth(s.handleLogout))
+	mux.HandleFunc("POST "+v+"/sessions/current/renew", s.auth(s.handleRenew))
 	mux.HandleFunc("PUT "+v+"/users/self", s.auth(s.handlePasswd))
 	mux.HandleFunc("GET "+v+"/users/self/secret", s.auth(s.handleSecret))
 	mux.HandleFunc("POST "+v+"/docs", s.auth(s.handlePush))
@@ -508,6 +509,21 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, a authed) 
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// handleRenew swaps a live session for a fresh one, so a daemon that runs
+// for weeks needs the password only when it starts.
+func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, a authed) {
+	token, se, err := s.newSession(r.Context(), a.login)
+	if err != nil {
+		s.internal(w, "renew", err)
+		return
+	}
+	if err := s.store.DeleteSession(r.Context(), a.tokenHash); err != nil {
+		s.internal(w, "renew", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.RenewResponse{Token: token, Expires: se.Expires})
 }
 
 func (s *Server) handlePasswd(w http.ResponseWriter, r *http.Request, a authed) {

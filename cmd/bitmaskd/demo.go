@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/provider"
+)
+
+// demo runs the whole system on this machine: an embedded leapd for a
+// local test domain, bitmaskd against it, and two demo accounts. Data is
+// kept in the demo directory, so the next run picks up where this one
+// stopped.
+func demo(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("bitmaskd demo", flag.ContinueOnError)
+	data := fs.String("data", "bitmask-demo", "demo data directory (provider and daemon)")
+	domain := fs.String("domain", "bitmask.test", "the demo provider's mail domain")
+	apiAddr := fs.String("provider", "127.0.0.1:4430", "the demo provider's API address")
+	control := fs.String("control", "127.0.0.1:7070", "control API address (loopback only)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	pln, err := daemon.ListenLoopback(*apiAddr)
+	if err != nil {
+		return fmt.Errorf("demo provider: %w", err)
+	}
+	in, err := provider.Open(filepath.Join(*data, "leapd"), provider.Config{
+		Domain: *domain, Name: "Bitmask demo provider", APIURL: "https://" + pln.Addr().String(), Logger: log,
+	})
+	if err != nil {
+		pln.Close()
+		return err
+	}
+	pctx, stopProvider := context.WithCancel(context.Background())
+	provDone := make(chan error, 1)
+	go func() { provDone <- in.Run(pctx, pln) }()
+	defer func() { stopProvider(); <-provDone }()
+
+	ddir := filepath.Join(*data, "bitmaskd")
+	d, err := daemon.New(daemon.Config{DataDir: ddir, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	tok, err := daemon.LoadOrCreateToken(ddir)
+	if err != nil {
+		return err
+	}
+	cln, err := daemon.ListenLoopback(*control)
+	if err != nil {
+		return fmt.Errorf("control API: %w", err)
+	}
+	pj := in.ProviderJSON()
+	ref := daemon.ProviderRef{URL: pj.APIURI, Fingerprint: pj.CACertFingerprint}
+	creds, err := demoPasswords(*data, *domain)
+	if err != nil {
+		cln.Close()
+		return err
+	}
+	fmt.Fprintf(stdout, "Bitmask demo: provider %s at %s\n", pj.Domain, pj.APIURI)
+	for _, c := range creds {
+		_, err := d.Login(ctx, c.Address, []byte(c.Password), ref)
+		if errors.Is(err, os.ErrNotExist) || (err != nil && strings.Contains(err.Error(), "wrong username or password")) {
+			fmt.Fprintf(stdout, "  creating demo account %s (deriving keys takes a second)...\n", c.Address)
+			_, err = d.CreateUser(ctx, c.Address, []byte(c.Password), ref, "")
+		}
+		if err != nil {
+			cln.Close()
+			return fmt.Errorf("demo account %s: %w", c.Address, err)
+		}
+	}
+	fmt.Fprintf(stdout, `
+Ready. Two demo accounts are logged in:
+`)
+	for _, c := range creds {
+		fmt.Fprintf(stdout, "  %-24s password %s\n", c.Address, c.Password)
+	}
+	fmt.Fprintf(stdout, `
+Control API: http://%s (token in %s)
+Try, in another terminal:
+  bin/bitmaskctl --data %s status
+  bin/bitmaskctl --data %s keys list %s
+
+Data is kept in %s; Ctrl-C stops everything, the next run reuses it.
+`, cln.Addr(), daemon.TokenFile(ddir), ddir, ddir, creds[0].Address, *data)
+	return d.ServeControl(ctx, cln, tok)
+}
+
+type demoCred struct {
+	Address  string `json:"address"`
+	Password string `json:"password"`
+}
+
+// demoPasswords are made on the first run and kept (0600) in the demo
+// directory, so each run logs in to the same accounts.
+func demoPasswords(dir, domain string) ([]demoCred, error) {
+	path := filepath.Join(dir, "demo-accounts.json")
+	var creds []demoCred
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if err := json.Unmarshal(b, &creds); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
+		return creds, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	for _, u := range []string{"alice", "bob"} {
+		raw := make([]byte, 6)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		creds = append(creds, demoCred{Address: u + "@" + domain, Password: u + "-" + hex.EncodeToString(raw)})
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	b, _ = json.MarshalIndent(creds, "", "  ")
+	return creds, os.WriteFile(path, b, 0o600)
+}
+
