@@ -137,4 +137,3 @@ func demoPasswords(dir, domain string) ([]demoCred, error) {
 	b, _ = json.MarshalIndent(creds, "", "  ")
 	return creds, os.WriteFile(path, b, 0o600)
 }
-
