@@ -166,9 +166,25 @@ type ChangesResponse struct {
 }
 
 // Event is what the notification stream (GET /1/events, server-sent
-// events) carries: the user's latest change sequence.
+// events) carries: the user's latest change sequence and incoming-queue
+// counter. A device acts when either is ahead of what it has seen.
 type Event struct {
-	Seq uint64 `json:"seq"`
+	Seq      uint64 `json:"seq"`
+	Incoming uint64 `json:"incoming"`
+}
+
+// IncomingItem is a message the MX accepted for the user, encrypted to
+// the user's OpenPGP key, waiting for a device to take it.
+type IncomingItem struct {
+	ID       string    `json:"id"`
+	Size     int       `json:"size"`
+	Received time.Time `json:"received"`
+}
+
+// IncomingList is GET /1/incoming: the oldest items first.
+type IncomingList struct {
+	Items []IncomingItem `json:"items"`
+	More  bool           `json:"more"`
 }
 
 // KeyRequest publishes the caller's public key (PUT /1/keys).

@@ -451,10 +451,33 @@ func (c *Client) LookupKey(ctx context.Context, address string) (*api.KeyRespons
 	return &out, nil
 }
 
-// Events follows the notification stream, calling fn with each change
-// sequence, until ctx ends or the stream breaks (then it returns the
-// error; the caller reconnects).
-func (c *Client) Events(ctx context.Context, fn func(seq uint64)) error {
+// ListIncoming lists the incoming queue, oldest first.
+func (c *Client) ListIncoming(ctx context.Context, limit int) (*api.IncomingList, error) {
+	var out api.IncomingList
+	if err := c.do(ctx, c.hc, http.MethodGet, fmt.Sprintf("/incoming?limit=%d", limit), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Incoming downloads one incoming item (an OpenPGP message).
+func (c *Client) Incoming(ctx context.Context, id string) ([]byte, error) {
+	var out []byte
+	if err := c.do(ctx, c.hc, http.MethodGet, "/incoming/"+url.PathEscape(id), nil, &out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// DeleteIncoming removes an item from the incoming queue.
+func (c *Client) DeleteIncoming(ctx context.Context, id string) error {
+	return c.do(ctx, c.hc, http.MethodDelete, "/incoming/"+url.PathEscape(id), nil, nil)
+}
+
+// Events follows the notification stream, calling fn with each event,
+// until ctx ends or the stream breaks (then it returns the error; the
+// caller reconnects).
+func (c *Client) Events(ctx context.Context, fn func(api.Event)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/events", nil)
 	if err != nil {
 		return err
@@ -475,7 +498,7 @@ func (c *Client) Events(ctx context.Context, fn func(seq uint64)) error {
 		}
 		var ev api.Event
 		if json.Unmarshal(data, &ev) == nil {
-			fn(ev.Seq)
+			fn(ev)
 		}
 	})
 }

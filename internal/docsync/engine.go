@@ -59,7 +59,7 @@ type record struct {
 type Remote interface {
 	Changes(ctx context.Context, since uint64, limit int, wait time.Duration) (*api.ChangesResponse, error)
 	Push(ctx context.Context, docs []api.DocPush) (*api.PushResponse, error)
-	Events(ctx context.Context, fn func(seq uint64)) error
+	Events(ctx context.Context, fn func(api.Event)) error
 }
 
 var _ Remote = (*client.Client)(nil)
@@ -87,9 +87,18 @@ type Engine struct {
 	syncMu sync.Mutex // one sync at a time
 	kick   chan struct{}
 
-	mu       sync.Mutex // guards status and onChange
+	mu       sync.Mutex // guards status and the hooks
 	status   Status
 	onChange []func(ids []string)
+	onEvent  []func(api.Event)
+}
+
+// OnEvent registers fn to be called with every event of the provider's
+// notification stream (the mail layer watches the incoming counter).
+func (e *Engine) OnEvent(fn func(api.Event)) {
+	e.mu.Lock()
+	e.onEvent = append(e.onEvent, fn)
+	e.mu.Unlock()
 }
 
 // New makes an engine for user (the AEAD's user binding: the account
@@ -588,12 +597,16 @@ func (e *Engine) follow(ctx context.Context) {
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		connected := time.Now()
-		err := e.remote.Events(ctx, func(seq uint64) {
+		err := e.remote.Events(ctx, func(ev api.Event) {
 			e.mu.Lock()
 			have := e.status.LastSeq
+			hooks := append([]func(api.Event){}, e.onEvent...)
 			e.mu.Unlock()
-			if seq > have {
+			if ev.Seq > have {
 				e.Kick()
+			}
+			for _, fn := range hooks {
+				fn(ev)
 			}
 		})
 		if ctx.Err() != nil {

@@ -3,6 +3,8 @@ package provider
 import (
 	"sync"
 	"time"
+
+	"github.com/bitmask-go/bitmask/internal/api"
 )
 
 // limiter is a token bucket per key: rate tokens per window, burst of
@@ -61,19 +63,20 @@ func (l *limiter) allow(key string) bool {
 // notifier wakes the event streams of a user when a change lands.
 type notifier struct {
 	mu   sync.Mutex
-	subs map[string]map[chan uint64]struct{}
+	subs map[string]map[chan api.Event]struct{}
+	last map[string]api.Event // newest event per user with a subscriber
 }
 
 func newNotifier() *notifier {
-	return &notifier{subs: map[string]map[chan uint64]struct{}{}}
+	return &notifier{subs: map[string]map[chan api.Event]struct{}{}, last: map[string]api.Event{}}
 }
 
-func (n *notifier) subscribe(login string) (chan uint64, func()) {
-	ch := make(chan uint64, 1)
+func (n *notifier) subscribe(login string) (chan api.Event, func()) {
+	ch := make(chan api.Event, 1)
 	n.mu.Lock()
 	m := n.subs[login]
 	if m == nil {
-		m = map[chan uint64]struct{}{}
+		m = map[chan api.Event]struct{}{}
 		n.subs[login] = m
 	}
 	m[ch] = struct{}{}
@@ -83,21 +86,31 @@ func (n *notifier) subscribe(login string) (chan uint64, func()) {
 		delete(n.subs[login], ch)
 		if len(n.subs[login]) == 0 {
 			delete(n.subs, login)
+			delete(n.last, login)
 		}
 		n.mu.Unlock()
 	}
 }
 
-func (n *notifier) notify(login string, seq uint64) {
+// notify wakes login's streams. seq or incoming may be zero, meaning
+// "unchanged": the event sent carries the newest value of each.
+func (n *notifier) notify(login string, seq, incoming uint64) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	ev := n.last[login]
+	ev.Seq, ev.Incoming = max(ev.Seq, seq), max(ev.Incoming, incoming)
+	if len(n.subs[login]) == 0 {
+		delete(n.last, login)
+		return
+	}
+	n.last[login] = ev
 	for ch := range n.subs[login] {
-		// Keep only the newest sequence: a slow reader needs the
-		// latest, not every one.
+		// Keep only the newest event: a slow reader needs the latest,
+		// not every one.
 		select {
 		case <-ch:
 		default:
 		}
-		ch <- seq
+		ch <- ev
 	}
 }

@@ -226,6 +226,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("PUT "+v+"/blobs/{id}", s.auth(s.handlePutBlob))
 	mux.HandleFunc("GET "+v+"/blobs/{id}", s.auth(s.handleGetBlob))
 	mux.HandleFunc("GET "+v+"/events", s.auth(s.handleEvents))
+	mux.HandleFunc("GET "+v+"/incoming", s.auth(s.handleListIncoming))
+	mux.HandleFunc("GET "+v+"/incoming/{id}", s.auth(s.handleGetIncoming))
+	mux.HandleFunc("DELETE "+v+"/incoming/{id}", s.auth(s.handleDeleteIncoming))
 	mux.HandleFunc("PUT "+v+"/keys", s.auth(s.handlePutKey))
 	mux.HandleFunc("GET "+v+"/keys", s.handleGetKey)
 	return mux
@@ -583,7 +586,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
 		last = max(last, x.Seq)
 	}
 	if last > 0 {
-		s.notify.notify(a.login, last)
+		s.notify.notify(a.login, last, 0)
 	}
 	writeJSON(w, http.StatusOK, api.PushResponse{Results: res})
 }
@@ -618,7 +621,7 @@ func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, a authed)
 func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since uint64, limit int, wait time.Duration) {
 	// Long poll: subscribe before looking, so a change that lands in
 	// between still wakes us.
-	var wake chan uint64
+	var wake chan api.Event
 	if wait > 0 {
 		ch, cancel := s.notify.subscribe(a.login)
 		defer cancel()
@@ -724,20 +727,25 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, a authed) 
 		s.internal(w, "events", err)
 		return
 	}
+	inc, err := s.store.IncomingCounter(r.Context(), a.login)
+	if err != nil {
+		s.internal(w, "events", err)
+		return
+	}
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Time{})
 	_ = rc.SetReadDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	send := func(seq uint64) error {
-		b, _ := json.Marshal(api.Event{Seq: seq})
+	send := func(ev api.Event) error {
+		b, _ := json.Marshal(ev)
 		if _, err := fmt.Fprintf(w, "event: change\ndata: %s\n\n", b); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	if send(seq) != nil {
+	if send(api.Event{Seq: seq, Incoming: inc}) != nil {
 		return
 	}
 	heartbeat := time.NewTicker(15 * time.Second)
@@ -746,8 +754,8 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, a authed) 
 		select {
 		case <-r.Context().Done():
 			return
-		case seq := <-ch:
-			if send(seq) != nil {
+		case ev := <-ch:
+			if send(ev) != nil {
 				return
 			}
 		case <-heartbeat.C:

@@ -22,6 +22,9 @@ import (
 //	u/LOGIN/docs/ID        -> api.Doc (JSON, with its Seq)
 //	u/LOGIN/seq/SEQ(BE64)  -> ID (only the latest seq of each doc)
 //	u/LOGIN/blobs/ID       -> ciphertext
+//	u/LOGIN/in/ID          -> incoming item: 8-byte BE unix nanos || ciphertext
+//	                          (ID is the 16-hex-digit queue counter, so
+//	                          the bucket is in arrival order)
 var (
 	bUsers    = []byte("users")
 	bSessions = []byte("sessions")
@@ -31,6 +34,7 @@ var (
 	bDocs     = []byte("docs")
 	bSeq      = []byte("seq")
 	bBlobs    = []byte("blobs")
+	bIn       = []byte("in")
 )
 
 // Bolt is the embedded Store on a bbolt file.
@@ -88,7 +92,7 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 		if err != nil {
 			return err
 		}
-		for _, b := range [][]byte{bDocs, bSeq, bBlobs} {
+		for _, b := range [][]byte{bDocs, bSeq, bBlobs, bIn} {
 			if _, err := ub.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -407,4 +411,110 @@ func (s *Bolt) Key(ctx context.Context, address string) ([]byte, error) {
 		return nil
 	})
 	return out, err
+}
+
+func (s *Bolt) PutIncoming(ctx context.Context, login string, data []byte) (string, uint64, error) {
+	var id string
+	var counter uint64
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		in, err := ub.CreateBucketIfNotExists(bIn)
+		if err != nil {
+			return err
+		}
+		counter, err = in.NextSequence()
+		if err != nil {
+			return err
+		}
+		id = fmt.Sprintf("%016x", counter)
+		v := make([]byte, 8+len(data))
+		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
+		copy(v[8:], data)
+		return in.Put([]byte(id), v)
+	})
+	return id, counter, err
+}
+
+func (s *Bolt) ListIncoming(ctx context.Context, login string, limit int) ([]api.IncomingItem, bool, error) {
+	var out []api.IncomingItem
+	more := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		in := ub.Bucket(bIn)
+		if in == nil {
+			return nil
+		}
+		c := in.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if len(out) >= limit {
+				more = true
+				break
+			}
+			if len(v) < 8 {
+				continue
+			}
+			out = append(out, api.IncomingItem{
+				ID: string(k), Size: len(v) - 8,
+				Received: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
+			})
+		}
+		return nil
+	})
+	return out, more, err
+}
+
+func (s *Bolt) Incoming(ctx context.Context, login, id string) ([]byte, error) {
+	var out []byte
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		in := ub.Bucket(bIn)
+		if in == nil {
+			return ErrNotFound
+		}
+		v := in.Get([]byte(id))
+		if len(v) < 8 {
+			return ErrNotFound
+		}
+		out = append([]byte(nil), v[8:]...)
+		return nil
+	})
+	return out, err
+}
+
+func (s *Bolt) DeleteIncoming(ctx context.Context, login, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		in := ub.Bucket(bIn)
+		if in == nil {
+			return nil
+		}
+		return in.Delete([]byte(id))
+	})
+}
+
+func (s *Bolt) IncomingCounter(ctx context.Context, login string) (uint64, error) {
+	var n uint64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		if in := ub.Bucket(bIn); in != nil {
+			n = in.Sequence()
+		}
+		return nil
+	})
+	return n, err
 }

@@ -76,6 +76,15 @@ type Store interface {
 	PutBlob(ctx context.Context, login, id string, data []byte) error
 	Blob(ctx context.Context, login, id string) ([]byte, error)
 
+	// PutIncoming appends an encrypted message to the user's incoming
+	// queue and returns the queue's new counter; it is durable when it
+	// returns.
+	PutIncoming(ctx context.Context, login string, data []byte) (id string, counter uint64, err error)
+	ListIncoming(ctx context.Context, login string, limit int) ([]api.IncomingItem, bool, error)
+	Incoming(ctx context.Context, login, id string) ([]byte, error)
+	DeleteIncoming(ctx context.Context, login, id string) error
+	IncomingCounter(ctx context.Context, login string) (uint64, error)
+
 	PutKey(ctx context.Context, address string, armored []byte) error
 	Key(ctx context.Context, address string) ([]byte, error)
 
