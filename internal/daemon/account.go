@@ -198,6 +198,9 @@ func (a *Account) Online() bool {
 // StorePath is the local store file.
 func (a *Account) StorePath() string { return a.store.Path() }
 
+// Store is the account's local encrypted store.
+func (a *Account) Store() *store.Store { return a.store }
+
 // Keys are the keys derived from the storage secret.
 func (a *Account) Keys() *seal.Keys { return a.keys }
 

@@ -81,6 +81,7 @@ type Engine struct {
 	st     *store.Store
 	remote Remote
 	key    *[32]byte
+	keys   *seal.Keys
 	user   string
 	log    *slog.Logger
 
@@ -107,7 +108,7 @@ func New(st *store.Store, remote Remote, keys *seal.Keys, user string, log *slog
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{st: st, remote: remote, key: &keys.Doc, user: user, log: log, kick: make(chan struct{}, 1)}
+	return &Engine{st: st, remote: remote, key: &keys.Doc, keys: keys, user: user, log: log, kick: make(chan struct{}, 1)}
 }
 
 // OnChange registers fn to be called with the ids of documents that a
@@ -238,6 +239,41 @@ func writeTx(tx *store.Tx, id string, body []byte, del bool) error {
 	r.Body, r.Deleted, r.Dirty = body, del, true
 	r.Ver++
 	return putRecord(tx, id, r)
+}
+
+// Modify reads, changes and writes back documents in one local
+// transaction: fn gets each live document's body and returns the new body,
+// or del to delete it, or keep to leave it as it is. Missing or deleted
+// documents are skipped.
+func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody []byte, del, keep bool, err error)) error {
+	changed := false
+	err := e.st.Update(func(tx *store.Tx) error {
+		for _, id := range ids {
+			r, err := getRecord(tx, id)
+			if err != nil {
+				return err
+			}
+			if r == nil || r.Deleted {
+				continue
+			}
+			nb, del, keep, err := fn(id, r.Body)
+			if err != nil {
+				return err
+			}
+			if keep {
+				continue
+			}
+			if err := writeTx(tx, id, nb, del); err != nil {
+				return err
+			}
+			changed = true
+		}
+		return nil
+	})
+	if err == nil && changed {
+		e.Kick()
+	}
+	return err
 }
 
 // Get returns a live document.
@@ -440,6 +476,9 @@ type pending struct {
 }
 
 func (e *Engine) push(ctx context.Context) (int, error) {
+	if err := e.pushBlobs(ctx); err != nil {
+		return 0, err
+	}
 	total := 0
 	for {
 		var batch []pending

@@ -1,0 +1,747 @@
+// Package mailstore is the account's mail as IMAP sees it, kept in the
+// encrypted, synced document store.
+//
+// Synced (every device has the same):
+//   - a mailbox is a document {type: "mailbox", name, special, subscribed}
+//     whose id is derived from its name, so two devices that create the
+//     same mailbox make the same document;
+//   - a message is a document {type: "message", mbox, blob, size, date,
+//     flags}; its content is an immutable blob. Moving a message changes
+//     its mbox, COPY makes a new document on the same blob, EXPUNGE
+//     deletes the document. docsync's merge gives the rules of DESIGN.md:
+//     flags merge per flag, the later placement wins, deletion wins.
+//
+// Per device (never synced): UIDs, UIDVALIDITY and UIDNEXT, and the
+// precomputed IMAP metadata of each message (an Indexer's output), in the
+// local store; in memory, a sorted UID list per mailbox, so a message is
+// found by UID or sequence number without a scan. UIDVALIDITY comes from
+// the clock and is never reused for a name; UIDs are stable across
+// restarts.
+package mailstore
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Errors.
+var (
+	ErrNoMailbox = errors.New("mailstore: no such mailbox")
+	ErrExists    = errors.New("mailstore: mailbox already exists")
+	ErrNoMessage = errors.New("mailstore: no such message")
+)
+
+// Indexer computes, once per message when it is stored, what the IMAP
+// layer keeps precomputed (envelope, body structure, header fields).
+type Indexer func(raw []byte) (meta []byte, err error)
+
+// Special-use mailboxes (RFC 6154) that always exist.
+var specials = []struct{ name, use string }{
+	{"INBOX", ""}, {"Sent", `\Sent`}, {"Drafts", `\Drafts`}, {"Trash", `\Trash`}, {"Junk", `\Junk`}, {"Archive", `\Archive`},
+}
+
+// MailboxInfo describes a mailbox.
+type MailboxInfo struct {
+	Name        string
+	Special     string
+	Subscribed  bool
+	UIDValidity uint32
+	UIDNext     uint32
+	Messages    uint32
+	Unseen      uint32
+}
+
+// Message is a message as IMAP sees it.
+type Message struct {
+	UID   uint32
+	ID    string
+	Flags []string
+	Size  int64
+	Date  time.Time
+}
+
+// FlagOp says how StoreFlags changes flags.
+type FlagOp int
+
+// Flag operations.
+const (
+	FlagsSet FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
+// EventKind is the kind of a change.
+type EventKind int
+
+// Event kinds.
+const (
+	EventAdded EventKind = iota + 1
+	EventExpunged
+	EventFlags
+	EventMailboxes
+)
+
+// Event is a change to a mailbox.
+type Event struct {
+	Kind    EventKind
+	Mailbox string
+	Message Message
+	Origin  any
+}
+
+type originKey struct{}
+
+// WithOrigin marks the changes made with ctx as coming from origin (an
+// IMAP session), so it can tell its own changes from others'.
+func WithOrigin(ctx context.Context, origin any) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+func originOf(ctx context.Context) any { return ctx.Value(originKey{}) }
+
+// Document bodies.
+type mailboxDoc struct {
+	Type       string `json:"type"`
+	Name       string `json:"name"`
+	Special    string `json:"special,omitempty"`
+	Subscribed bool   `json:"subscribed"`
+}
+
+type messageDoc struct {
+	Type  string    `json:"type"`
+	Mbox  string    `json:"mbox"`
+	Blob  string    `json:"blob"`
+	Size  int64     `json:"size"`
+	Date  time.Time `json:"date"`
+	Flags []string  `json:"flags"`
+}
+
+const (
+	typeMailbox = "mailbox"
+	typeMessage = "message"
+
+	bucketMbox  = "mail-mbox"  // name -> mboxState
+	bucketMsg   = "mail-msg"   // doc id -> msgState
+	bucketMeta  = "mail-meta"  // doc id -> Indexer output
+	bucketState = "mail-state" // "uidvalidity" -> last UIDVALIDITY handed out
+)
+
+// mboxState is the per-device state of a mailbox.
+type mboxState struct {
+	UIDValidity uint32 `json:"v"`
+	UIDNext     uint32 `json:"n"`
+}
+
+// msgState is the per-device index entry of a message.
+type msgState struct {
+	Mbox  string    `json:"m"`
+	UID   uint32    `json:"u"`
+	Blob  string    `json:"b"`
+	Size  int64     `json:"s"`
+	Date  time.Time `json:"d"`
+	Flags []string  `json:"f,omitempty"`
+}
+
+type mbox struct {
+	name, special string
+	subscribed    bool
+	state         mboxState
+	uids          []uint32 // sorted
+	byUID         map[uint32]*msg
+}
+
+type msg struct {
+	id    string
+	mbox  string
+	uid   uint32
+	blob  string
+	size  int64
+	date  time.Time
+	flags []string
+}
+
+func (m *msg) message() Message {
+	return Message{UID: m.uid, ID: m.id, Flags: slices.Clone(m.flags), Size: m.size, Date: m.date}
+}
+
+// Store is one account's mail.
+type Store struct {
+	docs    *docsync.Engine
+	st      *store.Store
+	keys    *seal.Keys
+	indexer Indexer
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	mboxes   map[string]*mbox // by name
+	byID     map[string]*msg
+	watchers map[string]map[*watcher]struct{}
+	work     chan []string
+	closed   chan struct{}
+	wg       sync.WaitGroup
+}
+
+// Open loads the index, reconciles it with the documents, creates the
+// special mailboxes when missing, and follows sync.
+func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexer, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if indexer == nil {
+		indexer = func([]byte) ([]byte, error) { return nil, nil }
+	}
+	s := &Store{
+		docs: docs, st: st, keys: keys, indexer: indexer, log: log,
+		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
+		watchers: map[string]map[*watcher]struct{}{},
+		work:     make(chan []string, 1024), closed: make(chan struct{}),
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	for _, sp := range specials {
+		if _, ok := s.mboxes[sp.name]; !ok {
+			if err := s.createMailbox(context.Background(), sp.name, sp.use); err != nil && !errors.Is(err, ErrExists) {
+				return nil, err
+			}
+		}
+	}
+	docs.OnChange(func(ids []string) {
+		select {
+		case s.work <- ids:
+		case <-s.closed:
+		}
+	})
+	s.wg.Add(1)
+	go s.worker()
+	// Documents that arrived while we were not running (or whose
+	// indexing was cut short) are reconciled now.
+	if err := s.reconcileAll(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close stops following sync.
+func (s *Store) Close() {
+	select {
+	case <-s.closed:
+		return
+	default:
+	}
+	close(s.closed)
+	s.wg.Wait()
+}
+
+// Docs is the underlying document engine.
+func (s *Store) Docs() *docsync.Engine { return s.docs }
+
+// NormalizeName turns a client's mailbox name into ours: INBOX in any
+// case is INBOX; the hierarchy delimiter is '/'.
+func NormalizeName(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	if u, rest, ok := strings.Cut(name, "/"); ok && strings.EqualFold(u, "INBOX") {
+		return "INBOX/" + rest
+	}
+	return name
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > 512 || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//") {
+		return fmt.Errorf("mailstore: invalid mailbox name %q", name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == '*' || r == '%' {
+			return fmt.Errorf("mailstore: invalid mailbox name %q", name)
+		}
+	}
+	return nil
+}
+
+func (s *Store) mailboxDocID(name string) string {
+	return seal.DocID(&s.keys.DocID, "mailbox:"+name)
+}
+
+// load reads the per-device index into memory.
+func (s *Store) load() error {
+	return s.st.View(func(tx *store.Tx) error {
+		err := tx.ForEach(bucketMbox, func(name string, v []byte) error {
+			var st mboxState
+			if err := json.Unmarshal(v, &st); err != nil {
+				return fmt.Errorf("mailstore: index of %q: %w", name, err)
+			}
+			s.mboxes[name] = &mbox{name: name, state: st, byUID: map[uint32]*msg{}}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		err = tx.ForEach(bucketMsg, func(id string, v []byte) error {
+			var ms msgState
+			if err := json.Unmarshal(v, &ms); err != nil {
+				return fmt.Errorf("mailstore: index of message: %w", err)
+			}
+			mb := s.mboxes[ms.Mbox]
+			if mb == nil {
+				return nil // reconciled below
+			}
+			m := &msg{id: id, mbox: ms.Mbox, uid: ms.UID, blob: ms.Blob, size: ms.Size, date: ms.Date, flags: ms.Flags}
+			s.byID[id] = m
+			mb.byUID[m.uid] = m
+			mb.uids = append(mb.uids, m.uid)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, mb := range s.mboxes {
+			slices.Sort(mb.uids)
+		}
+		return nil
+	})
+}
+
+// reconcileAll compares every document with the index.
+func (s *Store) reconcileAll() error {
+	var ids []string
+	seen := map[string]bool{}
+	err := s.docs.ForEach(func(d *docsync.Doc) error {
+		var head struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(d.Body, &head) == nil && (head.Type == typeMailbox || head.Type == typeMessage) {
+			ids = append(ids, d.ID)
+			seen[d.ID] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for id := range s.byID {
+		if !seen[id] {
+			ids = append(ids, id) // indexed but gone: expunge
+		}
+	}
+	for name := range s.mboxes {
+		if id := s.mailboxDocID(name); !seen[id] {
+			ids = append(ids, id)
+		}
+	}
+	s.mu.Unlock()
+	s.apply(context.Background(), ids)
+	return nil
+}
+
+func (s *Store) worker() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case ids := <-s.work:
+			s.apply(context.Background(), ids)
+		}
+	}
+}
+
+// apply brings the index in line with the documents ids.
+func (s *Store) apply(ctx context.Context, ids []string) {
+	// Mailboxes first, so messages find theirs.
+	var msgs []string
+	for _, id := range ids {
+		d, err := s.docs.Get(id)
+		if errors.Is(err, docsync.ErrNotFound) {
+			s.applyGone(id)
+			continue
+		}
+		if err != nil {
+			s.log.Warn("mailstore: reading a document", "err", err)
+			continue
+		}
+		var head struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(d.Body, &head) != nil {
+			continue
+		}
+		switch head.Type {
+		case typeMailbox:
+			var md mailboxDoc
+			if json.Unmarshal(d.Body, &md) == nil && validName(md.Name) == nil && id == s.mailboxDocID(md.Name) {
+				s.applyMailbox(md)
+			}
+		case typeMessage:
+			msgs = append(msgs, id)
+		}
+	}
+	for _, id := range msgs {
+		if err := s.applyMessage(ctx, id); err != nil {
+			s.log.Warn("mailstore: indexing a message", "err", err)
+		}
+	}
+}
+
+func (s *Store) applyGone(id string) {
+	s.mu.Lock()
+	if m, ok := s.byID[id]; ok {
+		s.mu.Unlock()
+		if err := s.unindex(m); err != nil {
+			s.log.Warn("mailstore: unindex", "err", err)
+		}
+		return
+	}
+	var gone *mbox
+	for _, mb := range s.mboxes {
+		if s.mailboxDocID(mb.name) == id {
+			gone = mb
+		}
+	}
+	s.mu.Unlock()
+	if gone != nil {
+		s.dropMailboxIndex(gone.name)
+	}
+}
+
+func (s *Store) applyMailbox(md mailboxDoc) {
+	s.mu.Lock()
+	mb, ok := s.mboxes[md.Name]
+	if ok {
+		changed := mb.special != md.Special || mb.subscribed != md.Subscribed
+		mb.special, mb.subscribed = md.Special, md.Subscribed
+		s.mu.Unlock()
+		if changed {
+			s.emit(Event{Kind: EventMailboxes, Mailbox: md.Name})
+		}
+		return
+	}
+	s.mu.Unlock()
+	if err := s.indexMailbox(md.Name, md.Special, md.Subscribed); err != nil {
+		s.log.Warn("mailstore: index mailbox", "err", err)
+	}
+}
+
+// nextUIDValidity hands out a UIDVALIDITY from the clock, never reused.
+func nextUIDValidity(tx *store.Tx) (uint32, error) {
+	var last uint32
+	if v, err := tx.Get(bucketState, "uidvalidity"); err == nil && len(v) == 4 {
+		last = binary.BigEndian.Uint32(v)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return 0, err
+	}
+	uv := max(uint32(time.Now().Unix()), last+1)
+	var b [4]byte
+	binary.BigEndian.PutUint32(b[:], uv)
+	return uv, tx.Put(bucketState, "uidvalidity", b[:])
+}
+
+func (s *Store) indexMailbox(name, special string, subscribed bool) error {
+	var st mboxState
+	err := s.st.Update(func(tx *store.Tx) error {
+		uv, err := nextUIDValidity(tx)
+		if err != nil {
+			return err
+		}
+		st = mboxState{UIDValidity: uv, UIDNext: 1}
+		b, _ := json.Marshal(st)
+		return tx.Put(bucketMbox, name, b)
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if _, ok := s.mboxes[name]; !ok {
+		s.mboxes[name] = &mbox{name: name, special: special, subscribed: subscribed, state: st, byUID: map[uint32]*msg{}}
+	}
+	s.mu.Unlock()
+	s.emit(Event{Kind: EventMailboxes, Mailbox: name})
+	return nil
+}
+
+func (s *Store) dropMailboxIndex(name string) {
+	s.mu.Lock()
+	mb := s.mboxes[name]
+	var ms []*msg
+	if mb != nil {
+		for _, u := range mb.uids {
+			ms = append(ms, mb.byUID[u])
+		}
+	}
+	s.mu.Unlock()
+	for _, m := range ms {
+		_ = s.unindex(m)
+	}
+	_ = s.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketMbox, name) })
+	s.mu.Lock()
+	delete(s.mboxes, name)
+	s.mu.Unlock()
+	s.emit(Event{Kind: EventMailboxes, Mailbox: name})
+}
+
+// applyMessage indexes a message document that is new, moved or whose
+// flags changed.
+func (s *Store) applyMessage(ctx context.Context, id string) error {
+	d, err := s.docs.Get(id)
+	if err != nil {
+		if errors.Is(err, docsync.ErrNotFound) {
+			s.applyGone(id)
+			return nil
+		}
+		return err
+	}
+	var md messageDoc
+	if err := json.Unmarshal(d.Body, &md); err != nil {
+		return err
+	}
+	md.Flags = normFlags(md.Flags)
+	s.mu.Lock()
+	cur := s.byID[id]
+	_, mboxKnown := s.mboxes[md.Mbox]
+	s.mu.Unlock()
+	if !mboxKnown {
+		// A message for a mailbox we do not know (its document is still
+		// on its way, or it was deleted): make the mailbox.
+		if err := s.indexMailbox(md.Mbox, "", true); err != nil {
+			return err
+		}
+	}
+	if cur != nil && cur.mbox == md.Mbox {
+		if !slices.Equal(cur.flags, md.Flags) {
+			return s.setFlagsIndex(nil, cur, md.Flags)
+		}
+		return nil
+	}
+	if cur != nil {
+		if err := s.unindex(cur); err != nil {
+			return err
+		}
+	}
+	var meta []byte
+	if err := s.st.View(func(tx *store.Tx) error {
+		v, err := tx.Get(bucketMeta, id)
+		meta = v
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if meta == nil {
+		raw, err := s.docs.Blob(ctx, md.Blob)
+		if err != nil {
+			return err
+		}
+		meta, err = s.indexer(raw)
+		if err != nil {
+			s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
+			meta = nil
+		}
+	}
+	_, err = s.index(nil, id, md, meta)
+	return err
+}
+
+// index assigns a UID in md.Mbox and records the message.
+func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mboxes[md.Mbox]
+	if mb == nil {
+		return nil, ErrNoMailbox
+	}
+	if m, ok := s.byID[id]; ok && m.mbox == md.Mbox {
+		return m, nil
+	}
+	m := &msg{id: id, mbox: md.Mbox, uid: mb.state.UIDNext, blob: md.Blob, size: md.Size, date: md.Date, flags: normFlags(md.Flags)}
+	st := mb.state
+	st.UIDNext++
+	err := s.st.Update(func(tx *store.Tx) error {
+		b, _ := json.Marshal(st)
+		if err := tx.Put(bucketMbox, mb.name, b); err != nil {
+			return err
+		}
+		ms, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: m.flags})
+		if err := tx.Put(bucketMsg, id, ms); err != nil {
+			return err
+		}
+		if meta != nil {
+			return tx.Put(bucketMeta, id, meta)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	mb.state = st
+	mb.byUID[m.uid] = m
+	mb.uids = append(mb.uids, m.uid) // UIDs only grow: stays sorted
+	s.byID[id] = m
+	s.emitLocked(Event{Kind: EventAdded, Mailbox: m.mbox, Message: m.message(), Origin: origin})
+	return m, nil
+}
+
+func (s *Store) unindex(m *msg) error {
+	return s.unindexOrigin(nil, m)
+}
+
+func (s *Store) unindexOrigin(origin any, m *msg) error {
+	err := s.st.Update(func(tx *store.Tx) error {
+		if err := tx.Delete(bucketMsg, m.id); err != nil {
+			return err
+		}
+		return tx.Delete(bucketMeta, m.id)
+	})
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID[m.id] != m {
+		return nil
+	}
+	delete(s.byID, m.id)
+	if mb := s.mboxes[m.mbox]; mb != nil {
+		delete(mb.byUID, m.uid)
+		if i, ok := slices.BinarySearch(mb.uids, m.uid); ok {
+			mb.uids = slices.Delete(mb.uids, i, i+1)
+		}
+	}
+	s.emitLocked(Event{Kind: EventExpunged, Mailbox: m.mbox, Message: m.message(), Origin: origin})
+	return nil
+}
+
+func (s *Store) setFlagsIndex(origin any, m *msg, flags []string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.setFlagsLocked(origin, m, flags)
+}
+
+func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
+	ms, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
+	if err := s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketMsg, m.id, ms) }); err != nil {
+		return err
+	}
+	m.flags = flags
+	s.emitLocked(Event{Kind: EventFlags, Mailbox: m.mbox, Message: m.message(), Origin: origin})
+	return nil
+}
+
+// normFlags sorts and dedupes flags; system flags are case-normalised.
+func normFlags(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, f := range in {
+		if f == "" || strings.EqualFold(f, `\Recent`) {
+			continue
+		}
+		if strings.HasPrefix(f, `\`) {
+			for _, sys := range []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`} {
+				if strings.EqualFold(f, sys) {
+					f = sys
+				}
+			}
+		}
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// --- reading
+
+// Mailboxes lists the mailboxes by name.
+func (s *Store) Mailboxes() []MailboxInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]MailboxInfo, 0, len(s.mboxes))
+	for _, mb := range s.mboxes {
+		out = append(out, s.infoLocked(mb))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *Store) infoLocked(mb *mbox) MailboxInfo {
+	unseen := 0
+	for _, m := range mb.byUID {
+		if !slices.Contains(m.flags, `\Seen`) {
+			unseen++
+		}
+	}
+	return MailboxInfo{
+		Name: mb.name, Special: mb.special, Subscribed: mb.subscribed,
+		UIDValidity: mb.state.UIDValidity, UIDNext: mb.state.UIDNext,
+		Messages: uint32(len(mb.uids)), Unseen: uint32(unseen),
+	}
+}
+
+// Mailbox describes one mailbox.
+func (s *Store) Mailbox(name string) (MailboxInfo, error) {
+	name = NormalizeName(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mboxes[name]
+	if mb == nil {
+		return MailboxInfo{}, ErrNoMailbox
+	}
+	return s.infoLocked(mb), nil
+}
+
+// Messages is a snapshot of a mailbox in UID order.
+func (s *Store) Messages(name string) ([]Message, error) {
+	name = NormalizeName(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mboxes[name]
+	if mb == nil {
+		return nil, ErrNoMailbox
+	}
+	out := make([]Message, len(mb.uids))
+	for i, u := range mb.uids {
+		m := mb.byUID[u]
+		out[i] = Message{UID: m.uid, ID: m.id, Flags: m.flags, Size: m.size, Date: m.date}
+	}
+	return out, nil
+}
+
+// Raw is a message's content, decrypted in memory.
+func (s *Store) Raw(ctx context.Context, id string) ([]byte, error) {
+	s.mu.Lock()
+	m := s.byID[id]
+	s.mu.Unlock()
+	if m == nil {
+		return nil, ErrNoMessage
+	}
+	return s.docs.Blob(ctx, m.blob)
+}
+
+// Meta is what the Indexer computed for a message.
+func (s *Store) Meta(id string) ([]byte, error) {
+	var meta []byte
+	err := s.st.View(func(tx *store.Tx) error {
+		v, err := tx.Get(bucketMeta, id)
+		meta = v
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoMessage
+	}
+	return meta, err
+}

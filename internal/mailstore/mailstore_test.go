@@ -1,0 +1,207 @@
+package mailstore_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+)
+
+const password = "correct horse battery staple"
+
+func indexer(raw []byte) ([]byte, error) { return []byte(fmt.Sprintf("len=%d", len(raw))), nil }
+
+func open(t *testing.T, a *daemon.Account) *mailstore.Store {
+	t.Helper()
+	ms, err := mailstore.Open(a.Docs, a.Store(), a.Keys(), indexer, testenv.Logger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ms.Close)
+	return ms
+}
+
+func msg(subject string) []byte {
+	return []byte("From: a@example.test\r\nTo: b@example.test\r\nSubject: " + subject + "\r\n\r\nbody of " + subject + "\r\n")
+}
+
+func find(ms *mailstore.Store, mbox, id string) (mailstore.Message, bool) {
+	msgs, err := ms.Messages(mbox)
+	if err != nil {
+		return mailstore.Message{}, false
+	}
+	for _, m := range msgs {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return mailstore.Message{}, false
+}
+
+func TestTwoDevicesMail(t *testing.T) {
+	ctx := context.Background()
+	p := testenv.StartProvider(t, testenv.Options{})
+	da := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	db := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	addr := "mia@" + testenv.Domain
+	A, err := da.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	B, err := db.Login(ctx, addr, []byte(password), p.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ma, mb := open(t, A), open(t, B)
+	for _, name := range []string{"INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"} {
+		if _, err := ma.Mailbox(name); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	events, stop := mb.Watch("INBOX")
+	defer stop()
+
+	m1, uv, err := ma.Append(ctx, "inbox", msg("one"), []string{`\Seen`}, time.Now())
+	if err != nil || m1.UID != 1 || uv == 0 {
+		t.Fatalf("append: %+v %d %v", m1, uv, err)
+	}
+	select {
+	case ev := <-events:
+		if ev.Kind != mailstore.EventAdded || ev.Message.ID != m1.ID {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("B was not told of the new message")
+	}
+	raw, err := mb.Raw(ctx, m1.ID)
+	if err != nil || string(raw) != string(msg("one")) {
+		t.Fatalf("raw on B: %q %v", raw, err)
+	}
+	if meta, err := mb.Meta(m1.ID); err != nil || string(meta) != fmt.Sprintf("len=%d", len(msg("one"))) {
+		t.Fatalf("meta on B: %q %v", meta, err)
+	}
+
+	// Flags set on B reach A, merged per flag with A's.
+	if _, err := mb.StoreFlags(ctx, "INBOX", []uint32{1}, mailstore.FlagsAdd, []string{`\Flagged`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ma.StoreFlags(ctx, "INBOX", []uint32{1}, mailstore.FlagsAdd, []string{`\Answered`}); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`\Answered`, `\Flagged`, `\Seen`}
+	for name, ms := range map[string]*mailstore.Store{"A": ma, "B": mb} {
+		testenv.Eventually(t, 20*time.Second, "merged flags on "+name, func() bool {
+			m, ok := find(ms, "INBOX", m1.ID)
+			return ok && slices.Equal(m.Flags, want)
+		})
+	}
+
+	// Move on A shows on B; expunge on B shows on A.
+	if err := ma.CreateMailbox(ctx, "Work/Projects"); err != nil {
+		t.Fatal(err)
+	}
+	src, dst, _, err := ma.Move(ctx, "INBOX", []uint32{1}, "Work/Projects")
+	if err != nil || len(src) != 1 || len(dst) != 1 {
+		t.Fatalf("move: %v %v %v", src, dst, err)
+	}
+	testenv.Eventually(t, 20*time.Second, "move on B", func() bool {
+		_, inInbox := find(mb, "INBOX", m1.ID)
+		_, moved := find(mb, "Work/Projects", m1.ID)
+		return !inInbox && moved
+	})
+	if _, err := mb.Mailbox("Work"); err != nil {
+		t.Fatal("parent mailbox did not sync:", err)
+	}
+	m, _ := find(mb, "Work/Projects", m1.ID)
+	if _, err := mb.StoreFlags(ctx, "Work/Projects", []uint32{m.UID}, mailstore.FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := mb.Expunge(ctx, "Work/Projects", nil); err != nil || len(got) != 1 {
+		t.Fatalf("expunge: %v %v", got, err)
+	}
+	testenv.Eventually(t, 20*time.Second, "expunge on A", func() bool {
+		_, ok := find(ma, "Work/Projects", m1.ID)
+		return !ok
+	})
+
+	// The same incoming message stored on both devices is one message.
+	id := "incoming-0001"
+	if _, _, err := ma.AppendWithID(ctx, id, "INBOX", msg("twice"), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := mb.AppendWithID(ctx, id, "INBOX", msg("twice"), nil, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for name, ms := range map[string]*mailstore.Store{"A": ma, "B": mb} {
+		if err := ms.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		msgs, _ := ms.Messages("INBOX")
+		if len(msgs) != 1 {
+			t.Fatalf("%s has %d messages in INBOX, want 1", name, len(msgs))
+		}
+	}
+}
+
+func TestUIDsStableAcrossRestart(t *testing.T) {
+	ctx := context.Background()
+	p := testenv.StartProvider(t, testenv.Options{})
+	dir := t.TempDir()
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	addr := "noah@" + testenv.Domain
+	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := open(t, A)
+	for i := range 5 {
+		if _, _, err := ms.Append(ctx, "INBOX", msg(fmt.Sprint(i)), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := ms.Messages("INBOX")
+	info, _ := ms.Mailbox("INBOX")
+	if err := ms.DeleteMailbox(ctx, "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	archiveUV := uint32(0)
+	if err := ms.CreateMailbox(ctx, "Archive"); err != nil {
+		t.Fatal(err)
+	} else {
+		i, _ := ms.Mailbox("Archive")
+		archiveUV = i.UIDValidity
+	}
+	ms.Close()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	A2, err := d2.Login(ctx, addr, []byte(password), p.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms2 := open(t, A2)
+	after, _ := ms2.Messages("INBOX")
+	info2, _ := ms2.Mailbox("INBOX")
+	if fmt.Sprint(before) != fmt.Sprint(after) || info.UIDValidity != info2.UIDValidity {
+		t.Fatalf("after restart:\n%v %d\n%v %d", before, info.UIDValidity, after, info2.UIDValidity)
+	}
+	if i, _ := ms2.Mailbox("Archive"); i.UIDValidity != archiveUV {
+		t.Fatalf("Archive UIDVALIDITY changed across restart")
+	}
+	// A recreated mailbox never reuses a UIDVALIDITY.
+	if err := ms2.DeleteMailbox(ctx, "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms2.CreateMailbox(ctx, "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	if i, _ := ms2.Mailbox("Archive"); i.UIDValidity <= archiveUV {
+		t.Fatalf("UIDVALIDITY reused: %d after %d", i.UIDValidity, archiveUV)
+	}
+}

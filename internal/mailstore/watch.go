@@ -1,0 +1,86 @@
+package mailstore
+
+import "sync"
+
+// A watcher gets a mailbox's events in order, without ever blocking the
+// store: events queue until the reader takes them.
+type watcher struct {
+	mu     sync.Mutex
+	queue  []Event
+	signal chan struct{}
+	out    chan Event
+	done   chan struct{}
+}
+
+// Watch follows the changes of mbox (or, with "", of the mailbox list).
+// Call the returned function to stop.
+func (s *Store) Watch(mbox string) (<-chan Event, func()) {
+	if mbox != "" {
+		mbox = NormalizeName(mbox)
+	}
+	w := &watcher{signal: make(chan struct{}, 1), out: make(chan Event), done: make(chan struct{})}
+	s.mu.Lock()
+	if s.watchers[mbox] == nil {
+		s.watchers[mbox] = map[*watcher]struct{}{}
+	}
+	s.watchers[mbox][w] = struct{}{}
+	s.mu.Unlock()
+	go w.run()
+	var once sync.Once
+	return w.out, func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.watchers[mbox], w)
+			s.mu.Unlock()
+			close(w.done)
+		})
+	}
+}
+
+func (w *watcher) push(ev Event) {
+	w.mu.Lock()
+	w.queue = append(w.queue, ev)
+	w.mu.Unlock()
+	select {
+	case w.signal <- struct{}{}:
+	default:
+	}
+}
+
+func (w *watcher) run() {
+	defer close(w.out)
+	for {
+		w.mu.Lock()
+		q := w.queue
+		w.queue = nil
+		w.mu.Unlock()
+		for _, ev := range q {
+			select {
+			case w.out <- ev:
+			case <-w.done:
+				return
+			}
+		}
+		select {
+		case <-w.signal:
+		case <-w.done:
+			return
+		}
+	}
+}
+
+func (s *Store) emit(ev Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.emitLocked(ev)
+}
+
+func (s *Store) emitLocked(ev Event) {
+	key := ev.Mailbox
+	if ev.Kind == EventMailboxes {
+		key = ""
+	}
+	for w := range s.watchers[key] {
+		w.push(ev)
+	}
+}

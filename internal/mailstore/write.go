@@ -1,0 +1,403 @@
+package mailstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// MaxMessageSize is the largest message the store takes.
+const MaxMessageSize = 64 << 20
+
+// CreateMailbox makes a mailbox (and its parents, as IMAP allows).
+func (s *Store) CreateMailbox(ctx context.Context, name string) error {
+	name = NormalizeName(name)
+	if err := validName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	_, exists := s.mboxes[name]
+	s.mu.Unlock()
+	if exists {
+		return ErrExists
+	}
+	// Parents first (RFC 9051 §6.3.4 lets a server create them).
+	if i := strings.LastIndexByte(name, '/'); i > 0 {
+		if err := s.CreateMailbox(ctx, name[:i]); err != nil && !errors.Is(err, ErrExists) {
+			return err
+		}
+	}
+	return s.createMailbox(ctx, name, "")
+}
+
+func (s *Store) createMailbox(ctx context.Context, name, special string) error {
+	body, _ := json.Marshal(mailboxDoc{Type: typeMailbox, Name: name, Special: special, Subscribed: true})
+	if err := s.docs.Put(s.mailboxDocID(name), body); err != nil {
+		return err
+	}
+	return s.indexMailbox(name, special, true)
+}
+
+// DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
+// deleted.
+func (s *Store) DeleteMailbox(ctx context.Context, name string) error {
+	name = NormalizeName(name)
+	if name == "INBOX" {
+		return errors.New("mailstore: INBOX cannot be deleted")
+	}
+	s.mu.Lock()
+	mb := s.mboxes[name]
+	var ids []string
+	if mb != nil {
+		for _, u := range mb.uids {
+			ids = append(ids, mb.byUID[u].id)
+		}
+	}
+	s.mu.Unlock()
+	if mb == nil {
+		return ErrNoMailbox
+	}
+	if err := s.docs.Modify(ids, func(string, []byte) ([]byte, bool, bool, error) { return nil, true, false, nil }); err != nil {
+		return err
+	}
+	if err := s.docs.Delete(s.mailboxDocID(name)); err != nil {
+		return err
+	}
+	s.dropMailboxIndex(name)
+	return nil
+}
+
+// RenameMailbox renames a mailbox and its children. Renaming INBOX moves
+// its messages into the new mailbox and leaves INBOX empty (RFC 9051
+// §6.3.6).
+func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) error {
+	oldName, newName = NormalizeName(oldName), NormalizeName(newName)
+	if err := validName(newName); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	var names []string
+	for n := range s.mboxes {
+		if n == oldName || strings.HasPrefix(n, oldName+"/") {
+			names = append(names, n)
+		}
+	}
+	_, exists := s.mboxes[newName]
+	s.mu.Unlock()
+	if len(names) == 0 {
+		return ErrNoMailbox
+	}
+	if exists {
+		return ErrExists
+	}
+	if oldName == "INBOX" {
+		names = []string{"INBOX"}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		target := newName + strings.TrimPrefix(n, oldName)
+		if err := s.CreateMailbox(ctx, target); err != nil && !errors.Is(err, ErrExists) {
+			return err
+		}
+		msgs, err := s.Messages(n)
+		if err != nil {
+			return err
+		}
+		uids := make([]uint32, len(msgs))
+		for i, m := range msgs {
+			uids[i] = m.UID
+		}
+		if len(uids) > 0 {
+			if _, _, _, err := s.Move(ctx, n, uids, target); err != nil {
+				return err
+			}
+		}
+		if n != "INBOX" {
+			if err := s.docs.Delete(s.mailboxDocID(n)); err != nil {
+				return err
+			}
+			s.dropMailboxIndex(n)
+		}
+	}
+	return nil
+}
+
+// Subscribe sets a mailbox's subscription (synced).
+func (s *Store) Subscribe(ctx context.Context, name string, on bool) error {
+	name = NormalizeName(name)
+	s.mu.Lock()
+	mb := s.mboxes[name]
+	s.mu.Unlock()
+	if mb == nil {
+		return ErrNoMailbox
+	}
+	body, _ := json.Marshal(mailboxDoc{Type: typeMailbox, Name: name, Special: mb.special, Subscribed: on})
+	if err := s.docs.Put(s.mailboxDocID(name), body); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	mb.subscribed = on
+	s.mu.Unlock()
+	s.emit(Event{Kind: EventMailboxes, Mailbox: name})
+	return nil
+}
+
+// Append stores a new message in mbox.
+func (s *Store) Append(ctx context.Context, mbox string, raw []byte, flags []string, date time.Time) (Message, uint32, error) {
+	id, err := seal.RandomDocID()
+	if err != nil {
+		return Message{}, 0, err
+	}
+	return s.AppendWithID(ctx, id, mbox, raw, flags, date)
+}
+
+// AppendWithID is Append with a chosen document id: a message that two
+// devices store independently (from the incoming queue) gets one document
+// and so appears once.
+func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, flags []string, date time.Time) (Message, uint32, error) {
+	mbox = NormalizeName(mbox)
+	if len(raw) > MaxMessageSize {
+		return Message{}, 0, fmt.Errorf("mailstore: message larger than %d bytes", MaxMessageSize)
+	}
+	s.mu.Lock()
+	mb := s.mboxes[mbox]
+	existing := s.byID[id]
+	s.mu.Unlock()
+	if mb == nil {
+		return Message{}, 0, ErrNoMailbox
+	}
+	if existing == nil {
+		// Another device may have stored it already; its document (with
+		// whatever flags it has since) is the one to keep.
+		if _, err := s.docs.Get(id); err == nil {
+			if err := s.applyMessage(ctx, id); err != nil {
+				return Message{}, 0, err
+			}
+			s.mu.Lock()
+			existing = s.byID[id]
+			s.mu.Unlock()
+		}
+	}
+	if existing != nil {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return existing.message(), s.mboxes[existing.mbox].state.UIDValidity, nil
+	}
+	if date.IsZero() {
+		date = time.Now()
+	}
+	meta, err := s.indexer(raw)
+	if err != nil {
+		s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
+		meta = nil
+	}
+	blob, err := s.docs.PutBlob(raw)
+	if err != nil {
+		return Message{}, 0, err
+	}
+	md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: blob, Size: int64(len(raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(flags)}
+	body, _ := json.Marshal(md)
+	if err := s.docs.Put(id, body); err != nil {
+		return Message{}, 0, err
+	}
+	m, err := s.index(originOf(ctx), id, md, meta)
+	if err != nil {
+		return Message{}, 0, err
+	}
+	s.mu.Lock()
+	uv := mb.state.UIDValidity
+	s.mu.Unlock()
+	return m.message(), uv, nil
+}
+
+// lookup finds the messages of mbox with the given UIDs (unknown UIDs
+// are skipped), in UID order.
+func (s *Store) lookup(mbox string, uids []uint32) (*mbox, []*msg, error) {
+	mbox = NormalizeName(mbox)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mboxes[mbox]
+	if mb == nil {
+		return nil, nil, ErrNoMailbox
+	}
+	sorted := slices.Clone(uids)
+	slices.Sort(sorted)
+	sorted = slices.Compact(sorted)
+	var out []*msg
+	for _, u := range sorted {
+		if m := mb.byUID[u]; m != nil {
+			out = append(out, m)
+		}
+	}
+	return mb, out, nil
+}
+
+// StoreFlags changes the flags of messages and returns them as they are
+// now.
+func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
+	_, ms, err := s.lookup(mbox, uids)
+	if err != nil {
+		return nil, err
+	}
+	flags = normFlags(flags)
+	want := map[string][]string{}
+	ids := make([]string, 0, len(ms))
+	s.mu.Lock()
+	for _, m := range ms {
+		var nf []string
+		switch op {
+		case FlagsSet:
+			nf = slices.Clone(flags)
+		case FlagsAdd:
+			nf = normFlags(append(slices.Clone(m.flags), flags...))
+		case FlagsRemove:
+			nf = slices.DeleteFunc(slices.Clone(m.flags), func(f string) bool { return slices.Contains(flags, f) })
+		}
+		if !slices.Equal(nf, m.flags) {
+			want[m.id] = nf
+			ids = append(ids, m.id)
+		}
+	}
+	s.mu.Unlock()
+	err = s.docs.Modify(ids, func(id string, body []byte) ([]byte, bool, bool, error) {
+		var md messageDoc
+		if err := json.Unmarshal(body, &md); err != nil {
+			return nil, false, true, nil
+		}
+		md.Flags = want[id]
+		nb, err := json.Marshal(md)
+		return nb, false, false, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	origin := originOf(ctx)
+	out := make([]Message, 0, len(ms))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		if nf, ok := want[m.id]; ok && s.byID[m.id] == m {
+			if err := s.setFlagsLocked(origin, m, nf); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, m.message())
+	}
+	return out, nil
+}
+
+// Copy copies messages to dest (new documents on the same blobs).
+func (s *Store) Copy(ctx context.Context, src string, uids []uint32, dest string) ([]uint32, []uint32, uint32, error) {
+	return s.copyMove(ctx, src, uids, dest, false)
+}
+
+// Move moves messages to dest: the same documents, placed elsewhere.
+func (s *Store) Move(ctx context.Context, src string, uids []uint32, dest string) ([]uint32, []uint32, uint32, error) {
+	return s.copyMove(ctx, src, uids, dest, true)
+}
+
+func (s *Store) copyMove(ctx context.Context, src string, uids []uint32, dest string, move bool) ([]uint32, []uint32, uint32, error) {
+	dest = NormalizeName(dest)
+	_, ms, err := s.lookup(src, uids)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	s.mu.Lock()
+	dmb := s.mboxes[dest]
+	s.mu.Unlock()
+	if dmb == nil {
+		return nil, nil, 0, ErrNoMailbox
+	}
+	origin := originOf(ctx)
+	var srcUIDs, destUIDs []uint32
+	for _, m := range ms {
+		var meta []byte
+		if mm, err := s.Meta(m.id); err == nil {
+			meta = mm
+		}
+		md := messageDoc{Type: typeMessage, Mbox: dest, Blob: m.blob, Size: m.size, Date: m.date, Flags: slices.Clone(m.flags)}
+		body, _ := json.Marshal(md)
+		id := m.id
+		if move {
+			if m.mbox == dest {
+				continue
+			}
+			if err := s.docs.Put(id, body); err != nil {
+				return nil, nil, 0, err
+			}
+			if err := s.unindexOrigin(origin, m); err != nil {
+				return nil, nil, 0, err
+			}
+		} else {
+			if id, err = seal.RandomDocID(); err != nil {
+				return nil, nil, 0, err
+			}
+			if err := s.docs.Put(id, body); err != nil {
+				return nil, nil, 0, err
+			}
+		}
+		nm, err := s.index(origin, id, md, meta)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		srcUIDs = append(srcUIDs, m.uid)
+		destUIDs = append(destUIDs, nm.uid)
+	}
+	s.mu.Lock()
+	uv := dmb.state.UIDValidity
+	s.mu.Unlock()
+	return srcUIDs, destUIDs, uv, nil
+}
+
+// Expunge deletes messages: those with the given UIDs that are marked
+// \Deleted, or with nil UIDs every \Deleted message of mbox.
+func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint32, error) {
+	var ms []*msg
+	if uids == nil {
+		s.mu.Lock()
+		mb := s.mboxes[NormalizeName(mbox)]
+		if mb == nil {
+			s.mu.Unlock()
+			return nil, ErrNoMailbox
+		}
+		for _, u := range mb.uids {
+			ms = append(ms, mb.byUID[u])
+		}
+		s.mu.Unlock()
+	} else {
+		var err error
+		if _, ms, err = s.lookup(mbox, uids); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	ms = slices.DeleteFunc(ms, func(m *msg) bool { return !slices.Contains(m.flags, `\Deleted`) })
+	s.mu.Unlock()
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.id
+	}
+	if err := s.docs.Modify(ids, func(string, []byte) ([]byte, bool, bool, error) { return nil, true, false, nil }); err != nil {
+		return nil, err
+	}
+	origin := originOf(ctx)
+	out := make([]uint32, 0, len(ms))
+	for _, m := range ms {
+		if err := s.unindexOrigin(origin, m); err != nil {
+			return out, err
+		}
+		out = append(out, m.uid)
+	}
+	return out, nil
+}
+
+// Sync asks for a sync now (e.g. after a client's change) and waits for
+// it.
+func (s *Store) Sync(ctx context.Context) error { return s.docs.Sync(ctx) }
+
