@@ -400,4 +400,3 @@ func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint
 // Sync asks for a sync now (e.g. after a client's change) and waits for
 // it.
 func (s *Store) Sync(ctx context.Context) error { return s.docs.Sync(ctx) }
-
