@@ -48,6 +48,7 @@ func main() {
 
 type cli struct {
 	stdin          io.Reader
+	stdinLines     *bufio.Reader
 	stdout, stderr io.Writer
 	data, control  string
 	json           bool
@@ -287,7 +288,10 @@ func (c *cli) password(file, prompt string) (string, error) {
 	f, ok := c.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
 		// Not a terminal: read one line (scripts piping a password).
-		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if c.stdinLines == nil {
+			c.stdinLines = bufio.NewReader(c.stdin)
+		}
+		line, err := c.stdinLines.ReadString('\n')
 		if err != nil && line == "" {
 			return "", errors.New("no password given (use a terminal or --password-file)")
 		}

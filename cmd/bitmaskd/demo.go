@@ -12,8 +12,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 
+	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/provider"
 )
@@ -78,7 +78,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "Bitmask demo: provider %s at %s\n", pj.Domain, pj.APIURI)
 	for _, c := range creds {
 		_, err := d.Login(ctx, c.Address, []byte(c.Password), ref)
-		if errors.Is(err, os.ErrNotExist) || (err != nil && strings.Contains(err.Error(), "wrong username or password")) {
+		if errors.Is(err, client.ErrWrongPassword) {
 			fmt.Fprintf(stdout, "  creating demo account %s (deriving keys takes a second)...\n", c.Address)
 			_, err = d.CreateUser(ctx, c.Address, []byte(c.Password), ref, "")
 		}
@@ -96,11 +96,11 @@ Ready. Two demo accounts are logged in:
 	fmt.Fprintf(stdout, `
 Control API: http://%s (token in %s)
 Try, in another terminal:
-  bin/bitmaskctl --data %s status
-  bin/bitmaskctl --data %s keys list %s
+  bin/bitmaskctl --data %s --control %s status
+  bin/bitmaskctl --data %s --control %s keys list %s
 
 Data is kept in %s; Ctrl-C stops everything, the next run reuses it.
-`, cln.Addr(), daemon.TokenFile(ddir), ddir, ddir, creds[0].Address, *data)
+`, cln.Addr(), daemon.TokenFile(ddir), ddir, cln.Addr(), ddir, cln.Addr(), creds[0].Address, *data)
 	return d.ServeControl(ctx, cln, tok)
 }
 

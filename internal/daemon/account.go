@@ -16,9 +16,11 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -33,6 +35,9 @@ type accountMeta struct {
 	Provider      *client.Provider `json:"provider"`
 	KDF           seal.KDFParams   `json:"kdf"`
 	WrappedSecret []byte           `json:"wrapped_secret"`
+	// LocalWrap is the storage secret wrapped under the local token's
+	// key (see local.go).
+	LocalWrap []byte `json:"local_wrap,omitempty"`
 }
 
 // Account is a logged-in account: its provider session, its unlocked
@@ -41,6 +46,7 @@ type Account struct {
 	Address string
 	Login   string
 	Docs    *docsync.Engine
+	Mail    *mailstore.Store
 
 	d      *Daemon
 	dir    string
@@ -50,9 +56,10 @@ type Account struct {
 	store  *store.Store
 	log    *slog.Logger
 
-	mu      sync.Mutex
-	online  bool      // logged in at the provider (not an offline unlock)
-	expires time.Time // of the provider session
+	mu         sync.Mutex
+	online     bool      // logged in at the provider (not an offline unlock)
+	expires    time.Time // of the provider session
+	localToken string
 	cancel  context.CancelFunc
 	stopped chan struct{}
 }
@@ -167,13 +174,48 @@ func (a *Account) renewLoop(ctx context.Context) {
 		}
 		exp, err := a.client.Renew(ctx)
 		if err != nil {
+			if client.IsCode(err, api.CodeUnauthorized) {
+				// The session is gone (expired while we slept, or
+				// ended by a password change): only a login helps.
+				a.log.Warn("provider session ended; log in again to sync")
+				a.mu.Lock()
+				a.online = false
+				a.mu.Unlock()
+				continue
+			}
 			a.log.Info("session renewal failed, will retry", "err", err)
 			continue
 		}
 		a.mu.Lock()
 		a.expires = exp
 		a.mu.Unlock()
+		if err := a.saveSession(a.client.Token(), exp); err != nil {
+			a.log.Warn("saving the renewed session", "err", err)
+		}
 	}
+}
+
+// finishOpen runs after the store is open and (when online) synced:
+// the local token, the provider session kept for a later unlock, the
+// mail store, and the account's key.
+func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) error {
+	if err := a.ensureLocalToken(secret); err != nil {
+		return err
+	}
+	if a.Online() {
+		if err := a.saveSession(a.client.Token(), a.expires); err != nil {
+			return err
+		}
+	}
+	ms, err := mailstore.Open(a.Docs, a.store, a.keys, a.d.cfg.Indexer, a.log)
+	if err != nil {
+		return err
+	}
+	a.Mail = ms
+	if needKey {
+		return a.ensureKey(ctx)
+	}
+	return nil
 }
 
 // stop ends syncing and closes the store.
@@ -184,6 +226,9 @@ func (a *Account) stop() error {
 	if cancel != nil {
 		cancel()
 		<-stopped
+	}
+	if a.Mail != nil {
+		a.Mail.Close()
 	}
 	return a.store.Close()
 }

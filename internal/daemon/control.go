@@ -128,7 +128,10 @@ func (d *Daemon) ControlHandler(token string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A web page elsewhere must not be able to drive the API
 		// through a rebinding host name.
-		host, _, _ := net.SplitHostPort(r.Host)
+		host, _, err := net.SplitHostPort(r.Host)
+		if err != nil {
+			host = strings.Trim(r.Host, "[]")
+		}
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			ctlErr(w, http.StatusForbidden, errors.New("bad Host"))
 			return
@@ -181,9 +184,12 @@ func readCtl(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func statusOf(err error) int {
+	var ae *client.APIError
 	switch {
 	case errors.Is(err, client.ErrWrongPassword):
 		return http.StatusUnauthorized
+	case errors.As(err, &ae) && ae.Status >= 500, isOffline(err):
+		return http.StatusBadGateway
 	default:
 		return http.StatusBadRequest
 	}

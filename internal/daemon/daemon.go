@@ -17,6 +17,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -27,6 +28,9 @@ type Config struct {
 	// (default seal.DefaultKDFParams; tests choose cheaper ones).
 	NewKDFParams func() (seal.KDFParams, error)
 	KeyLifetime  time.Duration // own key lifetime (default keys.DefaultLifetime)
+	// Indexer precomputes the IMAP metadata of each message (the IMAP
+	// server's; nil stores none).
+	Indexer mailstore.Indexer
 	SyncInterval time.Duration // periodic sync besides notifications (default 5m)
 	Client       client.Options
 	Logger       *slog.Logger
@@ -179,7 +183,7 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 		a.stop()
 		return nil, err
 	}
-	if err := a.ensureKey(ctx); err != nil {
+	if err := a.finishOpen(ctx, secret, true); err != nil {
 		a.stop()
 		return nil, err
 	}
@@ -218,7 +222,9 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	} else {
 		p, purl, err = d.bootstrap(ctx, domain, ref)
 		if err != nil {
-			if meta == nil {
+			// Fall back on the provider pinned at an earlier login only
+			// when it could not be reached; a refused pin is an answer.
+			if meta == nil || meta.Provider == nil || !isOffline(err) {
 				return nil, err
 			}
 			p, purl = meta.Provider, meta.ProviderURL
@@ -256,16 +262,21 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	if err != nil {
 		return nil, err
 	}
+	if !online {
+		// Resume the session kept from the last online login, so sync
+		// catches up when the provider is back.
+		a.resumeSession()
+	}
 	if online {
 		a.expires = sess.Expires
 		if err := a.Docs.Sync(ctx); err != nil {
 			a.stop()
 			return nil, err
 		}
-		if err := a.ensureKey(ctx); err != nil {
-			a.stop()
-			return nil, err
-		}
+	}
+	if err := a.finishOpen(ctx, secret, online); err != nil {
+		a.stop()
+		return nil, err
 	}
 	a.start()
 	d.add(a)
@@ -365,7 +376,7 @@ type AccountStatus struct {
 
 // Status reports every logged-in account.
 func (d *Daemon) Status() []AccountStatus {
-	var out []AccountStatus
+	out := []AccountStatus{}
 	for _, a := range d.Accounts() {
 		s := AccountStatus{Address: a.Address, Online: a.Online(), Provider: a.meta.ProviderURL, Sync: a.Docs.Status()}
 		if ks, err := a.OwnKeys(); err == nil && len(ks) > 0 {

@@ -25,7 +25,8 @@ func (s *Server) Deliver(ctx context.Context, login string, encrypted []byte) er
 	if err != nil {
 		return fmt.Errorf("provider: deliver to %s: %w", login, err)
 	}
-	s.notify.notify(login, 0, counter)
+	_ = counter
+	s.wake(ctx, login)
 	return nil
 }
 

@@ -64,11 +64,10 @@ func (l *limiter) allow(key string) bool {
 type notifier struct {
 	mu   sync.Mutex
 	subs map[string]map[chan api.Event]struct{}
-	last map[string]api.Event // newest event per user with a subscriber
 }
 
 func newNotifier() *notifier {
-	return &notifier{subs: map[string]map[chan api.Event]struct{}{}, last: map[string]api.Event{}}
+	return &notifier{subs: map[string]map[chan api.Event]struct{}{}}
 }
 
 func (n *notifier) subscribe(login string) (chan api.Event, func()) {
@@ -86,24 +85,16 @@ func (n *notifier) subscribe(login string) (chan api.Event, func()) {
 		delete(n.subs[login], ch)
 		if len(n.subs[login]) == 0 {
 			delete(n.subs, login)
-			delete(n.last, login)
 		}
 		n.mu.Unlock()
 	}
 }
 
-// notify wakes login's streams. seq or incoming may be zero, meaning
-// "unchanged": the event sent carries the newest value of each.
-func (n *notifier) notify(login string, seq, incoming uint64) {
+// notify wakes login's streams with the user's current sequence and
+// incoming counter.
+func (n *notifier) notify(login string, ev api.Event) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	ev := n.last[login]
-	ev.Seq, ev.Incoming = max(ev.Seq, seq), max(ev.Incoming, incoming)
-	if len(n.subs[login]) == 0 {
-		delete(n.last, login)
-		return
-	}
-	n.last[login] = ev
 	for ch := range n.subs[login] {
 		// Keep only the newest event: a slow reader needs the latest,
 		// not every one.

@@ -95,6 +95,7 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 	if cfg.Domain == "" || cfg.APIURL == "" {
 		return nil, errors.New("provider: domain and API URL are required")
 	}
+	cfg.Domain = strings.ToLower(cfg.Domain)
 	switch cfg.Enrollment {
 	case "":
 		cfg.Enrollment = api.EnrollOpen
@@ -405,6 +406,10 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid login")
 		return
 	}
+	if len(req.A) == 0 || len(req.A) > 1024 {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid A")
+		return
+	}
 	if !s.perAccount.allow(req.Login) || !s.perClient.allow("login "+clientAddr(r)) {
 		writeErr(w, http.StatusTooManyRequests, api.CodeRateLimited, "too many login attempts, try again later")
 		return
@@ -442,11 +447,6 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		resp = api.LoginStartResponse{SRPSalt: salt, B: srv.B(), KDF: kdf}
-	}
-	// A is checked at the proof; reject the obviously bad now.
-	if len(req.A) == 0 || len(req.A) > 1024 {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid A")
-		return
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
@@ -567,7 +567,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
 		return
 	}
 	for _, d := range req.Docs {
-		if !docIDRe.MatchString(d.ID) {
+		if !docIDRe.MatchString(d.ID) || d.ID == "changes" {
 			writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid document id")
 			return
 		}
@@ -586,7 +586,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
 		last = max(last, x.Seq)
 	}
 	if last > 0 {
-		s.notify.notify(a.login, last, 0)
+		s.wake(r.Context(), a.login)
 	}
 	writeJSON(w, http.StatusOK, api.PushResponse{Results: res})
 }
@@ -627,6 +627,7 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since
 		defer cancel()
 		wake = ch
 	}
+	deadline := time.Now().Add(wait)
 	for {
 		docs, last, more, err := s.store.Changes(r.Context(), a.login, since, limit)
 		if err != nil {
@@ -640,10 +641,13 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since
 			writeJSON(w, http.StatusOK, api.ChangesResponse{Changes: docs, LastSeq: last, More: more})
 			return
 		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(time.Until(deadline))
 		select {
 		case <-wake:
 			t.Stop()
+			if !time.Now().Before(deadline) {
+				wait = 0
+			}
 		case <-t.C:
 			wait = 0
 		case <-r.Context().Done():
@@ -715,6 +719,17 @@ func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request, a authed)
 	}
 	w.Header().Set("Content-Type", "application/octet-stream")
 	_, _ = w.Write(data)
+}
+
+// wake sends login's streams the current sequence and incoming counter.
+func (s *Server) wake(ctx context.Context, login string) {
+	seq, err1 := s.store.LastSeq(ctx, login)
+	inc, err2 := s.store.IncomingCounter(ctx, login)
+	if err := errors.Join(err1, err2); err != nil {
+		s.log.Warn("provider: wake", "err", err)
+		return
+	}
+	s.notify.notify(login, api.Event{Seq: seq, Incoming: inc})
 }
 
 // --- notification stream

@@ -76,9 +76,8 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bUsers)
-		if users.Get([]byte(u.Login)) != nil {
-			return ErrExists
-		}
+		// The invite first: without a valid one, nobody learns which
+		// logins are taken.
 		if invite != "" {
 			inv := tx.Bucket(bInvites)
 			if inv.Get([]byte(invite)) == nil {
@@ -87,6 +86,9 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 			if err := inv.Delete([]byte(invite)); err != nil {
 				return err
 			}
+		}
+		if users.Get([]byte(u.Login)) != nil {
+			return ErrExists
 		}
 		ub, err := tx.Bucket(bUser).CreateBucketIfNotExists([]byte(u.Login))
 		if err != nil {
@@ -317,11 +319,10 @@ func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit in
 			lastSeq = binary.BigEndian.Uint64(k)
 		}
 		if !more {
-			// Report the user's current sequence so a device that is
-			// up to date learns it is.
-			if s := ub.Sequence(); s > lastSeq {
-				lastSeq = s
-			}
+			// Report the user's current sequence, so a device that is
+			// up to date learns it is, and one that is ahead (the
+			// provider was rolled back) can tell.
+			lastSeq = ub.Sequence()
 		}
 		return nil
 	})
