@@ -60,8 +60,8 @@ type Account struct {
 	online     bool      // logged in at the provider (not an offline unlock)
 	expires    time.Time // of the provider session
 	localToken string
-	cancel  context.CancelFunc
-	stopped chan struct{}
+	cancel     context.CancelFunc
+	stopped    chan struct{}
 }
 
 // SplitAddress splits user@domain.

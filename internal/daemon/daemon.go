@@ -30,7 +30,7 @@ type Config struct {
 	KeyLifetime  time.Duration // own key lifetime (default keys.DefaultLifetime)
 	// Indexer precomputes the IMAP metadata of each message (the IMAP
 	// server's; nil stores none).
-	Indexer mailstore.Indexer
+	Indexer      mailstore.Indexer
 	SyncInterval time.Duration // periodic sync besides notifications (default 5m)
 	Client       client.Options
 	Logger       *slog.Logger

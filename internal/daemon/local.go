@@ -192,4 +192,3 @@ func (a *Account) resumeSession() {
 		a.mu.Unlock()
 	}
 }
-
