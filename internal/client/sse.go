@@ -12,18 +12,18 @@ import (
 func readSSE(r io.Reader, fn func(event string, data []byte)) error {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 4096), 64<<10)
-	event, data := "", []byte(nil)
+	event, data, haveData := "", []byte(nil), false
 	for sc.Scan() {
 		line := sc.Bytes()
 		switch {
 		case len(line) == 0:
-			if data != nil {
+			if haveData {
 				if event == "" {
 					event = "message"
 				}
 				fn(event, data)
 			}
-			event, data = "", nil
+			event, data, haveData = "", nil, false
 		case line[0] == ':':
 		default:
 			field, value, _ := bytes.Cut(line, []byte(":"))
@@ -32,10 +32,11 @@ func readSSE(r io.Reader, fn func(event string, data []byte)) error {
 			case "event":
 				event = string(value)
 			case "data":
-				if data != nil {
+				if haveData {
 					data = append(data, '\n')
 				}
 				data = append(data, value...)
+				haveData = true
 			}
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
@@ -22,28 +23,33 @@ import (
 
 // checkPublicKey parses an armored key and checks it may be published for
 // address.
-func checkPublicKey(armored, address string, now time.Time) error {
+func checkPublicKey(armored, address string, now time.Time) (*openpgp.Entity, error) {
+	e, err := checkKey(armored, address, now)
+	return e, err
+}
+
+func checkKey(armored, address string, now time.Time) (*openpgp.Entity, error) {
 	if len(armored) == 0 || len(armored) > 256<<10 {
-		return errors.New("key must be 1 byte to 256 KiB of armored OpenPGP")
+		return nil, errors.New("key must be 1 byte to 256 KiB of armored OpenPGP")
 	}
 	el, err := openpgp.ReadArmoredKeyRing(strings.NewReader(armored))
 	if err != nil {
-		return fmt.Errorf("not an armored OpenPGP public key: %v", err)
+		return nil, fmt.Errorf("not an armored OpenPGP public key: %v", err)
 	}
 	if len(el) != 1 {
-		return fmt.Errorf("expected one key, got %d", len(el))
+		return nil, fmt.Errorf("expected one key, got %d", len(el))
 	}
 	e := el[0]
 	if e.PrivateKey != nil {
-		return errors.New("refusing to publish secret key material")
+		return nil, errors.New("refusing to publish secret key material")
 	}
 	for _, sk := range e.Subkeys {
 		if sk.PrivateKey != nil {
-			return errors.New("refusing to publish secret key material")
+			return nil, errors.New("refusing to publish secret key material")
 		}
 	}
 	if e.Revoked(now) {
-		return errors.New("key is revoked")
+		return nil, errors.New("key is revoked")
 	}
 	found := false
 	for _, id := range e.Identities {
@@ -53,17 +59,17 @@ func checkPublicKey(armored, address string, now time.Time) error {
 		if strings.EqualFold(id.UserId.Email, address) {
 			found = true
 			if id.SelfSignature != nil && id.SelfSignature.SigExpired(now) {
-				return errors.New("the user ID's self-signature has expired")
+				return nil, errors.New("the user ID's self-signature has expired")
 			}
 		}
 	}
 	if !found {
-		return fmt.Errorf("no user ID with the address %s", address)
+		return nil, fmt.Errorf("no user ID with the address %s", address)
 	}
 	if _, ok := e.EncryptionKey(now); !ok {
-		return errors.New("key has no valid encryption subkey (expired?)")
+		return nil, errors.New("key has no valid encryption subkey (expired?)")
 	}
-	return nil
+	return e, nil
 }
 
 func (s *Server) handlePutKey(w http.ResponseWriter, r *http.Request, a authed) {
@@ -72,11 +78,19 @@ func (s *Server) handlePutKey(w http.ResponseWriter, r *http.Request, a authed) 
 		return
 	}
 	addr := s.Address(a.login)
-	if err := checkPublicKey(req.OpenPGP, addr, time.Now()); err != nil {
+	e, err := checkPublicKey(req.OpenPGP, addr, time.Now())
+	if err != nil {
 		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
 		return
 	}
-	if err := s.store.PutKey(r.Context(), addr, []byte(req.OpenPGP)); err != nil {
+	// Publish exactly the key that was checked, armored anew: nothing
+	// else the request carried (another armor block, say) gets through.
+	pub, err := keys.ArmorPublic(e)
+	if err != nil {
+		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		return
+	}
+	if err := s.store.PutKey(r.Context(), addr, []byte(pub)); err != nil {
 		s.internal(w, "put key", err)
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -290,6 +291,9 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) (
 }
 
 func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit int) ([]api.Doc, uint64, bool, error) {
+	if since == math.MaxUint64 {
+		since-- // nothing can come after; report the real sequence
+	}
 	var (
 		out     []api.Doc
 		lastSeq = since
