@@ -1,7 +1,9 @@
 // Command leapd is the provider platform: SRP accounts, the nicknym key
-// directory and the encrypted document store that bitmaskd syncs with.
+// directory and the encrypted document store that bitmaskd syncs with,
+// and the MX that takes mail for the domain and stores it encrypted to
+// each recipient's key.
 //
-//	leapd [-config FILE] [-data DIR] [-domain DOMAIN] [-listen ADDR] [-api-url URL] [-enrollment open|invite|closed]
+//	leapd [-config FILE] [-data DIR] [-domain DOMAIN] [-listen ADDR] [-api-url URL] [-enrollment open|invite|closed] [-mx ADDR] [-lmtp PATH]
 //	leapd invite [-data DIR] [-n N]
 package main
 
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
@@ -44,6 +47,12 @@ type fileConfig struct {
 	APIURL     string `json:"api_url"`
 	Enrollment string `json:"enrollment"`
 	SessionTTL string `json:"session_ttl"`
+	// MXListen is the MX's SMTP address (port 25 in production); ""
+	// disables it.
+	MXListen string `json:"mx_listen"`
+	// LMTPSocket is a unix socket where the MX takes LMTP from a front
+	// MTA such as Postfix; "" (the default) disables it.
+	LMTPSocket string `json:"lmtp_socket"`
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -60,10 +69,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&fc.APIURL, "api-url", "", "public URL of the API (default https://LISTEN)")
 	fs.StringVar(&fc.Enrollment, "enrollment", "", "signups: open, invite or closed (default open)")
 	fs.StringVar(&fc.SessionTTL, "session-ttl", "", "session lifetime (default 24h)")
+	fs.StringVar(&fc.MXListen, "mx", "", `MX (SMTP) listen address (default 127.0.0.1:2525; "" disables)`)
+	fs.StringVar(&fc.LMTPSocket, "lmtp", "", `unix socket for LMTP from a front MTA, made mode 0660 (default "": none)`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := fileConfig{Data: "leapd-data", Domain: "example.test", Listen: "127.0.0.1:4430", SessionTTL: "24h"}
+	cfg := fileConfig{Data: "leapd-data", Domain: "example.test", Listen: "127.0.0.1:4430", SessionTTL: "24h", MXListen: "127.0.0.1:2525"}
 	if *cfgPath != "" {
 		b, err := os.ReadFile(*cfgPath)
 		if err != nil {
@@ -74,6 +85,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	merge(&cfg, fc)
+	// -mx "" and -lmtp "" disable what the config file enables.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "mx":
+			cfg.MXListen = fc.MXListen
+		case "lmtp":
+			cfg.LMTPSocket = fc.LMTPSocket
+		}
+	})
 	if cfg.APIURL == "" {
 		cfg.APIURL = "https://" + cfg.Listen
 	}
@@ -94,9 +114,85 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		in.Store.Close()
 		return err
 	}
+	var mxLn, lmtpLn net.Listener
+	if cfg.MXListen != "" {
+		if mxLn, err = net.Listen("tcp", cfg.MXListen); err != nil {
+			ln.Close()
+			in.Store.Close()
+			return fmt.Errorf("mx: %w", err)
+		}
+	}
+	if cfg.LMTPSocket != "" {
+		if lmtpLn, err = listenUnix(cfg.LMTPSocket); err != nil {
+			ln.Close()
+			if mxLn != nil {
+				mxLn.Close()
+			}
+			in.Store.Close()
+			return fmt.Errorf("lmtp: %w", err)
+		}
+	}
 	pj := in.ProviderJSON()
 	fmt.Fprintf(stdout, "leapd: serving %s at %s\nleapd: CA fingerprint %s\n", pj.Domain, pj.APIURI, pj.CACertFingerprint)
-	return in.Run(ctx, ln)
+
+	// The API and the MX run until ctx ends or one of them fails; the
+	// store closes only after all of them stopped, so no delivery the
+	// MX is finishing meets a closed store.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m := mx.New(in.Server, mx.Config{TLSConfig: in.TLSConfig(), Logger: log})
+	type result struct {
+		name string
+		err  error
+	}
+	results := make(chan result, 3)
+	running := 0
+	start := func(name string, serve func() error) {
+		running++
+		go func() { results <- result{name, serve()} }()
+	}
+	start("api", func() error { return in.Serve(ctx, ln) })
+	if mxLn != nil {
+		fmt.Fprintf(stdout, "leapd: MX (SMTP) at %s\n", mxLn.Addr())
+		start("mx", func() error { return m.ServeSMTP(ctx, mxLn) })
+	}
+	if lmtpLn != nil {
+		fmt.Fprintf(stdout, "leapd: MX (LMTP) at %s\n", cfg.LMTPSocket)
+		start("lmtp", func() error { return m.ServeLMTP(ctx, lmtpLn) })
+	}
+	var first error
+	for range running {
+		r := <-results
+		if r.err != nil && first == nil {
+			first = fmt.Errorf("%s: %w", r.name, r.err)
+		}
+		cancel()
+	}
+	if err := in.Store.Close(); err != nil && first == nil {
+		first = err
+	}
+	return first
+}
+
+// listenUnix listens on a unix socket at path, replacing a socket left
+// by an earlier run (the store's lock already keeps a second leapd out),
+// and lets only the owner and group connect: a local client of the LMTP
+// socket can hand in mail for any user.
+func listenUnix(path string) (net.Listener, error) {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		if err := os.Remove(path); err != nil {
+			return nil, err
+		}
+	}
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(path, 0o660); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
 }
 
 func merge(dst *fileConfig, src fileConfig) {
@@ -112,6 +208,8 @@ func merge(dst *fileConfig, src fileConfig) {
 	set(&dst.APIURL, src.APIURL)
 	set(&dst.Enrollment, src.Enrollment)
 	set(&dst.SessionTTL, src.SessionTTL)
+	set(&dst.MXListen, src.MXListen)
+	set(&dst.LMTPSocket, src.LMTPSocket)
 }
 
 // invite adds invite codes to a stopped provider's storage.

@@ -28,7 +28,11 @@ type ProviderJSON struct {
 	CACertURI         string            `json:"ca_cert_uri"`
 	CACertFingerprint string            `json:"ca_cert_fingerprint"` // "SHA256: <lowercase hex>"
 	Services          []string          `json:"services"`
-	EnrollmentPolicy  string            `json:"enrollment_policy"` // open, invite, closed
+	// Submission is host:port of the provider's mail submission service
+	// (STARTTLS; AUTH PLAIN with login and session token). Not a LEAP
+	// field.
+	Submission       string `json:"submission,omitempty"`
+	EnrollmentPolicy string `json:"enrollment_policy"` // open, invite, closed
 }
 
 // Enrollment policies.

@@ -36,6 +36,7 @@ type Config struct {
 	Domain     string // mail domain, e.g. example.org
 	Name       string // display name
 	APIURL     string // public base URL of this listener, e.g. https://api.example.org:4430
+	Submission string // host:port of the submission service, announced in provider.json
 	Enrollment string // open, invite or closed
 
 	SessionTTL time.Duration // default 24h
@@ -149,6 +150,7 @@ func (s *Server) ProviderJSON() api.ProviderJSON {
 		CACertURI:         strings.TrimSuffix(s.cfg.APIURL, "/") + "/ca.crt",
 		CACertFingerprint: Fingerprint(s.tls.CACert.Raw),
 		Services:          []string{"mx"},
+		Submission:        s.cfg.Submission,
 		EnrollmentPolicy:  s.cfg.Enrollment,
 	}
 }

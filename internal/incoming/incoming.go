@@ -1,0 +1,297 @@
+// Package incoming takes the messages the provider's MX accepted for the
+// account (each encrypted, headers and all, to the account's key) from
+// the incoming queue into INBOX (DESIGN.md "Mail paths: In"):
+//
+//  1. download an item and decrypt the MX's layer with the account's keys
+//     (old ones too);
+//  2. remove an inner PGP/MIME or inline PGP layer the sender put on, and
+//     verify signatures against the sender's known key (pkg/pgpmime);
+//  3. replace any X-Leap-Encryption / X-Leap-Signature the sender put in
+//     with ours;
+//  4. learn the sender's key from an Autocrypt header or an attached
+//     application/pgp-keys part, at the lowest validation level;
+//  5. store the message in INBOX under a document id derived from the item,
+//     so two devices that take the same item end with one message;
+//  6. sync, and only then delete the item from the provider.
+//
+// Nothing is dropped: a message that cannot be decrypted is kept, with a
+// header that says why, and one that does not parse is kept as it came.
+package incoming
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/mail"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
+
+	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/keymanager"
+	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/pkg/autocrypt"
+	"github.com/bitmask-go/bitmask/pkg/pgpmime"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Queue is the provider's incoming queue; *client.Client is it.
+type Queue interface {
+	ListIncoming(ctx context.Context, limit int) (*api.IncomingList, error)
+	Incoming(ctx context.Context, id string) ([]byte, error)
+	DeleteIncoming(ctx context.Context, id string) error
+}
+
+// Header names bitmaskd sets (LEAP's).
+const (
+	HeaderEncryption = "X-Leap-Encryption"
+	HeaderSignature  = "X-Leap-Signature"
+)
+
+// maxPlaintext bounds what one item may decrypt to.
+const maxPlaintext = mailstore.MaxMessageSize
+
+// Processor moves one account's incoming queue into its mail store.
+type Processor struct {
+	Queue Queue
+	Mail  *mailstore.Store
+	Keys  *keymanager.Manager
+	// Own returns the account's own keys with their private parts, the
+	// newest first.
+	Own   func() (openpgp.EntityList, error)
+	DocID *[32]byte
+	Log   *slog.Logger
+
+	mu        sync.Mutex // one run at a time
+	processed int
+}
+
+// Processed counts the items taken so far.
+func (p *Processor) Processed() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.processed
+}
+
+// Run processes the queue at start and whenever wake fires, until ctx
+// ends; failures are retried with backoff.
+func (p *Processor) Run(ctx context.Context, wake <-chan struct{}) {
+	backoff := time.Duration(0)
+	for {
+		err := p.ProcessAll(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		var retry <-chan time.Time
+		if err != nil {
+			backoff = min(max(2*backoff, time.Second), time.Minute)
+			p.Log.Info("incoming: will retry", "in", backoff, "err", err)
+			retry = time.After(backoff)
+		} else {
+			backoff = 0
+			retry = time.After(5 * time.Minute)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-wake:
+		case <-retry:
+		}
+	}
+}
+
+// ProcessAll takes every item in the queue.
+func (p *Processor) ProcessAll(ctx context.Context) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for {
+		list, err := p.Queue.ListIncoming(ctx, 100)
+		if err != nil {
+			return fmt.Errorf("incoming: list: %w", err)
+		}
+		if len(list.Items) == 0 {
+			return nil
+		}
+		var done []string
+		for _, it := range list.Items {
+			if err := p.take(ctx, it); err != nil {
+				return err
+			}
+			done = append(done, it.ID)
+		}
+		// Acknowledge only what is durably at the provider as a
+		// document: the sync pushes the blobs and documents first.
+		if err := p.Mail.Sync(ctx); err != nil {
+			return fmt.Errorf("incoming: sync before acknowledging: %w", err)
+		}
+		for _, id := range done {
+			if err := p.Queue.DeleteIncoming(ctx, id); err != nil {
+				return fmt.Errorf("incoming: delete %s: %w", id, err)
+			}
+			p.processed++
+		}
+		if !list.More && len(list.Items) < 100 {
+			return nil
+		}
+	}
+}
+
+func (p *Processor) take(ctx context.Context, it api.IncomingItem) error {
+	data, err := p.Queue.Incoming(ctx, it.ID)
+	if err != nil {
+		return fmt.Errorf("incoming: download %s: %w", it.ID, err)
+	}
+	own, err := p.Own()
+	if err != nil {
+		return err
+	}
+	msg := p.Process(data, own, it.Received)
+	id := seal.DocID(p.DocID, "incoming:"+it.ID)
+	if _, _, err := p.Mail.AppendWithID(ctx, id, "INBOX", msg, nil, it.Received); err != nil {
+		return fmt.Errorf("incoming: store %s: %w", it.ID, err)
+	}
+	return nil
+}
+
+// Process turns one queue item into the message to store. It never
+// fails: what cannot be decrypted or parsed is kept with a note.
+func (p *Processor) Process(data []byte, own openpgp.EntityList, received time.Time) []byte {
+	plain, err := decryptOuter(data, own)
+	if err != nil {
+		p.Log.Warn("incoming: cannot decrypt an item; keeping it as it came", "err", err)
+		return undecryptable(data, err, received)
+	}
+	from := fromAddress(plain)
+	var senderKeys openpgp.EntityList
+	if from != "" && p.Keys != nil {
+		p.learn(from, plain)
+		if e, _, err := p.Keys.Entity(from); err == nil {
+			senderKeys = openpgp.EntityList{e}
+		}
+	}
+	res, err := pgpmime.Process(plain, own, senderKeys, time.Now())
+	if err != nil || res == nil {
+		p.Log.Info("incoming: message kept unprocessed", "err", err)
+		return pgpmime.SetHeaders(pgpmime.StripHeaders(plain, HeaderEncryption, HeaderSignature),
+			HeaderEncryption, "false", HeaderSignature, "could not verify")
+	}
+	out := pgpmime.StripHeaders(res.Message, HeaderEncryption, HeaderSignature)
+	enc := "false"
+	switch {
+	case res.Decrypted:
+		enc = "decrypted"
+	case res.Encrypted:
+		enc = "failed; " + oneLine(fmt.Sprint(res.DecryptErr))
+	}
+	sig := "could not verify"
+	switch res.Signature {
+	case pgpmime.SigValid:
+		sig = fmt.Sprintf("valid; pubkey=%q", res.SignerFingerprint)
+	case pgpmime.SigInvalid:
+		sig = "invalid"
+	}
+	return pgpmime.SetHeaders(out, HeaderEncryption, enc, HeaderSignature, sig)
+}
+
+// learn keeps the sender's key from an Autocrypt header or an attached
+// key, at the lowest level; the replacement rules decide.
+func (p *Processor) learn(from string, msg []byte) {
+	if h, err := autocrypt.FromMessage(msg); err == nil && h != nil {
+		if e, err := h.Entity(); err == nil {
+			if arm, err := keys.ArmorPublic(e); err == nil {
+				if _, err := p.Keys.Learn(from, arm, keymanager.WeakChain, "autocrypt"); err != nil && !errors.Is(err, keymanager.ErrRefused) {
+					p.Log.Debug("incoming: autocrypt key not kept", "err", err)
+				}
+			}
+		}
+	}
+	for _, arm := range pgpmime.KeysFromMessage(msg) {
+		if _, err := p.Keys.Learn(from, arm, keymanager.WeakChain, "attachment"); err != nil && !errors.Is(err, keymanager.ErrRefused) {
+			p.Log.Debug("incoming: attached key not kept", "err", err)
+		}
+	}
+}
+
+// decryptOuter removes the MX's layer (binary or armored OpenPGP).
+func decryptOuter(data []byte, own openpgp.EntityList) ([]byte, error) {
+	if len(own) == 0 {
+		return nil, errors.New("no private key")
+	}
+	r := io.Reader(bytes.NewReader(data))
+	if bytes.HasPrefix(bytes.TrimSpace(data), []byte("-----BEGIN PGP MESSAGE-----")) {
+		blk, err := armor.Decode(bytes.NewReader(data))
+		if err != nil {
+			return nil, err
+		}
+		r = blk.Body
+	}
+	md, err := openpgp.ReadMessage(r, own, nil, &packet.Config{})
+	if err != nil {
+		return nil, err
+	}
+	out, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, maxPlaintext+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(out) > maxPlaintext {
+		return nil, fmt.Errorf("decrypts to more than %d bytes", maxPlaintext)
+	}
+	return out, nil
+}
+
+// undecryptable wraps an item we could not open in a message that says
+// so and carries the item as an attachment, so it is never lost.
+func undecryptable(data []byte, why error, received time.Time) []byte {
+	var b bytes.Buffer
+	boundary := "bitmask-undecryptable"
+	fmt.Fprintf(&b, "From: Bitmask <MAILER-DAEMON@localhost>\r\n")
+	fmt.Fprintf(&b, "Subject: A message could not be decrypted\r\n")
+	fmt.Fprintf(&b, "Date: %s\r\n", received.UTC().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "%s: failed; %s\r\n", HeaderEncryption, oneLine(why.Error()))
+	fmt.Fprintf(&b, "%s: could not verify\r\n", HeaderSignature)
+	fmt.Fprintf(&b, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", boundary)
+	fmt.Fprintf(&b, "Your provider accepted a message for you that none of your keys can decrypt:\r\n%s\r\n\r\nThe encrypted message is attached, unchanged.\r\n", oneLine(why.Error()))
+	fmt.Fprintf(&b, "--%s\r\nContent-Type: application/pgp-encrypted\r\nContent-Disposition: attachment; filename=\"message.pgp\"\r\n\r\n", boundary)
+	w, err := armor.Encode(&b, "PGP MESSAGE", nil)
+	if err == nil {
+		_, _ = w.Write(data)
+		_ = w.Close()
+	}
+	fmt.Fprintf(&b, "\r\n--%s--\r\n", boundary)
+	return b.Bytes()
+}
+
+func oneLine(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// fromAddress is the bare address of the From header, lowercased.
+func fromAddress(msg []byte) string {
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		return ""
+	}
+	addrs, err := m.Header.AddressList("From")
+	if err != nil || len(addrs) != 1 {
+		return ""
+	}
+	return strings.ToLower(addrs[0].Address)
+}

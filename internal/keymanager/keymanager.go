@@ -1,0 +1,275 @@
+// Package keymanager keeps the OpenPGP keys of the people the user writes
+// to, in the synced document store, each with a validation level, and
+// replaces them only by LEAP's rules (DESIGN.md "Keys").
+//
+// Validation levels, weakest first (LEAP's keymanager ladder):
+//
+//	weak_chain < provider_trust < provider_endorsement <
+//	third_party_endorsement < third_party_consensus <
+//	historically_auditing < known_key < fingerprint
+//
+// A key learned from mail (Autocrypt, an attached key) is weak_chain; one
+// fetched from the recipient's own provider over its pinned TLS is
+// provider_trust; one whose fingerprint the user confirmed is fingerprint.
+//
+// Replacement rules for an address that already has a key:
+//   - the same key (fingerprint) is refreshed, keeping the higher level;
+//   - a key of a higher level replaces it;
+//   - when the current key has expired, a key of an equal or higher level
+//     replaces it;
+//   - a key certified by the current key (a signature of the old key on the
+//     new one's user ID) replaces it, at the old key's level;
+//   - a fingerprint the user confirmed replaces anything.
+//
+// Anything else is refused and the current key stays.
+package keymanager
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Level is a validation level.
+type Level int
+
+// The ladder.
+const (
+	WeakChain Level = iota + 1
+	ProviderTrust
+	ProviderEndorsement
+	ThirdPartyEndorsement
+	ThirdPartyConsensus
+	HistoricallyAuditing
+	KnownKey
+	Fingerprint
+)
+
+var levelNames = []string{"", "weak_chain", "provider_trust", "provider_endorsement", "third_party_endorsement",
+	"third_party_consensus", "historically_auditing", "known_key", "fingerprint"}
+
+func (l Level) String() string {
+	if l < WeakChain || l > Fingerprint {
+		return fmt.Sprintf("level(%d)", int(l))
+	}
+	return levelNames[l]
+}
+
+// ParseLevel reads a level name.
+func ParseLevel(s string) (Level, error) {
+	for i, n := range levelNames {
+		if i > 0 && n == s {
+			return Level(i), nil
+		}
+	}
+	return 0, fmt.Errorf("keymanager: unknown validation level %q", s)
+}
+
+// MarshalText writes the level's name.
+func (l Level) MarshalText() ([]byte, error) { return []byte(l.String()), nil }
+
+// UnmarshalText reads a level's name.
+func (l *Level) UnmarshalText(b []byte) error {
+	v, err := ParseLevel(string(b))
+	*l = v
+	return err
+}
+
+// Key is a contact's key as stored (a document body).
+type Key struct {
+	Type        string    `json:"type"`
+	Address     string    `json:"address"`
+	Fingerprint string    `json:"fingerprint"`
+	Armored     string    `json:"armored"`
+	Level       Level     `json:"level"`
+	Source      string    `json:"source"` // "autocrypt", "attachment", "nicknym", "wkd", "user"
+	Created     time.Time `json:"created"`
+	Expires     time.Time `json:"expires,omitzero"`
+	Updated     time.Time `json:"updated"`
+}
+
+const docType = "openpgp-contact-key"
+
+// ErrNoKey means no key is known for the address.
+var ErrNoKey = errors.New("keymanager: no key known")
+
+// ErrRefused means a candidate key may not replace the current one.
+var ErrRefused = errors.New("keymanager: key refused by the replacement rules")
+
+// Manager is one account's contact keys.
+type Manager struct {
+	docs *docsync.Engine
+	key  *[32]byte // doc-id key
+	now  func() time.Time
+}
+
+// New makes a manager over the account's documents.
+func New(docs *docsync.Engine, k *seal.Keys) *Manager {
+	return &Manager{docs: docs, key: &k.DocID, now: time.Now}
+}
+
+func normAddr(a string) string { return strings.ToLower(strings.TrimSpace(a)) }
+
+func (m *Manager) docID(address string) string {
+	return seal.DocID(m.key, "contact-key:"+normAddr(address))
+}
+
+// Get returns the key kept for address.
+func (m *Manager) Get(address string) (*Key, error) {
+	d, err := m.docs.Get(m.docID(address))
+	if errors.Is(err, docsync.ErrNotFound) {
+		return nil, ErrNoKey
+	}
+	if err != nil {
+		return nil, err
+	}
+	var k Key
+	if err := json.Unmarshal(d.Body, &k); err != nil || k.Type != docType {
+		return nil, fmt.Errorf("keymanager: malformed key document for %s", address)
+	}
+	return &k, nil
+}
+
+// Entity is the parsed key for address.
+func (m *Manager) Entity(address string) (*openpgp.Entity, *Key, error) {
+	k, err := m.Get(address)
+	if err != nil {
+		return nil, nil, err
+	}
+	e, err := keys.ReadArmored(k.Armored)
+	return e, k, err
+}
+
+// List returns every contact key.
+func (m *Manager) List() ([]Key, error) {
+	var out []Key
+	err := m.docs.ForEach(func(d *docsync.Doc) error {
+		var k Key
+		if json.Unmarshal(d.Body, &k) == nil && k.Type == docType {
+			out = append(out, k)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Learn offers a key for address at a level; it is kept if the
+// replacement rules allow. It reports whether the stored key changed.
+func (m *Manager) Learn(address, armored string, level Level, source string) (bool, error) {
+	address = normAddr(address)
+	e, err := keys.ReadArmored(armored)
+	if err != nil {
+		return false, err
+	}
+	now := m.now()
+	if e.PrivateKey != nil {
+		pub, err := keys.ArmorPublic(e)
+		if err != nil {
+			return false, err
+		}
+		armored = pub
+	}
+	if !hasAddress(e, address) {
+		return false, fmt.Errorf("keymanager: the key has no user ID for %s", address)
+	}
+	if _, ok := e.EncryptionKey(now); !ok {
+		return false, errors.New("keymanager: the key cannot encrypt (expired or revoked?)")
+	}
+	fpr := keys.Fingerprint(e)
+	cand := Key{
+		Type: docType, Address: address, Fingerprint: fpr, Armored: armored, Level: level, Source: source,
+		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Updated: now.UTC(),
+	}
+	cur, err := m.Get(address)
+	switch {
+	case errors.Is(err, ErrNoKey):
+	case err != nil:
+		return false, err
+	case cur.Fingerprint == fpr:
+		if cur.Level > cand.Level {
+			cand.Level, cand.Source = cur.Level, cur.Source
+		}
+		if cur.Level == cand.Level && cur.Armored == cand.Armored {
+			return false, nil
+		}
+	default:
+		if !m.mayReplace(cur, &cand, e, now) {
+			return false, ErrRefused
+		}
+	}
+	body, err := json.Marshal(cand)
+	if err != nil {
+		return false, err
+	}
+	return true, m.docs.Put(m.docID(address), body)
+}
+
+func (m *Manager) mayReplace(cur, cand *Key, e *openpgp.Entity, now time.Time) bool {
+	if cand.Level == Fingerprint || cand.Level > cur.Level {
+		return true
+	}
+	if !cur.Expires.IsZero() && now.After(cur.Expires) && cand.Level >= cur.Level {
+		return true
+	}
+	if old, err := keys.ReadArmored(cur.Armored); err == nil && certifiedBy(e, old) {
+		cand.Level = max(cand.Level, cur.Level)
+		return true
+	}
+	return false
+}
+
+// certifiedBy reports whether a user ID of e carries a valid certification
+// by old's primary key.
+func certifiedBy(e, old *openpgp.Entity) bool {
+	for name, id := range e.Identities {
+		for _, sig := range id.Signatures {
+			if sig.IssuerKeyId == nil || *sig.IssuerKeyId != old.PrimaryKey.KeyId {
+				continue
+			}
+			if err := old.PrimaryKey.VerifyUserIdSignature(name, e.PrimaryKey, sig); err == nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func hasAddress(e *openpgp.Entity, address string) bool {
+	for _, a := range keys.Addresses(e) {
+		if a == address {
+			return true
+		}
+	}
+	return false
+}
+
+// Trust records a fingerprint the user confirmed by hand: the key with
+// that fingerprint, which must already be known for the address (learned
+// or fetched), becomes fingerprint-level.
+func (m *Manager) Trust(address, fingerprint, armored string) error {
+	fingerprint = strings.ToUpper(strings.ReplaceAll(fingerprint, " ", ""))
+	if armored == "" {
+		cur, err := m.Get(address)
+		if err != nil {
+			return err
+		}
+		armored = cur.Armored
+	}
+	e, err := keys.ReadArmored(armored)
+	if err != nil {
+		return err
+	}
+	if keys.Fingerprint(e) != fingerprint {
+		return fmt.Errorf("keymanager: the key known for %s has fingerprint %s, not %s", address, keys.Fingerprint(e), fingerprint)
+	}
+	_, err = m.Learn(address, armored, Fingerprint, "user")
+	return err
+}

@@ -1,0 +1,373 @@
+// Package outbox is bitmaskd's durable, encrypted outbox (DESIGN.md "Mail
+// paths: Out"). A message the mail client submits is committed to the
+// account's local encrypted store before the client hears 250; a
+// background worker then makes one copy per recipient and relays it
+// through the provider:
+//
+//   - a recipient whose key is found gets a PGP/MIME encrypted and signed
+//     copy with protected headers (the real Subject inside);
+//   - one without a key gets a PGP/MIME signed copy with an Autocrypt
+//     header and the sender's key attached (both can be turned off);
+//   - a message the client already encrypted passes through unchanged.
+//
+// Bcc recipients are not in any copy's headers, and their copies are
+// encrypted with hidden recipient key IDs, so no copy reveals them.
+// Offline, messages wait and are retried with backoff; a permanent
+// failure becomes a bounce in INBOX. A crash at any point leaves a
+// message in the outbox (sent again, at worst, to the recipients whose
+// delivery was not yet recorded) or delivered, never lost.
+package outbox
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/emersion/go-smtp"
+
+	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/pkg/autocrypt"
+	"github.com/bitmask-go/bitmask/pkg/pgpmime"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+const bucketOutbox = "outbox"
+
+// Relay sends one copy through the provider. An *smtp.SMTPError with a
+// 5xx code is a permanent failure; anything else is retried.
+type Relay interface {
+	Send(ctx context.Context, from string, to []string, msg []byte) error
+}
+
+// KeyFinder finds a recipient's key (local cache, nicknym, WKD);
+// ErrNoKey when there is none.
+type KeyFinder interface {
+	Find(ctx context.Context, address string) (*openpgp.Entity, error)
+}
+
+// ErrNoKey is what a KeyFinder returns when no key is found.
+var ErrNoKey = errors.New("outbox: no key found")
+
+// Config wires an outbox.
+type Config struct {
+	Store   *store.Store
+	Mail    *mailstore.Store // bounces go to its INBOX
+	Relay   Relay
+	Keys    KeyFinder
+	Signer  func() (*openpgp.Entity, error)
+	Address string
+	// NoAutocrypt and NoAttachKey turn off the Autocrypt header and the
+	// attached key on copies that go out unencrypted.
+	NoAutocrypt, NoAttachKey bool
+	RetryBase                time.Duration // first retry delay (default 30s), doubling to an hour
+	GiveUp                   time.Duration // then bounce (default 5 days)
+	Log                      *slog.Logger
+}
+
+// item is an outbox entry, kept sealed in the local store.
+type item struct {
+	ID        string    `json:"id"`
+	From      string    `json:"from"`
+	Bcc       []string  `json:"bcc,omitempty"` // envelope recipients not in To/Cc
+	Pending   []string  `json:"pending"`       // recipients not yet delivered
+	Raw       []byte    `json:"raw"`
+	Created   time.Time `json:"created"`
+	Attempts  int       `json:"attempts"`
+	NextTry   time.Time `json:"next_try"`
+	LastError string    `json:"last_error,omitempty"`
+}
+
+// Outbox is one account's outbox.
+type Outbox struct {
+	cfg  Config
+	kick chan struct{}
+	mu   sync.Mutex // one delivery pass at a time
+	sent int
+}
+
+// New makes an outbox.
+func New(cfg Config) *Outbox {
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = 30 * time.Second
+	}
+	if cfg.GiveUp <= 0 {
+		cfg.GiveUp = 5 * 24 * time.Hour
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	return &Outbox{cfg: cfg, kick: make(chan struct{}, 1)}
+}
+
+// Enqueue commits a message for rcpts to the outbox. When it returns
+// nil, the message is on disk (encrypted) and will be delivered.
+func (o *Outbox) Enqueue(from string, rcpts []string, raw []byte) (string, error) {
+	if len(rcpts) == 0 {
+		return "", errors.New("outbox: no recipients")
+	}
+	id, err := seal.RandomDocID()
+	if err != nil {
+		return "", err
+	}
+	visible := headerAddresses(raw, "To", "Cc")
+	var bcc []string
+	pending := make([]string, 0, len(rcpts))
+	for _, r := range rcpts {
+		r = strings.ToLower(r)
+		if slices.Contains(pending, r) {
+			continue
+		}
+		pending = append(pending, r)
+		if !visible[r] {
+			bcc = append(bcc, r)
+		}
+	}
+	it := item{ID: id, From: from, Bcc: bcc, Pending: pending, Raw: raw, Created: time.Now().UTC(), NextTry: time.Now().UTC()}
+	if err := o.put(&it); err != nil {
+		return "", err
+	}
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+	return id, nil
+}
+
+func (o *Outbox) put(it *item) error {
+	b, err := json.Marshal(it)
+	if err != nil {
+		return err
+	}
+	return o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Put(bucketOutbox, it.ID, b) })
+}
+
+func (o *Outbox) items() ([]*item, error) {
+	var out []*item
+	err := o.cfg.Store.View(func(tx *store.Tx) error {
+		return tx.ForEach(bucketOutbox, func(_ string, v []byte) error {
+			var it item
+			if err := json.Unmarshal(v, &it); err != nil {
+				return fmt.Errorf("outbox: malformed entry: %w", err)
+			}
+			out = append(out, &it)
+			return nil
+		})
+	})
+	slices.SortFunc(out, func(a, b *item) int { return a.Created.Compare(b.Created) })
+	return out, err
+}
+
+// Pending is the number of messages waiting.
+func (o *Outbox) Pending() int {
+	n := 0
+	_ = o.cfg.Store.View(func(tx *store.Tx) error { n = tx.Count(bucketOutbox); return nil })
+	return n
+}
+
+// Sent counts the copies relayed since start.
+func (o *Outbox) Sent() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.sent
+}
+
+// Run delivers in the background until ctx ends.
+func (o *Outbox) Run(ctx context.Context) {
+	for {
+		next := o.Flush(ctx, false)
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), 50*time.Millisecond)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-o.kick:
+		case <-time.After(wait):
+		}
+	}
+}
+
+// Kick asks the worker to try now (e.g. when the provider is back).
+func (o *Outbox) Kick() {
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Flush tries every message that is due (every message with force) and
+// returns when the next retry is due (zero if none waits).
+func (o *Outbox) Flush(ctx context.Context, force bool) time.Time {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	its, err := o.items()
+	if err != nil {
+		o.cfg.Log.Error("outbox: reading", "err", err)
+		return time.Now().Add(time.Minute)
+	}
+	var next time.Time
+	for _, it := range its {
+		if ctx.Err() != nil {
+			return next
+		}
+		if !force && time.Now().Before(it.NextTry) {
+			if next.IsZero() || it.NextTry.Before(next) {
+				next = it.NextTry
+			}
+			continue
+		}
+		o.deliver(ctx, it)
+		if len(it.Pending) > 0 && (next.IsZero() || it.NextTry.Before(next)) {
+			next = it.NextTry
+		}
+	}
+	return next
+}
+
+// deliver tries each pending recipient of it, recording progress.
+func (o *Outbox) deliver(ctx context.Context, it *item) {
+	var tempErr error
+	var failed []string
+	var perm []string
+	for _, rcpt := range slices.Clone(it.Pending) {
+		copy, err := o.build(ctx, it, rcpt)
+		if err == nil {
+			err = o.cfg.Relay.Send(ctx, it.From, []string{rcpt}, copy)
+		}
+		var se *smtp.SMTPError
+		switch {
+		case err == nil:
+			o.sent++
+		case errors.As(err, &se) && se.Code >= 500:
+			perm = append(perm, fmt.Sprintf("%s: %d %s", rcpt, se.Code, se.Message))
+			failed = append(failed, rcpt)
+		default:
+			tempErr = err
+			continue
+		}
+		it.Pending = slices.DeleteFunc(it.Pending, func(r string) bool { return r == rcpt })
+		if len(it.Pending) > 0 {
+			if err := o.put(it); err != nil {
+				o.cfg.Log.Error("outbox: recording progress", "err", err)
+			}
+		}
+	}
+	if len(perm) > 0 {
+		o.bounce(ctx, it, failed, strings.Join(perm, "\n"))
+	}
+	if len(it.Pending) == 0 {
+		if err := o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) }); err != nil {
+			o.cfg.Log.Error("outbox: removing a sent message", "err", err)
+		}
+		return
+	}
+	it.Attempts++
+	it.LastError = fmt.Sprint(tempErr)
+	if time.Since(it.Created) > o.cfg.GiveUp {
+		o.bounce(ctx, it, it.Pending, "gave up after "+o.cfg.GiveUp.String()+": "+it.LastError)
+		_ = o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) })
+		return
+	}
+	delay := o.cfg.RetryBase << min(it.Attempts-1, 7)
+	it.NextTry = time.Now().Add(min(delay, time.Hour)).UTC()
+	o.cfg.Log.Info("outbox: delivery deferred", "recipients", len(it.Pending), "retry_in", time.Until(it.NextTry).Round(time.Second), "err", tempErr)
+	if err := o.put(it); err != nil {
+		o.cfg.Log.Error("outbox: recording a retry", "err", err)
+	}
+}
+
+// build makes rcpt's copy of it.
+func (o *Outbox) build(ctx context.Context, it *item, rcpt string) ([]byte, error) {
+	msg := pgpmime.StripHeaders(it.Raw, "Bcc")
+	if pgpmime.IsEncrypted(msg) {
+		return msg, nil
+	}
+	signer, err := o.cfg.Signer()
+	if err != nil {
+		return nil, fmt.Errorf("outbox: no signing key: %w", err)
+	}
+	key, err := o.cfg.Keys.Find(ctx, rcpt)
+	switch {
+	case err == nil:
+		bcc := slices.Contains(it.Bcc, rcpt)
+		return pgpmime.EncryptSign(msg, openpgp.EntityList{key, signer}, signer, &pgpmime.Options{HiddenRecipients: bcc})
+	case errors.Is(err, ErrNoKey):
+	default:
+		// Key discovery failed for a reason other than "none": do not
+		// send in the clear what might have been encrypted; retry.
+		return nil, fmt.Errorf("outbox: looking up the key of %s: %w", rcpt, err)
+	}
+	if !o.cfg.NoAttachKey {
+		pub, err := keys.ArmorPublic(signer)
+		if err != nil {
+			return nil, err
+		}
+		if msg, err = pgpmime.AttachKey(msg, pub, "OpenPGP_"+keys.Fingerprint(signer)[32:]+".asc"); err != nil {
+			return nil, err
+		}
+	}
+	signed, err := pgpmime.Sign(msg, signer, nil)
+	if err != nil {
+		return nil, err
+	}
+	if !o.cfg.NoAutocrypt {
+		h, err := autocrypt.New(o.cfg.Address, signer, false)
+		if err == nil {
+			signed = pgpmime.SetHeaders(pgpmime.StripHeaders(signed, "Autocrypt"), "Autocrypt", h.String())
+		}
+	}
+	return signed, nil
+}
+
+// bounce puts a delivery failure report in INBOX.
+func (o *Outbox) bounce(ctx context.Context, it *item, rcpts []string, why string) {
+	if o.cfg.Mail == nil {
+		return
+	}
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "From: Mail Delivery System <MAILER-DAEMON@localhost>\r\n")
+	fmt.Fprintf(&b, "To: %s\r\n", it.From)
+	fmt.Fprintf(&b, "Subject: Undelivered Mail Returned to Sender\r\n")
+	fmt.Fprintf(&b, "Date: %s\r\n", time.Now().UTC().Format(time.RFC1123Z))
+	fmt.Fprintf(&b, "Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n")
+	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"bitmask-bounce\"\r\n\r\n")
+	fmt.Fprintf(&b, "--bitmask-bounce\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
+	fmt.Fprintf(&b, "Your message could not be delivered to:\r\n  %s\r\n\r\n%s\r\n", strings.Join(rcpts, "\r\n  "), why)
+	fmt.Fprintf(&b, "--bitmask-bounce\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n")
+	b.Write(it.Raw)
+	fmt.Fprintf(&b, "\r\n--bitmask-bounce--\r\n")
+	if _, _, err := o.cfg.Mail.Append(ctx, "INBOX", b.Bytes(), nil, time.Now()); err != nil {
+		o.cfg.Log.Error("outbox: storing a bounce", "err", err)
+	}
+}
+
+// headerAddresses is the set of addresses in the named header fields.
+func headerAddresses(raw []byte, names ...string) map[string]bool {
+	out := map[string]bool{}
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		return out
+	}
+	for _, n := range names {
+		as, err := m.Header.AddressList(n)
+		if err != nil {
+			continue
+		}
+		for _, a := range as {
+			out[strings.ToLower(a.Address)] = true
+		}
+	}
+	return out
+}
