@@ -9,6 +9,7 @@
 //	status
 //	keys list [ADDRESS]
 //	keys export [ADDRESS] [--secret]
+//	mail config [ADDRESS] [--format text|thunderbird|apple]
 //
 // Passwords are read from the terminal without echo, or from a file
 // (first line) for scripts.
@@ -63,7 +64,8 @@ const usage = `usage: bitmaskctl [--data DIR] [--control ADDR] [--json] COMMAND
   user passwd ADDRESS [--password-file OLD] [--new-password-file NEW]
   status
   keys list [ADDRESS]
-  keys export [ADDRESS] [--secret]`
+  keys export [ADDRESS] [--secret]
+  mail config [ADDRESS] [--format text|thunderbird|apple]`
 
 // parse parses flags anywhere among the arguments and returns the
 // positional ones.
@@ -93,6 +95,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	pwFile := fs.String("password-file", "", "read the password from this file")
 	newPwFile := fs.String("new-password-file", "", "read the new password from this file")
 	secret := fs.Bool("secret", false, "export the secret key too")
+	mailFormat := fs.String("format", "text", "mail config format: text, thunderbird, apple or json")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -177,6 +180,23 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			}
 			tw.Flush()
 		})
+	case cmd == "mail config":
+		format := *mailFormat
+		if c.json {
+			format = "json"
+		}
+		q := "?address=" + url.QueryEscape(arg(2)) + "&format=" + url.QueryEscape(format)
+		if format == "json" {
+			var mc daemon.MailConfig
+			err := c.call(ctx, "GET", "/v1/mail/config"+q, nil, &mc)
+			return c.show(mc, err, func() {})
+		}
+		var raw []byte
+		if err := c.call(ctx, "GET", "/v1/mail/config"+q, nil, &raw); err != nil {
+			return err
+		}
+		_, err := c.stdout.Write(raw)
+		return err
 	case cmd == "keys export":
 		q := "?address=" + url.QueryEscape(arg(2))
 		if *secret {
@@ -359,6 +379,10 @@ func (c *cli) call(ctx context.Context, method, path string, in, out any) error 
 	}
 	if out == nil {
 		return nil
+	}
+	if raw, ok := out.(*[]byte); ok {
+		*raw, err = io.ReadAll(resp.Body)
+		return err
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }

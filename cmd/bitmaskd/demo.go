@@ -15,6 +15,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/imapd"
 	"github.com/bitmask-go/bitmask/internal/provider"
 )
 
@@ -28,6 +29,8 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	domain := fs.String("domain", "bitmask.test", "the demo provider's mail domain")
 	apiAddr := fs.String("provider", "127.0.0.1:4430", "the demo provider's API address")
 	control := fs.String("control", "127.0.0.1:7070", "control API address (loopback only)")
+	imapAddr := fs.String("imap", "127.0.0.1:1984", "IMAP address (loopback only)")
+	smtpAddr := fs.String("smtp", "127.0.0.1:2013", "SMTP submission address (loopback only)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -55,24 +58,25 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	defer func() { stopProvider(); <-provDone }()
 
 	ddir := filepath.Join(*data, "bitmaskd")
-	d, err := daemon.New(daemon.Config{DataDir: ddir, Logger: log})
+	l, err := daemon.ListenAll(*control, *imapAddr, *smtpAddr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	cfg := daemon.Config{DataDir: ddir, Logger: log, Indexer: imapd.Indexer}
+	l.Addrs(&cfg)
+	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	tok, err := daemon.LoadOrCreateToken(ddir)
-	if err != nil {
+	if _, err := daemon.LoadOrCreateToken(ddir); err != nil {
 		return err
-	}
-	cln, err := daemon.ListenLoopback(*control)
-	if err != nil {
-		return fmt.Errorf("control API: %w", err)
 	}
 	pj := in.ProviderJSON()
 	ref := daemon.ProviderRef{URL: pj.APIURI, Fingerprint: pj.CACertFingerprint}
 	creds, err := demoPasswords(*data, *domain)
 	if err != nil {
-		cln.Close()
 		return err
 	}
 	fmt.Fprintf(stdout, "Bitmask demo: provider %s at %s\n", pj.Domain, pj.APIURI)
@@ -83,15 +87,22 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 			_, err = d.CreateUser(ctx, c.Address, []byte(c.Password), ref, "")
 		}
 		if err != nil {
-			cln.Close()
 			return fmt.Errorf("demo account %s: %w", c.Address, err)
 		}
 	}
 	fmt.Fprintf(stdout, `
-Ready. Two demo accounts are logged in:
-`)
+Ready. Two demo accounts are logged in. In your mail client (Thunderbird:
+Account Settings, Add Mail Account, Configure manually):
+
+  IMAP server  %s   STARTTLS (or none), normal password
+  SMTP server  %s   STARTTLS (or none), normal password
+  (accept the self-signed localhost certificate when asked)
+
+`, cfg.IMAPAddr, cfg.SMTPAddr)
 	for _, c := range creds {
-		fmt.Fprintf(stdout, "  %-24s password %s\n", c.Address, c.Password)
+		a, _ := d.Account(c.Address)
+		fmt.Fprintf(stdout, "  %-22s user name %s\n  %-22s password  %s (its local token)\n  %-22s account password (for bitmaskctl login): %s\n\n",
+			c.Address, c.Address, "", a.LocalToken(), "", c.Password)
 	}
 	fmt.Fprintf(stdout, `
 Control API: http://%s (token in %s)
@@ -100,8 +111,8 @@ Try, in another terminal:
   bin/bitmaskctl --data %s --control %s keys list %s
 
 Data is kept in %s; Ctrl-C stops everything, the next run reuses it.
-`, cln.Addr(), daemon.TokenFile(ddir), ddir, cln.Addr(), ddir, cln.Addr(), creds[0].Address, *data)
-	return d.ServeControl(ctx, cln, tok)
+`, l.Control.Addr(), daemon.TokenFile(ddir), ddir, l.Control.Addr(), ddir, l.Control.Addr(), creds[0].Address, *data)
+	return d.Serve(ctx, l)
 }
 
 type demoCred struct {

@@ -12,11 +12,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/imapd"
 )
 
 func main() {
@@ -35,6 +38,8 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bitmaskd", flag.ContinueOnError)
 	data := fs.String("data", daemon.DefaultDataDir(), "data directory")
 	control := fs.String("control", "127.0.0.1:7070", "control API address (loopback only)")
+	imapAddr := fs.String("imap", "127.0.0.1:1984", "IMAP address (loopback only; empty: off)")
+	smtpAddr := fs.String("smtp", "127.0.0.1:2013", "SMTP submission address (loopback only; empty: off)")
 	verbose := fs.Bool("v", false, "debug logging")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -44,19 +49,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	d, err := daemon.New(daemon.Config{DataDir: *data, Logger: log})
+	l, err := daemon.ListenAll(*control, *imapAddr, *smtpAddr)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	cfg := daemon.Config{DataDir: *data, Logger: log, Indexer: imapd.Indexer, WKD: &http.Client{Timeout: 20 * time.Second}}
+	l.Addrs(&cfg)
+	d, err := daemon.New(cfg)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	tok, err := daemon.LoadOrCreateToken(*data)
-	if err != nil {
-		return err
+	fmt.Fprintf(stdout, "bitmaskd: control API on http://%s (token in %s)\n", l.Control.Addr(), daemon.TokenFile(*data))
+	if l.IMAP != nil {
+		fmt.Fprintf(stdout, "bitmaskd: IMAP on %s, SMTP on %s\n", cfg.IMAPAddr, cfg.SMTPAddr)
 	}
-	ln, err := daemon.ListenLoopback(*control)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "bitmaskd: control API on http://%s (token in %s)\n", ln.Addr(), daemon.TokenFile(*data))
-	return d.ServeControl(ctx, ln, tok)
+	return d.Serve(ctx, l)
 }

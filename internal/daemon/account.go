@@ -3,15 +3,19 @@ package daemon
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -19,8 +23,11 @@ import (
 	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/incoming"
+	"github.com/bitmask-go/bitmask/internal/keymanager"
 	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/outbox"
 	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -43,10 +50,13 @@ type accountMeta struct {
 // Account is a logged-in account: its provider session, its unlocked
 // local store and its sync engine.
 type Account struct {
-	Address string
-	Login   string
-	Docs    *docsync.Engine
-	Mail    *mailstore.Store
+	Address  string
+	Login    string
+	Docs     *docsync.Engine
+	Mail     *mailstore.Store
+	Contacts *keymanager.Manager
+	Incoming *incoming.Processor
+	Outbox   *outbox.Outbox
 
 	d      *Daemon
 	dir    string
@@ -146,11 +156,64 @@ func (a *Account) start() {
 	a.cancel, a.stopped = cancel, make(chan struct{})
 	stopped := a.stopped
 	a.mu.Unlock()
-	go func() {
-		defer close(stopped)
-		go a.renewLoop(ctx)
-		a.Docs.Run(ctx, a.d.cfg.SyncInterval)
-	}()
+	wake := make(chan struct{}, 1)
+	var seen atomic.Uint64
+	a.Docs.OnEvent(func(ev api.Event) {
+		if ev.Incoming > seen.Load() {
+			seen.Store(ev.Incoming)
+			select {
+			case wake <- struct{}{}:
+			default:
+			}
+		}
+	})
+	var wg sync.WaitGroup
+	wg.Add(4)
+	go func() { defer wg.Done(); a.Outbox.Run(ctx) }()
+	go func() { defer wg.Done(); a.renewLoop(ctx) }()
+	go func() { defer wg.Done(); a.Docs.Run(ctx, a.d.cfg.SyncInterval) }()
+	go func() { defer wg.Done(); a.Incoming.Run(ctx, wake) }()
+	go func() { wg.Wait(); close(stopped) }()
+}
+
+// relay submits through the provider's submission service, verified
+// against the pinned CA, with the session token.
+func (a *Account) relay() outbox.Relay {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(a.meta.Provider.CAPEM)
+	addr := a.meta.Provider.JSON.Submission
+	host, _, _ := net.SplitHostPort(addr)
+	return &outbox.SMTPRelay{
+		Addr:  addr,
+		TLS:   &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12},
+		Login: a.Login,
+		Token: a.client.Token,
+	}
+}
+
+// Enqueue commits a message to the outbox (smtpd.Account).
+func (a *Account) Enqueue(from string, rcpts []string, raw []byte) error {
+	_, err := a.Outbox.Enqueue(from, rcpts, raw)
+	return err
+}
+
+// ownEntities are the account's own keys, parsed, newest first (old
+// ones stay for decrypting old mail).
+func (a *Account) ownEntities() (openpgp.EntityList, error) {
+	ks, err := a.OwnKeys()
+	if err != nil {
+		return nil, err
+	}
+	var out openpgp.EntityList
+	for _, k := range ks {
+		e, err := keys.ReadArmored(k.Private)
+		if err != nil {
+			a.log.Warn("an own key does not parse", "fingerprint", k.Fingerprint, "err", err)
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
 }
 
 // renewLoop renews the provider session when half of its life is gone,
@@ -212,6 +275,27 @@ func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) e
 		return err
 	}
 	a.Mail = ms
+	a.Contacts = keymanager.New(a.Docs, a.keys)
+	a.Incoming = &incoming.Processor{
+		Queue: a.client, Mail: ms, Keys: a.Contacts, Own: a.ownEntities,
+		DocID: &a.keys.DocID, Log: a.log,
+	}
+	a.Outbox = outbox.New(outbox.Config{
+		Store: a.store, Mail: ms, Address: a.Address, Log: a.log,
+		Relay: a.relay(),
+		Keys: &outbox.Discovery{
+			Keys: a.Contacts, ProviderDomain: a.meta.Provider.JSON.Domain, WKD: a.d.cfg.WKD,
+			Nicknym: func(ctx context.Context, addr string) (string, error) {
+				kr, err := a.client.LookupKey(ctx, addr)
+				if err != nil {
+					return "", err
+				}
+				return kr.OpenPGP, nil
+			},
+		},
+		Signer:    a.CurrentKey,
+		RetryBase: a.d.cfg.OutboxRetry,
+	})
 	if needKey {
 		return a.ensureKey(ctx)
 	}

@@ -113,6 +113,18 @@ type (
 	ErrorResponse struct {
 		Error string `json:"error"`
 	}
+	// MailConfig is what to type into a mail client.
+	MailConfig struct {
+		Address        string `json:"address"`
+		Username       string `json:"username"`
+		Password       string `json:"password"` // the local token
+		IMAPHost       string `json:"imap_host"`
+		IMAPPort       int    `json:"imap_port"`
+		SMTPHost       string `json:"smtp_host"`
+		SMTPPort       int    `json:"smtp_port"`
+		Security       string `json:"security"` // "STARTTLS"
+		TLSFingerprint string `json:"tls_sha256,omitempty"`
+	}
 )
 
 // ControlHandler serves the control API, requiring token.
@@ -125,6 +137,7 @@ func (d *Daemon) ControlHandler(token string) http.Handler {
 	mux.HandleFunc("GET /v1/status", d.hStatus)
 	mux.HandleFunc("GET /v1/keys", d.hKeys)
 	mux.HandleFunc("GET /v1/keys/export", d.hExport)
+	mux.HandleFunc("GET /v1/mail/config", d.hMailConfig)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A web page elsewhere must not be able to drive the API
 		// through a rebinding host name.
@@ -134,6 +147,10 @@ func (d *Daemon) ControlHandler(token string) http.Handler {
 		}
 		if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 			ctlErr(w, http.StatusForbidden, errors.New("bad Host"))
+			return
+		}
+		if r.Method == http.MethodGet && (r.URL.Path == "/mail/config-v1.1.xml" || r.URL.Path == "/.well-known/autoconfig/mail/config-v1.1.xml") {
+			d.autoconfigHandler(w, r)
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -290,6 +307,55 @@ func (d *Daemon) hKeys(w http.ResponseWriter, r *http.Request) {
 		out = append(out, KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Own: true, Private: true})
 	}
 	ctlJSON(w, http.StatusOK, out)
+}
+
+func (d *Daemon) hMailConfig(w http.ResponseWriter, r *http.Request) {
+	a, ok := d.pick(w, r)
+	if !ok {
+		return
+	}
+	mc := d.MailConfig(a)
+	switch r.URL.Query().Get("format") {
+	case "", "json":
+		ctlJSON(w, http.StatusOK, mc)
+	case "thunderbird":
+		w.Header().Set("Content-Type", "application/xml")
+		_, _ = w.Write(ThunderbirdXML(mc))
+	case "apple":
+		w.Header().Set("Content-Type", "application/x-apple-aspen-config")
+		_, _ = w.Write(AppleProfile(mc))
+	case "text":
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, TextConfig(mc))
+	default:
+		ctlErr(w, http.StatusBadRequest, errors.New("format is thunderbird, apple, text or json"))
+	}
+}
+
+// MailConfig is the account's mail client settings.
+func (d *Daemon) MailConfig(a *Account) MailConfig {
+	mc := MailConfig{Address: a.Address, Username: a.Address, Password: a.LocalToken(), Security: "STARTTLS", TLSFingerprint: d.cfg.TLSFingerprint}
+	if h, p, err := net.SplitHostPort(d.cfg.IMAPAddr); err == nil {
+		mc.IMAPHost, mc.IMAPPort = h, atoiOr(p, 1984)
+	}
+	if h, p, err := net.SplitHostPort(d.cfg.SMTPAddr); err == nil {
+		mc.SMTPHost, mc.SMTPPort = h, atoiOr(p, 2013)
+	}
+	return mc
+}
+
+func atoiOr(s string, def int) int {
+	n := 0
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return def
+		}
+		n = n*10 + int(c-'0')
+	}
+	if n == 0 {
+		return def
+	}
+	return n
 }
 
 func (d *Daemon) hExport(w http.ResponseWriter, r *http.Request) {

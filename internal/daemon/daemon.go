@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -33,7 +34,15 @@ type Config struct {
 	Indexer      mailstore.Indexer
 	SyncInterval time.Duration // periodic sync besides notifications (default 5m)
 	Client       client.Options
-	Logger       *slog.Logger
+	// Where the local mail services listen (for `mail config`), and the
+	// local certificate's SHA-256 fingerprint.
+	IMAPAddr, SMTPAddr string
+	TLSFingerprint     string
+	// WKD is the HTTP client for Web Key Directory lookups (nil: off).
+	WKD *http.Client
+	// OutboxRetry is the outbox's first retry delay (default 30s).
+	OutboxRetry time.Duration
+	Logger      *slog.Logger
 }
 
 // Daemon holds the logged-in accounts.

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/crypto/hkdf"
 
 	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/smtpd"
 	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -191,4 +192,18 @@ func (a *Account) resumeSession() {
 		a.online, a.expires = true, ss.Expires
 		a.mu.Unlock()
 	}
+}
+
+// smtpAccount adapts an Account to smtpd.Account.
+type smtpAccount struct{ *Account }
+
+func (s smtpAccount) Address() string { return s.Account.Address }
+
+// CheckSMTP is smtpd.Auth.
+func (d *Daemon) CheckSMTP(ctx context.Context, username, password string) (smtpd.Account, error) {
+	a, err := d.CheckLocal(ctx, username, password)
+	if err != nil {
+		return nil, err
+	}
+	return smtpAccount{a}, nil
 }

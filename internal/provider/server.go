@@ -181,9 +181,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
-		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		// Requests were cancelled with ctx; give their connections a
+		// moment to close (HTTP/2 ones linger), then close the rest.
+		sctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 		defer cancel()
-		_ = hs.Shutdown(sctx)
+		if hs.Shutdown(sctx) != nil {
+			_ = hs.Close()
+		}
 		return nil
 	}
 }

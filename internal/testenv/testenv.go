@@ -7,6 +7,7 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -15,9 +16,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/foxcpp/go-mockdns"
+
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/imapd"
 	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -32,6 +37,7 @@ type Provider struct {
 	URL         string // https://127.0.0.1:PORT
 	Fingerprint string
 	Addr        string
+	MXAddr      string // the MX (SMTP) on loopback
 	cancel      context.CancelFunc
 	done        chan error
 }
@@ -109,11 +115,22 @@ func StartProvider(t testing.TB, o Options) *Provider {
 		in.Server = srv
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	mxln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	p := &Provider{
-		Instance: in, Dir: dir, URL: cfg.APIURL, Addr: ln.Addr().String(),
+		Instance: in, Dir: dir, URL: cfg.APIURL, Addr: ln.Addr().String(), MXAddr: mxln.Addr().String(),
 		Fingerprint: in.ProviderJSON().CACertFingerprint, cancel: cancel, done: make(chan error, 1),
 	}
-	go func() { p.done <- in.Run(ctx, ln) }()
+	m := mx.New(in.Server, mx.Config{Hostname: "mx." + cfg.Domain, Resolver: &mockdns.Resolver{}, Logger: cfg.Logger})
+	go func() {
+		errc := make(chan error, 2)
+		go func() { errc <- in.Serve(ctx, ln) }()
+		go func() { errc <- m.ServeSMTP(ctx, mxln) }()
+		err := errors.Join(<-errc, <-errc)
+		p.done <- errors.Join(err, in.Store.Close())
+	}()
 	t.Cleanup(p.Stop)
 	return p
 }
@@ -144,6 +161,16 @@ func NewDaemon(t testing.TB, o DaemonOptions) *daemon.Daemon {
 	if dir == "" {
 		dir = t.TempDir()
 	}
+	o.Dir = dir
+	d, err := daemon.New(daemonConfig(t, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func daemonConfig(t testing.TB, o DaemonOptions) daemon.Config {
 	co := client.Options{}
 	if o.Recorder != nil || o.Offline != nil {
 		co.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
@@ -156,18 +183,15 @@ func NewDaemon(t testing.TB, o DaemonOptions) *daemon.Daemon {
 			return rt
 		}
 	}
-	d, err := daemon.New(daemon.Config{
-		DataDir:      dir,
+	return daemon.Config{
+		DataDir:      o.Dir,
 		NewKDFParams: seal.FastKDFParams,
 		SyncInterval: time.Minute,
 		Client:       co,
 		Logger:       Logger(t),
-	})
-	if err != nil {
-		t.Fatal(err)
+		Indexer:      imapd.Indexer,
+		OutboxRetry:  200 * time.Millisecond,
 	}
-	t.Cleanup(func() { d.Close() })
-	return d
 }
 
 type offlineRT struct {
@@ -272,4 +296,54 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// Running is a bitmaskd serving its control API, IMAP and SMTP on
+// loopback.
+type Running struct {
+	*daemon.Daemon
+	Dir                             string
+	ControlAddr, IMAPAddr, SMTPAddr string
+	stop                            context.CancelFunc
+	done                            chan error
+}
+
+// StartDaemon makes a bitmaskd (as NewDaemon) and serves its local
+// services on kernel-chosen loopback ports until the test ends.
+func StartDaemon(t testing.TB, o DaemonOptions) *Running {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
+	l, err := daemon.ListenAll("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := daemonConfig(t, o)
+	l.Addrs(&cfg)
+	d, err := daemon.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &Running{
+		Daemon: d, Dir: o.Dir, ControlAddr: l.Control.Addr().String(), IMAPAddr: cfg.IMAPAddr, SMTPAddr: cfg.SMTPAddr,
+		stop: cancel, done: make(chan error, 1),
+	}
+	go func() { r.done <- d.Serve(ctx, l) }()
+	t.Cleanup(func() {
+		r.Stop()
+		d.Close()
+	})
+	return r
+}
+
+// Stop stops serving (idempotent); the daemon's accounts stay open.
+func (r *Running) Stop() {
+	if r.stop == nil {
+		return
+	}
+	r.stop()
+	<-r.done
+	r.stop = nil
 }

@@ -1,0 +1,494 @@
+package imapd
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+// A hub is the server's view of one mailbox while sessions have it
+// selected: its messages in UID order (UIDs and sequence numbers are
+// positions in that list, found by binary search), and go-imap's
+// MailboxTracker, which queues each change for every session until the
+// session may tell its client (RFC 9051 §7: no EXPUNGE during FETCH,
+// STORE or SEARCH; sequence numbers shift only when the client is told).
+//
+// Changes reach the hub from the store's Watch, in the store's order,
+// whatever made them: this session, another session or another device.
+// A session that changes the mailbox also applies its own results at once
+// (so that its client sees them before the command completes); applying
+// is idempotent, so when the same change arrives from Watch it is a no-op.
+//
+// Lock order: account.mu, then hub.mu, then go-imap's tracker locks. All
+// tracker calls that read or change sequence numbers happen under hub.mu,
+// which keeps the list and the tracker in step. No network I/O happens
+// under hub.mu.
+type hub struct {
+	acct        *account
+	name        string
+	uidValidity uint32
+	stopMsgs    func()
+	stopList    func()
+
+	mu       sync.Mutex
+	tracker  *imapserver.MailboxTracker
+	uids     []uint32 // sorted
+	msgs     []*entry // msgs[i] has uids[i]
+	maxUID   uint32   // highest UID seen: UIDs below it that arrive late are ignored
+	uidNext  uint32
+	keywords map[string]struct{}
+	views    map[*view]struct{}
+	advanced chan struct{} // closed and replaced when maxUID grows or the hub dies
+	dead     bool
+	refs     int
+}
+
+// entry is a message of a hub. Only flags changes, and only under hub.mu
+// (it is replaced, never modified in place).
+type entry struct {
+	id    string
+	size  int64
+	date  time.Time
+	flags []string
+}
+
+// ownEventWait bounds how long a session waits for the store's event for
+// a message it added itself before reading the mailbox again.
+const ownEventWait = 5 * time.Second
+
+// openView selects name for a session, creating the hub when it is the
+// first.
+func (a *account) openView(sess *session, name string, readOnly bool) (*view, *imap.SelectData, error) {
+	info, err := a.store.Mailbox(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h := a.hubs[info.Name]
+	if h != nil {
+		h.mu.Lock()
+		stale := h.dead || h.uidValidity != info.UIDValidity
+		h.mu.Unlock()
+		if stale {
+			h = nil
+		}
+	}
+	if h == nil {
+		if h, err = a.newHub(info); err != nil {
+			return nil, nil, err
+		}
+		a.hubs[info.Name] = h
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.refs++
+	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: readOnly}
+	h.views[v] = struct{}{}
+	return v, h.selectDataLocked(info, readOnly), nil
+}
+
+func (a *account) newHub(info mailstore.MailboxInfo) (*hub, error) {
+	// Watch first, then read: a change in between is seen twice, which
+	// applying tolerates, and none is missed.
+	msgCh, stopMsgs := a.store.Watch(info.Name)
+	listCh, stopList := a.store.Watch("")
+	msgs, err := a.store.Messages(info.Name)
+	if err != nil {
+		stopMsgs()
+		stopList()
+		return nil, err
+	}
+	h := &hub{
+		acct: a, name: info.Name, uidValidity: info.UIDValidity,
+		stopMsgs: stopMsgs, stopList: stopList,
+		uids:     make([]uint32, 0, len(msgs)+16),
+		msgs:     make([]*entry, 0, len(msgs)+16),
+		keywords: map[string]struct{}{},
+		views:    map[*view]struct{}{},
+		advanced: make(chan struct{}),
+		uidNext:  info.UIDNext,
+	}
+	block := make([]entry, len(msgs)) // one allocation for all entries
+	for i, m := range msgs {
+		if m.UID <= h.maxUID {
+			continue // not in UID order: keep the list sorted
+		}
+		block[i] = entry{id: m.ID, size: m.Size, date: m.Date, flags: m.Flags}
+		h.uids = append(h.uids, m.UID)
+		h.msgs = append(h.msgs, &block[i])
+		h.maxUID = m.UID
+		h.noteKeywords(m.Flags)
+	}
+	h.uidNext = max(h.uidNext, h.maxUID+1)
+	h.tracker = imapserver.NewMailboxTracker(uint32(len(h.uids)))
+	go h.run(msgCh)
+	go h.watchList(listCh)
+	return h, nil
+}
+
+// release ends a view; the last one stops the hub.
+func (a *account) release(v *view) {
+	h := v.hub
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	h.mu.Lock()
+	if _, ok := h.views[v]; !ok {
+		h.mu.Unlock()
+		return
+	}
+	delete(h.views, v)
+	v.tracker.Close()
+	h.refs--
+	last := h.refs == 0
+	h.mu.Unlock()
+	if last {
+		if a.hubs[h.name] == h {
+			delete(a.hubs, h.name)
+		}
+		h.stop()
+	}
+}
+
+func (h *hub) stop() {
+	h.stopMsgs()
+	h.stopList()
+}
+
+func (h *hub) selectDataLocked(info mailstore.MailboxInfo, readOnly bool) *imap.SelectData {
+	flags := h.flagListLocked()
+	perm := []imap.Flag{}
+	if !readOnly {
+		perm = append(slices.Clone(flags), imap.FlagWildcard)
+	}
+	var firstUnseen uint32
+	for i, e := range h.msgs {
+		if !hasFlag(e.flags, `\Seen`) {
+			firstUnseen = uint32(i) + 1
+			break
+		}
+	}
+	return &imap.SelectData{
+		Flags:             flags,
+		PermanentFlags:    perm,
+		NumMessages:       uint32(len(h.uids)),
+		FirstUnseenSeqNum: firstUnseen,
+		UIDNext:           imap.UID(max(h.uidNext, info.UIDNext)),
+		UIDValidity:       h.uidValidity,
+	}
+}
+
+var systemFlags = []imap.Flag{imap.FlagAnswered, imap.FlagFlagged, imap.FlagDeleted, imap.FlagSeen, imap.FlagDraft}
+
+func (h *hub) flagListLocked() []imap.Flag {
+	flags := slices.Clone(systemFlags)
+	kw := make([]string, 0, len(h.keywords))
+	for k := range h.keywords {
+		kw = append(kw, k)
+	}
+	sort.Strings(kw)
+	for _, k := range kw {
+		flags = append(flags, imap.Flag(k))
+	}
+	return flags
+}
+
+// noteKeywords records keywords in use; it reports whether one is new.
+func (h *hub) noteKeywords(flags []string) bool {
+	added := false
+	for _, f := range flags {
+		if strings.HasPrefix(f, `\`) {
+			continue
+		}
+		if _, ok := h.keywords[f]; !ok {
+			h.keywords[f] = struct{}{}
+			added = true
+		}
+	}
+	return added
+}
+
+// run applies the store's events in order, in batches (so that a
+// thousand expunges from another device cost one pass over the list).
+func (h *hub) run(ch <-chan mailstore.Event) {
+	batch := make([]mailstore.Event, 0, 64)
+	for {
+		ev, ok := <-ch
+		if !ok {
+			return
+		}
+		batch = append(batch[:0], ev)
+	drain:
+		for len(batch) < 4096 {
+			select {
+			case ev, ok := <-ch:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		h.apply(batch)
+	}
+}
+
+func (h *hub) apply(batch []mailstore.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dead {
+		return
+	}
+	before := h.maxUID
+	for i := 0; i < len(batch); {
+		ev := batch[i]
+		if ev.Mailbox != h.name {
+			i++
+			continue
+		}
+		switch ev.Kind {
+		case mailstore.EventExpunged:
+			j := i
+			var uids []uint32
+			for j < len(batch) && batch[j].Kind == mailstore.EventExpunged && batch[j].Mailbox == h.name {
+				uids = append(uids, batch[j].Message.UID)
+				j++
+			}
+			h.expungeLocked(uids)
+			i = j
+			continue
+		case mailstore.EventAdded:
+			h.addLocked(ev.Message)
+		case mailstore.EventFlags:
+			h.flagsLocked(ev.Message, h.sourceLocked(ev.Origin))
+		}
+		i++
+	}
+	if h.maxUID != before {
+		h.notifyLocked()
+	}
+}
+
+// sourceLocked returns the tracker of the session that caused an event,
+// when it is one of this hub's.
+func (h *hub) sourceLocked(origin any) *imapserver.SessionTracker {
+	if v, ok := origin.(*view); ok {
+		if _, ok := h.views[v]; ok {
+			return v.tracker
+		}
+	}
+	return nil
+}
+
+func (h *hub) notifyLocked() {
+	close(h.advanced)
+	h.advanced = make(chan struct{})
+}
+
+func (h *hub) find(uid uint32) (int, bool) {
+	return slices.BinarySearch(h.uids, uid)
+}
+
+func (h *hub) addLocked(m mailstore.Message) {
+	if m.UID <= h.maxUID {
+		return // already here, or added and expunged before we looked
+	}
+	flags := slices.Clone(m.Flags)
+	if h.noteKeywords(flags) {
+		h.tracker.QueueMailboxFlags(h.flagListLocked())
+	}
+	h.uids = append(h.uids, m.UID)
+	h.msgs = append(h.msgs, &entry{id: m.ID, size: m.Size, date: m.Date, flags: flags})
+	h.maxUID = m.UID
+	h.uidNext = max(h.uidNext, m.UID+1)
+	h.tracker.QueueNumMessages(uint32(len(h.uids)))
+}
+
+// expungeLocked removes messages in one pass, queueing EXPUNGE from the
+// highest sequence number down so that each stays valid.
+func (h *hub) expungeLocked(uids []uint32) {
+	var pos []int
+	for _, u := range uids {
+		if i, ok := h.find(u); ok {
+			pos = append(pos, i)
+		}
+	}
+	if len(pos) == 0 {
+		return
+	}
+	slices.Sort(pos)
+	pos = slices.Compact(pos)
+	for k := len(pos) - 1; k >= 0; k-- {
+		h.tracker.QueueExpunge(uint32(pos[k]) + 1)
+	}
+	w, k := pos[0], 0
+	for r := pos[0]; r < len(h.uids); r++ {
+		if k < len(pos) && pos[k] == r {
+			k++
+			continue
+		}
+		h.uids[w], h.msgs[w] = h.uids[r], h.msgs[r]
+		w++
+	}
+	clear(h.msgs[w:])
+	h.uids, h.msgs = h.uids[:w], h.msgs[:w]
+}
+
+// flagsLocked sets a message's flags and queues FETCH FLAGS for every
+// session but source, unless nothing changed.
+func (h *hub) flagsLocked(m mailstore.Message, source *imapserver.SessionTracker) {
+	i, ok := h.find(m.UID)
+	if !ok || slices.Equal(h.msgs[i].flags, m.Flags) {
+		return
+	}
+	flags := slices.Clone(m.Flags)
+	old := h.msgs[i]
+	h.msgs[i] = &entry{id: old.id, size: old.size, date: old.date, flags: flags}
+	if h.noteKeywords(flags) {
+		h.tracker.QueueMailboxFlags(h.flagListLocked())
+	}
+	h.tracker.QueueMessageFlags(uint32(i)+1, imap.UID(m.UID), imapFlags(flags), source)
+}
+
+// applyFlags applies a session's own STORE results.
+func (h *hub) applyFlags(msgs []mailstore.Message, source *view) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dead {
+		return
+	}
+	for _, m := range msgs {
+		h.flagsLocked(m, source.tracker)
+	}
+}
+
+// applyExpunged applies a session's own EXPUNGE or MOVE results.
+func (h *hub) applyExpunged(uids []uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.dead {
+		h.expungeLocked(uids)
+	}
+}
+
+// waitAdded waits until the hub has the messages up to uid, which a
+// session just added. New messages are not applied directly because the
+// store may have events for lower UIDs still on their way, and a list
+// that skipped them could never take them. If the events do not come,
+// the hub reads the mailbox again.
+func (h *hub) waitAdded(ctx context.Context, uid uint32) {
+	timer := time.NewTimer(ownEventWait)
+	defer timer.Stop()
+	for {
+		h.mu.Lock()
+		if h.maxUID >= uid || h.dead {
+			h.mu.Unlock()
+			return
+		}
+		ch := h.advanced
+		h.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+			h.acct.srv.log.Warn("imapd: no event from the store for a new message; rereading the mailbox", "uid", uid)
+			h.catchUp()
+			return
+		}
+	}
+}
+
+// catchUp adds the messages above maxUID from a fresh read of the store.
+func (h *hub) catchUp() {
+	msgs, err := h.acct.store.Messages(h.name)
+	if err != nil {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dead {
+		return
+	}
+	before := h.maxUID
+	for _, m := range msgs {
+		if m.UID > h.maxUID {
+			h.addLocked(m)
+		}
+	}
+	if h.maxUID != before {
+		h.notifyLocked()
+	}
+}
+
+// watchList ends the hub when its mailbox is deleted, renamed or
+// recreated (a new UIDVALIDITY): its sessions get BYE, as RFC 9051
+// §7.1.5 allows, and select again.
+func (h *hub) watchList(ch <-chan mailstore.Event) {
+	for ev := range ch {
+		if ev.Kind != mailstore.EventMailboxes || (ev.Mailbox != "" && ev.Mailbox != h.name) {
+			continue
+		}
+		info, err := h.acct.store.Mailbox(h.name)
+		if err == nil && info.UIDValidity == h.uidValidity {
+			continue
+		}
+		h.die()
+		return
+	}
+}
+
+func (h *hub) die() {
+	a := h.acct
+	a.mu.Lock()
+	if a.hubs[h.name] == h {
+		delete(a.hubs, h.name)
+	}
+	a.mu.Unlock()
+	h.mu.Lock()
+	if h.dead {
+		h.mu.Unlock()
+		return
+	}
+	h.dead = true
+	h.notifyLocked()
+	views := make([]*view, 0, len(h.views))
+	for v := range h.views {
+		views = append(views, v)
+	}
+	h.mu.Unlock()
+	for _, v := range views {
+		go v.sess.bye("Selected mailbox was deleted or renamed")
+	}
+}
+
+func (h *hub) isDead() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.dead
+}
+
+func imapFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}
+
+func hasFlag(flags []string, f string) bool {
+	for _, x := range flags {
+		if strings.EqualFold(x, f) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,402 @@
+package imapd
+
+import (
+	"errors"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+// Search evaluates SEARCH (RFC 9051 §6.4.4) over the messages the client
+// knows. Each message's criteria are tried cheapest first: numbers, flags,
+// sizes and dates from the list; ENVELOPE fields and the header block from
+// the meta; BODY and TEXT read the message.
+func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+	v := s.view
+	h := v.hub
+
+	h.mu.Lock()
+	last := v.clientMaxLocked()
+	maxUID := uint32(0)
+	if len(h.uids) > 0 {
+		maxUID = h.uids[len(h.uids)-1]
+	}
+	targets := make([]target, 0, len(h.uids))
+	for i := range h.uids {
+		if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
+			targets = append(targets, target{seq: c, uid: h.uids[i], e: h.msgs[i]})
+		}
+	}
+	h.mu.Unlock()
+
+	c := v.staticCriteria(*criteria, last, maxUID)
+	var (
+		data   imap.SearchData
+		all    []target
+		failed error
+	)
+	for _, t := range targets {
+		m := &candidate{s: s, t: t}
+		if m.match(&c) {
+			all = append(all, t)
+		}
+		if m.err != nil && failed == nil && !errors.Is(m.err, errGone) {
+			failed = m.err
+		}
+	}
+	if failed != nil {
+		return nil, failed
+	}
+
+	var seqs imap.SeqSet
+	var uidList imap.UIDSet
+	for _, t := range all {
+		num := t.seq
+		if kind == imapserver.NumKindUID {
+			num = t.uid
+			uidList.AddNum(imap.UID(t.uid))
+		} else {
+			seqs.AddNum(t.seq)
+		}
+		if data.Min == 0 || num < data.Min {
+			data.Min = num
+		}
+		if num > data.Max {
+			data.Max = num
+		}
+		data.Count++
+	}
+	if kind == imapserver.NumKindUID {
+		data.All = uidList
+	} else {
+		data.All = seqs
+	}
+
+	if options.ReturnSave {
+		// RFC 5182 §2.4: with MIN or MAX alone, only those are saved.
+		var saved imap.UIDSet
+		if len(all) > 0 {
+			if (options.ReturnMin || options.ReturnMax) && !options.ReturnAll && !options.ReturnCount {
+				if options.ReturnMin {
+					saved.AddNum(imap.UID(all[0].uid))
+				}
+				if options.ReturnMax {
+					saved.AddNum(imap.UID(all[len(all)-1].uid))
+				}
+			} else {
+				for _, t := range all {
+					saved.AddNum(imap.UID(t.uid))
+				}
+			}
+		}
+		v.searchRes = saved
+	}
+	return &data, nil
+}
+
+// staticCriteria resolves "*" and "$" in the criteria's number sets.
+func (v *view) staticCriteria(c imap.SearchCriteria, last, maxUID uint32) imap.SearchCriteria {
+	seqs := c.SeqNum
+	c.SeqNum = make([]imap.SeqSet, 0, len(seqs))
+	for _, set := range seqs {
+		ranges := make([][2]uint32, len(set))
+		for i, r := range set {
+			ranges[i] = [2]uint32{r.Start, r.Stop}
+		}
+		var st imap.SeqSet
+		for _, r := range staticRanges(ranges, last) {
+			st.AddRange(r[0], r[1])
+		}
+		c.SeqNum = append(c.SeqNum, st)
+	}
+	uidSets := c.UID
+	c.UID = make([]imap.UIDSet, 0, len(uidSets))
+	for _, set := range uidSets {
+		if imap.IsSearchRes(set) {
+			set = v.searchRes
+		}
+		ranges := make([][2]uint32, len(set))
+		for i, r := range set {
+			ranges[i] = [2]uint32{uint32(r.Start), uint32(r.Stop)}
+		}
+		var st imap.UIDSet
+		for _, r := range staticRanges(ranges, maxUID) {
+			st.AddRange(imap.UID(r[0]), imap.UID(r[1]))
+		}
+		c.UID = append(c.UID, st)
+	}
+	not := c.Not
+	c.Not = make([]imap.SearchCriteria, len(not))
+	for i := range not {
+		c.Not[i] = v.staticCriteria(not[i], last, maxUID)
+	}
+	or := c.Or
+	c.Or = make([][2]imap.SearchCriteria, len(or))
+	for i := range or {
+		c.Or[i] = [2]imap.SearchCriteria{v.staticCriteria(or[i][0], last, maxUID), v.staticCriteria(or[i][1], last, maxUID)}
+	}
+	return c
+}
+
+// candidate is a message being searched; it reads its meta and content at
+// most once, and only if a criterion needs them.
+type candidate struct {
+	s    *session
+	t    target
+	meta *Meta
+	raw  []byte
+	err  error
+
+	metaTried, rawTried bool
+	text                string // decoded header and text parts, lower case
+	body                string // decoded text parts, lower case
+	textDone, bodyDone  bool
+}
+
+func (m *candidate) match(c *imap.SearchCriteria) bool {
+	for _, set := range c.SeqNum {
+		if !set.Contains(m.t.seq) {
+			return false
+		}
+	}
+	for _, set := range c.UID {
+		if !set.Contains(imap.UID(m.t.uid)) {
+			return false
+		}
+	}
+	for _, f := range c.Flag {
+		if !hasFlag(m.t.e.flags, string(f)) {
+			return false // \Recent is never set
+		}
+	}
+	for _, f := range c.NotFlag {
+		if hasFlag(m.t.e.flags, string(f)) {
+			return false
+		}
+	}
+	if c.Larger > 0 && m.t.e.size <= c.Larger {
+		return false
+	}
+	if c.Smaller > 0 && m.t.e.size >= c.Smaller {
+		return false
+	}
+	if !matchDate(m.t.e.date, c.Since, c.Before) {
+		return false
+	}
+	for i := range c.Not {
+		if m.match(&c.Not[i]) {
+			return false
+		}
+	}
+	for i := range c.Or {
+		if !m.match(&c.Or[i][0]) && !m.match(&c.Or[i][1]) {
+			return false
+		}
+	}
+	if !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		env := m.envelope()
+		if env == nil || env.Date.IsZero() || !matchDate(env.Date, c.SentSince, c.SentBefore) {
+			return false
+		}
+	}
+	for _, hf := range c.Header {
+		if !m.matchHeader(hf.Key, hf.Value) {
+			return false
+		}
+	}
+	for _, want := range c.Body {
+		if !strings.Contains(m.bodyText(), strings.ToLower(want)) {
+			return false
+		}
+	}
+	for _, want := range c.Text {
+		if !strings.Contains(m.allText(), strings.ToLower(want)) {
+			return false
+		}
+	}
+	return true
+}
+
+// matchDate compares dates only, in the date's own zone (RFC 9051
+// §6.4.4: "disregarding time and timezone").
+func matchDate(t, since, before time.Time) bool {
+	if since.IsZero() && before.IsZero() {
+		return true
+	}
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC)
+	if !since.IsZero() && d.Before(since) {
+		return false
+	}
+	if !before.IsZero() && !d.Before(before) {
+		return false
+	}
+	return true
+}
+
+func (m *candidate) loadMeta() {
+	if m.metaTried {
+		return
+	}
+	m.metaTried = true
+	meta, raw, err := m.s.loadMeta(m.t.e, metaEnvelope|metaHeader)
+	if err != nil {
+		m.err = err
+		return
+	}
+	m.meta = meta
+	if raw != nil {
+		m.raw, m.rawTried = raw, true
+	}
+}
+
+func (m *candidate) envelope() *imap.Envelope {
+	m.loadMeta()
+	if m.meta == nil {
+		return nil
+	}
+	return m.meta.Envelope
+}
+
+func (m *candidate) header() []byte {
+	m.loadMeta()
+	if m.meta == nil {
+		return nil
+	}
+	if m.meta.HeaderTruncated {
+		if raw := m.content(); raw != nil {
+			return splitEntity(raw).header
+		}
+	}
+	return m.meta.Header
+}
+
+func (m *candidate) content() []byte {
+	if !m.rawTried {
+		m.rawTried = true
+		raw, err := m.s.store.Raw(m.s.ctx, m.t.e.id)
+		if err != nil {
+			m.err = m.s.rawErr(err)
+		}
+		m.raw = raw
+	}
+	return m.raw
+}
+
+// matchHeader matches HEADER, FROM, TO, CC, BCC and SUBJECT: a
+// case-insensitive substring of the decoded field; an empty value matches
+// when the field is present. Address fields and Subject are looked up in
+// the envelope first.
+func (m *candidate) matchHeader(key, value string) bool {
+	want := strings.ToLower(value)
+	if want != "" {
+		if env := m.envelope(); env != nil {
+			var addrs []imap.Address
+			switch strings.ToLower(key) {
+			case "subject":
+				if strings.Contains(strings.ToLower(env.Subject), want) {
+					return true
+				}
+			case "from":
+				addrs = env.From
+			case "to":
+				addrs = env.To
+			case "cc":
+				addrs = env.Cc
+			case "bcc":
+				addrs = env.Bcc
+			}
+			for _, a := range addrs {
+				if strings.Contains(strings.ToLower(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), want) {
+					return true
+				}
+			}
+		}
+	}
+	found := false
+	headerFields(m.header(), func(n, raw []byte) bool {
+		if !strings.EqualFold(string(n), key) {
+			return true
+		}
+		if want == "" || strings.Contains(strings.ToLower(decodeText(fieldValue(raw))), want) {
+			found = true
+			return false
+		}
+		return true
+	})
+	return found
+}
+
+func (m *candidate) bodyText() string {
+	if !m.bodyDone {
+		m.bodyDone = true
+		if raw := m.content(); raw != nil {
+			var sb strings.Builder
+			collectText(&sb, splitEntity(raw), "text/plain", 0, false)
+			m.body = strings.ToLower(sb.String())
+		}
+	}
+	return m.body
+}
+
+func (m *candidate) allText() string {
+	if !m.textDone {
+		m.textDone = true
+		if raw := m.content(); raw != nil {
+			var sb strings.Builder
+			collectText(&sb, splitEntity(raw), "text/plain", 0, true)
+			m.text = strings.ToLower(sb.String())
+		}
+	}
+	return m.text
+}
+
+// collectText appends the decoded text of an entity's text parts (and,
+// with headers, its header fields) to sb, recursing into multiparts and
+// attached messages.
+func collectText(sb *strings.Builder, e entity, dflt string, depth int, headers bool) {
+	if depth > maxMIMEDepth || sb.Len() > 64<<20 {
+		return
+	}
+	if headers {
+		headerFields(e.header, func(n, raw []byte) bool {
+			sb.WriteString(decodeText(fieldValue(raw)))
+			sb.WriteByte('\n')
+			return true
+		})
+	}
+	typ, sub, params := contentType(e.header, dflt)
+	switch {
+	case typ == "multipart" && params["boundary"] != "":
+		childDflt := "text/plain"
+		if sub == "digest" {
+			childDflt = "message/rfc822"
+		}
+		for _, p := range splitMultipart(e.body, params["boundary"]) {
+			collectText(sb, splitEntity(p), childDflt, depth+1, headers)
+		}
+	case encapsulates(e.header, typ, sub):
+		collectText(sb, splitEntity(e.body), "text/plain", depth+1, headers)
+	case typ == "text":
+		b, err := decodeTransfer(transferEncoding(e.header), e.body)
+		if err != nil {
+			b = e.body
+		}
+		sb.WriteString(textToUTF8(b, params["charset"]))
+		sb.WriteByte('\n')
+	}
+}
+
+// textToUTF8 converts a text part for searching: UTF-8 and ASCII as they
+// are, the rest through lenientCharset.
+func textToUTF8(b []byte, charset string) string {
+	switch strings.ToLower(charset) {
+	case "", "utf-8", "utf8", "us-ascii":
+		if utf8.Valid(b) {
+			return string(b)
+		}
+	}
+	return latin1ToUTF8(b, charset)
+}
