@@ -61,6 +61,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer d.Close()
+	if _, err := daemon.LoadOrCreateToken(*data); err != nil {
+		return err
+	}
 	fmt.Fprintf(stdout, "bitmaskd: control API on http://%s (token in %s)\n", l.Control.Addr(), daemon.TokenFile(*data))
 	if l.IMAP != nil {
 		fmt.Fprintf(stdout, "bitmaskd: IMAP on %s, SMTP on %s\n", cfg.IMAPAddr, cfg.SMTPAddr)

@@ -1,0 +1,175 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+)
+
+// buildBitmaskd builds the real daemon binary once per test binary.
+func buildBitmaskd(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bitmaskd")
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/bitmask-go/bitmask/cmd/bitmaskd").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+type proc struct {
+	cmd     *exec.Cmd
+	control string
+	token   string
+}
+
+// startBitmaskd runs the binary on dataDir and waits for its control API.
+func startBitmaskd(t *testing.T, bin, dataDir string) *proc {
+	t.Helper()
+	cmd := exec.Command(bin, "-data", dataDir, "-control", "127.0.0.1:0", "-imap", "", "-smtp", "")
+	// Fast Argon2id for the test's own accounts is not needed here: the
+	// account exists, logins use the parameters it was made with.
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	sc := bufio.NewScanner(stdout)
+	p := &proc{cmd: cmd}
+	for sc.Scan() {
+		if _, rest, ok := strings.Cut(sc.Text(), "control API on http://"); ok {
+			p.control, _, _ = strings.Cut(rest, " ")
+			break
+		}
+	}
+	if p.control == "" {
+		t.Fatal("bitmaskd did not announce its control API")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+	tok, err := os.ReadFile(daemon.TokenFile(dataDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.token = strings.TrimSpace(string(tok))
+	return p
+}
+
+func (p *proc) call(t *testing.T, path string, in any) {
+	t.Helper()
+	b, _ := json.Marshal(in)
+	req, _ := http.NewRequest("POST", "http://"+p.control+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		var e daemon.ErrorResponse
+		_ = json.NewDecoder(resp.Body).Decode(&e)
+		t.Fatalf("%s: %d %s", path, resp.StatusCode, e.Error)
+	}
+}
+
+// TestKillDuringIncoming: kill -9 of bitmaskd while it takes 200
+// incoming messages, then a restart: all 200 are in INBOX, once each.
+func TestKillDuringIncoming(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon binary")
+	}
+	bin := buildBitmaskd(t)
+	p := testenv.StartProvider(t, testenv.Options{})
+	addr := "gus@" + testenv.Domain
+	dir := t.TempDir()
+	{
+		d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+		if _, err := d.CreateUser(ctx(t), addr, []byte(password), p.Ref(), ""); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+	}
+	const n = 200
+	for i := range n {
+		deliver(t, p, "sender@sender.test", addr, plainMessage("sender@sender.test", addr, fmt.Sprintf("message %03d", i), strings.Repeat("text ", 200)))
+	}
+	queued := func() int {
+		items, more, err := p.Store.ListIncoming(context.Background(), "gus", 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if more {
+			return 1000
+		}
+		return len(items)
+	}
+	login := daemon.LoginRequest{Address: addr, Password: password, ProviderRef: p.Ref()}
+
+	// Kill the daemon twice, mid-way, with SIGKILL.
+	for round, killBelow := range []int{170, 90} {
+		pr := startBitmaskd(t, bin, dir)
+		pr.call(t, "/v1/login", login)
+		testenv.Eventually(t, 2*time.Minute, "progress before the kill", func() bool { return queued() <= killBelow })
+		if err := pr.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = pr.cmd.Wait()
+		t.Logf("round %d: killed with %d items still queued", round, queued())
+	}
+	pr := startBitmaskd(t, bin, dir)
+	pr.call(t, "/v1/login", login)
+	testenv.Eventually(t, 2*time.Minute, "the queue to drain", func() bool { return queued() == 0 })
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.cmd.Wait()
+
+	// Every message once, on this device and on a fresh one.
+	for _, d := range []string{dir, t.TempDir()} {
+		dm := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: d})
+		a, err := dm.Login(ctx(t), addr, []byte(password), p.Ref())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, err := a.Mail.Messages("INBOX")
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := map[string]int{}
+		for _, m := range msgs {
+			raw, err := a.Mail.Raw(ctx(t), m.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mm, err := mail.ReadMessage(bytes.NewReader(raw))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[mm.Header.Get("Subject")]++
+		}
+		if len(msgs) != n || len(seen) != n {
+			t.Fatalf("%s: %d messages, %d distinct, want %d", d, len(msgs), len(seen), n)
+		}
+		dm.Close()
+	}
+}
