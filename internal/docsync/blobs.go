@@ -131,3 +131,52 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 		}
 	}
 }
+
+// BlobID is the id plaintext gets as a blob of this account.
+func (e *Engine) BlobID(plaintext []byte) string { return seal.BlobID(&e.keys.BlobMAC, plaintext) }
+
+// PutBlobsAndDocs stores blobs and documents in one local transaction
+// (one disk sync), as bulk writers such as incoming mail want.
+func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
+	type sealed struct {
+		id string
+		ct []byte
+	}
+	cts := make([]sealed, len(blobs))
+	for i, pt := range blobs {
+		id := e.BlobID(pt)
+		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
+		if err != nil {
+			return err
+		}
+		cts[i] = sealed{id, ct}
+	}
+	for _, d := range docs {
+		if err := checkID(d.ID); err != nil {
+			return err
+		}
+	}
+	err := e.st.Update(func(tx *store.Tx) error {
+		for _, b := range cts {
+			if _, err := tx.Get(bucketBlobs, b.id); err == nil {
+				continue
+			}
+			if err := tx.Put(bucketBlobs, b.id, b.ct); err != nil {
+				return err
+			}
+			if err := tx.Put(bucketBlobPending, b.id, nil); err != nil {
+				return err
+			}
+		}
+		for _, d := range docs {
+			if err := writeTx(tx, d.ID, d.Body, false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		e.Kick()
+	}
+	return err
+}

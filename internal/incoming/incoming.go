@@ -120,12 +120,24 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 		if len(list.Items) == 0 {
 			return nil
 		}
+		own, err := p.Own()
+		if err != nil {
+			return err
+		}
 		var done []string
+		var batch []mailstore.NewMessage
 		for _, it := range list.Items {
-			if err := p.take(ctx, it); err != nil {
-				return err
+			data, err := p.Queue.Incoming(ctx, it.ID)
+			if err != nil {
+				return fmt.Errorf("incoming: download %s: %w", it.ID, err)
 			}
+			batch = append(batch, mailstore.NewMessage{
+				ID: seal.DocID(p.DocID, "incoming:"+it.ID), Raw: p.Process(data, own, it.Received), Date: it.Received,
+			})
 			done = append(done, it.ID)
+		}
+		if _, err := p.Mail.AppendBatch(ctx, "INBOX", batch); err != nil {
+			return fmt.Errorf("incoming: store: %w", err)
 		}
 		// Acknowledge only what is durably at the provider as a
 		// document: the sync pushes the blobs and documents first.
@@ -142,23 +154,6 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 			return nil
 		}
 	}
-}
-
-func (p *Processor) take(ctx context.Context, it api.IncomingItem) error {
-	data, err := p.Queue.Incoming(ctx, it.ID)
-	if err != nil {
-		return fmt.Errorf("incoming: download %s: %w", it.ID, err)
-	}
-	own, err := p.Own()
-	if err != nil {
-		return err
-	}
-	msg := p.Process(data, own, it.Received)
-	id := seal.DocID(p.DocID, "incoming:"+it.ID)
-	if _, _, err := p.Mail.AppendWithID(ctx, id, "INBOX", msg, nil, it.Received); err != nil {
-		return fmt.Errorf("incoming: store %s: %w", it.ID, err)
-	}
-	return nil
 }
 
 // Process turns one queue item into the message to store. It never

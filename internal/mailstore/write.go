@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -400,3 +402,123 @@ func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint
 // Sync asks for a sync now (e.g. after a client's change) and waits for
 // it.
 func (s *Store) Sync(ctx context.Context) error { return s.docs.Sync(ctx) }
+
+// NewMessage is one message of AppendBatch.
+type NewMessage struct {
+	ID    string // document id; empty for a random one
+	Raw   []byte
+	Flags []string
+	Date  time.Time
+}
+
+// AppendBatch stores many messages in mbox with two disk syncs in all
+// (documents and blobs, then the index): how incoming mail and imports
+// keep up. Messages whose id is already stored are skipped.
+func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage) ([]Message, error) {
+	mbox = NormalizeName(mbox)
+	s.mu.Lock()
+	mb := s.mboxes[mbox]
+	s.mu.Unlock()
+	if mb == nil {
+		return nil, ErrNoMailbox
+	}
+	type pending struct {
+		id   string
+		md   messageDoc
+		meta []byte
+	}
+	var (
+		blobs [][]byte
+		docs  []docsync.Doc
+		todo  []pending
+		out   []Message
+	)
+	for _, nm := range msgs {
+		if len(nm.Raw) > MaxMessageSize {
+			return nil, fmt.Errorf("mailstore: message larger than %d bytes", MaxMessageSize)
+		}
+		id := nm.ID
+		if id == "" {
+			var err error
+			if id, err = seal.RandomDocID(); err != nil {
+				return nil, err
+			}
+		}
+		s.mu.Lock()
+		existing := s.byID[id]
+		s.mu.Unlock()
+		if existing != nil {
+			out = append(out, existing.message())
+			continue
+		}
+		if _, err := s.docs.Get(id); err == nil {
+			// Stored by another device meanwhile: index its version.
+			if err := s.applyMessage(ctx, id); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		date := nm.Date
+		if date.IsZero() {
+			date = time.Now()
+		}
+		meta, err := s.indexer(nm.Raw)
+		if err != nil {
+			s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
+			meta = nil
+		}
+		md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(nm.Raw), Size: int64(len(nm.Raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(nm.Flags)}
+		body, _ := json.Marshal(md)
+		blobs = append(blobs, nm.Raw)
+		docs = append(docs, docsync.Doc{ID: id, Body: body})
+		todo = append(todo, pending{id, md, meta})
+	}
+	if len(todo) == 0 {
+		return out, nil
+	}
+	if err := s.docs.PutBlobsAndDocs(blobs, docs); err != nil {
+		return nil, err
+	}
+	origin := originOf(ctx)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb = s.mboxes[mbox]
+	if mb == nil {
+		return nil, ErrNoMailbox
+	}
+	st := mb.state
+	var added []*msg
+	err := s.st.Update(func(tx *store.Tx) error {
+		for _, p := range todo {
+			if _, ok := s.byID[p.id]; ok {
+				continue
+			}
+			m := &msg{id: p.id, mbox: mbox, uid: st.UIDNext, blob: p.md.Blob, size: p.md.Size, date: p.md.Date, flags: p.md.Flags}
+			st.UIDNext++
+			ms, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: m.flags})
+			if err := tx.Put(bucketMsg, p.id, ms); err != nil {
+				return err
+			}
+			if p.meta != nil {
+				if err := tx.Put(bucketMeta, p.id, p.meta); err != nil {
+					return err
+				}
+			}
+			added = append(added, m)
+		}
+		b, _ := json.Marshal(st)
+		return tx.Put(bucketMbox, mbox, b)
+	})
+	if err != nil {
+		return nil, err
+	}
+	mb.state = st
+	for _, m := range added {
+		mb.byUID[m.uid] = m
+		mb.uids = append(mb.uids, m.uid)
+		s.byID[m.id] = m
+		s.emitLocked(Event{Kind: EventAdded, Mailbox: mbox, Message: m.message(), Origin: origin})
+		out = append(out, m.message())
+	}
+	return out, nil
+}
