@@ -58,7 +58,7 @@ func login(t *testing.T, p *testenv.Provider, login string) *device {
 }
 
 // imap logs a go-imap client in to the device's IMAP server.
-func (d *device) imap(t *testing.T, opts *imapclient.Options) *imapclient.Client {
+func (d *device) imap(t testing.TB, opts *imapclient.Options) *imapclient.Client {
 	t.Helper()
 	c, err := imapclient.DialInsecure(d.IMAPAddr, opts)
 	if err != nil {

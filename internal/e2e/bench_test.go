@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+)
+
+// message10k is a 10 KB message with a small MIME structure.
+func message10k(i int, to string) []byte {
+	body := strings.Repeat(fmt.Sprintf("line %d of a message that is about ten kilobytes long.\r\n", i), 160)
+	return []byte(fmt.Sprintf("From: Sender %d <sender%d@sender.test>\r\nTo: %s\r\nSubject: Benchmark message %d\r\nDate: %s\r\nMessage-ID: <bench-%d@sender.test>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n%s\r\n--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>%d</p>\r\n--b--\r\n",
+		i, i, to, i, time.Now().UTC().Format(time.RFC1123Z), i, body, i))
+}
+
+// BenchmarkIncoming: MX accept to stored in INBOX, 10 KB messages.
+func BenchmarkIncoming(b *testing.B) {
+	const n = 500
+	p := testenv.StartProvider(b, testenv.Options{})
+	r := testenv.StartDaemon(b, testenv.DaemonOptions{})
+	addr := "bench@" + testenv.Domain
+	a, err := r.CreateUser(context.Background(), addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var total time.Duration
+	for i := range b.N {
+		start := time.Now()
+		c := dialMX(b, p)
+		for j := range n {
+			sendOn(b, c, "s@sender.test", addr, message10k(i*n+j, addr))
+		}
+		c.Close()
+		testenv.Eventually(b, 5*time.Minute, "all in INBOX", func() bool {
+			info, err := a.Mail.Mailbox("INBOX")
+			return err == nil && int(info.Messages) >= (i+1)*n
+		})
+		total += time.Since(start)
+	}
+	b.ReportMetric(float64(n*b.N)/total.Seconds(), "msgs/s")
+}
+
+// BenchmarkMXToIdle: from the MX's 250 to the IMAP IDLE notification.
+func BenchmarkMXToIdle(b *testing.B) {
+	const n = 100
+	p := testenv.StartProvider(b, testenv.Options{})
+	r := testenv.StartDaemon(b, testenv.DaemonOptions{})
+	addr := "idle@" + testenv.Domain
+	a, err := r.CreateUser(context.Background(), addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := &device{r, a}
+	var last atomic.Uint32
+	seen := make(chan uint32, 1000)
+	c := d.imap(b, &imapclient.Options{UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+		Mailbox: func(data *imapclient.UnilateralDataMailbox) {
+			if data.NumMessages != nil {
+				last.Store(*data.NumMessages)
+				seen <- *data.NumMessages
+			}
+		},
+	}})
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		b.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var lat []time.Duration
+	mx := dialMX(b, p)
+	defer mx.Close()
+	for i := range n * b.N {
+		start := time.Now()
+		sendOn(b, mx, "s@sender.test", addr, message10k(i, addr))
+		for {
+			select {
+			case v := <-seen:
+				if v < uint32(i+1) {
+					continue
+				}
+			case <-time.After(30 * time.Second):
+				b.Fatal("no IDLE notification")
+			}
+			break
+		}
+		lat = append(lat, time.Since(start))
+	}
+	idle.Close()
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+}
+
+// BenchmarkIMAP100k: 100,000 messages of 10 KB in INBOX, through a real
+// go-imap client on the daemon's IMAP server over loopback.
+func BenchmarkIMAP100k(b *testing.B) {
+	n := 100_000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_IMAP_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
+	p := testenv.StartProvider(b, testenv.Options{})
+	var offline atomic.Bool
+	r := testenv.StartDaemon(b, testenv.DaemonOptions{Offline: offline.Load})
+	addr := "big@" + testenv.Domain
+	a, err := r.CreateUser(context.Background(), addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	offline.Store(true) // fill locally; the provider is not what is measured
+	fill := time.Now()
+	for i := 0; i < n; i += 1000 {
+		batch := make([]mailstore.NewMessage, 0, 1000)
+		for j := i; j < min(i+1000, n); j++ {
+			batch = append(batch, mailstore.NewMessage{Raw: message10k(j, addr)})
+		}
+		if _, err := a.Mail.AppendBatch(context.Background(), "INBOX", batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Logf("filled %d messages in %v", n, time.Since(fill))
+	d := &device{r, a}
+	c := d.imap(b, nil)
+	b.ResetTimer()
+	var sel, flags, env, bs, single, search time.Duration
+	for range b.N {
+		t0 := time.Now()
+		if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+			b.Fatal(err)
+		}
+		sel += time.Since(t0)
+		all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
+		for _, item := range []struct {
+			d    *time.Duration
+			opts *imap.FetchOptions
+		}{
+			{&flags, &imap.FetchOptions{Flags: true}},
+			{&env, &imap.FetchOptions{Envelope: true}},
+			{&bs, &imap.FetchOptions{BodyStructure: &imap.FetchItemBodyStructure{Extended: true}}},
+		} {
+			t0 = time.Now()
+			msgs, err := c.Fetch(all, item.opts).Collect()
+			if err != nil || len(msgs) != n {
+				b.Fatalf("fetch: %d %v", len(msgs), err)
+			}
+			*item.d += time.Since(t0)
+		}
+		t0 = time.Now()
+		for i := range 1000 {
+			uid := imap.UID(1 + (i*7919)%n)
+			msgs, err := c.Fetch(imap.UIDSetNum(uid), &imap.FetchOptions{BodySection: []*imap.FetchItemBodySection{{Peek: true}}}).Collect()
+			if err != nil || len(msgs) != 1 {
+				b.Fatalf("single fetch: %v", err)
+			}
+		}
+		single += time.Since(t0)
+		t0 = time.Now()
+		if _, err := c.UIDSearch(&imap.SearchCriteria{Body: []string{fmt.Sprintf("line %d of", n/2)}}, nil).Wait(); err != nil {
+			b.Fatal(err)
+		}
+		search += time.Since(t0)
+	}
+	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 / float64(b.N) }
+	b.ReportMetric(per(sel), "select-ms")
+	b.ReportMetric(per(flags), "fetch-flags-ms")
+	b.ReportMetric(per(env), "fetch-envelope-ms")
+	b.ReportMetric(per(bs), "fetch-bodystructure-ms")
+	b.ReportMetric(per(single), "1000-single-fetches-ms")
+	b.ReportMetric(per(search), "search-body-ms")
+	b.ReportMetric(float64(rssKB())/1024, "rss-MB")
+}
+
+func rssKB() int {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return n
+		}
+	}
+	return 0
+}
