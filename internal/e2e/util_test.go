@@ -32,7 +32,6 @@ type tw struct{ t *testing.T }
 
 func (w tw) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len(p), nil }
 
-
 // dialMX opens an SMTP connection to the provider's MX.
 func dialMX(t testing.TB, p *testenv.Provider) *smtp.Client {
 	t.Helper()

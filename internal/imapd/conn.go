@@ -81,21 +81,28 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		}
 		drained, deadline := b.drained, b.deadline
 		b.mu.Unlock()
-		var timeout <-chan time.Time
-		if !deadline.IsZero() {
-			t := time.NewTimer(max(time.Until(deadline), minDeadline))
-			timeout = t.C
-			defer t.Stop()
-		}
-		select {
-		case <-drained:
-		case <-timeout:
-			return written, os.ErrDeadlineExceeded
-		case <-b.stop:
-			return written, net.ErrClosed
+		if err := b.waitRoom(drained, deadline); err != nil {
+			return written, err
 		}
 	}
 	return written, nil
+}
+
+func (b *batchConn) waitRoom(drained <-chan struct{}, deadline time.Time) error {
+	var timeout <-chan time.Time
+	if !deadline.IsZero() {
+		t := time.NewTimer(max(time.Until(deadline), minDeadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case <-drained:
+		return nil
+	case <-timeout:
+		return os.ErrDeadlineExceeded
+	case <-b.stop:
+		return net.ErrClosed
+	}
 }
 
 func (b *batchConn) flusher() {

@@ -287,3 +287,23 @@ func ioReadFull(rc *rawConn, buf []byte) (int, error) {
 	rc.c.SetReadDeadline(time.Now().Add(20 * time.Second))
 	return io.ReadFull(rc.r, buf)
 }
+
+// cmdCount sends a command and skips its responses cheaply (no literals
+// expected), returning their number and the tagged status.
+func (rc *rawConn) cmdCount(tag, command string) (n int, status string) {
+	rc.send(tag + " " + command + "\r\n")
+	rc.c.SetReadDeadline(time.Now().Add(60 * time.Second))
+	for {
+		l, err := rc.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			return n, "EOF: " + err.Error()
+		}
+		if len(l) > len(tag) && string(l[:len(tag)+1]) == tag+" " {
+			return n, strings.TrimRight(string(l), "\r\n")
+		}
+		n++
+	}
+}

@@ -228,14 +228,14 @@ func decodeMeta(b []byte, want int) (*Meta, error) {
 		return nil, errMeta
 	}
 	if want&metaEnvelope != 0 {
-		ed := decoder{b: b[:envStart+envLen], off: envStart}
+		ed := decoder{b: b[envStart : envStart+envLen]}
 		m.Envelope = ed.envelope()
 		if ed.err || ed.off != len(ed.b) {
 			return nil, errMeta
 		}
 	}
 	if want&metaStructure != 0 {
-		sd := decoder{b: b[:bsStart+bsLen], off: bsStart}
+		sd := decoder{b: b[bsStart : bsStart+bsLen]}
 		m.BodyStructure = sd.structure(0)
 		if sd.err || sd.off != len(sd.b) {
 			return nil, errMeta

@@ -176,7 +176,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, l: l}
+	tc := &trackedConn{batchConn: newBatchConn(c), l: l}
 	l.mu.Lock()
 	closed := l.closed
 	if !closed {
@@ -200,12 +200,12 @@ func (l *trackingListener) shutdown() {
 	l.mu.Unlock()
 	l.Listener.Close()
 	for _, c := range conns {
-		c.Conn.Close()
+		c.kill()
 	}
 }
 
 type trackedConn struct {
-	net.Conn
+	*batchConn
 	l    *trackingListener
 	once sync.Once
 }
@@ -216,7 +216,7 @@ func (c *trackedConn) Close() error {
 		delete(c.l.conns, c)
 		c.l.mu.Unlock()
 	})
-	return c.Conn.Close()
+	return c.batchConn.Close()
 }
 
 // printfLogger passes go-imap's log lines to slog.
