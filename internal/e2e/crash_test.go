@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +22,7 @@ import (
 )
 
 // buildBitmaskd builds the real daemon binary once per test binary.
-func buildBitmaskd(t *testing.T) string {
+func buildBitmaskd(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bitmaskd")
 	out, err := exec.Command("go", "build", "-o", bin, "github.com/bitmask-go/bitmask/cmd/bitmaskd").CombinedOutput()
@@ -34,13 +35,15 @@ func buildBitmaskd(t *testing.T) string {
 type proc struct {
 	cmd     *exec.Cmd
 	control string
+	imap    string
 	token   string
 }
 
 // startBitmaskd runs the binary on dataDir and waits for its control API.
-func startBitmaskd(t *testing.T, bin, dataDir string) *proc {
+func startBitmaskd(t testing.TB, bin, dataDir string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(bin, "-data", dataDir, "-control", "127.0.0.1:0", "-imap", "", "-smtp", "")
+	base := []string{"-data", dataDir, "-control", "127.0.0.1:0", "-imap", "", "-smtp", ""}
+	cmd := exec.Command(bin, append(base, args...)...)
 	// Fast Argon2id for the test's own accounts is not needed here: the
 	// account exists, logins use the parameters it was made with.
 	stdout, err := cmd.StdoutPipe()
@@ -57,6 +60,12 @@ func startBitmaskd(t *testing.T, bin, dataDir string) *proc {
 	for sc.Scan() {
 		if _, rest, ok := strings.Cut(sc.Text(), "control API on http://"); ok {
 			p.control, _, _ = strings.Cut(rest, " ")
+			if !slices.Contains(args, "-imap") {
+				break
+			}
+		}
+		if _, rest, ok := strings.Cut(sc.Text(), "IMAP on "); ok {
+			p.imap, _, _ = strings.Cut(rest, ",")
 			break
 		}
 	}

@@ -317,24 +317,42 @@ func (s *Store) load() error {
 	})
 }
 
-// reconcileAll compares every document with the index.
+// reconcileAll compares every document with the index and applies what
+// differs (documents that arrived or changed while we were not running,
+// or whose indexing was cut short).
 func (s *Store) reconcileAll() error {
 	var ids []string
 	seen := map[string]bool{}
+	s.mu.Lock()
 	err := s.docs.ForEach(func(d *docsync.Doc) error {
-		var head struct {
-			Type string `json:"type"`
+		var md struct {
+			messageDoc
+			Name string `json:"name"`
 		}
-		if json.Unmarshal(d.Body, &head) == nil && (head.Type == typeMailbox || head.Type == typeMessage) {
-			ids = append(ids, d.ID)
+		if json.Unmarshal(d.Body, &md) != nil {
+			return nil
+		}
+		switch md.Type {
+		case typeMessage:
 			seen[d.ID] = true
+			if m := s.byID[d.ID]; m != nil && m.mbox == md.Mbox && slices.Equal(m.flags, normFlags(md.Flags)) {
+				return nil // indexed as it is
+			}
+		case typeMailbox:
+			seen[d.ID] = true
+			if _, ok := s.mboxes[md.Name]; ok {
+				return nil
+			}
+		default:
+			return nil
 		}
+		ids = append(ids, d.ID)
 		return nil
 	})
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
-	s.mu.Lock()
 	for id := range s.byID {
 		if !seen[id] {
 			ids = append(ids, id) // indexed but gone: expunge
