@@ -240,4 +240,3 @@ func procRSS(pid int) (rss, anon int) {
 	}
 	return rss, anon
 }
-
