@@ -1,9 +1,11 @@
 // Command leapd is the provider platform: SRP accounts, the nicknym key
 // directory and the encrypted document store that bitmaskd syncs with,
-// and the MX that takes mail for the domain and stores it encrypted to
-// each recipient's key.
+// the MX that takes mail for the domain and stores it encrypted to each
+// recipient's key, and the submission service with the outbound queue
+// that relays the users' mail to other providers.
 //
 //	leapd [-config FILE] [-data DIR] [-domain DOMAIN] [-listen ADDR] [-api-url URL] [-enrollment open|invite|closed] [-mx ADDR] [-lmtp PATH]
+//	      [-hostname NAME] [-submission ADDR] [-submissions ADDR] [-dnssec-resolver ADDR]
 //	leapd invite [-data DIR] [-n N]
 package main
 
@@ -27,6 +29,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/provider"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/provider/submission"
 )
 
 func main() {
@@ -53,6 +56,18 @@ type fileConfig struct {
 	// LMTPSocket is a unix socket where the MX takes LMTP from a front
 	// MTA such as Postfix; "" (the default) disables it.
 	LMTPSocket string `json:"lmtp_socket"`
+	// Hostname is the host name in SMTP greetings, EHLO and Received
+	// fields; "" means the domain.
+	Hostname string `json:"hostname"`
+	// SubmissionListen is the submission service with STARTTLS (port
+	// 587 in production), announced in provider.json; "" disables it.
+	SubmissionListen string `json:"submission_listen"`
+	// SubmissionsListen is submission with implicit TLS (port 465);
+	// "" (the default) disables it.
+	SubmissionsListen string `json:"submissions_listen"`
+	// DNSSECResolver is a validating resolver on loopback (e.g.
+	// 127.0.0.1:53) for DANE; "" (the default) disables DANE.
+	DNSSECResolver string `json:"dnssec_resolver"`
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
@@ -71,10 +86,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&fc.SessionTTL, "session-ttl", "", "session lifetime (default 24h)")
 	fs.StringVar(&fc.MXListen, "mx", "", `MX (SMTP) listen address (default 127.0.0.1:2525; "" disables)`)
 	fs.StringVar(&fc.LMTPSocket, "lmtp", "", `unix socket for LMTP from a front MTA, made mode 0660 (default "": none)`)
+	fs.StringVar(&fc.Hostname, "hostname", "", "host name in SMTP greetings, EHLO and Received fields (default: the domain)")
+	fs.StringVar(&fc.SubmissionListen, "submission", "", `submission (STARTTLS) listen address, announced in provider.json (default 127.0.0.1:5870; "" disables)`)
+	fs.StringVar(&fc.SubmissionsListen, "submissions", "", `submission with implicit TLS listen address (default "": none)`)
+	fs.StringVar(&fc.DNSSECResolver, "dnssec-resolver", "", `validating DNS resolver on loopback for DANE, e.g. 127.0.0.1:53 (default "": DANE off)`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg := fileConfig{Data: "leapd-data", Domain: "example.test", Listen: "127.0.0.1:4430", SessionTTL: "24h", MXListen: "127.0.0.1:2525"}
+	cfg := fileConfig{Data: "leapd-data", Domain: "example.test", Listen: "127.0.0.1:4430", SessionTTL: "24h", MXListen: "127.0.0.1:2525", SubmissionListen: "127.0.0.1:5870"}
 	if *cfgPath != "" {
 		b, err := os.ReadFile(*cfgPath)
 		if err != nil {
@@ -85,13 +104,20 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		}
 	}
 	merge(&cfg, fc)
-	// -mx "" and -lmtp "" disable what the config file enables.
+	// -mx "", -lmtp "", -submission "" and so on disable what the
+	// config file enables.
 	fs.Visit(func(f *flag.Flag) {
 		switch f.Name {
 		case "mx":
 			cfg.MXListen = fc.MXListen
 		case "lmtp":
 			cfg.LMTPSocket = fc.LMTPSocket
+		case "submission":
+			cfg.SubmissionListen = fc.SubmissionListen
+		case "submissions":
+			cfg.SubmissionsListen = fc.SubmissionsListen
+		case "dnssec-resolver":
+			cfg.DNSSECResolver = fc.DNSSECResolver
 		}
 	})
 	if cfg.APIURL == "" {
@@ -105,6 +131,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	in, err := provider.Open(cfg.Data, provider.Config{
 		Domain: cfg.Domain, Name: cfg.Name, APIURL: cfg.APIURL,
 		Enrollment: cfg.Enrollment, SessionTTL: ttl, Logger: log,
+		Submission: announced(cfg.SubmissionListen, cfg.Domain),
 	})
 	if err != nil {
 		return err
@@ -132,20 +159,62 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("lmtp: %w", err)
 		}
 	}
+	closeAll := func() {
+		for _, l := range []net.Listener{ln, mxLn, lmtpLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		in.Store.Close()
+	}
+	var subLn, subsLn net.Listener
+	if cfg.SubmissionListen != "" {
+		if subLn, err = net.Listen("tcp", cfg.SubmissionListen); err != nil {
+			closeAll()
+			return fmt.Errorf("submission: %w", err)
+		}
+	}
+	if cfg.SubmissionsListen != "" {
+		if subsLn, err = net.Listen("tcp", cfg.SubmissionsListen); err != nil {
+			if subLn != nil {
+				subLn.Close()
+			}
+			closeAll()
+			return fmt.Errorf("submissions: %w", err)
+		}
+	}
+	m := mx.New(in.Server, mx.Config{Hostname: cfg.Hostname, TLSConfig: in.TLSConfig(), Logger: log})
+	sub, err := submission.New(in.Server, in.Store, m, submission.Config{
+		Hostname: cfg.Hostname, DataDir: cfg.Data, TLSConfig: in.TLSConfig(),
+		DNSSECResolverAddr: cfg.DNSSECResolver, Logger: log,
+	})
+	if err != nil {
+		for _, l := range []net.Listener{subLn, subsLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+		closeAll()
+		return err
+	}
 	pj := in.ProviderJSON()
 	fmt.Fprintf(stdout, "leapd: serving %s at %s\nleapd: CA fingerprint %s\n", pj.Domain, pj.APIURI, pj.CACertFingerprint)
 
-	// The API and the MX run until ctx ends or one of them fails; the
-	// store closes only after all of them stopped, so no delivery the
-	// MX is finishing meets a closed store.
+	if name, value, err := sub.DKIMRecord(); err == nil {
+		fmt.Fprintf(stdout, "leapd: DKIM: publish TXT %s \"%s\"\n", name, value)
+	}
+
+	// The API, the MX, submission and the outbound queue run until ctx
+	// ends or one of them fails; the store closes only after all of
+	// them stopped, so no delivery they are finishing meets a closed
+	// store.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m := mx.New(in.Server, mx.Config{TLSConfig: in.TLSConfig(), Logger: log})
 	type result struct {
 		name string
 		err  error
 	}
-	results := make(chan result, 3)
+	results := make(chan result, 6)
 	running := 0
 	start := func(name string, serve func() error) {
 		running++
@@ -160,6 +229,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintf(stdout, "leapd: MX (LMTP) at %s\n", cfg.LMTPSocket)
 		start("lmtp", func() error { return m.ServeLMTP(ctx, lmtpLn) })
 	}
+	if subLn != nil {
+		fmt.Fprintf(stdout, "leapd: submission (STARTTLS) at %s\n", subLn.Addr())
+		start("submission", func() error { return sub.ServeSTARTTLS(ctx, subLn) })
+	}
+	if subsLn != nil {
+		fmt.Fprintf(stdout, "leapd: submission (implicit TLS) at %s\n", subsLn.Addr())
+		start("submissions", func() error { return sub.ServeTLS(ctx, subsLn) })
+	}
+	start("outbound queue", func() error { return sub.Run(ctx) })
 	var first error
 	for range running {
 		r := <-results
@@ -210,6 +288,26 @@ func merge(dst *fileConfig, src fileConfig) {
 	set(&dst.SessionTTL, src.SessionTTL)
 	set(&dst.MXListen, src.MXListen)
 	set(&dst.LMTPSocket, src.LMTPSocket)
+	set(&dst.Hostname, src.Hostname)
+	set(&dst.SubmissionListen, src.SubmissionListen)
+	set(&dst.SubmissionsListen, src.SubmissionsListen)
+	set(&dst.DNSSECResolver, src.DNSSECResolver)
+}
+
+// announced is the submission address for provider.json: the listen
+// address, with the domain in place of an unspecified host (0.0.0.0).
+func announced(listen, domain string) string {
+	if listen == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = domain
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // invite adds invite codes to a stopped provider's storage.

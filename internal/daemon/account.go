@@ -183,12 +183,16 @@ func (a *Account) relay() outbox.Relay {
 	pool.AppendCertsFromPEM(a.meta.Provider.CAPEM)
 	addr := a.meta.Provider.JSON.Submission
 	host, _, _ := net.SplitHostPort(addr)
-	return &outbox.SMTPRelay{
+	var r outbox.Relay = &outbox.SMTPRelay{
 		Addr:  addr,
 		TLS:   &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12},
 		Login: a.Login,
 		Token: a.client.Token,
 	}
+	if a.d.cfg.WrapRelay != nil {
+		r = a.d.cfg.WrapRelay(r)
+	}
+	return r
 }
 
 // Enqueue commits a message to the outbox (smtpd.Account).
@@ -280,19 +284,21 @@ func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) e
 		Queue: a.client, Mail: ms, Keys: a.Contacts, Own: a.ownEntities,
 		DocID: &a.keys.DocID, Log: a.log,
 	}
+	discovery := &outbox.Discovery{
+		Keys: a.Contacts, ProviderDomain: a.meta.Provider.JSON.Domain, WKD: a.d.cfg.WKD,
+		Nicknym: func(ctx context.Context, addr string) (string, error) {
+			kr, err := a.client.LookupKey(ctx, addr)
+			if err != nil {
+				return "", err
+			}
+			return kr.OpenPGP, nil
+		},
+	}
+	a.Incoming.Find = discovery.Find
 	a.Outbox = outbox.New(outbox.Config{
 		Store: a.store, Mail: ms, Address: a.Address, Log: a.log,
-		Relay: a.relay(),
-		Keys: &outbox.Discovery{
-			Keys: a.Contacts, ProviderDomain: a.meta.Provider.JSON.Domain, WKD: a.d.cfg.WKD,
-			Nicknym: func(ctx context.Context, addr string) (string, error) {
-				kr, err := a.client.LookupKey(ctx, addr)
-				if err != nil {
-					return "", err
-				}
-				return kr.OpenPGP, nil
-			},
-		},
+		Relay:     a.relay(),
+		Keys:      discovery,
 		Signer:    a.CurrentKey,
 		RetryBase: a.d.cfg.OutboxRetry,
 	})

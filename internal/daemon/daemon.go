@@ -19,6 +19,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/outbox"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -42,7 +43,10 @@ type Config struct {
 	WKD *http.Client
 	// OutboxRetry is the outbox's first retry delay (default 30s).
 	OutboxRetry time.Duration
-	Logger      *slog.Logger
+	// WrapRelay, if set, wraps each account's relay (tests look at what
+	// leaves the device).
+	WrapRelay func(outbox.Relay) outbox.Relay
+	Logger    *slog.Logger
 }
 
 // Daemon holds the logged-in accounts.

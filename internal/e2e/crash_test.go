@@ -182,3 +182,64 @@ func TestKillDuringIncoming(t *testing.T) {
 		dm.Close()
 	}
 }
+
+func (p *proc) get(t *testing.T, path string, out any) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", "http://"+p.control+path, nil)
+	req.Header.Set("Authorization", "Bearer "+p.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKillWithOutbox: kill -9 of bitmaskd with messages in its outbox
+// (the relay is down) loses none: after a restart all are delivered, once.
+func TestKillWithOutbox(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the daemon binary")
+	}
+	bin := buildBitmaskd(t)
+	p := testenv.StartProvider(t, testenv.Options{})
+	b := signup(t, p, "bob")
+	addr := "hal@" + testenv.Domain
+	dir := t.TempDir()
+	{
+		d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+		if _, err := d.CreateUser(ctx(t), addr, []byte(password), p.Ref(), ""); err != nil {
+			t.Fatal(err)
+		}
+		d.Close()
+	}
+	p.StopSubmission()
+	pr := startBitmaskd(t, bin, dir, "-smtp", "127.0.0.1:0")
+	login := daemon.LoginRequest{Address: addr, Password: password, ProviderRef: p.Ref()}
+	pr.call(t, "/v1/login", login)
+	var mc daemon.MailConfig
+	pr.get(t, "/v1/mail/config?address="+addr, &mc)
+	dev := &device{Running: &testenv.Running{SMTPAddr: fmt.Sprintf("%s:%d", mc.SMTPHost, mc.SMTPPort)}}
+	const n = 20
+	for i := range n {
+		msg := plainMessage(addr, b.acct.Address, fmt.Sprintf("outbox %02d", i), "kept across a crash")
+		if err := submitAs(t, dev.SMTPAddr, addr, mc.Password, b.acct.Address, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pr.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.cmd.Wait()
+	p.StartSubmission(t)
+	pr = startBitmaskd(t, bin, dir)
+	pr.call(t, "/v1/login", login)
+	waitMessages(t, b, "INBOX", n)
+	time.Sleep(500 * time.Millisecond)
+	msgs, _ := b.acct.Mail.Messages("INBOX")
+	if len(msgs) != n {
+		t.Fatalf("%d messages delivered, want %d", len(msgs), n)
+	}
+}

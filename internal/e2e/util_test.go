@@ -3,7 +3,12 @@ package e2e
 import (
 	"bytes"
 	"io"
+	"mime"
+	"net"
+	"net/mail"
 	"os"
+	"os/exec"
+	"strconv"
 	"testing"
 
 	"github.com/emersion/go-smtp"
@@ -51,4 +56,81 @@ func sendOn(t testing.TB, c *smtp.Client, from, to string, msg []byte) {
 	if err := c.SendMail(from, []string{to}, bytes.NewReader(msg)); err != nil {
 		t.Fatal(err)
 	}
+}
+
+type net_MX = net.MX
+
+func newLocalListener() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+func splitPort(t *testing.T, addr string) (string, int) {
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, n
+}
+
+// gpgVerifySigned checks a PGP/MIME signed message with GnuPG: the first
+// part, as transmitted with CRLF line ends, against the detached
+// signature, with signer's public key imported into a fresh keyring.
+func gpgVerifySigned(t *testing.T, msg []byte, signerPub string) {
+	t.Helper()
+	gpg, err := exec.LookPath("gpg")
+	if err != nil {
+		t.Skip("gpg is not installed (.ci/run installs it)")
+	}
+	home, err := os.MkdirTemp("", "gpg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = exec.Command("gpgconf", "--homedir", home, "--kill", "all").Run()
+		os.RemoveAll(home)
+	})
+	run := func(stdin []byte, args ...string) ([]byte, error) {
+		cmd := exec.Command(gpg, append([]string{"--homedir", home, "--batch", "--status-fd", "1"}, args...)...)
+		cmd.Stdin = bytes.NewReader(stdin)
+		return cmd.CombinedOutput()
+	}
+	if out, err := run([]byte(signerPub), "--import"); err != nil {
+		t.Fatalf("gpg --import: %v\n%s", err, out)
+	}
+	signed, sig := splitSigned(t, msg)
+	dir := t.TempDir()
+	os.WriteFile(dir+"/data", signed, 0o600)
+	os.WriteFile(dir+"/sig.asc", sig, 0o600)
+	out, err := run(nil, "--verify", dir+"/sig.asc", dir+"/data")
+	if err != nil || !bytes.Contains(out, []byte("[GNUPG:] GOODSIG")) {
+		t.Fatalf("gpg --verify: %v\n%s", err, out)
+	}
+}
+
+// splitSigned returns the signed first part (CRLF) and the signature of
+// a multipart/signed message.
+func splitSigned(t *testing.T, msg []byte) (signed, sig []byte) {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
+	if err != nil || params["boundary"] == "" {
+		t.Fatalf("no boundary: %v", err)
+	}
+	body, _ := io.ReadAll(m.Body)
+	body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte("\r\n"), []byte("\n")), []byte("\n"), []byte("\r\n"))
+	delim := []byte("--" + params["boundary"])
+	parts := bytes.Split(body, delim)
+	if len(parts) < 4 {
+		t.Fatalf("multipart/signed with %d parts", len(parts)-2)
+	}
+	first := bytes.TrimPrefix(parts[1], []byte("\r\n"))
+	first = bytes.TrimSuffix(first, []byte("\r\n"))
+	second := parts[2]
+	_, sigBody, _ := bytes.Cut(second, []byte("\r\n\r\n"))
+	return first, sigBody
 }

@@ -28,6 +28,7 @@ type fakeStore struct {
 	watchers map[string]map[*fakeWatcher]struct{}
 	gen      func(key string) []byte // content of messages stored without raw
 	rawCalls int
+	drop     func(mailstore.Event) bool // events a broken store would lose
 }
 
 type fakeMbox struct {
@@ -449,6 +450,9 @@ func (f *fakeStore) watcherCount() int {
 }
 
 func (f *fakeStore) emitLocked(ev mailstore.Event) {
+	if f.drop != nil && f.drop(ev) {
+		return
+	}
 	key := ev.Mailbox
 	if ev.Kind == mailstore.EventMailboxes {
 		key = ""

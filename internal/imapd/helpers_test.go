@@ -62,9 +62,25 @@ func startServer(t testing.TB) *testEnv {
 
 func startServerWith(t testing.TB, store *fakeStore) *testEnv {
 	t.Helper()
+	// Registered first, so it runs after the server's shutdown (cleanups
+	// run last-in first-out): every session ended and released its
+	// mailboxes.
+	t.Cleanup(func() {
+		if n := store.watcherCount(); n != 0 {
+			t.Errorf("%d store watchers left after shutdown", n)
+		}
+	})
+	e := startServerWithStore(t, store)
+	e.store = store
+	return e
+}
+
+// startServerWithStore serves any Mailstore for the test account.
+func startServerWithStore(t testing.TB, store Mailstore) *testEnv {
+	t.Helper()
 	cert, roots := selfSigned(t)
 	logw := &tbWriter{t: t, on: true}
-	e := &testEnv{t: t, store: store, roots: roots}
+	e := &testEnv{t: t, roots: roots}
 	e.srv = New(AuthFunc(func(user, pass string) (Mailstore, error) {
 		if user == testUser && pass == testToken {
 			return store, nil
@@ -106,10 +122,6 @@ func startServerWith(t testing.TB, store *fakeStore) *testEnv {
 		logw.mu.Lock()
 		logw.on = false
 		logw.mu.Unlock()
-		// Every session ended and released its mailboxes.
-		if n := store.watcherCount(); n != 0 {
-			t.Errorf("%d store watchers left after shutdown", n)
-		}
 	})
 	return e
 }
@@ -189,6 +201,14 @@ func mustSelect(t testing.TB, c *imapclient.Client, name string, readOnly bool) 
 	data, err := c.Select(name, &imap.SelectOptions{ReadOnly: readOnly}).Wait()
 	if err != nil {
 		t.Fatalf("select %s: %v", name, err)
+	}
+	// imapclient (v2.0.0-beta.8) records the selected mailbox only after
+	// Wait has returned; wait for it so that Mailbox() is usable.
+	for deadline := time.Now().Add(10 * time.Second); c.Mailbox() == nil; {
+		if time.Now().After(deadline) {
+			t.Fatalf("select %s: client has no mailbox", name)
+		}
+		time.Sleep(time.Millisecond)
 	}
 	return data
 }

@@ -50,8 +50,9 @@ type hub struct {
 	refs     int
 }
 
-// entry is a message of a hub. Only flags changes, and only under hub.mu
-// (it is replaced, never modified in place).
+// entry is a message of a hub. It is never modified: a flag change
+// replaces it (under hub.mu), so commands may read entries they got under
+// the lock after releasing it.
 type entry struct {
 	id    string
 	size  int64
@@ -59,9 +60,9 @@ type entry struct {
 	flags []string
 }
 
-// ownEventWait bounds how long a session waits for the store's event for
-// a message it added itself before reading the mailbox again.
-const ownEventWait = 5 * time.Second
+// defaultOwnEventWait bounds how long a session waits for the store's
+// event for a message it added itself before reading the mailbox again.
+const defaultOwnEventWait = 5 * time.Second
 
 // openView selects name for a session, creating the hub when it is the
 // first.
@@ -90,7 +91,7 @@ func (a *account) openView(sess *session, name string, readOnly bool) (*view, *i
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.refs++
-	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: readOnly}
+	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: readOnly, wake: make(chan struct{}, 1)}
 	h.views[v] = struct{}{}
 	return v, h.selectDataLocked(info, readOnly), nil
 }
@@ -116,12 +117,21 @@ func (a *account) newHub(info mailstore.MailboxInfo) (*hub, error) {
 		advanced: make(chan struct{}),
 		uidNext:  info.UIDNext,
 	}
-	block := make([]entry, len(msgs)) // one allocation for all entries
+	// One allocation for all entries and one for all their flags (copied:
+	// the store's slices are not ours).
+	block := make([]entry, len(msgs))
+	nflags := 0
+	for _, m := range msgs {
+		nflags += len(m.Flags)
+	}
+	flagStore := make([]string, 0, nflags)
 	for i, m := range msgs {
 		if m.UID <= h.maxUID {
 			continue // not in UID order: keep the list sorted
 		}
-		block[i] = entry{id: m.ID, size: m.Size, date: m.Date, flags: m.Flags}
+		start := len(flagStore)
+		flagStore = append(flagStore, m.Flags...)
+		block[i] = entry{id: m.ID, size: m.Size, date: m.Date, flags: flagStore[start:len(flagStore):len(flagStore)]}
 		h.uids = append(h.uids, m.UID)
 		h.msgs = append(h.msgs, &block[i])
 		h.maxUID = m.UID
@@ -237,8 +247,21 @@ func (h *hub) run(ch <-chan mailstore.Event) {
 				break drain
 			}
 		}
-		h.apply(batch)
+		h.safely(func() { h.apply(batch) })
 	}
+}
+
+// safely runs f, which changes the hub; if go-imap's tracker panics (it
+// does on an inconsistent update), the hub's sessions are ended instead of
+// the daemon.
+func (h *hub) safely(f func()) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.acct.srv.log.Error("imapd: mailbox view failed; ending its sessions", "mailbox", h.name, "panic", v)
+			h.die("Internal error; select the mailbox again")
+		}
+	}()
+	f()
 }
 
 func (h *hub) apply(batch []mailstore.Event) {
@@ -274,6 +297,17 @@ func (h *hub) apply(batch []mailstore.Event) {
 	}
 	if h.maxUID != before {
 		h.notifyLocked()
+	}
+	h.wakeLocked()
+}
+
+// wakeLocked tells idling sessions to look at their queues.
+func (h *hub) wakeLocked() {
+	for v := range h.views {
+		select {
+		case v.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -360,23 +394,29 @@ func (h *hub) flagsLocked(m mailstore.Message, source *imapserver.SessionTracker
 
 // applyFlags applies a session's own STORE results.
 func (h *hub) applyFlags(msgs []mailstore.Message, source *view) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.dead {
-		return
-	}
-	for _, m := range msgs {
-		h.flagsLocked(m, source.tracker)
-	}
+	h.safely(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.dead {
+			return
+		}
+		for _, m := range msgs {
+			h.flagsLocked(m, source.tracker)
+		}
+		h.wakeLocked()
+	})
 }
 
 // applyExpunged applies a session's own EXPUNGE or MOVE results.
 func (h *hub) applyExpunged(uids []uint32) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if !h.dead {
-		h.expungeLocked(uids)
-	}
+	h.safely(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if !h.dead {
+			h.expungeLocked(uids)
+			h.wakeLocked()
+		}
+	})
 }
 
 // waitAdded waits until the hub has the messages up to uid, which a
@@ -385,7 +425,7 @@ func (h *hub) applyExpunged(uids []uint32) {
 // that skipped them could never take them. If the events do not come,
 // the hub reads the mailbox again.
 func (h *hub) waitAdded(ctx context.Context, uid uint32) {
-	timer := time.NewTimer(ownEventWait)
+	timer := time.NewTimer(h.acct.srv.ownEventWait)
 	defer timer.Stop()
 	for {
 		h.mu.Lock()
@@ -401,7 +441,7 @@ func (h *hub) waitAdded(ctx context.Context, uid uint32) {
 			return
 		case <-timer.C:
 			h.acct.srv.log.Warn("imapd: no event from the store for a new message; rereading the mailbox", "uid", uid)
-			h.catchUp()
+			h.safely(h.catchUp)
 			return
 		}
 	}
@@ -427,6 +467,7 @@ func (h *hub) catchUp() {
 	if h.maxUID != before {
 		h.notifyLocked()
 	}
+	h.wakeLocked()
 }
 
 // watchList ends the hub when its mailbox is deleted, renamed or
@@ -441,12 +482,13 @@ func (h *hub) watchList(ch <-chan mailstore.Event) {
 		if err == nil && info.UIDValidity == h.uidValidity {
 			continue
 		}
-		h.die()
+		h.die("Selected mailbox was deleted or renamed")
 		return
 	}
 }
 
-func (h *hub) die() {
+// die ends the hub: its sessions get BYE with reason and reconnect.
+func (h *hub) die(reason string) {
 	a := h.acct
 	a.mu.Lock()
 	if a.hubs[h.name] == h {
@@ -466,14 +508,8 @@ func (h *hub) die() {
 	}
 	h.mu.Unlock()
 	for _, v := range views {
-		go v.sess.bye("Selected mailbox was deleted or renamed")
+		go v.sess.bye(reason)
 	}
-}
-
-func (h *hub) isDead() bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.dead
 }
 
 func imapFlags(flags []string) []imap.Flag {

@@ -287,8 +287,9 @@ func (m *candidate) content() []byte {
 
 // matchHeader matches HEADER, FROM, TO, CC, BCC and SUBJECT: a
 // case-insensitive substring of the decoded field; an empty value matches
-// when the field is present. Address fields and Subject are looked up in
-// the envelope first.
+// when the field is present. Subject and address fields are answered from
+// the envelope (decoded once, at store time); the header block is read
+// for other fields, and for address fields the envelope could not parse.
 func (m *candidate) matchHeader(key, value string) bool {
 	want := strings.ToLower(value)
 	if want != "" {
@@ -296,9 +297,7 @@ func (m *candidate) matchHeader(key, value string) bool {
 			var addrs []imap.Address
 			switch strings.ToLower(key) {
 			case "subject":
-				if strings.Contains(strings.ToLower(env.Subject), want) {
-					return true
-				}
+				return strings.Contains(strings.ToLower(env.Subject), want)
 			case "from":
 				addrs = env.From
 			case "to":
@@ -308,10 +307,13 @@ func (m *candidate) matchHeader(key, value string) bool {
 			case "bcc":
 				addrs = env.Bcc
 			}
-			for _, a := range addrs {
-				if strings.Contains(strings.ToLower(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), want) {
-					return true
+			if len(addrs) > 0 {
+				for _, a := range addrs {
+					if strings.Contains(strings.ToLower(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), want) {
+						return true
+					}
 				}
+				return false
 			}
 		}
 	}

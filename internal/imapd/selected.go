@@ -19,7 +19,8 @@ type view struct {
 	sess      *session
 	tracker   *imapserver.SessionTracker
 	readOnly  bool
-	searchRes imap.UIDSet // RFC 5182 "$"; only the session's goroutine uses it
+	searchRes imap.UIDSet   // RFC 5182 "$"; only the session's goroutine uses it
+	wake      chan struct{} // the hub queued something (buffered, 1)
 }
 
 // target is a message addressed by a command.

@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -35,6 +36,8 @@ type Server struct {
 	cfg  Config
 	log  *slog.Logger
 
+	ownEventWait time.Duration
+
 	mu       sync.Mutex
 	accounts map[Mailstore]*account
 }
@@ -45,7 +48,7 @@ func New(auth Auth, cfg Config) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Server{auth: auth, cfg: cfg, log: log, accounts: map[Mailstore]*account{}}
+	return &Server{auth: auth, cfg: cfg, log: log, ownEventWait: defaultOwnEventWait, accounts: map[Mailstore]*account{}}
 }
 
 // maxAppendSize is the largest message APPEND takes (advertised as

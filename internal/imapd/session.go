@@ -444,10 +444,24 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return s.view.tracker.Poll(w, allowExpunge)
 }
 
+// Idle writes updates as the hub queues them. (go-imap's
+// SessionTracker.Idle does not look at updates queued before it starts,
+// between IDLE's continuation and its own start, so those would wait for
+// the next command.)
 func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
-	if s.view == nil {
+	v := s.view
+	if v == nil {
 		<-stop
 		return nil
 	}
-	return s.view.tracker.Idle(w, stop)
+	for {
+		if err := v.tracker.Poll(w, true); err != nil {
+			return err
+		}
+		select {
+		case <-v.wake:
+		case <-stop:
+			return nil
+		}
+	}
 }

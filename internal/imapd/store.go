@@ -45,7 +45,8 @@ type Mailstore interface {
 // Auth checks a mail client's credentials: username is the account
 // address, password the account's local IMAP/SMTP token. It returns the
 // account's mail, or an error (which the client sees only as
-// AUTHENTICATIONFAILED).
+// AUTHENTICATIONFAILED). Sessions that get the same Mailstore value (it
+// must be comparable, e.g. a pointer) share their selected mailboxes.
 type Auth interface {
 	Check(username, password string) (Mailstore, error)
 }

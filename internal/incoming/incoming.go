@@ -69,6 +69,10 @@ type Processor struct {
 	Own   func() (openpgp.EntityList, error)
 	DocID *[32]byte
 	Log   *slog.Logger
+	// Find, if set, discovers a sender's key that is not in the cache
+	// (nicknym for the provider's own users, WKD), so signatures of
+	// people the user never wrote to can be checked.
+	Find func(ctx context.Context, address string) (*openpgp.Entity, error)
 
 	mu        sync.Mutex // one run at a time
 	processed int
@@ -132,7 +136,7 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 				return fmt.Errorf("incoming: download %s: %w", it.ID, err)
 			}
 			batch = append(batch, mailstore.NewMessage{
-				ID: seal.DocID(p.DocID, "incoming:"+it.ID), Raw: p.Process(data, own, it.Received), Date: it.Received,
+				ID: seal.DocID(p.DocID, "incoming:"+it.ID), Raw: p.Process(ctx, data, own, it.Received), Date: it.Received,
 			})
 			done = append(done, it.ID)
 		}
@@ -158,7 +162,7 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 
 // Process turns one queue item into the message to store. It never
 // fails: what cannot be decrypted or parsed is kept with a note.
-func (p *Processor) Process(data []byte, own openpgp.EntityList, received time.Time) []byte {
+func (p *Processor) Process(ctx context.Context, data []byte, own openpgp.EntityList, received time.Time) []byte {
 	plain, err := decryptOuter(data, own)
 	if err != nil {
 		p.Log.Warn("incoming: cannot decrypt an item; keeping it as it came", "err", err)
@@ -170,6 +174,10 @@ func (p *Processor) Process(data []byte, own openpgp.EntityList, received time.T
 		p.learn(from, plain)
 		if e, _, err := p.Keys.Entity(from); err == nil {
 			senderKeys = openpgp.EntityList{e}
+		} else if p.Find != nil && looksSigned(plain) {
+			if e, err := p.Find(ctx, from); err == nil {
+				senderKeys = openpgp.EntityList{e}
+			}
 		}
 	}
 	res, err := pgpmime.Process(plain, own, senderKeys, time.Now())
@@ -289,4 +297,11 @@ func fromAddress(msg []byte) string {
 		return ""
 	}
 	return strings.ToLower(addrs[0].Address)
+}
+
+// looksSigned is a cheap test for a signature worth a key lookup.
+func looksSigned(msg []byte) bool {
+	return bytes.Contains(msg, []byte("application/pgp-signature")) ||
+		bytes.Contains(msg, []byte("-----BEGIN PGP")) ||
+		bytes.Contains(msg, []byte("application/pgp-encrypted"))
 }

@@ -182,10 +182,14 @@ func (o *Outbox) Sent() int {
 	return o.sent
 }
 
-// Run delivers in the background until ctx ends.
+// Run delivers in the background until ctx ends. At start it tries
+// everything waiting, whatever its retry time (the daemon was down, the
+// network may be back).
 func (o *Outbox) Run(ctx context.Context) {
+	force := true
 	for {
-		next := o.Flush(ctx, false)
+		next := o.Flush(ctx, force)
+		force = false
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(time.Until(next), 50*time.Millisecond)
@@ -241,23 +245,23 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	var tempErr error
 	var failed []string
 	var perm []string
-	for _, rcpt := range slices.Clone(it.Pending) {
-		copy, err := o.build(ctx, it, rcpt)
+	for _, g := range o.plan(ctx, it) {
+		err := g.err
 		if err == nil {
-			err = o.cfg.Relay.Send(ctx, it.From, []string{rcpt}, copy)
+			err = o.cfg.Relay.Send(ctx, it.From, g.rcpts, g.msg)
 		}
 		var se *smtp.SMTPError
 		switch {
 		case err == nil:
-			o.sent++
+			o.sent += len(g.rcpts)
 		case errors.As(err, &se) && se.Code >= 500:
-			perm = append(perm, fmt.Sprintf("%s: %d %s", rcpt, se.Code, se.Message))
-			failed = append(failed, rcpt)
+			perm = append(perm, fmt.Sprintf("%s: %d %s", strings.Join(g.rcpts, ", "), se.Code, se.Message))
+			failed = append(failed, g.rcpts...)
 		default:
 			tempErr = err
 			continue
 		}
-		it.Pending = slices.DeleteFunc(it.Pending, func(r string) bool { return r == rcpt })
+		it.Pending = slices.DeleteFunc(it.Pending, func(r string) bool { return slices.Contains(g.rcpts, r) })
 		if len(it.Pending) > 0 {
 			if err := o.put(it); err != nil {
 				o.cfg.Log.Error("outbox: recording progress", "err", err)
@@ -288,27 +292,65 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	}
 }
 
-// build makes rcpt's copy of it.
-func (o *Outbox) build(ctx context.Context, it *item, rcpt string) ([]byte, error) {
+// A copy is one message for some recipients.
+type copyFor struct {
+	rcpts []string
+	msg   []byte
+	err   error // could not be made now (retried)
+}
+
+// plan makes the copies of it for its pending recipients: one encrypted
+// copy per recipient with a key, one signed copy per Bcc recipient
+// without, and one signed copy shared by the other recipients without a
+// key. A message the client encrypted itself goes as it is.
+func (o *Outbox) plan(ctx context.Context, it *item) []copyFor {
 	msg := pgpmime.StripHeaders(it.Raw, "Bcc")
 	if pgpmime.IsEncrypted(msg) {
-		return msg, nil
+		return []copyFor{{rcpts: slices.Clone(it.Pending), msg: msg}}
 	}
 	signer, err := o.cfg.Signer()
 	if err != nil {
-		return nil, fmt.Errorf("outbox: no signing key: %w", err)
+		return []copyFor{{rcpts: slices.Clone(it.Pending), err: fmt.Errorf("outbox: no signing key: %w", err)}}
 	}
-	key, err := o.cfg.Keys.Find(ctx, rcpt)
-	switch {
-	case err == nil:
+	var out []copyFor
+	var shared []string
+	var signed []byte
+	signedCopy := func() ([]byte, error) {
+		if signed != nil {
+			return signed, nil
+		}
+		var err error
+		signed, err = o.signed(msg, signer)
+		return signed, err
+	}
+	for _, rcpt := range it.Pending {
 		bcc := slices.Contains(it.Bcc, rcpt)
-		return pgpmime.EncryptSign(msg, openpgp.EntityList{key, signer}, signer, &pgpmime.Options{HiddenRecipients: bcc})
-	case errors.Is(err, ErrNoKey):
-	default:
-		// Key discovery failed for a reason other than "none": do not
-		// send in the clear what might have been encrypted; retry.
-		return nil, fmt.Errorf("outbox: looking up the key of %s: %w", rcpt, err)
+		key, err := o.cfg.Keys.Find(ctx, rcpt)
+		switch {
+		case err == nil:
+			c, err := pgpmime.EncryptSign(msg, openpgp.EntityList{key, signer}, signer, &pgpmime.Options{HiddenRecipients: bcc})
+			out = append(out, copyFor{rcpts: []string{rcpt}, msg: c, err: err})
+		case errors.Is(err, ErrNoKey) && bcc:
+			c, err := signedCopy()
+			out = append(out, copyFor{rcpts: []string{rcpt}, msg: c, err: err})
+		case errors.Is(err, ErrNoKey):
+			shared = append(shared, rcpt)
+		default:
+			// Discovery failed for a reason other than "none": do not
+			// send in the clear what might have been encrypted.
+			out = append(out, copyFor{rcpts: []string{rcpt}, err: fmt.Errorf("outbox: looking up the key of %s: %w", rcpt, err)})
+		}
 	}
+	if len(shared) > 0 {
+		c, err := signedCopy()
+		out = append(out, copyFor{rcpts: shared, msg: c, err: err})
+	}
+	return out
+}
+
+// signed is the copy for recipients without a key: the sender's key
+// attached, PGP/MIME signed, with an Autocrypt header.
+func (o *Outbox) signed(msg []byte, signer *openpgp.Entity) ([]byte, error) {
 	if !o.cfg.NoAttachKey {
 		pub, err := keys.ArmorPublic(signer)
 		if err != nil {

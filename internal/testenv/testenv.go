@@ -21,9 +21,11 @@ import (
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
+	"github.com/bitmask-go/bitmask/internal/outbox"
 	"github.com/bitmask-go/bitmask/internal/provider"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/provider/submission"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -38,8 +40,15 @@ type Provider struct {
 	Fingerprint string
 	Addr        string
 	MXAddr      string // the MX (SMTP) on loopback
-	cancel      context.CancelFunc
-	done        chan error
+	// SubmissionAddr is the submission service (STARTTLS) on loopback.
+	SubmissionAddr string
+	Submission     *submission.Submission
+	cancel         context.CancelFunc
+	done           chan error
+
+	subMu     sync.Mutex
+	subCancel context.CancelFunc
+	subDone   chan error
 }
 
 // Ref is how a daemon finds this provider.
@@ -55,6 +64,11 @@ type Options struct {
 	WrapStore func(storage.Store) storage.Store
 	Dir       string // reuse a data directory (restart)
 	Addr      string // reuse an address (restart)
+	// DNS is what the provider's outbound relay sees (go-mockdns
+	// zones): map an outside domain's MX to 127.0.0.1 and set
+	// OutboundPort to the port of a test MTA there.
+	DNS          map[string]mockdns.Zone
+	OutboundPort int
 }
 
 // Logger is a quiet logger for tests (warnings and errors only).
@@ -96,6 +110,11 @@ func StartProvider(t testing.TB, o Options) *Provider {
 		cfg.Domain = Domain
 	}
 	cfg.APIURL = "https://" + ln.Addr().String()
+	subln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Submission = subln.Addr().String()
 	if cfg.Logger == nil {
 		cfg.Logger = Logger(t)
 	}
@@ -124,15 +143,98 @@ func StartProvider(t testing.TB, o Options) *Provider {
 		Fingerprint: in.ProviderJSON().CACertFingerprint, cancel: cancel, done: make(chan error, 1),
 	}
 	m := mx.New(in.Server, mx.Config{Hostname: "mx." + cfg.Domain, Resolver: &mockdns.Resolver{}, Logger: cfg.Logger})
+	if bolt, ok := unwrapBolt(in.Store); ok {
+		port := o.OutboundPort
+		if port == 0 {
+			port = 1 // nothing listens there: outside delivery fails, retried
+		}
+		sub, err := submission.New(in.Server, bolt, m, submission.Config{
+			Hostname: "smtp." + cfg.Domain, DataDir: dir, TLSConfig: in.TLSConfig(),
+			Port: port, Resolver: &mockdns.Resolver{Zones: o.DNS}, RetryBase: 100 * time.Millisecond,
+			PollInterval: 50 * time.Millisecond, Logger: cfg.Logger,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Submission = sub
+	}
+	p.SubmissionAddr = subln.Addr().String()
 	go func() {
-		errc := make(chan error, 2)
+		errc := make(chan error, 3)
 		go func() { errc <- in.Serve(ctx, ln) }()
 		go func() { errc <- m.ServeSMTP(ctx, mxln) }()
-		err := errors.Join(<-errc, <-errc)
-		p.done <- errors.Join(err, in.Store.Close())
+		n := 2
+		if p.Submission != nil {
+			n++
+			go func() { errc <- p.Submission.Run(ctx) }()
+		}
+		var errs []error
+		for range n {
+			errs = append(errs, <-errc)
+		}
+		p.StopSubmission()
+		p.done <- errors.Join(errors.Join(errs...), in.Store.Close())
 	}()
+	if p.Submission != nil {
+		p.startSubmission(subln)
+	} else {
+		subln.Close()
+	}
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// StopSubmission stops the submission service (the relay is down for
+// the user's devices); StartSubmission brings it back on the same
+// address.
+func (p *Provider) StopSubmission() {
+	p.subMu.Lock()
+	cancel, done := p.subCancel, p.subDone
+	p.subCancel = nil
+	p.subMu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
+}
+
+// StartSubmission (re)starts the submission service.
+func (p *Provider) StartSubmission(t testing.TB) {
+	var ln net.Listener
+	var err error
+	for range 100 {
+		if ln, err = net.Listen("tcp", p.SubmissionAddr); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.startSubmission(ln)
+}
+
+func (p *Provider) startSubmission(ln net.Listener) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	p.subMu.Lock()
+	p.subCancel, p.subDone = cancel, done
+	p.subMu.Unlock()
+	go func() { done <- p.Submission.ServeSTARTTLS(ctx, ln) }()
+}
+
+func unwrapBolt(s storage.Store) (*storage.Bolt, bool) {
+	for range 4 {
+		switch v := s.(type) {
+		case *storage.Bolt:
+			return v, true
+		case interface{ Inner() storage.Store }:
+			s = v.Inner()
+		default:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // Stop stops the provider (idempotent).
@@ -152,6 +254,8 @@ type DaemonOptions struct {
 	// Offline, if set, makes every provider request fail while it
 	// reports true (a device without network).
 	Offline func() bool
+	// WrapRelay sees every copy the device relays.
+	WrapRelay func(outbox.Relay) outbox.Relay
 }
 
 // NewDaemon makes a bitmaskd with cheap Argon2id parameters.
@@ -191,6 +295,7 @@ func daemonConfig(t testing.TB, o DaemonOptions) daemon.Config {
 		Logger:       Logger(t),
 		Indexer:      imapd.Indexer,
 		OutboxRetry:  200 * time.Millisecond,
+		WrapRelay:    o.WrapRelay,
 	}
 }
 

@@ -89,4 +89,20 @@ type Store interface {
 	Key(ctx context.Context, address string) ([]byte, error)
 
 	Close() error
+
+	// The outbound queue (outq.go): mail submitted for other
+	// providers, readable, kept only until delivered or bounced.
+
+	// PutOutbound stores a new item with its message and sets its ID;
+	// it is durable when it returns.
+	PutOutbound(ctx context.Context, item *OutboundItem) error
+	// ListDueOutbound returns up to limit items due at now (NextAttempt
+	// not after it), earliest first, without their messages.
+	ListDueOutbound(ctx context.Context, now time.Time, limit int) ([]*OutboundItem, error)
+	// OutboundMessage is the message of an item.
+	OutboundMessage(ctx context.Context, id string) ([]byte, error)
+	// UpdateOutbound stores an item's new state (not its message).
+	UpdateOutbound(ctx context.Context, item *OutboundItem) error
+	// DeleteOutbound removes an item and its message.
+	DeleteOutbound(ctx context.Context, id string) error
 }

@@ -1,0 +1,90 @@
+package submission
+
+import (
+	"bytes"
+	"strings"
+)
+
+// hfield is a header field: its name and unfolded value.
+type hfield struct {
+	name, value string
+}
+
+// headerSection is msg's header section up to, not including, the empty
+// line that ends it (all of msg when there is none). A message that does
+// not start with a header field has an empty header section.
+func headerSection(msg []byte) []byte {
+	pos := 0
+	for pos < len(msg) {
+		line := msg[pos:]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			line = line[:i+1]
+		}
+		if string(line) == "\n" || string(line) == "\r\n" {
+			break
+		}
+		if pos == 0 && fieldName(line) == "" {
+			return nil
+		}
+		pos += len(line)
+	}
+	return msg[:pos]
+}
+
+// headerFields are the fields of msg's header section.
+func headerFields(msg []byte) []hfield {
+	var out []hfield
+	for _, line := range bytes.SplitAfter(headerSection(msg), []byte("\n")) {
+		if len(line) == 0 {
+			continue
+		}
+		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
+			out[len(out)-1].value += " " + strings.TrimSpace(string(line))
+			continue
+		}
+		name := fieldName(line)
+		if name == "" {
+			continue
+		}
+		_, v, _ := strings.Cut(string(line), ":")
+		out = append(out, hfield{name: name, value: strings.TrimSpace(v)})
+	}
+	return out
+}
+
+// fieldName is the name of the field line starts (RFC 5322 §3.6.8), or "".
+func fieldName(line []byte) string {
+	i := 0
+	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
+		i++
+	}
+	if i == 0 {
+		return ""
+	}
+	j := i
+	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+		j++
+	}
+	if j >= len(line) || line[j] != ':' {
+		return ""
+	}
+	return string(line[:i])
+}
+
+// printable makes s safe to put in a header field or a status report:
+// printable ASCII, at most max bytes.
+func printable(s string, max int) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < max; i++ {
+		c := s[i]
+		switch {
+		case c == '\r' || c == '\n' || c == '\t':
+			b.WriteByte(' ')
+		case c < ' ' || c >= 0x7f:
+			b.WriteByte('?')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return strings.TrimSpace(b.String())
+}

@@ -1,0 +1,344 @@
+package submission
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"net/mail"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/mx"
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
+)
+
+// backend makes a session per connection (go-smtp makes a new one after
+// STARTTLS, so nothing said before TLS survives it).
+type backend struct {
+	s   *Submission
+	l   *listener
+	ctx context.Context
+}
+
+func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
+	return &session{s: b.s, l: b.l, ctx: b.ctx, c: c, tc: connOf(c.Conn())}, nil
+}
+
+// session is one client's conversation.
+type session struct {
+	s   *Submission
+	l   *listener
+	ctx context.Context
+	c   *smtp.Conn
+	tc  *conn
+
+	login   string // set by AUTH
+	address string // login@DOMAIN
+
+	from   string
+	size   int64
+	local  []string // recipients at our domain, as written
+	remote []string // other recipients, normalized
+	seen   map[string]bool
+}
+
+// Replies.
+func smtpErr(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
+}
+
+var (
+	errAuthRequired = smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
+	errAuthTemp     = smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure, try again later")
+	errNotYours     = smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address must be your own address")
+	errBadAddr      = smtpErr(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
+	errLiteral      = smtpErr(550, smtp.EnhancedCode{5, 1, 2}, "Address literals are not accepted as destinations")
+	errFromHeader   = smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "The From header field must be your own address")
+	errNoFrom       = smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "The message has no From header field")
+	errTooBig       = smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "Message too big")
+	errTempFail     = smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
+	errShutdown     = smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service shutting down, try again later")
+)
+
+func (ss *session) Reset() {
+	ss.from, ss.size, ss.local, ss.remote, ss.seen = "", 0, nil, nil, nil
+}
+
+func (ss *session) Logout() error { return nil }
+
+func (ss *session) AuthMechanisms() []string { return []string{sasl.Plain} }
+
+// Auth takes PLAIN (RFC 4616): the username is the login (or
+// LOGIN@DOMAIN), the password a session token of the provider API.
+// go-smtp refuses AUTH before TLS (523 5.7.10) and does not offer it.
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if mech != sasl.Plain {
+		return nil, smtp.ErrAuthUnknownMechanism
+	}
+	return sasl.NewPlainServer(func(identity, username, password string) error {
+		login, ok := ss.loginOf(username)
+		if !ok {
+			return smtp.ErrAuthFailed
+		}
+		if identity != "" {
+			if id, ok := ss.loginOf(identity); !ok || id != login {
+				return smtp.ErrAuthFailed
+			}
+		}
+		got, err := ss.s.p.CheckToken(ss.ctx, password)
+		if err != nil {
+			if isInvalidToken(err) {
+				ss.s.log.Info("submission: authentication failed", "login", login, "remote", ss.peer())
+				return smtp.ErrAuthFailed
+			}
+			ss.s.log.Error("submission: token check failed", "err", err)
+			return errAuthTemp
+		}
+		if got != login {
+			ss.s.log.Info("submission: authentication failed: token of another user", "login", login, "remote", ss.peer())
+			return smtp.ErrAuthFailed
+		}
+		ss.login = login
+		ss.address = login + "@" + ss.s.p.Domain()
+		return nil
+	}), nil
+}
+
+// isInvalidToken tells a refused token from a failing store.
+func isInvalidToken(err error) bool {
+	return errors.Is(err, provider.ErrInvalidToken) || errors.Is(err, storage.ErrNotFound)
+}
+
+// loginOf maps an AUTH username (login or login@DOMAIN, any case) to a
+// login.
+func (ss *session) loginOf(user string) (string, bool) {
+	user = strings.ToLower(strings.TrimSpace(user))
+	if local, domain, ok := strings.Cut(user, "@"); ok {
+		if normDomain(domain) != normDomain(ss.s.p.Domain()) {
+			return "", false
+		}
+		user = local
+	}
+	if user == "" || len(user) > 64 {
+		return "", false
+	}
+	return user, true
+}
+
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if ss.login == "" {
+		return errAuthRequired
+	}
+	if ss.shuttingDown() {
+		return errShutdown
+	}
+	ss.Reset()
+	// RFC 6409 §6.1: the MSA may refuse senders the user may not use;
+	// a user has exactly one address, and no null sender.
+	if !strings.EqualFold(from, ss.address) {
+		ss.s.log.Info("submission: sender refused", "login", ss.login, "from", from)
+		return errNotYours
+	}
+	ss.from = ss.address
+	if opts != nil {
+		ss.size = opts.Size
+	}
+	return nil
+}
+
+func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.login == "" {
+		return errAuthRequired
+	}
+	if ss.shuttingDown() {
+		return errShutdown
+	}
+	at := strings.LastIndexByte(to, '@')
+	if at <= 0 || at == len(to)-1 {
+		return errBadAddr
+	}
+	local, domain := to[:at], to[at+1:]
+	if strings.HasPrefix(domain, "[") {
+		return errLiteral
+	}
+	domain = normDomain(domain)
+	if !validDomain(domain) {
+		return errBadAddr
+	}
+	if ss.seen == nil {
+		ss.seen = map[string]bool{}
+	}
+	if domain == normDomain(ss.s.p.Domain()) {
+		// Refused here as the MX refuses it: 550 5.1.1 no such user,
+		// 450 4.7.1 no usable key yet.
+		if _, err := ss.s.local.CheckLocal(ss.ctx, to); err != nil {
+			ss.s.log.Info("submission: local recipient refused", "login", ss.login, "rcpt", to, "err", err)
+			return err
+		}
+		if key := strings.ToLower(to); !ss.seen[key] {
+			ss.seen[key] = true
+			ss.local = append(ss.local, to)
+		}
+		return nil
+	}
+	addr := local + "@" + domain
+	if !ss.seen[strings.ToLower(addr)] {
+		ss.seen[strings.ToLower(addr)] = true
+		ss.remote = append(ss.remote, addr)
+	}
+	return nil
+}
+
+func (ss *session) shuttingDown() bool {
+	ss.l.mu.Lock()
+	defer ss.l.mu.Unlock()
+	return ss.l.closed
+}
+
+func (ss *session) peer() string {
+	if a := ss.c.Conn().RemoteAddr(); a != nil {
+		return a.String()
+	}
+	return ""
+}
+
+// Data takes the message: local copies are delivered through the MX's
+// path, remote recipients go into the outbound queue; 250 only after
+// both are durable.
+func (ss *session) Data(r io.Reader) error {
+	if ss.login == "" {
+		return errAuthRequired
+	}
+	if !ss.l.beginData() {
+		return errShutdown
+	}
+	defer ss.l.inData.Done()
+	if ss.tc != nil {
+		ss.tc.busy.Add(1)
+		defer ss.tc.busy.Add(-1)
+	}
+	s := ss.s
+	id := newID()
+	msg, err := readMessage(r, s.cfg.MaxSize, ss.size)
+	if err != nil {
+		s.log.Info("submission: message not received", "id", id, "login", ss.login, "err", err)
+		return err
+	}
+	if err := checkFrom(msg, ss.address); err != nil {
+		s.log.Info("submission: message refused", "id", id, "login", ss.login, "reason", err.Error())
+		return err
+	}
+	ctx := ss.ctx
+	if len(ss.local) > 0 {
+		lm := mx.LocalMessage{From: ss.from, Recipients: ss.local, Data: msg, AuthUser: ss.address, ID: id}
+		if st, ok := ss.c.TLSConnectionState(); ok {
+			lm.TLS = &st
+		}
+		if err := s.local.DeliverLocal(ctx, lm); err != nil {
+			var se *smtp.SMTPError
+			if errors.As(err, &se) {
+				return se
+			}
+			s.log.Error("submission: local delivery failed", "id", id, "err", err)
+			return errTempFail
+		}
+	}
+	if len(ss.remote) > 0 {
+		now := time.Now().UTC()
+		item := &storage.OutboundItem{
+			Login: ss.login, From: ss.from, Size: len(msg),
+			Created: now, NextAttempt: now, Message: msg,
+		}
+		for _, a := range ss.remote {
+			item.Recipients = append(item.Recipients, storage.OutboundRecipient{Address: a})
+		}
+		if err := s.queue.PutOutbound(context.WithoutCancel(ctx), item); err != nil {
+			s.log.Error("submission: queueing failed", "id", id, "err", err)
+			return errTempFail
+		}
+		s.kick()
+		id = item.ID
+	}
+	s.log.Info("submission: message accepted", "id", id, "login", ss.login,
+		"local", len(ss.local), "remote", len(ss.remote), "size", len(msg))
+	return nil
+}
+
+// readMessage reads at most max bytes, and one more to tell a message
+// that is too big. hint is the size the client announced.
+func readMessage(r io.Reader, max, hint int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if hint > 0 && hint <= max {
+		buf.Grow(int(hint) + 512)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if errors.Is(err, smtp.ErrDataTooLarge) || n > max {
+		return nil, errTooBig
+	}
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// checkFrom requires the message's From field to be the user's address,
+// alone: we sign it with the provider's DKIM key, so it must not claim
+// to be someone else (RFC 6409 §8 lets an MSA enforce this).
+func checkFrom(msg []byte, address string) error {
+	h := headerFields(msg)
+	var from []string
+	for _, f := range h {
+		if strings.EqualFold(f.name, "From") {
+			from = append(from, f.value)
+		}
+	}
+	if len(from) == 0 {
+		return errNoFrom
+	}
+	if len(from) > 1 {
+		return errFromHeader
+	}
+	list, err := mail.ParseAddressList(from[0])
+	if err != nil || len(list) != 1 || !strings.EqualFold(list[0].Address, address) {
+		return errFromHeader
+	}
+	return nil
+}
+
+func newID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// normDomain lowercases a domain and drops a final dot.
+func normDomain(d string) string {
+	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
+}
+
+// validDomain accepts an ASCII host name of at least two labels (A-
+// labels for internationalized names).
+func validDomain(d string) bool {
+	if len(d) == 0 || len(d) > 253 || !strings.Contains(d, ".") {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if len(label) == 0 || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}

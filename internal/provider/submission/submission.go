@@ -1,0 +1,442 @@
+package submission
+
+import (
+	"context"
+	"crypto"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/bitmask-go/bitmask/internal/provider/mx"
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
+)
+
+// Provider is what the submission service needs from the provider.
+// *provider.Server implements it.
+type Provider interface {
+	// Domain is the provider's mail domain: the users' addresses are
+	// LOGIN@Domain, and mail signed with DKIM is signed for it.
+	Domain() string
+	// CheckToken returns the login of a live session token.
+	CheckToken(ctx context.Context, token string) (login string, err error)
+}
+
+// Queue is the durable outbound queue. storage.Store implements it.
+type Queue interface {
+	PutOutbound(ctx context.Context, item *storage.OutboundItem) error
+	ListDueOutbound(ctx context.Context, now time.Time, limit int) ([]*storage.OutboundItem, error)
+	OutboundMessage(ctx context.Context, id string) ([]byte, error)
+	UpdateOutbound(ctx context.Context, item *storage.OutboundItem) error
+	DeleteOutbound(ctx context.Context, id string) error
+}
+
+// Local delivers to the provider's own users through the MX's path
+// (check the account and key, encrypt, store). *mx.MX implements it.
+type Local interface {
+	CheckLocal(ctx context.Context, address string) (login string, err error)
+	DeliverLocal(ctx context.Context, msg mx.LocalMessage) error
+}
+
+// Resolver is the DNS the delivery uses for MX, address and TXT
+// (MTA-STS) lookups. *net.Resolver and *mockdns.Resolver implement it.
+// It need not validate DNSSEC: DANE asks DNSSECResolverAddr instead.
+type Resolver interface {
+	LookupMX(ctx context.Context, name string) ([]*net.MX, error)
+	LookupIPAddr(ctx context.Context, host string) ([]net.IPAddr, error)
+	LookupTXT(ctx context.Context, name string) ([]string, error)
+}
+
+// Config adjusts the submission service and the outbound delivery.
+type Config struct {
+	// Hostname is the name in the greeting, in EHLO towards other
+	// servers, in Received fields and in delivery status notifications.
+	// Default: the provider's domain.
+	Hostname string
+	// DataDir holds the DKIM key (dkim.key, made on first start).
+	// Required unless DKIMKey is set.
+	DataDir string
+	// DKIMKey signs outgoing mail instead of the key in DataDir (an
+	// ed25519.PrivateKey or *rsa.PrivateKey).
+	DKIMKey crypto.Signer
+	// DKIMSelector is the DKIM selector (default "bitmask"): the public
+	// key is published at SELECTOR._domainkey.DOMAIN.
+	DKIMSelector string
+	// TLSConfig is the server certificate for STARTTLS and implicit
+	// TLS. Required to serve: AUTH is offered only inside TLS.
+	TLSConfig *tls.Config
+	// MaxSize is the largest message taken (default 64 MiB; 552 5.3.4
+	// for a larger one); MaxRecipients per message (default 1000);
+	// MaxConnections per listener (default 100).
+	MaxSize        int64
+	MaxRecipients  int
+	MaxConnections int
+
+	// Port is the remote servers' SMTP port (default 25; tests use
+	// another).
+	Port int
+	// Resolver does the MX, address and MTA-STS TXT lookups. Default:
+	// net.DefaultResolver.
+	Resolver Resolver
+	// DNSSECResolverAddr is a validating resolver on loopback
+	// (host:port, e.g. 127.0.0.1:53) asked for MX and TLSA records with
+	// the DO bit; only its AD bit is trusted. Empty disables DANE.
+	DNSSECResolverAddr string
+	// MTASTSClient fetches MTA-STS policies. Default: a client with a
+	// 30 s timeout. Redirects are never followed.
+	MTASTSClient *http.Client
+	// RootCAs verifies remote servers under an MTA-STS policy in
+	// enforce mode. Default: the system roots.
+	RootCAs *x509.CertPool
+	// RetryBase is the first delay after a temporary failure (default
+	// 1 minute); each further failure doubles it, up to RetryMax
+	// (default 1 hour). GiveUp is how long a message is retried
+	// (default 5 days) before it is returned to its sender.
+	RetryBase time.Duration
+	RetryMax  time.Duration
+	GiveUp    time.Duration
+	// DialTimeout bounds one TCP connect (default 30 s).
+	DialTimeout time.Duration
+	// PollInterval is how often the queue is looked at when nothing
+	// wakes it (default RetryBase, at most 30 s).
+	PollInterval time.Duration
+	// Concurrency is how many queue items are delivered at once
+	// (default 8).
+	Concurrency int
+	// Logger gets envelope addresses, sizes and outcomes, never
+	// content. Default: slog.Default().
+	Logger *slog.Logger
+}
+
+// Defaults.
+const (
+	DefaultMaxSize        = 64 << 20
+	DefaultMaxRecipients  = 1000
+	DefaultMaxConnections = 100
+	DefaultPort           = 25
+	DefaultSelector       = "bitmask"
+
+	ioTimeout     = 5 * time.Minute
+	shutdownGrace = 30 * time.Second
+	// maxLineLength bounds an SMTP command line and a message line
+	// (go-smtp has one limit for both); RFC 5322 allows 998, real
+	// mail sometimes has longer lines.
+	maxLineLength = 1 << 20
+)
+
+// Submission is the provider's message submission service (RFC 6409)
+// and its outbound queue.
+type Submission struct {
+	p     Provider
+	queue Queue
+	local Local
+	cfg   Config
+	log   *slog.Logger
+
+	dkim     crypto.Signer
+	policies []TLSPolicy
+	sts      *mtaSTS
+
+	wake chan struct{} // a new item is queued
+}
+
+// New makes the submission service. It loads (or makes, on first
+// start) the DKIM key and logs the DNS record to publish for it.
+func New(p Provider, queue Queue, local Local, cfg Config) (*Submission, error) {
+	if cfg.Hostname == "" {
+		cfg.Hostname = p.Domain()
+	}
+	if cfg.DKIMSelector == "" {
+		cfg.DKIMSelector = DefaultSelector
+	}
+	if cfg.MaxSize <= 0 {
+		cfg.MaxSize = DefaultMaxSize
+	}
+	if cfg.MaxRecipients <= 0 {
+		cfg.MaxRecipients = DefaultMaxRecipients
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.Port <= 0 {
+		cfg.Port = DefaultPort
+	}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if cfg.MTASTSClient == nil {
+		cfg.MTASTSClient = &http.Client{Timeout: 30 * time.Second}
+	}
+	if cfg.RetryBase <= 0 {
+		cfg.RetryBase = time.Minute
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = time.Hour
+	}
+	if cfg.RetryMax < cfg.RetryBase {
+		cfg.RetryMax = cfg.RetryBase
+	}
+	if cfg.GiveUp <= 0 {
+		cfg.GiveUp = 5 * 24 * time.Hour
+	}
+	if cfg.DialTimeout <= 0 {
+		cfg.DialTimeout = 30 * time.Second
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = min(cfg.RetryBase, 30*time.Second)
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = 8
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Submission{
+		p: p, queue: queue, local: local, cfg: cfg, log: cfg.Logger,
+		wake: make(chan struct{}, 1),
+	}
+	s.dkim = cfg.DKIMKey
+	if s.dkim == nil {
+		if cfg.DataDir == "" {
+			return nil, errors.New("submission: a data directory (for the DKIM key) is required")
+		}
+		k, err := LoadOrCreateDKIMKey(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.dkim = k
+	}
+	name, value, err := s.DKIMRecord()
+	if err != nil {
+		return nil, err
+	}
+	s.log.Info("submission: DKIM key; publish this TXT record", "name", name, "value", value)
+	if cfg.DNSSECResolverAddr != "" {
+		d, err := newDANE(cfg.DNSSECResolverAddr, s.log)
+		if err != nil {
+			return nil, err
+		}
+		s.policies = append(s.policies, d)
+	}
+	s.sts = newMTASTS(cfg.Resolver, cfg.MTASTSClient, cfg.RootCAs, s.log)
+	s.policies = append(s.policies, s.sts)
+	return s, nil
+}
+
+// ServeSTARTTLS serves submission on ln (port 587) with STARTTLS until
+// ctx ends. AUTH, and so everything else, needs TLS first.
+func (s *Submission) ServeSTARTTLS(ctx context.Context, ln net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		return errors.New("submission: a TLS configuration is required")
+	}
+	return s.serve(ctx, ln, false)
+}
+
+// ServeTLS serves submission with implicit TLS (RFC 8314, port 465) on
+// ln until ctx ends.
+func (s *Submission) ServeTLS(ctx context.Context, ln net.Listener) error {
+	if s.cfg.TLSConfig == nil {
+		return errors.New("submission: a TLS configuration is required")
+	}
+	return s.serve(ctx, ln, true)
+}
+
+func (s *Submission) serve(ctx context.Context, ln net.Listener, implicit bool) error {
+	// Transactions run under hctx, which outlives ctx for the
+	// shutdown grace so a message in DATA is still stored.
+	hctx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer hardStop()
+	l := &listener{Listener: ln, s: s, sem: make(chan struct{}, s.cfg.MaxConnections), conns: map[*conn]struct{}{}}
+	srv := smtp.NewServer(&backend{s: s, l: l, ctx: hctx})
+	srv.Domain = s.cfg.Hostname
+	// go-smtp refuses a message of exactly MaxMessageBytes, so it gets
+	// one byte more and readMessage enforces MaxSize exactly.
+	srv.MaxMessageBytes = s.cfg.MaxSize + 1
+	srv.MaxRecipients = s.cfg.MaxRecipients
+	srv.MaxLineLength = maxLineLength
+	srv.ReadTimeout = ioTimeout
+	srv.WriteTimeout = ioTimeout
+	srv.AllowInsecureAuth = false
+	srv.ErrorLog = errorLog{s.log}
+	if !implicit {
+		srv.TLSConfig = s.cfg.TLSConfig
+	}
+	kind := "starttls"
+	if implicit {
+		kind = "implicit-tls"
+	}
+	s.log.Info("submission: serving", "addr", ln.Addr().String(), "tls", kind)
+
+	var sl net.Listener = l
+	if implicit {
+		// TLS over our listener, so connOf finds our conn under it.
+		sl = tls.NewListener(l, s.cfg.TLSConfig)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(sl) }()
+	select {
+	case err := <-errc:
+		l.closeAll()
+		hardStop()
+		l.inData.Wait()
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, close the connections not in DATA, let those in
+	// DATA finish for up to shutdownGrace.
+	l.mu.Lock()
+	l.closed = true
+	l.mu.Unlock()
+	_ = ln.Close()
+	deadline := time.Now().Add(shutdownGrace)
+	for l.closeIdle() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	hardStop()
+	_ = srv.Close()
+	l.closeAll()
+	<-errc
+	l.inData.Wait()
+	s.log.Info("submission: stopped", "addr", ln.Addr().String())
+	return nil
+}
+
+// listener tracks the connections of one serve call.
+type listener struct {
+	net.Listener
+	s   *Submission
+	sem chan struct{}
+
+	mu     sync.Mutex
+	conns  map[*conn]struct{}
+	closed bool
+	inData sync.WaitGroup
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+		default:
+			l.s.log.Warn("submission: too many connections", "remote", c.RemoteAddr().String())
+			go func() {
+				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+				// With implicit TLS this goes out before the handshake
+				// and the client sees a TLS error; it retries either way.
+				_, _ = io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n")
+				c.Close()
+			}()
+			continue
+		}
+		tc := &conn{Conn: c, l: l}
+		l.mu.Lock()
+		if l.closed {
+			l.mu.Unlock()
+			<-l.sem
+			c.Close()
+			return nil, net.ErrClosed
+		}
+		l.conns[tc] = struct{}{}
+		l.mu.Unlock()
+		return tc, nil
+	}
+}
+
+// beginData registers a transaction storing a message, unless the
+// listener is shutting down.
+func (l *listener) beginData() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.inData.Add(1)
+	return true
+}
+
+// closeIdle closes the connections not in DATA and returns how many
+// connections are left.
+func (l *listener) closeIdle() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.conns {
+		if c.busy.Load() == 0 {
+			c.Conn.Close()
+		}
+	}
+	return len(l.conns)
+}
+
+func (l *listener) closeAll() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
+	for c := range l.conns {
+		c.Conn.Close()
+	}
+}
+
+// conn is one client connection.
+type conn struct {
+	net.Conn
+	l      *listener
+	busy   atomic.Int32 // inside Data
+	closed atomic.Bool
+}
+
+func (c *conn) Close() error {
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		c.l.mu.Lock()
+		delete(c.l.conns, c)
+		c.l.mu.Unlock()
+		<-c.l.sem
+	}
+	return err
+}
+
+// connOf finds our conn under what go-smtp holds (a *tls.Conn with TLS).
+func connOf(nc net.Conn) *conn {
+	for {
+		switch c := nc.(type) {
+		case *conn:
+			return c
+		case *tls.Conn:
+			nc = c.NetConn()
+		default:
+			return nil
+		}
+	}
+}
+
+type errorLog struct{ log *slog.Logger }
+
+func (e errorLog) Printf(format string, v ...any) {
+	e.log.Warn("submission: smtp server: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+func (e errorLog) Println(v ...any) {
+	e.log.Warn("submission: smtp server: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}
+
+// kick wakes the queue worker.
+func (s *Submission) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
