@@ -3,7 +3,7 @@ GO ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 BIN := bin
 
-.PHONY: all build test lint bench run clean tools
+.PHONY: all build test lint bench run clean tools e2e
 
 all: build
 
@@ -23,6 +23,9 @@ tools:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./... 
+
+e2e:
+	bash scripts/e2e.sh
 
 run: build
 	$(BIN)/bitmaskd demo -data bitmask-demo

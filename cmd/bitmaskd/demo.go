@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
@@ -17,6 +18,9 @@ import (
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
 	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/mx"
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/provider/submission"
 )
 
 // demo runs the whole system on this machine: an embedded leapd for a
@@ -28,6 +32,8 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	data := fs.String("data", "bitmask-demo", "demo data directory (provider and daemon)")
 	domain := fs.String("domain", "bitmask.test", "the demo provider's mail domain")
 	apiAddr := fs.String("provider", "127.0.0.1:4430", "the demo provider's API address")
+	mxAddr := fs.String("mx", "127.0.0.1:2525", "the demo provider's MX (SMTP) address")
+	subAddr := fs.String("submission", "127.0.0.1:5870", "the demo provider's submission address")
 	control := fs.String("control", "127.0.0.1:7070", "control API address (loopback only)")
 	imapAddr := fs.String("imap", "127.0.0.1:1984", "IMAP address (loopback only)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2013", "SMTP submission address (loopback only)")
@@ -41,21 +47,53 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	pln, err := daemon.ListenLoopback(*apiAddr)
-	if err != nil {
-		return fmt.Errorf("demo provider: %w", err)
+	var lns []net.Listener
+	closeAll := func() {
+		for _, l := range lns {
+			l.Close()
+		}
 	}
-	in, err := provider.Open(filepath.Join(*data, "leapd"), provider.Config{
-		Domain: *domain, Name: "Bitmask demo provider", APIURL: "https://" + pln.Addr().String(), Logger: log,
+	for _, a := range []string{*apiAddr, *mxAddr, *subAddr} {
+		l, err := daemon.ListenLoopback(a)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("demo provider: %w", err)
+		}
+		lns = append(lns, l)
+	}
+	pln, mxln, subln := lns[0], lns[1], lns[2]
+	pdir := filepath.Join(*data, "leapd")
+	in, err := provider.Open(pdir, provider.Config{
+		Domain: *domain, Name: "Bitmask demo provider", APIURL: "https://" + pln.Addr().String(),
+		Submission: subln.Addr().String(), Logger: log,
 	})
 	if err != nil {
-		pln.Close()
+		closeAll()
+		return err
+	}
+	m := mx.New(in.Server, mx.Config{Hostname: "mx." + *domain, TLSConfig: in.TLSConfig(), Logger: log})
+	bolt, _ := in.Store.(*storage.Bolt)
+	sub, err := submission.New(in.Server, bolt, m, submission.Config{
+		Hostname: "smtp." + *domain, DataDir: pdir, TLSConfig: in.TLSConfig(), Logger: log,
+	})
+	if err != nil {
+		closeAll()
+		in.Store.Close()
 		return err
 	}
 	pctx, stopProvider := context.WithCancel(context.Background())
-	provDone := make(chan error, 1)
-	go func() { provDone <- in.Run(pctx, pln) }()
-	defer func() { stopProvider(); <-provDone }()
+	provDone := make(chan error, 4)
+	go func() { provDone <- in.Serve(pctx, pln) }()
+	go func() { provDone <- m.ServeSMTP(pctx, mxln) }()
+	go func() { provDone <- sub.ServeSTARTTLS(pctx, subln) }()
+	go func() { provDone <- sub.Run(pctx) }()
+	defer func() {
+		stopProvider()
+		for range 4 {
+			<-provDone
+		}
+		in.Store.Close()
+	}()
 
 	ddir := filepath.Join(*data, "bitmaskd")
 	l, err := daemon.ListenAll(*control, *imapAddr, *smtpAddr)
@@ -79,7 +117,8 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Bitmask demo: provider %s at %s\n", pj.Domain, pj.APIURI)
+	fmt.Fprintf(stdout, "Bitmask demo: provider %s at %s (MX %s, submission %s)\n", pj.Domain, pj.APIURI, mxln.Addr(), subln.Addr())
+	fmt.Fprintf(stdout, "Provider CA fingerprint: %s\n", pj.CACertFingerprint)
 	for _, c := range creds {
 		_, err := d.Login(ctx, c.Address, []byte(c.Password), ref)
 		if errors.Is(err, client.ErrWrongPassword) {
