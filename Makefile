@@ -22,7 +22,7 @@ tools:
 	@test -x $(STATICCHECK) || $(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 1x ./... 
+	bash scripts/bench.sh
 
 e2e:
 	bash scripts/e2e.sh

@@ -133,6 +133,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return err
 		}
 		var st daemon.AccountStatus
+		if err := c.ensure(); err != nil {
+			return err
+		}
 		stopProgress := c.progress(ctx, addr)
 		err = c.call(ctx, "POST", "/v1/login", daemon.LoginRequest{Address: addr, Password: pw, ProviderRef: ref}, &st)
 		stopProgress()
@@ -251,6 +254,12 @@ func (c *cli) printStatus(st daemon.StatusResponse) {
 		sync := "idle"
 		if a.Sync.Syncing {
 			sync = fmt.Sprintf("syncing (%d documents so far)", a.Sync.Pulled)
+			if a.Sync.Head > 0 {
+				sync = fmt.Sprintf("syncing, %d%% (%d documents so far)", min(100, a.Sync.LastSeq*100/a.Sync.Head), a.Sync.Pulled)
+			}
+		}
+		if a.State == "logging in" {
+			state = "logging in, first sync"
 		}
 		last := "never"
 		if !a.Sync.LastSync.IsZero() {
@@ -269,7 +278,8 @@ func (c *cli) printStatus(st daemon.StatusResponse) {
 	}
 }
 
-// progress shows a spinner while a login runs, on a terminal only.
+// progress shows a progress bar while a login runs (on a terminal
+// only): deriving keys, then the first sync, from the daemon's status.
 func (c *cli) progress(ctx context.Context, addr string) func() {
 	f, ok := c.stderr.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) || c.json {
@@ -290,7 +300,18 @@ func (c *cli) progress(ctx context.Context, addr string) func() {
 				return
 			case <-time.After(150 * time.Millisecond):
 			}
-			fmt.Fprintf(f, "\r%c logging in %s, deriving keys and syncing (%ds)", frames[i%4], addr, int(time.Since(start).Seconds()))
+			var st daemon.StatusResponse
+			line := fmt.Sprintf("%c logging in %s: deriving keys (%ds)", frames[i%4], addr, int(time.Since(start).Seconds()))
+			if i%3 == 0 && c.call(ctx, "GET", "/v1/status", nil, &st) == nil {
+				for _, a := range st.Accounts {
+					if a.Address == strings.ToLower(addr) && a.State == "logging in" && a.Sync.Head > 0 {
+						frac := min(float64(a.Sync.LastSeq)/float64(a.Sync.Head), 1)
+						bar := strings.Repeat("#", int(frac*30)) + strings.Repeat(".", 30-int(frac*30))
+						line = fmt.Sprintf("  syncing %s [%s] %3.0f%% (%d documents)", addr, bar, frac*100, a.Sync.Pulled)
+					}
+				}
+			}
+			fmt.Fprintf(f, "\r\033[K%s", line)
 		}
 	}()
 	return func() { close(done); <-stopped }
@@ -340,7 +361,8 @@ func (c *cli) newPassword(file, what string) (string, error) {
 	return pw, nil
 }
 
-func (c *cli) call(ctx context.Context, method, path string, in, out any) error {
+// ensure reads the control token and makes the HTTP client.
+func (c *cli) ensure() error {
 	if c.token == "" {
 		b, err := os.ReadFile(daemon.TokenFile(c.data))
 		if err != nil {
@@ -350,6 +372,13 @@ func (c *cli) call(ctx context.Context, method, path string, in, out any) error 
 	}
 	if c.hc == nil {
 		c.hc = &http.Client{}
+	}
+	return nil
+}
+
+func (c *cli) call(ctx context.Context, method, path string, in, out any) error {
+	if err := c.ensure(); err != nil {
+		return err
 	}
 	var body io.Reader
 	if in != nil {

@@ -167,6 +167,9 @@ type ChangesResponse struct {
 	Changes []Doc  `json:"changes"`
 	LastSeq uint64 `json:"last_seq"`
 	More    bool   `json:"more"`
+	// Head is the user's current sequence, so a device can show how far
+	// a long sync has come.
+	Head uint64 `json:"head,omitempty"`
 }
 
 // Event is what the notification stream (GET /1/events, server-sent

@@ -56,7 +56,8 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	accounts map[string]*Account
-	busy     map[string]bool // address -> a login/signup in progress
+	busy     map[string]bool     // address -> a login/signup in progress
+	opening  map[string]*Account // logins past unlock, still syncing
 }
 
 // New makes a daemon over cfg.DataDir.
@@ -73,7 +74,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Daemon{cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, busy: map[string]bool{}}, nil
+	return &Daemon{cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, busy: map[string]bool{}, opening: map[string]*Account{}}, nil
 }
 
 // Account returns a logged-in account.
@@ -282,6 +283,14 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	}
 	if online {
 		a.expires = sess.Expires
+		d.mu.Lock()
+		d.opening[address] = a
+		d.mu.Unlock()
+		defer func() {
+			d.mu.Lock()
+			delete(d.opening, address)
+			d.mu.Unlock()
+		}()
 		if err := a.Docs.Sync(ctx); err != nil {
 			a.stop()
 			return nil, err
@@ -381,6 +390,7 @@ func (d *Daemon) Close() error {
 // AccountStatus is one account in `bitmaskctl status`.
 type AccountStatus struct {
 	Address  string         `json:"address"`
+	State    string         `json:"state"` // "ready", or "logging in" during the first sync
 	Online   bool           `json:"online"`
 	Provider string         `json:"provider"`
 	Sync     docsync.Status `json:"sync"`
@@ -390,8 +400,13 @@ type AccountStatus struct {
 // Status reports every logged-in account.
 func (d *Daemon) Status() []AccountStatus {
 	out := []AccountStatus{}
+	d.mu.Lock()
+	for _, a := range d.opening {
+		out = append(out, AccountStatus{Address: a.Address, State: "logging in", Online: a.Online(), Provider: a.meta.ProviderURL, Sync: a.Docs.Status()})
+	}
+	d.mu.Unlock()
 	for _, a := range d.Accounts() {
-		s := AccountStatus{Address: a.Address, Online: a.Online(), Provider: a.meta.ProviderURL, Sync: a.Docs.Status()}
+		s := AccountStatus{Address: a.Address, State: "ready", Online: a.Online(), Provider: a.meta.ProviderURL, Sync: a.Docs.Status()}
 		if ks, err := a.OwnKeys(); err == nil && len(ks) > 0 {
 			s.Key = ks[0].Fingerprint
 		}

@@ -67,6 +67,7 @@ var _ Remote = (*client.Client)(nil)
 // Status is what `bitmaskctl status` shows of sync.
 type Status struct {
 	LastSeq   uint64    `json:"last_seq"`
+	Head      uint64    `json:"head"` // the provider's sequence, as last seen
 	Pending   int       `json:"pending"`
 	LastSync  time.Time `json:"last_sync,omitzero"`
 	LastError string    `json:"last_error,omitempty"`
@@ -412,6 +413,7 @@ func (e *Engine) pull(ctx context.Context) error {
 		}
 		e.setStatus(func(s *Status) {
 			s.LastSeq = resp.LastSeq
+			s.Head = max(resp.Head, resp.LastSeq)
 			s.Pulled += len(resp.Changes)
 		})
 		e.changed(ids)

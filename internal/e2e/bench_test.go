@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,8 +14,12 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
 
+	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
@@ -239,4 +244,96 @@ func procRSS(pid int) (rss, anon int) {
 		}
 	}
 	return rss, anon
+}
+
+// BenchmarkSend: through the local SMTP to the provider, 10 KB messages
+// encrypted to one recipient, and to ten; the time from the end of DATA
+// to the 250, and the rate at which the outbox relays.
+func BenchmarkSend(b *testing.B) {
+	for _, nrcpt := range []int{1, 10} {
+		b.Run(fmt.Sprintf("rcpts=%d", nrcpt), func(b *testing.B) {
+			const n = 200
+			p := testenv.StartProvider(b, testenv.Options{})
+			r := testenv.StartDaemon(b, testenv.DaemonOptions{})
+			addr := "sender@" + testenv.Domain
+			a, err := r.CreateUser(context.Background(), addr, []byte(password), p.Ref(), "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var rcpts []string
+			for i := range nrcpt {
+				login := fmt.Sprintf("rcpt%02d", i)
+				rcpts = append(rcpts, publishUser(b, p, login))
+			}
+			c := dialSubmit(b, r.SMTPAddr, addr, a.LocalToken())
+			defer c.Close()
+			var lat []time.Duration
+			var total time.Duration
+			for i := range n * b.N {
+				msg := message10k(i, strings.Join(rcpts, ", "))
+				msg = bytes.Replace(msg, []byte("From: Sender "), []byte("X-Was: "), 1)
+				msg = append([]byte("From: "+addr+"\r\n"), msg...)
+				start := time.Now()
+				if err := c.Mail(addr, nil); err != nil {
+					b.Fatal(err)
+				}
+				for _, rc := range rcpts {
+					if err := c.Rcpt(rc, nil); err != nil {
+						b.Fatal(err)
+					}
+				}
+				w, err := c.Data()
+				if err != nil {
+					b.Fatal(err)
+				}
+				w.Write(msg)
+				endOfData := time.Now()
+				if err := w.Close(); err != nil {
+					b.Fatal(err)
+				}
+				lat = append(lat, time.Since(endOfData))
+				total += time.Since(start)
+			}
+			t0 := time.Now()
+			testenv.Eventually(b, 5*time.Minute, "outbox drained", func() bool { return a.Outbox.Pending() == 0 })
+			relay := time.Since(t0) + total
+			slices.Sort(lat)
+			b.ReportMetric(float64(n*b.N)/relay.Seconds(), "msgs/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
+		})
+	}
+}
+
+// publishUser makes an account with a published key at the provider
+// (without a device) and returns its address.
+func publishUser(t testing.TB, p *testenv.Provider, login string) string {
+	addr := login + "@" + testenv.Domain
+	ctx := context.Background()
+	if err := p.Store.CreateUser(ctx, &storage.User{Login: login, Created: time.Now()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	e, err := keys.Generate(addr, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, _ := keys.ArmorPublic(e)
+	if err := p.Store.PutKey(ctx, addr, []byte(pub)); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+func dialSubmit(t testing.TB, addr, user, token string) *smtp.Client {
+	c, err := smtp.Dial(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Hello("bench.localhost"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Auth(sasl.NewPlainClient("", user, token)); err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -644,7 +644,12 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since
 			if docs == nil {
 				docs = []api.Doc{}
 			}
-			writeJSON(w, http.StatusOK, api.ChangesResponse{Changes: docs, LastSeq: last, More: more})
+			head, err := s.store.LastSeq(r.Context(), a.login)
+			if err != nil {
+				s.internal(w, "changes", err)
+				return
+			}
+			writeJSON(w, http.StatusOK, api.ChangesResponse{Changes: docs, LastSeq: last, More: more, Head: head})
 			return
 		}
 		t := time.NewTimer(time.Until(deadline))

@@ -430,6 +430,9 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Running {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := daemon.LoadOrCreateToken(o.Dir); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Running{
 		Daemon: d, Dir: o.Dir, ControlAddr: l.Control.Addr().String(), IMAPAddr: cfg.IMAPAddr, SMTPAddr: cfg.SMTPAddr,
