@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -23,8 +24,9 @@ var ErrNotFound = errors.New("store: not found")
 
 // Store is an open, unlocked account store.
 type Store struct {
-	db   *bolt.DB
-	keys *seal.Keys
+	db      *bolt.DB
+	keys    *seal.Keys
+	buckets sync.Map // logical bucket name -> opaque name
 }
 
 // Open opens (creating) the store at path with the keys derived from the
@@ -61,7 +63,12 @@ func (s *Store) Update(fn func(*Tx) error) error {
 }
 
 func (t *Tx) bucketName(bucket string) []byte {
-	return seal.IndexKey(&t.s.keys.LocalIndex, "bucket", bucket)
+	if v, ok := t.s.buckets.Load(bucket); ok {
+		return v.([]byte)
+	}
+	name := seal.IndexKey(&t.s.keys.LocalIndex, "bucket", bucket)
+	t.s.buckets.Store(bucket, name)
+	return name
 }
 
 func (t *Tx) ad(bname, k []byte) []byte {

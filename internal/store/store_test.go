@@ -1,0 +1,126 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+func keys(t *testing.T) *seal.Keys {
+	secret, err := seal.NewStorageSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := seal.DeriveKeys(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+func TestRoundTripAndOpacity(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := keys(t)
+	s, err := Open(path, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(func(tx *Tx) error {
+		for _, kv := range [][2]string{{"alpha-key", "value one secret-marker"}, {"beta-key", "value two"}} {
+			if err := tx.Put("my-bucket-name", kv[0], []byte(kv[1])); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.View(func(tx *Tx) error {
+		v, err := tx.Get("my-bucket-name", "alpha-key")
+		if err != nil || string(v) != "value one secret-marker" {
+			t.Fatalf("get: %q %v", v, err)
+		}
+		if _, err := tx.Get("my-bucket-name", "missing"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing: %v", err)
+		}
+		if _, err := tx.Get("other", "alpha-key"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("other bucket: %v", err)
+		}
+		seen := map[string]string{}
+		if err := tx.ForEach("my-bucket-name", func(k string, v []byte) error { seen[k] = string(v); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) != 2 || seen["beta-key"] != "value two" || tx.Count("my-bucket-name") != 2 {
+			t.Fatalf("ForEach: %v", seen)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.Delete("my-bucket-name", "beta-key") }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	raw, _ := os.ReadFile(path)
+	for _, clear := range []string{"my-bucket-name", "alpha-key", "secret-marker", "value two"} {
+		if bytes.Contains(raw, []byte(clear)) {
+			t.Errorf("the file holds %q in clear", clear)
+		}
+	}
+	// Another key opens nothing.
+	s2, err := Open(path, keys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	_ = s2.View(func(tx *Tx) error {
+		if _, err := tx.Get("my-bucket-name", "alpha-key"); err == nil {
+			t.Fatal("a wrong key read a value")
+		}
+		return nil
+	})
+}
+
+// TestValuesCannotMove: a value copied under another key (by someone
+// with the file) fails authentication.
+func TestValuesCannotMove(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := keys(t)
+	s, err := Open(path, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Update(func(tx *Tx) error {
+		_ = tx.Put("b", "one", []byte("1"))
+		return tx.Put("b", "two", []byte("2"))
+	})
+	// Swap the two values at the bbolt level.
+	err = s.db.Update(func(btx *bolt.Tx) error {
+		tx := &Tx{s: s, tx: btx}
+		b := btx.Bucket(tx.bucketName("b"))
+		k1, k2 := seal.IndexKey(&k.LocalIndex, "b", "one"), seal.IndexKey(&k.LocalIndex, "b", "two")
+		v1, v2 := bytes.Clone(b.Get(k1)), bytes.Clone(b.Get(k2))
+		if err := b.Put(k1, v2); err != nil {
+			return err
+		}
+		return b.Put(k2, v1)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(func(tx *Tx) error {
+		if _, err := tx.Get("b", "one"); err == nil {
+			t.Fatal("a moved value was accepted")
+		}
+		return nil
+	})
+	s.Close()
+}
