@@ -1,9 +1,11 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -157,8 +159,9 @@ func BenchmarkIMAP100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	unlock := time.Since(t0)
+	raw := newRawIMAP(b, pr.imap, addr, token)
 	b.ResetTimer()
-	var sel, flags, env, bs, single, search time.Duration
+	var sel, flags, env, bs, single, search, rawEnv, rawBS, rawFlags time.Duration
 	count := func(cmd *imapclient.FetchCommand) int {
 		k := 0
 		for {
@@ -196,6 +199,14 @@ func BenchmarkIMAP100k(b *testing.B) {
 			}
 			*item.d += time.Since(t0)
 		}
+		for _, item := range []struct {
+			d    *time.Duration
+			what string
+		}{{&rawEnv, "ENVELOPE"}, {&rawBS, "BODYSTRUCTURE"}, {&rawFlags, "FLAGS"}} {
+			t0 = time.Now()
+			raw.run(b, "UID FETCH 1:* ("+item.what+")")
+			*item.d += time.Since(t0)
+		}
 		t0 = time.Now()
 		for i := range 1000 {
 			uid := imap.UID(1 + (i*7919)%n)
@@ -218,6 +229,9 @@ func BenchmarkIMAP100k(b *testing.B) {
 	b.ReportMetric(per(env), "fetch-envelope-ms")
 	b.ReportMetric(per(bs), "fetch-bodystructure-ms")
 	b.ReportMetric(per(single), "1000-single-fetches-ms")
+	b.ReportMetric(per(rawFlags), "raw-fetch-flags-ms")
+	b.ReportMetric(per(rawEnv), "raw-fetch-envelope-ms")
+	b.ReportMetric(per(rawBS), "raw-fetch-bodystructure-ms")
 	b.ReportMetric(per(search), "search-body-ms")
 	rss, anon := procRSS(pr.cmd.Process.Pid)
 	b.ReportMetric(float64(rss)/1024, "daemon-rss-MB")
@@ -336,4 +350,51 @@ func dialSubmit(t testing.TB, addr, user, token string) *smtp.Client {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// rawIMAP is a client that does not parse what it reads: it measures the
+// server (and loopback) alone, as the answers stream in.
+type rawIMAP struct {
+	conn net.Conn
+	r    *bufio.Reader
+	n    int
+}
+
+func newRawIMAP(t testing.TB, addr, user, pass string) *rawIMAP {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	r := &rawIMAP{conn: c, r: bufio.NewReaderSize(c, 1<<20)}
+	if _, err := r.r.ReadString('\n'); err != nil {
+		t.Fatal(err)
+	}
+	r.run(t, fmt.Sprintf("LOGIN %q %q", user, pass))
+	r.run(t, "SELECT INBOX")
+	return r
+}
+
+// run sends a command and reads until its tagged answer.
+func (r *rawIMAP) run(t testing.TB, cmd string) {
+	r.n++
+	tag := fmt.Sprintf("R%d ", r.n)
+	if _, err := fmt.Fprintf(r.conn, "%s%s\r\n", tag, cmd); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		line, err := r.r.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.HasPrefix(line, []byte(tag)) {
+			if !bytes.HasPrefix(line[len(tag):], []byte("OK")) {
+				t.Fatalf("%s: %s", cmd, line)
+			}
+			return
+		}
+	}
 }
