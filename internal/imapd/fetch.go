@@ -44,7 +44,24 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 
 	plan := planFetch(options)
 	gone := false
-	for _, t := range targets {
+	// Stores that read many metas in one go (one transaction) get asked
+	// for a chunk at a time.
+	mm, batch := s.store.(metaManyer)
+	for i, t := range targets {
+		if batch && plan.meta != 0 && i%metaChunk == 0 {
+			ids := make([]string, 0, metaChunk)
+			for _, u := range targets[i:min(i+metaChunk, len(targets))] {
+				ids = append(ids, u.e.id)
+			}
+			s.prefetched = make(map[string][]byte, len(ids))
+			if metas, err := mm.MetaMany(ids); err == nil {
+				for j, b := range metas {
+					if b != nil {
+						s.prefetched[ids[j]] = b
+					}
+				}
+			}
+		}
 		flags, changed := t.e.flags, false
 		if f, ok := seen[t.uid]; ok {
 			flags, changed = f, true
@@ -58,11 +75,20 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 			return err
 		}
 	}
+	s.prefetched = nil
 	if gone {
 		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "EXPUNGEISSUED", Text: "Some messages were expunged meanwhile"}
 	}
 	return nil
 }
+
+// metaManyer is a store that reads many metas at once; *mailstore.Store
+// is one. A nil entry means that message has none.
+type metaManyer interface {
+	MetaMany(ids []string) ([][]byte, error)
+}
+
+const metaChunk = 512
 
 func setsSeen(o *imap.FetchOptions) bool {
 	for _, sec := range o.BodySection {
@@ -205,7 +231,12 @@ func writeLiteral(wc interface {
 // failed, or the message came from elsewhere) or it is damaged, it is
 // computed from the message, which is then returned too.
 func (s *session) loadMeta(e *entry, want int) (*Meta, []byte, error) {
-	if b, err := s.store.Meta(e.id); err == nil {
+	b, ok := s.prefetched[e.id]
+	var err error
+	if !ok {
+		b, err = s.store.Meta(e.id)
+	}
+	if err == nil {
 		if m, err := decodeMeta(b, want); err == nil {
 			return m, nil, nil
 		}

@@ -32,6 +32,8 @@ type session struct {
 	acct  *account
 	view  *view // selected mailbox, or nil
 
+	prefetched map[string][]byte // metas read ahead by the FETCH in progress
+
 	byeOnce   sync.Once
 	closeOnce sync.Once
 }

@@ -763,3 +763,23 @@ func (s *Store) Meta(id string) ([]byte, error) {
 	}
 	return meta, err
 }
+
+// MetaMany reads the metadata of many messages in one transaction; an
+// entry is nil for a message without.
+func (s *Store) MetaMany(ids []string) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	err := s.st.View(func(tx *store.Tx) error {
+		for i, id := range ids {
+			v, err := tx.Get(bucketMeta, id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[i] = v
+		}
+		return nil
+	})
+	return out, err
+}
