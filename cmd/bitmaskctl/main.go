@@ -9,6 +9,7 @@
 //	status
 //	keys list [ADDRESS]
 //	keys export [ADDRESS] [--secret]
+//	keys show ADDRESS, keys fetch ADDRESS, keys trust ADDRESS FINGERPRINT [--account ACCOUNT]
 //	mail config [ADDRESS] [--format text|thunderbird|apple]
 //
 // Passwords are read from the terminal without echo, or from a file
@@ -65,6 +66,7 @@ const usage = `usage: bitmaskctl [--data DIR] [--control ADDR] [--json] COMMAND
   status
   keys list [ADDRESS]
   keys export [ADDRESS] [--secret]
+  keys show ADDRESS | keys fetch ADDRESS | keys trust ADDRESS FINGERPRINT   [--account ACCOUNT]
   mail config [ADDRESS] [--format text|thunderbird|apple]`
 
 // parse parses flags anywhere among the arguments and returns the
@@ -96,6 +98,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	newPwFile := fs.String("new-password-file", "", "read the new password from this file")
 	secret := fs.Bool("secret", false, "export the secret key too")
 	mailFormat := fs.String("format", "text", "mail config format: text, thunderbird, apple or json")
+	account := fs.String("account", "", "the account, when bitmaskd has several logged in")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -177,9 +180,9 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		err := c.call(ctx, "GET", "/v1/keys?address="+url.QueryEscape(arg(2)), nil, &ks)
 		return c.show(ks, err, func() {
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ADDRESS\tFINGERPRINT\tCREATED\tEXPIRES\tPRIVATE")
+			fmt.Fprintln(tw, "ADDRESS\tFINGERPRINT\tCREATED\tEXPIRES\tVALIDATION\tPRIVATE")
 			for _, k := range ks {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", k.Address, k.Fingerprint, day(k.Created), day(k.Expires), k.Private)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%v\n", k.Address, k.Fingerprint, day(k.Created), day(k.Expires), k.Level, k.Private)
 			}
 			tw.Flush()
 		})
@@ -200,6 +203,28 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		}
 		_, err := c.stdout.Write(raw)
 		return err
+	case cmd == "keys show", cmd == "keys fetch", cmd == "keys trust":
+		contact, err := need(arg(2), "ADDRESS")
+		if err != nil {
+			return err
+		}
+		var k daemon.ContactKey
+		switch arg(1) {
+		case "show":
+			err = c.call(ctx, "GET", "/v1/keys/contact?address="+url.QueryEscape(*account)+"&contact="+url.QueryEscape(contact), nil, &k)
+		case "fetch":
+			err = c.call(ctx, "POST", "/v1/keys/fetch", daemon.ContactRequest{Address: *account, Contact: contact}, &k)
+		case "trust":
+			var fpr string
+			if fpr, err = need(strings.Join(pos[min(3, len(pos)):], ""), "FINGERPRINT"); err != nil {
+				return err
+			}
+			err = c.call(ctx, "POST", "/v1/keys/trust", daemon.ContactRequest{Address: *account, Contact: contact, Fingerprint: fpr}, &k)
+		}
+		return c.show(k, err, func() {
+			fmt.Fprintf(c.stdout, "%s\n  fingerprint %s\n  validation  %s (from %s)\n  created     %s, expires %s\n",
+				k.Address, k.Fingerprint, k.Level, k.Source, day(k.Created), day(k.Expires))
+		})
 	case cmd == "keys export":
 		q := "?address=" + url.QueryEscape(arg(2))
 		if *secret {

@@ -68,6 +68,31 @@ func TestCommands(t *testing.T) {
 	if out := must("", "mail", "config", addr, "--format", "apple"); !strings.Contains(out, "com.apple.mail.managed") {
 		t.Fatalf("apple profile:\n%s", out)
 	}
+	// Keys of others: fetch from the provider's nicknym (provider_trust
+	// for its own users), show, and trust a fingerprint confirmed by hand.
+	jay := "jay@" + testenv.Domain
+	must("", "user", "create", jay, "--provider", p.URL, "--fingerprint", p.Fingerprint, "--password-file", pw)
+	var ck daemon.ContactKey
+	if err := json.Unmarshal([]byte(must("", "--json", "keys", "fetch", jay, "--account", addr)), &ck); err != nil || ck.Level != "provider_trust" || ck.Source != "nicknym" {
+		t.Fatalf("keys fetch: %+v %v", ck, err)
+	}
+	if out := must("", "keys", "show", jay, "--account", addr); !strings.Contains(out, ck.Fingerprint) {
+		t.Fatalf("keys show:\n%s", out)
+	}
+	if _, err := ctl("", "keys", "trust", jay, "0000000000000000000000000000000000000000", "--account", addr); err == nil {
+		t.Fatal("trust of a wrong fingerprint succeeded")
+	}
+	if out := must("", "--json", "keys", "trust", jay, ck.Fingerprint, "--account", addr); !strings.Contains(out, `"fingerprint"`) || !strings.Contains(out, `"validation": "fingerprint"`) {
+		t.Fatalf("keys trust:\n%s", out)
+	}
+	if out := must("", "keys", "list", addr); !strings.Contains(out, jay) || !strings.Contains(out, "fingerprint") {
+		t.Fatalf("keys list with a contact:\n%s", out)
+	}
+	if _, err := ctl("", "keys", "show", "nobody@"+testenv.Domain, "--account", addr); err == nil {
+		t.Fatal("keys show of an unknown address succeeded")
+	}
+	must("", "user", "logout", jay)
+
 	// Password change with both passwords piped, then a login with the
 	// new one after a logout; the old one fails.
 	must("first password\nsecond password\n", "user", "passwd", addr)

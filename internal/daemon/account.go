@@ -58,6 +58,8 @@ type Account struct {
 	Incoming *incoming.Processor
 	Outbox   *outbox.Outbox
 
+	discovery *outbox.Discovery
+
 	d      *Daemon
 	dir    string
 	meta   accountMeta
@@ -236,6 +238,11 @@ func (a *Account) renewLoop(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
+		if online {
+			if _, err := a.RotateKeyIfExpiring(ctx, a.rotationWindow()); err != nil {
+				a.log.Warn("key rotation", "err", err)
+			}
+		}
 		if !online || expires.IsZero() || time.Until(expires) > wait {
 			continue
 		}
@@ -284,7 +291,7 @@ func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) e
 		Queue: a.client, Mail: ms, Keys: a.Contacts, Own: a.ownEntities,
 		DocID: &a.keys.DocID, Log: a.log,
 	}
-	discovery := &outbox.Discovery{
+	a.discovery = &outbox.Discovery{
 		Keys: a.Contacts, ProviderDomain: a.meta.Provider.JSON.Domain, WKD: a.d.cfg.WKD,
 		Nicknym: func(ctx context.Context, addr string) (string, error) {
 			kr, err := a.client.LookupKey(ctx, addr)
@@ -294,16 +301,21 @@ func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) e
 			return kr.OpenPGP, nil
 		},
 	}
-	a.Incoming.Find = discovery.Find
+	a.Incoming.Find = a.discovery.Find
 	a.Outbox = outbox.New(outbox.Config{
 		Store: a.store, Mail: ms, Address: a.Address, Log: a.log,
 		Relay:     a.relay(),
-		Keys:      discovery,
+		Keys:      a.discovery,
 		Signer:    a.CurrentKey,
 		RetryBase: a.d.cfg.OutboxRetry,
 	})
 	if needKey {
-		return a.ensureKey(ctx)
+		if err := a.ensureKey(ctx); err != nil {
+			return err
+		}
+		if _, err := a.RotateKeyIfExpiring(ctx, a.rotationWindow()); err != nil {
+			a.log.Warn("key rotation", "err", err)
+		}
 	}
 	return nil
 }
@@ -395,25 +407,13 @@ func (a *Account) ensureKey(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		priv, err := keys.ArmorPrivate(e)
-		if err != nil {
-			return err
-		}
-		fpr := keys.Fingerprint(e)
-		body, err := json.Marshal(KeyDoc{
-			Type: docTypeOwnKey, Address: a.Address, Fingerprint: fpr,
-			Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Private: priv,
-		})
-		if err != nil {
-			return err
-		}
-		if err := a.Docs.Put(seal.DocID(&a.keys.DocID, "own-key:"+fpr), body); err != nil {
+		if err := a.storeOwnKey(e); err != nil {
 			return err
 		}
 		if err := a.Docs.Sync(ctx); err != nil {
 			return fmt.Errorf("syncing the new key: %w", err)
 		}
-		a.log.Info("generated OpenPGP key", "fingerprint", fpr)
+		a.log.Info("generated OpenPGP key", "fingerprint", keys.Fingerprint(e))
 	} else if err != nil {
 		return err
 	}
@@ -425,4 +425,63 @@ func (a *Account) ensureKey(ctx context.Context) error {
 		return fmt.Errorf("publishing the key: %w", err)
 	}
 	return nil
+}
+
+// RotateKeyIfExpiring replaces the account's key when it expires within
+// before (or has no expiry information): a new key is made, kept as a
+// document (so every device gets it), and published. Old secret keys stay
+// for decrypting old mail. It reports whether it rotated.
+func (a *Account) RotateKeyIfExpiring(ctx context.Context, before time.Duration) (bool, error) {
+	ks, err := a.OwnKeys()
+	if err != nil || len(ks) == 0 {
+		return false, err
+	}
+	if exp := ks[0].Expires; exp.IsZero() || time.Until(exp) > before {
+		return false, nil
+	}
+	e, err := keys.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
+	if err != nil {
+		return false, err
+	}
+	if err := a.storeOwnKey(e); err != nil {
+		return false, err
+	}
+	if err := a.Docs.Sync(ctx); err != nil {
+		a.log.Info("new key kept locally; it syncs when the provider is back", "err", err)
+	}
+	pub, err := keys.ArmorPublic(e)
+	if err != nil {
+		return true, err
+	}
+	if err := a.client.PublishKey(ctx, pub); err != nil {
+		return true, fmt.Errorf("publishing the new key: %w", err)
+	}
+	a.log.Info("rotated the OpenPGP key before it expires", "fingerprint", keys.Fingerprint(e), "old", ks[0].Fingerprint)
+	return true, nil
+}
+
+// rotationWindow is how long before expiry a key is replaced: 30 days,
+// or a quarter of the key's lifetime when that is shorter.
+func (a *Account) rotationWindow() time.Duration {
+	life := a.d.cfg.KeyLifetime
+	if life <= 0 {
+		life = keys.DefaultLifetime
+	}
+	return min(30*24*time.Hour, life/4)
+}
+
+func (a *Account) storeOwnKey(e *openpgp.Entity) error {
+	priv, err := keys.ArmorPrivate(e)
+	if err != nil {
+		return err
+	}
+	fpr := keys.Fingerprint(e)
+	body, err := json.Marshal(KeyDoc{
+		Type: docTypeOwnKey, Address: a.Address, Fingerprint: fpr,
+		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Private: priv,
+	})
+	if err != nil {
+		return err
+	}
+	return a.Docs.Put(seal.DocID(&a.keys.DocID, "own-key:"+fpr), body)
 }

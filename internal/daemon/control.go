@@ -11,12 +11,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/keymanager"
 	"github.com/bitmask-go/bitmask/internal/keys"
 )
 
@@ -104,6 +106,7 @@ type (
 		Expires     time.Time `json:"expires,omitzero"`
 		Own         bool      `json:"own"`
 		Private     bool      `json:"private"`
+		Level       string    `json:"validation"`
 	}
 	ExportResponse struct {
 		Address     string `json:"address"`
@@ -112,6 +115,22 @@ type (
 	}
 	ErrorResponse struct {
 		Error string `json:"error"`
+	}
+	// ContactRequest names a contact's key for an account.
+	ContactRequest struct {
+		Address     string `json:"address,omitempty"` // the account (optional with one account)
+		Contact     string `json:"contact"`
+		Fingerprint string `json:"fingerprint,omitempty"`
+	}
+	// ContactKey is a contact's key as bitmaskctl shows it.
+	ContactKey struct {
+		Address     string    `json:"address"`
+		Fingerprint string    `json:"fingerprint"`
+		Level       string    `json:"validation"`
+		Source      string    `json:"source"`
+		Created     time.Time `json:"created"`
+		Expires     time.Time `json:"expires,omitzero"`
+		Updated     time.Time `json:"updated"`
 	}
 	// MailConfig is what to type into a mail client.
 	MailConfig struct {
@@ -137,6 +156,9 @@ func (d *Daemon) ControlHandler(token string) http.Handler {
 	mux.HandleFunc("GET /v1/status", d.hStatus)
 	mux.HandleFunc("GET /v1/keys", d.hKeys)
 	mux.HandleFunc("GET /v1/keys/export", d.hExport)
+	mux.HandleFunc("GET /v1/keys/contact", d.hContactKey)
+	mux.HandleFunc("POST /v1/keys/fetch", d.hFetchKey)
+	mux.HandleFunc("POST /v1/keys/trust", d.hTrustKey)
 	mux.HandleFunc("GET /v1/mail/config", d.hMailConfig)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A web page elsewhere must not be able to drive the API
@@ -304,7 +326,15 @@ func (d *Daemon) hKeys(w http.ResponseWriter, r *http.Request) {
 	}
 	out := []KeyInfo{}
 	for _, k := range ks {
-		out = append(out, KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Own: true, Private: true})
+		out = append(out, KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Own: true, Private: true, Level: "own"})
+	}
+	cks, err := a.Contacts.List()
+	if err != nil {
+		ctlErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	for _, k := range cks {
+		out = append(out, KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Level: k.Level.String()})
 	}
 	ctlJSON(w, http.StatusOK, out)
 }
@@ -379,4 +409,72 @@ func (d *Daemon) hExport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctlJSON(w, http.StatusOK, ExportResponse{Address: a.Address, Fingerprint: keys.Fingerprint(e), Armored: armored})
+}
+
+func contactKey(k *keymanager.Key) ContactKey {
+	return ContactKey{Address: k.Address, Fingerprint: k.Fingerprint, Level: k.Level.String(), Source: k.Source,
+		Created: k.Created, Expires: k.Expires, Updated: k.Updated}
+}
+
+func (d *Daemon) pickAccount(w http.ResponseWriter, addr string) (*Account, bool) {
+	r := &http.Request{URL: &url.URL{RawQuery: url.Values{"address": {addr}}.Encode()}}
+	return d.pick(w, r)
+}
+
+func (d *Daemon) hContactKey(w http.ResponseWriter, r *http.Request) {
+	a, ok := d.pick(w, r)
+	if !ok {
+		return
+	}
+	k, err := a.Contacts.Get(r.URL.Query().Get("contact"))
+	if errors.Is(err, keymanager.ErrNoKey) {
+		ctlErr(w, http.StatusNotFound, fmt.Errorf("no key known for %s (try keys fetch)", r.URL.Query().Get("contact")))
+		return
+	} else if err != nil {
+		ctlErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	ctlJSON(w, http.StatusOK, contactKey(k))
+}
+
+func (d *Daemon) hFetchKey(w http.ResponseWriter, r *http.Request) {
+	var req ContactRequest
+	if !readCtl(w, r, &req) {
+		return
+	}
+	a, ok := d.pickAccount(w, req.Address)
+	if !ok {
+		return
+	}
+	if _, err := a.discovery.Find(r.Context(), req.Contact); err != nil {
+		ctlErr(w, http.StatusNotFound, fmt.Errorf("no key found for %s: %w", req.Contact, err))
+		return
+	}
+	k, err := a.Contacts.Get(req.Contact)
+	if err != nil {
+		ctlErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	ctlJSON(w, http.StatusOK, contactKey(k))
+}
+
+func (d *Daemon) hTrustKey(w http.ResponseWriter, r *http.Request) {
+	var req ContactRequest
+	if !readCtl(w, r, &req) {
+		return
+	}
+	a, ok := d.pickAccount(w, req.Address)
+	if !ok {
+		return
+	}
+	if err := a.Contacts.Trust(req.Contact, req.Fingerprint, ""); err != nil {
+		ctlErr(w, http.StatusBadRequest, err)
+		return
+	}
+	k, err := a.Contacts.Get(req.Contact)
+	if err != nil {
+		ctlErr(w, http.StatusInternalServerError, err)
+		return
+	}
+	ctlJSON(w, http.StatusOK, contactKey(k))
 }
