@@ -128,22 +128,50 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("session_ttl: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// The submission listeners come first: provider.json announces the
+	// address the STARTTLS one really got.
+	var subLn, subsLn net.Listener
+	closeSub := func() {
+		for _, l := range []net.Listener{subLn, subsLn} {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}
+	if cfg.SubmissionListen != "" {
+		if subLn, err = net.Listen("tcp", cfg.SubmissionListen); err != nil {
+			return fmt.Errorf("submission: %w", err)
+		}
+	}
+	if cfg.SubmissionsListen != "" {
+		if subsLn, err = net.Listen("tcp", cfg.SubmissionsListen); err != nil {
+			closeSub()
+			return fmt.Errorf("submissions: %w", err)
+		}
+	}
+	announce := ""
+	if subLn != nil {
+		announce = announced(subLn.Addr().String(), cfg.Domain)
+	}
 	in, err := provider.Open(cfg.Data, provider.Config{
 		Domain: cfg.Domain, Name: cfg.Name, APIURL: cfg.APIURL,
 		Enrollment: cfg.Enrollment, SessionTTL: ttl, Logger: log,
-		Submission: announced(cfg.SubmissionListen, cfg.Domain),
+		Submission: announce,
 	})
 	if err != nil {
+		closeSub()
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
+		closeSub()
 		in.Store.Close()
 		return err
 	}
 	var mxLn, lmtpLn net.Listener
 	if cfg.MXListen != "" {
 		if mxLn, err = net.Listen("tcp", cfg.MXListen); err != nil {
+			closeSub()
 			ln.Close()
 			in.Store.Close()
 			return fmt.Errorf("mx: %w", err)
@@ -151,6 +179,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if cfg.LMTPSocket != "" {
 		if lmtpLn, err = listenUnix(cfg.LMTPSocket); err != nil {
+			closeSub()
 			ln.Close()
 			if mxLn != nil {
 				mxLn.Close()
@@ -159,42 +188,19 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return fmt.Errorf("lmtp: %w", err)
 		}
 	}
-	closeAll := func() {
-		for _, l := range []net.Listener{ln, mxLn, lmtpLn} {
-			if l != nil {
-				l.Close()
-			}
-		}
-		in.Store.Close()
-	}
-	var subLn, subsLn net.Listener
-	if cfg.SubmissionListen != "" {
-		if subLn, err = net.Listen("tcp", cfg.SubmissionListen); err != nil {
-			closeAll()
-			return fmt.Errorf("submission: %w", err)
-		}
-	}
-	if cfg.SubmissionsListen != "" {
-		if subsLn, err = net.Listen("tcp", cfg.SubmissionsListen); err != nil {
-			if subLn != nil {
-				subLn.Close()
-			}
-			closeAll()
-			return fmt.Errorf("submissions: %w", err)
-		}
-	}
 	m := mx.New(in.Server, mx.Config{Hostname: cfg.Hostname, TLSConfig: in.TLSConfig(), Logger: log})
 	sub, err := submission.New(in.Server, in.Store, m, submission.Config{
 		Hostname: cfg.Hostname, DataDir: cfg.Data, TLSConfig: in.TLSConfig(),
 		DNSSECResolverAddr: cfg.DNSSECResolver, Logger: log,
 	})
 	if err != nil {
-		for _, l := range []net.Listener{subLn, subsLn} {
+		closeSub()
+		for _, l := range []net.Listener{ln, mxLn, lmtpLn} {
 			if l != nil {
 				l.Close()
 			}
 		}
-		closeAll()
+		in.Store.Close()
 		return err
 	}
 	pj := in.ProviderJSON()

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/emersion/go-smtp"
 
 	"github.com/bitmask-go/bitmask/internal/testenv"
@@ -133,4 +134,18 @@ func splitSigned(t *testing.T, msg []byte) (signed, sig []byte) {
 	second := parts[2]
 	_, sigBody, _ := bytes.Cut(second, []byte("\r\n\r\n"))
 	return first, sigBody
+}
+
+// encryptTo makes a binary OpenPGP message for e (as the MX does).
+func encryptTo(t *testing.T, e *openpgp.Entity, msg []byte) []byte {
+	var buf bytes.Buffer
+	w, err := openpgp.Encrypt(&buf, openpgp.EntityList{e}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(msg)
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
 }

@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/keys"
@@ -170,12 +171,10 @@ func (m *Manager) Learn(address, armored string, level Level, source string) (bo
 		return false, err
 	}
 	now := m.now()
-	if e.PrivateKey != nil {
-		pub, err := keys.ArmorPublic(e)
-		if err != nil {
-			return false, err
-		}
-		armored = pub
+	// Keep exactly the key that was checked, armored anew: no private
+	// part, and nothing else the offered text carried.
+	if armored, err = keys.ArmorPublic(e); err != nil {
+		return false, err
 	}
 	if !hasAddress(e, address) {
 		return false, fmt.Errorf("keymanager: the key has no user ID for %s", address)
@@ -233,6 +232,11 @@ func certifiedBy(e, old *openpgp.Entity) bool {
 		for _, sig := range id.Signatures {
 			if sig.IssuerKeyId == nil || *sig.IssuerKeyId != old.PrimaryKey.KeyId {
 				continue
+			}
+			switch sig.SigType {
+			case packet.SigTypeGenericCert, packet.SigTypePersonaCert, packet.SigTypeCasualCert, packet.SigTypePositiveCert:
+			default:
+				continue // a revocation is no certification
 			}
 			if err := old.PrimaryKey.VerifyUserIdSignature(name, e.PrimaryKey, sig); err == nil {
 				return true

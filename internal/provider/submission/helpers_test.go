@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"log/slog"
 	"math/big"
 	"net"
 	"strings"
@@ -63,6 +64,7 @@ type world struct {
 	roots   *x509.CertPool
 	keys    map[string]*openpgp.Entity
 	tokens  map[string]string
+	logs    *logRecorder
 
 	cancel context.CancelFunc
 	done   chan error
@@ -114,8 +116,9 @@ func newWorld(t testing.TB, o worldOptions) *world {
 	if cfg.DialTimeout == 0 {
 		cfg.DialTimeout = 2 * time.Second
 	}
+	w.logs = newLogRecorder(t)
 	if cfg.Logger == nil {
-		cfg.Logger = testenv.Logger(t)
+		cfg.Logger = w.logs.logger()
 	}
 	sub, err := submission.New(p, p.Store, m, cfg)
 	if err != nil {
@@ -519,3 +522,67 @@ func leaf(t testing.TB, ca *testCA, names ...string) *tls.Certificate {
 }
 
 func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// logRecorder keeps the service's log records, so a test can tell how
+// something happened (which TLS policy a delivery used), and passes
+// warnings on to the test log.
+type logRecorder struct {
+	t    testing.TB
+	mu   *sync.Mutex
+	recs *[]map[string]string
+	with []slog.Attr
+}
+
+func newLogRecorder(t testing.TB) *logRecorder {
+	return &logRecorder{t: t, mu: &sync.Mutex{}, recs: &[]map[string]string{}}
+}
+
+func (l *logRecorder) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecorder) WithAttrs(as []slog.Attr) slog.Handler {
+	c := *l
+	c.with = append(append([]slog.Attr(nil), l.with...), as...)
+	return &c
+}
+func (l *logRecorder) WithGroup(string) slog.Handler { return l }
+func (l *logRecorder) Handle(_ context.Context, r slog.Record) error {
+	m := map[string]string{"msg": r.Message}
+	for _, a := range l.with {
+		m[a.Key] = a.Value.String()
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		m[a.Key] = a.Value.String()
+		return true
+	})
+	l.mu.Lock()
+	*l.recs = append(*l.recs, m)
+	l.mu.Unlock()
+	if r.Level >= slog.LevelWarn {
+		l.t.Logf("%s %s %v", r.Level, r.Message, m)
+	}
+	return nil
+}
+
+func (l *logRecorder) logger() *slog.Logger { return slog.New(l) }
+
+// find returns the first record with message msg.
+func (l *logRecorder) find(msg string) map[string]string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, m := range *l.recs {
+		if m["msg"] == msg {
+			return m
+		}
+	}
+	return nil
+}
+
+// deliveredWith is the TLS policy and version of the first delivery.
+func (w *world) deliveredWith(t testing.TB) (policy, version string) {
+	t.Helper()
+	var rec map[string]string
+	testenv.Eventually(t, wait, "the delivery's log record", func() bool {
+		rec = w.logs.find("submission: delivered")
+		return rec != nil
+	})
+	return rec["policy"], rec["tls"]
+}

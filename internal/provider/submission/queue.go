@@ -233,15 +233,19 @@ func (s *Submission) report(ctx context.Context, it *storage.OutboundItem, msg [
 // reschedule sets the item's next attempt after a temporary failure:
 // RetryBase after the first, doubling each time, at most RetryMax.
 func (s *Submission) reschedule(ctx context.Context, it *storage.OutboundItem, now time.Time) {
-	delay := s.cfg.RetryBase
-	for i := 1; i < it.Attempts && delay < s.cfg.RetryMax; i++ {
-		delay *= 2
-	}
-	delay = min(delay, s.cfg.RetryMax)
-	it.NextAttempt = now.Add(delay)
+	it.NextAttempt = now.Add(s.backoff(it.Attempts))
 	if err := s.queue.UpdateOutbound(ctx, it); err != nil {
 		s.log.Error("submission: rescheduling", "item", it.ID, "err", err)
 	}
+}
+
+// backoff is the delay after the attempts-th failed attempt.
+func (s *Submission) backoff(attempts int) time.Duration {
+	delay := s.cfg.RetryBase
+	for i := 1; i < attempts && delay < s.cfg.RetryMax; i++ {
+		delay *= 2
+	}
+	return min(delay, s.cfg.RetryMax)
 }
 
 // outgoing is the message as it leaves: our Received field and the

@@ -60,6 +60,9 @@ func TestRemoteDelivery(t *testing.T) {
 			if m.tls != tc.wantTLS {
 				t.Errorf("TLS used: %v, want %v", m.tls, tc.wantTLS)
 			}
+			if p, v := w.deliveredWith(t); p != "opportunistic" || (v == "none") == tc.wantTLS {
+				t.Errorf("delivered under policy %q with TLS %q", p, v)
+			}
 			if m.helo != hostname {
 				t.Errorf("EHLO %q, want %q", m.helo, hostname)
 			}
