@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -117,13 +116,13 @@ func TestIncomingBadInput(t *testing.T) {
 	a := signup(t, p, "oona")
 	to := a.acct.Address
 	cases := map[string][]byte{
-		"malformed MIME":  []byte("From: a@b.test\r\nSubject: bad mime\r\nContent-Type: multipart/mixed; boundary=\r\n\r\n--\r\n--x\r\nbroken"),
-		"binary garbage":  append([]byte("Subject: garbage\r\n\r\n"), bytes.Repeat([]byte{0, 0xff, 0x80, 0x1b}, 1000)...),
-		"8-bit headers":   []byte("From: \xe9t\xe9 <a@b.test>\r\nSubject: caf\xe9 \xff\xfe\r\n\r\nbody\r\n"),
-		"1 MB header":     []byte("Subject: long\r\nX-Long: " + strings.Repeat("a", 1<<20) + "\r\n\r\nbody\r\n"),
-		"broken PGP":      []byte("From: a@b.test\r\nSubject: broken pgp\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA+garbage==\r\n-----END PGP MESSAGE-----\r\n--b--\r\n"),
-		"inline broken":   []byte("Subject: inline\r\n\r\n-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\ntext\r\n-----BEGIN PGP SIGNATURE-----\r\n\r\nnot base64 at all\r\n-----END PGP SIGNATURE-----\r\n"),
-		"30 MB message":   append([]byte("Subject: thirty megabytes\r\n\r\n"), bytes.Repeat([]byte("0123456789012345678901234567890123456789012345678901234567890123456789\r\n"), 30<<20/72)...),
+		"malformed MIME": []byte("From: a@b.test\r\nSubject: bad mime\r\nContent-Type: multipart/mixed; boundary=\r\n\r\n--\r\n--x\r\nbroken"),
+		"binary garbage": append([]byte("Subject: garbage\r\n\r\n"), bytes.Repeat([]byte{0, 0xff, 0x80, 0x1b}, 1000)...),
+		"8-bit headers":  []byte("From: \xe9t\xe9 <a@b.test>\r\nSubject: caf\xe9 \xff\xfe\r\n\r\nbody\r\n"),
+		"1 MB header":    []byte("Subject: long\r\nX-Long: " + strings.Repeat("a", 1<<20) + "\r\n\r\nbody\r\n"),
+		"broken PGP":     []byte("From: a@b.test\r\nSubject: broken pgp\r\nContent-Type: multipart/encrypted; protocol=\"application/pgp-encrypted\"; boundary=b\r\n\r\n--b\r\nContent-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n--b\r\nContent-Type: application/octet-stream\r\n\r\n-----BEGIN PGP MESSAGE-----\r\n\r\nhQEMA+garbage==\r\n-----END PGP MESSAGE-----\r\n--b--\r\n"),
+		"inline broken":  []byte("Subject: inline\r\n\r\n-----BEGIN PGP SIGNED MESSAGE-----\r\nHash: SHA256\r\n\r\ntext\r\n-----BEGIN PGP SIGNATURE-----\r\n\r\nnot base64 at all\r\n-----END PGP SIGNATURE-----\r\n"),
+		"30 MB message":  append([]byte("Subject: thirty megabytes\r\n\r\n"), bytes.Repeat([]byte("0123456789012345678901234567890123456789012345678901234567890123456789\r\n"), 30<<20/72)...),
 	}
 	c := dialMX(t, p)
 	for name, m := range cases {
@@ -145,7 +144,7 @@ func TestIncomingBadInput(t *testing.T) {
 		}
 	}
 	if total < 30<<20 {
-		t.Fatal(fmt.Sprintf("only %d bytes readable", total))
+		t.Fatalf("only %d bytes readable", total)
 	}
 	// Still serving.
 	deliver(t, p, "s@sender.test", to, plainMessage("s@sender.test", to, "after", "still here"))

@@ -91,7 +91,10 @@ func (s *Submission) process(ctx context.Context, it *storage.OutboundItem) {
 	sctx := context.WithoutCancel(ctx)
 	msg, err := s.queue.OutboundMessage(sctx, it.ID)
 	if errors.Is(err, storage.ErrNotFound) {
-		s.log.Error("submission: queued item without its message, dropped", "item", it.ID)
+		// The listing this item came from is older than the delivery
+		// that just finished it (items and messages are written and
+		// removed together): nothing left to do.
+		s.log.Debug("submission: item already done", "item", it.ID)
 		_ = s.queue.DeleteOutbound(sctx, it.ID)
 		return
 	} else if err != nil {
