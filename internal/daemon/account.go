@@ -365,7 +365,8 @@ type KeyDoc struct {
 	Fingerprint string    `json:"fingerprint"`
 	Created     time.Time `json:"created"`
 	Expires     time.Time `json:"expires,omitzero"`
-	Private     string    `json:"private"` // armored
+	Added       time.Time `json:"added,omitzero"` // when this device made it (orders keys made within one second)
+	Private     string    `json:"private"`        // armored
 }
 
 // OwnKeys returns the user's own keys, newest first.
@@ -378,8 +379,14 @@ func (a *Account) OwnKeys() ([]KeyDoc, error) {
 		}
 		return nil
 	})
+	newer := func(a, b KeyDoc) bool {
+		if !a.Created.Equal(b.Created) {
+			return a.Created.After(b.Created)
+		}
+		return a.Added.After(b.Added)
+	}
 	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && out[j].Created.After(out[j-1].Created); j-- {
+		for j := i; j > 0 && newer(out[j], out[j-1]); j-- {
 			out[j], out[j-1] = out[j-1], out[j]
 		}
 	}
@@ -478,7 +485,7 @@ func (a *Account) storeOwnKey(e *openpgp.Entity) error {
 	fpr := keys.Fingerprint(e)
 	body, err := json.Marshal(KeyDoc{
 		Type: docTypeOwnKey, Address: a.Address, Fingerprint: fpr,
-		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Private: priv,
+		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Added: time.Now().UTC(), Private: priv,
 	})
 	if err != nil {
 		return err
