@@ -2,8 +2,12 @@ package docsync
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/store"
@@ -11,15 +15,18 @@ import (
 )
 
 // Blobs are immutable and content addressed (seal.BlobID, an HMAC of the
-// plaintext under the blob MAC key). A device keeps every blob it has,
-// encrypted, in its local store; new ones are uploaded by the push phase
-// before any document, so a document that references a blob never
-// reaches the provider before the blob does.
+// plaintext under the blob MAC key). A device keeps every blob it has as
+// a file of STREAM ciphertext (pkg/seal) in the blobs folder beside the
+// store, named by an HMAC of the id under the local index key, so neither
+// the content nor the id is readable there. Files, not store values:
+// message bodies are most of an account's bytes, and reading them through
+// the store's memory map would keep them in the daemon's resident memory.
+// New blobs are uploaded by the push phase before any document, so a
+// document that references a blob never reaches the provider before the
+// blob does. A blob file is on disk before the document that names it is
+// committed.
 
-const (
-	bucketBlobs       = "blobs"
-	bucketBlobPending = "blobs-pending"
-)
+const bucketBlobPending = "blobs-pending"
 
 // BlobRemote is what the engine needs to move blobs; *client.Client is it.
 type BlobRemote interface {
@@ -29,47 +36,88 @@ type BlobRemote interface {
 
 var _ BlobRemote = (*client.Client)(nil)
 
+func (e *Engine) blobDir() string { return filepath.Join(filepath.Dir(e.st.Path()), "blobs") }
+
+func (e *Engine) blobPath(id string) string {
+	name := hex.EncodeToString(seal.IndexKey(&e.keys.LocalIndex, "blob-file", id))
+	return filepath.Join(e.blobDir(), name[:2], name)
+}
+
+// writeBlobFile writes ct for id unless the file exists, and makes it
+// durable (file and folder synced).
+func (e *Engine) writeBlobFile(id string, ct []byte) error {
+	path := e.blobPath(id)
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(ct)
+	serr := f.Sync()
+	cerr := f.Close()
+	if err := errors.Join(werr, serr, cerr); err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("docsync: writing a blob: %w", err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (e *Engine) readBlobFile(id string) ([]byte, error) {
+	ct, err := os.ReadFile(e.blobPath(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, store.ErrNotFound
+	}
+	return ct, err
+}
+
 // PutBlob stores plaintext as a blob and returns its id. Storing the same
 // content twice stores it once.
 func (e *Engine) PutBlob(plaintext []byte) (string, error) {
-	id := seal.BlobID(&e.keys.BlobMAC, plaintext)
+	id := e.BlobID(plaintext)
+	if e.HasBlob(id) {
+		return id, nil
+	}
 	ct, err := seal.SealBlobBytes(&e.keys.Blob, id, plaintext)
 	if err != nil {
 		return "", err
 	}
-	err = e.st.Update(func(tx *store.Tx) error {
-		if _, err := tx.Get(bucketBlobs, id); err == nil {
-			return nil
-		}
-		if err := tx.Put(bucketBlobs, id, ct); err != nil {
-			return err
-		}
-		return tx.Put(bucketBlobPending, id, nil)
-	})
+	if err := e.writeBlobFile(id, ct); err != nil {
+		return "", err
+	}
+	err = e.st.Update(func(tx *store.Tx) error { return tx.Put(bucketBlobPending, id, nil) })
 	return id, err
 }
 
-// HasBlob reports whether the blob is in the local store.
+// HasBlob reports whether the blob is on this device.
 func (e *Engine) HasBlob(id string) bool {
-	found := false
-	_ = e.st.View(func(tx *store.Tx) error {
-		_, err := tx.Get(bucketBlobs, id)
-		found = err == nil
-		return nil
-	})
-	return found
+	_, err := os.Stat(e.blobPath(id))
+	return err == nil
 }
 
-// Blob returns a blob's plaintext, from the local store or else from the
-// provider (then kept locally). A blob from the provider must open under
-// its id and hash to it.
+// Blob returns a blob's plaintext, from this device or else from the
+// provider (then kept here). A blob from the provider must open under its
+// id and hash to it.
 func (e *Engine) Blob(ctx context.Context, id string) ([]byte, error) {
-	var ct []byte
-	err := e.st.View(func(tx *store.Tx) error {
-		v, err := tx.Get(bucketBlobs, id)
-		ct = v
-		return err
-	})
+	ct, err := e.readBlobFile(id)
 	if err == nil {
 		return seal.OpenBlobBytes(&e.keys.Blob, id, ct)
 	}
@@ -85,11 +133,10 @@ func (e *Engine) Blob(ctx context.Context, id string) ([]byte, error) {
 		return nil, fmt.Errorf("docsync: fetch blob %s: %w", id, err)
 	}
 	pt, err := seal.OpenBlobBytes(&e.keys.Blob, id, ct)
-	if err != nil || seal.BlobID(&e.keys.BlobMAC, pt) != id {
+	if err != nil || e.BlobID(pt) != id {
 		return nil, fmt.Errorf("docsync: blob %s from the provider fails authentication", id)
 	}
-	err = e.st.Update(func(tx *store.Tx) error { return tx.Put(bucketBlobs, id, ct) })
-	return pt, err
+	return pt, e.writeBlobFile(id, ct)
 }
 
 // pushBlobs uploads blobs not yet at the provider.
@@ -112,12 +159,7 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 			return err
 		}
 		for _, id := range ids {
-			var ct []byte
-			err := e.st.View(func(tx *store.Tx) error {
-				v, err := tx.Get(bucketBlobs, id)
-				ct = v
-				return err
-			})
+			ct, err := e.readBlobFile(id)
 			if err == nil {
 				if err := br.PutBlob(ctx, id, ct); err != nil {
 					return fmt.Errorf("docsync: upload blob: %w", err)
@@ -135,36 +177,33 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 // BlobID is the id plaintext gets as a blob of this account.
 func (e *Engine) BlobID(plaintext []byte) string { return seal.BlobID(&e.keys.BlobMAC, plaintext) }
 
-// PutBlobsAndDocs stores blobs and documents in one local transaction
-// (one disk sync), as bulk writers such as incoming mail want.
+// PutBlobsAndDocs stores blobs and documents together (the blob files
+// first, then the documents in one local transaction), as bulk writers
+// such as incoming mail want.
 func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
-	type sealed struct {
-		id string
-		ct []byte
-	}
-	cts := make([]sealed, len(blobs))
-	for i, pt := range blobs {
-		id := e.BlobID(pt)
-		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
-		if err != nil {
-			return err
-		}
-		cts[i] = sealed{id, ct}
-	}
 	for _, d := range docs {
 		if err := checkID(d.ID); err != nil {
 			return err
 		}
 	}
+	var ids []string // the blobs written now, to upload
+	for _, pt := range blobs {
+		id := e.BlobID(pt)
+		if e.HasBlob(id) {
+			continue
+		}
+		ids = append(ids, id)
+		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
+		if err != nil {
+			return err
+		}
+		if err := e.writeBlobFile(id, ct); err != nil {
+			return err
+		}
+	}
 	err := e.st.Update(func(tx *store.Tx) error {
-		for _, b := range cts {
-			if _, err := tx.Get(bucketBlobs, b.id); err == nil {
-				continue
-			}
-			if err := tx.Put(bucketBlobs, b.id, b.ct); err != nil {
-				return err
-			}
-			if err := tx.Put(bucketBlobPending, b.id, nil); err != nil {
+		for _, id := range ids {
+			if err := tx.Put(bucketBlobPending, id, nil); err != nil {
 				return err
 			}
 		}

@@ -172,6 +172,12 @@ func TestReceive(t *testing.T) {
 		items, _, err := p.Store.ListIncoming(context.Background(), "alice", 10)
 		return err == nil && len(items) == 0
 	})
+	// Neither device's disk holds it in clear (store, blob files,
+	// account.json, anything in the data folder).
+	for _, d := range []*device{a, b} {
+		d.Close()
+		scanDir(t, d.Dir, subject, "body-marker-55aa", "carol@sender.test")
+	}
 	// The provider stores none of it in clear.
 	p.Stop()
 	db := readFile(t, p.Dir+"/leapd.db")

@@ -3,11 +3,13 @@ package e2e
 import (
 	"bytes"
 	"io"
+	"io/fs"
 	"mime"
 	"net"
 	"net/mail"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 
@@ -148,4 +150,32 @@ func encryptTo(t *testing.T, e *openpgp.Entity, msg []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// scanDir fails if any file below dir holds one of the needles.
+func scanDir(t *testing.T, dir string, needles ...string) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		for _, s := range needles {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds %q in clear", path, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 3 {
+		t.Fatalf("only %d files below %s", n, dir)
+	}
 }
