@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/mail"
 	"strings"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // The MX reads just enough of a message's header section to find the
@@ -32,7 +34,7 @@ type message struct {
 
 func splitMessage(msg []byte) *message {
 	m := &message{}
-	if len(msg) == 0 || !(isBlankLine(firstLine(msg)) || fieldName(firstLine(msg)) != "") {
+	if len(msg) == 0 || !(isBlankLine(firstLine(msg)) || smtpserver.FieldName(firstLine(msg)) != "") {
 		m.noHeader = true
 		m.rest = msg
 		return m
@@ -47,7 +49,7 @@ func splitMessage(msg []byte) *message {
 			f := &m.fields[len(m.fields)-1]
 			f.raw = msg[pos-len(f.raw) : pos+len(line)]
 		} else {
-			m.fields = append(m.fields, field{name: fieldName(line), raw: line})
+			m.fields = append(m.fields, field{name: smtpserver.FieldName(line), raw: line})
 		}
 		pos += len(line)
 	}
@@ -65,27 +67,6 @@ func firstLine(b []byte) []byte {
 
 func isBlankLine(l []byte) bool {
 	return len(l) > 0 && (string(l) == "\n" || string(l) == "\r\n")
-}
-
-// fieldName is the name of the field that line starts (RFC 5322 §3.6.8:
-// printable ASCII but the colon; obsolete syntax allows blanks before
-// the colon), or "".
-func fieldName(line []byte) string {
-	i := 0
-	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
-		i++
-	}
-	if i == 0 {
-		return ""
-	}
-	j := i
-	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-		j++
-	}
-	if j >= len(line) || line[j] != ':' {
-		return ""
-	}
-	return string(line[:i])
 }
 
 // value is a field's unfolded value.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-msgauth/authres"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // Local delivery is mail that reaches a user of the provider without
@@ -69,7 +71,7 @@ func (m *MX) DeliverLocal(ctx context.Context, msg LocalMessage) error {
 	now := time.Now()
 	id := msg.ID
 	if id == "" {
-		id = newID()
+		id = smtpserver.NewID()
 	}
 	var rcpts []*recipient
 	seen := map[string]bool{}
@@ -89,20 +91,20 @@ func (m *MX) DeliverLocal(ctx context.Context, msg LocalMessage) error {
 	var done []string
 	for _, r := range rcpts {
 		if ctx.Err() != nil {
-			return errShuttingDown
+			return smtpserver.ErrShuttingDown
 		}
 		received := m.localReceived(id, msg, r.rcpt, now)
 		ct, err := encrypt(r.key, now, append([][]byte{[]byte(ar), []byte(received)}, parts...)...)
 		if err != nil {
 			m.log.Error("mx: encryption failed", "id", id, "to", r.login, "err", err)
-			return errTempFail
+			return smtpserver.ErrTempFail
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		err = m.p.Deliver(dctx, r.login, ct)
 		cancel()
 		if err != nil {
 			m.log.Error("mx: delivery failed", "id", id, "to", r.login, "delivered", done, "err", err)
-			return errTempFail
+			return smtpserver.ErrTempFail
 		}
 		done = append(done, r.login)
 	}

@@ -3,17 +3,14 @@ package mx
 import (
 	"context"
 	"crypto/tls"
-	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // Provider is what the MX needs from the provider. *provider.Server
@@ -125,42 +122,24 @@ func (m *MX) ServeLMTP(ctx context.Context, ln net.Listener) error {
 	return m.serve(ctx, ln, true)
 }
 
-// listener tracks the connections of one Serve call.
-type listener struct {
-	net.Listener
-	m    *MX
-	sem  chan struct{}
-	lmtp bool
-
-	mu    sync.Mutex
-	conns map[*conn]struct{}
-	// closed: shutting down, no new connections or transactions.
-	closed bool
-	// dataClosed: no new DATA either (set once the grace is over or
-	// every connection is gone).
-	dataClosed bool
-	// inData counts Data calls running, so the store is not closed
-	// under a delivery when the Serve call returns.
-	inData sync.WaitGroup
-}
-
 func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 	// Transactions run under hctx: it outlives ctx for the shutdown
 	// grace, so a message in DATA when ctx ends is still checked and
 	// delivered, and ends when the grace is over.
 	hctx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardStop()
-	l := &listener{
-		Listener: ln, m: m, lmtp: lmtp,
-		sem:   make(chan struct{}, m.cfg.MaxConnections),
-		conns: map[*conn]struct{}{},
-	}
-	srv := smtp.NewServer(&backend{m: m, l: l, ctx: hctx})
+	l := smtpserver.NewListener(ln, smtpserver.ListenerConfig{
+		Name: "mx", Hostname: m.cfg.Hostname, MaxConnections: m.cfg.MaxConnections,
+		// A DATA command under way when the shutdown begins may still
+		// run: CloseIdle closes only connections waiting for a command.
+		FinishData: true, Logger: m.log,
+	})
+	srv := smtp.NewServer(&backend{m: m, l: l, lmtp: lmtp, ctx: hctx})
 	srv.Domain = m.cfg.Hostname
 	srv.LMTP = lmtp
 	// go-smtp refuses a message of exactly MaxMessageBytes (it reports
 	// "too large" before it sees the end of data), so it gets one byte
-	// more and readMessage enforces MaxSize exactly. EHLO announces SIZE
+	// more and ReadMessage enforces MaxSize exactly. EHLO announces SIZE
 	// MaxSize+1 as a consequence.
 	srv.MaxMessageBytes = m.cfg.MaxSize + 1
 	srv.MaxRecipients = m.cfg.MaxRecipients
@@ -173,7 +152,7 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 	srv.ReadTimeout = ioTimeout
 	srv.WriteTimeout = ioTimeout
 	srv.AllowInsecureAuth = false
-	srv.ErrorLog = errorLog{m.log}
+	srv.ErrorLog = smtpserver.ErrorLog(m.log, "mx")
 	if !lmtp {
 		srv.TLSConfig = m.cfg.TLSConfig
 	}
@@ -188,9 +167,9 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 	go func() { errc <- srv.Serve(l) }()
 	select {
 	case err := <-errc:
-		l.closeAll()
+		l.CloseAll()
 		hardStop()
-		l.inData.Wait()
+		l.WaitData()
 		return err
 	case <-ctx.Done():
 	}
@@ -198,9 +177,7 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 	// Shutdown: stop accepting (Shutdown closes the listener) and
 	// taking new transactions, close the connections waiting for a
 	// command, and let those in DATA finish and get their reply.
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
+	l.BeginShutdown()
 	gctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
 	shut := make(chan error, 1)
@@ -208,7 +185,7 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for done := false; !done; {
-		l.closeIdle()
+		l.CloseIdle()
 		select {
 		case <-shut:
 			done = true
@@ -221,141 +198,12 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 		hardStop()
 		_ = srv.Close()
 	}
-	l.closeAll()
+	l.CloseAll()
 	<-errc
-	l.inData.Wait()
+	l.WaitData()
 	m.log.Info("mx: stopped", "proto", proto, "addr", ln.Addr().String())
 	return nil
 }
-
-// beginData registers a Data call, unless the listener is done.
-func (l *listener) beginData() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.dataClosed {
-		return false
-	}
-	l.inData.Add(1)
-	return true
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-		default:
-			l.m.log.Warn("mx: too many connections", "remote", c.RemoteAddr().String())
-			go func() {
-				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				_, _ = io.WriteString(c, "421 4.7.0 "+l.m.cfg.Hostname+" too many connections, try again later\r\n")
-				c.Close()
-			}()
-			continue
-		}
-		tc := &conn{Conn: c, l: l}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			<-l.sem
-			c.Close()
-			return nil, net.ErrClosed
-		}
-		l.conns[tc] = struct{}{}
-		l.mu.Unlock()
-		return tc, nil
-	}
-}
-
-// closeIdle closes the connections that wait for a command outside DATA.
-func (l *listener) closeIdle() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c := range l.conns {
-		if c.reading.Load() && c.busy.Load() == 0 {
-			c.Conn.Close()
-		}
-	}
-}
-
-func (l *listener) closeAll() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed = true
-	l.dataClosed = true
-	for c := range l.conns {
-		c.Conn.Close()
-	}
-}
-
-// conn is one client connection. It lets a shutdown tell a connection
-// waiting for a command from one in DATA.
-type conn struct {
-	net.Conn
-	l *listener
-
-	reading atomic.Bool  // inside Read (for TLS: of the TLS records)
-	busy    atomic.Int32 // inside Data
-	closed  atomic.Bool
-}
-
-func (c *conn) Read(b []byte) (int, error) {
-	c.reading.Store(true)
-	defer c.reading.Store(false)
-	return c.Conn.Read(b)
-}
-
-func (c *conn) Close() error {
-	err := c.Conn.Close()
-	if c.closed.CompareAndSwap(false, true) {
-		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		c.l.mu.Unlock()
-		<-c.l.sem
-	}
-	return err
-}
-
-// connOf finds our conn under what go-smtp holds (a *tls.Conn after
-// STARTTLS).
-func connOf(nc net.Conn) *conn {
-	for {
-		switch c := nc.(type) {
-		case *conn:
-			return c
-		case *tls.Conn:
-			nc = c.NetConn()
-		default:
-			return nil
-		}
-	}
-}
-
-// errorLog takes go-smtp's internal errors (connection errors, a
-// recovered panic with its stack) to the logger.
-type errorLog struct{ log *slog.Logger }
-
-func (e errorLog) Printf(format string, v ...any) {
-	e.log.Warn("mx: smtp server: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
-}
-
-func (e errorLog) Println(v ...any) {
-	e.log.Warn("mx: smtp server: " + strings.TrimSpace(fmt.Sprintln(v...)))
-}
-
-// smtpErr makes a reply.
-func smtpErr(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
-}
-
-var (
-	errShuttingDown = smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service shutting down, try again later")
-	errTooBig       = smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "Message too big")
-	errTempFail     = smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
-)
 
 // maxLine is the line limit for a message limit of size.
 func maxLine(size int64) int {

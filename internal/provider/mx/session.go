@@ -3,9 +3,7 @@ package mx
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -16,20 +14,22 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/emersion/go-smtp"
 
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
 // backend makes a session per connection (go-smtp calls NewSession at
 // the first EHLO/LHLO, and again after STARTTLS).
 type backend struct {
-	m   *MX
-	l   *listener
-	ctx context.Context
+	m    *MX
+	l    *smtpserver.Listener
+	lmtp bool
+	ctx  context.Context
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	s := &session{m: b.m, l: b.l, ctx: b.ctx, c: c, tc: connOf(c.Conn())}
-	if b.l.lmtp {
+	s := &session{m: b.m, l: b.l, ctx: b.ctx, c: c, tc: smtpserver.ConnOf(c.Conn())}
+	if b.lmtp {
 		s.proto = "LMTP"
 	}
 	return s, nil
@@ -38,10 +38,10 @@ func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
 // session is one client's conversation: a transaction at a time.
 type session struct {
 	m     *MX
-	l     *listener
+	l     *smtpserver.Listener
 	ctx   context.Context
 	c     *smtp.Conn
-	tc    *conn
+	tc    *smtpserver.Conn
 	proto string // "LMTP", or "" for SMTP
 
 	from  string
@@ -67,8 +67,8 @@ func (s *session) Reset() {
 func (s *session) Logout() error { return nil }
 
 func (s *session) Mail(from string, opts *smtp.MailOptions) error {
-	if s.shuttingDown() {
-		return errShuttingDown
+	if s.l.ShuttingDown() {
+		return smtpserver.ErrShuttingDown
 	}
 	s.Reset()
 	s.from = from
@@ -79,8 +79,8 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 }
 
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if s.shuttingDown() {
-		return errShuttingDown
+	if s.l.ShuttingDown() {
+		return smtpserver.ErrShuttingDown
 	}
 	r, err := s.m.recipient(s.ctx, to, time.Now())
 	if err != nil {
@@ -94,12 +94,6 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-func (s *session) shuttingDown() bool {
-	s.l.mu.Lock()
-	defer s.l.mu.Unlock()
-	return s.l.closed
-}
-
 func (s *session) remote() string {
 	if a := s.c.Conn().RemoteAddr(); a != nil && a.String() != "" {
 		return a.String()
@@ -109,11 +103,11 @@ func (s *session) remote() string {
 
 // Replies at RCPT time.
 var (
-	errRelay   = smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "Relay access denied: we only accept mail for our own domain")
-	errNoUser  = smtpErr(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")
-	errBadAddr = smtpErr(550, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
-	errNoKey   = smtpErr(450, smtp.EnhancedCode{4, 7, 1}, "Recipient has no usable encryption key yet, try again later")
-	errLookup  = smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure looking up the recipient, try again later")
+	errRelay   = smtpserver.Reply(550, smtp.EnhancedCode{5, 7, 1}, "Relay access denied: we only accept mail for our own domain")
+	errNoUser  = smtpserver.Reply(550, smtp.EnhancedCode{5, 1, 1}, "No such user here")
+	errBadAddr = smtpserver.Reply(550, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
+	errNoKey   = smtpserver.Reply(450, smtp.EnhancedCode{4, 7, 1}, "Recipient has no usable encryption key yet, try again later")
+	errLookup  = smtpserver.Reply(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure looking up the recipient, try again later")
 )
 
 // recipient maps an RCPT address to an account whose key we can encrypt
@@ -188,7 +182,7 @@ func (s *session) Data(r io.Reader) error {
 	}
 	for _, e := range errs {
 		if e != nil {
-			return errTempFail
+			return smtpserver.ErrTempFail
 		}
 	}
 	return nil
@@ -210,19 +204,15 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 // per account. err is for the whole transaction; otherwise errs has the
 // outcome for each of s.rcpts.
 func (s *session) deliver(r io.Reader) (errs []error, err error) {
-	if !s.l.beginData() {
-		return nil, errShuttingDown
+	if !s.l.BeginData(s.tc) {
+		return nil, smtpserver.ErrShuttingDown
 	}
-	defer s.l.inData.Done()
-	if s.tc != nil {
-		s.tc.busy.Add(1)
-		defer s.tc.busy.Add(-1)
-	}
+	defer s.l.EndData(s.tc)
 	m := s.m
-	id := newID()
-	msg, err := readMessage(r, m.cfg.MaxSize, s.size)
+	id := smtpserver.NewID()
+	msg, err := smtpserver.ReadMessage(r, m.cfg.MaxSize, s.size)
 	if err != nil {
-		if err == errTooBig {
+		if err == smtpserver.ErrTooBig {
 			m.log.Info("mx: message too big", "id", id, "from", s.from, "remote", s.remote(), "limit", m.cfg.MaxSize)
 		} else {
 			m.log.Info("mx: message not received", "id", id, "from", s.from, "remote", s.remote(), "err", err)
@@ -260,7 +250,7 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 		for _, login := range order {
 			if err := accounts[login].err; err != nil {
 				m.log.Info("mx: message deferred", "id", id, "from", s.from, "to", login, "err", err)
-				return nil, errTempFail
+				return nil, smtpserver.ErrTempFail
 			}
 		}
 	}
@@ -276,14 +266,14 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 			continue
 		}
 		if ctx.Err() != nil {
-			a.err = errShuttingDown
+			a.err = smtpserver.ErrShuttingDown
 			continue
 		}
 		received := s.received(id, a.rcpt, now)
 		ct, err := encrypt(a.key, now, append([][]byte{[]byte(ar), []byte(received)}, parts...)...)
 		if err != nil {
 			m.log.Error("mx: encryption failed", "id", id, "to", login, "err", err)
-			a.err = errTempFail
+			a.err = smtpserver.ErrTempFail
 			continue
 		}
 		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -291,7 +281,7 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 		cancel()
 		if err != nil {
 			m.log.Error("mx: delivery failed", "id", id, "to", login, "err", err)
-			a.err = errTempFail
+			a.err = smtpserver.ErrTempFail
 			continue
 		}
 	}
@@ -313,23 +303,6 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 		"from", s.from, "delivered", ok, "failed", failed, "size", len(msg),
 		"spf", spfRes, "dkim", dkimRes, "dmarc", dmarcRes, "removed_auth_results", removed)
 	return errs, nil
-}
-
-// readMessage reads at most max bytes, and one more to tell a message
-// that is too big. hint is the size the client announced.
-func readMessage(r io.Reader, max, hint int64) ([]byte, error) {
-	var buf bytes.Buffer
-	if hint > 0 && hint <= max {
-		buf.Grow(int(hint) + 512)
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
-	if errors.Is(err, smtp.ErrDataTooLarge) || n > max {
-		return nil, errTooBig
-	}
-	if err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 func (s *session) protoName() string {
@@ -379,10 +352,4 @@ func cleanToken(s string) string {
 		b.WriteByte(c)
 	}
 	return b.String()
-}
-
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }

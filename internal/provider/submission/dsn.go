@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
@@ -31,7 +32,7 @@ func (s *Submission) sendDSN(ctx context.Context, it *storage.OutboundItem, fail
 
 func (s *Submission) buildDSN(it *storage.OutboundItem, failed []int, msg []byte, now time.Time) []byte {
 	host := printable(s.cfg.Hostname, 255)
-	boundary := "dsn-" + newID() + newID()
+	boundary := "dsn-" + smtpserver.NewID() + smtpserver.NewID()
 	date := now.Format(time.RFC1123Z)
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteString("\r\n") }

@@ -3,6 +3,8 @@ package submission
 import (
 	"bytes"
 	"strings"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // hfield is a header field: its name and unfolded value.
@@ -23,7 +25,7 @@ func headerSection(msg []byte) []byte {
 		if string(line) == "\n" || string(line) == "\r\n" {
 			break
 		}
-		if pos == 0 && fieldName(line) == "" {
+		if pos == 0 && smtpserver.FieldName(line) == "" {
 			return nil
 		}
 		pos += len(line)
@@ -42,7 +44,7 @@ func headerFields(msg []byte) []hfield {
 			out[len(out)-1].value += " " + strings.TrimSpace(string(line))
 			continue
 		}
-		name := fieldName(line)
+		name := smtpserver.FieldName(line)
 		if name == "" {
 			continue
 		}
@@ -50,25 +52,6 @@ func headerFields(msg []byte) []hfield {
 		out = append(out, hfield{name: name, value: strings.TrimSpace(v)})
 	}
 	return out
-}
-
-// fieldName is the name of the field line starts (RFC 5322 §3.6.8), or "".
-func fieldName(line []byte) string {
-	i := 0
-	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
-		i++
-	}
-	if i == 0 {
-		return ""
-	}
-	j := i
-	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-		j++
-	}
-	if j >= len(line) || line[j] != ':' {
-		return ""
-	}
-	return string(line[:i])
 }
 
 // printable makes s safe to put in a header field or a status report:

@@ -1,10 +1,7 @@
 package submission
 
 import (
-	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net/mail"
@@ -16,6 +13,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/provider"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
@@ -23,21 +21,21 @@ import (
 // STARTTLS, so nothing said before TLS survives it).
 type backend struct {
 	s   *Submission
-	l   *listener
+	l   *smtpserver.Listener
 	ctx context.Context
 }
 
 func (b *backend) NewSession(c *smtp.Conn) (smtp.Session, error) {
-	return &session{s: b.s, l: b.l, ctx: b.ctx, c: c, tc: connOf(c.Conn())}, nil
+	return &session{s: b.s, l: b.l, ctx: b.ctx, c: c, tc: smtpserver.ConnOf(c.Conn())}, nil
 }
 
 // session is one client's conversation.
 type session struct {
 	s   *Submission
-	l   *listener
+	l   *smtpserver.Listener
 	ctx context.Context
 	c   *smtp.Conn
-	tc  *conn
+	tc  *smtpserver.Conn
 
 	login   string // set by AUTH
 	address string // login@DOMAIN
@@ -50,21 +48,14 @@ type session struct {
 }
 
 // Replies.
-func smtpErr(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
-	return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
-}
-
 var (
-	errAuthRequired = smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
-	errAuthTemp     = smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure, try again later")
-	errNotYours     = smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "Sender address must be your own address")
-	errBadAddr      = smtpErr(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
-	errLiteral      = smtpErr(550, smtp.EnhancedCode{5, 1, 2}, "Address literals are not accepted as destinations")
-	errFromHeader   = smtpErr(550, smtp.EnhancedCode{5, 7, 1}, "The From header field must be your own address")
-	errNoFrom       = smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "The message has no From header field")
-	errTooBig       = smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "Message too big")
-	errTempFail     = smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
-	errShutdown     = smtpErr(421, smtp.EnhancedCode{4, 3, 2}, "Service shutting down, try again later")
+	errAuthRequired = smtpserver.Reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
+	errAuthTemp     = smtpserver.Reply(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure, try again later")
+	errNotYours     = smtpserver.Reply(553, smtp.EnhancedCode{5, 7, 1}, "Sender address must be your own address")
+	errBadAddr      = smtpserver.Reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
+	errLiteral      = smtpserver.Reply(550, smtp.EnhancedCode{5, 1, 2}, "Address literals are not accepted as destinations")
+	errFromHeader   = smtpserver.Reply(550, smtp.EnhancedCode{5, 7, 1}, "The From header field must be your own address")
+	errNoFrom       = smtpserver.Reply(550, smtp.EnhancedCode{5, 6, 0}, "The message has no From header field")
 )
 
 func (ss *session) Reset() {
@@ -136,8 +127,8 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.login == "" {
 		return errAuthRequired
 	}
-	if ss.shuttingDown() {
-		return errShutdown
+	if ss.l.ShuttingDown() {
+		return smtpserver.ErrShuttingDown
 	}
 	ss.Reset()
 	// RFC 6409 §6.1: the MSA may refuse senders the user may not use;
@@ -157,8 +148,8 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if ss.login == "" {
 		return errAuthRequired
 	}
-	if ss.shuttingDown() {
-		return errShutdown
+	if ss.l.ShuttingDown() {
+		return smtpserver.ErrShuttingDown
 	}
 	at := strings.LastIndexByte(to, '@')
 	if at <= 0 || at == len(to)-1 {
@@ -196,12 +187,6 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	return nil
 }
 
-func (ss *session) shuttingDown() bool {
-	ss.l.mu.Lock()
-	defer ss.l.mu.Unlock()
-	return ss.l.closed
-}
-
 func (ss *session) peer() string {
 	if a := ss.c.Conn().RemoteAddr(); a != nil {
 		return a.String()
@@ -216,17 +201,13 @@ func (ss *session) Data(r io.Reader) error {
 	if ss.login == "" {
 		return errAuthRequired
 	}
-	if !ss.l.beginData() {
-		return errShutdown
+	if !ss.l.BeginData(ss.tc) {
+		return smtpserver.ErrShuttingDown
 	}
-	defer ss.l.inData.Done()
-	if ss.tc != nil {
-		ss.tc.busy.Add(1)
-		defer ss.tc.busy.Add(-1)
-	}
+	defer ss.l.EndData(ss.tc)
 	s := ss.s
-	id := newID()
-	msg, err := readMessage(r, s.cfg.MaxSize, ss.size)
+	id := smtpserver.NewID()
+	msg, err := smtpserver.ReadMessage(r, s.cfg.MaxSize, ss.size)
 	if err != nil {
 		s.log.Info("submission: message not received", "id", id, "login", ss.login, "err", err)
 		return err
@@ -247,7 +228,7 @@ func (ss *session) Data(r io.Reader) error {
 				return se
 			}
 			s.log.Error("submission: local delivery failed", "id", id, "err", err)
-			return errTempFail
+			return smtpserver.ErrTempFail
 		}
 	}
 	if len(ss.remote) > 0 {
@@ -261,7 +242,7 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		if err := s.queue.PutOutbound(context.WithoutCancel(ctx), item); err != nil {
 			s.log.Error("submission: queueing failed", "id", id, "err", err)
-			return errTempFail
+			return smtpserver.ErrTempFail
 		}
 		s.kick()
 		id = item.ID
@@ -269,23 +250,6 @@ func (ss *session) Data(r io.Reader) error {
 	s.log.Info("submission: message accepted", "id", id, "login", ss.login,
 		"local", len(ss.local), "remote", len(ss.remote), "size", len(msg))
 	return nil
-}
-
-// readMessage reads at most max bytes, and one more to tell a message
-// that is too big. hint is the size the client announced.
-func readMessage(r io.Reader, max, hint int64) ([]byte, error) {
-	var buf bytes.Buffer
-	if hint > 0 && hint <= max {
-		buf.Grow(int(hint) + 512)
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
-	if errors.Is(err, smtp.ErrDataTooLarge) || n > max {
-		return nil, errTooBig
-	}
-	if err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
 }
 
 // checkFrom requires the message's From field to be the user's address,
@@ -310,12 +274,6 @@ func checkFrom(msg []byte, address string) error {
 		return errFromHeader
 	}
 	return nil
-}
-
-func newID() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // normDomain lowercases a domain and drops a final dot.

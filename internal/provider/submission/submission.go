@@ -6,19 +6,15 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
-	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
@@ -256,18 +252,20 @@ func (s *Submission) serve(ctx context.Context, ln net.Listener, implicit bool) 
 	// shutdown grace so a message in DATA is still stored.
 	hctx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardStop()
-	l := &listener{Listener: ln, s: s, sem: make(chan struct{}, s.cfg.MaxConnections), conns: map[*conn]struct{}{}}
+	l := smtpserver.NewListener(ln, smtpserver.ListenerConfig{
+		Name: "submission", MaxConnections: s.cfg.MaxConnections, Logger: s.log,
+	})
 	srv := smtp.NewServer(&backend{s: s, l: l, ctx: hctx})
 	srv.Domain = s.cfg.Hostname
 	// go-smtp refuses a message of exactly MaxMessageBytes, so it gets
-	// one byte more and readMessage enforces MaxSize exactly.
+	// one byte more and ReadMessage enforces MaxSize exactly.
 	srv.MaxMessageBytes = s.cfg.MaxSize + 1
 	srv.MaxRecipients = s.cfg.MaxRecipients
 	srv.MaxLineLength = maxLineLength
 	srv.ReadTimeout = ioTimeout
 	srv.WriteTimeout = ioTimeout
 	srv.AllowInsecureAuth = false
-	srv.ErrorLog = errorLog{s.log}
+	srv.ErrorLog = smtpserver.ErrorLog(s.log, "submission")
 	if !implicit {
 		srv.TLSConfig = s.cfg.TLSConfig
 	}
@@ -279,158 +277,34 @@ func (s *Submission) serve(ctx context.Context, ln net.Listener, implicit bool) 
 
 	var sl net.Listener = l
 	if implicit {
-		// TLS over our listener, so connOf finds our conn under it.
+		// TLS over our listener, so ConnOf finds our Conn under it.
 		sl = tls.NewListener(l, s.cfg.TLSConfig)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(sl) }()
 	select {
 	case err := <-errc:
-		l.closeAll()
+		l.CloseAll()
 		hardStop()
-		l.inData.Wait()
+		l.WaitData()
 		return err
 	case <-ctx.Done():
 	}
 	// Stop accepting, close the connections not in DATA, let those in
 	// DATA finish for up to shutdownGrace.
-	l.mu.Lock()
-	l.closed = true
-	l.mu.Unlock()
+	l.BeginShutdown()
 	_ = ln.Close()
 	deadline := time.Now().Add(shutdownGrace)
-	for l.closeIdle() > 0 && time.Now().Before(deadline) {
+	for l.CloseNotInData() > 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	hardStop()
 	_ = srv.Close()
-	l.closeAll()
+	l.CloseAll()
 	<-errc
-	l.inData.Wait()
+	l.WaitData()
 	s.log.Info("submission: stopped", "addr", ln.Addr().String())
 	return nil
-}
-
-// listener tracks the connections of one serve call.
-type listener struct {
-	net.Listener
-	s   *Submission
-	sem chan struct{}
-
-	mu     sync.Mutex
-	conns  map[*conn]struct{}
-	closed bool
-	inData sync.WaitGroup
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.sem <- struct{}{}:
-		default:
-			l.s.log.Warn("submission: too many connections", "remote", c.RemoteAddr().String())
-			go func() {
-				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				// With implicit TLS this goes out before the handshake
-				// and the client sees a TLS error; it retries either way.
-				_, _ = io.WriteString(c, "421 4.7.0 too many connections, try again later\r\n")
-				c.Close()
-			}()
-			continue
-		}
-		tc := &conn{Conn: c, l: l}
-		l.mu.Lock()
-		if l.closed {
-			l.mu.Unlock()
-			<-l.sem
-			c.Close()
-			return nil, net.ErrClosed
-		}
-		l.conns[tc] = struct{}{}
-		l.mu.Unlock()
-		return tc, nil
-	}
-}
-
-// beginData registers a transaction storing a message, unless the
-// listener is shutting down.
-func (l *listener) beginData() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.closed {
-		return false
-	}
-	l.inData.Add(1)
-	return true
-}
-
-// closeIdle closes the connections not in DATA and returns how many
-// connections are left.
-func (l *listener) closeIdle() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c := range l.conns {
-		if c.busy.Load() == 0 {
-			c.Conn.Close()
-		}
-	}
-	return len(l.conns)
-}
-
-func (l *listener) closeAll() {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.closed = true
-	for c := range l.conns {
-		c.Conn.Close()
-	}
-}
-
-// conn is one client connection.
-type conn struct {
-	net.Conn
-	l      *listener
-	busy   atomic.Int32 // inside Data
-	closed atomic.Bool
-}
-
-func (c *conn) Close() error {
-	err := c.Conn.Close()
-	if c.closed.CompareAndSwap(false, true) {
-		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		c.l.mu.Unlock()
-		<-c.l.sem
-	}
-	return err
-}
-
-// connOf finds our conn under what go-smtp holds (a *tls.Conn with TLS).
-func connOf(nc net.Conn) *conn {
-	for {
-		switch c := nc.(type) {
-		case *conn:
-			return c
-		case *tls.Conn:
-			nc = c.NetConn()
-		default:
-			return nil
-		}
-	}
-}
-
-type errorLog struct{ log *slog.Logger }
-
-func (e errorLog) Printf(format string, v ...any) {
-	e.log.Warn("submission: smtp server: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
-}
-
-func (e errorLog) Println(v ...any) {
-	e.log.Warn("submission: smtp server: " + strings.TrimSpace(fmt.Sprintln(v...)))
 }
 
 // kick wakes the queue worker.

@@ -1,0 +1,99 @@
+// Package smtpserver is the plumbing the provider's two SMTP servers,
+// the MX (internal/provider/mx) and the submission service
+// (internal/provider/submission), share around go-smtp: a listener that
+// limits connections and tracks them for a graceful shutdown, go-smtp's
+// error log on slog, the replies both give, and reading a message
+// within a size limit. What either server does with a message stays in
+// its own package.
+package smtpserver
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+)
+
+// Reply makes an SMTP reply.
+func Reply(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
+	return &smtp.SMTPError{Code: code, EnhancedCode: enh, Message: msg}
+}
+
+// Replies both servers give.
+var (
+	ErrShuttingDown = Reply(421, smtp.EnhancedCode{4, 3, 2}, "Service shutting down, try again later")
+	ErrTooBig       = Reply(552, smtp.EnhancedCode{5, 3, 4}, "Message too big")
+	ErrTempFail     = Reply(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
+)
+
+// ReadMessage reads at most max bytes, and one more to tell a message
+// that is too big (then it returns ErrTooBig). hint is the size the
+// client announced.
+func ReadMessage(r io.Reader, max, hint int64) ([]byte, error) {
+	var buf bytes.Buffer
+	if hint > 0 && hint <= max {
+		buf.Grow(int(hint) + 512)
+	}
+	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
+	if errors.Is(err, smtp.ErrDataTooLarge) || n > max {
+		return nil, ErrTooBig
+	}
+	if err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// NewID is a random message ID for the logs.
+func NewID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// FieldName is the name of the header field that line starts (RFC 5322
+// §3.6.8: printable ASCII but the colon; obsolete syntax allows blanks
+// before the colon), or "".
+func FieldName(line []byte) string {
+	i := 0
+	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
+		i++
+	}
+	if i == 0 {
+		return ""
+	}
+	j := i
+	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
+		j++
+	}
+	if j >= len(line) || line[j] != ':' {
+		return ""
+	}
+	return string(line[:i])
+}
+
+// ErrorLog takes go-smtp's internal errors (connection errors, a
+// recovered panic with its stack) to log, as warnings prefixed with
+// name (e.g. "mx: smtp server: ...").
+func ErrorLog(log *slog.Logger, name string) smtp.Logger {
+	return errorLog{log: log, name: name}
+}
+
+type errorLog struct {
+	log  *slog.Logger
+	name string
+}
+
+func (e errorLog) Printf(format string, v ...any) {
+	e.log.Warn(e.name + ": smtp server: " + strings.TrimSpace(fmt.Sprintf(format, v...)))
+}
+
+func (e errorLog) Println(v ...any) {
+	e.log.Warn(e.name + ": smtp server: " + strings.TrimSpace(fmt.Sprintln(v...)))
+}
