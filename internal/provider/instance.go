@@ -2,6 +2,8 @@ package provider
 
 import (
 	"context"
+	"crypto/rand"
+	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -38,6 +40,11 @@ func Open(dataDir string, cfg Config) (*Instance, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.FakeSecret == nil {
+		if cfg.FakeSecret, err = loadOrCreateSecret(filepath.Join(dataDir, "login-fake.key")); err != nil {
+			return nil, fmt.Errorf("provider: %w", err)
+		}
+	}
 	st, err := storage.OpenBolt(filepath.Join(dataDir, "leapd.db"))
 	if err != nil {
 		return nil, err
@@ -58,3 +65,23 @@ func (in *Instance) Run(ctx context.Context, ln net.Listener) error {
 
 // TLSFiles are the provider's CA and certificate.
 func (s *Server) TLSFiles() *TLSFiles { return s.tls }
+
+// loadOrCreateSecret reads a 32-byte secret from path, making it (0600)
+// on first use.
+func loadOrCreateSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) == 32 {
+		return b, nil
+	}
+	if err == nil {
+		return nil, fmt.Errorf("%s: not a 32-byte secret", path)
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, err
+	}
+	return b, os.WriteFile(path, b, 0o600)
+}

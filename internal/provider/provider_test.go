@@ -1377,3 +1377,38 @@ func TestChangesSinceTheLargestSequence(t *testing.T) {
 		t.Errorf("changes since %d: %d documents (%v), want none", uint64(math.MaxUint64), len(ch.Changes), docIDs(ch.Changes))
 	}
 }
+
+// TestUnknownLoginStableAcrossRestarts: the salts answered for an unknown
+// login are the same after leapd restarts, as a real user's are, so a
+// restart does not tell them apart.
+func TestUnknownLoginStableAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	salts := func() ([]byte, []byte) {
+		p := testenv.StartProvider(t, testenv.Options{Dir: dir})
+		defer p.Stop()
+		c := newStableClient(t, p)
+		resp, err := c.LoginStart(context.Background(), "no-such-user", bytes.Repeat([]byte{7}, 512))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.SRPSalt, resp.KDF.Salt
+	}
+	s1, k1 := salts()
+	s2, k2 := salts()
+	if !bytes.Equal(s1, s2) || !bytes.Equal(k1, k2) {
+		t.Fatal("an unknown login's salts changed across a restart")
+	}
+}
+
+func newStableClient(t *testing.T, p *testenv.Provider) *client.Client {
+	t.Helper()
+	pr, err := client.Bootstrap(context.Background(), p.URL, p.Fingerprint, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(pr, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -46,6 +46,11 @@ type Config struct {
 	LoginPerClient  int
 
 	Logger *slog.Logger
+	// FakeSecret keys the answers given for unknown logins (32 bytes).
+	// Kept across restarts (Open keeps it in the data directory), an
+	// unknown login's salts stay the same, like a real user's; empty
+	// means a random one for this process.
+	FakeSecret []byte
 }
 
 // Size limits of request bodies.
@@ -129,7 +134,9 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 		perClient:  newLimiter(cfg.LoginPerClient, time.Minute),
 		handshakes: map[string]*handshake{},
 	}
-	if _, err := rand.Read(s.fakeKey[:]); err != nil {
+	if len(cfg.FakeSecret) == len(s.fakeKey) {
+		copy(s.fakeKey[:], cfg.FakeSecret)
+	} else if _, err := rand.Read(s.fakeKey[:]); err != nil {
 		return nil, err
 	}
 	return s, nil
