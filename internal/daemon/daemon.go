@@ -334,7 +334,13 @@ func (d *Daemon) Logout(ctx context.Context, address string) error {
 	if a.Online() {
 		lerr = a.client.Logout(ctx)
 	}
-	return errors.Join(a.stop(), lerr)
+	// Logged out means locked: the local token no longer unlocks the
+	// account (the next login wraps the secret for it again).
+	a.mu.Lock()
+	a.meta.LocalWrap = nil
+	meta := a.meta
+	a.mu.Unlock()
+	return errors.Join(a.stop(), lerr, writeMeta(a.dir, &meta))
 }
 
 // ChangePassword re-wraps the storage secret for the new password and

@@ -347,3 +347,44 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatal("device B lacks the old key")
 	}
 }
+
+// TestLocalTokenUnlocksUntilLogout: after a restart of bitmaskd the mail
+// client's local token unlocks the account; after a logout it does not.
+func TestLocalTokenUnlocksUntilLogout(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	dir := t.TempDir()
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	addr := "lou@" + testenv.Domain
+	A, err := d.CreateUser(ctx(t), addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := A.LocalToken()
+	d.Close()
+
+	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	if _, err := d2.CheckLocal(ctx(t), addr, "wrong-token"); !errors.Is(err, daemon.ErrBadToken) {
+		t.Fatalf("wrong token: %v", err)
+	}
+	B, err := d2.CheckLocal(ctx(t), addr, tok)
+	if err != nil {
+		t.Fatalf("unlock with the local token: %v", err)
+	}
+	if !B.Online() {
+		t.Fatal("the provider session was not resumed")
+	}
+	if err := d2.Logout(ctx(t), addr); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d2.CheckLocal(ctx(t), addr, tok); !errors.Is(err, daemon.ErrBadToken) {
+		t.Fatalf("the token unlocked a logged-out account: %v", err)
+	}
+	// A login restores it, with the same token.
+	C, err := d2.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if C.LocalToken() != tok {
+		t.Fatal("the local token changed across a login")
+	}
+}

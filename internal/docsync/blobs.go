@@ -91,19 +91,22 @@ func (e *Engine) readBlobFile(id string) ([]byte, error) {
 
 // PutBlob stores plaintext as a blob and returns its id. Storing the same
 // content twice stores it once.
+//
+// The upload mark is set every time, also when the file exists: a crash
+// between writing a file and marking it must not leave a blob that never
+// reaches the provider (an upload of a blob it has is a no-op there).
 func (e *Engine) PutBlob(plaintext []byte) (string, error) {
 	id := e.BlobID(plaintext)
-	if e.HasBlob(id) {
-		return id, nil
+	if !e.HasBlob(id) {
+		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, plaintext)
+		if err != nil {
+			return "", err
+		}
+		if err := e.writeBlobFile(id, ct); err != nil {
+			return "", err
+		}
 	}
-	ct, err := seal.SealBlobBytes(&e.keys.Blob, id, plaintext)
-	if err != nil {
-		return "", err
-	}
-	if err := e.writeBlobFile(id, ct); err != nil {
-		return "", err
-	}
-	err = e.st.Update(func(tx *store.Tx) error { return tx.Put(bucketBlobPending, id, nil) })
+	err := e.st.Update(func(tx *store.Tx) error { return tx.Put(bucketBlobPending, id, nil) })
 	return id, err
 }
 
@@ -186,13 +189,15 @@ func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
 			return err
 		}
 	}
-	var ids []string // the blobs written now, to upload
+	// Every blob of the batch is marked for upload in the transaction of
+	// its documents, also when its file was already there (see PutBlob).
+	var ids []string
 	for _, pt := range blobs {
 		id := e.BlobID(pt)
+		ids = append(ids, id)
 		if e.HasBlob(id) {
 			continue
 		}
-		ids = append(ids, id)
 		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
 		if err != nil {
 			return err

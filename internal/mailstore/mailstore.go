@@ -652,6 +652,31 @@ func (s *Store) setFlagsIndex(origin any, m *msg, flags []string) error {
 	return s.setFlagsLocked(origin, m, flags)
 }
 
+// setFlagsManyLocked records new flags of many messages in one
+// transaction, then tells the watchers.
+func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	err := s.st.Update(func(tx *store.Tx) error {
+		for i, m := range ms {
+			v, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags[i]})
+			if err := tx.Put(bucketMsg, m.id, v); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, m := range ms {
+		m.flags = flags[i]
+		s.emitLocked(Event{Kind: EventFlags, Mailbox: m.mbox, Message: m.message(), Origin: origin})
+	}
+	return nil
+}
+
 func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
 	ms, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
 	if err := s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketMsg, m.id, ms) }); err != nil {

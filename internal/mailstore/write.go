@@ -248,31 +248,36 @@ func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op F
 		return nil, err
 	}
 	flags = normFlags(flags)
-	want := map[string][]string{}
-	ids := make([]string, 0, len(ms))
-	s.mu.Lock()
-	for _, m := range ms {
-		var nf []string
+	apply := func(cur []string) []string {
 		switch op {
 		case FlagsSet:
-			nf = slices.Clone(flags)
+			return slices.Clone(flags)
 		case FlagsAdd:
-			nf = normFlags(append(slices.Clone(m.flags), flags...))
-		case FlagsRemove:
-			nf = slices.DeleteFunc(slices.Clone(m.flags), func(f string) bool { return slices.Contains(flags, f) })
-		}
-		if !slices.Equal(nf, m.flags) {
-			want[m.id] = nf
-			ids = append(ids, m.id)
+			return normFlags(append(slices.Clone(cur), flags...))
+		default:
+			return slices.DeleteFunc(slices.Clone(cur), func(f string) bool { return slices.Contains(flags, f) })
 		}
 	}
-	s.mu.Unlock()
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.id
+	}
+	// The operation applies to each document as it is now (it may hold
+	// flags another device set that the index has not seen yet), not to
+	// the index's copy.
+	result := map[string][]string{}
 	err = s.docs.Modify(ids, func(id string, body []byte) ([]byte, bool, bool, error) {
 		var md messageDoc
 		if err := json.Unmarshal(body, &md); err != nil {
 			return nil, false, true, nil
 		}
-		md.Flags = want[id]
+		cur := normFlags(md.Flags)
+		nf := apply(cur)
+		result[id] = nf
+		if slices.Equal(nf, cur) {
+			return nil, false, true, nil
+		}
+		md.Flags = nf
 		nb, err := json.Marshal(md)
 		return nb, false, false, err
 	})
@@ -280,15 +285,21 @@ func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op F
 		return nil, err
 	}
 	origin := originOf(ctx)
-	out := make([]Message, 0, len(ms))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var changed []*msg
+	var newFlags [][]string
 	for _, m := range ms {
-		if nf, ok := want[m.id]; ok && s.byID[m.id] == m {
-			if err := s.setFlagsLocked(origin, m, nf); err != nil {
-				return nil, err
-			}
+		if nf, ok := result[m.id]; ok && s.byID[m.id] == m && !slices.Equal(nf, m.flags) {
+			changed = append(changed, m)
+			newFlags = append(newFlags, nf)
 		}
+	}
+	if err := s.setFlagsManyLocked(origin, changed, newFlags); err != nil {
+		return nil, err
+	}
+	out := make([]Message, 0, len(ms))
+	for _, m := range ms {
 		out = append(out, m.message())
 	}
 	return out, nil
@@ -323,23 +334,42 @@ func (s *Store) copyMove(ctx context.Context, src string, uids []uint32, dest st
 		if mm, err := s.Meta(m.id); err == nil {
 			meta = mm
 		}
-		md := messageDoc{Type: typeMessage, Mbox: dest, Blob: m.blob, Size: m.size, Date: m.date, Flags: slices.Clone(m.flags)}
-		body, _ := json.Marshal(md)
+		// Start from the document as it is (flags another device set
+		// may not be in the index yet), not from the index's copy.
+		md := messageDoc{Type: typeMessage, Blob: m.blob, Size: m.size, Date: m.date, Flags: slices.Clone(m.flags)}
+		if d, err := s.docs.Get(m.id); err == nil {
+			var cur messageDoc
+			if json.Unmarshal(d.Body, &cur) == nil && cur.Type == typeMessage {
+				md = cur
+			}
+		}
+		md.Mbox, md.Flags = dest, normFlags(md.Flags)
 		id := m.id
 		if move {
 			if m.mbox == dest {
 				continue
 			}
-			if err := s.docs.Put(id, body); err != nil {
+			err := s.docs.Modify([]string{id}, func(_ string, body []byte) ([]byte, bool, bool, error) {
+				var cur messageDoc
+				if err := json.Unmarshal(body, &cur); err != nil {
+					return nil, false, true, nil
+				}
+				cur.Mbox = dest
+				nb, err := json.Marshal(cur)
+				return nb, false, false, err
+			})
+			if err != nil {
 				return nil, nil, 0, err
 			}
 			if err := s.unindexOrigin(origin, m); err != nil {
 				return nil, nil, 0, err
 			}
 		} else {
+			var err error
 			if id, err = seal.RandomDocID(); err != nil {
 				return nil, nil, 0, err
 			}
+			body, _ := json.Marshal(md)
 			if err := s.docs.Put(id, body); err != nil {
 				return nil, nil, 0, err
 			}

@@ -269,7 +269,13 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 		}
 	}
 	if len(perm) > 0 {
-		o.bounce(ctx, it, failed, strings.Join(perm, "\n"))
+		if err := o.bounce(ctx, it, failed, strings.Join(perm, "\n")); err != nil {
+			// Without the report stored, the failure would go unseen:
+			// keep those recipients, and try (and bounce) again later.
+			o.cfg.Log.Error("outbox: storing a bounce; keeping the message", "err", err)
+			it.Pending = append(it.Pending, failed...)
+			tempErr = err
+		}
 	}
 	if len(it.Pending) == 0 {
 		if err := o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) }); err != nil {
@@ -280,9 +286,10 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	it.Attempts++
 	it.LastError = fmt.Sprint(tempErr)
 	if time.Since(it.Created) > o.cfg.GiveUp {
-		o.bounce(ctx, it, it.Pending, "gave up after "+o.cfg.GiveUp.String()+": "+it.LastError)
-		_ = o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) })
-		return
+		if err := o.bounce(ctx, it, it.Pending, "gave up after "+o.cfg.GiveUp.String()+": "+it.LastError); err == nil {
+			_ = o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) })
+			return
+		}
 	}
 	delay := o.cfg.RetryBase << min(it.Attempts-1, 7)
 	it.NextTry = time.Now().Add(min(delay, time.Hour)).UTC()
@@ -374,9 +381,9 @@ func (o *Outbox) signed(msg []byte, signer *openpgp.Entity) ([]byte, error) {
 }
 
 // bounce puts a delivery failure report in INBOX.
-func (o *Outbox) bounce(ctx context.Context, it *item, rcpts []string, why string) {
+func (o *Outbox) bounce(ctx context.Context, it *item, rcpts []string, why string) error {
 	if o.cfg.Mail == nil {
-		return
+		return nil
 	}
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "From: Mail Delivery System <MAILER-DAEMON@localhost>\r\n")
@@ -390,9 +397,8 @@ func (o *Outbox) bounce(ctx context.Context, it *item, rcpts []string, why strin
 	fmt.Fprintf(&b, "--bitmask-bounce\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n")
 	b.Write(it.Raw)
 	fmt.Fprintf(&b, "\r\n--bitmask-bounce--\r\n")
-	if _, _, err := o.cfg.Mail.Append(ctx, "INBOX", b.Bytes(), nil, time.Now()); err != nil {
-		o.cfg.Log.Error("outbox: storing a bounce", "err", err)
-	}
+	_, _, err := o.cfg.Mail.Append(ctx, "INBOX", b.Bytes(), nil, time.Now())
+	return err
 }
 
 // headerAddresses is the set of addresses in the named header fields.
