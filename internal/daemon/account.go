@@ -326,6 +326,13 @@ func (a *Account) stop() error {
 	cancel, stopped := a.cancel, a.stopped
 	a.mu.Unlock()
 	if cancel != nil {
+		// Let a sync in flight finish and push what is local (briefly),
+		// so a change the provider took is recorded as taken here too.
+		sctx, done := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := a.Docs.Sync(sctx); err != nil {
+			a.log.Info("last sync before stopping failed; changes stay queued locally", "err", err)
+		}
+		done()
 		cancel()
 		<-stopped
 	}

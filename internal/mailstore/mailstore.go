@@ -434,8 +434,49 @@ func (s *Store) applyGone(id string) {
 	}
 	s.mu.Unlock()
 	if gone != nil {
-		s.dropMailboxIndex(gone.name)
+		s.dropMailboxIndexIfGone(gone.name)
 	}
+}
+
+// dropMailboxIndexIfGone drops a mailbox's index only if its document is
+// still deleted when the drop happens: sync runs beside local calls, and
+// a mailbox deleted and made again here must keep its new index (and
+// UIDVALIDITY) whatever order the sync's notice arrives in.
+func (s *Store) dropMailboxIndexIfGone(name string) {
+	s.mu.Lock()
+	_, err := s.docs.Get(s.mailboxDocID(name))
+	mb := s.mboxes[name]
+	if err == nil || mb == nil {
+		s.mu.Unlock()
+		return
+	}
+	ms := make([]*msg, 0, len(mb.uids))
+	for _, u := range mb.uids {
+		ms = append(ms, mb.byUID[u])
+	}
+	err = s.st.Update(func(tx *store.Tx) error {
+		for _, m := range ms {
+			if err := tx.Delete(bucketMsg, m.id); err != nil {
+				return err
+			}
+			if err := tx.Delete(bucketMeta, m.id); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(bucketMbox, name)
+	})
+	if err != nil {
+		s.mu.Unlock()
+		s.log.Warn("mailstore: dropping a mailbox's index", "err", err)
+		return
+	}
+	for _, m := range ms {
+		delete(s.byID, m.id)
+		s.emitLocked(Event{Kind: EventExpunged, Mailbox: name, Message: m.message()})
+	}
+	delete(s.mboxes, name)
+	s.emitLocked(Event{Kind: EventMailboxes, Mailbox: name})
+	s.mu.Unlock()
 }
 
 func (s *Store) applyMailbox(md mailboxDoc) {
@@ -471,6 +512,14 @@ func nextUIDValidity(tx *store.Tx) (uint32, error) {
 }
 
 func (s *Store) indexMailbox(name, special string, subscribed bool) error {
+	// Under the lock from the check to the memory update: what is on disk
+	// and what sessions see must be the same UIDVALIDITY.
+	s.mu.Lock()
+	if mb, ok := s.mboxes[name]; ok {
+		mb.special, mb.subscribed = special, subscribed
+		s.mu.Unlock()
+		return nil
+	}
 	var st mboxState
 	err := s.st.Update(func(tx *store.Tx) error {
 		uv, err := nextUIDValidity(tx)
@@ -482,14 +531,12 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 		return tx.Put(bucketMbox, name, b)
 	})
 	if err != nil {
+		s.mu.Unlock()
 		return err
 	}
-	s.mu.Lock()
-	if _, ok := s.mboxes[name]; !ok {
-		s.mboxes[name] = &mbox{name: name, special: special, subscribed: subscribed, state: st, byUID: map[uint32]*msg{}}
-	}
+	s.mboxes[name] = &mbox{name: name, special: special, subscribed: subscribed, state: st, byUID: map[uint32]*msg{}}
+	s.emitLocked(Event{Kind: EventMailboxes, Mailbox: name})
 	s.mu.Unlock()
-	s.emit(Event{Kind: EventMailboxes, Mailbox: name})
 	return nil
 }
 
