@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -386,5 +388,68 @@ func TestLocalTokenUnlocksUntilLogout(t *testing.T) {
 	}
 	if C.LocalToken() != tok {
 		t.Fatal("the local token changed across a login")
+	}
+}
+
+// loseAnswers performs requests but, while lose is set, throws away the
+// answer to a push (the provider took it, the device never heard) and
+// then takes the device offline.
+type loseAnswers struct {
+	rt            http.RoundTripper
+	lose, offline *atomic.Bool
+}
+
+func (l loseAnswers) RoundTrip(r *http.Request) (*http.Response, error) {
+	if l.offline.Load() {
+		return nil, io.ErrUnexpectedEOF
+	}
+	resp, err := l.rt.RoundTrip(r)
+	if err == nil && l.lose.Load() && r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/docs") {
+		resp.Body.Close()
+		l.offline.Store(true)
+		return nil, io.ErrUnexpectedEOF
+	}
+	return resp, err
+}
+
+// TestLostPushAnswer: a deletion the provider took but whose answer was
+// lost comes back from the changes feed as the device's own, not as
+// someone else's deletion that would win over the device's later edit.
+func TestLostPushAnswer(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	var lose, offline atomic.Bool
+	a := testenv.NewDaemon(t, testenv.DaemonOptions{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+		return loseAnswers{rt, &lose, &offline}
+	}})
+	addr := "olga@" + testenv.Domain
+	A, err := a.CreateUser(ctx(t), addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	putNote(t, A, "phoenix", note{Type: "note", Text: "first life"})
+	waitSynced(t, A)
+	lose.Store(true)
+	if err := A.Docs.Delete("phoenix"); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the deletion at the provider", func() bool {
+		d, err := p.Store.Doc(context.Background(), "olga", "phoenix")
+		return err == nil && d.Deleted
+	})
+	// Offline since the lost answer: the device edits, then comes back.
+	lose.Store(false)
+	putNote(t, A, "phoenix", note{Type: "note", Text: "second life"})
+	offline.Store(false)
+	waitSynced(t, A)
+	if n, ok := getNote(A, "phoenix"); !ok || n.Text != "second life" {
+		t.Fatalf("the device's later edit lost to its own deletion: %+v %v", n, ok)
+	}
+	b := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	B, err := b.Login(ctx(t), addr, []byte(password), p.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, ok := getNote(B, "phoenix"); !ok || n.Text != "second life" {
+		t.Fatalf("another device sees %+v %v", n, ok)
 	}
 }

@@ -10,7 +10,9 @@
 package docsync
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -53,6 +55,52 @@ type record struct {
 	BaseDel bool   `json:"ad,omitempty"`
 	Dirty   bool   `json:"x,omitempty"` // local change not yet at the provider
 	Ver     uint64 `json:"v,omitempty"` // local edit counter
+	// Pushing is the revision sent and not yet answered: if the answer
+	// is lost (a crash, a cut connection), the provider's copy is
+	// recognised as ours when it comes back, not merged as someone
+	// else's (where a deletion of ours would win over our later edit).
+	Pushing *inflight `json:"p,omitempty"`
+}
+
+// inflight lists the attempts at pushing revision Rev (each attempt seals
+// anew, so any of them may be the one the provider kept).
+type inflight struct {
+	Rev      uint64    `json:"r"`
+	Attempts []attempt `json:"a"`
+}
+
+type attempt struct {
+	Hash []byte `json:"h"` // SHA-256 of the ciphertext sent
+	Ver  uint64 `json:"v"` // the local edit it carried
+}
+
+// matches reports whether d is one of our attempts, and its local edit.
+func (f *inflight) matches(d *api.Doc) (uint64, bool) {
+	if f == nil || d.Rev != f.Rev {
+		return 0, false
+	}
+	h := sha256.Sum256(d.Ciphertext)
+	for _, a := range f.Attempts {
+		if bytes.Equal(h[:], a.Hash) {
+			return a.Ver, true
+		}
+	}
+	return 0, false
+}
+
+// acknowledge records that the provider holds revision rev of ours (sent
+// at local edit ver, with body as its content).
+func (r *record) acknowledge(rev, ver uint64, deleted bool, body []byte) {
+	r.Pushing = nil
+	if r.Ver == ver {
+		r.Rev, r.Dirty, r.Base, r.BaseDel = rev, false, nil, false
+		if r.Deleted {
+			r.Body = nil
+		}
+		return
+	}
+	// Edited since: still dirty, now based on what the provider has.
+	r.Rev, r.Base, r.BaseDel = rev, body, deleted
 }
 
 // Remote is what the engine needs of the provider; *client.Client is it.
@@ -447,6 +495,13 @@ func (e *Engine) apply(tx *store.Tx, d *api.Doc) (bool, error) {
 	if d.Deleted {
 		body = nil
 	}
+	if r != nil {
+		if ver, ours := r.Pushing.matches(d); ours {
+			// Our own push, whose answer we never got.
+			r.acknowledge(d.Rev, ver, d.Deleted, body)
+			return false, putRecord(tx, d.ID, r)
+		}
+	}
 	if r == nil || !r.Dirty {
 		return true, putRecord(tx, d.ID, &record{Rev: d.Rev, Deleted: d.Deleted, Body: body})
 	}
@@ -521,6 +576,28 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 		for i := range batch {
 			docs[i] = batch[i].push
 		}
+		err = e.st.Update(func(tx *store.Tx) error {
+			for _, p := range batch {
+				r, err := getRecord(tx, p.id)
+				if err != nil || r == nil {
+					return err
+				}
+				h := sha256.Sum256(p.push.Ciphertext)
+				at := attempt{Hash: h[:], Ver: p.ver}
+				if r.Pushing != nil && r.Pushing.Rev == p.push.Rev {
+					r.Pushing.Attempts = append(r.Pushing.Attempts[max(0, len(r.Pushing.Attempts)-7):], at)
+				} else {
+					r.Pushing = &inflight{Rev: p.push.Rev, Attempts: []attempt{at}}
+				}
+				if err := putRecord(tx, p.id, r); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return total, err
+		}
 		resp, err := e.remote.Push(ctx, docs)
 		if err != nil {
 			return total, fmt.Errorf("docsync: push of %d documents: %w", len(docs), err)
@@ -543,21 +620,25 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 				}
 				switch res.Status {
 				case api.PushOK:
-					if r.Ver == p.ver {
-						r.Rev, r.Dirty, r.Base, r.BaseDel = p.push.Rev, false, nil, false
-						if r.Deleted {
-							r.Body = nil
-						}
-					} else {
-						// Edited while the push was in flight: still
-						// dirty, now based on what was pushed.
-						r.Rev, r.BaseDel = p.push.Rev, p.push.Deleted
-						r.Base = nil
-						if !p.push.Deleted {
-							r.Base, _ = seal.OpenDoc(e.key, e.user, p.id, p.push.Rev, false, p.push.Ciphertext)
+					var body []byte
+					if !p.push.Deleted && r.Ver != p.ver {
+						body, _ = seal.OpenDoc(e.key, e.user, p.id, p.push.Rev, false, p.push.Ciphertext)
+					}
+					r.acknowledge(p.push.Rev, p.ver, p.push.Deleted, body)
+				case api.PushConflict:
+					if cur := res.Current; cur != nil {
+						if ver, ours := r.Pushing.matches(cur); ours {
+							// The provider has an earlier attempt of ours
+							// whose answer was lost.
+							var body []byte
+							if !cur.Deleted {
+								body, _ = seal.OpenDoc(e.key, e.user, cur.ID, cur.Rev, false, cur.Ciphertext)
+							}
+							r.acknowledge(cur.Rev, ver, cur.Deleted, body)
+							break
 						}
 					}
-				case api.PushConflict:
+					r.Pushing = nil
 					conflicts++
 					if res.Current == nil {
 						// The provider has no such document (any

@@ -256,6 +256,9 @@ type DaemonOptions struct {
 	Offline func() bool
 	// WrapRelay sees every copy the device relays.
 	WrapRelay func(outbox.Relay) outbox.Relay
+	// WrapTransport wraps the device's HTTP transport to the provider
+	// (a test can lose answers with it).
+	WrapTransport func(http.RoundTripper) http.RoundTripper
 }
 
 // NewDaemon makes a bitmaskd with cheap Argon2id parameters.
@@ -276,13 +279,16 @@ func NewDaemon(t testing.TB, o DaemonOptions) *daemon.Daemon {
 
 func daemonConfig(t testing.TB, o DaemonOptions) daemon.Config {
 	co := client.Options{}
-	if o.Recorder != nil || o.Offline != nil {
+	if o.Recorder != nil || o.Offline != nil || o.WrapTransport != nil {
 		co.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 			if o.Recorder != nil {
 				rt = o.Recorder.Wrap(rt)
 			}
 			if o.Offline != nil {
 				rt = offlineRT{rt, o.Offline}
+			}
+			if o.WrapTransport != nil {
+				rt = o.WrapTransport(rt)
 			}
 			return rt
 		}
