@@ -20,6 +20,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/outbox"
+	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -334,13 +335,15 @@ func (d *Daemon) Logout(ctx context.Context, address string) error {
 	if a.Online() {
 		lerr = a.client.Logout(ctx)
 	}
+	// The session ended: forget it, so nothing resumes it.
+	serr := a.store.Update(func(tx *store.Tx) error { return tx.Delete(bucketAccount, keySession) })
 	// Logged out means locked: the local token no longer unlocks the
 	// account (the next login wraps the secret for it again).
 	a.mu.Lock()
 	a.meta.LocalWrap = nil
 	meta := a.meta
 	a.mu.Unlock()
-	return errors.Join(a.stop(), lerr, writeMeta(a.dir, &meta))
+	return errors.Join(serr, a.stop(), lerr, writeMeta(a.dir, &meta))
 }
 
 // ChangePassword re-wraps the storage secret for the new password and

@@ -453,3 +453,35 @@ func TestLostPushAnswer(t *testing.T) {
 		t.Fatalf("another device sees %+v %v", n, ok)
 	}
 }
+
+// TestOfflineLogin: with the provider unreachable, the password unlocks
+// the account from the wrapped secret kept on the device; a wrong one
+// does not; local changes wait and sync when the provider is back.
+func TestOfflineLogin(t *testing.T) {
+	dir := t.TempDir()
+	p := testenv.StartProvider(t, testenv.Options{Dir: dir})
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	addr := "pia@" + testenv.Domain
+	if _, err := d.CreateUser(ctx(t), addr, []byte(password), p.Ref(), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Logout(ctx(t), addr); err != nil {
+		t.Fatal(err)
+	}
+	p.Stop()
+	if _, err := d.Login(ctx(t), addr, []byte("not the password"), daemon.ProviderRef{}); !errors.Is(err, client.ErrWrongPassword) {
+		t.Fatalf("offline login with a wrong password: %v", err)
+	}
+	A, err := d.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{})
+	if err != nil {
+		t.Fatalf("offline login: %v", err)
+	}
+	if A.Online() {
+		t.Fatal("an offline login claims a provider session")
+	}
+	mustKey(t, A) // the key is there, from the local store
+	putNote(t, A, "offline", note{Type: "note", Text: "written while the provider was down"})
+	if st := A.Docs.Status(); st.Pending == 0 {
+		t.Fatal("the offline change is not queued")
+	}
+}
