@@ -438,27 +438,23 @@ func (d *Daemon) hContactKey(w http.ResponseWriter, r *http.Request) {
 }
 
 func (d *Daemon) hFetchKey(w http.ResponseWriter, r *http.Request) {
-	var req ContactRequest
-	if !readCtl(w, r, &req) {
-		return
-	}
-	a, ok := d.pickAccount(w, req.Address)
-	if !ok {
-		return
-	}
-	if _, err := a.discovery.Find(r.Context(), req.Contact); err != nil {
-		ctlErr(w, http.StatusNotFound, fmt.Errorf("no key found for %s: %w", req.Contact, err))
-		return
-	}
-	k, err := a.Contacts.Get(req.Contact)
-	if err != nil {
-		ctlErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	ctlJSON(w, http.StatusOK, contactKey(k))
+	d.contactAction(w, r, func(a *Account, req ContactRequest) (int, error) {
+		if _, err := a.discovery.Find(r.Context(), req.Contact); err != nil {
+			return http.StatusNotFound, fmt.Errorf("no key found for %s: %w", req.Contact, err)
+		}
+		return 0, nil
+	})
 }
 
 func (d *Daemon) hTrustKey(w http.ResponseWriter, r *http.Request) {
+	d.contactAction(w, r, func(a *Account, req ContactRequest) (int, error) {
+		return http.StatusBadRequest, a.Contacts.Trust(req.Contact, req.Fingerprint, "")
+	})
+}
+
+// contactAction reads a ContactRequest, runs act on the account, and
+// answers with the contact's key as it is then kept.
+func (d *Daemon) contactAction(w http.ResponseWriter, r *http.Request, act func(*Account, ContactRequest) (int, error)) {
 	var req ContactRequest
 	if !readCtl(w, r, &req) {
 		return
@@ -467,8 +463,8 @@ func (d *Daemon) hTrustKey(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.Contacts.Trust(req.Contact, req.Fingerprint, ""); err != nil {
-		ctlErr(w, http.StatusBadRequest, err)
+	if status, err := act(a, req); err != nil {
+		ctlErr(w, status, err)
 		return
 	}
 	k, err := a.Contacts.Get(req.Contact)
