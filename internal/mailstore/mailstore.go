@@ -134,9 +134,16 @@ const (
 	typeMessage = "message"
 
 	bucketMbox  = "mail-mbox"  // name -> mboxState
-	bucketMsg   = "mail-msg"   // doc id -> msgState
-	bucketMeta  = "mail-meta"  // doc id -> Indexer output
-	bucketState = "mail-state" // "uidvalidity" -> last UIDVALIDITY handed out
+	bucketState = "mail-state" // "uidvalidity" -> last UIDVALIDITY handed out; "slot" -> last slot
+	// Ordered buckets (store.PutSeq), by slot: a per-device number given
+	// to a message when it is indexed, so UID order is (nearly) file
+	// order and a FETCH over a mailbox reads neighbouring pages.
+	bucketMsg  = "mail-index"    // slot -> msgState
+	bucketMeta = "mail-metadata" // slot -> Indexer output
+
+	// The index before slots, keyed by document id; moved over at Open.
+	legacyMsg  = "mail-msg"
+	legacyMeta = "mail-meta"
 )
 
 // mboxState is the per-device state of a mailbox.
@@ -147,6 +154,7 @@ type mboxState struct {
 
 // msgState is the per-device index entry of a message.
 type msgState struct {
+	ID    string    `json:"i"`
 	Mbox  string    `json:"m"`
 	UID   uint32    `json:"u"`
 	Blob  string    `json:"b"`
@@ -167,10 +175,16 @@ type msg struct {
 	id    string
 	mbox  string
 	uid   uint32
+	slot  uint64
 	blob  string
 	size  int64
 	date  time.Time
 	flags []string
+}
+
+func (m *msg) state() []byte {
+	b, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: m.flags})
+	return b
 }
 
 func (m *msg) message() Message {
@@ -188,6 +202,7 @@ type Store struct {
 	mu       sync.Mutex
 	mboxes   map[string]*mbox // by name
 	byID     map[string]*msg
+	lastSlot uint64 // the last slot handed out
 	watchers map[string]map[*watcher]struct{}
 	work     chan []string
 	closed   chan struct{}
@@ -208,6 +223,9 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
 		watchers: map[string]map[*watcher]struct{}{},
 		work:     make(chan []string, 1024), closed: make(chan struct{}),
+	}
+	if err := s.migrate(); err != nil {
+		return nil, err
 	}
 	if err := s.load(); err != nil {
 		return nil, err
@@ -292,17 +310,21 @@ func (s *Store) load() error {
 		if err != nil {
 			return err
 		}
-		err = tx.ForEach(bucketMsg, func(id string, v []byte) error {
+		if v, err := tx.Get(bucketState, "slot"); err == nil && len(v) == 8 {
+			s.lastSlot = binary.BigEndian.Uint64(v)
+		}
+		err = tx.ForEachSeq(bucketMsg, func(slot uint64, v []byte) error {
 			var ms msgState
 			if err := json.Unmarshal(v, &ms); err != nil {
 				return fmt.Errorf("mailstore: index of message: %w", err)
 			}
+			s.lastSlot = max(s.lastSlot, slot)
 			mb := s.mboxes[ms.Mbox]
-			if mb == nil {
+			if mb == nil || s.byID[ms.ID] != nil {
 				return nil // reconciled below
 			}
-			m := &msg{id: id, mbox: ms.Mbox, uid: ms.UID, blob: ms.Blob, size: ms.Size, date: ms.Date, flags: ms.Flags}
-			s.byID[id] = m
+			m := &msg{id: ms.ID, mbox: ms.Mbox, uid: ms.UID, slot: slot, blob: ms.Blob, size: ms.Size, date: ms.Date, flags: ms.Flags}
+			s.byID[m.id] = m
 			mb.byUID[m.uid] = m
 			mb.uids = append(mb.uids, m.uid)
 			return nil
@@ -314,6 +336,66 @@ func (s *Store) load() error {
 			slices.Sort(mb.uids)
 		}
 		return nil
+	})
+}
+
+// migrate moves an index kept by document id (as written before slots)
+// to slots, in UID order within each mailbox, keeping every UID.
+func (s *Store) migrate() error {
+	return s.st.Update(func(tx *store.Tx) error {
+		if tx.Count(legacyMsg) == 0 {
+			return nil
+		}
+		type entry struct {
+			st   msgState
+			meta []byte
+		}
+		var all []entry
+		err := tx.ForEach(legacyMsg, func(id string, v []byte) error {
+			var ms msgState
+			if err := json.Unmarshal(v, &ms); err != nil {
+				return fmt.Errorf("mailstore: index of message: %w", err)
+			}
+			ms.ID = id
+			meta, err := tx.Get(legacyMeta, id)
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			all = append(all, entry{ms, meta})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		sort.Slice(all, func(i, j int) bool {
+			if all[i].st.Mbox != all[j].st.Mbox {
+				return all[i].st.Mbox < all[j].st.Mbox
+			}
+			return all[i].st.UID < all[j].st.UID
+		})
+		var slot uint64
+		if v, err := tx.Get(bucketState, "slot"); err == nil && len(v) == 8 {
+			slot = binary.BigEndian.Uint64(v)
+		}
+		for _, e := range all {
+			slot++
+			b, _ := json.Marshal(e.st)
+			if err := tx.PutSeq(bucketMsg, slot, b); err != nil {
+				return err
+			}
+			if e.meta != nil {
+				if err := tx.PutSeq(bucketMeta, slot, e.meta); err != nil {
+					return err
+				}
+			}
+		}
+		if err := putSlot(tx, slot); err != nil {
+			return err
+		}
+		if err := tx.DeleteBucket(legacyMsg); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(legacyMeta)
 	})
 }
 
@@ -456,10 +538,10 @@ func (s *Store) dropMailboxIndexIfGone(name string) {
 	}
 	err = s.st.Update(func(tx *store.Tx) error {
 		for _, m := range ms {
-			if err := tx.Delete(bucketMsg, m.id); err != nil {
+			if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
 				return err
 			}
-			if err := tx.Delete(bucketMeta, m.id); err != nil {
+			if err := tx.DeleteSeq(bucketMeta, m.slot); err != nil {
 				return err
 			}
 		}
@@ -593,21 +675,13 @@ func (s *Store) applyMessage(ctx context.Context, id string) error {
 		}
 		return nil
 	}
+	var meta []byte
 	if cur != nil {
+		// Moved: the content is the same, and so is its metadata.
+		meta, _ = s.Meta(id)
 		if err := s.unindex(cur); err != nil {
 			return err
 		}
-	}
-	var meta []byte
-	if err := s.st.View(func(tx *store.Tx) error {
-		v, err := tx.Get(bucketMeta, id)
-		meta = v
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		return err
-	}); err != nil {
-		return err
 	}
 	if meta == nil {
 		raw, err := s.docs.Blob(ctx, md.Blob)
@@ -635,7 +709,7 @@ func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, 
 	if m, ok := s.byID[id]; ok && m.mbox == md.Mbox {
 		return m, nil
 	}
-	m := &msg{id: id, mbox: md.Mbox, uid: mb.state.UIDNext, blob: md.Blob, size: md.Size, date: md.Date, flags: normFlags(md.Flags)}
+	m := &msg{id: id, mbox: md.Mbox, uid: mb.state.UIDNext, slot: s.lastSlot + 1, blob: md.Blob, size: md.Size, date: md.Date, flags: normFlags(md.Flags)}
 	st := mb.state
 	st.UIDNext++
 	err := s.st.Update(func(tx *store.Tx) error {
@@ -643,18 +717,15 @@ func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, 
 		if err := tx.Put(bucketMbox, mb.name, b); err != nil {
 			return err
 		}
-		ms, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: m.flags})
-		if err := tx.Put(bucketMsg, id, ms); err != nil {
+		if err := putMsg(tx, m, meta); err != nil {
 			return err
 		}
-		if meta != nil {
-			return tx.Put(bucketMeta, id, meta)
-		}
-		return nil
+		return putSlot(tx, m.slot)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.lastSlot = m.slot
 	mb.state = st
 	mb.byUID[m.uid] = m
 	mb.uids = append(mb.uids, m.uid) // UIDs only grow: stays sorted
@@ -667,12 +738,30 @@ func (s *Store) unindex(m *msg) error {
 	return s.unindexOrigin(nil, m)
 }
 
+// putMsg writes a message's index entry and metadata under its slot.
+func putMsg(tx *store.Tx, m *msg, meta []byte) error {
+	if err := tx.PutSeq(bucketMsg, m.slot, m.state()); err != nil {
+		return err
+	}
+	if meta != nil {
+		return tx.PutSeq(bucketMeta, m.slot, meta)
+	}
+	return nil
+}
+
+// putSlot records the last slot handed out.
+func putSlot(tx *store.Tx, slot uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], slot)
+	return tx.Put(bucketState, "slot", b[:])
+}
+
 func (s *Store) unindexOrigin(origin any, m *msg) error {
 	err := s.st.Update(func(tx *store.Tx) error {
-		if err := tx.Delete(bucketMsg, m.id); err != nil {
+		if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
 			return err
 		}
-		return tx.Delete(bucketMeta, m.id)
+		return tx.DeleteSeq(bucketMeta, m.slot)
 	})
 	if err != nil {
 		return err
@@ -707,8 +796,8 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 	}
 	err := s.st.Update(func(tx *store.Tx) error {
 		for i, m := range ms {
-			v, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags[i]})
-			if err := tx.Put(bucketMsg, m.id, v); err != nil {
+			v, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags[i]})
+			if err := tx.PutSeq(bucketMsg, m.slot, v); err != nil {
 				return err
 			}
 		}
@@ -725,8 +814,8 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 }
 
 func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
-	ms, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
-	if err := s.st.Update(func(tx *store.Tx) error { return tx.Put(bucketMsg, m.id, ms) }); err != nil {
+	ms, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
+	if err := s.st.Update(func(tx *store.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
 		return err
 	}
 	m.flags = flags
@@ -824,9 +913,15 @@ func (s *Store) Raw(ctx context.Context, id string) ([]byte, error) {
 
 // Meta is what the Indexer computed for a message.
 func (s *Store) Meta(id string) ([]byte, error) {
+	s.mu.Lock()
+	m := s.byID[id]
+	s.mu.Unlock()
+	if m == nil {
+		return nil, ErrNoMessage
+	}
 	var meta []byte
 	err := s.st.View(func(tx *store.Tx) error {
-		v, err := tx.Get(bucketMeta, id)
+		v, err := tx.GetSeq(bucketMeta, m.slot)
 		meta = v
 		return err
 	})
@@ -840,9 +935,20 @@ func (s *Store) Meta(id string) ([]byte, error) {
 // entry is nil for a message without.
 func (s *Store) MetaMany(ids []string) ([][]byte, error) {
 	out := make([][]byte, len(ids))
+	slots := make([]uint64, len(ids))
+	s.mu.Lock()
+	for i, id := range ids {
+		if m := s.byID[id]; m != nil {
+			slots[i] = m.slot
+		}
+	}
+	s.mu.Unlock()
 	err := s.st.View(func(tx *store.Tx) error {
-		for i, id := range ids {
-			v, err := tx.Get(bucketMeta, id)
+		for i, slot := range slots {
+			if slot == 0 {
+				continue
+			}
+			v, err := tx.GetSeq(bucketMeta, slot)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}

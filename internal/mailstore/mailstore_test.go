@@ -3,6 +3,7 @@ package mailstore_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
@@ -198,5 +200,114 @@ func TestUIDsStableAcrossRestart(t *testing.T) {
 	}
 	if i, _ := ms2.Mailbox("Archive"); i.UIDValidity <= archiveUV {
 		t.Fatalf("UIDVALIDITY reused: %d after %d", i.UIDValidity, archiveUV)
+	}
+}
+
+// TestLegacyIndexMigrates: an index kept by document id (as bitmaskd
+// wrote it before slots) is moved to slots at Open, with every UID, flag
+// and metadata kept.
+func TestLegacyIndexMigrates(t *testing.T) {
+	ctx := context.Background()
+	p := testenv.StartProvider(t, testenv.Options{})
+	dir := t.TempDir()
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	addr := "olga@" + testenv.Domain
+	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms := open(t, A)
+	for i := range 6 {
+		if _, _, err := ms.Append(ctx, "INBOX", msg(fmt.Sprint(i)), []string{`\Flagged`}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, _, err := ms.Move(ctx, "INBOX", []uint32{2, 4}, "Archive"); err != nil {
+		t.Fatal(err)
+	}
+	before := map[string][]mailstore.Message{}
+	metas := map[string][]byte{}
+	for _, mb := range []string{"INBOX", "Archive"} {
+		before[mb], _ = ms.Messages(mb)
+		for _, m := range before[mb] {
+			metas[m.ID], _ = ms.Meta(m.ID)
+		}
+	}
+	path, keys := A.StorePath(), A.Keys()
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// Write the index back in the old form.
+	st, err := store.Open(path, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = st.Update(func(tx *store.Tx) error {
+		type entry struct {
+			id   string
+			st   []byte
+			meta []byte
+		}
+		var all []entry
+		err := tx.ForEachSeq("mail-index", func(slot uint64, v []byte) error {
+			var ms struct {
+				ID string `json:"i"`
+			}
+			if err := json.Unmarshal(v, &ms); err != nil {
+				return err
+			}
+			meta, _ := tx.GetSeq("mail-metadata", slot)
+			all = append(all, entry{ms.ID, v, meta})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, e := range all {
+			if err := tx.Put("mail-msg", e.id, e.st); err != nil {
+				return err
+			}
+			if err := tx.Put("mail-meta", e.id, e.meta); err != nil {
+				return err
+			}
+		}
+		if err := tx.DeleteBucket("mail-index"); err != nil {
+			return err
+		}
+		return tx.DeleteBucket("mail-metadata")
+	})
+	st.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	A2, err := d2.Login(ctx, addr, []byte(password), p.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms2 := open(t, A2)
+	for _, mb := range []string{"INBOX", "Archive"} {
+		after, _ := ms2.Messages(mb)
+		if fmt.Sprint(after) != fmt.Sprint(before[mb]) {
+			t.Fatalf("%s after migration:\n%v\nwas\n%v", mb, after, before[mb])
+		}
+		for _, m := range after {
+			if meta, err := ms2.Meta(m.ID); err != nil || !bytes.Equal(meta, metas[m.ID]) {
+				t.Fatalf("metadata of %s: %v", m.ID, err)
+			}
+		}
+	}
+	_ = A2.Store().View(func(tx *store.Tx) error {
+		if n := tx.Count("mail-msg") + tx.Count("mail-meta"); n != 0 {
+			t.Fatalf("%d entries left in the old buckets", n)
+		}
+		return nil
+	})
+	// New messages get slots after the migrated ones.
+	if _, _, err := ms2.Append(ctx, "INBOX", msg("new"), nil, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := ms2.Messages("INBOX"); len(got) != len(before["INBOX"])+1 {
+		t.Fatalf("after append: %v", got)
 	}
 }

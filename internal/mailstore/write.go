@@ -517,31 +517,31 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		return nil, ErrNoMailbox
 	}
 	st := mb.state
+	slot := s.lastSlot
 	var added []*msg
 	err := s.st.Update(func(tx *store.Tx) error {
 		for _, p := range todo {
 			if _, ok := s.byID[p.id]; ok {
 				continue
 			}
-			m := &msg{id: p.id, mbox: mbox, uid: st.UIDNext, blob: p.md.Blob, size: p.md.Size, date: p.md.Date, flags: p.md.Flags}
+			slot++
+			m := &msg{id: p.id, mbox: mbox, uid: st.UIDNext, slot: slot, blob: p.md.Blob, size: p.md.Size, date: p.md.Date, flags: p.md.Flags}
 			st.UIDNext++
-			ms, _ := json.Marshal(msgState{Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: m.flags})
-			if err := tx.Put(bucketMsg, p.id, ms); err != nil {
+			if err := putMsg(tx, m, p.meta); err != nil {
 				return err
-			}
-			if p.meta != nil {
-				if err := tx.Put(bucketMeta, p.id, p.meta); err != nil {
-					return err
-				}
 			}
 			added = append(added, m)
 		}
 		b, _ := json.Marshal(st)
-		return tx.Put(bucketMbox, mbox, b)
+		if err := tx.Put(bucketMbox, mbox, b); err != nil {
+			return err
+		}
+		return putSlot(tx, slot)
 	})
 	if err != nil {
 		return nil, err
 	}
+	s.lastSlot = slot
 	mb.state = st
 	for _, m := range added {
 		mb.byUID[m.uid] = m

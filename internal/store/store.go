@@ -12,9 +12,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -26,7 +28,12 @@ var ErrNotFound = errors.New("store: not found")
 type Store struct {
 	db      *bolt.DB
 	keys    *seal.Keys
-	buckets sync.Map // logical bucket name -> opaque name
+	buckets sync.Map     // logical bucket name -> opaque name
+	reads   atomic.Int64 // values read since the map was last released
+
+	mu     sync.Mutex
+	timer  *time.Timer
+	closed bool
 }
 
 // Open opens (creating) the store at path with the keys derived from the
@@ -40,7 +47,15 @@ func Open(path string, keys *seal.Keys) (*Store, error) {
 }
 
 // Close closes the file.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+	s.mu.Unlock()
+	return s.db.Close()
+}
 
 // Path is the file's path.
 func (s *Store) Path() string { return s.db.Path() }
@@ -53,13 +68,67 @@ type Tx struct {
 
 // View runs fn in a read-only transaction.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error { return fn(&Tx{s: s, tx: tx}) })
+	return s.db.View(func(tx *bolt.Tx) error {
+		t := &Tx{s: s, tx: tx}
+		err := fn(t)
+		t.done()
+		return err
+	})
 }
 
 // Update runs fn in a read-write transaction, committed (and synced to
 // disk) when fn returns nil.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error { return fn(&Tx{s: s, tx: tx}) })
+	return s.db.Update(func(tx *bolt.Tx) error {
+		t := &Tx{s: s, tx: tx}
+		err := fn(t)
+		t.done()
+		return err
+	})
+}
+
+// The file is read through bbolt's memory map, and what a read touches
+// stays mapped (see release). After a transaction that read many values
+// the mapped pages are handed back once reads pause for releaseIdle; a
+// long walk hands them back every releaseEvery values as it goes, so a
+// scan of any size keeps a bounded part of the file mapped.
+const (
+	releaseAfter = 1024
+	releaseEvery = 65536
+	releaseIdle  = 500 * time.Millisecond
+)
+
+// read counts a value read; a long walk releases as it goes.
+func (t *Tx) read() {
+	if t.s.reads.Add(1)%releaseEvery == 0 {
+		release(t.tx)
+	}
+}
+
+// done schedules a release when enough was read since the last one.
+func (t *Tx) done() {
+	if t.s.reads.Load() < releaseAfter {
+		return
+	}
+	t.s.mu.Lock()
+	defer t.s.mu.Unlock()
+	if t.s.closed {
+		return
+	}
+	if t.s.timer == nil {
+		t.s.timer = time.AfterFunc(releaseIdle, t.s.release)
+	} else {
+		t.s.timer.Reset(releaseIdle)
+	}
+}
+
+// release hands the mapped pages back now.
+func (s *Store) release() {
+	_ = s.db.View(func(tx *bolt.Tx) error {
+		s.reads.Store(0)
+		release(tx)
+		return nil
+	})
 }
 
 func (t *Tx) bucketName(bucket string) []byte {
@@ -90,6 +159,7 @@ func (t *Tx) Get(bucket, key string) ([]byte, error) {
 	if v == nil {
 		return nil, ErrNotFound
 	}
+	t.read()
 	_, val, err := t.open(bname, k, v)
 	return val, err
 }
@@ -145,6 +215,7 @@ func (t *Tx) ForEach(bucket string, fn func(key string, value []byte) error) err
 		return nil
 	}
 	return b.ForEach(func(k, v []byte) error {
+		t.read()
 		key, val, err := t.open(bname, k, v)
 		if err != nil {
 			return err
@@ -160,4 +231,98 @@ func (t *Tx) Count(bucket string) int {
 		return 0
 	}
 	return b.Stats().KeyN
+}
+
+// Ordered buckets. A bucket written with PutSeq is keyed by a number the
+// caller hands out (a local counter), stored as 8 big-endian bytes, so
+// its entries lie in that order in the file: a walk in counter order
+// reads neighbouring pages, and appends fill pages instead of splitting
+// them. Such a key tells only the order in which this device wrote the
+// entries; the bucket's name is opaque and its values sealed as in any
+// other bucket, with the bucket and the number as associated data.
+
+func seqKey(n uint64) []byte {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], n)
+	return k[:]
+}
+
+// PutSeq stores value under number n in an ordered bucket.
+func (t *Tx) PutSeq(bucket string, n uint64, value []byte) error {
+	bname := t.bucketName(bucket)
+	b, err := t.tx.CreateBucketIfNotExists(bname)
+	if err != nil {
+		return err
+	}
+	k := seqKey(n)
+	if last, _ := b.Cursor().Last(); last == nil || binary.BigEndian.Uint64(last) < n {
+		b.FillPercent = 1 // appending: fill the last page
+	}
+	ct, err := seal.SealValue(&t.s.keys.Local, t.ad(bname, k), value)
+	if err != nil {
+		return err
+	}
+	return b.Put(k, ct)
+}
+
+// GetSeq returns the value under number n, or ErrNotFound.
+func (t *Tx) GetSeq(bucket string, n uint64) ([]byte, error) {
+	bname := t.bucketName(bucket)
+	b := t.tx.Bucket(bname)
+	if b == nil {
+		return nil, ErrNotFound
+	}
+	k := seqKey(n)
+	v := b.Get(k)
+	if v == nil {
+		return nil, ErrNotFound
+	}
+	t.read()
+	return t.openSeq(bname, k, v)
+}
+
+func (t *Tx) openSeq(bname, k, v []byte) ([]byte, error) {
+	pt, err := seal.OpenValue(&t.s.keys.Local, t.ad(bname, k), v)
+	if err != nil {
+		return nil, fmt.Errorf("store: a value failed authentication (tampered file or wrong key): %w", err)
+	}
+	return pt, nil
+}
+
+// DeleteSeq removes number n from an ordered bucket.
+func (t *Tx) DeleteSeq(bucket string, n uint64) error {
+	b := t.tx.Bucket(t.bucketName(bucket))
+	if b == nil {
+		return nil
+	}
+	return b.Delete(seqKey(n))
+}
+
+// ForEachSeq calls fn for every entry of an ordered bucket, in order.
+func (t *Tx) ForEachSeq(bucket string, fn func(n uint64, value []byte) error) error {
+	bname := t.bucketName(bucket)
+	b := t.tx.Bucket(bname)
+	if b == nil {
+		return nil
+	}
+	return b.ForEach(func(k, v []byte) error {
+		if len(k) != 8 {
+			return errors.New("store: malformed key in an ordered bucket")
+		}
+		t.read()
+		val, err := t.openSeq(bname, k, v)
+		if err != nil {
+			return err
+		}
+		return fn(binary.BigEndian.Uint64(k), val)
+	})
+}
+
+// DeleteBucket removes a bucket and everything in it.
+func (t *Tx) DeleteBucket(bucket string) error {
+	err := t.tx.DeleteBucket(t.bucketName(bucket))
+	if errors.Is(err, berrors.ErrBucketNotFound) {
+		return nil
+	}
+	return err
 }

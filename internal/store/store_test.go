@@ -5,6 +5,8 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -123,4 +125,107 @@ func TestValuesCannotMove(t *testing.T) {
 		return nil
 	})
 	s.Close()
+}
+
+// TestOrderedBuckets: PutSeq keeps entries in number order, values are
+// sealed to their number, and a released map reads the same.
+func TestOrderedBuckets(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := keys(t)
+	s, err := Open(path, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Update(func(tx *Tx) error {
+		for _, n := range []uint64{5, 1, 300, 2, 70000} {
+			if err := tx.PutSeq("ordered", n, []byte("value "+strconv.FormatUint(n, 10))); err != nil {
+				return err
+			}
+		}
+		return tx.DeleteSeq("ordered", 2)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.release()
+	var got []uint64
+	err = s.View(func(tx *Tx) error {
+		if v, err := tx.GetSeq("ordered", 300); err != nil || string(v) != "value 300" {
+			t.Fatalf("GetSeq: %q %v", v, err)
+		}
+		if _, err := tx.GetSeq("ordered", 2); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("deleted: %v", err)
+		}
+		return tx.ForEachSeq("ordered", func(n uint64, v []byte) error {
+			if string(v) != "value "+strconv.FormatUint(n, 10) {
+				t.Fatalf("%d: %q", n, v)
+			}
+			got = append(got, n)
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []uint64{1, 5, 300, 70000}) {
+		t.Fatalf("order: %v", got)
+	}
+	// A value moved to another number fails authentication.
+	err = s.db.Update(func(btx *bolt.Tx) error {
+		b := btx.Bucket((&Tx{s: s, tx: btx}).bucketName("ordered"))
+		return b.Put(seqKey(6), bytes.Clone(b.Get(seqKey(5))))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.View(func(tx *Tx) error {
+		if _, err := tx.GetSeq("ordered", 6); err == nil {
+			t.Fatal("a moved value was accepted")
+		}
+		return nil
+	})
+	if err := s.Update(func(tx *Tx) error { return tx.DeleteBucket("ordered") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.DeleteBucket("ordered") }); err != nil {
+		t.Fatalf("deleting a missing bucket: %v", err)
+	}
+}
+
+// TestReleaseKeepsReading: reads that cross the release points (during a
+// walk and after it) see every value.
+func TestReleaseKeepsReading(t *testing.T) {
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), keys(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	const n = releaseEvery + 100
+	err = s.Update(func(tx *Tx) error {
+		for i := range uint64(n) {
+			if err := tx.PutSeq("big", i+1, bytes.Repeat([]byte{byte(i)}, 100)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		count := 0
+		err = s.View(func(tx *Tx) error {
+			return tx.ForEachSeq("big", func(i uint64, v []byte) error {
+				if len(v) != 100 || v[0] != byte(i-1) {
+					t.Fatalf("entry %d: %x", i, v[:1])
+				}
+				count++
+				return nil
+			})
+		})
+		if err != nil || count != n {
+			t.Fatalf("walk: %d %v", count, err)
+		}
+	}
 }

@@ -1,0 +1,8 @@
+//go:build !linux
+
+package store
+
+import bolt "go.etcd.io/bbolt"
+
+// release is a no-op where the map is not handed back (see release_linux.go).
+func release(*bolt.Tx) {}
