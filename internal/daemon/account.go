@@ -148,6 +148,12 @@ func (d *Daemon) openAccount(dir string, meta *accountMeta, c *client.Client, se
 		d: d, dir: dir, meta: *meta, client: c, keys: k, store: st, log: log, online: online,
 	}
 	a.Docs = docsync.New(st, c, k, meta.Address, log)
+	// Keys are looked up on every send and every incoming page: found by
+	// an index, not by reading every document (mail included).
+	if err := a.Docs.IndexTypes(docTypeOwnKey, keymanager.DocType); err != nil {
+		st.Close()
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -379,7 +385,7 @@ type KeyDoc struct {
 // OwnKeys returns the user's own keys, newest first.
 func (a *Account) OwnKeys() ([]KeyDoc, error) {
 	var out []KeyDoc
-	err := a.Docs.ForEach(func(d *docsync.Doc) error {
+	err := a.Docs.ForEachType(docTypeOwnKey, func(d *docsync.Doc) error {
 		var k KeyDoc
 		if json.Unmarshal(d.Body, &k) == nil && k.Type == docTypeOwnKey {
 			out = append(out, k)

@@ -213,7 +213,7 @@ func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
 			}
 		}
 		for _, d := range docs {
-			if err := writeTx(tx, d.ID, d.Body, false); err != nil {
+			if err := e.writeTx(tx, d.ID, d.Body, false); err != nil {
 				return err
 			}
 		}

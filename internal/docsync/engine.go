@@ -17,8 +17,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/api"
@@ -29,11 +31,14 @@ import (
 
 // Buckets of the local store used here.
 const (
-	bucketDocs  = "docs"
-	bucketState = "sync-state"
-	keySeq      = "seq"
-	pageSize    = 1000
-	pushBatch   = 500
+	bucketDocs    = "docs"
+	bucketDirty   = "docs-dirty" // id -> nothing: documents waiting to be pushed
+	bucketState   = "sync-state"
+	keySeq        = "seq"
+	keyTypes      = "type-index:" // + type: docs-type:<type> is kept
+	keyDirtyIndex = "dirty-index" // docs-dirty is kept
+	pageSize      = 1000
+	pushBatch     = 500
 )
 
 // ErrNotFound is returned for a missing or deleted document.
@@ -141,6 +146,9 @@ type Engine struct {
 	status   Status
 	onChange []func(ids []string)
 	onEvent  []func(api.Event)
+	types    []string // indexed document types
+
+	dirtyReady atomic.Bool // docs-dirty checked to exist
 }
 
 // OnEvent registers fn to be called with every event of the provider's
@@ -203,12 +211,218 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 	return &r, nil
 }
 
-func putRecord(tx *store.Tx, id string, r *record) error {
+// putRecord writes a record and keeps the local indexes in step with it:
+// the documents waiting to be pushed, and the documents of each indexed
+// type (see IndexTypes).
+func (e *Engine) putRecord(tx *store.Tx, id string, r *record) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
 	}
-	return tx.Put(bucketDocs, id, v)
+	if err := tx.Put(bucketDocs, id, v); err != nil {
+		return err
+	}
+	if r.needsPush() {
+		err = tx.Put(bucketDirty, id, nil)
+	} else {
+		err = tx.Delete(bucketDirty, id)
+	}
+	if err != nil {
+		return err
+	}
+	return e.indexType(tx, id, r)
+}
+
+func (e *Engine) indexType(tx *store.Tx, id string, r *record) error {
+	e.mu.Lock()
+	types := e.types
+	e.mu.Unlock()
+	t := ""
+	if !r.Deleted {
+		t = docType(r.Body)
+	}
+	for _, it := range types {
+		var err error
+		if it == t {
+			err = tx.Put(typeBucket(it), id, nil)
+		} else {
+			err = tx.Delete(typeBucket(it), id)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// needsPush: a local change the provider has not taken yet (a document
+// made and deleted before it ever reached the provider has nothing to
+// tell).
+func (r *record) needsPush() bool { return r.Dirty && !(r.Deleted && r.Rev == 0) }
+
+// docType is the "type" member of a document body, if it has one.
+func docType(body []byte) string {
+	var head struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(body, &head) != nil {
+		return ""
+	}
+	return head.Type
+}
+
+func typeBucket(t string) string { return "docs-type:" + t }
+
+// errStop ends a walk early.
+var errStop = errors.New("stop")
+
+// IndexTypes keeps a local index of the live documents whose body has
+// one of these "type" members, so ForEachType finds them without reading
+// every document (an account has a few keys among 100,000 messages). A
+// type's index is built once (one pass over the documents) and kept from
+// then on by every write of an engine that indexes the type, so call it
+// before the engine writes: before the first sync.
+func (e *Engine) IndexTypes(types ...string) error {
+	e.mu.Lock()
+	var add []string
+	for _, t := range types {
+		if !slices.Contains(e.types, t) && !slices.Contains(add, t) {
+			add = append(add, t)
+		}
+	}
+	e.mu.Unlock()
+	if len(add) == 0 {
+		return nil
+	}
+	err := e.st.Update(func(tx *store.Tx) error {
+		var build []string
+		for _, t := range add {
+			if _, err := tx.Get(bucketState, keyTypes+t); errors.Is(err, store.ErrNotFound) {
+				build = append(build, t)
+			} else if err != nil {
+				return err
+			}
+		}
+		if len(build) == 0 {
+			return nil
+		}
+		e.log.Info("building the local index of document types", "types", build)
+		var ids, kinds []string
+		err := tx.ForEach(bucketDocs, func(id string, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("docsync: local record %s: %w", id, err)
+			}
+			if t := docType(r.Body); !r.Deleted && slices.Contains(build, t) {
+				ids, kinds = append(ids, id), append(kinds, t)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for i, id := range ids {
+			if err := tx.Put(typeBucket(kinds[i]), id, nil); err != nil {
+				return err
+			}
+		}
+		for _, t := range build {
+			if err := tx.Put(bucketState, keyTypes+t, []byte{1}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	for _, t := range add {
+		if !slices.Contains(e.types, t) {
+			e.types = append(e.types, t)
+		}
+	}
+	e.mu.Unlock()
+	return nil
+}
+
+// ForEachType calls fn with every live document of an indexed type.
+func (e *Engine) ForEachType(t string, fn func(*Doc) error) error {
+	e.mu.Lock()
+	indexed := slices.Contains(e.types, t)
+	e.mu.Unlock()
+	if !indexed {
+		return fmt.Errorf("docsync: documents of type %q are not indexed", t)
+	}
+	var docs []*Doc
+	err := e.st.View(func(tx *store.Tx) error {
+		var ids []string
+		err := tx.ForEach(typeBucket(t), func(id string, _ []byte) error {
+			ids = append(ids, id)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			r, err := getRecord(tx, id)
+			if err != nil {
+				return err
+			}
+			if r != nil && !r.Deleted && docType(r.Body) == t {
+				docs = append(docs, &Doc{ID: id, Rev: r.Rev, Body: r.Body})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		if err := fn(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ensureDirtyIndex builds the index of documents waiting to be pushed
+// for a store written before it existed (one pass, once).
+func (e *Engine) ensureDirtyIndex() error {
+	if e.dirtyReady.Load() {
+		return nil
+	}
+	err := e.st.Update(func(tx *store.Tx) error {
+		if _, err := tx.Get(bucketState, keyDirtyIndex); err == nil {
+			return nil
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		var ids []string
+		err := tx.ForEach(bucketDocs, func(id string, v []byte) error {
+			var r record
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("docsync: local record %s: %w", id, err)
+			}
+			if r.needsPush() {
+				ids = append(ids, id)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, id := range ids {
+			if err := tx.Put(bucketDirty, id, nil); err != nil {
+				return err
+			}
+		}
+		return tx.Put(bucketState, keyDirtyIndex, []byte{1})
+	})
+	if err == nil {
+		e.dirtyReady.Store(true)
+	}
+	return err
 }
 
 // Put writes a document locally; it is pushed by the next sync.
@@ -231,7 +445,7 @@ func (e *Engine) PutBatch(docs []Doc) error {
 	}
 	err := e.st.Update(func(tx *store.Tx) error {
 		for _, d := range docs {
-			if err := writeTx(tx, d.ID, d.Body, false); err != nil {
+			if err := e.writeTx(tx, d.ID, d.Body, false); err != nil {
 				return err
 			}
 		}
@@ -260,7 +474,7 @@ func (e *Engine) write(id string, body []byte, del bool) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	err := e.st.Update(func(tx *store.Tx) error { return writeTx(tx, id, body, del) })
+	err := e.st.Update(func(tx *store.Tx) error { return e.writeTx(tx, id, body, del) })
 	if err != nil {
 		return err
 	}
@@ -268,7 +482,7 @@ func (e *Engine) write(id string, body []byte, del bool) error {
 	return nil
 }
 
-func writeTx(tx *store.Tx, id string, body []byte, del bool) error {
+func (e *Engine) writeTx(tx *store.Tx, id string, body []byte, del bool) error {
 	r, err := getRecord(tx, id)
 	if err != nil {
 		return err
@@ -287,7 +501,7 @@ func writeTx(tx *store.Tx, id string, body []byte, del bool) error {
 	}
 	r.Body, r.Deleted, r.Dirty = body, del, true
 	r.Ver++
-	return putRecord(tx, id, r)
+	return e.putRecord(tx, id, r)
 }
 
 // Modify reads, changes and writes back documents in one local
@@ -312,7 +526,7 @@ func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody [
 			if keep {
 				continue
 			}
-			if err := writeTx(tx, id, nb, del); err != nil {
+			if err := e.writeTx(tx, id, nb, del); err != nil {
 				return err
 			}
 			changed = true
@@ -361,14 +575,12 @@ func (e *Engine) ForEach(fn func(*Doc) error) error {
 // Status reports sync progress and health.
 func (e *Engine) Status() Status {
 	pending := 0
+	if err := e.ensureDirtyIndex(); err != nil {
+		e.log.Warn("docsync: indexing local changes", "err", err)
+	}
 	_ = e.st.View(func(tx *store.Tx) error {
-		return tx.ForEach(bucketDocs, func(id string, v []byte) error {
-			var r record
-			if json.Unmarshal(v, &r) == nil && r.Dirty {
-				pending++
-			}
-			return nil
-		})
+		pending = tx.Count(bucketDirty)
+		return nil
 	})
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -499,14 +711,14 @@ func (e *Engine) apply(tx *store.Tx, d *api.Doc) (bool, error) {
 		if ver, ours := r.Pushing.matches(d); ours {
 			// Our own push, whose answer we never got.
 			r.acknowledge(d.Rev, ver, d.Deleted, body)
-			return false, putRecord(tx, d.ID, r)
+			return false, e.putRecord(tx, d.ID, r)
 		}
 	}
 	if r == nil || !r.Dirty {
-		return true, putRecord(tx, d.ID, &record{Rev: d.Rev, Deleted: d.Deleted, Body: body})
+		return true, e.putRecord(tx, d.ID, &record{Rev: d.Rev, Deleted: d.Deleted, Body: body})
 	}
 	e.merge(r, d.Rev, d.Deleted, body)
-	return true, putRecord(tx, d.ID, r)
+	return true, e.putRecord(tx, d.ID, r)
 }
 
 // merge folds a remote revision into a dirty local record: deletion wins,
@@ -533,6 +745,9 @@ type pending struct {
 }
 
 func (e *Engine) push(ctx context.Context) (int, error) {
+	if err := e.ensureDirtyIndex(); err != nil {
+		return 0, err
+	}
 	if err := e.pushBlobs(ctx); err != nil {
 		return 0, err
 	}
@@ -540,21 +755,24 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 	for {
 		var batch []pending
 		err := e.st.View(func(tx *store.Tx) error {
-			return tx.ForEach(bucketDocs, func(id string, v []byte) error {
-				if len(batch) >= pushBatch {
-					return nil
+			var ids []string
+			err := tx.ForEach(bucketDirty, func(id string, _ []byte) error {
+				if len(ids) >= pushBatch {
+					return errStop
 				}
-				var r record
-				if err := json.Unmarshal(v, &r); err != nil {
-					return fmt.Errorf("docsync: local record %s: %w", id, err)
+				ids = append(ids, id)
+				return nil
+			})
+			if err != nil && err != errStop {
+				return err
+			}
+			for _, id := range ids {
+				r, err := getRecord(tx, id)
+				if err != nil {
+					return err
 				}
-				if !r.Dirty {
-					return nil
-				}
-				if r.Deleted && r.Rev == 0 {
-					// Created and deleted before it ever reached
-					// the provider: nothing to tell.
-					return nil
+				if r == nil || !r.needsPush() {
+					continue
 				}
 				ct, err := seal.SealDoc(e.key, e.user, id, r.Rev+1, r.Deleted, r.Body)
 				if err != nil {
@@ -563,8 +781,8 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 				batch = append(batch, pending{id: id, ver: r.Ver, push: api.DocPush{
 					ID: id, BaseRev: r.Rev, Rev: r.Rev + 1, Deleted: r.Deleted, Ciphertext: ct,
 				}})
-				return nil
-			})
+			}
+			return nil
 		})
 		if err != nil {
 			return total, err
@@ -589,7 +807,7 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 				} else {
 					r.Pushing = &inflight{Rev: p.push.Rev, Attempts: []attempt{at}}
 				}
-				if err := putRecord(tx, p.id, r); err != nil {
+				if err := e.putRecord(tx, p.id, r); err != nil {
 					return err
 				}
 			}
@@ -662,7 +880,7 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 				default:
 					return fmt.Errorf("docsync: unknown push status %q", res.Status)
 				}
-				if err := putRecord(tx, p.id, r); err != nil {
+				if err := e.putRecord(tx, p.id, r); err != nil {
 					return err
 				}
 			}

@@ -97,7 +97,8 @@ type Key struct {
 	Updated     time.Time `json:"updated"`
 }
 
-const docType = "openpgp-contact-key"
+// DocType is the type of a contact key document.
+const DocType = "openpgp-contact-key"
 
 // ErrNoKey means no key is known for the address.
 var ErrNoKey = errors.New("keymanager: no key known")
@@ -133,7 +134,7 @@ func (m *Manager) Get(address string) (*Key, error) {
 		return nil, err
 	}
 	var k Key
-	if err := json.Unmarshal(d.Body, &k); err != nil || k.Type != docType {
+	if err := json.Unmarshal(d.Body, &k); err != nil || k.Type != DocType {
 		return nil, fmt.Errorf("keymanager: malformed key document for %s", address)
 	}
 	return &k, nil
@@ -152,9 +153,12 @@ func (m *Manager) Entity(address string) (*openpgp.Entity, *Key, error) {
 // List returns every contact key.
 func (m *Manager) List() ([]Key, error) {
 	var out []Key
-	err := m.docs.ForEach(func(d *docsync.Doc) error {
+	if err := m.docs.IndexTypes(DocType); err != nil {
+		return nil, err
+	}
+	err := m.docs.ForEachType(DocType, func(d *docsync.Doc) error {
 		var k Key
-		if json.Unmarshal(d.Body, &k) == nil && k.Type == docType {
+		if json.Unmarshal(d.Body, &k) == nil && k.Type == DocType {
 			out = append(out, k)
 		}
 		return nil
@@ -184,7 +188,7 @@ func (m *Manager) Learn(address, armored string, level Level, source string) (bo
 	}
 	fpr := keys.Fingerprint(e)
 	cand := Key{
-		Type: docType, Address: address, Fingerprint: fpr, Armored: armored, Level: level, Source: source,
+		Type: DocType, Address: address, Fingerprint: fpr, Armored: armored, Level: level, Source: source,
 		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Updated: now.UTC(),
 	}
 	cur, err := m.Get(address)

@@ -192,7 +192,7 @@ func TestFirstKeyIsKeptAtItsLevel(t *testing.T) {
 		ents[addr] = e
 		f.learn(t, addr, arm, lv.l, "autocrypt")
 		k := f.want(t, addr, e, lv.l)
-		if k.Address != addr || k.Source != "autocrypt" || k.Type != docType {
+		if k.Address != addr || k.Source != "autocrypt" || k.Type != DocType {
 			t.Errorf("%s: stored %+v", addr, k)
 		}
 		if !k.Created.Equal(e.PrimaryKey.CreationTime) {
@@ -788,7 +788,7 @@ func TestLevels(t *testing.T) {
 		if err := json.Unmarshal(js, &back); err != nil || back != lv.l {
 			t.Errorf("json round trip of %v: %v, %v", lv.l, back, err)
 		}
-		k := Key{Type: docType, Address: "x@example.org", Level: lv.l}
+		k := Key{Type: DocType, Address: "x@example.org", Level: lv.l}
 		kj, err := json.Marshal(k)
 		if err != nil {
 			t.Fatal(err)
