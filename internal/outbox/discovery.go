@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -34,6 +35,48 @@ type Discovery struct {
 	// the system's roots; nil turns WKD off.
 	WKD *http.Client
 	Now func() time.Time
+	// MissTTL is how long an address that had no key at nicknym and WKD
+	// is not asked for again (default 10 minutes): a message that
+	// arrives from it, or a send to it, does not go to the network each
+	// time. A key learned locally (Autocrypt, import) is found at once.
+	MissTTL time.Duration
+
+	mu     sync.Mutex
+	misses map[string]time.Time // address -> when it is asked again
+}
+
+// maxMisses bounds the remembered misses; past it, expired ones go, and
+// if none has, all do.
+const maxMisses = 10_000
+
+func (d *Discovery) missed(address string, now time.Time) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	until, ok := d.misses[address]
+	return ok && now.Before(until)
+}
+
+func (d *Discovery) remember(address string, now time.Time) {
+	ttl := d.MissTTL
+	if ttl <= 0 {
+		ttl = 10 * time.Minute
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.misses == nil {
+		d.misses = map[string]time.Time{}
+	}
+	if len(d.misses) >= maxMisses {
+		for a, until := range d.misses {
+			if !now.Before(until) {
+				delete(d.misses, a)
+			}
+		}
+		if len(d.misses) >= maxMisses {
+			clear(d.misses)
+		}
+	}
+	d.misses[address] = now.Add(ttl)
 }
 
 // Find returns a usable key for address, or ErrNoKey.
@@ -44,8 +87,15 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		now = d.Now()
 	}
 	_, domain, _ := strings.Cut(address, "@")
-	if e, k, err := d.Keys.Entity(address); err == nil && usable(e, now) && (k.Level >= keymanager.ProviderTrust || domain != d.ProviderDomain) {
-		return e, nil
+	cached, k, err := d.Keys.Entity(address)
+	if err == nil && usable(cached, now) && (k.Level >= keymanager.ProviderTrust || domain != d.ProviderDomain) {
+		return cached, nil
+	}
+	if d.missed(address, now) {
+		if err == nil && usable(cached, now) {
+			return cached, nil
+		}
+		return nil, ErrNoKey
 	}
 	if d.Nicknym != nil && domain == d.ProviderDomain {
 		armored, err := d.Nicknym(ctx, address)
@@ -74,7 +124,12 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 			// treat lookup failures as "no key there".
 		}
 	}
-	if e, _, err := d.Keys.Entity(address); err == nil && usable(e, now) {
+	e, k, err := d.Keys.Entity(address)
+	if err != nil || !usable(e, now) || (k.Level < keymanager.ProviderTrust && domain == d.ProviderDomain) {
+		// Nothing better than what we had: do not ask again soon.
+		d.remember(address, now)
+	}
+	if err == nil && usable(e, now) {
 		return e, nil
 	}
 	return nil, ErrNoKey

@@ -1,0 +1,145 @@
+package outbox_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/keymanager"
+	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/outbox"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+)
+
+// wkdServer serves one key by Web Key Directory for every domain (the
+// client dials it whatever the host) and counts the lookups.
+func wkdServer(t *testing.T, withKey string, key []byte) (*http.Client, *atomic.Int32) {
+	t.Helper()
+	var hits atomic.Int32
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/.well-known/openpgpkey/") {
+			http.NotFound(w, r)
+			return
+		}
+		if strings.HasSuffix(r.URL.Path, "/policy") {
+			return
+		}
+		hits.Add(1)
+		if r.URL.Query().Get("l") != withKey {
+			http.NotFound(w, r)
+			return
+		}
+		_, _ = w.Write(key)
+	}))
+	t.Cleanup(srv.Close)
+	addr := srv.Listener.Addr().String()
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		// The test server's certificate names no WKD host.
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	return hc, &hits
+}
+
+// TestDiscoveryRemembersMisses: a key found by WKD is kept and not looked
+// up again; an address with no key anywhere is not asked for again until
+// the miss expires; a key learned meanwhile is found at once.
+func TestDiscoveryRemembersMisses(t *testing.T) {
+	ctx := context.Background()
+	p := testenv.StartProvider(t, testenv.Options{})
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	A, err := d.CreateUser(ctx, "kim@"+testenv.Domain, []byte("correct horse battery staple"), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	e, err := keys.Generate("ana@wkd.example", time.Hour*24*365, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw strings.Builder
+	if err := e.Serialize(&raw); err != nil {
+		t.Fatal(err)
+	}
+	hc, hits := wkdServer(t, "ana", []byte(raw.String()))
+	var nick atomic.Int32
+	km := keymanager.New(A.Docs, A.Keys())
+	clock := now
+	disc := &outbox.Discovery{
+		Keys: km, ProviderDomain: testenv.Domain, WKD: hc,
+		Nicknym: func(ctx context.Context, addr string) (string, error) {
+			nick.Add(1)
+			kr, err := A.Client().LookupKey(ctx, addr)
+			if err != nil {
+				return "", err
+			}
+			return kr.OpenPGP, nil
+		},
+		Now: func() time.Time { return clock },
+	}
+	// Found by WKD, then from the cache.
+	for range 2 {
+		got, err := disc.Find(ctx, "Ana@wkd.example")
+		if err != nil || keys.Fingerprint(got) != keys.Fingerprint(e) {
+			t.Fatalf("find by WKD: %v", err)
+		}
+	}
+	if n := hits.Load(); n != 1 {
+		t.Fatalf("%d WKD lookups for one key", n)
+	}
+	// No key at WKD (both methods asked): asked again only once the miss
+	// has expired.
+	if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+		t.Fatalf("no key: %v", err)
+	}
+	after := hits.Load()
+	if after == 1 {
+		t.Fatal("WKD was not asked")
+	}
+	for range 2 {
+		if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+			t.Fatalf("no key: %v", err)
+		}
+	}
+	if n := hits.Load(); n != after {
+		t.Fatalf("WKD asked again for a remembered miss: %d lookups, then %d", after, n)
+	}
+	clock = clock.Add(11 * time.Minute)
+	if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+		t.Fatalf("no key: %v", err)
+	}
+	if n := hits.Load(); n == after {
+		t.Fatal("WKD not asked after the miss expired")
+	}
+	// No such user at the provider: nicknym asked once.
+	for range 3 {
+		if _, err := disc.Find(ctx, "nobody@"+testenv.Domain); !errors.Is(err, outbox.ErrNoKey) {
+			t.Fatalf("nicknym miss: %v", err)
+		}
+	}
+	if n := nick.Load(); n != 1 {
+		t.Fatalf("%d nicknym lookups, want 1", n)
+	}
+	// A key learned meanwhile (say from Autocrypt) is found despite the
+	// remembered miss.
+	e2, err := keys.Generate("bob@wkd.example", time.Hour*24*365, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	arm, _ := keys.ArmorPublic(e2)
+	if _, err := km.Learn("bob@wkd.example", arm, keymanager.WeakChain, "autocrypt"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := disc.Find(ctx, "bob@wkd.example"); err != nil || keys.Fingerprint(got) != keys.Fingerprint(e2) {
+		t.Fatalf("learned key: %v", err)
+	}
+}
