@@ -41,3 +41,4 @@ row "IMAP 100k: 1,000 FETCH BODY.PEEK[] (ms)" "$(metric BenchmarkIMAP100k 1000-s
 row "IMAP 100k: SEARCH BODY (ms)" "$(metric BenchmarkIMAP100k search-body-ms)" "reported"
 row "IMAP 100k: daemon RSS (MB)" "$(metric BenchmarkIMAP100k daemon-rss-MB)" "< 250"
 row "IMAP 100k: daemon anonymous memory (MB)" "$(metric BenchmarkIMAP100k daemon-anon-MB)" ""
+row "IMAP 100k: daemon peak RSS (MB)" "$(metric BenchmarkIMAP100k daemon-peak-rss-MB)" "reported"

@@ -145,6 +145,17 @@ func BenchmarkIMAP100k(b *testing.B) {
 			}
 		}
 		b.Logf("filled %d messages in %v", n, time.Since(fill))
+		// Measured synced, as a device with this mailbox would be: the
+		// daemon under test has nothing to push.
+		offline.Store(false)
+		synced := time.Now()
+		if err := a.Docs.Sync(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		if st := a.Docs.Status(); st.Pending != 0 {
+			b.Fatalf("%d documents still to push", st.Pending)
+		}
+		b.Logf("pushed them to the provider in %v", time.Since(synced))
 		token = a.LocalToken()
 		d.Close()
 	}
@@ -233,16 +244,17 @@ func BenchmarkIMAP100k(b *testing.B) {
 	b.ReportMetric(per(rawEnv), "raw-fetch-envelope-ms")
 	b.ReportMetric(per(rawBS), "raw-fetch-bodystructure-ms")
 	b.ReportMetric(per(search), "search-body-ms")
-	rss, anon := procRSS(pr.cmd.Process.Pid)
+	rss, anon, peak := procRSS(pr.cmd.Process.Pid)
 	b.ReportMetric(float64(rss)/1024, "daemon-rss-MB")
 	b.ReportMetric(float64(anon)/1024, "daemon-anon-MB")
+	b.ReportMetric(float64(peak)/1024, "daemon-peak-rss-MB")
 }
 
-// procRSS is a process's VmRSS and RssAnon in KiB.
-func procRSS(pid int) (rss, anon int) {
+// procRSS is a process's VmRSS, RssAnon and VmHWM (peak RSS) in KiB.
+func procRSS(pid int) (rss, anon, peak int) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	for _, l := range strings.Split(string(b), "\n") {
 		k, v, ok := strings.Cut(l, ":")
@@ -255,9 +267,11 @@ func procRSS(pid int) (rss, anon int) {
 			rss = n
 		case "RssAnon":
 			anon = n
+		case "VmHWM":
+			peak = n
 		}
 	}
-	return rss, anon
+	return rss, anon, peak
 }
 
 // BenchmarkSend: through the local SMTP to the provider, 10 KB messages
