@@ -31,8 +31,11 @@ import (
 
 // Buckets of the local store used here.
 const (
-	bucketDocs    = "docs"
-	bucketDirty   = "docs-dirty" // id -> nothing: documents waiting to be pushed
+	bucketDocs  = "docs"
+	bucketDirty = "docs-dirty" // id -> nothing: documents waiting to be pushed
+	// id -> nothing: content changed (here or by a pull) and not yet
+	// Taken by the consumer of changes (the mail store).
+	bucketChanged = "docs-changed"
 	bucketState   = "sync-state"
 	keySeq        = "seq"
 	keyTypes      = "type-index:" // + type: docs-type:<type> is kept
@@ -249,6 +252,37 @@ func (e *Engine) indexType(tx *store.Tx, id string, r *record) error {
 			err = tx.Delete(typeBucket(it), id)
 		}
 		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// journal records, in the transaction that changes a document's
+// content, that its consumer has yet to take the change (see Changed).
+func journal(tx *store.Tx, id string) error { return tx.Put(bucketChanged, id, nil) }
+
+// Changed lists the documents whose content changed (written locally or
+// pulled) and that were not marked Taken since. The mail store, the one
+// consumer of changes, takes them in the transaction that updates its
+// index, so a crash between a document's commit and its indexing leaves
+// the document here, and a restart applies what is listed instead of
+// reading every document.
+func (e *Engine) Changed() ([]string, error) {
+	var ids []string
+	err := e.st.View(func(tx *store.Tx) error {
+		return tx.ForEach(bucketChanged, func(id string, _ []byte) error {
+			ids = append(ids, id)
+			return nil
+		})
+	})
+	return ids, err
+}
+
+// Taken marks changes as taken by the consumer, in its transaction.
+func Taken(tx *store.Tx, ids ...string) error {
+	for _, id := range ids {
+		if err := tx.Delete(bucketChanged, id); err != nil {
 			return err
 		}
 	}
@@ -501,6 +535,9 @@ func (e *Engine) writeTx(tx *store.Tx, id string, body []byte, del bool) error {
 	}
 	r.Body, r.Deleted, r.Dirty = body, del, true
 	r.Ver++
+	if err := journal(tx, id); err != nil {
+		return err
+	}
 	return e.putRecord(tx, id, r)
 }
 
@@ -714,6 +751,9 @@ func (e *Engine) apply(tx *store.Tx, d *api.Doc) (bool, error) {
 			return false, e.putRecord(tx, d.ID, r)
 		}
 	}
+	if err := journal(tx, d.ID); err != nil {
+		return false, err
+	}
 	if r == nil || !r.Dirty {
 		return true, e.putRecord(tx, d.ID, &record{Rev: d.Rev, Deleted: d.Deleted, Body: body})
 	}
@@ -877,6 +917,9 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 					}
 					e.merge(r, cur.Rev, cur.Deleted, body)
 					merged = append(merged, p.id)
+					if err := journal(tx, p.id); err != nil {
+						return err
+					}
 				default:
 					return fmt.Errorf("docsync: unknown push status %q", res.Status)
 				}

@@ -209,7 +209,9 @@ type Store struct {
 	wg       sync.WaitGroup
 }
 
-// Open loads the index, reconciles it with the documents, creates the
+// Open loads the index, applies the document changes it has not taken
+// yet (docsync.Changed; a full reconcile for a store from before that
+// list), creates the
 // special mailboxes when missing, and follows sync.
 func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexer, log *slog.Logger) (*Store, error) {
 	if log == nil {
@@ -245,9 +247,9 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 	})
 	s.wg.Add(1)
 	go s.worker()
-	// Documents that arrived while we were not running (or whose
-	// indexing was cut short) are reconciled now.
-	if err := s.reconcileAll(); err != nil {
+	// Documents that changed while we were not running, or whose
+	// indexing was cut short, are applied now.
+	if err := s.catchUp(); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -321,9 +323,9 @@ func (s *Store) load() error {
 			s.lastSlot = max(s.lastSlot, slot)
 			mb := s.mboxes[ms.Mbox]
 			if mb == nil || s.byID[ms.ID] != nil {
-				return nil // reconciled below
+				return nil // applied by catchUp
 			}
-			m := &msg{id: ms.ID, mbox: ms.Mbox, uid: ms.UID, slot: slot, blob: ms.Blob, size: ms.Size, date: ms.Date, flags: ms.Flags}
+			m := &msg{id: ms.ID, mbox: mb.name, uid: ms.UID, slot: slot, blob: ms.Blob, size: ms.Size, date: ms.Date, flags: ms.Flags}
 			s.byID[m.id] = m
 			mb.byUID[m.uid] = m
 			mb.uids = append(mb.uids, m.uid)
@@ -396,6 +398,41 @@ func (s *Store) migrate() error {
 			return err
 		}
 		return tx.DeleteBucket(legacyMeta)
+	})
+}
+
+// catchUp applies the changes docsync lists as not taken yet (see
+// docsync.Changed): what was pulled or written before a crash or a stop
+// cut its indexing short. A store indexed before that list existed is
+// reconciled in full, once.
+func (s *Store) catchUp() error {
+	ids, err := s.docs.Changed()
+	if err != nil {
+		return err
+	}
+	var journaled bool
+	if err := s.st.View(func(tx *store.Tx) error {
+		_, err := tx.Get(bucketState, "journal")
+		journaled = err == nil
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	}); err != nil {
+		return err
+	}
+	if journaled {
+		s.apply(context.Background(), ids)
+		return nil
+	}
+	if err := s.reconcileAll(); err != nil {
+		return err
+	}
+	return s.st.Update(func(tx *store.Tx) error {
+		if err := docsync.Taken(tx, ids...); err != nil {
+			return err
+		}
+		return tx.Put(bucketState, "journal", []byte{1})
 	})
 }
 
@@ -492,10 +529,23 @@ func (s *Store) apply(ctx context.Context, ids []string) {
 			msgs = append(msgs, id)
 		}
 	}
+	failed := map[string]bool{}
 	for _, id := range msgs {
 		if err := s.applyMessage(ctx, id); err != nil {
 			s.log.Warn("mailstore: indexing a message", "err", err)
+			failed[id] = true
 		}
+	}
+	// What was applied (or needed nothing) is taken; what failed stays
+	// listed for the next start.
+	done := make([]string, 0, len(ids))
+	for _, id := range ids {
+		if !failed[id] {
+			done = append(done, id)
+		}
+	}
+	if err := s.st.Update(func(tx *store.Tx) error { return docsync.Taken(tx, done...) }); err != nil {
+		s.log.Warn("mailstore: recording applied changes", "err", err)
 	}
 }
 
@@ -544,6 +594,12 @@ func (s *Store) dropMailboxIndexIfGone(name string) {
 			if err := tx.DeleteSeq(bucketMeta, m.slot); err != nil {
 				return err
 			}
+			if err := docsync.Taken(tx, m.id); err != nil {
+				return err
+			}
+		}
+		if err := docsync.Taken(tx, s.mailboxDocID(name)); err != nil {
+			return err
 		}
 		return tx.Delete(bucketMbox, name)
 	})
@@ -610,6 +666,9 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 		}
 		st = mboxState{UIDValidity: uv, UIDNext: 1}
 		b, _ := json.Marshal(st)
+		if err := docsync.Taken(tx, s.mailboxDocID(name)); err != nil {
+			return err
+		}
 		return tx.Put(bucketMbox, name, b)
 	})
 	if err != nil {
@@ -635,7 +694,12 @@ func (s *Store) dropMailboxIndex(name string) {
 	for _, m := range ms {
 		_ = s.unindex(m)
 	}
-	_ = s.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketMbox, name) })
+	_ = s.st.Update(func(tx *store.Tx) error {
+		if err := docsync.Taken(tx, s.mailboxDocID(name)); err != nil {
+			return err
+		}
+		return tx.Delete(bucketMbox, name)
+	})
 	s.mu.Lock()
 	delete(s.mboxes, name)
 	s.mu.Unlock()
@@ -709,7 +773,7 @@ func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, 
 	if m, ok := s.byID[id]; ok && m.mbox == md.Mbox {
 		return m, nil
 	}
-	m := &msg{id: id, mbox: md.Mbox, uid: mb.state.UIDNext, slot: s.lastSlot + 1, blob: md.Blob, size: md.Size, date: md.Date, flags: normFlags(md.Flags)}
+	m := &msg{id: id, mbox: mb.name, uid: mb.state.UIDNext, slot: s.lastSlot + 1, blob: md.Blob, size: md.Size, date: md.Date, flags: normFlags(md.Flags)}
 	st := mb.state
 	st.UIDNext++
 	err := s.st.Update(func(tx *store.Tx) error {
@@ -718,6 +782,9 @@ func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, 
 			return err
 		}
 		if err := putMsg(tx, m, meta); err != nil {
+			return err
+		}
+		if err := docsync.Taken(tx, id); err != nil {
 			return err
 		}
 		return putSlot(tx, m.slot)
@@ -761,6 +828,9 @@ func (s *Store) unindexOrigin(origin any, m *msg) error {
 		if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
 			return err
 		}
+		if err := docsync.Taken(tx, m.id); err != nil {
+			return err
+		}
 		return tx.DeleteSeq(bucketMeta, m.slot)
 	})
 	if err != nil {
@@ -800,6 +870,9 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 			if err := tx.PutSeq(bucketMsg, m.slot, v); err != nil {
 				return err
 			}
+			if err := docsync.Taken(tx, m.id); err != nil {
+				return err
+			}
 		}
 		return nil
 	})
@@ -815,7 +888,13 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 
 func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
 	ms, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
-	if err := s.st.Update(func(tx *store.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
+	err := s.st.Update(func(tx *store.Tx) error {
+		if err := docsync.Taken(tx, m.id); err != nil {
+			return err
+		}
+		return tx.PutSeq(bucketMsg, m.slot, ms)
+	})
+	if err != nil {
 		return err
 	}
 	m.flags = flags

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/internal/testenv"
@@ -309,5 +310,55 @@ func TestLegacyIndexMigrates(t *testing.T) {
 	}
 	if got, _ := ms2.Messages("INBOX"); len(got) != len(before["INBOX"])+1 {
 		t.Fatalf("after append: %v", got)
+	}
+}
+
+// TestChangesSurviveACrashBeforeIndexing: a message document committed
+// but not indexed (the daemon died in between) is indexed at the next
+// start from docsync's list of changes, and a clean start leaves that
+// list empty, so the next one reads nothing.
+func TestChangesSurviveACrashBeforeIndexing(t *testing.T) {
+	ctx := context.Background()
+	p := testenv.StartProvider(t, testenv.Options{})
+	dir := t.TempDir()
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	addr := "pia@" + testenv.Domain
+	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, _, err := A.Mail.Append(ctx, "INBOX", msg("indexed"), nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err := A.Docs.Changed(); err != nil || slices.Contains(ids, m1.ID) {
+		t.Fatalf("an indexed message is still listed as changed: %v %v", ids, err)
+	}
+	// What Append does before it indexes, and nothing after.
+	raw := msg("written, never indexed")
+	body, _ := json.Marshal(map[string]any{
+		"type": "message", "mbox": "INBOX", "blob": A.Docs.BlobID(raw),
+		"size": len(raw), "date": time.Now().UTC().Truncate(time.Second), "flags": []string{`\Seen`},
+	})
+	if err := A.Docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: "crashedbeforeindexing", Body: body}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+	A2, err := d2.Login(ctx, addr, []byte(password), p.Ref())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := find(A2.Mail, "INBOX", "crashedbeforeindexing")
+	if !ok || !slices.Equal(m.Flags, []string{`\Seen`}) {
+		t.Fatalf("the unindexed message after restart: %+v %v", m, ok)
+	}
+	if got, _ := A2.Mail.Messages("INBOX"); len(got) != 2 {
+		t.Fatalf("INBOX: %v", got)
+	}
+	if ids, err := A2.Docs.Changed(); err != nil || len(ids) != 0 {
+		t.Fatalf("changes left after the start: %v %v", ids, err)
 	}
 }

@@ -521,6 +521,9 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 	var added []*msg
 	err := s.st.Update(func(tx *store.Tx) error {
 		for _, p := range todo {
+			if err := docsync.Taken(tx, p.id); err != nil {
+				return err
+			}
 			if _, ok := s.byID[p.id]; ok {
 				continue
 			}
