@@ -1,7 +1,6 @@
 package seal
 
 import (
-	"bytes"
 	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
@@ -228,25 +227,86 @@ func sealedBlobSize(n, chunkSize int) int {
 	return blobHeaderSize + n + chunks*tagSize
 }
 
-// SealBlobBytes is SealBlob for a plaintext held in memory.
+// SealBlobBytes is SealBlob for a plaintext held in memory, sealed chunk
+// by chunk straight into the result.
 func SealBlobBytes(key *[32]byte, id string, plaintext []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(sealedBlobSize(len(plaintext), blobChunkSize))
-	if err := SealBlob(&buf, key, id, bytes.NewReader(plaintext)); err != nil {
-		return nil, err
+	var salt [blobSaltSize]byte
+	if _, err := rand.Read(salt[:]); err != nil {
+		return nil, fmt.Errorf("seal: reading randomness: %w", err)
 	}
-	return buf.Bytes(), nil
+	return sealBlobBytes(key, id, plaintext, &salt, blobChunkSize)
 }
 
-// OpenBlobBytes is OpenBlob for a ciphertext held in memory. On error it
-// returns no plaintext.
-func OpenBlobBytes(key *[32]byte, id string, ct []byte) ([]byte, error) {
-	var buf bytes.Buffer
-	if len(ct) > blobHeaderSize {
-		buf.Grow(len(ct) - blobHeaderSize)
-	}
-	if err := OpenBlob(&buf, key, id, bytes.NewReader(ct)); err != nil {
+// sealBlobBytes is sealBlob over a byte slice: the same chunks (a chunk is
+// the last one exactly when no more than chunkSize bytes remain), without
+// the stream's buffers.
+func sealBlobBytes(key *[32]byte, id string, pt []byte, salt *[blobSaltSize]byte, chunkSize int) ([]byte, error) {
+	aead, err := blobAEAD(key, salt[:], id)
+	if err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	out := make([]byte, blobHeaderSize, sealedBlobSize(len(pt), chunkSize))
+	out[0] = formatVersion
+	copy(out[1:], salt[:])
+	var nonce [streamNonceLen]byte
+	for counter := uint64(0); ; counter++ {
+		if len(pt) <= chunkSize {
+			streamNonce(&nonce, counter, true)
+			return aead.Seal(out, nonce[:], pt, nil), nil
+		}
+		streamNonce(&nonce, counter, false)
+		out = aead.Seal(out, nonce[:], pt[:chunkSize], nil)
+		pt = pt[chunkSize:]
+	}
+}
+
+// OpenBlobBytes is OpenBlob for a ciphertext held in memory, opened chunk
+// by chunk straight into the result (reading a 10 KB message allocates
+// its plaintext, not the stream's two 64 KiB buffers). On error it
+// returns no plaintext.
+func OpenBlobBytes(key *[32]byte, id string, ct []byte) ([]byte, error) {
+	return openBlobBytes(key, id, ct, blobChunkSize)
+}
+
+// openBlobBytes is openBlob over a byte slice, with the same checks and
+// errors: a chunk is the last one exactly when no more than a sealed
+// chunk remains.
+func openBlobBytes(key *[32]byte, id string, ct []byte, chunkSize int) ([]byte, error) {
+	if len(ct) < blobHeaderSize {
+		return nil, errors.New("seal: blob too short")
+	}
+	if ct[0] != formatVersion {
+		return nil, fmt.Errorf("seal: unsupported blob version %d", ct[0])
+	}
+	aead, err := blobAEAD(key, ct[1:blobHeaderSize], id)
+	if err != nil {
+		return nil, err
+	}
+	body := ct[blobHeaderSize:]
+	encSize := chunkSize + tagSize
+	chunks := max(1, (len(body)+encSize-1)/encSize)
+	out := make([]byte, 0, max(0, len(body)-chunks*tagSize))
+	var nonce [streamNonceLen]byte
+	for counter := uint64(0); ; counter++ {
+		if len(body) <= encSize {
+			if len(body) < tagSize {
+				return nil, fmt.Errorf("%w (blob truncated)", ErrDecrypt)
+			}
+			streamNonce(&nonce, counter, true)
+			n := len(out)
+			out, err = aead.Open(out, nonce[:], body, nil)
+			if err != nil {
+				return nil, ErrDecrypt
+			}
+			if len(out) == n && counter > 0 {
+				return nil, errors.New("seal: malformed blob: empty final chunk")
+			}
+			return out, nil
+		}
+		streamNonce(&nonce, counter, false)
+		if out, err = aead.Open(out, nonce[:], body[:encSize], nil); err != nil {
+			return nil, ErrDecrypt
+		}
+		body = body[encSize:]
+	}
 }

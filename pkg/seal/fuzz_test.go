@@ -67,6 +67,13 @@ func FuzzOpenBlob(f *testing.F) {
 	}
 	key := fuzzKey()
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The in-memory opener and the stream agree on every input.
+		var streamed bytes.Buffer
+		serr := OpenBlob(&streamed, key, fuzzBlob, bytes.NewReader(data))
+		direct, derr := OpenBlobBytes(key, fuzzBlob, data)
+		if (serr == nil) != (derr == nil) || serr == nil && !bytes.Equal(direct, streamed.Bytes()) {
+			t.Fatalf("OpenBlob (%v) and OpenBlobBytes (%v) disagree", serr, derr)
+		}
 		if pt, err := OpenBlobBytes(key, fuzzBlob, data); err == nil {
 			var again bytes.Buffer
 			if err := sealBlob(&again, key, fuzzBlob, bytes.NewReader(pt), (*[16]byte)(data[1:17]), blobChunkSize); err != nil || !bytes.Equal(again.Bytes(), data) {
@@ -79,9 +86,15 @@ func FuzzOpenBlob(f *testing.F) {
 			t.Fatal(err)
 		}
 		ct := enc.Bytes()
+		if direct, err := sealBlobBytes(key, fuzzBlob, data, &[16]byte{}, chunk); err != nil || !bytes.Equal(direct, ct) {
+			t.Fatalf("sealBlobBytes differs from sealBlob: %v", err)
+		}
 		var dec bytes.Buffer
 		if err := openBlob(&dec, key, fuzzBlob, bytes.NewReader(ct), chunk); err != nil || !bytes.Equal(dec.Bytes(), data) {
 			t.Fatalf("round trip failed: %v", err)
+		}
+		if pt, err := openBlobBytes(key, fuzzBlob, ct, chunk); err != nil || !bytes.Equal(pt, data) {
+			t.Fatalf("in-memory round trip failed: %v", err)
 		}
 		for _, cut := range []int{len(ct) - 1, len(ct) - tagSize - 1, len(ct) / 2} {
 			if cut < 0 {

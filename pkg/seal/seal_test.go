@@ -675,9 +675,20 @@ func TestBlobSmallChunks(t *testing.T) {
 		if len(ct) != sealedBlobSize(n, chunk) {
 			t.Fatalf("%d: size %d, want %d", n, len(ct), sealedBlobSize(n, chunk))
 		}
+		if direct, err := sealBlobBytes(key, "id", pt, &salt, chunk); err != nil || !bytes.Equal(direct, ct) {
+			t.Fatalf("%d: sealBlobBytes differs from sealBlob: %v", n, err)
+		}
+		// The stream and the in-memory opener agree on every input.
 		open := func(b []byte) ([]byte, error) {
 			var dec bytes.Buffer
 			err := openBlob(&dec, key, "id", bytes.NewReader(b), chunk)
+			direct, derr := openBlobBytes(key, "id", b, chunk)
+			if (err == nil) != (derr == nil) || err == nil && !bytes.Equal(direct, dec.Bytes()) {
+				t.Fatalf("%d: openBlob (%v) and openBlobBytes (%v) disagree on %x", n, err, derr, b)
+			}
+			if err != nil && errors.Is(err, ErrDecrypt) != errors.Is(derr, ErrDecrypt) {
+				t.Fatalf("%d: openBlob (%v) and openBlobBytes (%v) fail differently", n, err, derr)
+			}
 			return dec.Bytes(), err
 		}
 		if got, err := open(ct); err != nil || !bytes.Equal(got, pt) {
