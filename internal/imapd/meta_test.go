@@ -280,7 +280,7 @@ func FuzzIndexer(f *testing.F) {
 			binarySection(raw, path)
 			return true
 		})
-		var sb strings.Builder
+		var sb bytes.Buffer
 		collectText(&sb, splitEntity(raw), "text/plain", 0, true)
 	})
 }

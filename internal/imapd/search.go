@@ -1,8 +1,12 @@
 package imapd
 
 import (
+	"bytes"
 	"errors"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -38,13 +42,13 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		all    []target
 		failed error
 	)
-	for _, t := range targets {
-		m := &candidate{s: s, t: t}
-		if m.match(&c) {
+	matched, errs := s.matchAll(targets, &c)
+	for i, t := range targets {
+		if matched[i] {
 			all = append(all, t)
 		}
-		if m.err != nil && failed == nil && !errors.Is(m.err, errGone) {
-			failed = m.err
+		if errs[i] != nil && failed == nil && !errors.Is(errs[i], errGone) {
+			failed = errs[i]
 		}
 	}
 	if failed != nil {
@@ -97,6 +101,45 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	return &data, nil
 }
 
+// searchChunk is how many messages a search worker takes at a time.
+const searchChunk = 256
+
+// matchAll matches every target against c, on as many cores as there are
+// when the mailbox is large (reading and decoding message text is the
+// cost, and messages are independent).
+func (s *session) matchAll(targets []target, c *imap.SearchCriteria) ([]bool, []error) {
+	matched := make([]bool, len(targets))
+	errs := make([]error, len(targets))
+	var next atomic.Int64
+	work := func() {
+		var bufs searchBufs
+		for {
+			start := int(next.Add(searchChunk)) - searchChunk
+			if start >= len(targets) {
+				return
+			}
+			for i := start; i < min(start+searchChunk, len(targets)); i++ {
+				m := &candidate{s: s, t: targets[i], bufs: &bufs}
+				matched[i] = m.match(c)
+				errs[i] = m.err
+			}
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), (len(targets)+searchChunk-1)/searchChunk)
+	var wg sync.WaitGroup
+	for range workers - 1 {
+		wg.Add(1)
+		go func() { defer wg.Done(); work() }()
+	}
+	work()
+	wg.Wait()
+	return matched, errs
+}
+
+// searchBufs are a search worker's buffers for message text, reused from
+// one message to the next.
+type searchBufs struct{ text, body bytes.Buffer }
+
 // staticCriteria resolves "*" and "$" in the criteria's number sets.
 func (v *view) staticCriteria(c imap.SearchCriteria, last, maxUID uint32) imap.SearchCriteria {
 	seqs := c.SeqNum
@@ -128,6 +171,9 @@ func (v *view) staticCriteria(c imap.SearchCriteria, last, maxUID uint32) imap.S
 		}
 		c.UID = append(c.UID, st)
 	}
+	// Text is matched in lower case: fold the wanted strings once.
+	c.Body = lowerAll(c.Body)
+	c.Text = lowerAll(c.Text)
 	not := c.Not
 	c.Not = make([]imap.SearchCriteria, len(not))
 	for i := range not {
@@ -149,11 +195,40 @@ type candidate struct {
 	meta *Meta
 	raw  []byte
 	err  error
+	bufs *searchBufs
 
 	metaTried, rawTried bool
-	text                string // decoded header and text parts, lower case
-	body                string // decoded text parts, lower case
+	text                []byte // decoded header and text parts, lower case
+	body                []byte // decoded text parts, lower case
 	textDone, bodyDone  bool
+}
+
+func lowerAll(l []string) []string {
+	if len(l) == 0 {
+		return l
+	}
+	out := make([]string, len(l))
+	for i, v := range l {
+		out[i] = strings.ToLower(v)
+	}
+	return out
+}
+
+// lowerInPlace lower-cases b, in place when it is ASCII (the usual case
+// for the bulk of a message), else into a new slice (Unicode folding can
+// change lengths).
+func lowerInPlace(b []byte) []byte {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return bytes.ToLower(b)
+		}
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return b
 }
 
 func (m *candidate) match(c *imap.SearchCriteria) bool {
@@ -208,12 +283,12 @@ func (m *candidate) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	for _, want := range c.Body {
-		if !strings.Contains(m.bodyText(), strings.ToLower(want)) {
+		if !bytes.Contains(m.bodyText(), []byte(want)) {
 			return false
 		}
 	}
 	for _, want := range c.Text {
-		if !strings.Contains(m.allText(), strings.ToLower(want)) {
+		if !bytes.Contains(m.allText(), []byte(want)) {
 			return false
 		}
 	}
@@ -331,34 +406,47 @@ func (m *candidate) matchHeader(key, value string) bool {
 	return found
 }
 
-func (m *candidate) bodyText() string {
+func (m *candidate) bodyText() []byte {
 	if !m.bodyDone {
 		m.bodyDone = true
-		if raw := m.content(); raw != nil {
-			var sb strings.Builder
-			collectText(&sb, splitEntity(raw), "text/plain", 0, false)
-			m.body = strings.ToLower(sb.String())
-		}
+		m.body = m.collect(false)
 	}
 	return m.body
 }
 
-func (m *candidate) allText() string {
+func (m *candidate) allText() []byte {
 	if !m.textDone {
 		m.textDone = true
-		if raw := m.content(); raw != nil {
-			var sb strings.Builder
-			collectText(&sb, splitEntity(raw), "text/plain", 0, true)
-			m.text = strings.ToLower(sb.String())
-		}
+		m.text = m.collect(true)
 	}
 	return m.text
+}
+
+// collect decodes the message's text (with headers, or not) into the
+// worker's buffer, lower case.
+func (m *candidate) collect(headers bool) []byte {
+	raw := m.content()
+	if raw == nil {
+		return nil
+	}
+	var buf *bytes.Buffer
+	switch {
+	case m.bufs == nil:
+		buf = new(bytes.Buffer)
+	case headers:
+		buf = &m.bufs.text
+	default:
+		buf = &m.bufs.body
+	}
+	buf.Reset()
+	collectText(buf, splitEntity(raw), "text/plain", 0, headers)
+	return lowerInPlace(buf.Bytes())
 }
 
 // collectText appends the decoded text of an entity's text parts (and,
 // with headers, its header fields) to sb, recursing into multiparts and
 // attached messages.
-func collectText(sb *strings.Builder, e entity, dflt string, depth int, headers bool) {
+func collectText(sb *bytes.Buffer, e entity, dflt string, depth int, headers bool) {
 	if depth > maxMIMEDepth || sb.Len() > 64<<20 {
 		return
 	}
@@ -386,19 +474,20 @@ func collectText(sb *strings.Builder, e entity, dflt string, depth int, headers 
 		if err != nil {
 			b = e.body
 		}
-		sb.WriteString(textToUTF8(b, params["charset"]))
+		appendText(sb, b, params["charset"])
 		sb.WriteByte('\n')
 	}
 }
 
-// textToUTF8 converts a text part for searching: UTF-8 and ASCII as they
-// are, the rest through lenientCharset.
-func textToUTF8(b []byte, charset string) string {
+// appendText appends a text part for searching: UTF-8 and ASCII as they
+// are, the rest through latin1ToUTF8.
+func appendText(sb *bytes.Buffer, b []byte, charset string) {
 	switch strings.ToLower(charset) {
 	case "", "utf-8", "utf8", "us-ascii":
 		if utf8.Valid(b) {
-			return string(b)
+			sb.Write(b)
+			return
 		}
 	}
-	return latin1ToUTF8(b, charset)
+	sb.WriteString(latin1ToUTF8(b, charset))
 }

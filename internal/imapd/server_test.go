@@ -1044,3 +1044,38 @@ func TestBadInput(t *testing.T) {
 	c := e.dial(nil)
 	mustSelect(t, c, "INBOX", false)
 }
+
+// TestSearchLargeMailbox: a search over more messages than one worker
+// takes (it runs on every core) finds exactly what a message-by-message
+// search would, in order, with Unicode case folding.
+func TestSearchLargeMailbox(t *testing.T) {
+	const n = 2000
+	store := newFakeStore()
+	store.addGenerated("INBOX", n)
+	e := startServerWith(t, store)
+	c := e.dial(nil)
+	mustSelect(t, c, "INBOX", true)
+	count := func(cr *imap.SearchCriteria) []imap.UID {
+		t.Helper()
+		data, err := c.UIDSearch(cr, nil).Wait()
+		if err != nil {
+			t.Fatalf("search %+v: %v", cr, err)
+		}
+		return data.AllUIDs()
+	}
+	if got := count(&imap.SearchCriteria{Body: []string{"Caching LAYER again"}}); len(got) != n {
+		t.Fatalf("BODY in every message: %d", len(got))
+	}
+	// i = 1234 is UID 1235; "café" is in the encoded Subject.
+	one := &imap.SearchCriteria{Text: []string{"STATUS 1234: deployment, budget and CAFÉ"}}
+	if got := count(one); len(got) != 1 || got[0] != 1235 {
+		t.Fatalf("TEXT in one message: %v", got)
+	}
+	got := count(&imap.SearchCriteria{Not: []imap.SearchCriteria{*one}})
+	if len(got) != n-1 || slices.Contains(got, 1235) || !slices.IsSorted(got) {
+		t.Fatalf("NOT TEXT: %d results", len(got))
+	}
+	if got := count(&imap.SearchCriteria{Body: []string{"café plans"}}); len(got) != 0 {
+		t.Fatalf("BODY does not read the header: %d results", len(got))
+	}
+}
