@@ -80,9 +80,10 @@ const (
 // MX is the provider's mail exchanger. One MX may serve SMTP and LMTP
 // on several listeners at once.
 type MX struct {
-	p   Provider
-	cfg Config
-	log *slog.Logger
+	p       Provider
+	cfg     Config
+	log     *slog.Logger
+	partial partial // copies stored by SMTP attempts answered 451
 }
 
 // New makes an MX delivering into p.

@@ -40,6 +40,9 @@ const plainMsg = "From: Carol <carol@pass.example>\r\n" +
 	".a line that starts with a dot\r\n" +
 	"the figures are attached.\r\n"
 
+const otherMsg = "From: Carol <carol@pass.example>\r\nTo: alice@example.test, bob@example.test\r\n" +
+	"Subject: lunch\r\nMessage-ID: <2@pass.example>\r\n\r\nNoon?\r\n"
+
 func TestDeliverEncryptsWholeMessage(t *testing.T) {
 	w := newWorld(t, worldOptions{})
 	w.addUser("alice", true)
@@ -520,6 +523,29 @@ func TestSMTPFailsWholeMessageWhenOneRecipientCannotBeStored(t *testing.T) {
 	}
 	if len(w.items("alice")) != 1 || len(w.items("bob")) != 1 {
 		t.Fatal("the retry did not deliver one copy each")
+	}
+
+	// Alice's copy stored, Bob's not: 451; the sender's retry of the
+	// same message stores Bob's and not Alice's again.
+	kt.fail.Store("bob")
+	wantReply(t, sendOn(c, "carol@pass.example", []string{"alice@example.test", "bob@example.test"}, otherMsg), 451, "4.3.0")
+	if len(w.items("alice")) != 2 || len(w.items("bob")) != 1 {
+		t.Fatalf("after a partial failure: alice %d, bob %d items", len(w.items("alice")), len(w.items("bob")))
+	}
+	kt.fail.Store("")
+	if err := sendOn(c, "carol@pass.example", []string{"alice@example.test", "bob@example.test"}, otherMsg); err != nil {
+		t.Fatalf("the retry: %v", err)
+	}
+	if len(w.items("alice")) != 2 || len(w.items("bob")) != 2 {
+		t.Fatalf("after the retry: alice %d, bob %d items, want 2 each", len(w.items("alice")), len(w.items("bob")))
+	}
+	// The same message sent again later (a new message as far as SMTP
+	// knows) is delivered again.
+	if err := sendOn(c, "carol@pass.example", []string{"alice@example.test"}, otherMsg); err != nil {
+		t.Fatal(err)
+	}
+	if len(w.items("alice")) != 3 {
+		t.Fatalf("a resend after success: alice %d items, want 3", len(w.items("alice")))
 	}
 }
 

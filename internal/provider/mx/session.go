@@ -260,10 +260,20 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 	parts, removed := parsed.withoutOurResults(m.cfg.Hostname)
 	ar := v.header(m.cfg.Hostname)
 
+	keys := map[string][32]byte{}
+	var skipped []string
 	for _, login := range order {
 		a := accounts[login]
 		if a.err != nil {
 			continue
+		}
+		if s.proto == "" {
+			keys[login] = copyKey(s.from, login, msg)
+			if m.partial.stored(keys[login], now) {
+				// Stored by the attempt the sender is retrying.
+				skipped = append(skipped, login)
+				continue
+			}
 		}
 		if ctx.Err() != nil {
 			a.err = smtpserver.ErrShuttingDown
@@ -298,9 +308,20 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 			failed = append(failed, login)
 		}
 	}
+	if s.proto == "" && len(keys) > 0 {
+		var stored [][32]byte
+		for _, login := range ok {
+			stored = append(stored, keys[login])
+		}
+		if len(failed) > 0 {
+			m.partial.remember(stored, now)
+		} else {
+			m.partial.forget(stored)
+		}
+	}
 	spfRes, dkimRes, dmarcRes := v.summary()
 	m.log.Info("mx: message received", "id", id, "proto", s.protoName(), "remote", s.remote(),
-		"from", s.from, "delivered", ok, "failed", failed, "size", len(msg),
+		"from", s.from, "delivered", ok, "failed", failed, "stored_before", skipped, "size", len(msg),
 		"spf", spfRes, "dkim", dkimRes, "dmarc", dmarcRes, "removed_auth_results", removed)
 	return errs, nil
 }
