@@ -949,7 +949,12 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	if interval <= 0 {
 		interval = 5 * time.Minute
 	}
-	go e.follow(ctx)
+	// The notification stream ends with ctx; Run returns after it, so
+	// nothing of the engine runs once Run has returned.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); e.follow(ctx) }()
+	defer wg.Wait()
 	backoff := time.Duration(0)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
