@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,8 +39,9 @@ const (
 	bucketChanged = "docs-changed"
 	bucketState   = "sync-state"
 	keySeq        = "seq"
-	keyTypes      = "type-index:" // + type: docs-type:<type> is kept
-	keyDirtyIndex = "dirty-index" // docs-dirty is kept
+	keyTypes      = "type-index:"  // + type: docs-type:<type> is kept
+	keyDirtyIndex = "dirty-index"  // docs-dirty is kept
+	keyStamp      = "change-stamp" // the last stamp of docs-changed
 	pageSize      = 1000
 	pushBatch     = 500
 )
@@ -259,31 +261,79 @@ func (e *Engine) indexType(tx *store.Tx, id string, r *record) error {
 }
 
 // journal records, in the transaction that changes a document's
-// content, that its consumer has yet to take the change (see Changed).
-func journal(tx *store.Tx, id string) error { return tx.Put(bucketChanged, id, nil) }
-
-// Changed lists the documents whose content changed (written locally or
-// pulled) and that were not marked Taken since. The mail store, the one
-// consumer of changes, takes them in the transaction that updates its
-// index, so a crash between a document's commit and its indexing leaves
-// the document here, and a restart applies what is listed instead of
-// reading every document.
-func (e *Engine) Changed() ([]string, error) {
-	var ids []string
-	err := e.st.View(func(tx *store.Tx) error {
-		return tx.ForEach(bucketChanged, func(id string, _ []byte) error {
-			ids = append(ids, id)
-			return nil
-		})
-	})
-	return ids, err
+// content, that its consumer has yet to take the change (see Changed). The
+// entry holds a stamp from a counter that grows with every change, so a
+// consumer that took an older state of the document does not clear a
+// newer change.
+func journal(tx *store.Tx, id string) error {
+	var n uint64
+	if v, err := tx.Get(bucketState, keyStamp); err == nil && len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], n+1)
+	if err := tx.Put(bucketState, keyStamp, b[:]); err != nil {
+		return err
+	}
+	return tx.Put(bucketChanged, id, b[:])
 }
 
-// Taken marks changes as taken by the consumer, in its transaction.
-func Taken(tx *store.Tx, ids ...string) error {
-	for _, id := range ids {
-		if err := tx.Delete(bucketChanged, id); err != nil {
+// Change is a document whose content changed (a local write, a pulled
+// revision, a merge) and that its consumer has not taken since.
+type Change struct {
+	ID    string
+	Stamp uint64
+}
+
+func stampOf(v []byte) uint64 {
+	if len(v) != 8 {
+		return 0 // written before stamps: any taking clears it
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+// Changed lists up to limit (0: all) changes not taken yet. The mail
+// store, the one consumer of changes, reads a change, applies the
+// document as it is then, and takes the change in the transaction that
+// updates its index; so a crash between a document's commit and its
+// indexing leaves it listed, a start applies what is listed instead of
+// reading every document, and a change that lands while an older one is
+// being applied stays listed.
+func (e *Engine) Changed(limit int) ([]Change, error) {
+	var out []Change
+	err := e.st.View(func(tx *store.Tx) error {
+		err := tx.ForEach(bucketChanged, func(id string, v []byte) error {
+			if limit > 0 && len(out) >= limit {
+				return errStop
+			}
+			out = append(out, Change{ID: id, Stamp: stampOf(v)})
+			return nil
+		})
+		if err == errStop {
+			return nil
+		}
+		return err
+	})
+	return out, err
+}
+
+// Taken marks changes as taken by the consumer, in its transaction: each
+// entry goes unless a newer change of the document replaced it.
+func Taken(tx *store.Tx, changes ...Change) error {
+	for _, c := range changes {
+		v, err := tx.Get(bucketChanged, c.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
 			return err
+		}
+		if stampOf(v) <= c.Stamp {
+			if err := tx.Delete(bucketChanged, c.ID); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -338,6 +388,7 @@ func (e *Engine) IndexTypes(types ...string) error {
 			}
 		}
 		if len(build) == 0 {
+			e.addTypes(add)
 			return nil
 		}
 		e.log.Info("building the local index of document types", "types", build)
@@ -365,19 +416,27 @@ func (e *Engine) IndexTypes(types ...string) error {
 				return err
 			}
 		}
+		// Known before this transaction commits: a write waiting for it
+		// keeps the new indexes from its first record.
+		e.addTypes(add)
 		return nil
 	})
 	if err != nil {
-		return err
+		e.mu.Lock()
+		e.types = slices.DeleteFunc(e.types, func(t string) bool { return slices.Contains(add, t) })
+		e.mu.Unlock()
 	}
+	return err
+}
+
+func (e *Engine) addTypes(add []string) {
 	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, t := range add {
 		if !slices.Contains(e.types, t) {
 			e.types = append(e.types, t)
 		}
 	}
-	e.mu.Unlock()
-	return nil
 }
 
 // ForEachType calls fn with every live document of an indexed type.

@@ -204,7 +204,9 @@ type Store struct {
 	byID     map[string]*msg
 	lastSlot uint64 // the last slot handed out
 	watchers map[string]map[*watcher]struct{}
-	work     chan []string
+	kick     chan struct{}        // docsync listed changes to apply
+	drainMu  sync.Mutex           // one drain at a time; guards failedAt
+	failedAt map[string]time.Time // changes that failed to apply
 	closed   chan struct{}
 	wg       sync.WaitGroup
 }
@@ -224,7 +226,7 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 		docs: docs, st: st, keys: keys, indexer: indexer, log: log,
 		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
 		watchers: map[string]map[*watcher]struct{}{},
-		work:     make(chan []string, 1024), closed: make(chan struct{}),
+		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failedAt: map[string]time.Time{},
 	}
 	if err := s.migrate(); err != nil {
 		return nil, err
@@ -239,20 +241,15 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 			}
 		}
 	}
-	docs.OnChange(func(ids []string) {
-		select {
-		case s.work <- ids:
-		case <-s.closed:
-		}
-	})
-	s.wg.Add(1)
-	go s.worker()
 	// Documents that changed while we were not running, or whose
 	// indexing was cut short, are applied now.
 	if err := s.catchUp(); err != nil {
-		s.Close()
 		return nil, err
 	}
+	docs.OnChange(func([]string) { s.poke() })
+	s.wg.Add(1)
+	go s.worker()
+	s.poke() // what sync changed meanwhile
 	return s, nil
 }
 
@@ -406,10 +403,6 @@ func (s *Store) migrate() error {
 // cut its indexing short. A store indexed before that list existed is
 // reconciled in full, once.
 func (s *Store) catchUp() error {
-	ids, err := s.docs.Changed()
-	if err != nil {
-		return err
-	}
 	var journaled bool
 	if err := s.st.View(func(tx *store.Tx) error {
 		_, err := tx.Get(bucketState, "journal")
@@ -421,19 +414,106 @@ func (s *Store) catchUp() error {
 	}); err != nil {
 		return err
 	}
-	if journaled {
-		s.apply(context.Background(), ids)
-		return nil
-	}
-	if err := s.reconcileAll(); err != nil {
-		return err
-	}
-	return s.st.Update(func(tx *store.Tx) error {
-		if err := docsync.Taken(tx, ids...); err != nil {
+	if !journaled {
+		changes, err := s.docs.Changed(0)
+		if err != nil {
 			return err
 		}
-		return tx.Put(bucketState, "journal", []byte{1})
-	})
+		if err := s.reconcileAll(); err != nil {
+			return err
+		}
+		err = s.st.Update(func(tx *store.Tx) error {
+			if err := docsync.Taken(tx, changes...); err != nil {
+				return err
+			}
+			return tx.Put(bucketState, "journal", []byte{1})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	s.drain(context.Background())
+	return nil
+}
+
+// poke asks the worker to apply what docsync lists. Every write method
+// pokes when it returns: its own documents are listed too, and the
+// worker (finding them indexed as they are) takes them from the list.
+func (s *Store) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+const (
+	drainBatch  = 1000
+	retryFailed = time.Minute // a change that failed to apply waits this long
+)
+
+// drain applies the listed changes until none is left (or none of those
+// left can be applied now: they wait for retryFailed, or the next start).
+func (s *Store) drain(ctx context.Context) {
+	s.drainMu.Lock()
+	defer s.drainMu.Unlock()
+	for {
+		all, err := s.docs.Changed(0)
+		if err != nil {
+			s.log.Warn("mailstore: reading the list of changes", "err", err)
+			return
+		}
+		now := time.Now()
+		var todo []docsync.Change
+		for _, c := range all {
+			if at, ok := s.failedAt[c.ID]; !ok || now.Sub(at) >= retryFailed {
+				todo = append(todo, c)
+			}
+		}
+		if len(todo) == 0 {
+			return
+		}
+		progress := false
+		for len(todo) > 0 {
+			batch := todo[:min(drainBatch, len(todo))]
+			todo = todo[len(batch):]
+			if s.applyChanges(ctx, batch) > 0 {
+				progress = true
+			}
+			select {
+			case <-s.closed:
+				return
+			default:
+			}
+		}
+		if !progress {
+			return
+		}
+	}
+}
+
+// applyChanges applies changes and takes those that applied; it returns
+// how many did.
+func (s *Store) applyChanges(ctx context.Context, changes []docsync.Change) int {
+	ids := make([]string, len(changes))
+	for i, c := range changes {
+		ids[i] = c.ID
+	}
+	failed := s.apply(ctx, ids)
+	done := make([]docsync.Change, 0, len(changes))
+	now := time.Now()
+	for _, c := range changes {
+		if failed[c.ID] {
+			s.failedAt[c.ID] = now
+			continue
+		}
+		delete(s.failedAt, c.ID)
+		done = append(done, c)
+	}
+	if err := s.st.Update(func(tx *store.Tx) error { return docsync.Taken(tx, done...) }); err != nil {
+		s.log.Warn("mailstore: recording applied changes", "err", err)
+		return 0
+	}
+	return len(done)
 }
 
 // reconcileAll compares every document with the index and applies what
@@ -489,28 +569,37 @@ func (s *Store) reconcileAll() error {
 
 func (s *Store) worker() {
 	defer s.wg.Done()
+	retry := time.NewTicker(retryFailed)
+	defer retry.Stop()
 	for {
 		select {
 		case <-s.closed:
 			return
-		case ids := <-s.work:
-			s.apply(context.Background(), ids)
+		case <-s.kick:
+		case <-retry.C:
 		}
+		s.drain(context.Background())
 	}
 }
 
-// apply brings the index in line with the documents ids.
-func (s *Store) apply(ctx context.Context, ids []string) {
+// apply brings the index in line with the documents ids, as they are
+// now; it returns the ids it could not apply.
+func (s *Store) apply(ctx context.Context, ids []string) map[string]bool {
+	failed := map[string]bool{}
 	// Mailboxes first, so messages find theirs.
 	var msgs []string
 	for _, id := range ids {
 		d, err := s.docs.Get(id)
 		if errors.Is(err, docsync.ErrNotFound) {
-			s.applyGone(id)
+			if err := s.applyGone(id); err != nil {
+				s.log.Warn("mailstore: unindexing", "err", err)
+				failed[id] = true
+			}
 			continue
 		}
 		if err != nil {
 			s.log.Warn("mailstore: reading a document", "err", err)
+			failed[id] = true
 			continue
 		}
 		var head struct {
@@ -523,40 +612,29 @@ func (s *Store) apply(ctx context.Context, ids []string) {
 		case typeMailbox:
 			var md mailboxDoc
 			if json.Unmarshal(d.Body, &md) == nil && validName(md.Name) == nil && id == s.mailboxDocID(md.Name) {
-				s.applyMailbox(md)
+				if err := s.applyMailbox(md); err != nil {
+					s.log.Warn("mailstore: indexing a mailbox", "err", err)
+					failed[id] = true
+				}
 			}
 		case typeMessage:
 			msgs = append(msgs, id)
 		}
 	}
-	failed := map[string]bool{}
 	for _, id := range msgs {
 		if err := s.applyMessage(ctx, id); err != nil {
 			s.log.Warn("mailstore: indexing a message", "err", err)
 			failed[id] = true
 		}
 	}
-	// What was applied (or needed nothing) is taken; what failed stays
-	// listed for the next start.
-	done := make([]string, 0, len(ids))
-	for _, id := range ids {
-		if !failed[id] {
-			done = append(done, id)
-		}
-	}
-	if err := s.st.Update(func(tx *store.Tx) error { return docsync.Taken(tx, done...) }); err != nil {
-		s.log.Warn("mailstore: recording applied changes", "err", err)
-	}
+	return failed
 }
 
-func (s *Store) applyGone(id string) {
+func (s *Store) applyGone(id string) error {
 	s.mu.Lock()
 	if m, ok := s.byID[id]; ok {
 		s.mu.Unlock()
-		if err := s.unindex(m); err != nil {
-			s.log.Warn("mailstore: unindex", "err", err)
-		}
-		return
+		return s.unindex(m)
 	}
 	var gone *mbox
 	for _, mb := range s.mboxes {
@@ -566,21 +644,22 @@ func (s *Store) applyGone(id string) {
 	}
 	s.mu.Unlock()
 	if gone != nil {
-		s.dropMailboxIndexIfGone(gone.name)
+		return s.dropMailboxIndexIfGone(gone.name)
 	}
+	return nil
 }
 
 // dropMailboxIndexIfGone drops a mailbox's index only if its document is
 // still deleted when the drop happens: sync runs beside local calls, and
 // a mailbox deleted and made again here must keep its new index (and
 // UIDVALIDITY) whatever order the sync's notice arrives in.
-func (s *Store) dropMailboxIndexIfGone(name string) {
+func (s *Store) dropMailboxIndexIfGone(name string) error {
 	s.mu.Lock()
 	_, err := s.docs.Get(s.mailboxDocID(name))
 	mb := s.mboxes[name]
 	if err == nil || mb == nil {
 		s.mu.Unlock()
-		return
+		return nil
 	}
 	ms := make([]*msg, 0, len(mb.uids))
 	for _, u := range mb.uids {
@@ -594,19 +673,12 @@ func (s *Store) dropMailboxIndexIfGone(name string) {
 			if err := tx.DeleteSeq(bucketMeta, m.slot); err != nil {
 				return err
 			}
-			if err := docsync.Taken(tx, m.id); err != nil {
-				return err
-			}
-		}
-		if err := docsync.Taken(tx, s.mailboxDocID(name)); err != nil {
-			return err
 		}
 		return tx.Delete(bucketMbox, name)
 	})
 	if err != nil {
 		s.mu.Unlock()
-		s.log.Warn("mailstore: dropping a mailbox's index", "err", err)
-		return
+		return fmt.Errorf("mailstore: dropping a mailbox's index: %w", err)
 	}
 	for _, m := range ms {
 		delete(s.byID, m.id)
@@ -615,9 +687,10 @@ func (s *Store) dropMailboxIndexIfGone(name string) {
 	delete(s.mboxes, name)
 	s.emitLocked(Event{Kind: EventMailboxes, Mailbox: name})
 	s.mu.Unlock()
+	return nil
 }
 
-func (s *Store) applyMailbox(md mailboxDoc) {
+func (s *Store) applyMailbox(md mailboxDoc) error {
 	s.mu.Lock()
 	mb, ok := s.mboxes[md.Name]
 	if ok {
@@ -627,12 +700,10 @@ func (s *Store) applyMailbox(md mailboxDoc) {
 		if changed {
 			s.emit(Event{Kind: EventMailboxes, Mailbox: md.Name})
 		}
-		return
+		return nil
 	}
 	s.mu.Unlock()
-	if err := s.indexMailbox(md.Name, md.Special, md.Subscribed); err != nil {
-		s.log.Warn("mailstore: index mailbox", "err", err)
-	}
+	return s.indexMailbox(md.Name, md.Special, md.Subscribed)
 }
 
 // nextUIDValidity hands out a UIDVALIDITY from the clock, never reused.
@@ -666,9 +737,6 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 		}
 		st = mboxState{UIDValidity: uv, UIDNext: 1}
 		b, _ := json.Marshal(st)
-		if err := docsync.Taken(tx, s.mailboxDocID(name)); err != nil {
-			return err
-		}
 		return tx.Put(bucketMbox, name, b)
 	})
 	if err != nil {
@@ -694,12 +762,7 @@ func (s *Store) dropMailboxIndex(name string) {
 	for _, m := range ms {
 		_ = s.unindex(m)
 	}
-	_ = s.st.Update(func(tx *store.Tx) error {
-		if err := docsync.Taken(tx, s.mailboxDocID(name)); err != nil {
-			return err
-		}
-		return tx.Delete(bucketMbox, name)
-	})
+	_ = s.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketMbox, name) })
 	s.mu.Lock()
 	delete(s.mboxes, name)
 	s.mu.Unlock()
@@ -784,9 +847,6 @@ func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, 
 		if err := putMsg(tx, m, meta); err != nil {
 			return err
 		}
-		if err := docsync.Taken(tx, id); err != nil {
-			return err
-		}
 		return putSlot(tx, m.slot)
 	})
 	if err != nil {
@@ -823,23 +883,23 @@ func putSlot(tx *store.Tx, slot uint64) error {
 	return tx.Put(bucketState, "slot", b[:])
 }
 
+// unindexOrigin removes a message from the index: on disk and in memory
+// under one hold of s.mu, so no flag update can write its entry back in
+// between.
 func (s *Store) unindexOrigin(origin any, m *msg) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.byID[m.id] != m {
+		return nil
+	}
 	err := s.st.Update(func(tx *store.Tx) error {
 		if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
-			return err
-		}
-		if err := docsync.Taken(tx, m.id); err != nil {
 			return err
 		}
 		return tx.DeleteSeq(bucketMeta, m.slot)
 	})
 	if err != nil {
 		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.byID[m.id] != m {
-		return nil
 	}
 	delete(s.byID, m.id)
 	if mb := s.mboxes[m.mbox]; mb != nil {
@@ -870,9 +930,6 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 			if err := tx.PutSeq(bucketMsg, m.slot, v); err != nil {
 				return err
 			}
-			if err := docsync.Taken(tx, m.id); err != nil {
-				return err
-			}
 		}
 		return nil
 	})
@@ -888,13 +945,7 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 
 func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
 	ms, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
-	err := s.st.Update(func(tx *store.Tx) error {
-		if err := docsync.Taken(tx, m.id); err != nil {
-			return err
-		}
-		return tx.PutSeq(bucketMsg, m.slot, ms)
-	})
-	if err != nil {
+	if err := s.st.Update(func(tx *store.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
 		return err
 	}
 	m.flags = flags

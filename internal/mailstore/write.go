@@ -19,6 +19,7 @@ const MaxMessageSize = 64 << 20
 
 // CreateMailbox makes a mailbox (and its parents, as IMAP allows).
 func (s *Store) CreateMailbox(ctx context.Context, name string) error {
+	defer s.poke()
 	name = NormalizeName(name)
 	if err := validName(name); err != nil {
 		return err
@@ -49,6 +50,7 @@ func (s *Store) createMailbox(ctx context.Context, name, special string) error {
 // DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
 // deleted.
 func (s *Store) DeleteMailbox(ctx context.Context, name string) error {
+	defer s.poke()
 	name = NormalizeName(name)
 	if name == "INBOX" {
 		return errors.New("mailstore: INBOX cannot be deleted")
@@ -79,6 +81,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, name string) error {
 // its messages into the new mailbox and leaves INBOX empty (RFC 9051
 // §6.3.6).
 func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) error {
+	defer s.poke()
 	oldName, newName = NormalizeName(oldName), NormalizeName(newName)
 	if err := validName(newName); err != nil {
 		return err
@@ -132,6 +135,7 @@ func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) erro
 
 // Subscribe sets a mailbox's subscription (synced).
 func (s *Store) Subscribe(ctx context.Context, name string, on bool) error {
+	defer s.poke()
 	name = NormalizeName(name)
 	s.mu.Lock()
 	mb := s.mboxes[name]
@@ -163,6 +167,7 @@ func (s *Store) Append(ctx context.Context, mbox string, raw []byte, flags []str
 // devices store independently (from the incoming queue) gets one document
 // and so appears once.
 func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, flags []string, date time.Time) (Message, uint32, error) {
+	defer s.poke()
 	mbox = NormalizeName(mbox)
 	if len(raw) > MaxMessageSize {
 		return Message{}, 0, fmt.Errorf("mailstore: message larger than %d bytes", MaxMessageSize)
@@ -243,6 +248,7 @@ func (s *Store) lookup(mbox string, uids []uint32) (*mbox, []*msg, error) {
 // StoreFlags changes the flags of messages and returns them as they are
 // now.
 func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
+	defer s.poke()
 	_, ms, err := s.lookup(mbox, uids)
 	if err != nil {
 		return nil, err
@@ -307,11 +313,13 @@ func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op F
 
 // Copy copies messages to dest (new documents on the same blobs).
 func (s *Store) Copy(ctx context.Context, src string, uids []uint32, dest string) ([]uint32, []uint32, uint32, error) {
+	defer s.poke()
 	return s.copyMove(ctx, src, uids, dest, false)
 }
 
 // Move moves messages to dest: the same documents, placed elsewhere.
 func (s *Store) Move(ctx context.Context, src string, uids []uint32, dest string) ([]uint32, []uint32, uint32, error) {
+	defer s.poke()
 	return s.copyMove(ctx, src, uids, dest, true)
 }
 
@@ -390,6 +398,7 @@ func (s *Store) copyMove(ctx context.Context, src string, uids []uint32, dest st
 // Expunge deletes messages: those with the given UIDs that are marked
 // \Deleted, or with nil UIDs every \Deleted message of mbox.
 func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint32, error) {
+	defer s.poke()
 	var ms []*msg
 	if uids == nil {
 		s.mu.Lock()
@@ -445,6 +454,7 @@ type NewMessage struct {
 // (documents and blobs, then the index): how incoming mail and imports
 // keep up. Messages whose id is already stored are skipped.
 func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage) ([]Message, error) {
+	defer s.poke()
 	mbox = NormalizeName(mbox)
 	s.mu.Lock()
 	mb := s.mboxes[mbox]
@@ -519,12 +529,11 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 	st := mb.state
 	slot := s.lastSlot
 	var added []*msg
+	results := make([]*msg, len(todo))
 	err := s.st.Update(func(tx *store.Tx) error {
-		for _, p := range todo {
-			if err := docsync.Taken(tx, p.id); err != nil {
-				return err
-			}
-			if _, ok := s.byID[p.id]; ok {
+		for i, p := range todo {
+			if m, ok := s.byID[p.id]; ok {
+				results[i] = m // indexed meanwhile (by the sync worker)
 				continue
 			}
 			slot++
@@ -534,6 +543,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 				return err
 			}
 			added = append(added, m)
+			results[i] = m
 		}
 		b, _ := json.Marshal(st)
 		if err := tx.Put(bucketMbox, mbox, b); err != nil {
@@ -551,6 +561,8 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		mb.uids = append(mb.uids, m.uid)
 		s.byID[m.id] = m
 		s.emitLocked(Event{Kind: EventAdded, Mailbox: mbox, Message: m.message(), Origin: origin})
+	}
+	for _, m := range results {
 		out = append(out, m.message())
 	}
 	return out, nil

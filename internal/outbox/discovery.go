@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -109,6 +110,7 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 			return nil, fmt.Errorf("nicknym: %w", err)
 		}
 	}
+	definite := true // the answers were "no key", not "could not ask"
 	if d.WKD != nil && domain != d.ProviderDomain {
 		raw, err := wkd.Lookup(ctx, d.WKD, address)
 		switch {
@@ -121,11 +123,16 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		case errors.Is(err, wkd.ErrNotFound):
 		default:
 			// A domain without WKD is the common case (no such host);
-			// treat lookup failures as "no key there".
+			// treat lookup failures as "no key there", but do not
+			// remember a lookup that was cut short or timed out.
+			var ne net.Error
+			if ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout() {
+				definite = false
+			}
 		}
 	}
 	e, k, err := d.Keys.Entity(address)
-	if err != nil || !usable(e, now) || (k.Level < keymanager.ProviderTrust && domain == d.ProviderDomain) {
+	if definite && (err != nil || !usable(e, now) || (k.Level < keymanager.ProviderTrust && domain == d.ProviderDomain)) {
 		// Nothing better than what we had: do not ask again soon.
 		d.remember(address, now)
 	}

@@ -143,3 +143,40 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 		t.Fatalf("learned key: %v", err)
 	}
 }
+
+// TestDiscoveryDoesNotRememberCutShortLookups: a WKD lookup that timed
+// out is not remembered as "no key": the next send asks again.
+func TestDiscoveryDoesNotRememberCutShortLookups(t *testing.T) {
+	ctx := context.Background()
+	p := testenv.StartProvider(t, testenv.Options{})
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	A, err := d.CreateUser(ctx, "lou@"+testenv.Domain, []byte("correct horse battery staple"), p.Ref(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hits atomic.Int32
+	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		time.Sleep(300 * time.Millisecond)
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(slow.Close)
+	addr := slow.Listener.Addr().String()
+	hc := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addr)
+		},
+		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
+	}}
+	disc := &outbox.Discovery{Keys: keymanager.New(A.Docs, A.Keys()), ProviderDomain: testenv.Domain, WKD: hc}
+	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+		t.Fatalf("timed-out lookup: %v", err)
+	}
+	first := hits.Load()
+	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+		t.Fatalf("timed-out lookup: %v", err)
+	}
+	if n := hits.Load(); first == 0 || n == first {
+		t.Fatalf("WKD asked %d, then %d times: a timed-out lookup was remembered", first, n)
+	}
+}

@@ -255,8 +255,11 @@ func (t *Tx) PutSeq(bucket string, n uint64, value []byte) error {
 		return err
 	}
 	k := seqKey(n)
+	// Appending: fill the last page (the bucket handle keeps the setting
+	// for the transaction, so it is set on every put).
+	b.FillPercent = bolt.DefaultFillPercent
 	if last, _ := b.Cursor().Last(); last == nil || binary.BigEndian.Uint64(last) < n {
-		b.FillPercent = 1 // appending: fill the last page
+		b.FillPercent = 1
 	}
 	ct, err := seal.SealValue(&t.s.keys.Local, t.ad(bname, k), value)
 	if err != nil {
