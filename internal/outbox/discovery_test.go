@@ -39,15 +39,20 @@ func wkdServer(t *testing.T, withKey string, key []byte) (*http.Client, *atomic.
 		_, _ = w.Write(key)
 	}))
 	t.Cleanup(srv.Close)
+	return dialingOnly(srv, 5*time.Second), &hits
+}
+
+// dialingOnly is an HTTP client that reaches srv whatever the host asked
+// for (WKD hosts are the recipients' domains).
+func dialingOnly(srv *httptest.Server, timeout time.Duration) *http.Client {
 	addr := srv.Listener.Addr().String()
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{
 		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 			return (&net.Dialer{}).DialContext(ctx, network, addr)
 		},
 		// The test server's certificate names no WKD host.
 		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
 	}}
-	return hc, &hits
 }
 
 // TestDiscoveryRemembersMisses: a key found by WKD is kept and not looked
@@ -161,14 +166,7 @@ func TestDiscoveryDoesNotRememberCutShortLookups(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	t.Cleanup(slow.Close)
-	addr := slow.Listener.Addr().String()
-	hc := &http.Client{Timeout: 50 * time.Millisecond, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-	}}
-	disc := &outbox.Discovery{Keys: keymanager.New(A.Docs, A.Keys()), ProviderDomain: testenv.Domain, WKD: hc}
+	disc := &outbox.Discovery{Keys: keymanager.New(A.Docs, A.Keys()), ProviderDomain: testenv.Domain, WKD: dialingOnly(slow, 50*time.Millisecond)}
 	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
 		t.Fatalf("timed-out lookup: %v", err)
 	}
