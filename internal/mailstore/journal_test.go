@@ -137,3 +137,57 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 		t.Fatalf("after a restart the message is in %s, want Archive", got)
 	}
 }
+
+// TestUnappliableChangeStaysListed: a message whose content cannot be
+// had yet (its blob is neither here nor reachable) stays listed, waits
+// before it is tried again, and is indexed once the blob is there.
+func TestUnappliableChangeStaysListed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := localKeys(t)
+	st, ms := openLocal(t, path, k, nil)
+	defer st.Close()
+	defer ms.Close()
+	raw := []byte("Subject: later\r\n\r\nbody")
+	const id = "blobcomeslater"
+	body, _ := json.Marshal(messageDoc{Type: typeMessage, Mbox: "INBOX", Blob: ms.docs.BlobID(raw), Size: int64(len(raw)), Date: time.Now().UTC().Truncate(time.Second)})
+	if err := ms.docs.Put(id, body); err != nil { // as a pull of the document alone would
+		t.Fatal(err)
+	}
+	ms.drain(context.Background())
+	if got := mailboxOf(ms, id); got != "(not indexed)" {
+		t.Fatalf("indexed without its content: %s", got)
+	}
+	listed := func() bool {
+		changes, _ := ms.docs.Changed(0)
+		for _, c := range changes {
+			if c.ID == id {
+				return true
+			}
+		}
+		return false
+	}
+	if !listed() {
+		t.Fatal("a change that failed was taken off the list")
+	}
+	ms.drainMu.Lock()
+	r := ms.failed[id]
+	ms.drainMu.Unlock()
+	if r == nil || r.wait != retryFirst {
+		t.Fatalf("retry state: %+v", r)
+	}
+	// Not tried again before its time, even once the blob is there.
+	if _, err := ms.docs.PutBlob(raw); err != nil {
+		t.Fatal(err)
+	}
+	ms.drain(context.Background())
+	if got := mailboxOf(ms, id); got != "(not indexed)" {
+		t.Fatalf("retried early: %s", got)
+	}
+	ms.drainMu.Lock()
+	r.at = time.Now().Add(-time.Second)
+	ms.drainMu.Unlock()
+	ms.drain(context.Background())
+	if got := mailboxOf(ms, id); got != "INBOX" || listed() {
+		t.Fatalf("after the retry: in %s, listed %v", got, listed())
+	}
+}

@@ -204,9 +204,9 @@ type Store struct {
 	byID     map[string]*msg
 	lastSlot uint64 // the last slot handed out
 	watchers map[string]map[*watcher]struct{}
-	kick     chan struct{}        // docsync listed changes to apply
-	drainMu  sync.Mutex           // one drain at a time; guards failedAt
-	failedAt map[string]time.Time // changes that failed to apply
+	kick     chan struct{}     // docsync listed changes to apply
+	drainMu  sync.Mutex        // one drain at a time; guards failed
+	failed   map[string]*retry // changes that failed to apply
 	closed   chan struct{}
 	wg       sync.WaitGroup
 }
@@ -226,7 +226,7 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 		docs: docs, st: st, keys: keys, indexer: indexer, log: log,
 		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
 		watchers: map[string]map[*watcher]struct{}{},
-		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failedAt: map[string]time.Time{},
+		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failed: map[string]*retry{},
 	}
 	if err := s.migrate(); err != nil {
 		return nil, err
@@ -447,12 +447,20 @@ func (s *Store) poke() {
 }
 
 const (
-	drainBatch  = 1000
-	retryFailed = time.Minute // a change that failed to apply waits this long
+	drainBatch = 1000
+	retryFirst = time.Minute // a change that failed to apply waits this long,
+	retryMax   = time.Hour   // doubling up to this
 )
 
+// retry is when a change that failed to apply is tried again.
+type retry struct {
+	at   time.Time
+	wait time.Duration
+}
+
 // drain applies the listed changes until none is left (or none of those
-// left can be applied now: they wait for retryFailed, or the next start).
+// left can be applied now: they wait, retryFirst and then longer, or for
+// the next start).
 func (s *Store) drain(ctx context.Context) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
@@ -465,7 +473,7 @@ func (s *Store) drain(ctx context.Context) {
 		now := time.Now()
 		var todo []docsync.Change
 		for _, c := range all {
-			if at, ok := s.failedAt[c.ID]; !ok || now.Sub(at) >= retryFailed {
+			if r, ok := s.failed[c.ID]; !ok || !now.Before(r.at) {
 				todo = append(todo, c)
 			}
 		}
@@ -503,10 +511,16 @@ func (s *Store) applyChanges(ctx context.Context, changes []docsync.Change) int 
 	now := time.Now()
 	for _, c := range changes {
 		if failed[c.ID] {
-			s.failedAt[c.ID] = now
+			r := s.failed[c.ID]
+			if r == nil {
+				r = &retry{wait: retryFirst / 2}
+				s.failed[c.ID] = r
+			}
+			r.wait = min(2*r.wait, retryMax)
+			r.at = now.Add(r.wait)
 			continue
 		}
-		delete(s.failedAt, c.ID)
+		delete(s.failed, c.ID)
 		done = append(done, c)
 	}
 	if err := s.st.Update(func(tx *store.Tx) error { return docsync.Taken(tx, done...) }); err != nil {
@@ -569,14 +583,14 @@ func (s *Store) reconcileAll() error {
 
 func (s *Store) worker() {
 	defer s.wg.Done()
-	retry := time.NewTicker(retryFailed)
-	defer retry.Stop()
+	tick := time.NewTicker(retryFirst)
+	defer tick.Stop()
 	for {
 		select {
 		case <-s.closed:
 			return
 		case <-s.kick:
-		case <-retry.C:
+		case <-tick.C:
 		}
 		s.drain(context.Background())
 	}
