@@ -30,6 +30,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
@@ -207,6 +208,7 @@ type Store struct {
 	kick     chan struct{}     // docsync listed changes to apply
 	drainMu  sync.Mutex        // one drain at a time; guards failed
 	failed   map[string]*retry // changes that failed to apply
+	retryNow atomic.Bool       // try the failed ones at the next drain
 	closed   chan struct{}
 	wg       sync.WaitGroup
 }
@@ -246,7 +248,12 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 	if err := s.catchUp(); err != nil {
 		return nil, err
 	}
-	docs.OnChange(func([]string) { s.poke() })
+	docs.OnChange(func([]string) {
+		// A pull means the provider is reachable: what failed for want
+		// of a blob from it may work now.
+		s.retryNow.Store(true)
+		s.poke()
+	})
 	s.wg.Add(1)
 	go s.worker()
 	s.poke() // what sync changed meanwhile
@@ -464,6 +471,9 @@ type retry struct {
 func (s *Store) drain(ctx context.Context) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
+	if s.retryNow.Swap(false) {
+		clear(s.failed)
+	}
 	for {
 		all, err := s.docs.Changed(0)
 		if err != nil {
