@@ -683,9 +683,12 @@ func TestStoreExpunge(t *testing.T) {
 	if err != nil || !slices.Equal(seqs, []uint32{2}) {
 		t.Fatalf("UID EXPUNGE 2,4: %v %v", seqs, err)
 	}
-	// EXPUNGE removes the rest: UIDs 3 and 5, now at 2 and 4.
+	// EXPUNGE removes the rest: UIDs 3 and 5, now at 2 and 4. Highest
+	// first (4, 2) when the session applies its own expunge, or one by
+	// one as the store's events reach the mailbox first (2, then UID 5
+	// at 3): both name the same messages.
 	seqs, err = a.Expunge().Collect()
-	if err != nil || !slices.Equal(seqs, []uint32{4, 2}) {
+	if err != nil || !slices.Equal(seqs, []uint32{4, 2}) && !slices.Equal(seqs, []uint32{2, 3}) {
 		t.Fatalf("EXPUNGE: %v %v", seqs, err)
 	}
 	if n := a.Mailbox().NumMessages; n != 2 {
