@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"path/filepath"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -104,23 +107,23 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	k := localKeys(t)
 	const id = "raceddoc"
-	var ms *Store
-	fired := false
+	var target atomic.Pointer[Store]
+	var fired atomic.Bool
 	idx := func(raw []byte) ([]byte, error) {
-		if !fired && ms != nil {
-			fired = true
+		if ms := target.Load(); ms != nil && !fired.Swap(true) {
 			moveDoc(t, ms, id, "Archive") // as a pull would, meanwhile
 		}
 		return []byte("meta"), nil
 	}
 	st, ms := openLocal(t, path, k, idx)
+	target.Store(ms)
 	raw := []byte("Subject: a\r\n\r\nx")
 	body, _ := json.Marshal(messageDoc{Type: typeMessage, Mbox: "INBOX", Blob: ms.docs.BlobID(raw), Size: int64(len(raw)), Date: time.Now().UTC().Truncate(time.Second)})
 	if err := ms.docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}}); err != nil {
 		t.Fatal(err)
 	}
 	ms.drain(context.Background())
-	if !fired {
+	if !fired.Load() {
 		t.Fatal("the indexer did not run")
 	}
 	if got := mailboxOf(ms, id); got != "Archive" {
@@ -129,6 +132,7 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 	if changes, _ := ms.docs.Changed(0); len(changes) != 0 {
 		t.Fatalf("left listed: %v", changes)
 	}
+	ms.Close()
 	st.Close()
 	st, ms = openLocal(t, path, k, idx)
 	defer st.Close()
@@ -189,5 +193,148 @@ func TestUnappliableChangeStaysListed(t *testing.T) {
 	ms.drain(context.Background())
 	if got := mailboxOf(ms, id); got != "INBOX" || listed() {
 		t.Fatalf("after the retry: in %s, listed %v", got, listed())
+	}
+}
+
+// TestFlagUpdateAfterExpungeStaysGone: the worker's flag update for a
+// message that a client expunged meanwhile does not write its entry back
+// (it would come back at the next start).
+func TestFlagUpdateAfterExpungeStaysGone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := localKeys(t)
+	ctx := context.Background()
+	st, ms := openLocal(t, path, k, nil)
+	m, _, err := ms.Append(ctx, "INBOX", []byte("Subject: a\r\n\r\nx"), nil, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms.Close() // the worker's steps are played by hand
+	// A pull sets \Seen on the document; the worker reads the message...
+	err = ms.docs.Modify([]string{m.ID}, func(_ string, b []byte) ([]byte, bool, bool, error) {
+		var md messageDoc
+		if err := json.Unmarshal(b, &md); err != nil {
+			return nil, false, false, err
+		}
+		md.Flags = []string{`\Seen`}
+		nb, err := json.Marshal(md)
+		return nb, false, false, err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms.mu.Lock()
+	cur := ms.byID[m.ID]
+	ms.mu.Unlock()
+	if _, err := ms.StoreFlags(ctx, "INBOX", []uint32{m.UID}, FlagsAdd, []string{`\Deleted`}); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := ms.Expunge(ctx, "INBOX", nil); err != nil || len(out) != 1 {
+		t.Fatalf("expunge: %v %v", out, err)
+	}
+	if err := ms.setFlagsIndex(nil, cur, []string{`\Seen`}); err != nil { // ...and now writes
+		t.Fatal(err)
+	}
+	ms.drain(ctx)
+	ch, _ := ms.docs.Changed(0)
+	println("changed before restart", len(ch))
+	st.Close()
+	st, ms = openLocal(t, path, k, nil)
+	defer st.Close()
+	defer ms.Close()
+	if got, _ := ms.Messages("INBOX"); len(got) != 0 {
+		t.Fatalf("an expunged message came back: %+v", got)
+	}
+}
+
+// TestStaleApplyDoesNotUndoMoves: the worker applying what it read
+// before a client's MOVE does not move the message back: every UID a
+// MOVE reported stays valid.
+func TestStaleApplyDoesNotUndoMoves(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := localKeys(t)
+	ctx := context.Background()
+	st, ms := openLocal(t, path, k, func([]byte) ([]byte, error) { return []byte("m"), nil })
+	defer st.Close()
+	defer ms.Close()
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // a worker that never rests
+		defer wg.Done()
+		for !stop.Load() {
+			ms.drain(ctx)
+		}
+	}()
+	type moved struct {
+		id  string
+		uid uint32
+	}
+	var all []moved
+	for range 150 {
+		m, _, err := ms.Append(ctx, "INBOX", []byte("Subject: a\r\n\r\nx"), nil, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, dst, _, err := ms.Move(ctx, "INBOX", []uint32{m.UID}, "Archive")
+		if err != nil || len(dst) != 1 {
+			t.Fatalf("move: %v %v", dst, err)
+		}
+		all = append(all, moved{m.ID, dst[0]})
+	}
+	stop.Store(true)
+	wg.Wait()
+	ms.drain(ctx)
+	got, _ := ms.Messages("Archive")
+	for _, mv := range all {
+		if !slices.ContainsFunc(got, func(x Message) bool { return x.ID == mv.id && x.UID == mv.uid }) {
+			t.Fatalf("message %s is no longer Archive UID %d", mv.id, mv.uid)
+		}
+	}
+	if inbox, _ := ms.Messages("INBOX"); len(inbox) != 0 {
+		t.Fatalf("%d messages back in INBOX", len(inbox))
+	}
+}
+
+// TestUpgradeReconcileKeepsWhatFailed: on the first start of a store from
+// before the change list, a document that cannot be applied yet (its blob
+// is missing) is not forgotten: the next start reconciles again and
+// indexes it.
+func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := localKeys(t)
+	st, ms := openLocal(t, path, k, nil)
+	raw := []byte("Subject: later\r\n\r\nbody")
+	const id = "blobcomeslater"
+	body, _ := json.Marshal(messageDoc{Type: typeMessage, Mbox: "INBOX", Blob: ms.docs.BlobID(raw), Size: int64(len(raw)), Date: time.Now().UTC().Truncate(time.Second)})
+	ms.Close()
+	if err := ms.docs.Put(id, body); err != nil {
+		t.Fatal(err)
+	}
+	// As a store indexed before the change list: no marker, and the
+	// document not listed.
+	err := st.Update(func(tx *store.Tx) error {
+		if err := tx.Delete(bucketState, "journal"); err != nil {
+			return err
+		}
+		return docsync.Taken(tx, docsync.Change{ID: id, Stamp: 1 << 62})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	st, ms = openLocal(t, path, k, nil) // blob still missing
+	if got := mailboxOf(ms, id); got != "(not indexed)" {
+		t.Fatalf("indexed without its blob: %s", got)
+	}
+	if _, err := ms.docs.PutBlob(raw); err != nil { // the blob arrives
+		t.Fatal(err)
+	}
+	ms.Close()
+	st.Close()
+	st, ms = openLocal(t, path, k, nil)
+	defer st.Close()
+	defer ms.Close()
+	if got := mailboxOf(ms, id); got != "INBOX" {
+		t.Fatalf("after the next start the message is in %s, want INBOX", got)
 	}
 }

@@ -20,6 +20,7 @@
 package mailstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -210,6 +211,8 @@ type Store struct {
 	failed   map[string]*retry // changes that failed to apply
 	retryNow atomic.Bool       // try the failed ones at the next drain
 	closed   chan struct{}
+	ctx      context.Context // ends with Close: applying changes stops
+	cancel   context.CancelFunc
 	wg       sync.WaitGroup
 }
 
@@ -230,6 +233,7 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 		watchers: map[string]map[*watcher]struct{}{},
 		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failed: map[string]*retry{},
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(); err != nil {
 		return nil, err
 	}
@@ -246,6 +250,7 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 	// Documents that changed while we were not running, or whose
 	// indexing was cut short, are applied now.
 	if err := s.catchUp(); err != nil {
+		s.cancel()
 		return nil, err
 	}
 	docs.OnChange(func([]string) {
@@ -268,6 +273,7 @@ func (s *Store) Close() {
 	default:
 	}
 	close(s.closed)
+	s.cancel()
 	s.wg.Wait()
 }
 
@@ -426,8 +432,17 @@ func (s *Store) catchUp() error {
 		if err != nil {
 			return err
 		}
-		if err := s.reconcileAll(); err != nil {
+		failed, err := s.reconcileAll()
+		if err != nil {
 			return err
+		}
+		if len(failed) > 0 {
+			// Some documents could not be applied (say their blobs
+			// cannot be fetched offline): reconcile in full again at
+			// the next start, until all are in.
+			s.log.Warn("mailstore: documents not indexed yet; will try again at the next start", "count", len(failed))
+			s.drain(s.ctx)
+			return nil
 		}
 		err = s.st.Update(func(tx *store.Tx) error {
 			if err := docsync.Taken(tx, changes...); err != nil {
@@ -439,7 +454,7 @@ func (s *Store) catchUp() error {
 			return err
 		}
 	}
-	s.drain(context.Background())
+	s.drain(s.ctx)
 	return nil
 }
 
@@ -472,7 +487,10 @@ func (s *Store) drain(ctx context.Context) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	if s.retryNow.Swap(false) {
-		clear(s.failed)
+		now := time.Now()
+		for _, r := range s.failed {
+			r.at = now // try now; a failure again waits longer
+		}
 	}
 	for {
 		all, err := s.docs.Changed(0)
@@ -497,10 +515,8 @@ func (s *Store) drain(ctx context.Context) {
 			if s.applyChanges(ctx, batch) > 0 {
 				progress = true
 			}
-			select {
-			case <-s.closed:
+			if ctx.Err() != nil {
 				return
-			default:
 			}
 		}
 		if !progress {
@@ -520,6 +536,9 @@ func (s *Store) applyChanges(ctx context.Context, changes []docsync.Change) int 
 	done := make([]docsync.Change, 0, len(changes))
 	now := time.Now()
 	for _, c := range changes {
+		if failed[c.ID] && ctx.Err() != nil {
+			continue // stopping, not failing: left listed, no wait
+		}
 		if failed[c.ID] {
 			r := s.failed[c.ID]
 			if r == nil {
@@ -543,11 +562,11 @@ func (s *Store) applyChanges(ctx context.Context, changes []docsync.Change) int 
 // reconcileAll compares every document with the index and applies what
 // differs (documents that arrived or changed while we were not running,
 // or whose indexing was cut short).
-func (s *Store) reconcileAll() error {
+func (s *Store) reconcileAll() (failed map[string]bool, err error) {
 	var ids []string
 	seen := map[string]bool{}
 	s.mu.Lock()
-	err := s.docs.ForEach(func(d *docsync.Doc) error {
+	err = s.docs.ForEach(func(d *docsync.Doc) error {
 		var md struct {
 			messageDoc
 			Name string `json:"name"`
@@ -574,7 +593,7 @@ func (s *Store) reconcileAll() error {
 	})
 	if err != nil {
 		s.mu.Unlock()
-		return err
+		return nil, err
 	}
 	for id := range s.byID {
 		if !seen[id] {
@@ -587,8 +606,7 @@ func (s *Store) reconcileAll() error {
 		}
 	}
 	s.mu.Unlock()
-	s.apply(context.Background(), ids)
-	return nil
+	return s.apply(s.ctx, ids), nil
 }
 
 func (s *Store) worker() {
@@ -602,7 +620,7 @@ func (s *Store) worker() {
 		case <-s.kick:
 		case <-tick.C:
 		}
-		s.drain(context.Background())
+		s.drain(s.ctx)
 	}
 }
 
@@ -613,6 +631,10 @@ func (s *Store) apply(ctx context.Context, ids []string) map[string]bool {
 	// Mailboxes first, so messages find theirs.
 	var msgs []string
 	for _, id := range ids {
+		if ctx.Err() != nil {
+			failed[id] = true // stopping: left listed
+			continue
+		}
 		d, err := s.docs.Get(id)
 		if errors.Is(err, docsync.ErrNotFound) {
 			if err := s.applyGone(id); err != nil {
@@ -646,6 +668,10 @@ func (s *Store) apply(ctx context.Context, ids []string) map[string]bool {
 		}
 	}
 	for _, id := range msgs {
+		if ctx.Err() != nil {
+			failed[id] = true
+			continue
+		}
 		if err := s.applyMessage(ctx, id); err != nil {
 			s.log.Warn("mailstore: indexing a message", "err", err)
 			failed[id] = true
@@ -794,13 +820,16 @@ func (s *Store) dropMailboxIndex(name string) {
 }
 
 // applyMessage indexes a message document that is new, moved or whose
-// flags changed.
+// flags changed. The slow part (fetching and indexing the content of a
+// new message) runs unlocked; the index is changed under s.mu and only if
+// the document is still the one read: if a local write or another pull
+// changed it meanwhile, that newer change is listed and applied next, and
+// this older one must not undo it.
 func (s *Store) applyMessage(ctx context.Context, id string) error {
 	d, err := s.docs.Get(id)
 	if err != nil {
 		if errors.Is(err, docsync.ErrNotFound) {
-			s.applyGone(id)
-			return nil
+			return s.applyGone(id)
 		}
 		return err
 	}
@@ -820,39 +849,66 @@ func (s *Store) applyMessage(ctx context.Context, id string) error {
 			return err
 		}
 	}
-	if cur != nil && cur.mbox == md.Mbox {
-		if !slices.Equal(cur.flags, md.Flags) {
-			return s.setFlagsIndex(nil, cur, md.Flags)
-		}
-		return nil
-	}
 	var meta []byte
-	if cur != nil {
-		// Moved: the content is the same, and so is its metadata.
-		meta, _ = s.Meta(id)
-		if err := s.unindex(cur); err != nil {
-			return err
-		}
-	}
-	if meta == nil {
+	if cur == nil {
 		raw, err := s.docs.Blob(ctx, md.Blob)
 		if err != nil {
 			return err
 		}
-		meta, err = s.indexer(raw)
-		if err != nil {
+		if meta, err = s.indexer(raw); err != nil {
 			s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
 			meta = nil
 		}
 	}
-	_, err = s.index(nil, id, md, meta)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now, err := s.docs.Get(id)
+	if errors.Is(err, docsync.ErrNotFound) || err == nil && !bytes.Equal(now.Body, d.Body) {
+		return nil // changed meanwhile: the newer change is listed
+	}
+	if err != nil {
+		return err
+	}
+	cur = s.byID[id]
+	switch {
+	case cur != nil && cur.mbox == md.Mbox:
+		if slices.Equal(cur.flags, md.Flags) {
+			return nil
+		}
+		return s.setFlagsLocked(nil, cur, md.Flags)
+	case cur != nil:
+		// Moved: the content is the same, and so is its metadata.
+		if meta == nil {
+			meta, _ = s.metaOf(cur)
+		}
+		if err := s.unindexLocked(nil, cur); err != nil {
+			return err
+		}
+	}
+	_, err = s.indexLocked(nil, id, md, meta)
 	return err
+}
+
+// metaOf reads a message's metadata; the caller holds s.mu.
+func (s *Store) metaOf(m *msg) ([]byte, error) {
+	var meta []byte
+	err := s.st.View(func(tx *store.Tx) error {
+		v, err := tx.GetSeq(bucketMeta, m.slot)
+		meta = v
+		return err
+	})
+	return meta, err
 }
 
 // index assigns a UID in md.Mbox and records the message.
 func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.indexLocked(origin, id, md, meta)
+}
+
+func (s *Store) indexLocked(origin any, id string, md messageDoc, meta []byte) (*msg, error) {
 	mb := s.mboxes[md.Mbox]
 	if mb == nil {
 		return nil, ErrNoMailbox
@@ -913,6 +969,10 @@ func putSlot(tx *store.Tx, slot uint64) error {
 func (s *Store) unindexOrigin(origin any, m *msg) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.unindexLocked(origin, m)
+}
+
+func (s *Store) unindexLocked(origin any, m *msg) error {
 	if s.byID[m.id] != m {
 		return nil
 	}
@@ -942,6 +1002,9 @@ func (s *Store) setFlagsIndex(origin any, m *msg, flags []string) error {
 	return s.setFlagsLocked(origin, m, flags)
 }
 
+// setFlagsLocked records a message's new flags, unless it left the
+// index meanwhile (then its entry must stay gone).
+
 // setFlagsManyLocked records new flags of many messages in one
 // transaction, then tells the watchers.
 func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) error {
@@ -968,6 +1031,9 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 }
 
 func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
+	if s.byID[m.id] != m {
+		return nil
+	}
 	ms, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
 	if err := s.st.Update(func(tx *store.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
 		return err

@@ -342,7 +342,9 @@ func TestChangesSurviveACrashBeforeIndexing(t *testing.T) {
 	if listed() {
 		t.Fatal("an indexed message is still listed as changed")
 	}
-	// What Append does before it indexes, and nothing after.
+	// What Append does before it indexes, and nothing after (with the
+	// mail store's worker stopped, as by the crash).
+	A.Mail.Close()
 	raw := msg("written, never indexed")
 	body, _ := json.Marshal(map[string]any{
 		"type": "message", "mbox": "INBOX", "blob": A.Docs.BlobID(raw),
@@ -350,6 +352,9 @@ func TestChangesSurviveACrashBeforeIndexing(t *testing.T) {
 	})
 	if err := A.Docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: "crashedbeforeindexing", Body: body}}); err != nil {
 		t.Fatal(err)
+	}
+	if _, ok := find(A.Mail, "INBOX", "crashedbeforeindexing"); ok {
+		t.Fatal("indexed before the restart: the test shows nothing")
 	}
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
