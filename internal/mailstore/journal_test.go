@@ -42,7 +42,24 @@ func openLocal(t *testing.T, path string, k *seal.Keys, idx Indexer) (*store.Sto
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { ms.Close(); st.Close() })
 	return st, ms
+}
+
+// reopen closes the mail store and its file, as a stop (or, when the
+// caller stopped nothing else first, a crash) would, and opens them again.
+func reopen(t *testing.T, st *store.Store, ms *Store, path string, k *seal.Keys, idx Indexer) (*store.Store, *Store) {
+	t.Helper()
+	ms.Close()
+	st.Close()
+	return openLocal(t, path, k, idx)
+}
+
+// messageDocFor is the document of a message with content raw in mbox,
+// as Append writes it (the blob is not stored).
+func messageDocFor(ms *Store, raw []byte, mbox string) ([]byte, []byte) {
+	body, _ := json.Marshal(messageDoc{Type: typeMessage, Mbox: mbox, Blob: ms.docs.BlobID(raw), Size: int64(len(raw)), Date: time.Now().UTC().Truncate(time.Second)})
+	return raw, body
 }
 
 func mailboxOf(ms *Store, id string) string {
@@ -90,11 +107,7 @@ func TestMoveCutShortIsFinishedAtStart(t *testing.T) {
 	if err := ms.unindexOrigin(nil, cur); err != nil {
 		t.Fatal(err)
 	}
-	st.Close()
-
-	st, ms = openLocal(t, path, k, nil)
-	defer st.Close()
-	defer ms.Close()
+	_, ms = reopen(t, st, ms, path, k, nil)
 	if got := mailboxOf(ms, m.ID); got != "Archive" {
 		t.Fatalf("after the start the message is in %s, want Archive", got)
 	}
@@ -117,8 +130,7 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 	}
 	st, ms := openLocal(t, path, k, idx)
 	target.Store(ms)
-	raw := []byte("Subject: a\r\n\r\nx")
-	body, _ := json.Marshal(messageDoc{Type: typeMessage, Mbox: "INBOX", Blob: ms.docs.BlobID(raw), Size: int64(len(raw)), Date: time.Now().UTC().Truncate(time.Second)})
+	raw, body := messageDocFor(ms, []byte("Subject: a\r\n\r\nx"), "INBOX")
 	if err := ms.docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}}); err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +144,7 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 	if changes, _ := ms.docs.Changed(0); len(changes) != 0 {
 		t.Fatalf("left listed: %v", changes)
 	}
-	ms.Close()
-	st.Close()
-	st, ms = openLocal(t, path, k, idx)
-	defer st.Close()
-	defer ms.Close()
+	st, ms = reopen(t, st, ms, path, k, idx)
 	if got := mailboxOf(ms, id); got != "Archive" {
 		t.Fatalf("after a restart the message is in %s, want Archive", got)
 	}
@@ -148,12 +156,9 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 func TestUnappliableChangeStaysListed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	k := localKeys(t)
-	st, ms := openLocal(t, path, k, nil)
-	defer st.Close()
-	defer ms.Close()
-	raw := []byte("Subject: later\r\n\r\nbody")
+	_, ms := openLocal(t, path, k, nil)
 	const id = "blobcomeslater"
-	body, _ := json.Marshal(messageDoc{Type: typeMessage, Mbox: "INBOX", Blob: ms.docs.BlobID(raw), Size: int64(len(raw)), Date: time.Now().UTC().Truncate(time.Second)})
+	raw, body := messageDocFor(ms, []byte("Subject: later\r\n\r\nbody"), "INBOX")
 	if err := ms.docs.Put(id, body); err != nil { // as a pull of the document alone would
 		t.Fatal(err)
 	}
@@ -237,10 +242,7 @@ func TestFlagUpdateAfterExpungeStaysGone(t *testing.T) {
 	ms.drain(ctx)
 	ch, _ := ms.docs.Changed(0)
 	println("changed before restart", len(ch))
-	st.Close()
-	st, ms = openLocal(t, path, k, nil)
-	defer st.Close()
-	defer ms.Close()
+	st, ms = reopen(t, st, ms, path, k, nil)
 	if got, _ := ms.Messages("INBOX"); len(got) != 0 {
 		t.Fatalf("an expunged message came back: %+v", got)
 	}
@@ -253,9 +255,7 @@ func TestStaleApplyDoesNotUndoMoves(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	k := localKeys(t)
 	ctx := context.Background()
-	st, ms := openLocal(t, path, k, func([]byte) ([]byte, error) { return []byte("m"), nil })
-	defer st.Close()
-	defer ms.Close()
+	_, ms := openLocal(t, path, k, func([]byte) ([]byte, error) { return []byte("m"), nil })
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -303,9 +303,8 @@ func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	k := localKeys(t)
 	st, ms := openLocal(t, path, k, nil)
-	raw := []byte("Subject: later\r\n\r\nbody")
 	const id = "blobcomeslater"
-	body, _ := json.Marshal(messageDoc{Type: typeMessage, Mbox: "INBOX", Blob: ms.docs.BlobID(raw), Size: int64(len(raw)), Date: time.Now().UTC().Truncate(time.Second)})
+	raw, body := messageDocFor(ms, []byte("Subject: later\r\n\r\nbody"), "INBOX")
 	ms.Close()
 	if err := ms.docs.Put(id, body); err != nil {
 		t.Fatal(err)
@@ -321,19 +320,14 @@ func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st.Close()
-	st, ms = openLocal(t, path, k, nil) // blob still missing
+	st, ms = reopen(t, st, ms, path, k, nil) // blob still missing
 	if got := mailboxOf(ms, id); got != "(not indexed)" {
 		t.Fatalf("indexed without its blob: %s", got)
 	}
 	if _, err := ms.docs.PutBlob(raw); err != nil { // the blob arrives
 		t.Fatal(err)
 	}
-	ms.Close()
-	st.Close()
-	st, ms = openLocal(t, path, k, nil)
-	defer st.Close()
-	defer ms.Close()
+	st, ms = reopen(t, st, ms, path, k, nil)
 	if got := mailboxOf(ms, id); got != "INBOX" {
 		t.Fatalf("after the next start the message is in %s, want INBOX", got)
 	}
