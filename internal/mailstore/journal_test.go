@@ -144,7 +144,7 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 	if changes, _ := ms.docs.Changed(0); len(changes) != 0 {
 		t.Fatalf("left listed: %v", changes)
 	}
-	st, ms = reopen(t, st, ms, path, k, idx)
+	_, ms = reopen(t, st, ms, path, k, idx)
 	if got := mailboxOf(ms, id); got != "Archive" {
 		t.Fatalf("after a restart the message is in %s, want Archive", got)
 	}
@@ -242,7 +242,7 @@ func TestFlagUpdateAfterExpungeStaysGone(t *testing.T) {
 	ms.drain(ctx)
 	ch, _ := ms.docs.Changed(0)
 	println("changed before restart", len(ch))
-	st, ms = reopen(t, st, ms, path, k, nil)
+	_, ms = reopen(t, st, ms, path, k, nil)
 	if got, _ := ms.Messages("INBOX"); len(got) != 0 {
 		t.Fatalf("an expunged message came back: %+v", got)
 	}
@@ -327,7 +327,7 @@ func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
 	if _, err := ms.docs.PutBlob(raw); err != nil { // the blob arrives
 		t.Fatal(err)
 	}
-	st, ms = reopen(t, st, ms, path, k, nil)
+	_, ms = reopen(t, st, ms, path, k, nil)
 	if got := mailboxOf(ms, id); got != "INBOX" {
 		t.Fatalf("after the next start the message is in %s, want INBOX", got)
 	}
