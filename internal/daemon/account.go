@@ -143,6 +143,20 @@ func (d *Daemon) openAccount(dir string, meta *accountMeta, c *client.Client, se
 		return nil, err
 	}
 	log := d.log.With("account", meta.Address)
+	// After anything but a clean close (a crash, or an older bitmaskd that
+	// wrote the store without keeping its indexes), rebuild them.
+	clean, err := st.TakeCleanMark()
+	if err == nil && !clean {
+		log.Info("the local store was not closed cleanly; its indexes are rebuilt from the documents")
+		err = docsync.ForgetIndexes(st)
+		if err == nil {
+			err = mailstore.Reconcile(st)
+		}
+	}
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	a := &Account{
 		Address: meta.Address, Login: meta.Login,
 		d: d, dir: dir, meta: *meta, client: c, keys: k, store: st, log: log, online: online,
@@ -344,6 +358,9 @@ func (a *Account) stop() error {
 	}
 	if a.Mail != nil {
 		a.Mail.Close()
+	}
+	if err := a.store.MarkClean(); err != nil {
+		a.log.Warn("marking the local store closed cleanly", "err", err)
 	}
 	return a.store.Close()
 }

@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -437,6 +438,37 @@ func (e *Engine) addTypes(add []string) {
 			e.types = append(e.types, t)
 		}
 	}
+}
+
+// ForgetIndexes drops the local indexes (pending pushes, types) of the
+// store st, so the next engine on it builds them again from the
+// documents: for a store that something other than this program may have
+// written (see store.TakeCleanMark).
+func ForgetIndexes(st *store.Store) error {
+	return st.Update(func(tx *store.Tx) error {
+		var types []string
+		err := tx.ForEach(bucketState, func(k string, _ []byte) error {
+			if t, ok := strings.CutPrefix(k, keyTypes); ok {
+				types = append(types, t)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, t := range types {
+			if err := tx.Delete(bucketState, keyTypes+t); err != nil {
+				return err
+			}
+			if err := tx.DeleteBucket(typeBucket(t)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Delete(bucketState, keyDirtyIndex); err != nil {
+			return err
+		}
+		return tx.DeleteBucket(bucketDirty)
+	})
 }
 
 // ForEachType calls fn with every live document of an indexed type.

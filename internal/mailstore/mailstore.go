@@ -411,6 +411,14 @@ func (s *Store) migrate() error {
 	})
 }
 
+// Reconcile makes the next Open on st compare every document with the
+// index, as for a store from before the change list: for a store that
+// something other than this program may have written (see
+// store.TakeCleanMark).
+func Reconcile(st *store.Store) error {
+	return st.Update(func(tx *store.Tx) error { return tx.Delete(bucketState, "journal") })
+}
+
 // catchUp applies the changes docsync lists as not taken yet (see
 // docsync.Changed): what was pulled or written before a crash or a stop
 // cut its indexing short. A store indexed before that list existed is

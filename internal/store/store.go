@@ -329,3 +329,48 @@ func (t *Tx) DeleteBucket(bucket string) error {
 	}
 	return err
 }
+
+// Clean shutdown. The indexes kept beside the data (the sync engine's
+// pending pushes and types, the mail store's change list) are written in
+// the same transactions as the data by this program; a crash cannot
+// break them, but a program that writes the data without them (an older
+// bitmaskd, after a downgrade) can. MarkClean, the last write before
+// Close, records the file's transaction id; TakeCleanMark, at open,
+// reports whether nothing was written since and removes the mark, so the
+// next open after anything but a clean close (a crash, another writer)
+// rebuilds the indexes.
+
+const (
+	stateBucket = "store-state"
+	keyClean    = "clean-txid"
+)
+
+// MarkClean records that the file is closed cleanly now.
+func (s *Store) MarkClean() error {
+	return s.db.Update(func(btx *bolt.Tx) error {
+		t := &Tx{s: s, tx: btx}
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], uint64(btx.ID()))
+		return t.Put(stateBucket, keyClean, b[:])
+	})
+}
+
+// TakeCleanMark reports whether the file was closed cleanly with nothing
+// written since, and removes the mark.
+func (s *Store) TakeCleanMark() (bool, error) {
+	clean := false
+	err := s.db.Update(func(btx *bolt.Tx) error {
+		t := &Tx{s: s, tx: btx}
+		v, err := t.Get(stateBucket, keyClean)
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		// This transaction's id is one more than the last committed.
+		clean = len(v) == 8 && binary.BigEndian.Uint64(v) == uint64(btx.ID()-1)
+		return t.Delete(stateBucket, keyClean)
+	})
+	return clean, err
+}

@@ -229,3 +229,63 @@ func TestReleaseKeepsReading(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanMark: a clean close is seen at the next open, once; a write
+// after the mark (another program) or no mark (a crash) is not clean.
+func TestCleanMark(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := keys(t)
+	open := func() *Store {
+		s, err := Open(path, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	take := func(s *Store) bool {
+		clean, err := s.TakeCleanMark()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return clean
+	}
+	s := open()
+	if take(s) {
+		t.Fatal("a new file is clean")
+	}
+	if err := s.MarkClean(); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open()
+	if !take(s) {
+		t.Fatal("a clean close was not seen")
+	}
+	if err := s.Update(func(tx *Tx) error { return tx.Put("b", "k", []byte("v")) }); err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // no mark: as a crash
+	s = open()
+	if take(s) {
+		t.Fatal("a close without the mark was taken as clean")
+	}
+	if err := s.MarkClean(); err != nil {
+		t.Fatal(err)
+	}
+	// Another program writes after the mark.
+	if err := s.db.Update(func(btx *bolt.Tx) error {
+		b, err := btx.CreateBucketIfNotExists([]byte("other"))
+		if err != nil {
+			return err
+		}
+		return b.Put([]byte("x"), []byte("y"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open()
+	defer s.Close()
+	if take(s) {
+		t.Fatal("a write after the mark was not noticed")
+	}
+}
