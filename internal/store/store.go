@@ -36,6 +36,15 @@ type Store struct {
 	closed bool
 }
 
+// Format is the version of the layout of the file and its indexes that
+// this program reads and writes (2: the mail index by slot, the change
+// list). A file marked with a later version was written by a newer
+// bitmaskd and is refused rather than misread.
+const Format = 2
+
+// ErrNewerFormat is returned by Open for a file of a later Format.
+var ErrNewerFormat = errors.New("store: the local store was written by a newer bitmaskd; run that version (or later) to open it")
+
 // Open opens (creating) the store at path with the keys derived from the
 // account's storage secret.
 func Open(path string, keys *seal.Keys) (*Store, error) {
@@ -43,7 +52,40 @@ func Open(path string, keys *seal.Keys) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: open: %w", err)
 	}
-	return &Store{db: db, keys: keys}, nil
+	s := &Store{db: db, keys: keys}
+	if err := s.checkFormat(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// checkFormat refuses a file of a later Format and marks an unmarked or
+// older one with ours (writing only then: a clean close stays clean).
+func (s *Store) checkFormat() error {
+	mark := false
+	err := s.db.View(func(btx *bolt.Tx) error {
+		v, err := (&Tx{s: s, tx: btx}).Get(stateBucket, keyFormat)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			mark = true
+		case err != nil:
+			// Not this account's key: every read will say so.
+		case len(v) != 4 || binary.BigEndian.Uint32(v) < Format:
+			mark = true
+		case binary.BigEndian.Uint32(v) > Format:
+			return ErrNewerFormat
+		}
+		return nil
+	})
+	if err != nil || !mark {
+		return err
+	}
+	return s.db.Update(func(btx *bolt.Tx) error {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], Format)
+		return (&Tx{s: s, tx: btx}).Put(stateBucket, keyFormat, b[:])
+	})
 }
 
 // Close closes the file.
@@ -343,6 +385,7 @@ func (t *Tx) DeleteBucket(bucket string) error {
 const (
 	stateBucket = "store-state"
 	keyClean    = "clean-txid"
+	keyFormat   = "format"
 )
 
 // MarkClean records that the file is closed cleanly now.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
@@ -287,5 +288,32 @@ func TestCleanMark(t *testing.T) {
 	defer s.Close()
 	if take(s) {
 		t.Fatal("a write after the mark was not noticed")
+	}
+}
+
+// TestNewerFormatIsRefused: a file marked by a newer bitmaskd is not
+// opened (a downgrade would misread it); the current format opens.
+func TestNewerFormatIsRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := keys(t)
+	s, err := Open(path, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err = Open(path, k); err != nil {
+		t.Fatalf("reopening the current format: %v", err)
+	}
+	err = s.Update(func(tx *Tx) error {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], Format+1)
+		return tx.Put(stateBucket, keyFormat, b[:])
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(path, k); !errors.Is(err, ErrNewerFormat) {
+		t.Fatalf("a newer format: %v", err)
 	}
 }
