@@ -22,10 +22,7 @@ func TestWritesOfAnotherProgramRebuildIndexes(t *testing.T) {
 	dir := t.TempDir()
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
 	addr := "rae@" + testenv.Domain
-	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, d, p, addr)
 	raw := []byte("From: a@example.org\r\nSubject: written by another program\r\n\r\nhello\r\n")
 	blob, err := A.Docs.PutBlob(raw)
 	if err != nil {

@@ -33,10 +33,7 @@ func TestTypeAndPushIndexes(t *testing.T) {
 	da := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	db := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	addr := "ines@" + testenv.Domain
-	A, err := da.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, da, p, addr)
 	B, err := db.Login(ctx, addr, []byte(password), p.Ref())
 	if err != nil {
 		t.Fatal(err)
@@ -118,10 +115,7 @@ func TestPushIndexBuiltForOldStores(t *testing.T) {
 	var offline atomic.Bool
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{Offline: offline.Load})
 	addr := "jon@" + testenv.Domain
-	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, d, p, addr)
 	offline.Store(true)
 	for _, id := range []string{"old1", "old2"} {
 		if err := A.Docs.Put(id, []byte(`{"type":"note"}`)); err != nil {
@@ -129,7 +123,7 @@ func TestPushIndexBuiltForOldStores(t *testing.T) {
 		}
 	}
 	// Forget the index, as a store from before it would be.
-	err = A.Store().Update(func(tx *store.Tx) error {
+	err := A.Store().Update(func(tx *store.Tx) error {
 		if err := tx.DeleteBucket("docs-dirty"); err != nil {
 			return err
 		}

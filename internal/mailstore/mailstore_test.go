@@ -48,10 +48,7 @@ func TestTwoDevicesMail(t *testing.T) {
 	da := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	db := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	addr := "mia@" + testenv.Domain
-	A, err := da.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, da, p, addr)
 	B, err := db.Login(ctx, addr, []byte(password), p.Ref())
 	if err != nil {
 		t.Fatal(err)
@@ -153,10 +150,7 @@ func TestUIDsStableAcrossRestart(t *testing.T) {
 	dir := t.TempDir()
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
 	addr := "noah@" + testenv.Domain
-	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, d, p, addr)
 	ms := open(t, A)
 	for i := range 5 {
 		if _, _, err := ms.Append(ctx, "INBOX", msg(fmt.Sprint(i)), nil, time.Time{}); err != nil {
@@ -213,10 +207,7 @@ func TestLegacyIndexMigrates(t *testing.T) {
 	dir := t.TempDir()
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
 	addr := "olga@" + testenv.Domain
-	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, d, p, addr)
 	ms := open(t, A)
 	for i := range 6 {
 		if _, _, err := ms.Append(ctx, "INBOX", msg(fmt.Sprint(i)), []string{`\Flagged`}, time.Time{}); err != nil {
@@ -323,10 +314,7 @@ func TestChangesSurviveACrashBeforeIndexing(t *testing.T) {
 	dir := t.TempDir()
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
 	addr := "pia@" + testenv.Domain
-	A, err := d.CreateUser(ctx, addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, d, p, addr)
 	m1, _, err := A.Mail.Append(ctx, "INBOX", msg("indexed"), nil, time.Time{})
 	if err != nil {
 		t.Fatal(err)

@@ -62,10 +62,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	ctx := context.Background()
 	p := testenv.StartProvider(t, testenv.Options{})
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
-	A, err := d.CreateUser(ctx, "kim@"+testenv.Domain, []byte("correct horse battery staple"), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, d, p, "kim@"+testenv.Domain)
 	now := time.Now()
 	e, err := keys.Generate("ana@wkd.example", time.Hour*24*365, now)
 	if err != nil {
@@ -155,10 +152,7 @@ func TestDiscoveryDoesNotRememberCutShortLookups(t *testing.T) {
 	ctx := context.Background()
 	p := testenv.StartProvider(t, testenv.Options{})
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
-	A, err := d.CreateUser(ctx, "lou@"+testenv.Domain, []byte("correct horse battery staple"), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	A := testenv.NewUser(t, d, p, "lou@"+testenv.Domain)
 	var hits atomic.Int32
 	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)

@@ -207,9 +207,9 @@ func (t *Tx) Get(bucket, key string) ([]byte, error) {
 }
 
 func (t *Tx) open(bname, k, v []byte) (key string, val []byte, err error) {
-	pt, err := seal.OpenValue(&t.s.keys.Local, t.ad(bname, k), v)
+	pt, err := t.openSeq(bname, k, v)
 	if err != nil {
-		return "", nil, fmt.Errorf("store: a value failed authentication (tampered file or wrong key): %w", err)
+		return "", nil, err
 	}
 	if len(pt) < 4 {
 		return "", nil, errors.New("store: value too short")
@@ -326,6 +326,7 @@ func (t *Tx) GetSeq(bucket string, n uint64) ([]byte, error) {
 	return t.openSeq(bname, k, v)
 }
 
+// openSeq authenticates and decrypts a value sealed to its bucket and key.
 func (t *Tx) openSeq(bname, k, v []byte) ([]byte, error) {
 	pt, err := seal.OpenValue(&t.s.keys.Local, t.ad(bname, k), v)
 	if err != nil {

@@ -461,3 +461,17 @@ func (r *Running) Stop() {
 	<-r.done
 	r.stop = nil
 }
+
+// Password is the password of the accounts NewUser makes.
+const Password = "correct horse battery staple"
+
+// NewUser signs up address (at Domain) at p from d, with Password, and
+// returns the account.
+func NewUser(t testing.TB, d *daemon.Daemon, p *Provider, address string) *daemon.Account {
+	t.Helper()
+	a, err := d.CreateUser(context.Background(), address, []byte(Password), p.Ref(), "")
+	if err != nil {
+		t.Fatalf("sign up %s: %v", address, err)
+	}
+	return a
+}
