@@ -439,7 +439,7 @@ func (p *processor) mergeDecrypted(outer *entity, plain []byte, st *state) []byt
 	payloadParams := innerParams
 	innerIsSigned := innerType == "multipart/signed"
 	if innerIsSigned {
-		if mp, ok := splitMultipart(inner.body, innerParams["boundary"]); ok {
+		if mp, ok := splitMultipart(inner.body, innerParams["boundary"]); ok && len(mp.parts) > 0 {
 			if fe, err := parseEntity(inner.body[mp.parts[0].start:mp.parts[0].end]); err == nil {
 				payloadHdr = fe.header
 				_, payloadParams = mediaType(fe.header)

@@ -323,6 +323,12 @@ func splitMultipart(body []byte, boundary string) (*multipartBody, bool) {
 			p.end = end
 		}
 		if closing {
+			if len(m.parts) == 0 {
+				// "--b--" with no part before it: not a multipart
+				// body anyone can use (RFC 2046 §5.1.1 requires at
+				// least one body part).
+				return nil, false
+			}
 			m.closeDelim = lineStart
 			m.closed = true
 			return m, true
@@ -645,7 +651,10 @@ func canonicalize(raw []byte, depth int) ([]byte, error) {
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
 		mp, ok := splitMultipart(e.body, params["boundary"])
-		if !ok {
+		if !ok || len(mp.parts) == 0 {
+			// Not a usable multipart (no delimiter, or a close
+			// delimiter with no part before it): signed as the text it
+			// is, so what the recipient sees is what was signed.
 			body, hdr = canonicalLeaf(hdr, "text/plain", cte, e.body)
 			break
 		}
