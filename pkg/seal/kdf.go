@@ -2,6 +2,7 @@ package seal
 
 import (
 	"crypto/rand"
+	"errors"
 	"fmt"
 
 	"golang.org/x/crypto/argon2"
@@ -40,6 +41,46 @@ const (
 	labelKEK = "bitmask/v1/kek"
 )
 
+// The floor of the Argon2id parameters a client accepts from a provider
+// ([MinKDFParams]): 3 passes over 64 MiB. That is RFC 9106's second
+// recommended option (section 4; its 4 lanes aside, which are not
+// strength), and above OWASP's Password Storage Cheat Sheet minimum for
+// Argon2id (19 MiB, 2 passes) in both memory and passes, with more memory
+// than any of the options it lists as equivalent (up to 46 MiB at 1 pass).
+// It costs an eighth of the product default (6 passes over 256 MiB, the
+// only default the repository has used), so accounts made with it pass.
+const (
+	MinKDFTime      = 3
+	MinKDFMemoryKiB = 64 * 1024
+)
+
+// MinKDFParams returns the floor: t=3, m=65536 KiB (p=1 and no salt,
+// which [KDFParams.AtLeast] does not compare).
+func MinKDFParams() KDFParams {
+	return KDFParams{Time: MinKDFTime, MemoryKiB: MinKDFMemoryKiB, Threads: 1}
+}
+
+// ErrWeakKDF is wrapped by the errors of [KDFParams.AtLeast].
+var ErrWeakKDF = errors.New("seal: kdf weaker than the minimum")
+
+// AtLeast reports whether p is at least as strong as floor: an error
+// wrapping ErrWeakKDF when p has fewer passes or less memory than floor, or
+// a salt shorter than the required 16 bytes. Lanes do not count as strength
+// (more lanes only finish sooner on more cores), so they are not compared,
+// nor is the salt's value. AtLeast does not check the ceilings; see
+// [KDFParams.Validate].
+func (p KDFParams) AtLeast(floor KDFParams) error {
+	switch {
+	case p.Time < floor.Time:
+		return fmt.Errorf("%w: %d passes, at least %d required", ErrWeakKDF, p.Time, floor.Time)
+	case p.MemoryKiB < floor.MemoryKiB:
+		return fmt.Errorf("%w: %d KiB of memory, at least %d KiB required", ErrWeakKDF, p.MemoryKiB, floor.MemoryKiB)
+	case len(p.Salt) < minSaltSize:
+		return fmt.Errorf("%w: a salt of %d bytes, at least %d required", ErrWeakKDF, len(p.Salt), minSaltSize)
+	}
+	return nil
+}
+
 // DefaultKDFParams returns the product default parameters with a fresh random
 // 16-byte salt. Use it when creating an account or changing a password.
 func DefaultKDFParams() (KDFParams, error) {
@@ -47,8 +88,8 @@ func DefaultKDFParams() (KDFParams, error) {
 }
 
 // FastKDFParams returns the cheapest parameters Validate accepts (t=1,
-// m=8192 KiB, p=1) with a fresh random 16-byte salt. They are meant for
-// tests; do not use them for real accounts.
+// m=8192 KiB, p=1) with a fresh random 16-byte salt. They are below
+// [MinKDFParams] and meant for tests; do not use them for real accounts.
 func FastKDFParams() (KDFParams, error) {
 	return newKDFParams(minTime, minMemoryKiB, minThreads)
 }
@@ -65,6 +106,8 @@ func newKDFParams(t, m uint32, p uint8) (KDFParams, error) {
 // 8192 <= m <= 2097152 KiB (8 MiB to 2 GiB), 1 <= p <= 16 and a salt of 16 to
 // 64 bytes. The ceilings exist because the parameters come from the provider:
 // a hostile provider must not be able to make the client allocate absurdly.
+// These lower bounds are only what the format allows; a client also holds
+// the provider's parameters to [MinKDFParams] with [KDFParams.AtLeast].
 func (p KDFParams) Validate() error {
 	switch {
 	case p.Time < minTime || p.Time > maxTime:
