@@ -19,4 +19,7 @@ require (
 	golang.org/x/term v0.48.0
 )
 
-require github.com/cloudflare/circl v1.6.3 // indirect
+require (
+	github.com/cloudflare/circl v1.6.3 // indirect
+	golang.org/x/text v0.44.0 // indirect
+)

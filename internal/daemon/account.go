@@ -310,6 +310,7 @@ func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) e
 	a.Incoming = &incoming.Processor{
 		Queue: a.client, Mail: ms, Keys: a.Contacts, Own: a.ownEntities,
 		DocID: &a.keys.DocID, Log: a.log,
+		Address: a.meta.Address, Domain: a.meta.Provider.JSON.Domain,
 	}
 	a.discovery = &outbox.Discovery{
 		Keys: a.Contacts, ProviderDomain: a.meta.Provider.JSON.Domain, WKD: a.d.cfg.WKD,

@@ -157,7 +157,7 @@ func TestReceive(t *testing.T) {
 		if header(m, "Subject") != subject || !strings.Contains(m, "body-marker-55aa") {
 			t.Fatalf("message not as sent:\n%s", m)
 		}
-		if header(m, "X-Leap-Encryption") != "false" || header(m, "X-Leap-Signature") != "could not verify" {
+		if header(m, "X-Leap-Encryption") != "false" || header(m, "X-Leap-Signature") != "none" {
 			t.Fatalf("X-Leap headers: %q %q", header(m, "X-Leap-Encryption"), header(m, "X-Leap-Signature"))
 		}
 		if strings.Count(m, "X-Leap-Encryption") != 1 {
@@ -274,11 +274,11 @@ func TestReceivePGPMIME(t *testing.T) {
 	if header(m, "X-Leap-Encryption") != "decrypted" {
 		t.Fatalf("X-Leap-Encryption: %q", header(m, "X-Leap-Encryption"))
 	}
-	want := fmt.Sprintf("valid; pubkey=%q", keys.Fingerprint(bobKey))
+	want := fmt.Sprintf("valid; signer=\"bob@elsewhere.test\"; level=provider_trust; pubkey=%q", keys.Fingerprint(bobKey))
 	if header(m, "X-Leap-Signature") != want {
 		t.Fatalf("X-Leap-Signature: %q, want %q", header(m, "X-Leap-Signature"), want)
 	}
-	if m := bySubject["signed but altered"]; header(m, "X-Leap-Signature") != "invalid" {
+	if m := bySubject["signed but altered"]; !strings.HasPrefix(header(m, "X-Leap-Signature"), "invalid;") {
 		t.Fatalf("tampered message: X-Leap-Signature %q", header(m, "X-Leap-Signature"))
 	}
 }

@@ -93,7 +93,7 @@ func TestGnuPGInterop(t *testing.T) {
 	if !strings.Contains(got, "gpg-marker-3f1a") || header(got, "X-Leap-Encryption") != "decrypted" {
 		t.Fatalf("not decrypted:\n%s", got)
 	}
-	if sig := header(got, "X-Leap-Signature"); !strings.HasPrefix(sig, "valid; pubkey=") {
+	if sig := header(got, "X-Leap-Signature"); sig != fmt.Sprintf("valid; signer=%q; level=known_key; pubkey=%q", gina, keyFingerprint(t, ginaPub)) {
 		t.Fatalf("X-Leap-Signature %q", sig)
 	}
 
@@ -117,4 +117,14 @@ func TestGnuPGInterop(t *testing.T) {
 		!bytes.Contains(status, []byte("VALIDSIG "+keys.Fingerprint(ak))) {
 		t.Fatalf("gpg status:\n%s", status)
 	}
+}
+
+// keyFingerprint is the fingerprint of an armored public key.
+func keyFingerprint(t *testing.T, armored []byte) string {
+	t.Helper()
+	e, err := keys.ReadArmored(string(armored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keys.Fingerprint(e)
 }

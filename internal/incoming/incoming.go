@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/mail"
 	"strings"
 	"sync"
 	"time"
@@ -73,6 +72,11 @@ type Processor struct {
 	// (nicknym for the provider's own users, WKD), so signatures of
 	// people the user never wrote to can be checked.
 	Find func(ctx context.Context, address string) (*openpgp.Entity, error)
+	// Address is the account's address; Domain the provider's domain,
+	// which is also the authserv-id of its MX's Authentication-Results
+	// field. For an address at Domain, only the key the provider's
+	// directory serves can make a signature valid.
+	Address, Domain string
 
 	mu        sync.Mutex // one run at a time
 	processed int
@@ -162,65 +166,57 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 
 // Process turns one queue item into the message to store. It never
 // fails: what cannot be decrypted or parsed is kept with a note.
+//
+// The order matters (docs/signatures.md): the signature is judged first,
+// against keys known before this message arrived, and only then are the
+// keys the message offers learned, so a key never vouches for the
+// message that brought it.
 func (p *Processor) Process(ctx context.Context, data []byte, own openpgp.EntityList, received time.Time) []byte {
 	plain, err := decryptOuter(data, own)
 	if err != nil {
 		p.Log.Warn("incoming: cannot decrypt an item; keeping it as it came", "err", err)
 		return undecryptable(data, err, received)
 	}
-	from := fromAddress(plain)
-	var senderKeys openpgp.EntityList
-	if from != "" && p.Keys != nil {
-		p.learn(from, plain)
-		if e, _, err := p.Keys.Entity(from); err == nil {
-			senderKeys = openpgp.EntityList{e}
-		} else if p.Find != nil && looksSigned(plain) {
-			if e, err := p.Find(ctx, from); err == nil {
-				senderKeys = openpgp.EntityList{e}
-			}
-		}
-	}
-	res, err := pgpmime.Process(plain, own, senderKeys, time.Now())
+	signed := looksSigned(plain)
+	ring, byFpr := p.signingKeys(ctx, authorOf(plain), own, signed)
+	res, err := pgpmime.Process(plain, own, ring, time.Now())
 	if err != nil || res == nil {
 		p.Log.Info("incoming: message kept unprocessed", "err", err)
-		return pgpmime.SetHeaders(pgpmime.StripHeaders(plain, HeaderEncryption, HeaderSignature),
-			HeaderEncryption, "false", HeaderSignature, "could not verify")
+		return mark(plain, "false", verdict{status: SigUnknown, reason: "the message could not be processed"}.String())
 	}
-	out := pgpmime.StripHeaders(res.Message, HeaderEncryption, HeaderSignature)
-	enc := "false"
-	switch {
-	case res.Decrypted:
-		enc = "decrypted"
-	case res.Encrypted:
-		enc = "failed; " + oneLine(fmt.Sprint(res.DecryptErr))
-	}
-	sig := "could not verify"
-	switch res.Signature {
-	case pgpmime.SigValid:
-		sig = fmt.Sprintf("valid; pubkey=%q", res.SignerFingerprint)
-	case pgpmime.SigInvalid:
-		sig = "invalid"
-	}
-	return pgpmime.SetHeaders(out, HeaderEncryption, enc, HeaderSignature, sig)
+	// The author as the reader will see it: after protected headers
+	// were applied. Keys for it were loaded from the outer header; when
+	// a protected From differs, pgpmime only used it with a signature
+	// bound to it, and the verdict below checks the binding again.
+	a := authorOf(res.Message)
+	v := p.signatureVerdict(res, a, byFpr)
+	p.learnOffered(plain, res.Message, a, v)
+	return mark(res.Message, encryptionStatus(res), v.String())
 }
 
-// learn keeps the sender's key from an Autocrypt header or an attached
-// key, at the lowest level; the replacement rules decide.
-func (p *Processor) learn(from string, msg []byte) {
+// mark removes every X-Leap-* field the sender put anywhere a client
+// shows a header, and sets ours.
+func mark(msg []byte, enc, sig string) []byte {
+	return pgpmime.SetHeaders(pgpmime.StripNamePrefix(msg, "X-Leap-"), HeaderEncryption, enc, HeaderSignature, sig)
+}
+
+// offered is a key a message offers for its author.
+type offered struct{ armored, source string }
+
+// offeredKeys are the keys in msg's Autocrypt header and attachments.
+func offeredKeys(msg []byte) []offered {
+	var out []offered
 	if h, err := autocrypt.FromMessage(msg); err == nil && h != nil {
 		if e, err := h.Entity(); err == nil {
 			if arm, err := keys.ArmorPublic(e); err == nil {
-				if _, err := p.Keys.Learn(from, arm, keymanager.WeakChain, "autocrypt"); err != nil && !errors.Is(err, keymanager.ErrRefused) {
-					p.Log.Debug("incoming: autocrypt key not kept", "err", err)
-				}
+				out = append(out, offered{arm, "autocrypt"})
 			}
 		}
 	}
 	for _, arm := range pgpmime.KeysFromMessage(msg) {
-		if _, err := p.Keys.Learn(from, arm, keymanager.WeakChain, "attachment"); err != nil && !errors.Is(err, keymanager.ErrRefused) {
-			p.Log.Debug("incoming: attached key not kept", "err", err)
-		}
+		out = append(out, offered{arm, "attachment"})
 	}
+	return out
 }
 
 // decryptOuter removes the MX's layer (binary or armored OpenPGP).
@@ -284,19 +280,6 @@ func oneLine(s string) string {
 		s = s[:200]
 	}
 	return s
-}
-
-// fromAddress is the bare address of the From header, lowercased.
-func fromAddress(msg []byte) string {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
-	if err != nil {
-		return ""
-	}
-	addrs, err := m.Header.AddressList("From")
-	if err != nil || len(addrs) != 1 {
-		return ""
-	}
-	return strings.ToLower(addrs[0].Address)
 }
 
 // looksSigned is a cheap test for a signature worth a key lookup.

@@ -2,15 +2,21 @@
 // to, in the synced document store, each with a validation level, and
 // replaces them only by LEAP's rules (DESIGN.md "Keys").
 //
-// Validation levels, weakest first (LEAP's keymanager ladder):
+// Validation levels, weakest first (LEAP's keymanager ladder, with one
+// rung of our own below it):
 //
-//	weak_chain < provider_trust < provider_endorsement <
+//	unvouched < weak_chain < provider_trust < provider_endorsement <
 //	third_party_endorsement < third_party_consensus <
 //	historically_auditing < known_key < fingerprint
 //
-// A key learned from mail (Autocrypt, an attached key) is weak_chain; one
-// fetched from the recipient's own provider over its pinned TLS is
+// A key learned from mail (Autocrypt, an attached key) is unvouched when
+// nothing vouched for it, and weak_chain when something did: a DKIM
+// signature of the From domain, or a good signature by a key already
+// trusted for that address (docs/signatures.md; Key.Vouch says which).
+// One fetched from the recipient's own provider over its pinned TLS is
 // provider_trust; one whose fingerprint the user confirmed is fingerprint.
+// An unvouched key is good enough to encrypt to, never to call a
+// signature valid.
 //
 // Replacement rules for an address that already has a key:
 //   - the same key (fingerprint) is refreshed, keeping the higher level;
@@ -44,7 +50,8 @@ type Level int
 
 // The ladder.
 const (
-	WeakChain Level = iota + 1
+	Unvouched Level = iota + 1
+	WeakChain
 	ProviderTrust
 	ProviderEndorsement
 	ThirdPartyEndorsement
@@ -54,11 +61,11 @@ const (
 	Fingerprint
 )
 
-var levelNames = []string{"", "weak_chain", "provider_trust", "provider_endorsement", "third_party_endorsement",
+var levelNames = []string{"", "unvouched", "weak_chain", "provider_trust", "provider_endorsement", "third_party_endorsement",
 	"third_party_consensus", "historically_auditing", "known_key", "fingerprint"}
 
 func (l Level) String() string {
-	if l < WeakChain || l > Fingerprint {
+	if l < Unvouched || l > Fingerprint {
 		return fmt.Sprintf("level(%d)", int(l))
 	}
 	return levelNames[l]
@@ -86,15 +93,21 @@ func (l *Level) UnmarshalText(b []byte) error {
 
 // Key is a contact's key as stored (a document body).
 type Key struct {
-	Type        string    `json:"type"`
-	Address     string    `json:"address"`
-	Fingerprint string    `json:"fingerprint"`
-	Armored     string    `json:"armored"`
-	Level       Level     `json:"level"`
-	Source      string    `json:"source"` // "autocrypt", "attachment", "nicknym", "wkd", "user"
-	Created     time.Time `json:"created"`
-	Expires     time.Time `json:"expires,omitzero"`
-	Updated     time.Time `json:"updated"`
+	Type        string `json:"type"`
+	Address     string `json:"address"`
+	Fingerprint string `json:"fingerprint"`
+	Armored     string `json:"armored"`
+	Level       Level  `json:"level"`
+	Source      string `json:"source"` // "autocrypt", "attachment", "nicknym", "wkd", "user"
+	// Vouch says what vouched for a key learned from mail: "none",
+	// "dkim:DOMAIN" (a DKIM signature aligned with the From domain) or
+	// "signature:FINGERPRINT" (a good signature by a key already kept
+	// for the address). Empty for other sources, and for keys learned
+	// before it was recorded.
+	Vouch   string    `json:"vouch,omitempty"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires,omitzero"`
+	Updated time.Time `json:"updated"`
 }
 
 // DocType is the type of a contact key document.
@@ -169,6 +182,12 @@ func (m *Manager) List() ([]Key, error) {
 // Learn offers a key for address at a level; it is kept if the
 // replacement rules allow. It reports whether the stored key changed.
 func (m *Manager) Learn(address, armored string, level Level, source string) (bool, error) {
+	return m.LearnVouched(address, armored, level, source, "")
+}
+
+// LearnVouched is Learn for a key learned from mail, recording what
+// vouched for it (Key.Vouch).
+func (m *Manager) LearnVouched(address, armored string, level Level, source, vouch string) (bool, error) {
 	address = normAddr(address)
 	e, err := keys.ReadArmored(armored)
 	if err != nil {
@@ -188,7 +207,7 @@ func (m *Manager) Learn(address, armored string, level Level, source string) (bo
 	}
 	fpr := keys.Fingerprint(e)
 	cand := Key{
-		Type: DocType, Address: address, Fingerprint: fpr, Armored: armored, Level: level, Source: source,
+		Type: DocType, Address: address, Fingerprint: fpr, Armored: armored, Level: level, Source: source, Vouch: vouch,
 		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Updated: now.UTC(),
 	}
 	cur, err := m.Get(address)
@@ -198,7 +217,7 @@ func (m *Manager) Learn(address, armored string, level Level, source string) (bo
 		return false, err
 	case cur.Fingerprint == fpr:
 		if cur.Level > cand.Level {
-			cand.Level, cand.Source = cur.Level, cur.Source
+			cand.Level, cand.Source, cand.Vouch = cur.Level, cur.Source, cur.Vouch
 		}
 		if cur.Level == cand.Level && cur.Armored == cand.Armored {
 			return false, nil

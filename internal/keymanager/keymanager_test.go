@@ -163,6 +163,7 @@ var allLevels = []struct {
 	l    Level
 	name string
 }{
+	{Unvouched, "unvouched"},
 	{WeakChain, "weak_chain"},
 	{ProviderTrust, "provider_trust"},
 	{ProviderEndorsement, "provider_endorsement"},

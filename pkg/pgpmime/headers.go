@@ -143,3 +143,96 @@ func isASCII(s string) bool {
 	}
 	return true
 }
+
+// StripNamePrefix removes every header field whose name starts with
+// prefix (case-insensitive) from the message's header and from the header
+// of every message/rfc822 or message/global entity inside it (a forwarded
+// message a client shows with its own header), at any depth up to the
+// walk limits, signed and encrypted structures included. All other bytes
+// are kept. It is meant for status fields only the receiving system may
+// set (X-Leap-*), which a sender might plant anywhere a client shows a
+// header.
+func StripNamePrefix(msg []byte, prefix string) []byte {
+	visited := 0
+	out, _ := stripPrefix(msg, strings.ToLower(prefix), true, 0, &visited)
+	return out
+}
+
+func stripPrefix(raw []byte, prefix string, isMessage bool, depth int, visited *int) ([]byte, bool) {
+	*visited++
+	if *visited > maxWalkParts || depth > maxWalkDepth {
+		return raw, false
+	}
+	e, err := parseEntity(raw)
+	if err != nil {
+		if isMessage {
+			// A header the MIME parser refuses is still a header to
+			// a mail client: remove the fields line by line.
+			if out := StripHeaders(raw, prefixedNames(raw, prefix)...); len(out) != len(raw) {
+				return out, true
+			}
+		}
+		return raw, false
+	}
+	hdr := e.header
+	changed := false
+	if isMessage {
+		kept := hdr[:0:0]
+		for _, f := range hdr {
+			if strings.HasPrefix(f.key(), prefix) {
+				changed = true
+				continue
+			}
+			kept = append(kept, f)
+		}
+		hdr = kept
+	}
+	body := e.body
+	mt, params := mediaType(e.header)
+	switch {
+	case strings.HasPrefix(mt, "multipart/"):
+		if mp, ok := splitMultipart(e.body, params["boundary"]); ok {
+			repl := map[int][]byte{}
+			for i, p := range mp.parts {
+				if nb, ok := stripPrefix(e.body[p.start:p.end], prefix, false, depth+1, visited); ok {
+					repl[i] = nb
+				}
+			}
+			if len(repl) > 0 {
+				body, changed = mp.rebuild(e.body, repl, nil), true
+			}
+		}
+	case mt == "message/rfc822" || mt == "message/global":
+		if nb, ok := stripPrefix(e.body, prefix, true, depth+1, visited); ok {
+			body, changed = nb, true
+		}
+	}
+	if !changed {
+		return raw, false
+	}
+	hdrLen := 0
+	for _, f := range e.header {
+		hdrLen += len(f.raw)
+	}
+	var out bytes.Buffer
+	out.Grow(len(raw))
+	for _, f := range hdr {
+		out.Write(f.raw)
+	}
+	out.Write(raw[hdrLen : len(raw)-len(e.body)]) // the empty line, as it was
+	out.Write(body)
+	return out.Bytes(), true
+}
+
+// prefixedNames lists the top-level field names of msg that start with
+// prefix (lower case).
+func prefixedNames(msg []byte, prefix string) []string {
+	hdr, _, _ := splitRawHeader(msg)
+	var out []string
+	for _, f := range rawFieldSpans(hdr) {
+		if f.name != "" && strings.HasPrefix(strings.ToLower(f.name), prefix) {
+			out = append(out, f.name)
+		}
+	}
+	return out
+}

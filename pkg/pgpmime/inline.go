@@ -42,6 +42,16 @@ func armorLine(text []byte, line string, from int) int {
 // documentation.
 func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 	failed := false
+	// What an inline block can never cover: every shown unit that is not
+	// a text part with inline OpenPGP. Listed once, when needed.
+	var others []string
+	othersDone := false
+	outside := func() []string {
+		if !othersDone {
+			others, othersDone = othersThanInline(msg), true
+		}
+		return others
+	}
 	w := &walker{leaf: func(e *entity, raw []byte) []byte {
 		if failed {
 			return nil
@@ -66,7 +76,7 @@ func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 			return nil
 		}
 		if !hasEnc {
-			p.inlineVerify(text, st)
+			p.inlineVerify(text, outside(), st)
 			return nil
 		}
 		st.encrypted = true
@@ -74,14 +84,14 @@ func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 			st.decryptErr, failed = ErrUnsafeStructure, true
 			return nil
 		}
-		plain, charset, err := p.inlineDecrypt(text, st)
+		plain, charset, uncovered, err := p.inlineDecrypt(text, outside(), st)
 		if err != nil {
 			st.decryptErr, failed = err, true
 			return nil
 		}
 		st.decrypted = true
 		if armorLine(plain, beginSigned, 0) >= 0 {
-			p.inlineVerify(plain, st)
+			p.inlineVerify(plain, uncovered, st)
 		}
 		if charset == "" {
 			if cs := strings.ToLower(params["charset"]); (cs == "" || cs == "us-ascii") && !isASCII(string(plain)) && isUTF8(plain) {
@@ -107,8 +117,11 @@ func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 	return out
 }
 
-// inlineDecrypt replaces every PGP MESSAGE block in text by its plaintext.
-func (p *processor) inlineDecrypt(text []byte, st *state) (plain []byte, charset string, err error) {
+// inlineDecrypt replaces every PGP MESSAGE block in text by its
+// plaintext. others are the shown units beside this text part: like the
+// text around the blocks, they were not encrypted, nor covered by a
+// signature inside a block.
+func (p *processor) inlineDecrypt(text []byte, others []string, st *state) (plain []byte, charset string, uncovered []string, err error) {
 	var out, outside bytes.Buffer
 	pos := 0
 	blocks := 0
@@ -120,11 +133,11 @@ func (p *processor) inlineDecrypt(text []byte, st *state) (plain []byte, charset
 		}
 		blocks++
 		if blocks > maxInlineBlocks {
-			return nil, "", fmt.Errorf("%w: too many PGP blocks", ErrMalformed)
+			return nil, "", nil, fmt.Errorf("%w: too many PGP blocks", ErrMalformed)
 		}
 		j := armorLine(text, endMessage, i)
 		if j < 0 {
-			return nil, "", fmt.Errorf("%w: PGP MESSAGE without END line", ErrMalformed)
+			return nil, "", nil, fmt.Errorf("%w: PGP MESSAGE without END line", ErrMalformed)
 		}
 		end := j + len(endMessage)
 		for end < len(text) && text[end] != '\r' && text[end] != '\n' {
@@ -132,7 +145,7 @@ func (p *processor) inlineDecrypt(text []byte, st *state) (plain []byte, charset
 		}
 		dr, err := p.decrypt(text[i:end])
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		if bytes.HasSuffix(dr.plain, []byte("\n")) {
 			// The plaintext brings its own final line break.
@@ -153,15 +166,22 @@ func (p *processor) inlineDecrypt(text []byte, st *state) (plain []byte, charset
 	}
 	out.Write(text[pos:])
 	outside.Write(text[pos:])
-	if local.sig == SigValid && len(bytes.TrimSpace(outside.Bytes())) > 0 {
-		local.sig, local.sigErr = SigNone, ErrPartialSignature
+	uncovered = others
+	if len(bytes.TrimSpace(outside.Bytes())) > 0 {
+		uncovered = append([]string{"text around the encrypted block"}, others...)
 	}
-	st.addSig(local.sig, local.sigErr, local.signer)
-	return out.Bytes(), charset, nil
+	st.encOutside = append(st.encOutside, uncovered...)
+	if local.sig == SigValid {
+		st.addCovered(local.signer, uncovered)
+	} else {
+		st.addSig(local.sig, local.sigErr, local.signer)
+	}
+	return out.Bytes(), charset, uncovered, nil
 }
 
-// inlineVerify verifies cleartext-signed blocks (RFC 4880 §7) in text.
-func (p *processor) inlineVerify(text []byte, st *state) {
+// inlineVerify verifies cleartext-signed blocks (RFC 4880 §7) in text;
+// others are the shown units beside this text part.
+func (p *processor) inlineVerify(text []byte, others []string, st *state) {
 	local := &state{sig: SigNone}
 	var outside bytes.Buffer
 	pos := 0
@@ -188,10 +208,15 @@ func (p *processor) inlineVerify(text []byte, st *state) {
 	if pos < len(text) {
 		outside.Write(text[pos:])
 	}
-	if local.sig == SigValid && len(bytes.TrimSpace(outside.Bytes())) > 0 {
-		local.sig, local.sigErr = SigNone, ErrPartialSignature
+	if local.sig != SigValid {
+		st.addSig(local.sig, local.sigErr, local.signer)
+		return
 	}
-	st.addSig(local.sig, local.sigErr, local.signer)
+	uncovered := others
+	if len(bytes.TrimSpace(outside.Bytes())) > 0 {
+		uncovered = append([]string{"text around the signed block"}, others...)
+	}
+	st.addCovered(local.signer, uncovered)
 }
 
 // inlineStructureSafe guards against "direct exfiltration" (EFAIL,

@@ -51,6 +51,20 @@ type Result struct {
 	// of the processed message, or else the key's primary address, when
 	// Signature is SigValid. Callers should compare it with From.
 	SignerAddress string
+	// Signer is the key that made the valid signature (nil otherwise).
+	// Process only says that the signature is good; whether the signer
+	// is the author the reader sees is the caller's decision.
+	Signer *openpgp.Entity
+	// SignatureOutside names what a mail client shows of the message
+	// that no valid signature covers ("text around the signed block",
+	// "a text/html part", ...), when Signature is SigValid; empty when a
+	// signature covers everything shown. SignatureErr is then
+	// ErrPartialSignature.
+	SignatureOutside []string
+	// EncryptionOutside names what a mail client shows that was not
+	// inside the encryption, when Decrypted; empty when everything
+	// shown was encrypted.
+	EncryptionOutside []string
 }
 
 // Errors reported in Result.DecryptErr.
@@ -65,10 +79,11 @@ var (
 	// that could leak its plaintext (HTML parts around it, the EFAIL
 	// "direct exfiltration" pattern), so it is not decrypted.
 	ErrUnsafeStructure = errors.New("pgpmime: inline PGP block in a MIME structure that could leak the plaintext; not decrypted")
-	// ErrPartialSignature (in Result.SignatureErr) means an inline
-	// signature verified but text outside the signed block was found, so
-	// the message as a whole is not reported as signed.
-	ErrPartialSignature = errors.New("pgpmime: inline signature covers only part of the text")
+	// ErrPartialSignature (in Result.SignatureErr) means a signature
+	// verified but covers only part of what a client shows (text
+	// outside an inline signed block, parts beside a nested signed
+	// part); Result.SignatureOutside says what.
+	ErrPartialSignature = errors.New("pgpmime: the signature covers only part of the message")
 )
 
 // Limits on the work Process does.
@@ -92,6 +107,40 @@ type state struct {
 	sig                  SigStatus
 	sigErr               error
 	signer               *openpgp.Entity
+	// sigFull: a valid signature covers everything shown; otherwise
+	// sigOutside lists what the valid signature(s) leave out.
+	sigFull    bool
+	sigOutside []string
+	// encOutside lists what is shown that was not encrypted.
+	encOutside []string
+}
+
+// addCovered records a valid signature that leaves outside uncovered
+// (nothing: it covers everything shown). A signature covering everything
+// wins over partial ones, and its signer is the one reported.
+func (s *state) addCovered(signer *openpgp.Entity, outside []string) {
+	s.addSig(SigValid, nil, signer)
+	switch {
+	case s.sigFull:
+	case len(outside) == 0:
+		s.sigFull, s.sigOutside, s.signer = true, nil, signer
+	case s.sigOutside == nil:
+		s.sigOutside, s.signer = outside, signer
+	}
+}
+
+// merge adds what an inner state found.
+func (s *state) merge(in *state) {
+	if in.sig == SigValid && in.signer != nil {
+		if in.sigFull {
+			s.addCovered(in.signer, nil)
+		} else {
+			s.addCovered(in.signer, in.sigOutside)
+		}
+	} else {
+		s.addSig(in.sig, in.sigErr, in.signer)
+	}
+	s.encOutside = append(s.encOutside, in.encOutside...)
 }
 
 // addSig merges another signature outcome: an invalid signature anywhere
@@ -203,9 +252,20 @@ func Process(raw []byte, own openpgp.EntityList, senderKeys openpgp.EntityList, 
 	}
 	res.Decrypted = st.encrypted
 	res.Message = out
+	if res.Decrypted {
+		res.EncryptionOutside = dedup(st.encOutside)
+	}
 	if st.sig == SigValid && st.signer != nil {
+		res.Signer = st.signer
 		res.SignerFingerprint = fingerprint(st.signer)
 		res.SignerAddress = signerAddress(st.signer, fromAddress(out))
+		if !st.sigFull {
+			res.SignatureOutside = dedup(st.sigOutside)
+			if len(res.SignatureOutside) == 0 {
+				res.SignatureOutside = []string{"parts of the message"}
+			}
+			res.SignatureErr = ErrPartialSignature
+		}
 	}
 	return res, nil
 }
@@ -234,9 +294,14 @@ func (p *processor) process(msg []byte, depth int, st *state) []byte {
 			return msg
 		}
 		sig, signer, serr := p.verifySigned(e, params)
-		st.addSig(sig, serr, signer)
+		if sig == SigValid {
+			st.addCovered(signer, nil)
+		} else {
+			st.addSig(sig, serr, signer)
+		}
 		return msg
 	}
+	p.nestedSigned(msg, st)
 	return p.inline(msg, depth, st)
 }
 
@@ -268,7 +333,12 @@ func (p *processor) pgpMIMEEncrypted(msg []byte, e *entity, params map[string]st
 		return msg
 	}
 	st.decrypted = true
-	st.addSig(dr.sig, dr.sigErr, dr.signer)
+	if dr.sig == SigValid {
+		// The combined method signs the whole plaintext.
+		st.addCovered(dr.signer, nil)
+	} else {
+		st.addSig(dr.sig, dr.sigErr, dr.signer)
+	}
 
 	merged := p.mergeDecrypted(e, dr.plain, st)
 	inner := &state{sig: SigNone}
@@ -281,7 +351,7 @@ func (p *processor) pgpMIMEEncrypted(msg []byte, e *entity, params map[string]st
 		st.decrypted = false
 		return msg
 	}
-	st.addSig(inner.sig, inner.sigErr, inner.signer)
+	st.merge(inner)
 	return out
 }
 

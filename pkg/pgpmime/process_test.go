@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -556,8 +557,12 @@ func TestInlineEncrypted(t *testing.T) {
 	if !bytes.Contains(res.Message, []byte("before\r\nSecret inline text")) || !bytes.Contains(res.Message, []byte("after\r\n--xx\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--xx--")) {
 		t.Errorf("unexpected result:\n%s", res.Message)
 	}
-	if res.Signature != SigNone || !errors.Is(res.SignatureErr, ErrPartialSignature) {
-		t.Errorf("partly signed text: %s %v", res.Signature, res.SignatureErr)
+	if res.Signature != SigValid || !errors.Is(res.SignatureErr, ErrPartialSignature) ||
+		!slices.Equal(res.SignatureOutside, []string{"text around the encrypted block", "an attachment"}) {
+		t.Errorf("partly signed text: %s %v %q", res.Signature, res.SignatureErr, res.SignatureOutside)
+	}
+	if !slices.Equal(res.EncryptionOutside, []string{"text around the encrypted block", "an attachment"}) {
+		t.Errorf("partly encrypted: %q", res.EncryptionOutside)
 	}
 
 	// Undecryptable inline block: kept as it came.
@@ -628,8 +633,9 @@ func TestInlineClearsigned(t *testing.T) {
 		t.Errorf("unknown key: %s", res.Signature)
 	}
 	footer := append(append([]byte{}, msg...), crlf("\n_______________\nmailing list footer\n")...)
-	if res, _ := Process(footer, nil, list(publicOnly(t, alice)), time.Now()); res.Signature != SigNone || !errors.Is(res.SignatureErr, ErrPartialSignature) {
-		t.Errorf("footer: %s %v", res.Signature, res.SignatureErr)
+	if res, _ := Process(footer, nil, list(publicOnly(t, alice)), time.Now()); res.Signature != SigValid || !errors.Is(res.SignatureErr, ErrPartialSignature) ||
+		!slices.Equal(res.SignatureOutside, []string{"text around the signed block"}) {
+		t.Errorf("footer: %s %v %q", res.Signature, res.SignatureErr, res.SignatureOutside)
 	}
 	// Quoted-printable encoded cleartext signature still verifies.
 	qp := crlf("From: alice@example.org\nContent-Type: text/plain\nContent-Transfer-Encoding: quoted-printable\n\n" + string(encodeQP([]byte(signed), "\n")))
