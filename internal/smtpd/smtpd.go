@@ -180,20 +180,28 @@ func (se *session) Data(r io.Reader) error {
 	return nil
 }
 
-// checkFrom requires a From header that is the account's address.
+// checkFrom requires one From header field holding one address, the
+// account's: the message is signed with the account's key, and a second
+// From field or address would let a mail client show another sender.
+// (The provider's submission service refuses the same messages; taking
+// them here would only turn them into bounces later.)
 func checkFrom(raw []byte, address string) error {
 	m, err := mail.ReadMessage(bytes.NewReader(raw))
 	if err != nil {
 		return smtpErr(550, smtp.EnhancedCode{5, 6, 0}, "Message header does not parse: "+err.Error())
 	}
+	if n := len(m.Header["From"]); n > 1 {
+		return smtpErr(553, smtp.EnhancedCode{5, 7, 1}, fmt.Sprintf("The message has %d From header fields; it needs one, with %s", n, address))
+	}
 	froms, err := m.Header.AddressList("From")
 	if err != nil || len(froms) == 0 {
 		return smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "The message needs a From header with "+address)
 	}
-	for _, f := range froms {
-		if !strings.EqualFold(f.Address, address) {
-			return smtpErr(553, smtp.EnhancedCode{5, 7, 1}, fmt.Sprintf("From must be %s, not %s", address, f.Address))
-		}
+	if len(froms) > 1 {
+		return smtpErr(553, smtp.EnhancedCode{5, 7, 1}, "The From header must hold one address, "+address)
+	}
+	if !strings.EqualFold(froms[0].Address, address) {
+		return smtpErr(553, smtp.EnhancedCode{5, 7, 1}, fmt.Sprintf("From must be %s, not %s", address, froms[0].Address))
 	}
 	return nil
 }
