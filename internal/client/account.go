@@ -81,7 +81,38 @@ type Session struct {
 // Login runs SRP-6a against the provider, verifies the provider's proof,
 // and unwraps the storage secret. On success the client carries the
 // session token.
+//
+// Login holds the provider's Argon2id parameters only to the bounds of
+// the format ([seal.KDFParams.Validate]), which the cheap parameters of
+// tests meet. bitmaskd logs in with [Client.LoginAtLeast].
 func (c *Client) Login(ctx context.Context, login string, password []byte) (*Session, error) {
+	return c.login(ctx, login, password, func(seal.KDFParams) error { return nil })
+}
+
+// LoginAtLeast is Login that refuses the provider's Argon2id parameters
+// when they are weaker (fewer passes, less memory, or a short salt; see
+// [seal.KDFParams.AtLeast]) than floor, which is [seal.MinKDFParams] for
+// real accounts, or than stored, the parameters this device kept for the
+// account (nil if it kept none). It refuses after the provider's first
+// answer and before anything is derived from the password, so no proof
+// is sent. The error wraps [seal.ErrWeakKDF] and says that the provider
+// asked for weaker password hashing than allowed.
+func (c *Client) LoginAtLeast(ctx context.Context, login string, password []byte, floor seal.KDFParams, stored *seal.KDFParams) (*Session, error) {
+	return c.login(ctx, login, password, func(k seal.KDFParams) error {
+		if err := k.AtLeast(floor); err != nil {
+			return fmt.Errorf("login refused: the provider asked for weaker password hashing than allowed (%w); nothing derived from the password was sent", err)
+		}
+		if stored != nil {
+			if err := k.AtLeast(*stored); err != nil {
+				return fmt.Errorf("login refused: the provider asked for weaker password hashing than allowed, weaker than this device kept for the account (%w); nothing derived from the password was sent", err)
+			}
+		}
+		return nil
+	})
+}
+
+// login is Login after check has accepted the provider's parameters.
+func (c *Client) login(ctx context.Context, login string, password []byte, check func(seal.KDFParams) error) (*Session, error) {
 	p := srp.DefaultParams()
 	cl, err := srp.StartClient(p, []byte(login))
 	if err != nil {
@@ -90,6 +121,9 @@ func (c *Client) Login(ctx context.Context, login string, password []byte) (*Ses
 	start, err := c.LoginStart(ctx, login, cl.A())
 	if err != nil {
 		return nil, fmt.Errorf("login: %w", err)
+	}
+	if err := check(start.KDF); err != nil {
+		return nil, err
 	}
 	if err := start.KDF.Validate(); err != nil {
 		return nil, fmt.Errorf("login: provider sent unacceptable key derivation parameters: %w", err)

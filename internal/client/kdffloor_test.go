@@ -1,0 +1,181 @@
+package client_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// weakKDFStore is a provider storage that lies about a user's Argon2id
+// parameters (what the login's first answer carries) and counts the
+// lookups of each user (one per login step that reaches the provider).
+type weakKDFStore struct {
+	storage.Store
+	mu      sync.Mutex
+	alter   func(*seal.KDFParams)
+	lookups map[string]int
+}
+
+func (w *weakKDFStore) Inner() storage.Store { return w.Store }
+
+func (w *weakKDFStore) User(ctx context.Context, login string) (*storage.User, error) {
+	u, err := w.Store.User(ctx, login)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lookups == nil {
+		w.lookups = map[string]int{}
+	}
+	w.lookups[login]++
+	if err != nil || w.alter == nil {
+		return u, err
+	}
+	c := *u
+	c.KDF.Salt = bytes.Clone(u.KDF.Salt)
+	w.alter(&c.KDF)
+	return &c, nil
+}
+
+// set makes the storage lie with alter (nil: honest) and resets the counts.
+func (w *weakKDFStore) set(alter func(*seal.KDFParams)) {
+	w.mu.Lock()
+	w.alter, w.lookups = alter, map[string]int{}
+	w.mu.Unlock()
+}
+
+func (w *weakKDFStore) count(login string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.lookups[login]
+}
+
+// loginSteps counts the recorded login requests from index from on:
+// first steps (POST /sessions) and proofs (POST /sessions/{handshake}).
+func loginSteps(t *testing.T, rec *testenv.Recorder, from int) (starts, proofs int) {
+	t.Helper()
+	for _, ex := range rec.Exchanges()[from:] {
+		u, err := url.Parse(ex.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ex.Method != http.MethodPost:
+		case strings.HasSuffix(u.Path, "/sessions"):
+			starts++
+		case strings.Contains(u.Path, "/sessions/") && !strings.HasSuffix(u.Path, "/renew"):
+			proofs++
+		}
+	}
+	return starts, proofs
+}
+
+// TestLoginRefusesWeakerKDF: a provider that answers the login with
+// Argon2id parameters below the floor (memory, passes), weaker than those
+// the device kept, or with a short salt is refused after its first answer:
+// no proof reaches it (the recorded exchanges hold one login request, and
+// the provider looked the user up once). Genuine logins work.
+func TestLoginRefusesWeakerKDF(t *testing.T) {
+	ws := &weakKDFStore{}
+	p := testenv.StartProvider(t, testenv.Options{
+		Config:    provider.Config{LoginPerAccount: 1000},
+		WrapStore: func(s storage.Store) storage.Store { ws.Store = s; return ws },
+	})
+	rec := &testenv.Recorder{}
+	opts := client.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+		return rec.Wrap(closeIdle(t).WrapTransport(rt))
+	}}
+	pr, err := client.Bootstrap(ctx(t), p.URL, p.Fingerprint, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newC := func() *client.Client {
+		c, err := client.New(pr, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	// Signed up above the floor, as a device keeps it in account.json.
+	stored := seal.KDFParams{Time: seal.MinKDFTime + 1, MemoryKiB: seal.MinKDFMemoryKiB + 16*1024, Threads: 1, Salt: make([]byte, 16)}
+	stored.Salt[0] = 1
+	secret, _, _, _, err := newC().SignupAccount(ctx(t), "alice", []byte(password), stored, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	floor := seal.MinKDFParams()
+
+	cases := []struct {
+		name          string
+		alter         func(*seal.KDFParams)
+		belowTheFloor bool
+	}{
+		{"memory below the floor", func(k *seal.KDFParams) { k.MemoryKiB = seal.MinKDFMemoryKiB / 2 }, true},
+		{"passes below the floor", func(k *seal.KDFParams) { k.Time = seal.MinKDFTime - 1 }, true},
+		{"fewer passes than stored", func(k *seal.KDFParams) { k.Time = seal.MinKDFTime }, false},
+		{"less memory than stored", func(k *seal.KDFParams) { k.MemoryKiB = seal.MinKDFMemoryKiB }, false},
+		{"a short salt", func(k *seal.KDFParams) { k.Salt = k.Salt[:8] }, true},
+		{"lanes cannot buy back passes", func(k *seal.KDFParams) { k.Time, k.Threads = seal.MinKDFTime-1, 16 }, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			kept := []*seal.KDFParams{&stored}
+			if tc.belowTheFloor {
+				kept = append(kept, nil) // a new device refuses it too
+			}
+			for _, st := range kept {
+				ws.set(tc.alter)
+				from := len(rec.Exchanges())
+				c := newC()
+				s, err := c.LoginAtLeast(ctx(t), "alice", []byte(password), floor, st)
+				if !errors.Is(err, seal.ErrWeakKDF) || !strings.Contains(err.Error(), "the provider asked for weaker password hashing than allowed") {
+					t.Fatalf("kept %v: session %v, err %v; want a refusal for weaker password hashing", st != nil, s != nil, err)
+				}
+				starts, proofs := loginSteps(t, rec, from)
+				if starts != 1 || proofs != 0 {
+					t.Fatalf("kept %v: %d first steps and %d proofs went out, want 1 and 0", st != nil, starts, proofs)
+				}
+				if n := ws.count("alice"); n != 1 {
+					t.Fatalf("kept %v: the provider looked alice up %d times, want once (no proof reached it)", st != nil, n)
+				}
+				if c.Token() != "" {
+					t.Fatal("a refused login left a token")
+				}
+			}
+		})
+	}
+
+	// Without the kept parameters, parameters at the floor pass: the proof
+	// is sent (and fails: they are not the account's). The kept parameters
+	// are what stop this above.
+	ws.set(func(k *seal.KDFParams) { k.Time = seal.MinKDFTime })
+	from := len(rec.Exchanges())
+	if _, err := newC().LoginAtLeast(ctx(t), "alice", []byte(password), floor, nil); !errors.Is(err, client.ErrWrongPassword) {
+		t.Fatalf("parameters at the floor on a new device: %v, want the proof sent and refused", err)
+	}
+	if _, proofs := loginSteps(t, rec, from); proofs != 1 {
+		t.Fatalf("%d proofs sent, want 1", proofs)
+	}
+
+	// The honest provider: a login with and without kept parameters.
+	ws.set(nil)
+	for _, st := range []*seal.KDFParams{&stored, nil} {
+		s, err := newC().LoginAtLeast(ctx(t), "alice", []byte(password), floor, st)
+		if err != nil {
+			t.Fatalf("genuine login (kept %v): %v", st != nil, err)
+		}
+		if !bytes.Equal(s.Secret, secret) || s.KDF.AtLeast(stored) != nil {
+			t.Fatalf("genuine login (kept %v): wrong secret or parameters %+v", st != nil, s.KDF)
+		}
+	}
+}
