@@ -180,6 +180,16 @@ func (p *Processor) Process(ctx context.Context, data []byte, own openpgp.Entity
 	signed := looksSigned(plain)
 	ring, byFpr := p.signingKeys(ctx, authorOf(plain), own, signed)
 	res, err := pgpmime.Process(plain, own, ring, time.Now())
+	if err == nil && res != nil && res.Signature == pgpmime.SigUnknownKey {
+		// Signed by none of the keys of the addresses the header
+		// names: try every kept key, so that a signature by someone the
+		// user knows is reported as theirs, not the author's.
+		if wider, more := p.allContactKeys(ring, byFpr); len(wider) > len(ring) {
+			if r2, err2 := pgpmime.Process(plain, own, wider, time.Now()); err2 == nil && r2 != nil {
+				res, byFpr = r2, more
+			}
+		}
+	}
 	if err != nil || res == nil {
 		p.Log.Info("incoming: message kept unprocessed", "err", err)
 		return mark(plain, "false", verdict{status: SigUnknown, reason: "the message could not be processed"}.String())

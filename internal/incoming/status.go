@@ -134,6 +134,43 @@ func (p *Processor) signingKeys(ctx context.Context, a author, own openpgp.Entit
 	return ring, byFpr
 }
 
+// maxContactKeys bounds the kept keys tried for a signature by none of
+// the header's addresses.
+const maxContactKeys = 5000
+
+// allContactKeys adds every kept contact key to ring and byFpr (copies).
+func (p *Processor) allContactKeys(ring openpgp.EntityList, byFpr map[string]known) (openpgp.EntityList, map[string]known) {
+	if p.Keys == nil {
+		return ring, byFpr
+	}
+	list, err := p.Keys.List()
+	if err != nil {
+		p.Log.Debug("incoming: listing contact keys", "err", err)
+		return ring, byFpr
+	}
+	wider := append(openpgp.EntityList{}, ring...)
+	more := make(map[string]known, len(byFpr)+len(list))
+	for k, v := range byFpr {
+		more[k] = v
+	}
+	for i := range list {
+		if i >= maxContactKeys {
+			break
+		}
+		k := &list[i]
+		if _, dup := more[k.Fingerprint]; dup {
+			continue
+		}
+		e, err := keys.ReadArmored(k.Armored)
+		if err != nil {
+			continue
+		}
+		more[keys.Fingerprint(e)] = known{address: normAddr(k.Address), entity: e, key: k}
+		wider = append(wider, e)
+	}
+	return wider, more
+}
+
 // fromDirectory: the key was served by the provider's own directory
 // (nicknym) or confirmed by the user; for an address at the provider's
 // domain no other key counts.
