@@ -30,7 +30,12 @@ type Config struct {
 	// NewKDFParams chooses the Argon2id parameters of a new password
 	// (default seal.DefaultKDFParams; tests choose cheaper ones).
 	NewKDFParams func() (seal.KDFParams, error)
-	KeyLifetime  time.Duration // own key lifetime (default keys.DefaultLifetime)
+	// KDFFloor is the weakest Argon2id parameters (passes, memory) the
+	// daemon derives with: what a provider answers at login, what
+	// account.json keeps and what NewKDFParams makes must reach it.
+	// Zero means seal.MinKDFParams; only tests lower it.
+	KDFFloor    seal.KDFParams
+	KeyLifetime time.Duration // own key lifetime (default keys.DefaultLifetime)
 	// Indexer precomputes the IMAP metadata of each message (the IMAP
 	// server's; nil stores none).
 	Indexer      mailstore.Indexer
@@ -71,6 +76,17 @@ func New(cfg Config) (*Daemon, error) {
 	}
 	if cfg.NewKDFParams == nil {
 		cfg.NewKDFParams = seal.DefaultKDFParams
+	}
+	if cfg.KDFFloor.Time == 0 && cfg.KDFFloor.MemoryKiB == 0 {
+		cfg.KDFFloor = seal.MinKDFParams()
+	}
+	// An account made below the floor could not be logged in to again.
+	k, err := cfg.NewKDFParams()
+	if err != nil {
+		return nil, err
+	}
+	if err := k.AtLeast(cfg.KDFFloor); err != nil {
+		return nil, fmt.Errorf("daemon: the Argon2id parameters for new passwords are below the floor: %w", err)
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -177,6 +193,9 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 	if err != nil {
 		return nil, err
 	}
+	if err := kdf.AtLeast(d.cfg.KDFFloor); err != nil {
+		return nil, fmt.Errorf("signup: %w", err)
+	}
 	secret, cr, tok, expires, err := c.SignupAccount(ctx, login, password, kdf, invite)
 	if err != nil {
 		return nil, fmt.Errorf("signup: %w", err)
@@ -249,7 +268,15 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	if err != nil {
 		return nil, err
 	}
-	sess, err := c.Login(ctx, login, password)
+	// The provider's Argon2id parameters must reach the floor and those
+	// kept here for the account (from signup or the last login or
+	// password change), or the provider could have the device stretch
+	// the password weakly and send a proof it can cheaply attack.
+	var stored *seal.KDFParams
+	if meta != nil {
+		stored = &meta.KDF
+	}
+	sess, err := c.LoginAtLeast(ctx, login, password, d.cfg.KDFFloor, stored)
 	online := err == nil
 	var secret []byte
 	switch {
@@ -264,8 +291,14 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 		}
 	case errors.Is(err, client.ErrWrongPassword):
 		return nil, err
+	case errors.Is(err, seal.ErrWeakKDF):
+		d.log.Warn("login refused: the provider asked for weaker password hashing than allowed", "account", address, "err", err)
+		return nil, err
 	case isOffline(err) && meta != nil:
 		d.log.Info("provider unreachable, unlocking offline", "account", address, "err", err)
+		if err := d.checkKept(meta.KDF); err != nil {
+			return nil, err
+		}
 		secret, err = client.UnwrapOffline(login, password, meta.KDF, meta.WrappedSecret)
 		if err != nil {
 			return nil, err
@@ -305,6 +338,16 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	d.add(a)
 	d.log.Info("logged in", "account", address, "online", online)
 	return a, nil
+}
+
+// checkKept refuses Argon2id parameters kept in account.json that are
+// below the floor (an account.json altered on disk, or from a build
+// with a lower floor) before the password is stretched with them.
+func (d *Daemon) checkKept(kdf seal.KDFParams) error {
+	if err := kdf.AtLeast(d.cfg.KDFFloor); err != nil {
+		return fmt.Errorf("the password hashing parameters kept for this account are weaker than allowed (an online login replaces them): %w", err)
+	}
+	return nil
 }
 
 // isOffline tells a provider that could not be reached from one that
@@ -359,6 +402,9 @@ func (d *Daemon) ChangePassword(ctx context.Context, address string, oldPassword
 	if !a.Online() {
 		return errors.New("changing the password needs the provider; log in online first")
 	}
+	if err := d.checkKept(a.meta.KDF); err != nil {
+		return err
+	}
 	// Prove the old password to ourselves before changing anything.
 	secret, err := client.UnwrapOffline(a.Login, oldPassword, a.meta.KDF, a.meta.WrappedSecret)
 	if err != nil {
@@ -367,6 +413,14 @@ func (d *Daemon) ChangePassword(ctx context.Context, address string, oldPassword
 	kdf, err := d.cfg.NewKDFParams()
 	if err != nil {
 		return err
+	}
+	// A password change never weakens the stretch: the new parameters
+	// keep at least the passes and memory of the current ones (made on
+	// a device with stronger defaults, say).
+	kdf.Time = max(kdf.Time, a.meta.KDF.Time)
+	kdf.MemoryKiB = max(kdf.MemoryKiB, a.meta.KDF.MemoryKiB)
+	if err := errors.Join(kdf.AtLeast(d.cfg.KDFFloor), kdf.AtLeast(a.meta.KDF)); err != nil {
+		return fmt.Errorf("password change: %w", err)
 	}
 	cr, err := client.NewCredentials(a.Login, newPassword, secret, kdf)
 	if err != nil {

@@ -296,6 +296,9 @@ func daemonConfig(t testing.TB, o DaemonOptions) daemon.Config {
 	return daemon.Config{
 		DataDir:      o.Dir,
 		NewKDFParams: seal.FastKDFParams,
+		// The fast parameters are below seal.MinKDFParams: lower the
+		// floor to them (the floor's own tests set up their daemons).
+		KDFFloor:     seal.KDFParams{Time: 1, MemoryKiB: 8 * 1024},
 		SyncInterval: time.Minute,
 		Client:       co,
 		Logger:       Logger(t),
