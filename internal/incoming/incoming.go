@@ -25,6 +25,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -134,17 +136,19 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 		}
 		var done []string
 		var batch []mailstore.NewMessage
+		var items [][]byte // as they arrived, to set aside one that breaks storing
 		for _, it := range list.Items {
 			data, err := p.Queue.Incoming(ctx, it.ID)
 			if err != nil {
 				return fmt.Errorf("incoming: download %s: %w", it.ID, err)
 			}
 			batch = append(batch, mailstore.NewMessage{
-				ID: seal.DocID(p.DocID, "incoming:"+it.ID), Raw: p.Process(ctx, data, own, it.Received), Date: it.Received,
+				ID: seal.DocID(p.DocID, "incoming:"+it.ID), Raw: p.safeProcess(ctx, data, own, it.Received), Date: it.Received,
 			})
+			items = append(items, data)
 			done = append(done, it.ID)
 		}
-		if _, err := p.Mail.AppendBatch(ctx, "INBOX", batch); err != nil {
+		if err := p.store(ctx, batch, items); err != nil {
 			return fmt.Errorf("incoming: store: %w", err)
 		}
 		// Acknowledge only what is durably at the provider as a
@@ -164,6 +168,80 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 	}
 }
 
+// testHookProcess, when set by a test, sees each item's plaintext before
+// it is processed (to make one panic).
+var testHookProcess func(data []byte)
+
+// safeProcess is Process for the worker: a panic while processing one
+// item is logged without content, and the item is kept as it arrived
+// (still encrypted to the account's key, inside a note that says what
+// happened) so that it is neither lost nor processed again at the next
+// start.
+func (p *Processor) safeProcess(ctx context.Context, data []byte, own openpgp.EntityList, received time.Time) (out []byte) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.Log.Error("incoming: processing an item panicked; keeping it as it arrived", "panic", panicText(r), "stack", string(debug.Stack()))
+			out = keptAside(data, errInternal, received)
+		}
+	}()
+	return p.Process(ctx, data, own, received)
+}
+
+// errInternal is the reason given for an item that broke processing.
+var errInternal = errors.New("bitmaskd could not process this message (internal error)")
+
+// panicText describes a recovered panic without the data it may carry:
+// the runtime's own errors are kept (index out of range and the like),
+// anything else only by type.
+func panicText(r any) string {
+	if re, ok := r.(runtime.Error); ok {
+		return re.Error()
+	}
+	return fmt.Sprintf("panic of type %T", r)
+}
+
+// store appends the batch to INBOX. Should storing panic (the indexer on
+// some hostile structure), the items are stored one by one, and one that
+// still panics is replaced by the item as it arrived, set aside.
+func (p *Processor) store(ctx context.Context, batch []mailstore.NewMessage, items [][]byte) error {
+	ok, err := p.appendSafe(ctx, batch)
+	if ok {
+		return err
+	}
+	for i := range batch {
+		ok, err := p.appendSafe(ctx, batch[i:i+1])
+		if !ok {
+			batch[i].Raw = keptAside(items[i], errInternal, batch[i].Date)
+			ok, err = p.appendSafe(ctx, batch[i:i+1])
+			if !ok {
+				return errors.New("storing an item panicked, also as it arrived")
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendSafe is AppendBatch with a panic recovered (ok false).
+func (p *Processor) appendSafe(ctx context.Context, batch []mailstore.NewMessage) (ok bool, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			p.Log.Error("incoming: storing panicked", "panic", panicText(r), "stack", string(debug.Stack()))
+			ok = false
+		}
+	}()
+	if testHookStore != nil {
+		testHookStore(batch)
+	}
+	_, err = p.Mail.AppendBatch(ctx, "INBOX", batch)
+	return true, err
+}
+
+// testHookStore, when set by a test, runs before each append.
+var testHookStore func(batch []mailstore.NewMessage)
+
 // Process turns one queue item into the message to store. It never
 // fails: what cannot be decrypted or parsed is kept with a note.
 //
@@ -175,7 +253,10 @@ func (p *Processor) Process(ctx context.Context, data []byte, own openpgp.Entity
 	plain, err := decryptOuter(data, own)
 	if err != nil {
 		p.Log.Warn("incoming: cannot decrypt an item; keeping it as it came", "err", err)
-		return undecryptable(data, err, received)
+		return keptAside(data, err, received)
+	}
+	if testHookProcess != nil {
+		testHookProcess(plain)
 	}
 	signed := looksSigned(plain)
 	ring, byFpr := p.signingKeys(ctx, authorOf(plain), own, signed)
@@ -256,19 +337,24 @@ func decryptOuter(data []byte, own openpgp.EntityList) ([]byte, error) {
 	return out, nil
 }
 
-// undecryptable wraps an item we could not open in a message that says
-// so and carries the item as an attachment, so it is never lost.
-func undecryptable(data []byte, why error, received time.Time) []byte {
+// keptAside wraps an item we could not open or process in a message that
+// says so and carries the item, as it arrived, as an attachment, so it is
+// never lost.
+func keptAside(data []byte, why error, received time.Time) []byte {
 	var b bytes.Buffer
 	boundary := "bitmask-undecryptable"
 	fmt.Fprintf(&b, "From: Bitmask <MAILER-DAEMON@localhost>\r\n")
-	fmt.Fprintf(&b, "Subject: A message could not be decrypted\r\n")
+	subject, text := "A message could not be decrypted", "Your provider accepted a message for you that none of your keys can decrypt"
+	if errors.Is(why, errInternal) {
+		subject, text = "A message could not be processed", "Your provider accepted a message for you that bitmaskd could not process"
+	}
+	fmt.Fprintf(&b, "Subject: %s\r\n", subject)
 	fmt.Fprintf(&b, "Date: %s\r\n", received.UTC().Format(time.RFC1123Z))
-	fmt.Fprintf(&b, "%s: failed; %s\r\n", HeaderEncryption, oneLine(why.Error()))
-	fmt.Fprintf(&b, "%s: could not verify\r\n", HeaderSignature)
+	fmt.Fprintf(&b, "%s: failed; reason=%s\r\n", HeaderEncryption, quote(oneLine(why.Error())))
+	fmt.Fprintf(&b, "%s: %s\r\n", HeaderSignature, SigNone)
 	fmt.Fprintf(&b, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", boundary)
-	fmt.Fprintf(&b, "Your provider accepted a message for you that none of your keys can decrypt:\r\n%s\r\n\r\nThe encrypted message is attached, unchanged.\r\n", oneLine(why.Error()))
+	fmt.Fprintf(&b, "%s:\r\n%s\r\n\r\nThe message is attached as it arrived, encrypted to your key.\r\n", text, oneLine(why.Error()))
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: application/pgp-encrypted\r\nContent-Disposition: attachment; filename=\"message.pgp\"\r\n\r\n", boundary)
 	w, err := armor.Encode(&b, "PGP MESSAGE", nil)
 	if err == nil {
