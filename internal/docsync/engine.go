@@ -782,6 +782,12 @@ func (e *Engine) pull(ctx context.Context) error {
 		if resp.LastSeq < since {
 			return fmt.Errorf("docsync: provider's sequence went back from %d to %d; refusing", since, resp.LastSeq)
 		}
+		// A page with more after it ends at a later sequence than the
+		// one asked from; else asking again would get the same page
+		// for ever.
+		if resp.More && resp.LastSeq == since {
+			return fmt.Errorf("docsync: provider says there are more changes after %d but its page ends there; refusing", since)
+		}
 		var ids []string
 		err = e.st.Update(func(tx *store.Tx) error {
 			ids = ids[:0]
