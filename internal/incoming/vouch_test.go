@@ -1,0 +1,105 @@
+package incoming_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+
+	"github.com/bitmask-go/bitmask/internal/keymanager"
+	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/autocrypt"
+	"github.com/bitmask-go/bitmask/pkg/pgpmime"
+)
+
+// TestWhatVouchedIsTheLevel: keys a message offers are learned after its
+// signature was judged, at the level of what vouched for them: a DKIM
+// pass aligned with the From domain in the provider MX's
+// Authentication-Results gives weak_chain (and the next message signed
+// by that key is valid), the same message without it gives unvouched
+// (the next one is untrusted), and an Authentication-Results field that
+// is not the MX's (not first, or another authserv-id) vouches for
+// nothing.
+func TestWhatVouchedIsTheLevel(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	r := testenv.StartDaemon(t, testenv.DaemonOptions{})
+	a := testenv.NewUser(t, r.Daemon, p, "vouch@"+testenv.Domain)
+	ownKey, err := a.CurrentKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := openpgp.EntityList{ownKey}
+	cases := []struct {
+		from, ar string
+		level    keymanager.Level
+		vouch    string
+		next     string // the status of the next signed message
+	}{
+		{"ceo@dkim.test", "Authentication-Results: " + testenv.Domain + ";\r\n\tdkim=pass header.d=dkim.test\r\n", keymanager.WeakChain, "dkim:dkim.test", "valid"},
+		{"ceo@dmarc.test", "Authentication-Results: " + testenv.Domain + "; dkim=none; dmarc=pass header.from=dmarc.test\r\n", keymanager.WeakChain, "dkim:dmarc.test", "valid"},
+		{"ceo@nothing.test", "Authentication-Results: " + testenv.Domain + "; dkim=none\r\n", keymanager.Unvouched, "none", "untrusted"},
+		{"ceo@forged.test", "Received: from x\r\nAuthentication-Results: " + testenv.Domain + "; dkim=pass header.d=forged.test\r\n", keymanager.Unvouched, "none", "untrusted"},
+		{"ceo@otherid.test", "Authentication-Results: mx.evil.test; dkim=pass header.d=otherid.test\r\n", keymanager.Unvouched, "none", "untrusted"},
+	}
+	for _, c := range cases {
+		t.Run(c.from, func(t *testing.T) {
+			k, err := keys.Generate(c.from, 0, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, err := autocrypt.New(c.from, k, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := func(subject string) []byte {
+				plain := []byte("From: " + c.from + "\r\nSubject: " + subject + "\r\nAutocrypt: " + h.String() + "\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\n\r\nhello\r\n")
+				signed, err := pgpmime.Sign(plain, k, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return mxItem(t, ownKey, append([]byte(c.ar), signed...))
+			}
+			first := a.Incoming.Process(t.Context(), msg("first"), own, time.Now())
+			if got := sigOf(first); !strings.HasPrefix(got, "could not verify") {
+				t.Fatalf("first message: %q (a key must not vouch for the message that brings it)", got)
+			}
+			kept, err := a.Contacts.Get(c.from)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kept.Level != c.level || kept.Vouch != c.vouch {
+				t.Fatalf("learned at %s vouch %q, want %s %q", kept.Level, kept.Vouch, c.level, c.vouch)
+			}
+			second := a.Incoming.Process(t.Context(), msg("second"), own, time.Now())
+			if got := sigOf(second); !strings.HasPrefix(got, c.next+";") {
+				t.Fatalf("second message: %q, want %s", got, c.next)
+			}
+		})
+	}
+}
+
+// mxItem is what the MX stores: the message encrypted to the account.
+func mxItem(t *testing.T, to *openpgp.Entity, msg []byte) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	w, err := openpgp.Encrypt(&b, openpgp.EntityList{to}, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(msg)
+	w.Close()
+	return b.Bytes()
+}
+
+func sigOf(msg []byte) string {
+	head, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	for _, l := range strings.Split(string(head), "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, "X-Leap-Signature") {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
