@@ -170,7 +170,7 @@ func (p *processor) nestedSigned(msg []byte, st *state) {
 			continue
 		}
 		others := append(append([]shownUnit{}, units[:i]...), units[i+1:]...)
-		st.addCovered(signer, names(others))
+		st.addCovered(signer, dedup(append(names(others), partsAfterSignature(u.e, params)...)))
 	}
 }
 
@@ -185,4 +185,24 @@ func othersThanInline(msg []byte) []string {
 		}
 	}
 	return names(rest)
+}
+
+// partsAfterSignature names what a multipart/signed holds beyond its two
+// parts (RFC 3156 §5 allows exactly two): a client may show them, and
+// the signature covers only the first.
+func partsAfterSignature(e *entity, params map[string]string) []string {
+	mp, ok := splitMultipart(e.body, params["boundary"])
+	if !ok || len(mp.parts) <= 2 {
+		return nil
+	}
+	var out []string
+	for _, p := range mp.parts[2:] {
+		for _, u := range shownUnits(e.body[p.start:p.end]) {
+			out = append(out, u.what)
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return dedup(out)
 }

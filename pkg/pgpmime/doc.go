@@ -92,8 +92,16 @@
 // from the armor "Charset" header, or utf-8 for UTF-8 text labelled
 // us-ascii); text around the block is kept. A cleartext-signed block is
 // verified and left as it is, armor included, so any client can verify it
-// again. Because an inline signature covers only its block, a valid one is
-// reported as SigNone with ErrPartialSignature when the text part holds
-// other non-whitespace text (a mailing-list footer, say); attachments of
-// inline-PGP messages are never covered.
+// again.
+//
+// Coverage: Process says what a good signature and the encryption do not
+// cover of what a client shows (Result.SignatureOutside,
+// Result.EncryptionOutside; coverage.go). A signature at the root covers
+// everything; an inline block covers only itself (text around it, a
+// mailing-list footer say, and every other part are outside); a
+// PGP/MIME signed part below the root covers only itself (the MIME
+// wrapping attacks); signatures inside a forwarded message/rfc822 are
+// not evaluated. A good signature that leaves something out is still
+// SigValid, with ErrPartialSignature in SignatureErr: the caller decides
+// what to call it (bitmaskd: "partial", docs/signatures.md).
 package pgpmime

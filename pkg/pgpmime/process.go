@@ -295,7 +295,7 @@ func (p *processor) process(msg []byte, depth int, st *state) []byte {
 		}
 		sig, signer, serr := p.verifySigned(e, params)
 		if sig == SigValid {
-			st.addCovered(signer, nil)
+			st.addCovered(signer, partsAfterSignature(e, params))
 		} else {
 			st.addSig(sig, serr, signer)
 		}
