@@ -18,9 +18,11 @@
 // authenticates the user to the provider, and the key-encryption key (KEK).
 // Because the two are independent HKDF outputs, the provider, which learns
 // the SRP verifier, learns nothing about the KEK. The Argon2id parameters and
-// salt are stored by the provider, so [KDFParams.Validate] enforces both
-// floors (so we never stretch weakly) and ceilings (so a hostile provider
-// cannot make the client allocate absurd amounts of memory).
+// salt are stored by the provider, so [KDFParams.Validate] bounds the
+// format (a ceiling, so a hostile provider cannot make the client allocate
+// absurd amounts of memory), and [KDFParams.AtLeast] with [MinKDFParams]
+// is the floor the client holds a provider's answer to before it derives
+// anything from the password (docs/formats.md §3).
 //
 // The storage secret is 32 random bytes ([NewStorageSecret]) created once per
 // account. It is stored at the provider only wrapped ([WrapSecret]) under the
