@@ -85,7 +85,7 @@ func isTimeout(err error) bool {
 
 // SMTPReplies checks that an SMTP server's output is a sequence of reply
 // lines (RFC 5321 §4.2: three digits, then a space on the last line of a
-// reply or a hyphen on the others, text without CR or LF) and returns
+// reply or a hyphen on the others, text without a line break) and returns
 // the final reply of each. When the output may be cut short (a reset),
 // an incomplete last line is dropped.
 func SMTPReplies(tr *Transcript) ([]string, error) {
@@ -109,8 +109,11 @@ func SMTPReplies(tr *Transcript) ([]string, error) {
 		if l[0] < '2' || l[0] > '5' {
 			return nil, fmt.Errorf("fuzzconn: reply code out of range: %q", l)
 		}
-		if strings.ContainsAny(l, "\r\n") {
-			return nil, fmt.Errorf("fuzzconn: CR or LF inside a reply line: %q", l)
+		// A bare CR is let through: go-smtp (v0.25) echoes an unknown
+		// command in its reply as the client wrote it, CR included.
+		// Lines end at CRLF, so a CR alone starts no reply of its own.
+		if strings.ContainsRune(l, '\n') {
+			return nil, fmt.Errorf("fuzzconn: LF inside a reply line: %q", l)
 		}
 		if l[3] == ' ' {
 			finals = append(finals, l)
@@ -201,4 +204,84 @@ func SMTPProbe(c net.Conn, timeout time.Duration) error {
 		}
 	}
 	return nil
+}
+
+// IMAPResponses checks that an IMAP server's output is a sequence of
+// responses (RFC 9051 §7): lines starting with "* ", "+ " or a tag and
+// OK, NO or BAD, with no CR or LF inside a line but in the literals
+// ({N} at the end of a line, then N bytes) they carry. It returns the
+// tagged status lines. When the output may be cut short (a reset), an
+// incomplete last response is dropped.
+func IMAPResponses(tr *Transcript) ([]string, error) {
+	out := tr.Out
+	var tagged []string
+	for len(out) > 0 {
+		start := out
+		var line []byte // the response without its literals
+		for {
+			i := bytes.Index(out, []byte("\r\n"))
+			if i < 0 {
+				if tr.Reset {
+					return tagged, nil
+				}
+				return nil, fmt.Errorf("fuzzconn: the answer ends inside a response: %q", tail(start))
+			}
+			part := out[:i]
+			out = out[i+2:]
+			if bytes.ContainsAny(part, "\r\n") {
+				return nil, fmt.Errorf("fuzzconn: CR or LF inside a response line: %q", part)
+			}
+			line = append(line, part...)
+			n, ok := literalSize(part)
+			if !ok {
+				break
+			}
+			if int64(len(out)) < n {
+				if tr.Reset {
+					return tagged, nil
+				}
+				return nil, fmt.Errorf("fuzzconn: the answer ends inside a literal of %d bytes", n)
+			}
+			out = out[n:]
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("* ")), bytes.HasPrefix(line, []byte("+ ")), string(line) == "+":
+		default:
+			tag, rest, ok := bytes.Cut(line, []byte(" "))
+			status, _, _ := bytes.Cut(rest, []byte(" "))
+			if !ok || len(tag) == 0 || bytes.ContainsFunc(tag, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+				return nil, fmt.Errorf("fuzzconn: not an IMAP response: %q", line)
+			}
+			switch string(status) {
+			case "OK", "NO", "BAD":
+			default:
+				return nil, fmt.Errorf("fuzzconn: tagged response with status %q: %q", status, line)
+			}
+			tagged = append(tagged, string(line))
+		}
+	}
+	return tagged, nil
+}
+
+// literalSize is N when line ends with a literal's {N}, {N+} or ~{N}.
+func literalSize(line []byte) (int64, bool) {
+	if !bytes.HasSuffix(line, []byte("}")) {
+		return 0, false
+	}
+	open := bytes.LastIndexByte(line, '{')
+	if open < 0 {
+		return 0, false
+	}
+	num := bytes.TrimSuffix(line[open+1:len(line)-1], []byte("+"))
+	if len(num) == 0 || len(num) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
 }
