@@ -3,6 +3,7 @@ package pgpmime
 import (
 	"bytes"
 	"crypto"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -103,21 +104,28 @@ func FuzzProcess(f *testing.F) {
 		if res.Decrypted && !res.Encrypted {
 			t.Fatal("decrypted but not encrypted")
 		}
-		if res.Signature == SigValid && res.SignerFingerprint == "" {
-			t.Fatal("valid signature without fingerprint")
+		if res.Signature == SigValid && (res.SignerFingerprint == "" || res.Signer == nil) {
+			t.Fatal("valid signature without its signer")
+		}
+		if len(res.SignatureOutside) > 0 && (res.Signature != SigValid || !errors.Is(res.SignatureErr, ErrPartialSignature)) {
+			t.Fatalf("outside %q with %s %v", res.SignatureOutside, res.Signature, res.SignatureErr)
+		}
+		if len(res.EncryptionOutside) > 0 && !res.Decrypted {
+			t.Fatalf("encryption outside %q without decryption", res.EncryptionOutside)
 		}
 		// Whatever Sign accepts must verify: canonicalization and the
 		// byte-exact multipart/signed handling agree.
 		if signed, err := Sign(msg, own[0], &Options{Config: packetConfigAt(now)}); err == nil {
 			res, _ := Process(signed, nil, own, now)
-			if res.Signature != SigValid {
-				t.Fatalf("Sign output does not verify: %s %v\n%q", res.Signature, res.SignatureErr, signed)
+			if res.Signature != SigValid || len(res.SignatureOutside) > 0 {
+				t.Fatalf("Sign output does not verify as a whole: %s %v %q\n%q", res.Signature, res.SignatureErr, res.SignatureOutside, signed)
 			}
 		}
 		// The helpers must not panic on anything either.
 		IsEncrypted(msg)
 		KeysFromMessage(msg)
 		StripHeaders(msg, "Subject")
+		StripNamePrefix(msg, "X-Leap-")
 		SetHeaders(msg, "X-Test", "1")
 	})
 }
