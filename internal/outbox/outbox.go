@@ -36,6 +36,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/recovered"
 	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/autocrypt"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
@@ -86,6 +87,9 @@ type item struct {
 	Attempts  int       `json:"attempts"`
 	NextTry   time.Time `json:"next_try"`
 	LastError string    `json:"last_error,omitempty"`
+	// Broken marks a message whose handling panicked: it is never tried
+	// again, only its bounce is left to store (see setAside).
+	Broken bool `json:"broken,omitempty"`
 }
 
 // Outbox is one account's outbox.
@@ -188,7 +192,12 @@ func (o *Outbox) Sent() int {
 func (o *Outbox) Run(ctx context.Context) {
 	force := true
 	for {
-		next := o.Flush(ctx, force)
+		var next time.Time
+		if p := recovered.Do(func() { next = o.Flush(ctx, force) }); p != nil {
+			// Not in one message (deliver recovers those): wait a while.
+			o.cfg.Log.Error("outbox: delivery pass failed", p.LogAttrs()...)
+			next = time.Now().Add(time.Minute)
+		}
 		force = false
 		wait := time.Hour
 		if !next.IsZero() {
@@ -232,7 +241,12 @@ func (o *Outbox) Flush(ctx context.Context, force bool) time.Time {
 			}
 			continue
 		}
-		o.deliver(ctx, it)
+		if it.Broken {
+			o.setAside(ctx, it)
+		} else if p := recovered.Do(func() { o.deliver(ctx, it) }); p != nil {
+			o.cfg.Log.Error("outbox: a message broke delivery; returning it to the sender", p.LogAttrs()...)
+			o.setAside(ctx, it)
+		}
 		if len(it.Pending) > 0 && (next.IsZero() || it.NextTry.Before(next)) {
 			next = it.NextTry
 		}
@@ -269,7 +283,7 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 		}
 	}
 	if len(perm) > 0 {
-		if err := o.bounce(ctx, it, failed, strings.Join(perm, "\n")); err != nil {
+		if err := o.bounce(ctx, it, failed, strings.Join(perm, "\n"), true); err != nil {
 			// Without the report stored, the failure would go unseen:
 			// keep those recipients, and try (and bounce) again later.
 			o.cfg.Log.Error("outbox: storing a bounce; keeping the message", "err", err)
@@ -286,7 +300,7 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	it.Attempts++
 	it.LastError = fmt.Sprint(tempErr)
 	if time.Since(it.Created) > o.cfg.GiveUp {
-		if err := o.bounce(ctx, it, it.Pending, "gave up after "+o.cfg.GiveUp.String()+": "+it.LastError); err == nil {
+		if err := o.bounce(ctx, it, it.Pending, "gave up after "+o.cfg.GiveUp.String()+": "+it.LastError, true); err == nil {
 			_ = o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) })
 			return
 		}
@@ -294,6 +308,51 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	delay := o.cfg.RetryBase << min(it.Attempts-1, 7)
 	it.NextTry = time.Now().Add(min(delay, time.Hour)).UTC()
 	o.cfg.Log.Info("outbox: delivery deferred", "recipients", len(it.Pending), "retry_in", time.Until(it.NextTry).Round(time.Second), "err", tempErr)
+	if err := o.put(it); err != nil {
+		o.cfg.Log.Error("outbox: recording a retry", "err", err)
+	}
+}
+
+// whyBroken is what the bounce of a message whose handling panicked says.
+const whyBroken = "bitmaskd could not process this message: internal error"
+
+// setAside takes a message whose handling panicked (in planning, signing,
+// encrypting or relaying) out of delivery: it is marked broken on disk
+// first, so that neither a later pass nor the next start tries it again;
+// the recipients it has not reached get a bounce in INBOX that says why,
+// and then it leaves the outbox. If the bounce cannot be stored (with the
+// message attached, then without), the mark stays and only the bounce is
+// tried again later.
+func (o *Outbox) setAside(ctx context.Context, it *item) {
+	if !it.Broken {
+		it.Broken = true
+		if err := o.put(it); err != nil {
+			o.cfg.Log.Error("outbox: marking a broken message", "err", err)
+		}
+	}
+	var err error
+	if len(it.Pending) > 0 {
+		for _, attach := range []bool{true, false} {
+			if p := recovered.Do(func() { err = o.bounce(ctx, it, it.Pending, whyBroken, attach) }); p != nil {
+				o.cfg.Log.Error("outbox: making a bounce failed", p.LogAttrs()...)
+				err = p
+			}
+			if err == nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		if err = o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) }); err == nil {
+			it.Pending = nil
+			return
+		}
+	}
+	it.Attempts++
+	it.LastError = err.Error()
+	delay := o.cfg.RetryBase << min(it.Attempts-1, 7)
+	it.NextTry = time.Now().Add(min(delay, time.Hour)).UTC()
+	o.cfg.Log.Error("outbox: could not return a broken message; trying again later", "retry_in", time.Until(it.NextTry).Round(time.Second), "err", err)
 	if err := o.put(it); err != nil {
 		o.cfg.Log.Error("outbox: recording a retry", "err", err)
 	}
@@ -380,8 +439,9 @@ func (o *Outbox) signed(msg []byte, signer *openpgp.Entity) ([]byte, error) {
 	return signed, nil
 }
 
-// bounce puts a delivery failure report in INBOX.
-func (o *Outbox) bounce(ctx context.Context, it *item, rcpts []string, why string) error {
+// bounce puts a delivery failure report in INBOX, with the message
+// attached when attach is set.
+func (o *Outbox) bounce(ctx context.Context, it *item, rcpts []string, why string, attach bool) error {
 	if o.cfg.Mail == nil {
 		return nil
 	}
@@ -394,9 +454,14 @@ func (o *Outbox) bounce(ctx context.Context, it *item, rcpts []string, why strin
 	fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"bitmask-bounce\"\r\n\r\n")
 	fmt.Fprintf(&b, "--bitmask-bounce\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n")
 	fmt.Fprintf(&b, "Your message could not be delivered to:\r\n  %s\r\n\r\n%s\r\n", strings.Join(rcpts, "\r\n  "), why)
-	fmt.Fprintf(&b, "--bitmask-bounce\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n")
-	b.Write(it.Raw)
-	fmt.Fprintf(&b, "\r\n--bitmask-bounce--\r\n")
+	if attach {
+		fmt.Fprintf(&b, "--bitmask-bounce\r\nContent-Type: message/rfc822\r\nContent-Disposition: attachment\r\n\r\n")
+		b.Write(it.Raw)
+		fmt.Fprintf(&b, "\r\n")
+	} else {
+		fmt.Fprintf(&b, "\r\n(The message itself could not be attached.)\r\n")
+	}
+	fmt.Fprintf(&b, "--bitmask-bounce--\r\n")
 	_, _, err := o.cfg.Mail.Append(ctx, "INBOX", b.Bytes(), nil, time.Now())
 	return err
 }
