@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,6 +49,11 @@ func FuzzProcess(f *testing.F) {
 				t.Fatalf("%d %s headers in:\n%.500q", n, h, out)
 			}
 		}
+		// Nothing the fuzzer writes is signed by a key the account
+		// holds (it has only its own, and never signs fuzz input).
+		if sig := headerValue(out, HeaderSignature); strings.HasPrefix(sig, SigValid) || strings.HasPrefix(sig, SigPartial) {
+			t.Fatalf("X-Leap-Signature %q for fuzz input", sig)
+		}
 	})
 }
 
@@ -64,4 +70,15 @@ func countHeader(msg []byte, name string) int {
 		}
 	}
 	return n
+}
+
+// headerValue is the first top-level field named name (unfolded).
+func headerValue(msg []byte, name string) string {
+	head, _, _ := bytes.Cut(msg, []byte("\r\n\r\n"))
+	for _, l := range strings.Split(strings.ReplaceAll(string(head), "\r\n ", " "), "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok && strings.EqualFold(k, name) {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
