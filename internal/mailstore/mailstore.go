@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/recovered"
 	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -227,6 +228,7 @@ func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexe
 	if indexer == nil {
 		indexer = func([]byte) ([]byte, error) { return nil, nil }
 	}
+	indexer = safeIndexer(indexer, log)
 	s := &Store{
 		docs: docs, st: st, keys: keys, indexer: indexer, log: log,
 		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
@@ -486,6 +488,20 @@ const (
 type retry struct {
 	at   time.Time
 	wait time.Duration
+	// broken is the stamp of a change whose application panicked: set
+	// aside, it is not tried again in this run unless a newer change of
+	// the document comes (it stays listed: the next start tries it once,
+	// and a newer bitmaskd may apply it).
+	broken uint64
+	isSet  bool // broken is set
+}
+
+// due says whether change c is to be applied now.
+func (r *retry) due(c docsync.Change, now time.Time) bool {
+	if r.isSet {
+		return r.broken != c.Stamp
+	}
+	return !now.Before(r.at)
 }
 
 // drain applies the listed changes until none is left (or none of those
@@ -497,7 +513,7 @@ func (s *Store) drain(ctx context.Context) {
 	if s.retryNow.Swap(false) {
 		now := time.Now()
 		for _, r := range s.failed {
-			r.at = now // try now; a failure again waits longer
+			r.at = now // try now; a failure again waits longer (set-aside ones wait still)
 		}
 	}
 	for {
@@ -509,7 +525,7 @@ func (s *Store) drain(ctx context.Context) {
 		now := time.Now()
 		var todo []docsync.Change
 		for _, c := range all {
-			if r, ok := s.failed[c.ID]; !ok || !now.Before(r.at) {
+			if r, ok := s.failed[c.ID]; !ok || r.due(c, now) {
 				todo = append(todo, c)
 			}
 		}
@@ -540,10 +556,14 @@ func (s *Store) applyChanges(ctx context.Context, changes []docsync.Change) int 
 	for i, c := range changes {
 		ids[i] = c.ID
 	}
-	failed := s.apply(ctx, ids)
+	failed, broken := s.applyBroken(ctx, ids)
 	done := make([]docsync.Change, 0, len(changes))
 	now := time.Now()
 	for _, c := range changes {
+		if broken[c.ID] {
+			s.failed[c.ID] = &retry{broken: c.Stamp, isSet: true}
+			continue
+		}
 		if failed[c.ID] && ctx.Err() != nil {
 			continue // stopping, not failing: left listed, no wait
 		}
@@ -635,7 +655,21 @@ func (s *Store) worker() {
 // apply brings the index in line with the documents ids, as they are
 // now; it returns the ids it could not apply.
 func (s *Store) apply(ctx context.Context, ids []string) map[string]bool {
-	failed := map[string]bool{}
+	failed, _ := s.applyBroken(ctx, ids)
+	return failed
+}
+
+// applyBroken is apply, which also returns the ids whose application
+// panicked (among the failed ones). Such a panic is logged (what and
+// where, not the document) and does not stop the others.
+func (s *Store) applyBroken(ctx context.Context, ids []string) (failed, broken map[string]bool) {
+	failed, broken = map[string]bool{}, map[string]bool{}
+	guard := func(id string, f func()) {
+		if p := recovered.Do(f); p != nil {
+			s.log.Error("mailstore: applying a change panicked; set aside", append([]any{"doc", id}, p.LogAttrs()...)...)
+			failed[id], broken[id] = true, true
+		}
+	}
 	// Mailboxes first, so messages find theirs.
 	var msgs []string
 	for _, id := range ids {
@@ -643,49 +677,81 @@ func (s *Store) apply(ctx context.Context, ids []string) map[string]bool {
 			failed[id] = true // stopping: left listed
 			continue
 		}
-		d, err := s.docs.Get(id)
-		if errors.Is(err, docsync.ErrNotFound) {
-			if err := s.applyGone(id); err != nil {
-				s.log.Warn("mailstore: unindexing", "err", err)
+		guard(id, func() {
+			if s.applyOne(id, &msgs) != nil {
 				failed[id] = true
 			}
-			continue
-		}
-		if err != nil {
-			s.log.Warn("mailstore: reading a document", "err", err)
-			failed[id] = true
-			continue
-		}
-		var head struct {
-			Type string `json:"type"`
-		}
-		if json.Unmarshal(d.Body, &head) != nil {
-			continue
-		}
-		switch head.Type {
-		case typeMailbox:
-			var md mailboxDoc
-			if json.Unmarshal(d.Body, &md) == nil && validName(md.Name) == nil && id == s.mailboxDocID(md.Name) {
-				if err := s.applyMailbox(md); err != nil {
-					s.log.Warn("mailstore: indexing a mailbox", "err", err)
-					failed[id] = true
-				}
-			}
-		case typeMessage:
-			msgs = append(msgs, id)
-		}
+		})
 	}
 	for _, id := range msgs {
 		if ctx.Err() != nil {
 			failed[id] = true
 			continue
 		}
-		if err := s.applyMessage(ctx, id); err != nil {
-			s.log.Warn("mailstore: indexing a message", "err", err)
-			failed[id] = true
-		}
+		guard(id, func() {
+			if err := s.applyMessage(ctx, id); err != nil {
+				s.log.Warn("mailstore: indexing a message", "err", err)
+				failed[id] = true
+			}
+		})
 	}
-	return failed
+	return failed, broken
+}
+
+// testHookApplyMessage, set only by tests, runs as a message document
+// starts being applied (a test makes it panic for one document).
+var testHookApplyMessage func(id string)
+
+// errFailed is applyOne's "not applied" (already logged).
+var errFailed = errors.New("mailstore: not applied")
+
+// applyOne applies a document that is gone or a mailbox, and adds a
+// message to msgs (applied after the mailboxes).
+func (s *Store) applyOne(id string, msgs *[]string) error {
+	d, err := s.docs.Get(id)
+	if errors.Is(err, docsync.ErrNotFound) {
+		if err := s.applyGone(id); err != nil {
+			s.log.Warn("mailstore: unindexing", "err", err)
+			return errFailed
+		}
+		return nil
+	}
+	if err != nil {
+		s.log.Warn("mailstore: reading a document", "err", err)
+		return errFailed
+	}
+	var head struct {
+		Type string `json:"type"`
+	}
+	if json.Unmarshal(d.Body, &head) != nil {
+		return nil
+	}
+	switch head.Type {
+	case typeMailbox:
+		var md mailboxDoc
+		if json.Unmarshal(d.Body, &md) == nil && validName(md.Name) == nil && id == s.mailboxDocID(md.Name) {
+			if err := s.applyMailbox(md); err != nil {
+				s.log.Warn("mailstore: indexing a mailbox", "err", err)
+				return errFailed
+			}
+		}
+	case typeMessage:
+		*msgs = append(*msgs, id)
+	}
+	return nil
+}
+
+// safeIndexer is indexer, with a panic in it (a message its parser
+// cannot take) turned into an error: the message is stored without
+// metadata, as for any indexer failure, instead of failing its write.
+func safeIndexer(indexer Indexer, log *slog.Logger) Indexer {
+	return func(raw []byte) (meta []byte, err error) {
+		if p := recovered.Do(func() { meta, err = indexer(raw) }); p != nil {
+			log.Error("mailstore: the indexer panicked on a message", p.LogAttrs()...)
+			return nil, p
+		}
+		return meta, err
+	}
 }
 
 func (s *Store) applyGone(id string) error {
@@ -713,10 +779,10 @@ func (s *Store) applyGone(id string) error {
 // UIDVALIDITY) whatever order the sync's notice arrives in.
 func (s *Store) dropMailboxIndexIfGone(name string) error {
 	s.mu.Lock()
+	defer s.mu.Unlock() // deferred: a panic here must not leave the store locked
 	_, err := s.docs.Get(s.mailboxDocID(name))
 	mb := s.mboxes[name]
 	if err == nil || mb == nil {
-		s.mu.Unlock()
 		return nil
 	}
 	ms := make([]*msg, 0, len(mb.uids))
@@ -735,7 +801,6 @@ func (s *Store) dropMailboxIndexIfGone(name string) error {
 		return tx.Delete(bucketMbox, name)
 	})
 	if err != nil {
-		s.mu.Unlock()
 		return fmt.Errorf("mailstore: dropping a mailbox's index: %w", err)
 	}
 	for _, m := range ms {
@@ -744,7 +809,6 @@ func (s *Store) dropMailboxIndexIfGone(name string) error {
 	}
 	delete(s.mboxes, name)
 	s.emitLocked(Event{Kind: EventMailboxes, Mailbox: name})
-	s.mu.Unlock()
 	return nil
 }
 
@@ -782,9 +846,9 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 	// Under the lock from the check to the memory update: what is on disk
 	// and what sessions see must be the same UIDVALIDITY.
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if mb, ok := s.mboxes[name]; ok {
 		mb.special, mb.subscribed = special, subscribed
-		s.mu.Unlock()
 		return nil
 	}
 	var st mboxState
@@ -798,12 +862,10 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 		return tx.Put(bucketMbox, name, b)
 	})
 	if err != nil {
-		s.mu.Unlock()
 		return err
 	}
 	s.mboxes[name] = &mbox{name: name, special: special, subscribed: subscribed, state: st, byUID: map[uint32]*msg{}}
 	s.emitLocked(Event{Kind: EventMailboxes, Mailbox: name})
-	s.mu.Unlock()
 	return nil
 }
 
@@ -834,6 +896,9 @@ func (s *Store) dropMailboxIndex(name string) {
 // changed it meanwhile, that newer change is listed and applied next, and
 // this older one must not undo it.
 func (s *Store) applyMessage(ctx context.Context, id string) error {
+	if testHookApplyMessage != nil {
+		testHookApplyMessage(id)
+	}
 	d, err := s.docs.Get(id)
 	if err != nil {
 		if errors.Is(err, docsync.ErrNotFound) {
