@@ -27,6 +27,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/recovered"
 	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -735,12 +736,18 @@ func (e *Engine) lastSeq(tx *store.Tx) (uint64, error) {
 }
 
 // Sync pulls the provider's changes, then pushes local ones, merging
-// conflicts, until nothing is left or the provider is unreachable.
+// conflicts, until nothing is left or the provider is unreachable. A
+// panic in the round (say, in reading what the provider sent) fails the
+// round, like an unreachable provider, instead of bitmaskd.
 func (e *Engine) Sync(ctx context.Context) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
 	e.setStatus(func(s *Status) { s.Syncing, s.Pulled = true, 0 })
-	err := e.sync(ctx)
+	var err error
+	if p := recovered.Do(func() { err = e.sync(ctx) }); p != nil {
+		e.log.Error("docsync: a sync round panicked", p.LogAttrs()...)
+		err = fmt.Errorf("docsync: sync failed: %w", p)
+	}
 	e.setStatus(func(s *Status) {
 		s.Syncing = false
 		s.Online = err == nil
@@ -792,7 +799,7 @@ func (e *Engine) pull(ctx context.Context) error {
 		err = e.st.Update(func(tx *store.Tx) error {
 			ids = ids[:0]
 			for i := range resp.Changes {
-				ok, err := e.apply(tx, &resp.Changes[i])
+				ok, err := e.applySafely(tx, &resp.Changes[i])
 				if err != nil {
 					return err
 				}
@@ -817,6 +824,24 @@ func (e *Engine) pull(ctx context.Context) error {
 	}
 }
 
+// applySafely is apply, with a panic in applying the document (one this
+// bitmaskd cannot take) turned into a refusal, as for a document that
+// fails authentication: logged (what and where, not the document),
+// counted, and passed over, so it neither stops the pull nor comes back
+// at the next one; a newer revision of it is applied as usual.
+func (e *Engine) applySafely(tx *store.Tx, d *api.Doc) (changed bool, err error) {
+	if p := recovered.Do(func() { changed, err = e.apply(tx, d) }); p != nil {
+		e.log.Error("docsync: applying a document panicked; refused", append([]any{"doc", d.ID, "rev", d.Rev}, p.LogAttrs()...)...)
+		e.setStatus(func(s *Status) { s.Rejected++ })
+		return false, nil
+	}
+	return changed, err
+}
+
+// testHookApply, set only by tests, runs when a pulled document has been
+// opened, before it is stored.
+var testHookApply func(id string, body []byte)
+
 // apply applies one document of the changes feed; it reports whether the
 // local document changed. Documents that fail authentication or replay an
 // older revision are refused (logged, counted) and change nothing.
@@ -840,6 +865,9 @@ func (e *Engine) apply(tx *store.Tx, d *api.Doc) (bool, error) {
 	}
 	if d.Deleted {
 		body = nil
+	}
+	if testHookApply != nil {
+		testHookApply(d.ID, body)
 	}
 	if r != nil {
 		if ver, ours := r.Pushing.matches(d); ours {
