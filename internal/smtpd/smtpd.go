@@ -17,11 +17,14 @@ import (
 	"log/slog"
 	"net"
 	"net/mail"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/bitmask-go/bitmask/internal/recovered"
 )
 
 // MaxMessageSize is the largest message accepted.
@@ -78,7 +81,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv.AllowInsecureAuth = true
 	srv.EnableSMTPUTF8 = true
 	srv.EnableBINARYMIME = true
-	srv.ErrorLog = slog.NewLogLogger(s.cfg.Logger.Handler(), slog.LevelDebug)
+	srv.ErrorLog = errorLog{s.cfg.Logger}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -104,10 +107,49 @@ func smtpErr(code int, enh smtp.EnhancedCode, msg string) *smtp.SMTPError {
 
 var errAuthRequired = smtpErr(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required: log in with your address and the local token (bitmaskctl mail config)")
 
+// What a command whose handling panicked answers. The message of a DATA
+// that panicked is refused for good (the same message would fail the
+// same way); the session goes on.
+var (
+	errBrokenMessage = smtpErr(554, smtp.EnhancedCode{5, 3, 0}, "bitmaskd could not process this message: internal error")
+	errBroken        = smtpErr(451, smtp.EnhancedCode{4, 3, 0}, "Internal error, try again (see the bitmaskd log)")
+	errBrokenAuth    = smtpErr(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure (see the bitmaskd log)")
+)
+
+// guard, deferred by a command's handler, turns a panic in it into the
+// answer given (the panic is logged without its content): the session
+// and the server go on. What go-smtp recovers itself (outside these
+// handlers) answers 421 and closes that connection only (errorLog).
+func (se *session) guard(errp *error, answer *smtp.SMTPError) {
+	if v := recover(); v != nil {
+		p := recovered.New(v)
+		se.s.cfg.Logger.Error("smtpd: a command panicked; answered "+strconv.Itoa(answer.Code), p.LogAttrs()...)
+		*errp = answer
+	}
+}
+
+// errorLog passes go-smtp's log lines to slog: the panics it recovers
+// as errors, without the panic's text; the rest at debug level.
+type errorLog struct{ log *slog.Logger }
+
+func (l errorLog) Printf(format string, v ...any) {
+	if strings.HasPrefix(format, "panic serving") && len(v) == 3 {
+		stack, _ := v[2].([]byte)
+		l.log.Error("smtpd: a session panicked; closed it", "panic", recovered.Describe(v[1]), "stack", string(stack))
+		return
+	}
+	l.log.Debug("smtpd: " + strings.TrimRight(fmt.Sprintf(format, v...), "\n"))
+}
+
+func (l errorLog) Println(v ...any) {
+	l.log.Debug("smtpd: " + strings.TrimRight(fmt.Sprintln(v...), "\n"))
+}
+
 func (se *session) AuthMechanisms() []string { return []string{sasl.Plain, sasl.Login} }
 
 func (se *session) Auth(mech string) (sasl.Server, error) {
-	check := func(user, pass string) error {
+	check := func(user, pass string) (err error) {
+		defer se.guard(&err, errBrokenAuth)
 		a, err := se.s.auth.CheckSMTP(se.ctx, user, pass)
 		if err != nil {
 			return smtpErr(535, smtp.EnhancedCode{5, 7, 8}, "Wrong address or local token")
@@ -133,7 +175,8 @@ func (se *session) Reset() { se.from, se.rcpts = "", nil }
 
 func (se *session) Logout() error { return nil }
 
-func (se *session) Mail(from string, opts *smtp.MailOptions) error {
+func (se *session) Mail(from string, opts *smtp.MailOptions) (err error) {
+	defer se.guard(&err, errBroken)
 	if se.acct == nil {
 		return errAuthRequired
 	}
@@ -144,7 +187,8 @@ func (se *session) Mail(from string, opts *smtp.MailOptions) error {
 	return nil
 }
 
-func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+func (se *session) Rcpt(to string, opts *smtp.RcptOptions) (err error) {
+	defer se.guard(&err, errBroken)
 	if se.acct == nil {
 		return errAuthRequired
 	}
@@ -156,7 +200,8 @@ func (se *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	return nil
 }
 
-func (se *session) Data(r io.Reader) error {
+func (se *session) Data(r io.Reader) (err error) {
+	defer se.guard(&err, errBrokenMessage)
 	if se.acct == nil {
 		return errAuthRequired
 	}
