@@ -183,7 +183,7 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, flags []string, 
 		sizes[i] = uint32(len(b))
 	}
 
-	rw := w.CreateMessage(t.seq)
+	rw := s.createMessage(w, t.seq)
 	rw.WriteUID(imap.UID(t.uid))
 	if o.Flags || flagsChanged {
 		rw.WriteFlags(imapFlags(flags))
@@ -213,8 +213,15 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, flags []string, 
 	for i, sec := range o.BinarySectionSize {
 		rw.WriteBinarySectionSize(sec, sizes[i])
 	}
-	return rw.Close()
+	if testHookFetchResponse != nil {
+		testHookFetchResponse(t.uid)
+	}
+	return s.endMessage(rw)
 }
+
+// testHookFetchResponse, set only by tests, runs while a message's FETCH
+// response is half written.
+var testHookFetchResponse func(uid uint32)
 
 func writeLiteral(wc interface {
 	Write([]byte) (int, error)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/bitmask-go/bitmask/internal/recovered"
 )
 
 // Search evaluates SEARCH (RFC 9051 §6.4.4) over the messages the client
@@ -22,19 +24,24 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	v := s.view
 	h := v.hub
 
-	h.mu.Lock()
-	last := v.clientMaxLocked()
-	maxUID := uint32(0)
-	if len(h.uids) > 0 {
-		maxUID = h.uids[len(h.uids)-1]
-	}
-	targets := make([]target, 0, len(h.uids))
-	for i := range h.uids {
-		if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
-			targets = append(targets, target{seq: c, uid: h.uids[i], e: h.msgs[i]})
+	var (
+		last, maxUID uint32
+		targets      []target
+	)
+	func() {
+		h.mu.Lock()
+		defer h.mu.Unlock() // deferred: a panic must not leave the hub locked
+		last = v.clientMaxLocked()
+		if len(h.uids) > 0 {
+			maxUID = h.uids[len(h.uids)-1]
 		}
-	}
-	h.mu.Unlock()
+		targets = make([]target, 0, len(h.uids))
+		for i := range h.uids {
+			if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
+				targets = append(targets, target{seq: c, uid: h.uids[i], e: h.msgs[i]})
+			}
+		}
+	}()
 
 	c := v.staticCriteria(*criteria, last, maxUID)
 	var (
@@ -119,9 +126,7 @@ func (s *session) matchAll(targets []target, c *imap.SearchCriteria) ([]bool, []
 				return
 			}
 			for i := start; i < min(start+searchChunk, len(targets)); i++ {
-				m := &candidate{s: s, t: targets[i], bufs: &bufs}
-				matched[i] = m.match(c)
-				errs[i] = m.err
+				matched[i], errs[i] = s.matchOne(&candidate{s: s, t: targets[i], bufs: &bufs}, c)
 			}
 		}
 	}
@@ -134,6 +139,21 @@ func (s *session) matchAll(targets []target, c *imap.SearchCriteria) ([]bool, []
 	work()
 	wg.Wait()
 	return matched, errs
+}
+
+// matchOne matches one message. A panic in it (a message the MIME code
+// cannot take) is logged, without content, and that message does not
+// match: the search goes on with the others, and no goroutine of it can
+// take bitmaskd down (a guarded command recovers only its own goroutine).
+func (s *session) matchOne(m *candidate, c *imap.SearchCriteria) (matched bool, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p := recovered.New(v)
+			s.srv.log.Error("imapd: SEARCH panicked on a message; not matched", append([]any{"uid", m.t.uid}, p.LogAttrs()...)...)
+			matched, err = false, nil
+		}
+	}()
+	return m.match(c), m.err
 }
 
 // searchBufs are a search worker's buffers for message text, reused from

@@ -185,10 +185,10 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 		if !ok {
 			continue
 		}
-		rw := w.CreateMessage(t.seq)
+		rw := s.createMessage(w, t.seq)
 		rw.WriteUID(imap.UID(t.uid))
 		rw.WriteFlags(imapFlags(f))
-		if err := rw.Close(); err != nil {
+		if err := s.endMessage(rw); err != nil {
 			return err
 		}
 	}

@@ -14,6 +14,8 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/bitmask-go/bitmask/internal/recovered"
 )
 
 // Config configures a Server.
@@ -116,7 +118,7 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 			if !group.add() {
 				return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 			}
-			return s.newSession(c, group.done), nil, nil
+			return guarded{s.newSession(c, group.done)}, nil, nil
 		},
 		Caps:         capabilities,
 		Logger:       printfLogger{s.log},
@@ -222,16 +224,18 @@ func (c *trackedConn) Close() error {
 	return c.batchConn.Close()
 }
 
-// printfLogger passes go-imap's log lines to slog.
+// printfLogger passes go-imap's log lines to slog. The panics go-imap
+// recovers itself (outside the guarded commands: it then closes that
+// connection) are errors, logged without the panic's text.
 type printfLogger struct{ log *slog.Logger }
 
 func (l printfLogger) Printf(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	level := slog.LevelInfo
-	if strings.HasPrefix(format, "panic") {
-		level = slog.LevelError
+	if what, _, ok := strings.Cut(format, ":"); ok && strings.HasPrefix(format, "panic") && len(args) == 2 {
+		stack, _ := args[1].([]byte)
+		l.log.Error("imapd: "+what+"; connection closed", "panic", recovered.Describe(args[0]), "stack", string(stack))
+		return
 	}
-	l.log.Log(context.Background(), level, "imapd: "+msg)
+	l.log.Info("imapd: " + fmt.Sprintf(format, args...))
 }
 
 // account is the state shared by the sessions of one Mailstore: a hub per

@@ -32,7 +32,8 @@ type session struct {
 	acct  *account
 	view  *view // selected mailbox, or nil
 
-	prefetched map[string][]byte // metas read ahead by the FETCH in progress
+	prefetched map[string][]byte               // metas read ahead by the FETCH in progress
+	responding *imapserver.FetchResponseWriter // a FETCH response being written (recover.go)
 
 	byeOnce   sync.Once
 	closeOnce sync.Once
