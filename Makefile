@@ -1,9 +1,12 @@
 # Bitmask in Go. `make run` starts the demo, `make test` runs the tests.
 GO ?= go
 STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
+# How long `make fuzz` runs each fuzz target: a few seconds in CI, minutes
+# by hand (make fuzz FUZZTIME=10m).
+FUZZTIME ?= 5s
 BIN := bin
 
-.PHONY: all build test lint bench run clean tools e2e
+.PHONY: all build test lint bench run clean tools e2e fuzz
 
 all: build
 
@@ -26,6 +29,9 @@ bench:
 
 e2e:
 	bash scripts/e2e.sh
+
+fuzz:
+	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 run: build
 	$(BIN)/bitmaskd demo -data bitmask-demo
