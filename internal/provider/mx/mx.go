@@ -199,6 +199,10 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 		hardStop()
 		_ = srv.Close()
 	}
+	// go-smtp closes only the listeners its Serve has registered: one
+	// that Serve had not yet reached when the shutdown began would be
+	// accepted on for ever.
+	_ = l.Close()
 	l.CloseAll()
 	<-errc
 	l.WaitData()
