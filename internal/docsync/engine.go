@@ -1110,18 +1110,26 @@ func (e *Engine) follow(ctx context.Context) {
 	backoff := time.Duration(0)
 	for ctx.Err() == nil {
 		connected := time.Now()
-		err := e.remote.Events(ctx, func(ev api.Event) {
-			e.mu.Lock()
-			have := e.status.LastSeq
-			hooks := append([]func(api.Event){}, e.onEvent...)
-			e.mu.Unlock()
-			if ev.Seq > have {
-				e.Kick()
-			}
-			for _, fn := range hooks {
-				fn(ev)
-			}
-		})
+		var err error
+		// A panic in reading the stream or in a hook ends this stream,
+		// like a cut connection, not bitmaskd.
+		if p := recovered.Do(func() {
+			err = e.remote.Events(ctx, func(ev api.Event) {
+				e.mu.Lock()
+				have := e.status.LastSeq
+				hooks := append([]func(api.Event){}, e.onEvent...)
+				e.mu.Unlock()
+				if ev.Seq > have {
+					e.Kick()
+				}
+				for _, fn := range hooks {
+					fn(ev)
+				}
+			})
+		}); p != nil {
+			e.log.Error("docsync: the notification stream panicked", p.LogAttrs()...)
+			err = p
+		}
 		if ctx.Err() != nil {
 			return
 		}

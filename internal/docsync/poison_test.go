@@ -22,8 +22,9 @@ const feedUser = "u@example.test"
 type feedRemote struct {
 	mu      sync.Mutex
 	changes []api.Doc
-	asked   []uint64 // the since of every Changes call
-	panics  int      // Changes panics this many more times
+	asked   []uint64                 // the since of every Changes call
+	panics  int                      // Changes panics this many more times
+	events  func(fn func(api.Event)) // runs as each notification stream opens
 }
 
 func (f *feedRemote) Changes(_ context.Context, since uint64, _ int, _ time.Duration) (*api.ChangesResponse, error) {
@@ -50,7 +51,13 @@ func (f *feedRemote) Push(context.Context, []api.DocPush) (*api.PushResponse, er
 	return nil, errors.New("not expected")
 }
 
-func (f *feedRemote) Events(ctx context.Context, _ func(api.Event)) error {
+func (f *feedRemote) Events(ctx context.Context, fn func(api.Event)) error {
+	f.mu.Lock()
+	hook := f.events
+	f.mu.Unlock()
+	if hook != nil {
+		hook(fn)
+	}
 	<-ctx.Done()
 	return ctx.Err()
 }
@@ -158,5 +165,59 @@ func TestPanickingDocumentIsRefused(t *testing.T) {
 	}
 	if strings.Contains(log, "secret") {
 		t.Fatalf("the log holds document content:\n%s", log)
+	}
+}
+
+// TestPanickingNotificationStreamReconnects: a panic in reading the
+// notification stream (or in a hook it calls) ends that stream, not
+// bitmaskd: the engine connects again and goes on.
+func TestPanickingNotificationStreamReconnects(t *testing.T) {
+	secret, err := seal.NewStorageSecret()
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := seal.DeriveKeys(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	opened := make(chan int, 10)
+	n := 0
+	remote := &feedRemote{events: func(fn func(api.Event)) {
+		n++
+		opened <- n
+		if n == 1 {
+			fn(api.Event{Seq: 1}) // the hook below panics on it
+		}
+	}}
+	var logs lockedBuffer
+	e := New(st, remote, k, feedUser, slog.New(slog.NewTextHandler(&logs, nil)))
+	e.OnEvent(func(ev api.Event) {
+		if ev.Seq == 1 {
+			var m map[uint64]*api.Event
+			_ = m[ev.Seq].Seq // a nil dereference
+		}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx, time.Hour) }()
+	for want := 1; want <= 2; want++ {
+		select {
+		case got := <-opened:
+			if got != want {
+				t.Fatalf("stream %d opened, want %d", got, want)
+			}
+		case <-time.After(time.Minute): // only turns a hang into a failure
+			t.Fatalf("the stream was not opened again after a panic")
+		}
+	}
+	cancel()
+	<-done
+	if log := logs.String(); !strings.Contains(log, "the notification stream panicked") || !strings.Contains(log, "nil pointer dereference") {
+		t.Fatalf("log:\n%s", log)
 	}
 }

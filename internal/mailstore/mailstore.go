@@ -648,7 +648,12 @@ func (s *Store) worker() {
 		case <-s.kick:
 		case <-tick.C:
 		}
-		s.drain(s.ctx)
+		// A panic in one change is handled in applyBroken; one outside
+		// them (reading the list, recording what was taken) ends this
+		// round only, the next kick or tick tries again.
+		if p := recovered.Do(func() { s.drain(s.ctx) }); p != nil {
+			s.log.Error("mailstore: applying changes panicked", p.LogAttrs()...)
+		}
 	}
 }
 
