@@ -44,8 +44,8 @@ func startBitmaskd(t testing.TB, bin, dataDir string, args ...string) *proc {
 	t.Helper()
 	base := []string{"-data", dataDir, "-control", "127.0.0.1:0", "-imap", "", "-smtp", ""}
 	cmd := exec.Command(bin, append(base, args...)...)
-	// Fast Argon2id for the test's own accounts is not needed here: the
-	// account exists, logins use the parameters it was made with.
+	// The binary holds the provider to the real Argon2id floor: the
+	// accounts it logs in to are made with FloorKDF.
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +112,7 @@ func TestKillDuringIncoming(t *testing.T) {
 	addr := "gus@" + testenv.Domain
 	dir := t.TempDir()
 	{
-		d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+		d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir, FloorKDF: true})
 		if _, err := d.CreateUser(ctx(t), addr, []byte(password), p.Ref(), ""); err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestKillWithOutbox(t *testing.T) {
 	addr := "hal@" + testenv.Domain
 	dir := t.TempDir()
 	{
-		d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
+		d := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir, FloorKDF: true})
 		if _, err := d.CreateUser(ctx(t), addr, []byte(password), p.Ref(), ""); err != nil {
 			t.Fatal(err)
 		}

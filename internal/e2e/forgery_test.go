@@ -124,11 +124,22 @@ func TestForgeryCorpus(t *testing.T) {
 	waitMessages(t, a, "INBOX", n+accepted)
 	testenv.Eventually(t, 30*time.Second, "bob's outbox empty", func() bool { return b.acct.Outbox.Pending() == 0 })
 	all := fetchAll(t, a.imap(t, nil), "INBOX")
+	bobValid := 0
 	for _, m := range all[n:] {
-		if sig := header(m, "X-Leap-Signature"); strings.HasPrefix(sig, "valid") && !strings.Contains(sig, `signer="`+b.acct.Address+`"`) {
+		sig := header(m, "X-Leap-Signature")
+		if strings.HasPrefix(sig, "valid") && !strings.Contains(sig, `signer="`+b.acct.Address+`"`) {
 			t.Errorf("through the local SMTP: %q", sig)
 		}
+		// Bob's own mail, signed by his real key (the directory's), is
+		// valid at provider_trust: the rule for the provider's domain
+		// does not refuse the genuine key.
+		if strings.HasPrefix(sig, `valid; signer="`+b.acct.Address+`"; level=provider_trust;`) {
+			bobValid++
+		}
 		countLeap(t, m)
+	}
+	if bobValid != accepted {
+		t.Errorf("%d of %d messages bob sent arrived valid", bobValid, accepted)
 	}
 }
 

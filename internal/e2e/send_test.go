@@ -73,7 +73,7 @@ func TestSendEncrypted(t *testing.T) {
 		t.Fatalf("X-Leap-Encryption %q", header(m, "X-Leap-Encryption"))
 	}
 	ak, _ := a.acct.CurrentKey()
-	if want := fmt.Sprintf("valid; pubkey=%q", keys.Fingerprint(ak)); header(m, "X-Leap-Signature") != want {
+	if want := fmt.Sprintf("valid; signer=%q; level=provider_trust; pubkey=%q", a.acct.Address, keys.Fingerprint(ak)); header(m, "X-Leap-Signature") != want {
 		t.Fatalf("X-Leap-Signature %q, want %q", header(m, "X-Leap-Signature"), want)
 	}
 	testenv.Eventually(t, 20*time.Second, "outbox empty", func() bool { return a.acct.Outbox.Pending() == 0 })

@@ -259,6 +259,11 @@ type DaemonOptions struct {
 	// WrapTransport wraps the device's HTTP transport to the provider
 	// (a test can lose answers with it).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// FloorKDF makes accounts with Argon2id parameters at
+	// seal.MinKDFParams, the weakest a real bitmaskd accepts, instead of
+	// the cheaper test parameters: for accounts that the bitmaskd
+	// binary logs in to later.
+	FloorKDF bool
 }
 
 // NewDaemon makes a bitmaskd with cheap Argon2id parameters.
@@ -293,12 +298,22 @@ func daemonConfig(t testing.TB, o DaemonOptions) daemon.Config {
 			return rt
 		}
 	}
+	newKDF, floor := seal.FastKDFParams, seal.KDFParams{Time: 1, MemoryKiB: 8 * 1024}
+	if o.FloorKDF {
+		newKDF = func() (seal.KDFParams, error) {
+			p, err := seal.FastKDFParams()
+			at := seal.MinKDFParams()
+			p.Time, p.MemoryKiB = at.Time, at.MemoryKiB
+			return p, err
+		}
+		floor = seal.MinKDFParams()
+	}
 	return daemon.Config{
 		DataDir:      o.Dir,
-		NewKDFParams: seal.FastKDFParams,
+		NewKDFParams: newKDF,
 		// The fast parameters are below seal.MinKDFParams: lower the
 		// floor to them (the floor's own tests set up their daemons).
-		KDFFloor:     seal.KDFParams{Time: 1, MemoryKiB: 8 * 1024},
+		KDFFloor:     floor,
 		SyncInterval: time.Minute,
 		Client:       co,
 		Logger:       Logger(t),

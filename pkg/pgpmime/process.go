@@ -351,7 +351,14 @@ func (p *processor) pgpMIMEEncrypted(msg []byte, e *entity, params map[string]st
 		st.decrypted = false
 		return msg
 	}
-	st.merge(inner)
+	if dr.sig == SigValid {
+		// The combined signature covers the whole plaintext: signatures
+		// inside it (a forwarded signed part, say) are content the
+		// signer vouched for, and do not change the message's status.
+		st.encOutside = append(st.encOutside, inner.encOutside...)
+	} else {
+		st.merge(inner)
+	}
 	return out
 }
 
