@@ -5,6 +5,10 @@
 // envelope sender and the From header must be the account's address
 // (else 553). The message is committed to the account's encrypted outbox
 // before the 250; the outbox encrypts and relays it.
+//
+// Limits: a message of more than MaxMessageSize octets gets 552 5.3.4; a
+// line (command or message) of more than MaxLineLength octets gets
+// 500 5.4.0 and the connection is closed.
 package smtpd
 
 import (
@@ -29,6 +33,9 @@ import (
 
 // MaxMessageSize is the largest message accepted.
 const MaxMessageSize = 64 << 20
+
+// MaxLineLength is the longest line accepted, with its CRLF.
+const MaxLineLength = 1 << 20
 
 // Account is what a logged-in client submits to.
 type Account interface {
@@ -74,7 +81,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	srv.TLSConfig = s.cfg.TLS
 	srv.MaxMessageBytes = MaxMessageSize
 	srv.MaxRecipients = s.cfg.MaxRecipients
-	srv.MaxLineLength = 1 << 20
+	srv.MaxLineLength = MaxLineLength
 	srv.ReadTimeout = 10 * time.Minute
 	srv.WriteTimeout = time.Minute
 	// Loopback only: mail clients commonly log in without TLS here.
@@ -212,6 +219,11 @@ func (se *session) Data(r io.Reader) (err error) {
 	if err != nil {
 		if errors.Is(err, smtp.ErrDataTooLarge) {
 			return smtpErr(552, smtp.EnhancedCode{5, 3, 4}, "Message too big")
+		}
+		if errors.Is(err, smtp.ErrTooLongLine) {
+			// go-smtp then closes the connection, whose input it can no
+			// longer follow.
+			return smtpErr(500, smtp.EnhancedCode{5, 4, 0}, "Line too long: at most 1 MiB a line")
 		}
 		return err
 	}
