@@ -30,7 +30,10 @@ func idsOfType(t *testing.T, e *docsync.Engine, typ string) []string {
 func TestTypeAndPushIndexes(t *testing.T) {
 	ctx := context.Background()
 	p := testenv.StartProvider(t, testenv.Options{})
-	da := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	// Device A's background sync would push the writes below while the
+	// test counts them: A is offline while it writes.
+	var offline atomic.Bool
+	da := testenv.NewDaemon(t, testenv.DaemonOptions{Offline: offline.Load})
 	db := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	addr := "ines@" + testenv.Domain
 	A := testenv.NewUser(t, da, p, addr)
@@ -47,6 +50,7 @@ func TestTypeAndPushIndexes(t *testing.T) {
 	if err := ea.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	offline.Store(true)
 	base := ea.Status().Pending
 	put := func(id, typ string) {
 		t.Helper()
@@ -70,6 +74,7 @@ func TestTypeAndPushIndexes(t *testing.T) {
 	if err := ea.ForEachType("todo", func(*docsync.Doc) error { return nil }); err == nil {
 		t.Fatal("an unindexed type was walked")
 	}
+	offline.Store(false)
 	if err := ea.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
