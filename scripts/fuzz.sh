@@ -13,7 +13,7 @@
 #
 # FUZZPARALLEL sets go test's -parallel (default: as many workers as
 # CPUs). FUZZMINIMIZETIME bounds the minimizing of each new input
-# (default 10s, not Go's 60s: a session target finds many new inputs in
+# (default 3s, not Go's 60s: a session target finds many new inputs in
 # its first minutes and would spend them minimizing).
 #
 # A target that finds a failing input fails the run, after the other
@@ -24,7 +24,7 @@ cd "$(dirname "$0")/.."
 GO=${GO:-go}
 FUZZTIME=${FUZZTIME:-5s}
 FUZZ=${FUZZ:-}
-FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-10s}
+FUZZMINIMIZETIME=${FUZZMINIMIZETIME:-3s}
 if [ -z "${FUZZTMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
 	FUZZTMPDIR=/dev/shm
 fi
