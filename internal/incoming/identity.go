@@ -2,7 +2,9 @@ package incoming
 
 import (
 	"bytes"
+	"mime"
 	"net/mail"
+	"net/textproto"
 	"strings"
 
 	"github.com/emersion/go-msgauth/authres"
@@ -29,7 +31,7 @@ const maxOtherAddresses = 4
 
 // authorOf reads the top-level From, Sender and Reply-To fields of msg.
 func authorOf(msg []byte) author {
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
+	m, err := mail.ReadMessage(bytes.NewReader(headerSection(msg)))
 	if err != nil {
 		return author{problem: "the header cannot be read"}
 	}
@@ -53,6 +55,16 @@ func authorOf(msg []byte) author {
 		a.problem = "several From fields"
 	}
 	var list []*mail.Address
+	for _, f := range froms {
+		if isGroup(f) && a.problem == "" {
+			a.problem = "the From field is a group"
+		}
+	}
+	for _, v := range m.Header["Sender"] {
+		if isGroup(v) && a.problem == "" {
+			a.problem = "the Sender field is a group"
+		}
+	}
 	for i, f := range froms {
 		l, err := mail.ParseAddressList(f)
 		if err != nil {
@@ -127,6 +139,11 @@ func authorOf(msg []byte) author {
 // reader an address the signature says nothing about. Full-width and
 // small at signs count as "@".
 func addressInName(name, addr string) string {
+	// net/mail leaves encoded words (RFC 2047) inside a quoted name as
+	// they are; mail clients decode them: look at both.
+	if dec, err := new(mime.WordDecoder).DecodeHeader(name); err == nil && dec != name {
+		name += " " + dec
+	}
 	name = strings.NewReplacer("\uff20", "@", "\ufe6b", "@").Replace(name)
 	for _, w := range strings.FieldsFunc(name, func(r rune) bool {
 		return r == ' ' || r == '\t' || r == '<' || r == '>' || r == '"' || r == '\'' || r == '(' || r == ')' || r == ',' || r == ';' || r == '[' || r == ']'
@@ -163,26 +180,135 @@ func normAddr(a string) string {
 	return strings.ToLower(local) + "@" + strings.ToLower(ascii)
 }
 
+// domainOf is the domain of an address: after the last "@" (a quoted
+// local part may hold one).
 func domainOf(addr string) string {
-	_, d, _ := strings.Cut(addr, "@")
-	return d
+	return addr[strings.LastIndexByte(addr, '@')+1:]
 }
 
-// domainVouch reads the provider MX's Authentication-Results field (the
-// first field of the MX's plaintext: the MX puts it on top, removes any
-// that claim its name, and encrypts the whole message before storing it)
-// and returns the From domain when a DKIM signature of a domain aligned
-// with it passed (relaxed alignment: equal organisational domains, RFC
-// 7489 §3.1), or DMARC passed for it. "" otherwise.
-func domainVouch(plain []byte, authservID, from string) string {
+// headerSection is msg's header, ended by an empty line, in a form
+// net/mail reads the way mail clients and pgpmime do: blanks between a
+// field name and its colon ("From : x") are removed (net/mail would file
+// the field under "From " and miss it), and a lone CR counts as a line
+// break.
+func headerSection(msg []byte) []byte {
+	end := len(msg)
+	for i := 0; i+1 < len(msg); i++ {
+		if msg[i] == '\n' && (msg[i+1] == '\n' || msg[i+1] == '\r' && i+2 < len(msg) && msg[i+2] == '\n') {
+			end = i + 1
+			break
+		}
+	}
+	if len(msg) > 0 && msg[0] == '\n' || bytes.HasPrefix(msg, []byte("\r\n")) {
+		end = 0
+	}
+	hdr := normalizeCR(msg[:end])
+	var out bytes.Buffer
+	out.Grow(len(hdr) + 4)
+	for pos := 0; pos < len(hdr); {
+		i := bytes.IndexByte(hdr[pos:], '\n')
+		line := hdr[pos:]
+		if i >= 0 {
+			line = hdr[pos : pos+i+1]
+		}
+		pos += len(line)
+		if len(line) > 0 && line[0] != ' ' && line[0] != '\t' {
+			if c := bytes.IndexByte(line, ':'); c > 0 {
+				name := bytes.TrimRight(line[:c], " \t")
+				if len(name) != c && len(name) > 0 {
+					out.Write(name)
+					out.Write(line[c:])
+					continue
+				}
+			}
+		}
+		out.Write(line)
+	}
+	out.WriteString("\r\n")
+	return out.Bytes()
+}
+
+// normalizeCR turns every CR not followed by LF into CRLF.
+func normalizeCR(b []byte) []byte {
+	n := 0
+	for i, c := range b {
+		if c == '\r' && (i+1 == len(b) || b[i+1] != '\n') {
+			n++
+		}
+	}
+	if n == 0 {
+		return b
+	}
+	out := make([]byte, 0, len(b)+n)
+	for i, c := range b {
+		out = append(out, c)
+		if c == '\r' && (i+1 == len(b) || b[i+1] != '\n') {
+			out = append(out, '\n')
+		}
+	}
+	return out
+}
+
+// isGroup reports whether an address field's value uses group syntax
+// (RFC 5322 §3.4: display-name ":" [group-list] ";"), which From and
+// Sender may not (they are mailbox lists) and which hides what the
+// reader sees in the group's name.
+func isGroup(v string) bool {
+	depth, quoted, angle := 0, false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				quoted = false
+			}
+		case depth > 0:
+			if c == '\\' {
+				i++
+			} else if c == '(' {
+				depth++
+			} else if c == ')' {
+				depth--
+			}
+		case angle:
+			if c == '>' {
+				angle = false
+			}
+		case c == '"':
+			quoted = true
+		case c == '(':
+			depth++
+		case c == '<':
+			angle = true
+		case c == ':':
+			return true
+		}
+	}
+	return false
+}
+
+// domainVouch says whether the From domain vouches for a key the message
+// offers in field ("autocrypt": the Autocrypt header; "": the body, an
+// attached key). It reads the provider MX's Authentication-Results field
+// (the first field of the MX's plaintext: the MX puts it on top, removes
+// any that claim its name, and encrypts the whole message before storing
+// it; its authserv-id is the provider's domain or a name below it) and
+// returns the From domain when a DKIM signature of a domain aligned with
+// it passed (relaxed alignment: equal organisational domains, RFC 7489
+// §3.1) and every DKIM signature of that domain in the message covers
+// what carries the key: its h= tag lists the field (a replayed message
+// with an Autocrypt header added still passes DKIM when the signature
+// did not cover one), and, for a key in the body, no l= tag limits the
+// body hash (content appended after a limited body passes too). ""
+// otherwise.
+func domainVouch(plain []byte, authservID, from, field string) string {
 	if authservID == "" || from == "" {
 		return ""
 	}
-	hdr, _, _ := bytes.Cut(plain, []byte("\r\n\r\n"))
-	if i := bytes.Index(hdr, []byte("\n\n")); i >= 0 {
-		hdr = hdr[:i]
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(append(append([]byte{}, hdr...), "\r\n\r\n"...)))
+	hdr := headerSection(plain)
+	m, err := mail.ReadMessage(bytes.NewReader(hdr))
 	if err != nil {
 		return ""
 	}
@@ -196,23 +322,56 @@ func domainVouch(plain []byte, authservID, from string) string {
 		return ""
 	}
 	id, results, err := authres.Parse(vals[0])
-	if err != nil || !strings.EqualFold(id, authservID) {
+	id = strings.ToLower(strings.TrimSuffix(id, "."))
+	ours := strings.ToLower(authservID)
+	if err != nil || id != ours && !strings.HasSuffix(id, "."+ours) {
 		return ""
 	}
 	fd := domainOf(from)
 	for _, r := range results {
-		switch r := r.(type) {
-		case *authres.DKIMResult:
-			if r.Value == authres.ResultPass && alignedDomain(r.Domain, fd) {
-				return fd
-			}
-		case *authres.DMARCResult:
-			if r.Value == authres.ResultPass && strings.EqualFold(strings.TrimSuffix(r.From, "."), fd) {
-				return fd
-			}
+		r, ok := r.(*authres.DKIMResult)
+		if ok && r.Value == authres.ResultPass && alignedDomain(r.Domain, fd) && dkimCovers(m.Header, r.Domain, field) {
+			return fd
 		}
 	}
 	return ""
+}
+
+// dkimCovers: every DKIM-Signature field of domain d lists field in its
+// h= tag as often as the message has that field ("" : none needed), and
+// has no l= tag; and there is at least one.
+func dkimCovers(h mail.Header, d, field string) bool {
+	n := 0
+	for _, v := range h["Dkim-Signature"] {
+		tags := map[string]string{}
+		for _, t := range strings.Split(v, ";") {
+			k, val, ok := strings.Cut(t, "=")
+			if !ok {
+				continue
+			}
+			tags[strings.ToLower(strings.TrimSpace(k))] = strings.Join(strings.Fields(val), "")
+		}
+		if !strings.EqualFold(strings.TrimSuffix(tags["d"], "."), strings.TrimSuffix(d, ".")) {
+			continue
+		}
+		n++
+		if _, limited := tags["l"]; limited {
+			return false
+		}
+		if field == "" {
+			continue
+		}
+		signed := 0
+		for _, f := range strings.Split(tags["h"], ":") {
+			if strings.EqualFold(f, field) {
+				signed++
+			}
+		}
+		if have := len(h[textproto.CanonicalMIMEHeaderKey(field)]); signed < have || have == 0 {
+			return false
+		}
+	}
+	return n > 0
 }
 
 func alignedDomain(a, b string) bool {

@@ -18,8 +18,14 @@ func TestAuthorOf(t *testing.T) {
 		{"From: \"eve@remote.test\" <eve@remote.test>", "eve@remote.test", ""},
 		{"From: eve@remote.test\r\nFrom: boss@remote.test", "eve@remote.test", "several From fields"},
 		{"From: eve@remote.test, boss@remote.test", "eve@remote.test", "the From field holds several addresses"},
-		{"From: undisclosed-recipients:;", "", "the From field holds no address"},
-		{"From: Team: eve@remote.test;", "eve@remote.test", ""},
+		{"From: undisclosed-recipients:;", "", "the From field is a group"},
+		{"From: Team: eve@remote.test;", "eve@remote.test", "the From field is a group"},
+		{"From: \"boss@remote.test\": eve@remote.test;", "eve@remote.test", "the From field is a group"},
+		{"From: \"Eve: the boss\" <eve@remote.test>", "eve@remote.test", ""},
+		{"From: eve@remote.test (Eve: boss)", "eve@remote.test", ""},
+		{"From : boss@remote.test\r\nFrom: eve@remote.test", "boss@remote.test", "several From fields"},
+		{"Subject: x\rFrom: boss@remote.test\r\nFrom: eve@remote.test", "boss@remote.test", "several From fields"},
+		{"From: \"=?utf-8?B?Ym9zc0BleGFtcGxlLm9yZw==?=\" <eve@remote.test>", "eve@remote.test", "the From display name shows another address"},
 		{"From:", "", "the From field holds no address"},
 		{"From: The Manager", "", "the From field holds no address"},
 		{"Subject: no from", "", "no From field"},
@@ -61,27 +67,37 @@ func TestNormAddr(t *testing.T) {
 
 func TestDomainVouch(t *testing.T) {
 	const id = "example.test"
-	ar := func(results string) []byte {
-		return []byte("Authentication-Results: " + id + ";\r\n\t" + results + "\r\nReceived: from x\r\nFrom: ceo@fresh.test\r\n\r\nbody\r\n")
+	const sig = "DKIM-Signature: v=1; a=rsa-sha256; d=fresh.test; s=s1;\r\n\th=from:subject:autocrypt; bh=x; b=y\r\n"
+	const ac = "Autocrypt: addr=ceo@fresh.test; keydata=AAAA\r\n"
+	msg := func(ar, rest string) []byte {
+		return []byte("Authentication-Results: " + ar + "\r\nReceived: from x\r\n" + rest + "From: ceo@fresh.test\r\n\r\nbody\r\n")
 	}
 	cases := []struct {
-		name string
-		msg  []byte
-		want string
+		name  string
+		msg   []byte
+		field string
+		want  string
 	}{
-		{"dkim pass aligned", ar("dkim=pass header.d=fresh.test"), "fresh.test"},
-		{"dkim pass relaxed", ar("dkim=pass header.d=mail.fresh.test"), "fresh.test"},
-		{"dkim pass other domain", ar("dkim=pass header.d=evil.test"), ""},
-		{"dkim fail", ar("dkim=fail header.d=fresh.test"), ""},
-		{"dmarc pass", ar("dkim=none; dmarc=pass header.from=fresh.test"), "fresh.test"},
-		{"dmarc pass other", ar("dmarc=pass header.from=evil.test"), ""},
-		{"other authserv-id", []byte("Authentication-Results: evil.test; dkim=pass header.d=fresh.test\r\nFrom: ceo@fresh.test\r\n\r\n"), ""},
-		{"not the first field", []byte("Received: from x\r\nAuthentication-Results: " + id + "; dkim=pass header.d=fresh.test\r\nFrom: ceo@fresh.test\r\n\r\n"), ""},
-		{"public suffix is no alignment", []byte("Authentication-Results: " + id + "; dkim=pass header.d=co.uk\r\nFrom: a@x.co.uk\r\n\r\n"), ""},
+		{"dkim pass aligned, autocrypt signed", msg(id+"; dkim=pass header.d=fresh.test", sig+ac), "autocrypt", "fresh.test"},
+		{"the MX's own host name as authserv-id", msg("mx."+id+"; dkim=pass header.d=fresh.test", sig+ac), "autocrypt", "fresh.test"},
+		{"dkim pass relaxed", msg(id+"; dkim=pass header.d=mail.fresh.test", strings.Replace(sig, "d=fresh.test", "d=mail.fresh.test", 1)+ac), "autocrypt", "fresh.test"},
+		{"body key, no l=", msg(id+"; dkim=pass header.d=fresh.test", sig), "", "fresh.test"},
+		{"autocrypt not in h=", msg(id+"; dkim=pass header.d=fresh.test", strings.Replace(sig, ":autocrypt", "", 1)+ac), "autocrypt", ""},
+		{"two autocrypt fields, one signed", msg(id+"; dkim=pass header.d=fresh.test", ac+sig+ac), "autocrypt", ""},
+		{"an added signature of the same domain without autocrypt", msg(id+"; dkim=pass header.d=fresh.test", sig+strings.Replace(sig, ":autocrypt", "", 1)+ac), "autocrypt", ""},
+		{"body hash limited by l=", msg(id+"; dkim=pass header.d=fresh.test", strings.Replace(sig, "bh=x", "l=10; bh=x", 1)), "", ""},
+		{"no DKIM-Signature field", msg(id+"; dkim=pass header.d=fresh.test", ac), "autocrypt", ""},
+		{"dkim pass other domain", msg(id+"; dkim=pass header.d=evil.test", sig+ac), "autocrypt", ""},
+		{"dkim fail", msg(id+"; dkim=fail header.d=fresh.test", sig+ac), "autocrypt", ""},
+		{"dmarc pass alone", msg(id+"; dkim=none; dmarc=pass header.from=fresh.test", sig+ac), "autocrypt", ""},
+		{"other authserv-id", msg("evil.test; dkim=pass header.d=fresh.test", sig+ac), "autocrypt", ""},
+		{"a name that only ends like ours", msg("evil"+id+"; dkim=pass header.d=fresh.test", sig+ac), "autocrypt", ""},
+		{"not the first field", []byte("Received: from x\r\nAuthentication-Results: " + id + "; dkim=pass header.d=fresh.test\r\n" + sig + ac + "From: ceo@fresh.test\r\n\r\n"), "autocrypt", ""},
+		{"public suffix is no alignment", []byte("Authentication-Results: " + id + "; dkim=pass header.d=co.uk\r\n" + strings.Replace(sig, "d=fresh.test", "d=co.uk", 1) + "From: a@x.co.uk\r\n\r\n"), "", ""},
 	}
 	for _, c := range cases {
 		from := authorOf(c.msg).addr
-		if got := domainVouch(c.msg, id, from); got != c.want {
+		if got := domainVouch(c.msg, id, from, c.field); got != c.want {
 			t.Errorf("%s: %q, want %q", c.name, got, c.want)
 		}
 	}

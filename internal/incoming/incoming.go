@@ -143,7 +143,7 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 				return fmt.Errorf("incoming: download %s: %w", it.ID, err)
 			}
 			batch = append(batch, mailstore.NewMessage{
-				ID: seal.DocID(p.DocID, "incoming:"+it.ID), Raw: p.safeProcess(ctx, data, own, it.Received), Date: it.Received,
+				ID: seal.DocID(p.DocID, "incoming:"+it.ID), Raw: fitToStore(p.safeProcess(ctx, data, own, it.Received), data, it.Received), Date: it.Received,
 			})
 			items = append(items, data)
 			done = append(done, it.ID)
@@ -250,11 +250,20 @@ var testHookStore func(batch []mailstore.NewMessage)
 // keys the message offers learned, so a key never vouches for the
 // message that brought it.
 func (p *Processor) Process(ctx context.Context, data []byte, own openpgp.EntityList, received time.Time) []byte {
+	return fitToStore(p.process(ctx, data, own, received), data, received)
+}
+
+func (p *Processor) process(ctx context.Context, data []byte, own openpgp.EntityList, received time.Time) []byte {
 	plain, err := decryptOuter(data, own)
 	if err != nil {
 		p.Log.Warn("incoming: cannot decrypt an item; keeping it as it came", "err", err)
 		return keptAside(data, err, received)
 	}
+	// RFC 5322 allows CR only before LF. Mail clients differ on a lone
+	// CR (some end the line there), so a sender could show them a field
+	// or a MIME delimiter that this code would not see: make every
+	// lone CR a line break for everyone.
+	plain = normalizeCR(plain)
 	if testHookProcess != nil {
 		testHookProcess(plain)
 	}
@@ -337,6 +346,25 @@ func decryptOuter(data []byte, own openpgp.EntityList) ([]byte, error) {
 	return out, nil
 }
 
+// errTooLarge is the reason given for an item whose processed form is
+// larger than the mail store takes.
+var errTooLarge = fmt.Errorf("the message is larger than the %d bytes bitmaskd can keep", mailstore.MaxMessageSize)
+
+// fitToStore makes sure one item never stops the queue by its size (a
+// decompression bomb, or mail at the SMTP size limit that decrypts to
+// more): a processed message too big for the store is kept as it
+// arrived instead, and if even that is too big, replaced by a note that
+// says so (the item then leaves the provider's queue like the others).
+func fitToStore(out, data []byte, received time.Time) []byte {
+	if len(out) <= mailstore.MaxMessageSize {
+		return out
+	}
+	if aside := keptAside(data, errTooLarge, received); len(aside) <= mailstore.MaxMessageSize {
+		return aside
+	}
+	return keptAside(nil, errTooLarge, received)
+}
+
 // keptAside wraps an item we could not open or process in a message that
 // says so and carries the item, as it arrived, as an attachment, so it is
 // never lost.
@@ -345,8 +373,11 @@ func keptAside(data []byte, why error, received time.Time) []byte {
 	boundary := "bitmask-undecryptable"
 	fmt.Fprintf(&b, "From: Bitmask <MAILER-DAEMON@localhost>\r\n")
 	subject, text := "A message could not be decrypted", "Your provider accepted a message for you that none of your keys can decrypt"
-	if errors.Is(why, errInternal) {
+	switch {
+	case errors.Is(why, errInternal):
 		subject, text = "A message could not be processed", "Your provider accepted a message for you that bitmaskd could not process"
+	case errors.Is(why, errTooLarge):
+		subject, text = "A message was too large to keep", "Your provider accepted a message for you that is too large for bitmaskd to keep"
 	}
 	fmt.Fprintf(&b, "Subject: %s\r\n", subject)
 	fmt.Fprintf(&b, "Date: %s\r\n", received.UTC().Format(time.RFC1123Z))
@@ -354,6 +385,11 @@ func keptAside(data []byte, why error, received time.Time) []byte {
 	fmt.Fprintf(&b, "%s: %s\r\n", HeaderSignature, SigNone)
 	fmt.Fprintf(&b, "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=%q\r\n\r\n", boundary)
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n", boundary)
+	if data == nil {
+		fmt.Fprintf(&b, "%s:\r\n%s\r\n\r\nIt could not be kept, even as it arrived.\r\n", text, oneLine(why.Error()))
+		fmt.Fprintf(&b, "--%s--\r\n", boundary)
+		return b.Bytes()
+	}
 	fmt.Fprintf(&b, "%s:\r\n%s\r\n\r\nThe message is attached as it arrived, encrypted to your key.\r\n", text, oneLine(why.Error()))
 	fmt.Fprintf(&b, "--%s\r\nContent-Type: application/pgp-encrypted\r\nContent-Disposition: attachment; filename=\"message.pgp\"\r\n\r\n", boundary)
 	w, err := armor.Encode(&b, "PGP MESSAGE", nil)

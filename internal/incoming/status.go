@@ -304,8 +304,9 @@ func encryptionStatus(res *pgpmime.Result) string {
 // learnOffered keeps the keys the message offers for its author
 // (Autocrypt header, attached keys), after the signature was judged, at
 // the level of what vouched for them: the message's valid signature by a
-// key already kept for the author, a DKIM signature aligned with the
-// From domain, or nothing. Keys for the provider's own domain are never
+// key already kept for the author (for an attached key, which it
+// covers), a DKIM signature aligned with the From domain that covers
+// what carries the key, or nothing. Keys for the provider's own domain are never
 // learned from mail (its directory is the only source), nor keys of a
 // message whose author is unclear.
 func (p *Processor) learnOffered(plain, msg []byte, a author, v verdict) {
@@ -315,14 +316,22 @@ func (p *Processor) learnOffered(plain, msg []byte, a author, v verdict) {
 	if p.Domain != "" && domainOf(a.addr) == strings.ToLower(p.Domain) {
 		return
 	}
-	level, vouch := keymanager.Unvouched, "none"
-	switch {
-	case v.status == SigValid && v.level != LevelOwn:
-		level, vouch = keymanager.WeakChain, "signature:"+v.pubkey
-	case domainVouch(plain, p.Domain, a.addr) != "":
-		level, vouch = keymanager.WeakChain, "dkim:"+domainOf(a.addr)
-	}
 	for _, o := range offeredKeys(msg) {
+		level, vouch := keymanager.Unvouched, "none"
+		field := ""
+		if o.source == "autocrypt" {
+			field = "autocrypt"
+		}
+		switch {
+		case v.status == SigValid && v.level != LevelOwn && o.source == "attachment":
+			// An attached key is inside what the valid signature
+			// covers (every shown part, keys included); an Autocrypt
+			// header never is (header fields are outside a PGP/MIME
+			// signature), so only DKIM can vouch for one.
+			level, vouch = keymanager.WeakChain, "signature:"+v.pubkey
+		case domainVouch(plain, p.Domain, a.addr, field) != "":
+			level, vouch = keymanager.WeakChain, "dkim:"+domainOf(a.addr)
+		}
 		if _, err := p.Keys.LearnVouched(a.addr, o.armored, level, o.source, vouch); err != nil && !errors.Is(err, keymanager.ErrRefused) {
 			p.Log.Debug("incoming: offered key not kept", "source", o.source, "err", err)
 		}

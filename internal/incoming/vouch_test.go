@@ -18,8 +18,9 @@ import (
 // TestWhatVouchedIsTheLevel: keys a message offers are learned after its
 // signature was judged, at the level of what vouched for them: a DKIM
 // pass aligned with the From domain in the provider MX's
-// Authentication-Results gives weak_chain (and the next message signed
-// by that key is valid), the same message without it gives unvouched
+// Authentication-Results, by a signature that covers the Autocrypt
+// header, gives weak_chain (and the next message signed by that key is
+// valid), the same message without it gives unvouched
 // (the next one is untrusted), and an Authentication-Results field that
 // is not the MX's (not first, or another authserv-id) vouches for
 // nothing.
@@ -32,14 +33,23 @@ func TestWhatVouchedIsTheLevel(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := openpgp.EntityList{ownKey}
+	// The message's own DKIM-Signature field (the MX checked it; here
+	// only its tags matter): it covers the Autocrypt header, or not.
+	dkimSig := func(d, h string) string {
+		return "DKIM-Signature: v=1; a=rsa-sha256; d=" + d + "; s=s; h=" + h + "; bh=x; b=y\r\n"
+	}
 	cases := []struct {
 		from, ar string
 		level    keymanager.Level
 		vouch    string
 		next     string // the status of the next signed message
 	}{
-		{"ceo@dkim.test", "Authentication-Results: " + testenv.Domain + ";\r\n\tdkim=pass header.d=dkim.test\r\n", keymanager.WeakChain, "dkim:dkim.test", "valid"},
-		{"ceo@dmarc.test", "Authentication-Results: " + testenv.Domain + "; dkim=none; dmarc=pass header.from=dmarc.test\r\n", keymanager.WeakChain, "dkim:dmarc.test", "valid"},
+		{"ceo@dkim.test", "Authentication-Results: " + testenv.Domain + ";\r\n\tdkim=pass header.d=dkim.test\r\n" + dkimSig("dkim.test", "from:subject:autocrypt"), keymanager.WeakChain, "dkim:dkim.test", "valid"},
+		{"ceo@mxname.test", "Authentication-Results: mx." + testenv.Domain + "; dkim=pass header.d=mxname.test\r\n" + dkimSig("mxname.test", "from:autocrypt"), keymanager.WeakChain, "dkim:mxname.test", "valid"},
+		// A DKIM-signed message replayed with an Autocrypt header added.
+		{"ceo@replayed.test", "Authentication-Results: " + testenv.Domain + "; dkim=pass header.d=replayed.test\r\n" + dkimSig("replayed.test", "from:subject"), keymanager.Unvouched, "none", "untrusted"},
+		// DMARC can pass by SPF alone, which covers no header field.
+		{"ceo@dmarc.test", "Authentication-Results: " + testenv.Domain + "; dkim=none; dmarc=pass header.from=dmarc.test\r\n", keymanager.Unvouched, "none", "untrusted"},
 		{"ceo@nothing.test", "Authentication-Results: " + testenv.Domain + "; dkim=none\r\n", keymanager.Unvouched, "none", "untrusted"},
 		{"ceo@forged.test", "Received: from x\r\nAuthentication-Results: " + testenv.Domain + "; dkim=pass header.d=forged.test\r\n", keymanager.Unvouched, "none", "untrusted"},
 		{"ceo@otherid.test", "Authentication-Results: mx.evil.test; dkim=pass header.d=otherid.test\r\n", keymanager.Unvouched, "none", "untrusted"},

@@ -241,17 +241,22 @@ func (m *Manager) mayReplace(cur, cand *Key, e *openpgp.Entity, now time.Time) b
 	if !cur.Expires.IsZero() && now.After(cur.Expires) && cand.Level >= cur.Level {
 		return true
 	}
-	if old, err := keys.ReadArmored(cur.Armored); err == nil && certifiedBy(e, old) {
+	if old, err := keys.ReadArmored(cur.Armored); err == nil && certifiedBy(e, old, cur.Address) {
 		cand.Level = max(cand.Level, cur.Level)
 		return true
 	}
 	return false
 }
 
-// certifiedBy reports whether a user ID of e carries a valid certification
-// by old's primary key.
-func certifiedBy(e, old *openpgp.Entity) bool {
+// certifiedBy reports whether the user ID of e for address carries a
+// valid certification by old's primary key. A certification of any other
+// user ID says nothing about this address (someone the old key once
+// certified could add a user ID for the address to their own key).
+func certifiedBy(e, old *openpgp.Entity, address string) bool {
 	for name, id := range e.Identities {
+		if id.UserId == nil || normAddr(id.UserId.Email) != normAddr(address) {
+			continue
+		}
 		for _, sig := range id.Signatures {
 			if sig.IssuerKeyId == nil || *sig.IssuerKeyId != old.PrimaryKey.KeyId {
 				continue

@@ -14,8 +14,11 @@ import (
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
-// MaxMessageSize is the largest message the store takes.
-const MaxMessageSize = 64 << 20
+// MaxMessageSize is the largest message the store takes: the 64 MiB that
+// the provider's MX and the local SMTP accept, and 1 MiB for the fields
+// the provider and bitmaskd add on the way (trace, authentication and
+// status fields), so that nothing accepted with 250 is too big to keep.
+const MaxMessageSize = 64<<20 + 1<<20
 
 // CreateMailbox makes a mailbox (and its parents, as IMAP allows).
 func (s *Store) CreateMailbox(ctx context.Context, name string) error {

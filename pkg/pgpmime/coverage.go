@@ -40,9 +40,9 @@ type shownUnit struct {
 const maxShownUnits = 256
 
 // shownUnits lists what a client shows of msg, in order. Parts that are
-// not shown as content are left out: OpenPGP keys and signatures,
-// the version part of multipart/encrypted, and text parts that hold
-// only white space.
+// not shown as content are left out: OpenPGP signatures, the version
+// part of multipart/encrypted, and text parts that hold only white
+// space. Attached keys count.
 func shownUnits(msg []byte) []shownUnit {
 	var out []shownUnit
 	visited := 0
@@ -86,8 +86,13 @@ func shownUnits(msg []byte) []shownUnit {
 			return
 		case mt == "message/rfc822" || mt == "message/global":
 			u.what = "a forwarded message"
-		case mt == "application/pgp-keys", mt == "application/pgp-signature", mt == "application/pgp-encrypted":
+		case mt == "application/pgp-signature", mt == "application/pgp-encrypted":
 			return
+		case mt == "application/pgp-keys":
+			// Shown as an attachment, and what a key offered by the
+			// message is learned from: a signature vouches for it only
+			// when it covers it.
+			u.what = "an attached key"
 		case isAttachment(e.header):
 			u.what = "an attachment"
 		case mt == "text/plain":
@@ -174,13 +179,12 @@ func (p *processor) nestedSigned(msg []byte, st *state) {
 	}
 }
 
-// othersThanInline lists the units of msg that are not text parts with
-// inline OpenPGP: what an inline signature or encrypted block can never
-// cover.
-func othersThanInline(msg []byte) []string {
+// othersThan names the units other than the one at offset: what an
+// inline block in that unit can never cover.
+func othersThan(units []shownUnit, offset int) []string {
 	var rest []shownUnit
-	for _, u := range shownUnits(msg) {
-		if !u.inline {
+	for _, u := range units {
+		if u.offset != offset || offset < 0 {
 			rest = append(rest, u)
 		}
 	}

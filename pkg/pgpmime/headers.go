@@ -203,8 +203,23 @@ func stripPrefix(raw []byte, prefix string, isMessage bool, depth int, visited *
 			}
 		}
 	case mt == "message/rfc822" || mt == "message/global":
-		if nb, ok := stripPrefix(e.body, prefix, true, depth+1, visited); ok {
-			body, changed = nb, true
+		// RFC 2046 §5.2.1 allows no encoding of message/rfc822 but
+		// clients decode one anyway and show the header inside.
+		switch cte := strings.ToLower(strings.TrimSpace(getValue(e.header, "Content-Transfer-Encoding"))); cte {
+		case "base64", "quoted-printable":
+			dec, _ := decodeCTE(cte, e.body)
+			if nb, ok := stripPrefix(dec, prefix, true, depth+1, visited); ok {
+				if cte == "base64" {
+					body = encodeBase64(nb, e.eol)
+				} else {
+					body = encodeQP(nb, e.eol)
+				}
+				changed = true
+			}
+		default:
+			if nb, ok := stripPrefix(e.body, prefix, true, depth+1, visited); ok {
+				body, changed = nb, true
+			}
 		}
 	}
 	if !changed {

@@ -42,15 +42,16 @@ func armorLine(text []byte, line string, from int) int {
 // documentation.
 func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 	failed := false
-	// What an inline block can never cover: every shown unit that is not
-	// a text part with inline OpenPGP. Listed once, when needed.
-	var others []string
-	othersDone := false
-	outside := func() []string {
-		if !othersDone {
-			others, othersDone = othersThanInline(msg), true
+	// What an inline block can never cover: every shown unit but the
+	// text part it is in (other inline parts too: each block covers
+	// only itself). Listed once, when needed.
+	var units []shownUnit
+	unitsDone := false
+	outside := func(raw []byte) []string {
+		if !unitsDone {
+			units, unitsDone = shownUnits(msg), true
 		}
-		return others
+		return othersThan(units, offsetIn(msg, raw))
 	}
 	w := &walker{leaf: func(e *entity, raw []byte) []byte {
 		if failed {
@@ -76,7 +77,7 @@ func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 			return nil
 		}
 		if !hasEnc {
-			p.inlineVerify(text, outside(), st)
+			p.inlineVerify(text, outside(raw), st)
 			return nil
 		}
 		st.encrypted = true
@@ -84,7 +85,7 @@ func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 			st.decryptErr, failed = ErrUnsafeStructure, true
 			return nil
 		}
-		plain, charset, uncovered, err := p.inlineDecrypt(text, outside(), st)
+		plain, charset, uncovered, err := p.inlineDecrypt(text, outside(raw), st)
 		if err != nil {
 			st.decryptErr, failed = err, true
 			return nil
@@ -172,7 +173,11 @@ func (p *processor) inlineDecrypt(text []byte, others []string, st *state) (plai
 	}
 	st.encOutside = append(st.encOutside, uncovered...)
 	if local.sig == SigValid {
-		st.addCovered(local.signer, uncovered)
+		sigUncovered := uncovered
+		if blocks > 1 {
+			sigUncovered = append([]string{"another encrypted block"}, uncovered...)
+		}
+		st.addCovered(local.signer, sigUncovered)
 	} else {
 		st.addSig(local.sig, local.sigErr, local.signer)
 	}
@@ -185,11 +190,13 @@ func (p *processor) inlineVerify(text []byte, others []string, st *state) {
 	local := &state{sig: SigNone}
 	var outside bytes.Buffer
 	pos := 0
+	blocks := 0
 	for n := 0; n < maxInlineBlocks; n++ {
 		i := armorLine(text, beginSigned, pos)
 		if i < 0 {
 			break
 		}
+		blocks++
 		outside.Write(text[pos:i])
 		b, rest := clearsign.Decode(text[i:])
 		if b == nil || b.ArmoredSignature == nil {
@@ -214,7 +221,11 @@ func (p *processor) inlineVerify(text []byte, others []string, st *state) {
 	}
 	uncovered := others
 	if len(bytes.TrimSpace(outside.Bytes())) > 0 {
-		uncovered = append([]string{"text around the signed block"}, others...)
+		uncovered = append([]string{"text around the signed block"}, uncovered...)
+	}
+	if blocks > 1 {
+		// Each block is signed on its own, perhaps by someone else.
+		uncovered = append([]string{"another signed block"}, uncovered...)
 	}
 	st.addCovered(local.signer, uncovered)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -88,7 +89,8 @@ var (
 
 // Limits on the work Process does.
 const (
-	// MaxPlaintext bounds the decompressed plaintext of one OpenPGP message.
+	// MaxPlaintext bounds the decompressed plaintext of all the OpenPGP
+	// messages (layers, inline blocks) in one mail together.
 	MaxPlaintext = 128 << 20
 	// MaxDepth bounds how many OpenPGP layers (encrypted or signed) are
 	// processed inside each other.
@@ -177,6 +179,10 @@ func (s *state) addSig(st SigStatus, err error, signer *openpgp.Entity) {
 type processor struct {
 	keyring openpgp.EntityList // own private keys + sender public keys
 	cfg     *packet.Config
+	// budget is what is left of MaxPlaintext for the whole message:
+	// all the layers and inline blocks of one message share it, so 16
+	// blocks cannot make 16 times as much.
+	budget int64
 }
 
 // Process removes an OpenPGP layer and verifies signatures.
@@ -226,7 +232,7 @@ func Process(raw []byte, own openpgp.EntityList, senderKeys openpgp.EntityList, 
 	if now.IsZero() {
 		now = time.Now()
 	}
-	p := &processor{cfg: &packet.Config{Time: func() time.Time { return now }}}
+	p := &processor{cfg: &packet.Config{Time: func() time.Time { return now }}, budget: maxPlaintext}
 	limit := maxPlaintext + 1<<20
 	p.cfg.MaxDecompressedMessageSize = &limit
 	p.keyring = append(p.keyring, own...)
@@ -396,13 +402,14 @@ func (p *processor) decrypt(data []byte) (*decrypted, error) {
 	if !md.IsEncrypted || md.DecryptedWith.PrivateKey == nil {
 		return nil, ErrNotEncrypted
 	}
-	plain, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, maxPlaintext+1))
+	plain, err := io.ReadAll(io.LimitReader(md.UnverifiedBody, p.budget+1))
 	if err != nil {
 		return nil, fmt.Errorf("pgpmime: decrypt: %w", err)
 	}
-	if int64(len(plain)) > maxPlaintext {
+	if int64(len(plain)) > p.budget {
 		return nil, ErrTooLarge
 	}
+	p.budget -= int64(len(plain))
 	d.plain = plain
 	if md.IsSigned {
 		switch {
@@ -425,6 +432,15 @@ func (p *processor) decrypt(data []byte) (*decrypted, error) {
 // but excluding the line break before the next delimiter (RFC 2046
 // §5.1.1) - with line breaks converted to CRLF (§5, receiving step 1).
 func (p *processor) verifySigned(e *entity, params map[string]string) (SigStatus, *openpgp.Entity, error) {
+	// A structure that other MIME parsers may read differently (a mail
+	// client, the IMAP server's BODYSTRUCTURE) could show what the
+	// signature does not cover: it is not vouched for.
+	if n := countFields(e.header, "Content-Type"); n != 1 {
+		return SigInvalid, nil, fmt.Errorf("%w: multipart/signed with %d Content-Type fields", ErrMalformed, n)
+	}
+	if _, _, err := mime.ParseMediaType(getValue(e.header, "Content-Type")); err != nil {
+		return SigInvalid, nil, fmt.Errorf("%w: multipart/signed Content-Type does not parse strictly", ErrMalformed)
+	}
 	mp, ok := splitMultipart(e.body, params["boundary"])
 	if !ok || len(mp.parts) < 2 {
 		return SigInvalid, nil, fmt.Errorf("%w: multipart/signed needs two parts", ErrMalformed)
@@ -433,6 +449,12 @@ func (p *processor) verifySigned(e *entity, params map[string]string) (SigStatus
 	se, err := parseEntity(e.body[mp.parts[1].start:mp.parts[1].end])
 	if err != nil {
 		return SigInvalid, nil, fmt.Errorf("%w: signature part: %v", ErrMalformed, err)
+	}
+	// RFC 3156 §5: the second part is application/pgp-signature. Any
+	// other type may be shown as content by a client (text/html around
+	// the armored signature, say).
+	if st, _ := mediaType(se.header); st != "application/pgp-signature" {
+		return SigInvalid, nil, fmt.Errorf("%w: the signature part is %s, not application/pgp-signature", ErrMalformed, st)
 	}
 	sigData, _ := decodeCTE(getValue(se.header, "Content-Transfer-Encoding"), se.body)
 	return p.checkDetached(signed, sigData)
@@ -796,3 +818,14 @@ func fingerprint(e *openpgp.Entity) string {
 }
 
 func isUTF8(b []byte) bool { return utf8.Valid(b) }
+
+// countFields counts the fields named name (case-insensitive).
+func countFields(fs []field, name string) int {
+	n := 0
+	for _, f := range fs {
+		if strings.EqualFold(f.name, name) {
+			n++
+		}
+	}
+	return n
+}

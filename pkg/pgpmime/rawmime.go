@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -377,11 +376,65 @@ func decodeCTE(cte string, data []byte) ([]byte, error) {
 	case "quoted-printable":
 		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(data)))
 		if err != nil {
-			return out, fmt.Errorf("pgpmime: quoted-printable: %w", err)
+			// Mail clients decode what they can and show the rest:
+			// so must we, or text they show would count as nothing.
+			return decodeQPLenient(data), nil
 		}
 		return out, nil
 	}
 	return data, nil
+}
+
+// decodeQPLenient decodes quoted-printable (RFC 2045 §6.7) as mail
+// clients do with broken input: "=XX" with two hex digits is the byte,
+// "=" at the end of a line a soft line break, white space at the end of
+// a line is dropped, and anything else (a lone "=", control bytes,
+// 8-bit bytes) is kept as it is.
+func decodeQPLenient(data []byte) []byte {
+	out := make([]byte, 0, len(data))
+	for pos := 0; pos < len(data); {
+		line := nextLine(data, pos)
+		pos += len(line)
+		body := bytes.TrimRight(line, "\r\n")
+		eol := line[len(body):]
+		body = bytes.TrimRight(body, " \t")
+		soft := false
+		for i := 0; i < len(body); i++ {
+			c := body[i]
+			if c != '=' {
+				out = append(out, c)
+				continue
+			}
+			if i == len(body)-1 {
+				soft = true
+				break
+			}
+			if i+2 < len(body) && isHex(body[i+1]) && isHex(body[i+2]) {
+				out = append(out, unhex(body[i+1])<<4|unhex(body[i+2]))
+				i += 2
+				continue
+			}
+			out = append(out, c)
+		}
+		if !soft {
+			out = append(out, eol...)
+		}
+	}
+	return out
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c >= 'a':
+		return c - 'a' + 10
+	case c >= 'A':
+		return c - 'A' + 10
+	}
+	return c - '0'
 }
 
 // decodeBase64 decodes base64 leniently: characters outside the alphabet
