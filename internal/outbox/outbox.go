@@ -13,9 +13,11 @@
 // Bcc recipients are not in any copy's headers, and their copies are
 // encrypted with hidden recipient key IDs, so no copy reveals them.
 // Offline, messages wait and are retried with backoff; a permanent
-// failure becomes a bounce in INBOX. A crash at any point leaves a
-// message in the outbox (sent again, at worst, to the recipients whose
-// delivery was not yet recorded) or delivered, never lost.
+// failure (a 5xx from the relay, or a message of which no signed or
+// encrypted copy can be made) becomes a bounce in INBOX. A crash at any
+// point leaves a message in the outbox (sent again, at worst, to the
+// recipients whose delivery was not yet recorded) or delivered, never
+// lost.
 package outbox
 
 import (
@@ -259,15 +261,22 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	var tempErr error
 	var failed []string
 	var perm []string
+	refused := 0
 	for _, g := range o.plan(ctx, it) {
 		err := g.err
 		if err == nil {
 			err = o.cfg.Relay.Send(ctx, it.From, g.rcpts, g.msg)
 		}
 		var se *smtp.SMTPError
+		var ref *refusal
 		switch {
 		case err == nil:
 			o.sent += len(g.rcpts)
+		case errors.As(err, &ref):
+			// No copy will ever be made of it: like a 5xx, at once.
+			perm = append(perm, strings.Join(g.rcpts, ", ")+": "+ref.Error())
+			failed = append(failed, g.rcpts...)
+			refused += len(g.rcpts)
 		case errors.As(err, &se) && se.Code >= 500:
 			perm = append(perm, fmt.Sprintf("%s: %d %s", strings.Join(g.rcpts, ", "), se.Code, se.Message))
 			failed = append(failed, g.rcpts...)
@@ -282,8 +291,11 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 			}
 		}
 	}
+	if refused > 0 {
+		o.cfg.Log.Info("outbox: no signed or encrypted copy can be made of a message; returning it to the sender", "recipients", refused)
+	}
 	if len(perm) > 0 {
-		if err := o.bounce(ctx, it, failed, strings.Join(perm, "\n"), true); err != nil {
+		if err := o.bounce(ctx, it, failed, strings.Join(perm, "\r\n"), true); err != nil {
 			// Without the report stored, the failure would go unseen:
 			// keep those recipients, and try (and bounce) again later.
 			o.cfg.Log.Error("outbox: storing a bounce; keeping the message", "err", err)
@@ -362,40 +374,82 @@ func (o *Outbox) setAside(ctx context.Context, it *item) {
 type copyFor struct {
 	rcpts []string
 	msg   []byte
-	err   error // could not be made now (retried)
+	err   error // could not be made now (retried), or never (a *refusal: bounced)
+}
+
+// whyRefused begins the bounce of a message of which pgpmime makes no copy.
+const whyRefused = "bitmaskd could not encrypt or sign this message: "
+
+// A refusal is why no copy can ever be made of a message: pgpmime refused
+// the message itself (nested too deeply, a malformed header, ...), while
+// the same keys make a copy of a plain message (see blame). Trying again
+// would only refuse it again.
+type refusal struct{ err error }
+
+func (r *refusal) Error() string {
+	return whyRefused + strings.Join(strings.Fields(r.err.Error()), " ")
+}
+
+func (r *refusal) Unwrap() error { return r.err }
+
+// probe is a plain message that every pair of working keys makes a copy of.
+var probe = []byte("MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nprobe\r\n")
+
+// blame is err, the failure of makeCopy on a message, as a *refusal when
+// the message is at fault: when makeCopy makes a copy of a plain message
+// with the same keys. Otherwise the keys are (the account's key cannot
+// sign yet, a recipient's key cannot be used): that is retried, as a key
+// may be renewed or found again.
+func blame(err error, makeCopy func([]byte) ([]byte, error)) error {
+	if err == nil {
+		return nil
+	}
+	if _, perr := makeCopy(probe); perr == nil {
+		return &refusal{err}
+	}
+	return err
 }
 
 // plan makes the copies of it for its pending recipients: one encrypted
 // copy per recipient with a key, one signed copy per Bcc recipient
 // without, and one signed copy shared by the other recipients without a
-// key. A message the client encrypted itself goes as it is.
+// key. A message the client encrypted itself goes as it is. A copy that
+// pgpmime refuses to make of this message (and would make of a plain
+// one) has a *refusal for error.
 func (o *Outbox) plan(ctx context.Context, it *item) []copyFor {
 	msg := pgpmime.StripHeaders(it.Raw, "Bcc")
 	if pgpmime.IsEncrypted(msg) {
 		return []copyFor{{rcpts: slices.Clone(it.Pending), msg: msg}}
 	}
 	signer, err := o.cfg.Signer()
+	if err == nil && signer == nil {
+		err = pgpmime.ErrNoSigner
+	}
 	if err != nil {
 		return []copyFor{{rcpts: slices.Clone(it.Pending), err: fmt.Errorf("outbox: no signing key: %w", err)}}
 	}
 	var out []copyFor
 	var shared []string
 	var signed []byte
+	var signedErr error
 	signedCopy := func() ([]byte, error) {
-		if signed != nil {
-			return signed, nil
+		if signed == nil && signedErr == nil {
+			sign := func(m []byte) ([]byte, error) { return o.signed(m, signer) }
+			signed, signedErr = sign(msg)
+			signedErr = blame(signedErr, sign)
 		}
-		var err error
-		signed, err = o.signed(msg, signer)
-		return signed, err
+		return signed, signedErr
 	}
 	for _, rcpt := range it.Pending {
 		bcc := slices.Contains(it.Bcc, rcpt)
 		key, err := o.cfg.Keys.Find(ctx, rcpt)
 		switch {
 		case err == nil:
-			c, err := pgpmime.EncryptSign(msg, openpgp.EntityList{key, signer}, signer, &pgpmime.Options{HiddenRecipients: bcc})
-			out = append(out, copyFor{rcpts: []string{rcpt}, msg: c, err: err})
+			encrypt := func(m []byte) ([]byte, error) {
+				return pgpmime.EncryptSign(m, openpgp.EntityList{key, signer}, signer, &pgpmime.Options{HiddenRecipients: bcc})
+			}
+			c, err := encrypt(msg)
+			out = append(out, copyFor{rcpts: []string{rcpt}, msg: c, err: blame(err, encrypt)})
 		case errors.Is(err, ErrNoKey) && bcc:
 			c, err := signedCopy()
 			out = append(out, copyFor{rcpts: []string{rcpt}, msg: c, err: err})
