@@ -160,12 +160,32 @@ func (l *PanicLog) Handle(_ context.Context, r slog.Record) error {
 		msg += " " + a.Key + "=" + a.Value.String()
 		return true
 	})
-	if strings.Contains(strings.ToLower(msg), "panic") {
+	if strings.Contains(strings.ToLower(msg), "panic") && !goSMTPBdatRace(msg) {
 		l.mu.Lock()
 		l.panics = append(l.panics, msg)
 		l.mu.Unlock()
 	}
 	return nil
+}
+
+// goSMTPBdatRace reports whether a logged panic is go-smtp's own (v0.25
+// and v0.26): BDAT runs the session's Data in a goroutine that calls
+// Conn.Session() when it starts; when the client has already gone and
+// the connection was closed, that is nil, and the call panics in
+// go-smtp before reaching our code. go-smtp recovers it; the session was
+// over anyway. A panic in our Data has our frames above go-smtp's.
+func goSMTPBdatRace(msg string) bool {
+	if !strings.Contains(msg, "nil pointer dereference") {
+		return false
+	}
+	_, after, ok := strings.Cut(msg, "\npanic(")
+	if !ok {
+		return false
+	}
+	// The frame that panicked: the first function line after panic's
+	// own (each frame is a function line and a file line).
+	lines := strings.SplitN(after, "\n", 4)
+	return len(lines) >= 3 && strings.HasPrefix(lines[2], "github.com/emersion/go-smtp.(*Conn).handleBdat.func")
 }
 
 // WithAttrs returns l: the attributes are not needed to spot a panic.
