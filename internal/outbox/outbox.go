@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/mail"
 	"slices"
 	"strings"
@@ -319,7 +320,9 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	}
 	delay := o.cfg.RetryBase << min(it.Attempts-1, 7)
 	it.NextTry = time.Now().Add(min(delay, time.Hour)).UTC()
-	o.cfg.Log.Info("outbox: delivery deferred", "recipients", len(it.Pending), "retry_in", time.Until(it.NextTry).Round(time.Second), "err", tempErr)
+	// The error's text may name recipients (a key lookup, a relay's
+	// reply): the log gets its kind only.
+	o.cfg.Log.Info("outbox: delivery deferred", "recipients", len(it.Pending), "retry_in", time.Until(it.NextTry).Round(time.Second), "reason", errorKind(tempErr))
 	if err := o.put(it); err != nil {
 		o.cfg.Log.Error("outbox: recording a retry", "err", err)
 	}
@@ -476,8 +479,16 @@ func (o *Outbox) signed(msg []byte, signer *openpgp.Entity) ([]byte, error) {
 		if err != nil {
 			return nil, err
 		}
-		if msg, err = pgpmime.AttachKey(msg, pub, "OpenPGP_"+keys.Fingerprint(signer)[32:]+".asc"); err != nil {
+		withKey, err := pgpmime.AttachKey(msg, pub, "OpenPGP_"+keys.Fingerprint(signer)[32:]+".asc")
+		switch {
+		case errors.Is(err, pgpmime.ErrProtected):
+			// The mail client signed it itself: the key cannot go
+			// inside that signature; the Autocrypt header still
+			// carries it.
+		case err != nil:
 			return nil, err
+		default:
+			msg = withKey
 		}
 	}
 	signed, err := pgpmime.Sign(msg, signer, nil)
@@ -537,4 +548,26 @@ func headerAddresses(raw []byte, names ...string) map[string]bool {
 		}
 	}
 	return out
+}
+
+// errorKind describes a delivery error for the log without its text,
+// which may hold addresses: the SMTP reply code, or the error's type.
+func errorKind(err error) string {
+	var se *smtp.SMTPError
+	switch {
+	case err == nil:
+		return "none"
+	case errors.As(err, &se):
+		return fmt.Sprintf("smtp %d", se.Code)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "cancelled or timed out"
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return "network"
+	}
+	for errors.Unwrap(err) != nil {
+		err = errors.Unwrap(err)
+	}
+	return fmt.Sprintf("%T", err)
 }
