@@ -1,7 +1,6 @@
 package docsync
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -62,23 +62,6 @@ func (f *feedRemote) Events(ctx context.Context, fn func(api.Event)) error {
 	return ctx.Err()
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // TestPanickingDocumentIsRefused: a pulled document whose application
 // panics is refused like one that fails authentication (logged without
 // its content, counted): the documents after it in the same page are
@@ -118,7 +101,7 @@ func TestPanickingDocumentIsRefused(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookApply = nil })
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	e := New(st, remote, k, feedUser, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := context.Background()
 
@@ -194,7 +177,7 @@ func TestPanickingNotificationStreamReconnects(t *testing.T) {
 			fn(api.Event{Seq: 1}) // the hook below panics on it
 		}
 	}}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	e := New(st, remote, k, feedUser, slog.New(slog.NewTextHandler(&logs, nil)))
 	e.OnEvent(func(ev api.Event) {
 		if ev.Seq == 1 {

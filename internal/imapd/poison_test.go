@@ -1,7 +1,6 @@
 package imapd
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/bitmask-go/bitmask/internal/testlog"
 )
 
 // panicStore is a fake store whose Raw panics for the messages named, as
@@ -34,25 +35,8 @@ func (p *panicStore) Raw(ctx context.Context, id string) ([]byte, error) {
 	return p.fakeStore.Raw(ctx, id)
 }
 
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *logBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *logBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // startLogged serves store for the test account, logging to logs.
-func startLogged(t *testing.T, store Mailstore, logs *logBuffer) *testEnv {
+func startLogged(t *testing.T, store Mailstore, logs *testlog.Buffer) *testEnv {
 	t.Helper()
 	srv := New(AuthFunc(func(user, pass string) (Mailstore, error) {
 		if user == testUser && pass == testToken {
@@ -107,7 +91,7 @@ func TestPanicInACommand(t *testing.T) {
 			store.bad[m.ID], bad = true, m.UID
 		}
 	}
-	var logs logBuffer
+	var logs testlog.Buffer
 	e := startLogged(t, store, &logs)
 	c, other := e.dial(nil), e.dial(nil)
 	mustSelect(t, c, "INBOX", false)
@@ -164,7 +148,7 @@ func TestPanicMidFetchResponse(t *testing.T) {
 		}
 	}
 	t.Cleanup(func() { testHookFetchResponse = nil })
-	var logs logBuffer
+	var logs testlog.Buffer
 	e := startLogged(t, store, &logs)
 	other := e.dial(nil)
 	mustSelect(t, other, "INBOX", false)
@@ -191,7 +175,7 @@ func TestPanicMidFetchResponse(t *testing.T) {
 // TestGoIMAPPanicsAreLogged: the panics go-imap recovers itself are
 // logged as errors, without the panic's text.
 func TestGoIMAPPanicsAreLogged(t *testing.T) {
-	var logs logBuffer
+	var logs testlog.Buffer
 	l := printfLogger{slog.New(slog.NewTextHandler(&logs, nil))}
 	l.Printf("panic handling command: %v\n%s", "Subject: secret", []byte("goroutine 1 [running]:\nmain.f()"))
 	log := logs.String()

@@ -12,29 +12,12 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
-// logBuffer is a log destination the worker and the test share.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *logBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *logBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 // openLogged is openLocal with the store's log kept.
-func openLogged(t *testing.T, path string, k *seal.Keys, idx Indexer, logs *logBuffer) (*store.Store, *Store) {
+func openLogged(t *testing.T, path string, k *seal.Keys, idx Indexer, logs *testlog.Buffer) (*store.Store, *Store) {
 	t.Helper()
 	st, err := store.Open(path, k)
 	if err != nil {
@@ -99,7 +82,7 @@ func TestPanickingChangeIsSetAside(t *testing.T) {
 		defer mu.Unlock()
 		return tries
 	}
-	var logs logBuffer
+	var logs testlog.Buffer
 	st, ms := openLogged(t, path, k, nil, &logs)
 	ctx := context.Background()
 
@@ -165,7 +148,7 @@ func TestPanickingIndexerStoresWithoutMetadata(t *testing.T) {
 		}
 		return []byte("meta"), nil
 	}
-	var logs logBuffer
+	var logs testlog.Buffer
 	_, ms := openLogged(t, path, k, idx, &logs)
 	ctx := context.Background()
 	bad, _, err := ms.Append(ctx, "INBOX", []byte("Subject: bad\r\n\r\nx"), nil, time.Time{})

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,6 +16,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -99,24 +99,6 @@ type keyFunc func(address string) (*openpgp.Entity, error)
 
 func (f keyFunc) Find(_ context.Context, address string) (*openpgp.Entity, error) { return f(address) }
 
-// syncBuffer is a log destination the worker and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *syncBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *syncBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
-
 func outgoing(to, subject string) []byte {
 	return []byte("From: " + sender + "\r\nTo: " + to + "\r\nSubject: " + subject + "\r\n\r\nbody of " + subject + "\r\n")
 }
@@ -132,7 +114,7 @@ func TestPoisonMessagesAreBounced(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	sent := make(chan []string, 10)
 	cfg := Config{
 		Store: a.st, Mail: a.mail, Address: sender,

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/testlog"
 )
 
 // nested is a message whose MIME structure is depth multiparts deep.
@@ -58,7 +59,7 @@ func TestRefusedMessageIsBounced(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var logs syncBuffer
+			var logs testlog.Buffer
 			relayed := 0
 			cfg := Config{
 				Store: a.st, Mail: a.mail, Address: sender,

@@ -12,29 +12,14 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/bitmask-go/bitmask/internal/testlog"
 )
 
 const (
 	addr  = "me@bitmask.test"
 	token = "local-token"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (w *lockedBuffer) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (w *lockedBuffer) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.String()
-}
 
 // account's Enqueue panics on a message whose subject says so, as a bug
 // in the outbox on some message would.
@@ -109,7 +94,7 @@ func code(err error) int {
 // message or the address.
 func TestPanicInASession(t *testing.T) {
 	acct := &account{}
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	srv := New(authFunc(func(user, pass string) (Account, error) {
 		if user == "crash@bitmask.test" {
 			var a *account
@@ -180,7 +165,7 @@ func TestPanicInASession(t *testing.T) {
 // TestGoSMTPPanicsAreLogged: the panics go-smtp recovers itself are
 // logged as errors, without the panic's text.
 func TestGoSMTPPanicsAreLogged(t *testing.T) {
-	var logs lockedBuffer
+	var logs testlog.Buffer
 	l := errorLog{slog.New(slog.NewTextHandler(&logs, nil))}
 	l.Printf("panic serving %v: %v\n%s", "127.0.0.1:1", "Subject: secret", []byte("goroutine 1 [running]:\nmain.f()"))
 	log := logs.String()
