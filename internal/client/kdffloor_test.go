@@ -2,62 +2,16 @@ package client_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/bitmask-go/bitmask/internal/client"
-	"github.com/bitmask-go/bitmask/internal/provider"
-	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
-
-// weakKDFStore is a provider storage that lies about a user's Argon2id
-// parameters (what the login's first answer carries) and counts the
-// lookups of each user (one per login step that reaches the provider).
-type weakKDFStore struct {
-	storage.Store
-	mu      sync.Mutex
-	alter   func(*seal.KDFParams)
-	lookups map[string]int
-}
-
-func (w *weakKDFStore) Inner() storage.Store { return w.Store }
-
-func (w *weakKDFStore) User(ctx context.Context, login string) (*storage.User, error) {
-	u, err := w.Store.User(ctx, login)
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.lookups == nil {
-		w.lookups = map[string]int{}
-	}
-	w.lookups[login]++
-	if err != nil || w.alter == nil {
-		return u, err
-	}
-	c := *u
-	c.KDF.Salt = bytes.Clone(u.KDF.Salt)
-	w.alter(&c.KDF)
-	return &c, nil
-}
-
-// set makes the storage lie with alter (nil: honest) and resets the counts.
-func (w *weakKDFStore) set(alter func(*seal.KDFParams)) {
-	w.mu.Lock()
-	w.alter, w.lookups = alter, map[string]int{}
-	w.mu.Unlock()
-}
-
-func (w *weakKDFStore) count(login string) int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.lookups[login]
-}
 
 // loginSteps counts the recorded login requests from index from on:
 // first steps (POST /sessions) and proofs (POST /sessions/{handshake}).
@@ -85,11 +39,7 @@ func loginSteps(t *testing.T, rec *testenv.Recorder, from int) (starts, proofs i
 // no proof reaches it (the recorded exchanges hold one login request, and
 // the provider looked the user up once). Genuine logins work.
 func TestLoginRefusesWeakerKDF(t *testing.T) {
-	ws := &weakKDFStore{}
-	p := testenv.StartProvider(t, testenv.Options{
-		Config:    provider.Config{LoginPerAccount: 1000},
-		WrapStore: func(s storage.Store) storage.Store { ws.Store = s; return ws },
-	})
+	p, ws := testenv.StartLyingKDFProvider(t, testenv.Options{})
 	rec := &testenv.Recorder{}
 	opts := client.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
 		return rec.Wrap(closeIdle(t).WrapTransport(rt))
@@ -134,7 +84,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 				kept = append(kept, nil) // a new device refuses it too
 			}
 			for _, st := range kept {
-				ws.set(tc.alter)
+				ws.Set(tc.alter)
 				from := len(rec.Exchanges())
 				c := newC()
 				s, err := c.LoginAtLeast(ctx(t), "alice", []byte(password), floor, st)
@@ -145,7 +95,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 				if starts != 1 || proofs != 0 {
 					t.Fatalf("kept %v: %d first steps and %d proofs went out, want 1 and 0", st != nil, starts, proofs)
 				}
-				if n := ws.count("alice"); n != 1 {
+				if n := ws.Lookups("alice"); n != 1 {
 					t.Fatalf("kept %v: the provider looked alice up %d times, want once (no proof reached it)", st != nil, n)
 				}
 				if c.Token() != "" {
@@ -158,7 +108,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 	// Without the kept parameters, parameters at the floor pass: the proof
 	// is sent (and fails: they are not the account's). The kept parameters
 	// are what stop this above.
-	ws.set(func(k *seal.KDFParams) { k.Time = seal.MinKDFTime })
+	ws.Set(func(k *seal.KDFParams) { k.Time = seal.MinKDFTime })
 	from := len(rec.Exchanges())
 	if _, err := newC().LoginAtLeast(ctx(t), "alice", []byte(password), floor, nil); !errors.Is(err, client.ErrWrongPassword) {
 		t.Fatalf("parameters at the floor on a new device: %v, want the proof sent and refused", err)
@@ -168,7 +118,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 	}
 
 	// The honest provider: a login with and without kept parameters.
-	ws.set(nil)
+	ws.Set(nil)
 	for _, st := range []*seal.KDFParams{&stored, nil} {
 		s, err := newC().LoginAtLeast(ctx(t), "alice", []byte(password), floor, st)
 		if err != nil {

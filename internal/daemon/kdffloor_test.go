@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -10,13 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
-	"github.com/bitmask-go/bitmask/internal/provider"
-	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -53,56 +49,6 @@ func floorDaemon(t *testing.T, dir string, newKDF func() (seal.KDFParams, error)
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
-}
-
-// lyingKDFStore is a provider storage that lies about a user's Argon2id
-// parameters (what the first login answer carries; the SRP salt and
-// verifier stay true) and counts the lookups of each user: one per login
-// step that reaches the provider.
-type lyingKDFStore struct {
-	storage.Store
-	mu      sync.Mutex
-	alter   func(*seal.KDFParams)
-	lookups map[string]int
-}
-
-func (l *lyingKDFStore) Inner() storage.Store { return l.Store }
-
-func (l *lyingKDFStore) User(ctx context.Context, login string) (*storage.User, error) {
-	u, err := l.Store.User(ctx, login)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.lookups == nil {
-		l.lookups = map[string]int{}
-	}
-	l.lookups[login]++
-	if err != nil || l.alter == nil {
-		return u, err
-	}
-	c := *u
-	c.KDF.Salt = bytes.Clone(u.KDF.Salt)
-	l.alter(&c.KDF)
-	return &c, nil
-}
-
-// set makes the storage lie with alter (nil: honest) and resets the counts.
-func (l *lyingKDFStore) set(alter func(*seal.KDFParams)) {
-	l.mu.Lock()
-	l.alter, l.lookups = alter, map[string]int{}
-	l.mu.Unlock()
-}
-
-func (l *lyingKDFStore) count(login string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.lookups[login]
-}
-
-func startLyingProvider(t *testing.T, o testenv.Options) (*testenv.Provider, *lyingKDFStore) {
-	ls := &lyingKDFStore{}
-	o.Config = provider.Config{LoginPerAccount: 1000}
-	o.WrapStore = func(s storage.Store) storage.Store { ls.Store = s; return ls }
-	return testenv.StartProvider(t, o), ls
 }
 
 // loginRequests counts the recorded login requests from index from on:
@@ -158,7 +104,7 @@ func sameKDF(a, b seal.KDFParams) bool {
 // (b) and (d) as well. Nothing is logged in or overwritten; genuine logins
 // still work.
 func TestLoginRefusesWeakerKDFFromProvider(t *testing.T) {
-	p, ls := startLyingProvider(t, testenv.Options{})
+	p, ls := testenv.StartLyingKDFProvider(t, testenv.Options{})
 	rec := &testenv.Recorder{}
 	dirA, dirB := t.TempDir(), t.TempDir()
 	A := floorDaemon(t, dirA, kdfAbove, rec)
@@ -203,7 +149,7 @@ func TestLoginRefusesWeakerKDFFromProvider(t *testing.T) {
 				}{"a new device", B, p.Ref()})
 			}
 			for _, dev := range devices {
-				ls.set(tc.alter)
+				ls.Set(tc.alter)
 				from := len(rec.Exchanges())
 				_, err := dev.d.Login(ctx(t), addr, []byte(password), dev.ref)
 				if !errors.Is(err, seal.ErrWeakKDF) || !strings.Contains(err.Error(), "the provider asked for weaker password hashing than allowed") {
@@ -213,7 +159,7 @@ func TestLoginRefusesWeakerKDFFromProvider(t *testing.T) {
 				if starts != 1 || proofs != 0 {
 					t.Fatalf("%s: %d first login steps and %d proofs went out, want 1 and 0", dev.name, starts, proofs)
 				}
-				if n := ls.count(login); n != 1 {
+				if n := ls.Lookups(login); n != 1 {
 					t.Fatalf("%s: the provider looked the user up %d times, want once (no proof reached it)", dev.name, n)
 				}
 				if _, ok := dev.d.Account(addr); ok {
@@ -230,7 +176,7 @@ func TestLoginRefusesWeakerKDFFromProvider(t *testing.T) {
 	}
 
 	// The honest provider: both devices log in.
-	ls.set(nil)
+	ls.Set(nil)
 	if _, err := A.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{}); err != nil {
 		t.Fatalf("genuine login on the signup device: %v", err)
 	}
@@ -247,7 +193,7 @@ func TestLoginRefusesWeakerKDFFromProvider(t *testing.T) {
 // password with at least the account's passes and memory, and the device
 // that signed up (which kept those) logs in with the new password.
 func TestPasswordChangeKeepsTheStretch(t *testing.T) {
-	p, _ := startLyingProvider(t, testenv.Options{})
+	p, _ := testenv.StartLyingKDFProvider(t, testenv.Options{})
 	rec := &testenv.Recorder{}
 	dirA, dirC := t.TempDir(), t.TempDir()
 	A := floorDaemon(t, dirA, kdfAbove, rec)
@@ -286,7 +232,7 @@ func TestPasswordChangeKeepsTheStretch(t *testing.T) {
 // unlock before the password is stretched with them; an online login
 // replaces them with the provider's (which pass the floor).
 func TestOfflineUnlockRefusesKeptKDFBelowFloor(t *testing.T) {
-	p, _ := startLyingProvider(t, testenv.Options{})
+	p, _ := testenv.StartLyingKDFProvider(t, testenv.Options{})
 	rec := &testenv.Recorder{}
 	dir := t.TempDir()
 	A := floorDaemon(t, dir, kdfAbove, rec)
@@ -325,7 +271,7 @@ func TestOfflineUnlockRefusesKeptKDFBelowFloor(t *testing.T) {
 		t.Fatal("the account is unlocked")
 	}
 
-	startLyingProvider(t, testenv.Options{Dir: pdir, Addr: paddr})
+	testenv.StartLyingKDFProvider(t, testenv.Options{Dir: pdir, Addr: paddr})
 	a, err := A.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{})
 	if err != nil {
 		t.Fatalf("online login after the refusal: %v", err)
