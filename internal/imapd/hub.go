@@ -87,6 +87,21 @@ func (a *account) openView(sess *session, name string, readOnly bool) (*view, *i
 			return nil, nil, err
 		}
 		a.hubs[info.Name] = h
+	} else {
+		// The hub hears of new messages from the store's events, a
+		// moment after the store has them: a SELECT must not miss a
+		// message the store already had when it was asked.
+		h.mu.Lock()
+		behind := info.UIDNext > h.uidNext
+		h.mu.Unlock()
+		if behind {
+			h.safely(h.catchUp)
+			// Read after info: whatever is below info.UIDNext and
+			// still there is in the hub now.
+			h.mu.Lock()
+			h.uidNext = max(h.uidNext, info.UIDNext)
+			h.mu.Unlock()
+		}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
