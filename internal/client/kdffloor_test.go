@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -12,26 +11,6 @@ import (
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
-
-// loginSteps counts the recorded login requests from index from on:
-// first steps (POST /sessions) and proofs (POST /sessions/{handshake}).
-func loginSteps(t *testing.T, rec *testenv.Recorder, from int) (starts, proofs int) {
-	t.Helper()
-	for _, ex := range rec.Exchanges()[from:] {
-		u, err := url.Parse(ex.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case ex.Method != http.MethodPost:
-		case strings.HasSuffix(u.Path, "/sessions"):
-			starts++
-		case strings.Contains(u.Path, "/sessions/") && !strings.HasSuffix(u.Path, "/renew"):
-			proofs++
-		}
-	}
-	return starts, proofs
-}
 
 // TestLoginRefusesWeakerKDF: a provider that answers the login with
 // Argon2id parameters below the floor (memory, passes), weaker than those
@@ -91,7 +70,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 				if !errors.Is(err, seal.ErrWeakKDF) || !strings.Contains(err.Error(), "the provider asked for weaker password hashing than allowed") {
 					t.Fatalf("kept %v: session %v, err %v; want a refusal for weaker password hashing", st != nil, s != nil, err)
 				}
-				starts, proofs := loginSteps(t, rec, from)
+				starts, proofs := rec.LoginSteps(t, from)
 				if starts != 1 || proofs != 0 {
 					t.Fatalf("kept %v: %d first steps and %d proofs went out, want 1 and 0", st != nil, starts, proofs)
 				}
@@ -113,7 +92,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 	if _, err := newC().LoginAtLeast(ctx(t), "alice", []byte(password), floor, nil); !errors.Is(err, client.ErrWrongPassword) {
 		t.Fatalf("parameters at the floor on a new device: %v, want the proof sent and refused", err)
 	}
-	if _, proofs := loginSteps(t, rec, from); proofs != 1 {
+	if _, proofs := rec.LoginSteps(t, from); proofs != 1 {
 		t.Fatalf("%d proofs sent, want 1", proofs)
 	}
 

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,26 +47,6 @@ func floorDaemon(t *testing.T, dir string, newKDF func() (seal.KDFParams, error)
 	}
 	t.Cleanup(func() { d.Close() })
 	return d
-}
-
-// loginRequests counts the recorded login requests from index from on:
-// first steps (POST /sessions) and proofs (POST /sessions/{handshake}).
-func loginRequests(t *testing.T, rec *testenv.Recorder, from int) (starts, proofs int) {
-	t.Helper()
-	for _, ex := range rec.Exchanges()[from:] {
-		u, err := url.Parse(ex.URL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		switch {
-		case ex.Method != http.MethodPost:
-		case strings.HasSuffix(u.Path, "/sessions"):
-			starts++
-		case strings.Contains(u.Path, "/sessions/") && !strings.HasSuffix(u.Path, "/renew"):
-			proofs++
-		}
-	}
-	return starts, proofs
 }
 
 func keptKDF(t *testing.T, dir string) seal.KDFParams {
@@ -155,7 +133,7 @@ func TestLoginRefusesWeakerKDFFromProvider(t *testing.T) {
 				if !errors.Is(err, seal.ErrWeakKDF) || !strings.Contains(err.Error(), "the provider asked for weaker password hashing than allowed") {
 					t.Fatalf("%s: %v; want a refusal for weaker password hashing", dev.name, err)
 				}
-				starts, proofs := loginRequests(t, rec, from)
+				starts, proofs := rec.LoginSteps(t, from)
 				if starts != 1 || proofs != 0 {
 					t.Fatalf("%s: %d first login steps and %d proofs went out, want 1 and 0", dev.name, starts, proofs)
 				}

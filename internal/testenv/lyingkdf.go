@@ -3,6 +3,9 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"testing"
 
@@ -65,4 +68,24 @@ func (l *LyingKDFStore) Lookups(login string) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lookups[login]
+}
+
+// LoginSteps counts the recorded login requests from index from on:
+// first steps (POST /sessions) and proofs (POST /sessions/{handshake}).
+func (r *Recorder) LoginSteps(t testing.TB, from int) (starts, proofs int) {
+	t.Helper()
+	for _, ex := range r.Exchanges()[from:] {
+		u, err := url.Parse(ex.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case ex.Method != http.MethodPost:
+		case strings.HasSuffix(u.Path, "/sessions"):
+			starts++
+		case strings.Contains(u.Path, "/sessions/") && !strings.HasSuffix(u.Path, "/renew"):
+			proofs++
+		}
+	}
+	return starts, proofs
 }
