@@ -18,6 +18,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 )
 
@@ -304,4 +305,50 @@ func literalSize(line []byte) (int64, bool) {
 		n = n*10 + int64(c-'0')
 	}
 	return n, true
+}
+
+// Serve runs serve on a loopback listener until the test (or fuzz
+// target) ends, failing it if serve returns an error, and returns a
+// function that opens a connection to it.
+func Serve(tb testing.TB, serve func(ctx context.Context, ln net.Listener) error) (dial func(t testing.TB) net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln) }()
+	tb.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("Serve: %v", err)
+		}
+	})
+	return func(t testing.TB) net.Conn {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+}
+
+// CheckSMTP checks an SMTP session's transcript for the input in: well
+// formed replies, and, unless the server reset the connection, a 220
+// greeting and a reply to a command line. It returns the replies.
+func CheckSMTP(t testing.TB, in []byte, tr *Transcript) []string {
+	t.Helper()
+	replies, err := SMTPReplies(tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.Reset {
+		if len(replies) == 0 || !strings.HasPrefix(replies[0], "220 ") {
+			t.Fatalf("no greeting: %q", replies)
+		}
+		if bytes.Contains(in, []byte("\n")) && len(replies) < 2 {
+			t.Fatalf("a command line and no reply to it: %q", tr.Out)
+		}
+	}
+	return replies
 }

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,26 +71,7 @@ func FuzzIMAPSession(f *testing.F) {
 		return nil, errors.New("bad credentials")
 	}), Config{Logger: logs.Logger()})
 	srv.ownEventWait = 50 * time.Millisecond
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	f.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			f.Errorf("Serve: %v", err)
-		}
-	})
-	dial := func(t *testing.T) net.Conn {
-		c, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	dial := fuzzconn.Serve(f, srv.Serve)
 	const prefix = "a LOGIN " + testUser + " " + testToken + "\r\nb SELECT INBOX\r\n"
 	template := newFuzzTemplate(f, keys, sampleMessages())
 
