@@ -32,7 +32,6 @@ type shownUnit struct {
 	e      *entity // the unit's entity
 	offset int     // where its bytes start in the message (for identity)
 	signed bool    // a multipart/signed with protocol application/pgp-signature
-	inline bool    // a text/plain part holding armored OpenPGP
 }
 
 // maxShownUnits bounds the units listed; past it, the rest of the message
@@ -101,7 +100,6 @@ func shownUnits(msg []byte) []shownUnit {
 				return
 			}
 			u.what = "a text part"
-			u.inline = armorLine(text, beginSigned, 0) >= 0 || armorLine(text, beginMessage, 0) >= 0
 		case mt == "text/html":
 			u.what = "an HTML part"
 		case strings.HasPrefix(mt, "text/"):
