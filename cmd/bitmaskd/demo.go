@@ -14,13 +14,13 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/submission"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 )
 
 // demo runs the whole system on this machine: an embedded leapd for a
@@ -63,7 +63,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	pln, mxln, subln := lns[0], lns[1], lns[2]
 	pdir := filepath.Join(*data, "leapd")
-	in, err := provider.Open(pdir, provider.Config{
+	in, err := httpapi.Open(pdir, httpapi.Config{
 		Domain: *domain, Name: "Bitmask demo provider", APIURL: "https://" + pln.Addr().String(),
 		Submission: subln.Addr().String(), Logger: log,
 	})
@@ -121,7 +121,7 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "Provider CA fingerprint: %s\n", pj.CACertFingerprint)
 	for _, c := range creds {
 		_, err := d.Login(ctx, c.Address, []byte(c.Password), ref)
-		if errors.Is(err, client.ErrWrongPassword) {
+		if errors.Is(err, providerclient.ErrWrongPassword) {
 			fmt.Fprintf(stdout, "  creating demo account %s (deriving keys takes a second)...\n", c.Address)
 			_, err = d.CreateUser(ctx, c.Address, []byte(c.Password), ref, "")
 		}

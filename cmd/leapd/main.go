@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/submission"
@@ -153,7 +153,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if subLn != nil {
 		announce = announced(subLn.Addr().String(), cfg.Domain)
 	}
-	in, err := provider.Open(cfg.Data, provider.Config{
+	in, err := httpapi.Open(cfg.Data, httpapi.Config{
 		Domain: cfg.Domain, Name: cfg.Name, APIURL: cfg.APIURL,
 		Enrollment: cfg.Enrollment, SessionTTL: ttl, Logger: log,
 		Submission: announce,

@@ -20,15 +20,15 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/incoming"
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/outbox"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -36,12 +36,12 @@ import (
 // (also offline) before the store can be opened. The wrapped secret is
 // ciphertext under the password-derived KEK.
 type accountMeta struct {
-	Address       string           `json:"address"`
-	Login         string           `json:"login"`
-	ProviderURL   string           `json:"provider_url"`
-	Provider      *client.Provider `json:"provider"`
-	KDF           seal.KDFParams   `json:"kdf"`
-	WrappedSecret []byte           `json:"wrapped_secret"`
+	Address       string                   `json:"address"`
+	Login         string                   `json:"login"`
+	ProviderURL   string                   `json:"provider_url"`
+	Provider      *providerclient.Provider `json:"provider"`
+	KDF           seal.KDFParams           `json:"kdf"`
+	WrappedSecret []byte                   `json:"wrapped_secret"`
 	// LocalWrap is the storage secret wrapped under the local token's
 	// key (see local.go).
 	LocalWrap []byte `json:"local_wrap,omitempty"`
@@ -54,7 +54,7 @@ type Account struct {
 	Login    string
 	Docs     *docsync.Engine
 	Mail     *mailstore.Store
-	Contacts *keymanager.Manager
+	Contacts *contactkeys.Manager
 	Incoming *incoming.Processor
 	Outbox   *outbox.Outbox
 
@@ -63,9 +63,9 @@ type Account struct {
 	d      *Daemon
 	dir    string
 	meta   accountMeta
-	client *client.Client
+	client *providerclient.Client
 	keys   *seal.Keys
-	store  *store.Store
+	store  *localstore.Store
 	log    *slog.Logger
 
 	mu         sync.Mutex
@@ -133,12 +133,12 @@ func writeMeta(dir string, m *accountMeta) error {
 
 // open unlocks the local store with the storage secret and makes the
 // sync engine; it does not start syncing.
-func (d *Daemon) openAccount(dir string, meta *accountMeta, c *client.Client, secret []byte, online bool) (*Account, error) {
+func (d *Daemon) openAccount(dir string, meta *accountMeta, c *providerclient.Client, secret []byte, online bool) (*Account, error) {
 	k, err := seal.DeriveKeys(secret)
 	if err != nil {
 		return nil, err
 	}
-	st, err := store.Open(filepath.Join(dir, "store.db"), k)
+	st, err := localstore.Open(filepath.Join(dir, "store.db"), k)
 	if err != nil {
 		return nil, err
 	}
@@ -164,7 +164,7 @@ func (d *Daemon) openAccount(dir string, meta *accountMeta, c *client.Client, se
 	a.Docs = docsync.New(st, c, k, meta.Address, log)
 	// Keys are looked up on every send and every incoming page: found by
 	// an index, not by reading every document (mail included).
-	if err := a.Docs.IndexTypes(docTypeOwnKey, keymanager.DocType); err != nil {
+	if err := a.Docs.IndexTypes(docTypeOwnKey, contactkeys.DocType); err != nil {
 		st.Close()
 		return nil, err
 	}
@@ -180,7 +180,7 @@ func (a *Account) start() {
 	a.mu.Unlock()
 	wake := make(chan struct{}, 1)
 	var seen atomic.Uint64
-	a.Docs.OnEvent(func(ev api.Event) {
+	a.Docs.OnEvent(func(ev providerapi.Event) {
 		if ev.Incoming > seen.Load() {
 			seen.Store(ev.Incoming)
 			select {
@@ -232,7 +232,7 @@ func (a *Account) ownEntities() (openpgp.EntityList, error) {
 	}
 	var out openpgp.EntityList
 	for _, k := range ks {
-		e, err := keys.ReadArmored(k.Private)
+		e, err := pgpkey.ReadArmored(k.Private)
 		if err != nil {
 			a.log.Warn("an own key does not parse", "fingerprint", k.Fingerprint, "err", err)
 			continue
@@ -268,7 +268,7 @@ func (a *Account) renewLoop(ctx context.Context) {
 		}
 		exp, err := a.client.Renew(ctx)
 		if err != nil {
-			if client.IsCode(err, api.CodeUnauthorized) {
+			if providerclient.IsCode(err, providerapi.CodeUnauthorized) {
 				// The session is gone (expired while we slept, or
 				// ended by a password change): only a login helps.
 				a.log.Warn("provider session ended; log in again to sync")
@@ -306,7 +306,7 @@ func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) e
 		return err
 	}
 	a.Mail = ms
-	a.Contacts = keymanager.New(a.Docs, a.keys)
+	a.Contacts = contactkeys.New(a.Docs, a.keys)
 	a.Incoming = &incoming.Processor{
 		Queue: a.client, Mail: ms, Keys: a.Contacts, Own: a.ownEntities,
 		DocID: &a.keys.DocID, Log: a.log,
@@ -377,13 +377,13 @@ func (a *Account) Online() bool {
 func (a *Account) StorePath() string { return a.store.Path() }
 
 // Store is the account's local encrypted store.
-func (a *Account) Store() *store.Store { return a.store }
+func (a *Account) Store() *localstore.Store { return a.store }
 
 // Keys are the keys derived from the storage secret.
 func (a *Account) Keys() *seal.Keys { return a.keys }
 
 // Client is the provider API client.
-func (a *Account) Client() *client.Client { return a.client }
+func (a *Account) Client() *providerclient.Client { return a.client }
 
 // --- the account's own OpenPGP keys, kept as documents
 
@@ -431,17 +431,17 @@ func (a *Account) CurrentKey() (*openpgp.Entity, error) {
 		return nil, err
 	}
 	if len(ks) == 0 {
-		return nil, keys.ErrNoKey
+		return nil, pgpkey.ErrNoKey
 	}
-	return keys.ReadArmored(ks[0].Private)
+	return pgpkey.ReadArmored(ks[0].Private)
 }
 
 // ensureKey makes, stores and publishes a key when the account has none
 // (after signup, or to finish a signup that was interrupted).
 func (a *Account) ensureKey(ctx context.Context) error {
 	e, err := a.CurrentKey()
-	if errors.Is(err, keys.ErrNoKey) {
-		e, err = keys.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
+	if errors.Is(err, pgpkey.ErrNoKey) {
+		e, err = pgpkey.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
 		if err != nil {
 			return err
 		}
@@ -451,11 +451,11 @@ func (a *Account) ensureKey(ctx context.Context) error {
 		if err := a.Docs.Sync(ctx); err != nil {
 			return fmt.Errorf("syncing the new key: %w", err)
 		}
-		a.log.Info("generated OpenPGP key", "fingerprint", keys.Fingerprint(e))
+		a.log.Info("generated OpenPGP key", "fingerprint", pgpkey.Fingerprint(e))
 	} else if err != nil {
 		return err
 	}
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		return err
 	}
@@ -477,7 +477,7 @@ func (a *Account) RotateKeyIfExpiring(ctx context.Context, before time.Duration)
 	if exp := ks[0].Expires; exp.IsZero() || time.Until(exp) > before {
 		return false, nil
 	}
-	e, err := keys.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
+	e, err := pgpkey.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
 	if err != nil {
 		return false, err
 	}
@@ -487,14 +487,14 @@ func (a *Account) RotateKeyIfExpiring(ctx context.Context, before time.Duration)
 	if err := a.Docs.Sync(ctx); err != nil {
 		a.log.Info("new key kept locally; it syncs when the provider is back", "err", err)
 	}
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		return true, err
 	}
 	if err := a.client.PublishKey(ctx, pub); err != nil {
 		return true, fmt.Errorf("publishing the new key: %w", err)
 	}
-	a.log.Info("rotated the OpenPGP key before it expires", "fingerprint", keys.Fingerprint(e), "old", ks[0].Fingerprint)
+	a.log.Info("rotated the OpenPGP key before it expires", "fingerprint", pgpkey.Fingerprint(e), "old", ks[0].Fingerprint)
 	return true, nil
 }
 
@@ -503,20 +503,20 @@ func (a *Account) RotateKeyIfExpiring(ctx context.Context, before time.Duration)
 func (a *Account) rotationWindow() time.Duration {
 	life := a.d.cfg.KeyLifetime
 	if life <= 0 {
-		life = keys.DefaultLifetime
+		life = pgpkey.DefaultLifetime
 	}
 	return min(30*24*time.Hour, life/4)
 }
 
 func (a *Account) storeOwnKey(e *openpgp.Entity) error {
-	priv, err := keys.ArmorPrivate(e)
+	priv, err := pgpkey.ArmorPrivate(e)
 	if err != nil {
 		return err
 	}
-	fpr := keys.Fingerprint(e)
+	fpr := pgpkey.Fingerprint(e)
 	body, err := json.Marshal(KeyDoc{
 		Type: docTypeOwnKey, Address: a.Address, Fingerprint: fpr,
-		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Added: time.Now().UTC(), Private: priv,
+		Created: e.PrimaryKey.CreationTime.UTC(), Expires: pgpkey.Expires(e).UTC(), Added: time.Now().UTC(), Private: priv,
 	})
 	if err != nil {
 		return err

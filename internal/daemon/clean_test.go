@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
@@ -34,7 +34,7 @@ func TestWritesOfAnotherProgramRebuildIndexes(t *testing.T) {
 	}
 
 	// The other program: documents written as records, no index kept.
-	st, err := store.Open(path, keys)
+	st, err := localstore.Open(path, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,15 +43,15 @@ func TestWritesOfAnotherProgramRebuildIndexes(t *testing.T) {
 		r, _ := json.Marshal(map[string]any{"r": 0, "b": b, "x": true, "v": 1})
 		return r
 	}
-	err = st.Update(func(tx *store.Tx) error {
+	err = st.Update(func(tx *localstore.Tx) error {
 		if err := tx.Put("docs", "otherprogrammessage", record(map[string]any{
 			"type": "message", "mbox": "INBOX", "blob": blob, "size": len(raw),
 			"date": time.Now().UTC().Truncate(time.Second), "flags": []string{},
 		})); err != nil {
 			return err
 		}
-		return tx.Put("docs", "otherprogramkey", record(keymanager.Key{
-			Type: keymanager.DocType, Address: "someone@example.org", Fingerprint: "00", Level: keymanager.WeakChain,
+		return tx.Put("docs", "otherprogramkey", record(contactkeys.Key{
+			Type: contactkeys.DocType, Address: "someone@example.org", Fingerprint: "00", Level: contactkeys.WeakChain,
 		}))
 	})
 	st.Close()
@@ -72,7 +72,7 @@ func TestWritesOfAnotherProgramRebuildIndexes(t *testing.T) {
 	if !found {
 		t.Fatalf("the other program's message is not in INBOX: %+v", msgs)
 	}
-	ks, err := keymanager.New(A2.Docs, A2.Keys()).List()
+	ks, err := contactkeys.New(A2.Docs, A2.Keys()).List()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestWritesOfAnotherProgramRebuildIndexes(t *testing.T) {
 	if err := d2.Close(); err != nil {
 		t.Fatal(err)
 	}
-	st, err = store.Open(path, keys)
+	st, err = localstore.Open(path, keys)
 	if err != nil {
 		t.Fatal(err)
 	}

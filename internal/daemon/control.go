@@ -17,9 +17,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/client"
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // The control API: JSON over HTTP on a loopback address (127.0.0.1:7070),
@@ -223,9 +223,9 @@ func readCtl(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func statusOf(err error) int {
-	var ae *client.APIError
+	var ae *providerclient.APIError
 	switch {
-	case errors.Is(err, client.ErrWrongPassword):
+	case errors.Is(err, providerclient.ErrWrongPassword):
 		return http.StatusUnauthorized
 	case errors.As(err, &ae) && ae.Status >= 500, isOffline(err):
 		return http.StatusBadGateway
@@ -400,18 +400,18 @@ func (d *Daemon) hExport(w http.ResponseWriter, r *http.Request) {
 	}
 	var armored string
 	if r.URL.Query().Get("secret") == "1" {
-		armored, err = keys.ArmorPrivate(e)
+		armored, err = pgpkey.ArmorPrivate(e)
 	} else {
-		armored, err = keys.ArmorPublic(e)
+		armored, err = pgpkey.ArmorPublic(e)
 	}
 	if err != nil {
 		ctlErr(w, http.StatusInternalServerError, err)
 		return
 	}
-	ctlJSON(w, http.StatusOK, ExportResponse{Address: a.Address, Fingerprint: keys.Fingerprint(e), Armored: armored})
+	ctlJSON(w, http.StatusOK, ExportResponse{Address: a.Address, Fingerprint: pgpkey.Fingerprint(e), Armored: armored})
 }
 
-func contactKey(k *keymanager.Key) ContactKey {
+func contactKey(k *contactkeys.Key) ContactKey {
 	return ContactKey{Address: k.Address, Fingerprint: k.Fingerprint, Level: k.Level.String(), Source: k.Source,
 		Created: k.Created, Expires: k.Expires, Updated: k.Updated}
 }
@@ -427,7 +427,7 @@ func (d *Daemon) hContactKey(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	k, err := a.Contacts.Get(r.URL.Query().Get("contact"))
-	if errors.Is(err, keymanager.ErrNoKey) {
+	if errors.Is(err, contactkeys.ErrNoKey) {
 		ctlErr(w, http.StatusNotFound, fmt.Errorf("no key known for %s (try keys fetch)", r.URL.Query().Get("contact")))
 		return
 	} else if err != nil {

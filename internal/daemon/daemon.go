@@ -16,11 +16,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/outbox"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -40,7 +40,7 @@ type Config struct {
 	// server's; nil stores none).
 	Indexer      mailstore.Indexer
 	SyncInterval time.Duration // periodic sync besides notifications (default 5m)
-	Client       client.Options
+	Client       providerclient.Options
 	// Where the local mail services listen (for `mail config`), and the
 	// local certificate's SHA-256 fingerprint.
 	IMAPAddr, SMTPAddr string
@@ -146,12 +146,12 @@ type ProviderRef struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
-func (d *Daemon) bootstrap(ctx context.Context, domain string, ref ProviderRef) (*client.Provider, string, error) {
+func (d *Daemon) bootstrap(ctx context.Context, domain string, ref ProviderRef) (*providerclient.Provider, string, error) {
 	u := ref.URL
 	if u == "" {
 		u = domain
 	}
-	p, err := client.Bootstrap(ctx, u, ref.Fingerprint, d.cfg.Client)
+	p, err := providerclient.Bootstrap(ctx, u, ref.Fingerprint, d.cfg.Client)
 	if err != nil {
 		return nil, "", err
 	}
@@ -185,7 +185,7 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 	if err != nil {
 		return nil, err
 	}
-	c, err := client.New(p, d.cfg.Client)
+	c, err := providerclient.New(p, d.cfg.Client)
 	if err != nil {
 		return nil, err
 	}
@@ -248,7 +248,7 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 		return nil, err
 	}
 	var (
-		p    *client.Provider
+		p    *providerclient.Provider
 		purl string
 	)
 	if meta != nil && meta.Provider != nil && ref.URL == "" && ref.Fingerprint == "" {
@@ -264,7 +264,7 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 			p, purl = meta.Provider, meta.ProviderURL
 		}
 	}
-	c, err := client.New(p, d.cfg.Client)
+	c, err := providerclient.New(p, d.cfg.Client)
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +289,7 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 		if err := writeMeta(dir, meta); err != nil {
 			return nil, err
 		}
-	case errors.Is(err, client.ErrWrongPassword):
+	case errors.Is(err, providerclient.ErrWrongPassword):
 		return nil, err
 	case errors.Is(err, seal.ErrWeakKDF):
 		d.log.Warn("login refused: the provider asked for weaker password hashing than allowed", "account", address, "err", err)
@@ -299,7 +299,7 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 		if err := d.checkKept(meta.KDF); err != nil {
 			return nil, err
 		}
-		secret, err = client.UnwrapOffline(login, password, meta.KDF, meta.WrappedSecret)
+		secret, err = providerclient.UnwrapOffline(login, password, meta.KDF, meta.WrappedSecret)
 		if err != nil {
 			return nil, err
 		}
@@ -353,7 +353,7 @@ func (d *Daemon) checkKept(kdf seal.KDFParams) error {
 // isOffline tells a provider that could not be reached from one that
 // answered with an error.
 func isOffline(err error) bool {
-	var ae *client.APIError
+	var ae *providerclient.APIError
 	if errors.As(err, &ae) {
 		return ae.Status >= 500
 	}
@@ -379,7 +379,7 @@ func (d *Daemon) Logout(ctx context.Context, address string) error {
 		lerr = a.client.Logout(ctx)
 	}
 	// The session ended: forget it, so nothing resumes it.
-	serr := a.store.Update(func(tx *store.Tx) error { return tx.Delete(bucketAccount, keySession) })
+	serr := a.store.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketAccount, keySession) })
 	// Logged out means locked: the local token no longer unlocks the
 	// account (the next login wraps the secret for it again).
 	a.mu.Lock()
@@ -406,7 +406,7 @@ func (d *Daemon) ChangePassword(ctx context.Context, address string, oldPassword
 		return err
 	}
 	// Prove the old password to ourselves before changing anything.
-	secret, err := client.UnwrapOffline(a.Login, oldPassword, a.meta.KDF, a.meta.WrappedSecret)
+	secret, err := providerclient.UnwrapOffline(a.Login, oldPassword, a.meta.KDF, a.meta.WrappedSecret)
 	if err != nil {
 		return err
 	}
@@ -422,7 +422,7 @@ func (d *Daemon) ChangePassword(ctx context.Context, address string, oldPassword
 	if err := errors.Join(kdf.AtLeast(d.cfg.KDFFloor), kdf.AtLeast(a.meta.KDF)); err != nil {
 		return fmt.Errorf("password change: %w", err)
 	}
-	cr, err := client.NewCredentials(a.Login, newPassword, secret, kdf)
+	cr, err := providerclient.NewCredentials(a.Login, newPassword, secret, kdf)
 	if err != nil {
 		return err
 	}

@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/keys"
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -44,10 +44,10 @@ func TestSignupLoginWrongPassword(t *testing.T) {
 	// A second device: a wrong password fails, the right one gives the
 	// same key.
 	b := testenv.NewDaemon(t, testenv.DaemonOptions{})
-	if _, err := b.Login(ctx(t), "alice@"+testenv.Domain, []byte("wrong password!"), p.Ref()); !errors.Is(err, client.ErrWrongPassword) {
+	if _, err := b.Login(ctx(t), "alice@"+testenv.Domain, []byte("wrong password!"), p.Ref()); !errors.Is(err, providerclient.ErrWrongPassword) {
 		t.Fatalf("login with a wrong password: got %v, want ErrWrongPassword", err)
 	}
-	if _, err := b.Login(ctx(t), "nobody@"+testenv.Domain, []byte(password), p.Ref()); !errors.Is(err, client.ErrWrongPassword) {
+	if _, err := b.Login(ctx(t), "nobody@"+testenv.Domain, []byte(password), p.Ref()); !errors.Is(err, providerclient.ErrWrongPassword) {
 		t.Fatalf("login of an unknown user: got %v, want ErrWrongPassword", err)
 	}
 	acctB, err := b.Login(ctx(t), "alice@"+testenv.Domain, []byte(password), p.Ref())
@@ -62,8 +62,8 @@ func TestSignupLoginWrongPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := keys.ReadArmored(kr.OpenPGP)
-	if err != nil || keys.Fingerprint(pub) != fprA || pub.PrivateKey != nil {
+	pub, err := pgpkey.ReadArmored(kr.OpenPGP)
+	if err != nil || pgpkey.Fingerprint(pub) != fprA || pub.PrivateKey != nil {
 		t.Fatalf("nicknym key: %v, fingerprint %v", err, pub)
 	}
 	// Signing up a taken name fails clearly.
@@ -82,7 +82,7 @@ func mustKey(t *testing.T, a *daemon.Account) string {
 	if e.PrivateKey == nil {
 		t.Fatal("own key has no private part")
 	}
-	return keys.Fingerprint(e)
+	return pgpkey.Fingerprint(e)
 }
 
 func TestPasswordNeverOnTheWire(t *testing.T) {
@@ -101,7 +101,7 @@ func TestPasswordNeverOnTheWire(t *testing.T) {
 	}
 	// The old password no longer works; the new one does, also from
 	// the pinned provider kept on this device.
-	if _, err := a.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{}); !errors.Is(err, client.ErrWrongPassword) {
+	if _, err := a.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{}); !errors.Is(err, providerclient.ErrWrongPassword) {
 		t.Fatalf("old password after change: %v", err)
 	}
 	if _, err := a.Login(ctx(t), addr, []byte(password+" 2"), daemon.ProviderRef{}); err != nil {
@@ -286,7 +286,7 @@ func waitSynced(t *testing.T, as ...*daemon.Account) {
 // TestSessionRenewal: the daemon renews its provider session before it
 // expires, so syncing goes on past the first session's lifetime.
 func TestSessionRenewal(t *testing.T) {
-	p := testenv.StartProvider(t, testenv.Options{Config: provider.Config{SessionTTL: 3 * time.Second}})
+	p := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{SessionTTL: 3 * time.Second}})
 	a := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	A, err := a.CreateUser(ctx(t), "gina@"+testenv.Domain, []byte(password), p.Ref(), "")
 	if err != nil {
@@ -335,7 +335,7 @@ func TestKeyRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if pub, _ := keys.ReadArmored(kr.OpenPGP); keys.Fingerprint(pub) != fresh {
+	if pub, _ := pgpkey.ReadArmored(kr.OpenPGP); pgpkey.Fingerprint(pub) != fresh {
 		t.Fatal("nicknym does not serve the new key")
 	}
 	B, err := b.Login(ctx(t), addr, []byte(password), p.Ref())
@@ -469,7 +469,7 @@ func TestOfflineLogin(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Stop()
-	if _, err := d.Login(ctx(t), addr, []byte("not the password"), daemon.ProviderRef{}); !errors.Is(err, client.ErrWrongPassword) {
+	if _, err := d.Login(ctx(t), addr, []byte("not the password"), daemon.ProviderRef{}); !errors.Is(err, providerclient.ErrWrongPassword) {
 		t.Fatalf("offline login with a wrong password: %v", err)
 	}
 	A, err := d.Login(ctx(t), addr, []byte(password), daemon.ProviderRef{})

@@ -10,11 +10,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // hostileStore is a provider storage that a test can make lie: it
@@ -22,10 +22,10 @@ import (
 type hostileStore struct {
 	storage.Store
 	mu     sync.Mutex
-	inject []api.Doc
+	inject []providerapi.Doc
 }
 
-func (h *hostileStore) Changes(ctx context.Context, login string, since uint64, limit int) ([]api.Doc, uint64, bool, error) {
+func (h *hostileStore) Changes(ctx context.Context, login string, since uint64, limit int) ([]providerapi.Doc, uint64, bool, error) {
 	docs, last, more, err := h.Store.Changes(ctx, login, since, limit)
 	if err != nil {
 		return docs, last, more, err
@@ -43,7 +43,7 @@ func (h *hostileStore) Changes(ctx context.Context, login string, since uint64, 
 	return docs, last, more, nil
 }
 
-func (h *hostileStore) set(docs ...api.Doc) {
+func (h *hostileStore) set(docs ...providerapi.Doc) {
 	h.mu.Lock()
 	h.inject = docs
 	h.mu.Unlock()
@@ -89,7 +89,7 @@ func TestClientRefusesTamperedMovedReplayed(t *testing.T) {
 
 	cases := []struct {
 		name string
-		doc  api.Doc
+		doc  providerapi.Doc
 	}{
 		{"tampered ciphertext", tampered},
 		{"old ciphertext relabelled as a new revision", relabelled},
@@ -150,7 +150,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 	if err != nil || len(own) == 0 {
 		t.Fatal("no own key", err)
 	}
-	e, err := keys.ReadArmored(own[0].Private)
+	e, err := pgpkey.ReadArmored(own[0].Private)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -40,7 +40,7 @@ func floorDaemon(t *testing.T, dir string, newKDF func() (seal.KDFParams, error)
 	t.Helper()
 	d, err := daemon.New(daemon.Config{
 		DataDir: dir, NewKDFParams: newKDF, Logger: testenv.Logger(t),
-		Client: client.Options{WrapTransport: rec.Wrap},
+		Client: providerclient.Options{WrapTransport: rec.Wrap},
 	})
 	if err != nil {
 		t.Fatal(err)

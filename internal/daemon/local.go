@@ -14,9 +14,9 @@ import (
 
 	"golang.org/x/crypto/hkdf"
 
-	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/smtpd"
-	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -59,18 +59,18 @@ func (a *Account) LocalToken() string {
 // makes one, and keeps the secret wrapped under it in account.json.
 func (a *Account) ensureLocalToken(secret []byte) error {
 	var tok string
-	err := a.store.View(func(tx *store.Tx) error {
+	err := a.store.View(func(tx *localstore.Tx) error {
 		v, err := tx.Get(bucketAccount, keyLocalToken)
 		tok = string(v)
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, localstore.ErrNotFound) {
 		raw := make([]byte, 16)
 		if _, err := rand.Read(raw); err != nil {
 			return err
 		}
 		tok = hex.EncodeToString(raw)
-		if err := a.store.Update(func(tx *store.Tx) error { return tx.Put(bucketAccount, keyLocalToken, []byte(tok)) }); err != nil {
+		if err := a.store.Update(func(tx *localstore.Tx) error { return tx.Put(bucketAccount, keyLocalToken, []byte(tok)) }); err != nil {
 			return err
 		}
 	} else if err != nil {
@@ -107,7 +107,7 @@ type savedSession struct {
 // unlock by local token can resume it.
 func (a *Account) saveSession(token string, expires time.Time) error {
 	b, _ := json.Marshal(savedSession{Token: token, Expires: expires})
-	return a.store.Update(func(tx *store.Tx) error { return tx.Put(bucketAccount, keySession, b) })
+	return a.store.Update(func(tx *localstore.Tx) error { return tx.Put(bucketAccount, keySession, b) })
 }
 
 // CheckLocal verifies a mail client's login: address and local token. A
@@ -156,7 +156,7 @@ func (d *Daemon) unlockWithToken(ctx context.Context, address, token string) (*A
 		return nil, err
 	}
 	defer release()
-	c, err := client.New(meta.Provider, d.cfg.Client)
+	c, err := providerclient.New(meta.Provider, d.cfg.Client)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func (d *Daemon) unlockWithToken(ctx context.Context, address, token string) (*A
 // has not expired.
 func (a *Account) resumeSession() {
 	var ss savedSession
-	_ = a.store.View(func(tx *store.Tx) error {
+	_ = a.store.View(func(tx *localstore.Tx) error {
 		v, err := tx.Get(bucketAccount, keySession)
 		if err == nil {
 			_ = json.Unmarshal(v, &ss)

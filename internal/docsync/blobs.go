@@ -9,8 +9,8 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/bitmask-go/bitmask/internal/client"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -34,7 +34,7 @@ type BlobRemote interface {
 	Blob(ctx context.Context, id string) ([]byte, error)
 }
 
-var _ BlobRemote = (*client.Client)(nil)
+var _ BlobRemote = (*providerclient.Client)(nil)
 
 func (e *Engine) blobDir() string { return filepath.Join(filepath.Dir(e.st.Path()), "blobs") }
 
@@ -84,7 +84,7 @@ func syncDir(dir string) error {
 func (e *Engine) readBlobFile(id string) ([]byte, error) {
 	ct, err := os.ReadFile(e.blobPath(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, store.ErrNotFound
+		return nil, localstore.ErrNotFound
 	}
 	return ct, err
 }
@@ -106,7 +106,7 @@ func (e *Engine) PutBlob(plaintext []byte) (string, error) {
 			return "", err
 		}
 	}
-	err := e.st.Update(func(tx *store.Tx) error { return tx.Put(bucketBlobPending, id, nil) })
+	err := e.st.Update(func(tx *localstore.Tx) error { return tx.Put(bucketBlobPending, id, nil) })
 	return id, err
 }
 
@@ -124,7 +124,7 @@ func (e *Engine) Blob(ctx context.Context, id string) ([]byte, error) {
 	if err == nil {
 		return seal.OpenBlobBytes(&e.keys.Blob, id, ct)
 	}
-	if !errors.Is(err, store.ErrNotFound) {
+	if !errors.Is(err, localstore.ErrNotFound) {
 		return nil, err
 	}
 	br, ok := e.remote.(BlobRemote)
@@ -150,7 +150,7 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 	}
 	for {
 		var ids []string
-		err := e.st.View(func(tx *store.Tx) error {
+		err := e.st.View(func(tx *localstore.Tx) error {
 			return tx.ForEach(bucketBlobPending, func(id string, _ []byte) error {
 				if len(ids) < 100 {
 					ids = append(ids, id)
@@ -167,10 +167,10 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 				if err := br.PutBlob(ctx, id, ct); err != nil {
 					return fmt.Errorf("docsync: upload blob: %w", err)
 				}
-			} else if !errors.Is(err, store.ErrNotFound) {
+			} else if !errors.Is(err, localstore.ErrNotFound) {
 				return err
 			}
-			if err := e.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketBlobPending, id) }); err != nil {
+			if err := e.st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketBlobPending, id) }); err != nil {
 				return err
 			}
 		}
@@ -206,7 +206,7 @@ func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
 			return err
 		}
 	}
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Update(func(tx *localstore.Tx) error {
 		for _, id := range ids {
 			if err := tx.Put(bucketBlobPending, id, nil); err != nil {
 				return err

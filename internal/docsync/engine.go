@@ -25,10 +25,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/recovered"
-	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -87,7 +87,7 @@ type attempt struct {
 }
 
 // matches reports whether d is one of our attempts, and its local edit.
-func (f *inflight) matches(d *api.Doc) (uint64, bool) {
+func (f *inflight) matches(d *providerapi.Doc) (uint64, bool) {
 	if f == nil || d.Rev != f.Rev {
 		return 0, false
 	}
@@ -117,12 +117,12 @@ func (r *record) acknowledge(rev, ver uint64, deleted bool, body []byte) {
 
 // Remote is what the engine needs of the provider; *client.Client is it.
 type Remote interface {
-	Changes(ctx context.Context, since uint64, limit int, wait time.Duration) (*api.ChangesResponse, error)
-	Push(ctx context.Context, docs []api.DocPush) (*api.PushResponse, error)
-	Events(ctx context.Context, fn func(api.Event)) error
+	Changes(ctx context.Context, since uint64, limit int, wait time.Duration) (*providerapi.ChangesResponse, error)
+	Push(ctx context.Context, docs []providerapi.DocPush) (*providerapi.PushResponse, error)
+	Events(ctx context.Context, fn func(providerapi.Event)) error
 }
 
-var _ Remote = (*client.Client)(nil)
+var _ Remote = (*providerclient.Client)(nil)
 
 // Status is what `bitmaskctl status` shows of sync.
 type Status struct {
@@ -139,7 +139,7 @@ type Status struct {
 
 // Engine syncs one account.
 type Engine struct {
-	st     *store.Store
+	st     *localstore.Store
 	remote Remote
 	key    *[32]byte
 	keys   *seal.Keys
@@ -152,7 +152,7 @@ type Engine struct {
 	mu       sync.Mutex // guards status and the hooks
 	status   Status
 	onChange []func(ids []string)
-	onEvent  []func(api.Event)
+	onEvent  []func(providerapi.Event)
 	types    []string // indexed document types
 
 	dirtyReady atomic.Bool // docs-dirty checked to exist
@@ -160,7 +160,7 @@ type Engine struct {
 
 // OnEvent registers fn to be called with every event of the provider's
 // notification stream (the mail layer watches the incoming counter).
-func (e *Engine) OnEvent(fn func(api.Event)) {
+func (e *Engine) OnEvent(fn func(providerapi.Event)) {
 	e.mu.Lock()
 	e.onEvent = append(e.onEvent, fn)
 	e.mu.Unlock()
@@ -168,7 +168,7 @@ func (e *Engine) OnEvent(fn func(api.Event)) {
 
 // New makes an engine for user (the AEAD's user binding: the account
 // address) with the document key.
-func New(st *store.Store, remote Remote, keys *seal.Keys, user string, log *slog.Logger) *Engine {
+func New(st *localstore.Store, remote Remote, keys *seal.Keys, user string, log *slog.Logger) *Engine {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -203,9 +203,9 @@ func (e *Engine) Kick() {
 	}
 }
 
-func getRecord(tx *store.Tx, id string) (*record, error) {
+func getRecord(tx *localstore.Tx, id string) (*record, error) {
 	v, err := tx.Get(bucketDocs, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, localstore.ErrNotFound) {
 		return nil, nil
 	}
 	if err != nil {
@@ -221,7 +221,7 @@ func getRecord(tx *store.Tx, id string) (*record, error) {
 // putRecord writes a record and keeps the local indexes in step with it:
 // the documents waiting to be pushed, and the documents of each indexed
 // type (see IndexTypes).
-func (e *Engine) putRecord(tx *store.Tx, id string, r *record) error {
+func (e *Engine) putRecord(tx *localstore.Tx, id string, r *record) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -240,7 +240,7 @@ func (e *Engine) putRecord(tx *store.Tx, id string, r *record) error {
 	return e.indexType(tx, id, r)
 }
 
-func (e *Engine) indexType(tx *store.Tx, id string, r *record) error {
+func (e *Engine) indexType(tx *localstore.Tx, id string, r *record) error {
 	e.mu.Lock()
 	types := e.types
 	e.mu.Unlock()
@@ -267,11 +267,11 @@ func (e *Engine) indexType(tx *store.Tx, id string, r *record) error {
 // entry holds a stamp from a counter that grows with every change, so a
 // consumer that took an older state of the document does not clear a
 // newer change.
-func journal(tx *store.Tx, id string) error {
+func journal(tx *localstore.Tx, id string) error {
 	var n uint64
 	if v, err := tx.Get(bucketState, keyStamp); err == nil && len(v) == 8 {
 		n = binary.BigEndian.Uint64(v)
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, localstore.ErrNotFound) {
 		return err
 	}
 	var b [8]byte
@@ -305,7 +305,7 @@ func stampOf(v []byte) uint64 {
 // being applied stays listed.
 func (e *Engine) Changed(limit int) ([]Change, error) {
 	var out []Change
-	err := e.st.View(func(tx *store.Tx) error {
+	err := e.st.View(func(tx *localstore.Tx) error {
 		err := tx.ForEach(bucketChanged, func(id string, v []byte) error {
 			if limit > 0 && len(out) >= limit {
 				return errStop
@@ -323,10 +323,10 @@ func (e *Engine) Changed(limit int) ([]Change, error) {
 
 // Taken marks changes as taken by the consumer, in its transaction: each
 // entry goes unless a newer change of the document replaced it.
-func Taken(tx *store.Tx, changes ...Change) error {
+func Taken(tx *localstore.Tx, changes ...Change) error {
 	for _, c := range changes {
 		v, err := tx.Get(bucketChanged, c.ID)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, localstore.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -380,10 +380,10 @@ func (e *Engine) IndexTypes(types ...string) error {
 	if len(add) == 0 {
 		return nil
 	}
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Update(func(tx *localstore.Tx) error {
 		var build []string
 		for _, t := range add {
-			if _, err := tx.Get(bucketState, keyTypes+t); errors.Is(err, store.ErrNotFound) {
+			if _, err := tx.Get(bucketState, keyTypes+t); errors.Is(err, localstore.ErrNotFound) {
 				build = append(build, t)
 			} else if err != nil {
 				return err
@@ -444,9 +444,9 @@ func (e *Engine) addTypes(add []string) {
 // ForgetIndexes drops the local indexes (pending pushes, types) of the
 // store st, so the next engine on it builds them again from the
 // documents: for a store that something other than this program may have
-// written (see store.TakeCleanMark).
-func ForgetIndexes(st *store.Store) error {
-	return st.Update(func(tx *store.Tx) error {
+// written (see localstore.TakeCleanMark).
+func ForgetIndexes(st *localstore.Store) error {
+	return st.Update(func(tx *localstore.Tx) error {
 		var types []string
 		err := tx.ForEach(bucketState, func(k string, _ []byte) error {
 			if t, ok := strings.CutPrefix(k, keyTypes); ok {
@@ -481,7 +481,7 @@ func (e *Engine) ForEachType(t string, fn func(*Doc) error) error {
 		return fmt.Errorf("docsync: documents of type %q are not indexed", t)
 	}
 	var docs []*Doc
-	err := e.st.View(func(tx *store.Tx) error {
+	err := e.st.View(func(tx *localstore.Tx) error {
 		var ids []string
 		err := tx.ForEach(typeBucket(t), func(id string, _ []byte) error {
 			ids = append(ids, id)
@@ -518,10 +518,10 @@ func (e *Engine) ensureDirtyIndex() error {
 	if e.dirtyReady.Load() {
 		return nil
 	}
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Update(func(tx *localstore.Tx) error {
 		if _, err := tx.Get(bucketState, keyDirtyIndex); err == nil {
 			return nil
-		} else if !errors.Is(err, store.ErrNotFound) {
+		} else if !errors.Is(err, localstore.ErrNotFound) {
 			return err
 		}
 		var ids []string
@@ -569,7 +569,7 @@ func (e *Engine) PutBatch(docs []Doc) error {
 			return err
 		}
 	}
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Update(func(tx *localstore.Tx) error {
 		for _, d := range docs {
 			if err := e.writeTx(tx, d.ID, d.Body, false); err != nil {
 				return err
@@ -600,7 +600,7 @@ func (e *Engine) write(id string, body []byte, del bool) error {
 	if err := checkID(id); err != nil {
 		return err
 	}
-	err := e.st.Update(func(tx *store.Tx) error { return e.writeTx(tx, id, body, del) })
+	err := e.st.Update(func(tx *localstore.Tx) error { return e.writeTx(tx, id, body, del) })
 	if err != nil {
 		return err
 	}
@@ -608,7 +608,7 @@ func (e *Engine) write(id string, body []byte, del bool) error {
 	return nil
 }
 
-func (e *Engine) writeTx(tx *store.Tx, id string, body []byte, del bool) error {
+func (e *Engine) writeTx(tx *localstore.Tx, id string, body []byte, del bool) error {
 	r, err := getRecord(tx, id)
 	if err != nil {
 		return err
@@ -639,7 +639,7 @@ func (e *Engine) writeTx(tx *store.Tx, id string, body []byte, del bool) error {
 // documents are skipped.
 func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody []byte, del, keep bool, err error)) error {
 	changed := false
-	err := e.st.Update(func(tx *store.Tx) error {
+	err := e.st.Update(func(tx *localstore.Tx) error {
 		for _, id := range ids {
 			r, err := getRecord(tx, id)
 			if err != nil {
@@ -671,7 +671,7 @@ func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody [
 // Get returns a live document.
 func (e *Engine) Get(id string) (*Doc, error) {
 	var d *Doc
-	err := e.st.View(func(tx *store.Tx) error {
+	err := e.st.View(func(tx *localstore.Tx) error {
 		r, err := getRecord(tx, id)
 		if err != nil {
 			return err
@@ -687,7 +687,7 @@ func (e *Engine) Get(id string) (*Doc, error) {
 
 // ForEach calls fn with every live document.
 func (e *Engine) ForEach(fn func(*Doc) error) error {
-	return e.st.View(func(tx *store.Tx) error {
+	return e.st.View(func(tx *localstore.Tx) error {
 		return tx.ForEach(bucketDocs, func(id string, v []byte) error {
 			var r record
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -707,7 +707,7 @@ func (e *Engine) Status() Status {
 	if err := e.ensureDirtyIndex(); err != nil {
 		e.log.Warn("docsync: indexing local changes", "err", err)
 	}
-	_ = e.st.View(func(tx *store.Tx) error {
+	_ = e.st.View(func(tx *localstore.Tx) error {
 		pending = tx.Count(bucketDirty)
 		return nil
 	})
@@ -724,9 +724,9 @@ func (e *Engine) setStatus(fn func(*Status)) {
 	e.mu.Unlock()
 }
 
-func (e *Engine) lastSeq(tx *store.Tx) (uint64, error) {
+func (e *Engine) lastSeq(tx *localstore.Tx) (uint64, error) {
 	v, err := tx.Get(bucketState, keySeq)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, localstore.ErrNotFound) {
 		return 0, nil
 	}
 	if err != nil {
@@ -779,7 +779,7 @@ func (e *Engine) sync(ctx context.Context) error {
 func (e *Engine) pull(ctx context.Context) error {
 	for {
 		var since uint64
-		if err := e.st.View(func(tx *store.Tx) (err error) { since, err = e.lastSeq(tx); return }); err != nil {
+		if err := e.st.View(func(tx *localstore.Tx) (err error) { since, err = e.lastSeq(tx); return }); err != nil {
 			return err
 		}
 		resp, err := e.remote.Changes(ctx, since, pageSize, 0)
@@ -796,7 +796,7 @@ func (e *Engine) pull(ctx context.Context) error {
 			return fmt.Errorf("docsync: provider says there are more changes after %d but its page ends there; refusing", since)
 		}
 		var ids []string
-		err = e.st.Update(func(tx *store.Tx) error {
+		err = e.st.Update(func(tx *localstore.Tx) error {
 			ids = ids[:0]
 			for i := range resp.Changes {
 				ok, err := e.applySafely(tx, &resp.Changes[i])
@@ -829,7 +829,7 @@ func (e *Engine) pull(ctx context.Context) error {
 // fails authentication: logged (what and where, not the document),
 // counted, and passed over, so it neither stops the pull nor comes back
 // at the next one; a newer revision of it is applied as usual.
-func (e *Engine) applySafely(tx *store.Tx, d *api.Doc) (changed bool, err error) {
+func (e *Engine) applySafely(tx *localstore.Tx, d *providerapi.Doc) (changed bool, err error) {
 	if p := recovered.Do(func() { changed, err = e.apply(tx, d) }); p != nil {
 		e.log.Error("docsync: applying a document panicked; refused", append([]any{"doc", d.ID, "rev", d.Rev}, p.LogAttrs()...)...)
 		e.setStatus(func(s *Status) { s.Rejected++ })
@@ -845,7 +845,7 @@ var testHookApply func(id string, body []byte)
 // apply applies one document of the changes feed; it reports whether the
 // local document changed. Documents that fail authentication or replay an
 // older revision are refused (logged, counted) and change nothing.
-func (e *Engine) apply(tx *store.Tx, d *api.Doc) (bool, error) {
+func (e *Engine) apply(tx *localstore.Tx, d *providerapi.Doc) (bool, error) {
 	r, err := getRecord(tx, d.ID)
 	if err != nil {
 		return false, err
@@ -906,7 +906,7 @@ func (e *Engine) merge(r *record, rev uint64, del bool, body []byte) {
 type pending struct {
 	id   string
 	ver  uint64
-	push api.DocPush
+	push providerapi.DocPush
 }
 
 func (e *Engine) push(ctx context.Context) (int, error) {
@@ -919,7 +919,7 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		var batch []pending
-		err := e.st.View(func(tx *store.Tx) error {
+		err := e.st.View(func(tx *localstore.Tx) error {
 			var ids []string
 			err := tx.ForEach(bucketDirty, func(id string, _ []byte) error {
 				if len(ids) >= pushBatch {
@@ -943,7 +943,7 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 				if err != nil {
 					return err
 				}
-				batch = append(batch, pending{id: id, ver: r.Ver, push: api.DocPush{
+				batch = append(batch, pending{id: id, ver: r.Ver, push: providerapi.DocPush{
 					ID: id, BaseRev: r.Rev, Rev: r.Rev + 1, Deleted: r.Deleted, Ciphertext: ct,
 				}})
 			}
@@ -955,11 +955,11 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 		if len(batch) == 0 {
 			return total, nil
 		}
-		docs := make([]api.DocPush, len(batch))
+		docs := make([]providerapi.DocPush, len(batch))
 		for i := range batch {
 			docs[i] = batch[i].push
 		}
-		err = e.st.Update(func(tx *store.Tx) error {
+		err = e.st.Update(func(tx *localstore.Tx) error {
 			for _, p := range batch {
 				r, err := getRecord(tx, p.id)
 				if err != nil || r == nil {
@@ -987,7 +987,7 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 		}
 		var merged []string
 		conflicts := 0
-		err = e.st.Update(func(tx *store.Tx) error {
+		err = e.st.Update(func(tx *localstore.Tx) error {
 			merged, conflicts = merged[:0], 0
 			for i, res := range resp.Results {
 				p := &batch[i]
@@ -1002,13 +1002,13 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 					continue
 				}
 				switch res.Status {
-				case api.PushOK:
+				case providerapi.PushOK:
 					var body []byte
 					if !p.push.Deleted && r.Ver != p.ver {
 						body, _ = seal.OpenDoc(e.key, e.user, p.id, p.push.Rev, false, p.push.Ciphertext)
 					}
 					r.acknowledge(p.push.Rev, p.ver, p.push.Deleted, body)
-				case api.PushConflict:
+				case providerapi.PushConflict:
 					if cur := res.Current; cur != nil {
 						if ver, ours := r.Pushing.matches(cur); ours {
 							// The provider has an earlier attempt of ours
@@ -1114,10 +1114,10 @@ func (e *Engine) follow(ctx context.Context) {
 		// A panic in reading the stream or in a hook ends this stream,
 		// like a cut connection, not bitmaskd.
 		if p := recovered.Do(func() {
-			err = e.remote.Events(ctx, func(ev api.Event) {
+			err = e.remote.Events(ctx, func(ev providerapi.Event) {
 				e.mu.Lock()
 				have := e.status.LastSeq
-				hooks := append([]func(api.Event){}, e.onEvent...)
+				hooks := append([]func(providerapi.Event){}, e.onEvent...)
 				e.mu.Unlock()
 				if ev.Seq > have {
 					e.Kick()

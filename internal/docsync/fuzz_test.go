@@ -16,10 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -87,29 +87,29 @@ func FuzzSyncResponses(f *testing.F) {
 	for _, b := range []string{`{"type":"note","v":1}`, `{"type":"note","v":2}`, `{"type":"note","v":3}`, `{"type":"mail","x":"y"}`} {
 		bodies[b] = true
 	}
-	d1 := api.Doc{ID: "d1", Rev: 1, Ciphertext: sealDoc("d1", 1, false, `{"type":"note","v":2}`), Seq: 1}
-	d1b := api.Doc{ID: "d1", Rev: 2, Ciphertext: sealDoc("d1", 2, false, `{"type":"mail","x":"y"}`), Seq: 2}
-	d1del := api.Doc{ID: "d1", Rev: 3, Deleted: true, Ciphertext: sealDoc("d1", 3, true, ""), Seq: 3}
-	l1 := api.Doc{ID: "local1", Rev: 1, Ciphertext: sealDoc("local1", 1, false, `{"type":"note","v":3}`), Seq: 4}
-	forged := api.Doc{ID: "d2", Rev: 1, Ciphertext: d1.Ciphertext, Seq: 5} // d1's ciphertext under another id
+	d1 := providerapi.Doc{ID: "d1", Rev: 1, Ciphertext: sealDoc("d1", 1, false, `{"type":"note","v":2}`), Seq: 1}
+	d1b := providerapi.Doc{ID: "d1", Rev: 2, Ciphertext: sealDoc("d1", 2, false, `{"type":"mail","x":"y"}`), Seq: 2}
+	d1del := providerapi.Doc{ID: "d1", Rev: 3, Deleted: true, Ciphertext: sealDoc("d1", 3, true, ""), Seq: 3}
+	l1 := providerapi.Doc{ID: "local1", Rev: 1, Ciphertext: sealDoc("local1", 1, false, `{"type":"note","v":3}`), Seq: 4}
+	forged := providerapi.Doc{ID: "d2", Rev: 1, Ciphertext: d1.Ciphertext, Seq: 5} // d1's ciphertext under another id
 	blobPT := []byte("blob content")
 	blobID := seal.BlobID(&keys.BlobMAC, blobPT)
 	blobCT, err := seal.SealBlobBytes(&keys.Blob, blobID, blobPT)
 	if err != nil {
 		f.Fatal(err)
 	}
-	okPush := marshal(api.PushResponse{Results: []api.PushResult{{ID: "local1", Status: api.PushOK, Rev: 1, Seq: 9}}})
+	okPush := marshal(providerapi.PushResponse{Results: []providerapi.PushResult{{ID: "local1", Status: providerapi.PushOK, Rev: 1, Seq: 9}}})
 	for _, s := range []struct{ changes, push, blob []byte }{
-		{marshal(api.ChangesResponse{Changes: []api.Doc{d1}, LastSeq: 1, Head: 1}), okPush, blobCT},
-		{marshal(api.ChangesResponse{Changes: []api.Doc{d1, d1b, d1del}, LastSeq: 3, More: true}), okPush, blobCT[:len(blobCT)-1]},
-		{marshal(api.ChangesResponse{Changes: []api.Doc{l1, forged}, LastSeq: 5}), marshal(api.PushResponse{Results: []api.PushResult{
-			{ID: "local1", Status: api.PushConflict, Current: &l1}}}), nil},
-		{marshal(api.ChangesResponse{Changes: []api.Doc{d1}, LastSeq: 1}), marshal(api.PushResponse{Results: []api.PushResult{
-			{ID: "local1", Status: api.PushConflict}}}), []byte("not a blob")},
-		{marshal(api.ChangesResponse{LastSeq: 0, More: true}), marshal(api.PushResponse{Results: []api.PushResult{
-			{ID: "other", Status: api.PushOK}}}), nil},
-		{marshal(api.ChangesResponse{Changes: []api.Doc{{ID: "", Rev: 1}, {ID: "d1", Rev: 0}}, LastSeq: 18446744073709551615}),
-			marshal(api.PushResponse{Results: []api.PushResult{{ID: "local1", Status: "maybe"}}}), nil},
+		{marshal(providerapi.ChangesResponse{Changes: []providerapi.Doc{d1}, LastSeq: 1, Head: 1}), okPush, blobCT},
+		{marshal(providerapi.ChangesResponse{Changes: []providerapi.Doc{d1, d1b, d1del}, LastSeq: 3, More: true}), okPush, blobCT[:len(blobCT)-1]},
+		{marshal(providerapi.ChangesResponse{Changes: []providerapi.Doc{l1, forged}, LastSeq: 5}), marshal(providerapi.PushResponse{Results: []providerapi.PushResult{
+			{ID: "local1", Status: providerapi.PushConflict, Current: &l1}}}), nil},
+		{marshal(providerapi.ChangesResponse{Changes: []providerapi.Doc{d1}, LastSeq: 1}), marshal(providerapi.PushResponse{Results: []providerapi.PushResult{
+			{ID: "local1", Status: providerapi.PushConflict}}}), []byte("not a blob")},
+		{marshal(providerapi.ChangesResponse{LastSeq: 0, More: true}), marshal(providerapi.PushResponse{Results: []providerapi.PushResult{
+			{ID: "other", Status: providerapi.PushOK}}}), nil},
+		{marshal(providerapi.ChangesResponse{Changes: []providerapi.Doc{{ID: "", Rev: 1}, {ID: "d1", Rev: 0}}, LastSeq: 18446744073709551615}),
+			marshal(providerapi.PushResponse{Results: []providerapi.PushResult{{ID: "local1", Status: "maybe"}}}), nil},
 		{[]byte(`{"changes":[{"id":"d1","rev":1,"ciphertext":"!!"}],"last_seq":"x"}`), []byte(`{"results":null}`), nil},
 		{[]byte("<html>"), []byte("<html>"), []byte("<html>")},
 	} {
@@ -121,10 +121,10 @@ func FuzzSyncResponses(f *testing.F) {
 	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	f.Cleanup(srv.Close)
-	c, err := client.New(&client.Provider{
-		JSON:  api.ProviderJSON{APIURI: srv.URL, APIVersion: api.Version},
+	c, err := providerclient.New(&providerclient.Provider{
+		JSON:  providerapi.ProviderJSON{APIURI: srv.URL, APIVersion: providerapi.Version},
 		CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}),
-	}, client.Options{Timeout: 10 * time.Second})
+	}, providerclient.Options{Timeout: 10 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func FuzzSyncResponses(f *testing.F) {
 		prov.pulls, prov.pushes = 0, 0
 		prov.mu.Unlock()
 
-		st, err := store.Open(filepath.Join(t.TempDir(), "store.db"), keys)
+		st, err := localstore.Open(filepath.Join(t.TempDir(), "store.db"), keys)
 		if err != nil {
 			t.Fatal(err)
 		}

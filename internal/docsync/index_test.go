@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
@@ -128,7 +128,7 @@ func TestPushIndexBuiltForOldStores(t *testing.T) {
 		}
 	}
 	// Forget the index, as a store from before it would be.
-	err := A.Store().Update(func(tx *store.Tx) error {
+	err := A.Store().Update(func(tx *localstore.Tx) error {
 		if err := tx.DeleteBucket("docs-dirty"); err != nil {
 			return err
 		}

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -21,22 +21,22 @@ const feedUser = "u@example.test"
 // feedRemote serves a fixed changes feed, and pushes nothing.
 type feedRemote struct {
 	mu      sync.Mutex
-	changes []api.Doc
-	asked   []uint64                 // the since of every Changes call
-	panics  int                      // Changes panics this many more times
-	events  func(fn func(api.Event)) // runs as each notification stream opens
+	changes []providerapi.Doc
+	asked   []uint64                         // the since of every Changes call
+	panics  int                              // Changes panics this many more times
+	events  func(fn func(providerapi.Event)) // runs as each notification stream opens
 }
 
-func (f *feedRemote) Changes(_ context.Context, since uint64, _ int, _ time.Duration) (*api.ChangesResponse, error) {
+func (f *feedRemote) Changes(_ context.Context, since uint64, _ int, _ time.Duration) (*providerapi.ChangesResponse, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.asked = append(f.asked, since)
 	if f.panics > 0 {
 		f.panics--
-		var resp *api.ChangesResponse
+		var resp *providerapi.ChangesResponse
 		_ = resp.Changes[0] // a client that chokes on the provider's answer
 	}
-	resp := &api.ChangesResponse{}
+	resp := &providerapi.ChangesResponse{}
 	for _, d := range f.changes {
 		if d.Seq > since {
 			resp.Changes = append(resp.Changes, d)
@@ -47,11 +47,11 @@ func (f *feedRemote) Changes(_ context.Context, since uint64, _ int, _ time.Dura
 	return resp, nil
 }
 
-func (f *feedRemote) Push(context.Context, []api.DocPush) (*api.PushResponse, error) {
+func (f *feedRemote) Push(context.Context, []providerapi.DocPush) (*providerapi.PushResponse, error) {
 	return nil, errors.New("not expected")
 }
 
-func (f *feedRemote) Events(ctx context.Context, fn func(api.Event)) error {
+func (f *feedRemote) Events(ctx context.Context, fn func(providerapi.Event)) error {
 	f.mu.Lock()
 	hook := f.events
 	f.mu.Unlock()
@@ -76,7 +76,7 @@ func TestPanickingDocumentIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"), k)
+	st, err := localstore.Open(filepath.Join(t.TempDir(), "s.db"), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestPanickingDocumentIsRefused(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		remote.changes = append(remote.changes, api.Doc{ID: id, Rev: 1, Ciphertext: ct, Seq: uint64(i + 1)})
+		remote.changes = append(remote.changes, providerapi.Doc{ID: id, Rev: 1, Ciphertext: ct, Seq: uint64(i + 1)})
 	}
 	var mu sync.Mutex
 	tries := 0
@@ -163,25 +163,25 @@ func TestPanickingNotificationStreamReconnects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"), k)
+	st, err := localstore.Open(filepath.Join(t.TempDir(), "s.db"), k)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
 	opened := make(chan int, 10)
 	n := 0
-	remote := &feedRemote{events: func(fn func(api.Event)) {
+	remote := &feedRemote{events: func(fn func(providerapi.Event)) {
 		n++
 		opened <- n
 		if n == 1 {
-			fn(api.Event{Seq: 1}) // the hook below panics on it
+			fn(providerapi.Event{Seq: 1}) // the hook below panics on it
 		}
 	}}
 	var logs testlog.Buffer
 	e := New(st, remote, k, feedUser, slog.New(slog.NewTextHandler(&logs, nil)))
-	e.OnEvent(func(ev api.Event) {
+	e.OnEvent(func(ev providerapi.Event) {
 		if ev.Seq == 1 {
-			var m map[uint64]*api.Event
+			var m map[uint64]*providerapi.Event
 			_ = m[ev.Seq].Seq // a nil dereference
 		}
 	})

@@ -19,10 +19,10 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // message10k is a 10 KB message with a small MIME structure.
@@ -341,11 +341,11 @@ func publishUser(t testing.TB, p *testenv.Provider, login string) string {
 	if err := p.Store.CreateUser(ctx, &storage.User{Login: login, Created: time.Now()}, ""); err != nil {
 		t.Fatal(err)
 	}
-	e, err := keys.Generate(addr, 0, time.Now())
+	e, err := pgpkey.Generate(addr, 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, _ := keys.ArmorPublic(e)
+	pub, _ := pgpkey.ArmorPublic(e)
 	if err := p.Store.PutKey(ctx, addr, []byte(pub)); err != nil {
 		t.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-smtp"
 
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/daemon"
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -230,19 +230,19 @@ func TestIdle(t *testing.T) {
 func TestReceivePGPMIME(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	a := signup(t, p, "erin")
-	bobKey, err := keys.Generate("bob@elsewhere.test", 0, time.Now())
+	bobKey, err := pgpkey.Generate("bob@elsewhere.test", 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	bobPub, _ := keys.ArmorPublic(bobKey)
-	if _, err := a.acct.Contacts.Learn("bob@elsewhere.test", bobPub, keymanager.ProviderTrust, "test"); err != nil {
+	bobPub, _ := pgpkey.ArmorPublic(bobKey)
+	if _, err := a.acct.Contacts.Learn("bob@elsewhere.test", bobPub, contactkeys.ProviderTrust, "test"); err != nil {
 		t.Fatal(err)
 	}
 	erinKey, err := a.acct.CurrentKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	erinPub, _ := keys.ReadArmored(mustArmorPublic(t, erinKey))
+	erinPub, _ := pgpkey.ReadArmored(mustArmorPublic(t, erinKey))
 
 	secret := plainMessage("bob@elsewhere.test", a.acct.Address, "The real subject 77e1", "inner-body-marker-9d2c")
 	enc, err := pgpmime.EncryptSign(secret, openpgp.EntityList{erinPub}, bobKey, nil)
@@ -274,7 +274,7 @@ func TestReceivePGPMIME(t *testing.T) {
 	if header(m, "X-Leap-Encryption") != "decrypted" {
 		t.Fatalf("X-Leap-Encryption: %q", header(m, "X-Leap-Encryption"))
 	}
-	want := fmt.Sprintf("valid; signer=\"bob@elsewhere.test\"; level=provider_trust; pubkey=%q", keys.Fingerprint(bobKey))
+	want := fmt.Sprintf("valid; signer=\"bob@elsewhere.test\"; level=provider_trust; pubkey=%q", pgpkey.Fingerprint(bobKey))
 	if header(m, "X-Leap-Signature") != want {
 		t.Fatalf("X-Leap-Signature: %q, want %q", header(m, "X-Leap-Signature"), want)
 	}
@@ -284,7 +284,7 @@ func TestReceivePGPMIME(t *testing.T) {
 }
 
 func mustArmorPublic(t *testing.T, e *openpgp.Entity) string {
-	s, err := keys.ArmorPublic(e)
+	s, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		t.Fatal(err)
 	}

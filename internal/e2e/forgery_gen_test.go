@@ -16,9 +16,9 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/clearsign"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/autocrypt"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -38,7 +38,7 @@ func corpusKey(t *testing.T, addr string) *openpgp.Entity {
 	t.Helper()
 	path := filepath.Join(forgeryDir, "keys", addr+".asc")
 	if b, err := os.ReadFile(path); err == nil {
-		e, err := keys.ReadArmored(string(b))
+		e, err := pgpkey.ReadArmored(string(b))
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
@@ -53,7 +53,7 @@ func corpusKey(t *testing.T, addr string) *openpgp.Entity {
 	if err != nil {
 		t.Fatal(err)
 	}
-	arm, err := keys.ArmorPrivate(e)
+	arm, err := pgpkey.ArmorPrivate(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func autocryptHeader(t *testing.T, addr string, key *openpgp.Entity) string {
 // inside the signed content (what bitmaskd's own outbox sends).
 func withAttachedKey(t *testing.T, key *openpgp.Entity, header, body string) []byte {
 	t.Helper()
-	pub, err := keys.ArmorPublic(key)
+	pub, err := pgpkey.ArmorPublic(key)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,9 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/emersion/go-smtp"
 
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -31,7 +31,7 @@ func TestForgeryCorpus(t *testing.T) {
 	b := signup(t, p, "bob") // a real user at the provider; the corpus impersonates him with another key
 	for _, addr := range []string{"eve@remote.test", "manager@remote.test"} {
 		pub := mustArmorPublic(t, corpusKey(t, addr))
-		if _, err := a.acct.Contacts.Learn(addr, pub, keymanager.ProviderTrust, "wkd"); err != nil {
+		if _, err := a.acct.Contacts.Learn(addr, pub, contactkeys.ProviderTrust, "wkd"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -70,7 +70,7 @@ func TestForgeryCorpus(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ownPub, _ := keys.ReadArmored(mustArmorPublic(t, own))
+	ownPub, _ := pgpkey.ReadArmored(mustArmorPublic(t, own))
 	eve := corpusKey(t, "eve@remote.test")
 	const pay = "Please pay invoice 4711 to the new account today.\r\n"
 	runtime := []corpusCase{

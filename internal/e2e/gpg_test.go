@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // gnupg is a GnuPG home with one key of its own.
@@ -72,11 +72,11 @@ func TestGnuPGInterop(t *testing.T) {
 	const gina = "gina@outside.test"
 	g := newGnuPG(t, "Gina <"+gina+">")
 	ginaPub, _ := g.output(nil, "--armor", "--export", gina)
-	if _, err := a.acct.Contacts.Learn(gina, string(ginaPub), keymanager.KnownKey, "test"); err != nil {
+	if _, err := a.acct.Contacts.Learn(gina, string(ginaPub), contactkeys.KnownKey, "test"); err != nil {
 		t.Fatal(err)
 	}
 	ak, _ := a.acct.CurrentKey()
-	alicePub, _ := keys.ArmorPublic(ak)
+	alicePub, _ := pgpkey.ArmorPublic(ak)
 	g.run([]byte(alicePub), "--import")
 
 	// GnuPG to A: PGP/MIME (RFC 3156) around gpg's encrypted and signed
@@ -114,7 +114,7 @@ func TestGnuPGInterop(t *testing.T) {
 		t.Fatalf("gpg decrypted something else:\n%s", plain)
 	}
 	if !bytes.Contains(status, []byte("[GNUPG:] DECRYPTION_OKAY")) || !bytes.Contains(status, []byte("[GNUPG:] GOODSIG")) ||
-		!bytes.Contains(status, []byte("VALIDSIG "+keys.Fingerprint(ak))) {
+		!bytes.Contains(status, []byte("VALIDSIG "+pgpkey.Fingerprint(ak))) {
 		t.Fatalf("gpg status:\n%s", status)
 	}
 }
@@ -122,9 +122,9 @@ func TestGnuPGInterop(t *testing.T) {
 // keyFingerprint is the fingerprint of an armored public key.
 func keyFingerprint(t *testing.T, armored []byte) string {
 	t.Helper()
-	e, err := keys.ReadArmored(string(armored))
+	e, err := pgpkey.ReadArmored(string(armored))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keys.Fingerprint(e)
+	return pgpkey.Fingerprint(e)
 }

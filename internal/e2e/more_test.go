@@ -9,8 +9,8 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // TestUndecryptableKept: an incoming item none of the account's keys can
@@ -18,7 +18,7 @@ import (
 func TestUndecryptableKept(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	a := signup(t, p, "lena")
-	other, _ := keys.Generate("someone@else.test", 0, time.Now())
+	other, _ := pgpkey.Generate("someone@else.test", 0, time.Now())
 	ct := encryptTo(t, other, []byte("From: x@y.test\r\nSubject: for someone else\r\n\r\nnot for lena\r\n"))
 	if err := p.Deliver(context.Background(), "lena", ct); err != nil {
 		t.Fatal(err)

@@ -18,9 +18,9 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/foxcpp/go-mockdns"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/outbox"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -73,7 +73,7 @@ func TestSendEncrypted(t *testing.T) {
 		t.Fatalf("X-Leap-Encryption %q", header(m, "X-Leap-Encryption"))
 	}
 	ak, _ := a.acct.CurrentKey()
-	if want := fmt.Sprintf("valid; signer=%q; level=provider_trust; pubkey=%q", a.acct.Address, keys.Fingerprint(ak)); header(m, "X-Leap-Signature") != want {
+	if want := fmt.Sprintf("valid; signer=%q; level=provider_trust; pubkey=%q", a.acct.Address, pgpkey.Fingerprint(ak)); header(m, "X-Leap-Signature") != want {
 		t.Fatalf("X-Leap-Signature %q, want %q", header(m, "X-Leap-Signature"), want)
 	}
 	testenv.Eventually(t, 20*time.Second, "outbox empty", func() bool { return a.acct.Outbox.Pending() == 0 })
@@ -178,7 +178,7 @@ func TestSendOutside(t *testing.T) {
 		t.Fatal("no DKIM signature from the provider's relay")
 	}
 	ak, _ := a.acct.CurrentKey()
-	pub, _ := keys.ArmorPublic(ak)
+	pub, _ := pgpkey.ArmorPublic(ak)
 	gpgVerifySigned(t, got, pub)
 	// The message also verifies for our own reader.
 	res, err := pgpmime.Process(got, nil, nil, time.Now())

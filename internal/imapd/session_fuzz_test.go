@@ -14,8 +14,8 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/fuzzconn"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
-	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -151,7 +151,7 @@ func FuzzIMAPSession(f *testing.F) {
 // (with a sync per write) would take most of the time of an input.
 func newFuzzTemplate(f *testing.F, keys *seal.Keys, msgs [][]byte) string {
 	dir := f.TempDir()
-	st, err := store.Open(filepath.Join(dir, "store.db"), keys)
+	st, err := localstore.Open(filepath.Join(dir, "store.db"), keys)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func fuzzAccount(t *testing.T, keys *seal.Keys, template string) *mailstore.Stor
 	if err := os.CopyFS(dir, os.DirFS(template)); err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(dir, "store.db"), keys)
+	st, err := localstore.Open(filepath.Join(dir, "store.db"), keys)
 	if err != nil {
 		t.Fatal(err)
 	}

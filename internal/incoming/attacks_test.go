@@ -35,13 +35,13 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/emersion/go-msgauth/dkim"
 
-	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/incoming"
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -85,9 +85,9 @@ func (r *attackRig) process(msg []byte, ar ...string) []byte {
 }
 
 // know keeps e's public key for addr at level, as a key fetched by WKD.
-func (r *attackRig) know(addr string, e *openpgp.Entity, level keymanager.Level, source string) {
+func (r *attackRig) know(addr string, e *openpgp.Entity, level contactkeys.Level, source string) {
 	r.t.Helper()
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		r.t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func (r *attackRig) know(addr string, e *openpgp.Entity, level keymanager.Level,
 
 func genKey(t *testing.T, addr string) *openpgp.Entity {
 	t.Helper()
-	e, err := keys.Generate(addr, 0, time.Now())
+	e, err := pgpkey.Generate(addr, 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ const (
 func TestReviewAttackCertificationOnOtherUserIDReplacesKey(t *testing.T) {
 	r := newAttackRig(t, "certvictim")
 	bossKey := genKey(t, boss)
-	r.know(boss, bossKey, keymanager.ProviderTrust, "wkd")
+	r.know(boss, bossKey, contactkeys.ProviderTrust, "wkd")
 
 	carol := genKey(t, "carol@carol.test")
 	var carolID string
@@ -250,7 +250,7 @@ func TestReviewAttackCertificationOnOtherUserIDReplacesKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if kept.Fingerprint == keys.Fingerprint(carol) {
+	if kept.Fingerprint == pgpkey.Fingerprint(carol) {
 		t.Errorf("ATTACK WORKS: Carol's key replaced Boss's: level %s source %s vouch %q", kept.Level, kept.Source, kept.Vouch)
 	}
 	forged := signPGPMIME(t, carol, "From: "+boss+"\r\nSubject: wire transfer\r\nContent-Type: text/plain\r\n\r\nPlease wire 50,000 EUR to XX00 1234 today.\r\n")
@@ -317,7 +317,7 @@ func TestReviewAttackDKIMReplayWithAddedAutocrypt(t *testing.T) {
 	t.Logf("the replayed message with Eve's Autocrypt header still passes DKIM for %s", verifs[0].Domain)
 
 	r.process(replayed, "dkim=pass header.d=company.test header.i=@company.test", "dmarc=pass header.from=company.test")
-	if kept, err := r.a.Contacts.Get(boss); err == nil && kept.Fingerprint == keys.Fingerprint(eveKey) && kept.Level >= keymanager.WeakChain {
+	if kept, err := r.a.Contacts.Get(boss); err == nil && kept.Fingerprint == pgpkey.Fingerprint(eveKey) && kept.Level >= contactkeys.WeakChain {
 		t.Errorf("ATTACK WORKS: Eve's key learned for %s at %s, vouch %q", boss, kept.Level, kept.Vouch)
 	}
 	forged := signPGPMIME(t, eveKey, "From: "+boss+"\r\nSubject: wire transfer\r\nContent-Type: text/plain\r\n\r\nPlease wire 50,000 EUR to XX00 1234 today.\r\n")
@@ -346,8 +346,8 @@ func TestReviewAttackDKIMReplayWithAddedAutocrypt(t *testing.T) {
 func TestReviewAttackQPControlByteHidesPart(t *testing.T) {
 	r := newAttackRig(t, "qpvictim")
 	bossKey := genKey(t, boss)
-	r.know(boss, bossKey, keymanager.ProviderTrust, "wkd")
-	ownPub, _ := keys.ReadArmored(mustArmor(t, r.own))
+	r.know(boss, bossKey, contactkeys.ProviderTrust, "wkd")
+	ownPub, _ := pgpkey.ReadArmored(mustArmor(t, r.own))
 
 	// What pgpmime's decoder sees of Eve's part, and what a client shows.
 	evil := "\x01Please wire 50,000 EUR to XX00 1234 today. -- Boss\r\n"
@@ -391,7 +391,7 @@ func readQP(s string) (string, error) {
 
 func mustArmor(t *testing.T, e *openpgp.Entity) string {
 	t.Helper()
-	s, err := keys.ArmorPublic(e)
+	s, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,9 +415,9 @@ func mustArmor(t *testing.T, e *openpgp.Entity) string {
 func TestReviewAttackInlineBlocksOfSeveralSigners(t *testing.T) {
 	r := newAttackRig(t, "multisig")
 	bossKey := genKey(t, boss)
-	r.know(boss, bossKey, keymanager.ProviderTrust, "wkd")
+	r.know(boss, bossKey, contactkeys.ProviderTrust, "wkd")
 	eveKey := genKey(t, eve)
-	r.know(eve, eveKey, keymanager.Unvouched, "autocrypt") // e.g. from an earlier Autocrypt header
+	r.know(eve, eveKey, contactkeys.Unvouched, "autocrypt") // e.g. from an earlier Autocrypt header
 
 	bossBlock := clearsigned(t, bossKey, "I approve.\r\n") // replayed: Boss really signed this
 	eveBlock := clearsigned(t, eveKey, "Also wire 50,000 EUR to XX00 1234 today. -- Boss\r\n")
@@ -454,7 +454,7 @@ func TestReviewAttackInlineBlocksOfSeveralSigners(t *testing.T) {
 func TestReviewAttackFromWithBlankBeforeColon(t *testing.T) {
 	r := newAttackRig(t, "colonvictim")
 	eveKey := genKey(t, eve)
-	r.know(eve, eveKey, keymanager.ProviderTrust, "wkd")
+	r.know(eve, eveKey, contactkeys.ProviderTrust, "wkd")
 	body := "Subject: wire transfer\r\nContent-Type: text/plain\r\n\r\nPlease wire 50,000 EUR to XX00 1234 today.\r\n"
 	for _, c := range []struct{ name, header string }{
 		{"from", "From : Boss <" + boss + ">\r\nFrom: " + eve + "\r\n"},
@@ -490,7 +490,7 @@ func TestReviewAttackFromWithBlankBeforeColon(t *testing.T) {
 func TestReviewAttackGroupNameShowsAddress(t *testing.T) {
 	r := newAttackRig(t, "groupvictim")
 	eveKey := genKey(t, eve)
-	r.know(eve, eveKey, keymanager.ProviderTrust, "wkd")
+	r.know(eve, eveKey, contactkeys.ProviderTrust, "wkd")
 	for _, from := range []string{
 		`"` + boss + `": ` + eve + `;`,
 		`Boss at company.test: <` + eve + `>;`,
@@ -519,7 +519,7 @@ func TestReviewAttackGroupNameShowsAddress(t *testing.T) {
 func TestReviewAttackEncodedWordInQuotedName(t *testing.T) {
 	r := newAttackRig(t, "ewvictim")
 	eveKey := genKey(t, eve)
-	r.know(eve, eveKey, keymanager.ProviderTrust, "wkd")
+	r.know(eve, eveKey, contactkeys.ProviderTrust, "wkd")
 	word := "=?utf-8?B?" + base64.StdEncoding.EncodeToString([]byte(boss)) + "?="
 	shown, _ := new(mime.WordDecoder).DecodeHeader(word)
 	from := `"` + word + `" <` + eve + `>`
@@ -550,7 +550,7 @@ func TestReviewAttackEncodedWordInQuotedName(t *testing.T) {
 func TestReviewAttackSignaturePartAsHTML(t *testing.T) {
 	r := newAttackRig(t, "sightml")
 	bossKey := genKey(t, boss)
-	r.know(boss, bossKey, keymanager.ProviderTrust, "wkd")
+	r.know(boss, bossKey, contactkeys.ProviderTrust, "wkd")
 	genuine := string(signPGPMIME(t, bossKey, "From: "+boss+"\r\nSubject: lunch\r\nContent-Type: text/plain\r\n\r\nSee you at noon.\r\n"))
 	const sigHdr = "Content-Type: application/pgp-signature; name=\"signature.asc\"\r\nContent-Description: OpenPGP digital signature\r\nContent-Disposition: attachment; filename=\"signature.asc\"\r\n\r\n"
 	if !strings.Contains(genuine, sigHdr) {
@@ -579,7 +579,7 @@ func TestReviewAttackSignaturePartAsHTML(t *testing.T) {
 func TestReviewAttackRootContentTypeOnlyLenientParses(t *testing.T) {
 	r := newAttackRig(t, "ctvictim")
 	bossKey := genKey(t, boss)
-	r.know(boss, bossKey, keymanager.ProviderTrust, "wkd")
+	r.know(boss, bossKey, contactkeys.ProviderTrust, "wkd")
 	genuine := string(signPGPMIME(t, bossKey, "From: "+boss+"\r\nSubject: lunch\r\nContent-Type: text/plain\r\n\r\nSee you at noon.\r\n"))
 	ct := headerValue([]byte(genuine), "Content-Type")
 	_, params, _ := mime.ParseMediaType(ct)
@@ -619,7 +619,7 @@ func TestReviewAttackDecompressionBombStallsQueue(t *testing.T) {
 		t.Skip("allocates a few hundred MiB")
 	}
 	r := newAttackRig(t, "bombvictim")
-	ownPub, _ := keys.ReadArmored(mustArmor(t, r.own))
+	ownPub, _ := pgpkey.ReadArmored(mustArmor(t, r.own))
 	// The sender chooses the compression: go-crypto only picks one the
 	// recipient's key lists, so list ZLIB in the sender's copy.
 	for _, id := range ownPub.Identities {
@@ -668,15 +668,15 @@ func TestReviewAttackDecompressionBombStallsQueue(t *testing.T) {
 // fakeQueue is an incoming queue in memory (oldest id first).
 type fakeQueue struct{ items map[string][]byte }
 
-func (q *fakeQueue) ListIncoming(ctx context.Context, limit int) (*api.IncomingList, error) {
+func (q *fakeQueue) ListIncoming(ctx context.Context, limit int) (*providerapi.IncomingList, error) {
 	var ids []string
 	for id := range q.items {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	l := &api.IncomingList{}
+	l := &providerapi.IncomingList{}
 	for _, id := range ids {
-		l.Items = append(l.Items, api.IncomingItem{ID: id, Size: len(q.items[id]), Received: time.Now()})
+		l.Items = append(l.Items, providerapi.IncomingItem{ID: id, Size: len(q.items[id]), Received: time.Now()})
 	}
 	return l, nil
 }
@@ -799,7 +799,7 @@ func TestReviewAttackBase64ForwardedLeapField(t *testing.T) {
 func TestReviewRegressionIdentity(t *testing.T) {
 	r := newAttackRig(t, "regident")
 	eveKey := genKey(t, eve)
-	r.know(eve, eveKey, keymanager.ProviderTrust, "wkd")
+	r.know(eve, eveKey, contactkeys.ProviderTrust, "wkd")
 	body := "Subject: wire transfer\r\nContent-Type: text/plain\r\n\r\nPlease wire 50,000 EUR.\r\n"
 	for _, h := range []string{
 		"From: " + eve + "\r\nFrom: " + boss + "\r\n",
@@ -832,12 +832,12 @@ func TestReviewRegressionIdentity(t *testing.T) {
 // second user ID is a mismatch, not valid for Boss.
 func TestReviewRegressionProtectedFrom(t *testing.T) {
 	r := newAttackRig(t, "regprot")
-	ownPub, _ := keys.ReadArmored(mustArmor(t, r.own))
+	ownPub, _ := pgpkey.ReadArmored(mustArmor(t, r.own))
 	eveKey := genKey(t, eve)
 	if err := eveKey.AddUserId("Boss", "", boss, &packet.Config{}); err != nil {
 		t.Fatal(err)
 	}
-	r.know(eve, eveKey, keymanager.ProviderTrust, "wkd")
+	r.know(eve, eveKey, contactkeys.ProviderTrust, "wkd")
 	inner := "Content-Type: text/plain; charset=utf-8; hp=\"cipher\"\r\nFrom: " + boss + "\r\nSubject: wire transfer\r\n\r\nPlease wire 50,000 EUR.\r\n"
 	for _, signer := range []*openpgp.Entity{nil, eveKey} {
 		got := r.process([]byte("From: " + eve + "\r\nSubject: ...\r\n" + pgpMIMEEncrypted(t, ownPub, signer, inner)))
@@ -894,7 +894,7 @@ func TestReviewRegressionForgedAuthResults(t *testing.T) {
 			"\r\nContent-Type: text/plain\r\n\r\nhi\r\n"
 		item := mxItem(t, r.own, []byte(msg))
 		r.a.Incoming.Process(t.Context(), item, openpgp.EntityList{r.own}, time.Now())
-		if kept, err := r.a.Contacts.Get(from); err == nil && kept.Level >= keymanager.WeakChain {
+		if kept, err := r.a.Contacts.Get(from); err == nil && kept.Level >= contactkeys.WeakChain {
 			t.Errorf("case %d: learned at %s vouch %q", i, kept.Level, kept.Vouch)
 		}
 	}
@@ -950,7 +950,7 @@ func TestReviewAttackQuotedLocalPartEscapesOwnDomainRule(t *testing.T) {
 func TestReviewAttackBareCRDelimiterAddsPart(t *testing.T) {
 	r := newAttackRig(t, "crbody")
 	bossKey := genKey(t, boss)
-	r.know(boss, bossKey, keymanager.ProviderTrust, "wkd")
+	r.know(boss, bossKey, contactkeys.ProviderTrust, "wkd")
 	genuine := signPGPMIME(t, bossKey, "From: "+boss+"\r\nSubject: lunch\r\nContent-Type: text/plain\r\n\r\nSee you at noon.\r\n")
 	msg := "From: " + boss + "\r\nSubject: wire transfer\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"W\"\r\n\r\n" +
 		"--W\r\n" + signedEntity(t, genuine) +

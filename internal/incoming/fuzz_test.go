@@ -11,7 +11,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // FuzzProcess feeds arbitrary queue items to the incoming processing:
@@ -20,7 +20,7 @@ import (
 // Seeds are in testdata/fuzz/FuzzProcess; each input is encrypted to the
 // account's key first (as the MX does) unless it starts with "RAW:".
 func FuzzProcess(f *testing.F) {
-	own, err := keys.Generate("fuzz@example.test", 0, time.Now())
+	own, err := pgpkey.Generate("fuzz@example.test", 0, time.Now())
 	if err != nil {
 		f.Fatal(err)
 	}

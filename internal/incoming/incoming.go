@@ -35,18 +35,18 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/pkg/autocrypt"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
 // Queue is the provider's incoming queue; *client.Client is it.
 type Queue interface {
-	ListIncoming(ctx context.Context, limit int) (*api.IncomingList, error)
+	ListIncoming(ctx context.Context, limit int) (*providerapi.IncomingList, error)
 	Incoming(ctx context.Context, id string) ([]byte, error)
 	DeleteIncoming(ctx context.Context, id string) error
 }
@@ -64,7 +64,7 @@ const maxPlaintext = mailstore.MaxMessageSize
 type Processor struct {
 	Queue Queue
 	Mail  *mailstore.Store
-	Keys  *keymanager.Manager
+	Keys  *contactkeys.Manager
 	// Own returns the account's own keys with their private parts, the
 	// newest first.
 	Own   func() (openpgp.EntityList, error)
@@ -308,7 +308,7 @@ func offeredKeys(msg []byte) []offered {
 	var out []offered
 	if h, err := autocrypt.FromMessage(msg); err == nil && h != nil {
 		if e, err := h.Entity(); err == nil {
-			if arm, err := keys.ArmorPublic(e); err == nil {
+			if arm, err := pgpkey.ArmorPublic(e); err == nil {
 				out = append(out, offered{arm, "autocrypt"})
 			}
 		}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -27,7 +27,7 @@ const (
 // MinValidLevel is the lowest validation level of a key whose good
 // signature is shown as valid: a key learned from mail that nothing
 // vouched for (unvouched) is not enough.
-const MinValidLevel = keymanager.WeakChain
+const MinValidLevel = contactkeys.WeakChain
 
 // LevelOwn names the account's own keys in the level= parameter.
 const LevelOwn = "own"
@@ -89,7 +89,7 @@ func quote(s string) string {
 type known struct {
 	address string // the address it is kept for
 	entity  *openpgp.Entity
-	key     *keymanager.Key // nil for the account's own keys
+	key     *contactkeys.Key // nil for the account's own keys
 	own     bool
 }
 
@@ -101,7 +101,7 @@ func (p *Processor) signingKeys(ctx context.Context, a author, own openpgp.Entit
 	byFpr := map[string]known{}
 	var ring openpgp.EntityList
 	for _, e := range own {
-		byFpr[keys.Fingerprint(e)] = known{address: p.ownAddress(e), entity: e, own: true}
+		byFpr[pgpkey.Fingerprint(e)] = known{address: p.ownAddress(e), entity: e, own: true}
 	}
 	if p.Keys == nil {
 		return ring, byFpr
@@ -120,7 +120,7 @@ func (p *Processor) signingKeys(ctx context.Context, a author, own openpgp.Entit
 		if err != nil {
 			return
 		}
-		fpr := keys.Fingerprint(e)
+		fpr := pgpkey.Fingerprint(e)
 		if _, dup := byFpr[fpr]; dup {
 			return
 		}
@@ -161,11 +161,11 @@ func (p *Processor) allContactKeys(ring openpgp.EntityList, byFpr map[string]kno
 		if _, dup := more[k.Fingerprint]; dup {
 			continue
 		}
-		e, err := keys.ReadArmored(k.Armored)
+		e, err := pgpkey.ReadArmored(k.Armored)
 		if err != nil {
 			continue
 		}
-		more[keys.Fingerprint(e)] = known{address: normAddr(k.Address), entity: e, key: k}
+		more[pgpkey.Fingerprint(e)] = known{address: normAddr(k.Address), entity: e, key: k}
 		wider = append(wider, e)
 	}
 	return wider, more
@@ -174,14 +174,14 @@ func (p *Processor) allContactKeys(ring openpgp.EntityList, byFpr map[string]kno
 // fromDirectory: the key was served by the provider's own directory
 // (nicknym) or confirmed by the user; for an address at the provider's
 // domain no other key counts.
-func fromDirectory(k *keymanager.Key) bool {
-	return k != nil && (k.Source == "nicknym" || k.Level == keymanager.Fingerprint)
+func fromDirectory(k *contactkeys.Key) bool {
+	return k != nil && (k.Source == "nicknym" || k.Level == contactkeys.Fingerprint)
 }
 
 // ownAddress is the address of one of the account's own keys: the
 // account's when the key has it.
 func (p *Processor) ownAddress(e *openpgp.Entity) string {
-	for _, a := range keys.Addresses(e) {
+	for _, a := range pgpkey.Addresses(e) {
 		if n := normAddr(a); n != "" && (p.Address == "" || n == normAddr(p.Address)) {
 			return n
 		}
@@ -192,9 +192,9 @@ func (p *Processor) ownAddress(e *openpgp.Entity) string {
 // effectiveLevel is the level a kept key counts at. A key learned from
 // mail before bitmaskd recorded what vouched for it (no Vouch) was
 // learned without any check: it counts as unvouched.
-func effectiveLevel(k *keymanager.Key) keymanager.Level {
-	if k.Level == keymanager.WeakChain && k.Vouch == "" && (k.Source == "autocrypt" || k.Source == "attachment") {
-		return keymanager.Unvouched
+func effectiveLevel(k *contactkeys.Key) contactkeys.Level {
+	if k.Level == contactkeys.WeakChain && k.Vouch == "" && (k.Source == "autocrypt" || k.Source == "attachment") {
+		return contactkeys.Unvouched
 	}
 	return k.Level
 }
@@ -220,7 +220,7 @@ func (p *Processor) signatureVerdict(res *pgpmime.Result, a author, byFpr map[st
 	if res.Signer == nil {
 		return verdict{status: SigUnknown}
 	}
-	fpr := keys.Fingerprint(res.Signer)
+	fpr := pgpkey.Fingerprint(res.Signer)
 	k, ok := byFpr[fpr]
 	if !ok {
 		return verdict{status: SigUnknown, pubkey: fpr}
@@ -273,7 +273,7 @@ func keyHasAddress(e *openpgp.Entity, addr string) bool {
 	if addr == "" {
 		return false
 	}
-	for _, a := range keys.Addresses(e) {
+	for _, a := range pgpkey.Addresses(e) {
 		if normAddr(a) == addr {
 			return true
 		}
@@ -317,7 +317,7 @@ func (p *Processor) learnOffered(plain, msg []byte, a author, v verdict) {
 		return
 	}
 	for _, o := range offeredKeys(msg) {
-		level, vouch := keymanager.Unvouched, "none"
+		level, vouch := contactkeys.Unvouched, "none"
 		field := ""
 		if o.source == "autocrypt" {
 			field = "autocrypt"
@@ -328,11 +328,11 @@ func (p *Processor) learnOffered(plain, msg []byte, a author, v verdict) {
 			// covers (every shown part, keys included); an Autocrypt
 			// header never is (header fields are outside a PGP/MIME
 			// signature), so only DKIM can vouch for one.
-			level, vouch = keymanager.WeakChain, "signature:"+v.pubkey
+			level, vouch = contactkeys.WeakChain, "signature:"+v.pubkey
 		case domainVouch(plain, p.Domain, a.addr, field) != "":
-			level, vouch = keymanager.WeakChain, "dkim:"+domainOf(a.addr)
+			level, vouch = contactkeys.WeakChain, "dkim:"+domainOf(a.addr)
 		}
-		if _, err := p.Keys.LearnVouched(a.addr, o.armored, level, o.source, vouch); err != nil && !errors.Is(err, keymanager.ErrRefused) {
+		if _, err := p.Keys.LearnVouched(a.addr, o.armored, level, o.source, vouch); err != nil && !errors.Is(err, contactkeys.ErrRefused) {
 			// Not err's text: it names the address.
 			p.Log.Debug("incoming: offered key not kept", "source", o.source)
 		}

@@ -8,10 +8,10 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/autocrypt"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -40,23 +40,23 @@ func TestWhatVouchedIsTheLevel(t *testing.T) {
 	}
 	cases := []struct {
 		from, ar string
-		level    keymanager.Level
+		level    contactkeys.Level
 		vouch    string
 		next     string // the status of the next signed message
 	}{
-		{"ceo@dkim.test", "Authentication-Results: " + testenv.Domain + ";\r\n\tdkim=pass header.d=dkim.test\r\n" + dkimSig("dkim.test", "from:subject:autocrypt"), keymanager.WeakChain, "dkim:dkim.test", "valid"},
-		{"ceo@mxname.test", "Authentication-Results: mx." + testenv.Domain + "; dkim=pass header.d=mxname.test\r\n" + dkimSig("mxname.test", "from:autocrypt"), keymanager.WeakChain, "dkim:mxname.test", "valid"},
+		{"ceo@dkim.test", "Authentication-Results: " + testenv.Domain + ";\r\n\tdkim=pass header.d=dkim.test\r\n" + dkimSig("dkim.test", "from:subject:autocrypt"), contactkeys.WeakChain, "dkim:dkim.test", "valid"},
+		{"ceo@mxname.test", "Authentication-Results: mx." + testenv.Domain + "; dkim=pass header.d=mxname.test\r\n" + dkimSig("mxname.test", "from:autocrypt"), contactkeys.WeakChain, "dkim:mxname.test", "valid"},
 		// A DKIM-signed message replayed with an Autocrypt header added.
-		{"ceo@replayed.test", "Authentication-Results: " + testenv.Domain + "; dkim=pass header.d=replayed.test\r\n" + dkimSig("replayed.test", "from:subject"), keymanager.Unvouched, "none", "untrusted"},
+		{"ceo@replayed.test", "Authentication-Results: " + testenv.Domain + "; dkim=pass header.d=replayed.test\r\n" + dkimSig("replayed.test", "from:subject"), contactkeys.Unvouched, "none", "untrusted"},
 		// DMARC can pass by SPF alone, which covers no header field.
-		{"ceo@dmarc.test", "Authentication-Results: " + testenv.Domain + "; dkim=none; dmarc=pass header.from=dmarc.test\r\n", keymanager.Unvouched, "none", "untrusted"},
-		{"ceo@nothing.test", "Authentication-Results: " + testenv.Domain + "; dkim=none\r\n", keymanager.Unvouched, "none", "untrusted"},
-		{"ceo@forged.test", "Received: from x\r\nAuthentication-Results: " + testenv.Domain + "; dkim=pass header.d=forged.test\r\n", keymanager.Unvouched, "none", "untrusted"},
-		{"ceo@otherid.test", "Authentication-Results: mx.evil.test; dkim=pass header.d=otherid.test\r\n", keymanager.Unvouched, "none", "untrusted"},
+		{"ceo@dmarc.test", "Authentication-Results: " + testenv.Domain + "; dkim=none; dmarc=pass header.from=dmarc.test\r\n", contactkeys.Unvouched, "none", "untrusted"},
+		{"ceo@nothing.test", "Authentication-Results: " + testenv.Domain + "; dkim=none\r\n", contactkeys.Unvouched, "none", "untrusted"},
+		{"ceo@forged.test", "Received: from x\r\nAuthentication-Results: " + testenv.Domain + "; dkim=pass header.d=forged.test\r\n", contactkeys.Unvouched, "none", "untrusted"},
+		{"ceo@otherid.test", "Authentication-Results: mx.evil.test; dkim=pass header.d=otherid.test\r\n", contactkeys.Unvouched, "none", "untrusted"},
 	}
 	for _, c := range cases {
 		t.Run(c.from, func(t *testing.T) {
-			k, err := keys.Generate(c.from, 0, time.Now())
+			k, err := pgpkey.Generate(c.from, 0, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -32,9 +32,9 @@ func localKeys(t *testing.T) *seal.Keys {
 	return k
 }
 
-func openLocal(t *testing.T, path string, k *seal.Keys, idx Indexer) (*store.Store, *Store) {
+func openLocal(t *testing.T, path string, k *seal.Keys, idx Indexer) (*localstore.Store, *Store) {
 	t.Helper()
-	st, err := store.Open(path, k)
+	st, err := localstore.Open(path, k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +48,7 @@ func openLocal(t *testing.T, path string, k *seal.Keys, idx Indexer) (*store.Sto
 
 // reopen closes the mail store and its file, as a stop (or, when the
 // caller stopped nothing else first, a crash) would, and opens them again.
-func reopen(t *testing.T, st *store.Store, ms *Store, path string, k *seal.Keys, idx Indexer) (*store.Store, *Store) {
+func reopen(t *testing.T, st *localstore.Store, ms *Store, path string, k *seal.Keys, idx Indexer) (*localstore.Store, *Store) {
 	t.Helper()
 	ms.Close()
 	st.Close()
@@ -311,7 +311,7 @@ func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
 	}
 	// As a store indexed before the change list: no marker, and the
 	// document not listed.
-	err := st.Update(func(tx *store.Tx) error {
+	err := st.Update(func(tx *localstore.Tx) error {
 		if err := tx.Delete(bucketState, "journal"); err != nil {
 			return err
 		}

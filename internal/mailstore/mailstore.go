@@ -35,8 +35,8 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/recovered"
-	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -138,7 +138,7 @@ const (
 
 	bucketMbox  = "mail-mbox"  // name -> mboxState
 	bucketState = "mail-state" // "uidvalidity" -> last UIDVALIDITY handed out; "slot" -> last slot
-	// Ordered buckets (store.PutSeq), by slot: a per-device number given
+	// Ordered buckets (localstore.PutSeq), by slot: a per-device number given
 	// to a message when it is indexed, so UID order is (nearly) file
 	// order and a FETCH over a mailbox reads neighbouring pages.
 	bucketMsg  = "mail-index"    // slot -> msgState
@@ -197,7 +197,7 @@ func (m *msg) message() Message {
 // Store is one account's mail.
 type Store struct {
 	docs    *docsync.Engine
-	st      *store.Store
+	st      *localstore.Store
 	keys    *seal.Keys
 	indexer Indexer
 	log     *slog.Logger
@@ -221,7 +221,7 @@ type Store struct {
 // yet (docsync.Changed; a full reconcile for a store from before that
 // list), creates the
 // special mailboxes when missing, and follows sync.
-func Open(docs *docsync.Engine, st *store.Store, keys *seal.Keys, indexer Indexer, log *slog.Logger) (*Store, error) {
+func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer Indexer, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -312,7 +312,7 @@ func (s *Store) mailboxDocID(name string) string {
 
 // load reads the per-device index into memory.
 func (s *Store) load() error {
-	return s.st.View(func(tx *store.Tx) error {
+	return s.st.View(func(tx *localstore.Tx) error {
 		err := tx.ForEach(bucketMbox, func(name string, v []byte) error {
 			var st mboxState
 			if err := json.Unmarshal(v, &st); err != nil {
@@ -356,7 +356,7 @@ func (s *Store) load() error {
 // migrate moves an index kept by document id (as written before slots)
 // to slots, in UID order within each mailbox, keeping every UID.
 func (s *Store) migrate() error {
-	return s.st.Update(func(tx *store.Tx) error {
+	return s.st.Update(func(tx *localstore.Tx) error {
 		if tx.Count(legacyMsg) == 0 {
 			return nil
 		}
@@ -372,7 +372,7 @@ func (s *Store) migrate() error {
 			}
 			ms.ID = id
 			meta, err := tx.Get(legacyMeta, id)
-			if err != nil && !errors.Is(err, store.ErrNotFound) {
+			if err != nil && !errors.Is(err, localstore.ErrNotFound) {
 				return err
 			}
 			all = append(all, entry{ms, meta})
@@ -416,9 +416,9 @@ func (s *Store) migrate() error {
 // Reconcile makes the next Open on st compare every document with the
 // index, as for a store from before the change list: for a store that
 // something other than this program may have written (see
-// store.TakeCleanMark).
-func Reconcile(st *store.Store) error {
-	return st.Update(func(tx *store.Tx) error { return tx.Delete(bucketState, "journal") })
+// localstore.TakeCleanMark).
+func Reconcile(st *localstore.Store) error {
+	return st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketState, "journal") })
 }
 
 // catchUp applies the changes docsync lists as not taken yet (see
@@ -427,10 +427,10 @@ func Reconcile(st *store.Store) error {
 // reconciled in full, once.
 func (s *Store) catchUp() error {
 	var journaled bool
-	if err := s.st.View(func(tx *store.Tx) error {
+	if err := s.st.View(func(tx *localstore.Tx) error {
 		_, err := tx.Get(bucketState, "journal")
 		journaled = err == nil
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, localstore.ErrNotFound) {
 			return nil
 		}
 		return err
@@ -454,7 +454,7 @@ func (s *Store) catchUp() error {
 			s.drain(s.ctx)
 			return nil
 		}
-		err = s.st.Update(func(tx *store.Tx) error {
+		err = s.st.Update(func(tx *localstore.Tx) error {
 			if err := docsync.Taken(tx, changes...); err != nil {
 				return err
 			}
@@ -580,7 +580,7 @@ func (s *Store) applyChanges(ctx context.Context, changes []docsync.Change) int 
 		delete(s.failed, c.ID)
 		done = append(done, c)
 	}
-	if err := s.st.Update(func(tx *store.Tx) error { return docsync.Taken(tx, done...) }); err != nil {
+	if err := s.st.Update(func(tx *localstore.Tx) error { return docsync.Taken(tx, done...) }); err != nil {
 		s.log.Warn("mailstore: recording applied changes", "err", err)
 		return 0
 	}
@@ -794,7 +794,7 @@ func (s *Store) dropMailboxIndexIfGone(name string) error {
 	for _, u := range mb.uids {
 		ms = append(ms, mb.byUID[u])
 	}
-	err = s.st.Update(func(tx *store.Tx) error {
+	err = s.st.Update(func(tx *localstore.Tx) error {
 		for _, m := range ms {
 			if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
 				return err
@@ -834,11 +834,11 @@ func (s *Store) applyMailbox(md mailboxDoc) error {
 }
 
 // nextUIDValidity hands out a UIDVALIDITY from the clock, never reused.
-func nextUIDValidity(tx *store.Tx) (uint32, error) {
+func nextUIDValidity(tx *localstore.Tx) (uint32, error) {
 	var last uint32
 	if v, err := tx.Get(bucketState, "uidvalidity"); err == nil && len(v) == 4 {
 		last = binary.BigEndian.Uint32(v)
-	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+	} else if err != nil && !errors.Is(err, localstore.ErrNotFound) {
 		return 0, err
 	}
 	uv := max(uint32(time.Now().Unix()), last+1)
@@ -857,7 +857,7 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 		return nil
 	}
 	var st mboxState
-	err := s.st.Update(func(tx *store.Tx) error {
+	err := s.st.Update(func(tx *localstore.Tx) error {
 		uv, err := nextUIDValidity(tx)
 		if err != nil {
 			return err
@@ -887,7 +887,7 @@ func (s *Store) dropMailboxIndex(name string) {
 	for _, m := range ms {
 		_ = s.unindex(m)
 	}
-	_ = s.st.Update(func(tx *store.Tx) error { return tx.Delete(bucketMbox, name) })
+	_ = s.st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketMbox, name) })
 	s.mu.Lock()
 	delete(s.mboxes, name)
 	s.mu.Unlock()
@@ -971,7 +971,7 @@ func (s *Store) applyMessage(ctx context.Context, id string) error {
 // metaOf reads a message's metadata; the caller holds s.mu.
 func (s *Store) metaOf(m *msg) ([]byte, error) {
 	var meta []byte
-	err := s.st.View(func(tx *store.Tx) error {
+	err := s.st.View(func(tx *localstore.Tx) error {
 		v, err := tx.GetSeq(bucketMeta, m.slot)
 		meta = v
 		return err
@@ -997,7 +997,7 @@ func (s *Store) indexLocked(origin any, id string, md messageDoc, meta []byte) (
 	m := &msg{id: id, mbox: mb.name, uid: mb.state.UIDNext, slot: s.lastSlot + 1, blob: md.Blob, size: md.Size, date: md.Date, flags: normFlags(md.Flags)}
 	st := mb.state
 	st.UIDNext++
-	err := s.st.Update(func(tx *store.Tx) error {
+	err := s.st.Update(func(tx *localstore.Tx) error {
 		b, _ := json.Marshal(st)
 		if err := tx.Put(bucketMbox, mb.name, b); err != nil {
 			return err
@@ -1024,7 +1024,7 @@ func (s *Store) unindex(m *msg) error {
 }
 
 // putMsg writes a message's index entry and metadata under its slot.
-func putMsg(tx *store.Tx, m *msg, meta []byte) error {
+func putMsg(tx *localstore.Tx, m *msg, meta []byte) error {
 	if err := tx.PutSeq(bucketMsg, m.slot, m.state()); err != nil {
 		return err
 	}
@@ -1035,7 +1035,7 @@ func putMsg(tx *store.Tx, m *msg, meta []byte) error {
 }
 
 // putSlot records the last slot handed out.
-func putSlot(tx *store.Tx, slot uint64) error {
+func putSlot(tx *localstore.Tx, slot uint64) error {
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], slot)
 	return tx.Put(bucketState, "slot", b[:])
@@ -1054,7 +1054,7 @@ func (s *Store) unindexLocked(origin any, m *msg) error {
 	if s.byID[m.id] != m {
 		return nil
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
+	err := s.st.Update(func(tx *localstore.Tx) error {
 		if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
 			return err
 		}
@@ -1089,7 +1089,7 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 	if len(ms) == 0 {
 		return nil
 	}
-	err := s.st.Update(func(tx *store.Tx) error {
+	err := s.st.Update(func(tx *localstore.Tx) error {
 		for i, m := range ms {
 			v, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags[i]})
 			if err := tx.PutSeq(bucketMsg, m.slot, v); err != nil {
@@ -1113,7 +1113,7 @@ func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
 		return nil
 	}
 	ms, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
-	if err := s.st.Update(func(tx *store.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
+	if err := s.st.Update(func(tx *localstore.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
 		return err
 	}
 	m.flags = flags
@@ -1218,12 +1218,12 @@ func (s *Store) Meta(id string) ([]byte, error) {
 		return nil, ErrNoMessage
 	}
 	var meta []byte
-	err := s.st.View(func(tx *store.Tx) error {
+	err := s.st.View(func(tx *localstore.Tx) error {
 		v, err := tx.GetSeq(bucketMeta, m.slot)
 		meta = v
 		return err
 	})
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, localstore.ErrNotFound) {
 		return nil, ErrNoMessage
 	}
 	return meta, err
@@ -1241,13 +1241,13 @@ func (s *Store) MetaMany(ids []string) ([][]byte, error) {
 		}
 	}
 	s.mu.Unlock()
-	err := s.st.View(func(tx *store.Tx) error {
+	err := s.st.View(func(tx *localstore.Tx) error {
 		for i, slot := range slots {
 			if slot == 0 {
 				continue
 			}
 			v, err := tx.GetSeq(bucketMeta, slot)
-			if errors.Is(err, store.ErrNotFound) {
+			if errors.Is(err, localstore.ErrNotFound) {
 				continue
 			}
 			if err != nil {

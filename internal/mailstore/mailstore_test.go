@@ -11,8 +11,8 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
-	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
@@ -230,11 +230,11 @@ func TestLegacyIndexMigrates(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Write the index back in the old form.
-	st, err := store.Open(path, keys)
+	st, err := localstore.Open(path, keys)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = st.Update(func(tx *store.Tx) error {
+	err = st.Update(func(tx *localstore.Tx) error {
 		type entry struct {
 			id   string
 			st   []byte
@@ -289,7 +289,7 @@ func TestLegacyIndexMigrates(t *testing.T) {
 			}
 		}
 	}
-	_ = A2.Store().View(func(tx *store.Tx) error {
+	_ = A2.Store().View(func(tx *localstore.Tx) error {
 		if n := tx.Count("mail-msg") + tx.Count("mail-meta"); n != 0 {
 			t.Fatalf("%d entries left in the old buckets", n)
 		}

@@ -11,15 +11,15 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
 // openLogged is openLocal with the store's log kept.
-func openLogged(t *testing.T, path string, k *seal.Keys, idx Indexer, logs *testlog.Buffer) (*store.Store, *Store) {
+func openLogged(t *testing.T, path string, k *seal.Keys, idx Indexer, logs *testlog.Buffer) (*localstore.Store, *Store) {
 	t.Helper()
-	st, err := store.Open(path, k)
+	st, err := localstore.Open(path, k)
 	if err != nil {
 		t.Fatal(err)
 	}

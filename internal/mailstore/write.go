@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -533,7 +533,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 	slot := s.lastSlot
 	var added []*msg
 	results := make([]*msg, len(todo))
-	err := s.st.Update(func(tx *store.Tx) error {
+	err := s.st.Update(func(tx *localstore.Tx) error {
 		for i, p := range todo {
 			if m, ok := s.byID[p.id]; ok {
 				results[i] = m // indexed meanwhile (by the sync worker)

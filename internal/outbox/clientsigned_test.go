@@ -9,7 +9,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 )
 
@@ -19,7 +19,7 @@ import (
 // inside (it cannot go inside the client's signature); not bounced.
 func TestClientSignedMessageGoesOut(t *testing.T) {
 	a := newAccount(t)
-	signer, err := keys.Generate(sender, 24*time.Hour, time.Now())
+	signer, err := pgpkey.Generate(sender, 24*time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,9 +12,9 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/client"
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/wkd"
 )
 
@@ -23,7 +23,7 @@ import (
 // then Web Key Directory. What it fetches is kept in the cache at the
 // level its source earns, under the replacement rules.
 type Discovery struct {
-	Keys *keymanager.Manager
+	Keys *contactkeys.Manager
 	// Nicknym asks the user's provider for address's key; the provider
 	// answers for its own domain. ProviderDomain is that domain: a key
 	// it serves for its own users, over the pinned TLS, is
@@ -89,7 +89,7 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 	}
 	_, domain, _ := strings.Cut(address, "@")
 	cached, k, err := d.Keys.Entity(address)
-	if err == nil && usable(cached, now) && (k.Level >= keymanager.ProviderTrust || domain != d.ProviderDomain) {
+	if err == nil && usable(cached, now) && (k.Level >= contactkeys.ProviderTrust || domain != d.ProviderDomain) {
 		return cached, nil
 	}
 	if d.missed(address, now) {
@@ -102,10 +102,10 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		armored, err := d.Nicknym(ctx, address)
 		switch {
 		case err == nil:
-			if _, err := d.Keys.Learn(address, armored, keymanager.ProviderTrust, "nicknym"); err != nil && !errors.Is(err, keymanager.ErrRefused) {
+			if _, err := d.Keys.Learn(address, armored, contactkeys.ProviderTrust, "nicknym"); err != nil && !errors.Is(err, contactkeys.ErrRefused) {
 				return nil, fmt.Errorf("nicknym key for %s: %w", address, err)
 			}
-		case client.IsCode(err, "not_found"):
+		case providerclient.IsCode(err, "not_found"):
 		default:
 			return nil, fmt.Errorf("nicknym: %w", err)
 		}
@@ -116,8 +116,8 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		switch {
 		case err == nil:
 			if e, err := readKey(raw); err == nil {
-				if arm, err := keys.ArmorPublic(e); err == nil {
-					_, _ = d.Keys.Learn(address, arm, keymanager.ProviderTrust, "wkd")
+				if arm, err := pgpkey.ArmorPublic(e); err == nil {
+					_, _ = d.Keys.Learn(address, arm, contactkeys.ProviderTrust, "wkd")
 				}
 			}
 		case errors.Is(err, wkd.ErrNotFound):
@@ -132,7 +132,7 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		}
 	}
 	e, k, err := d.Keys.Entity(address)
-	if definite && (err != nil || !usable(e, now) || (k.Level < keymanager.ProviderTrust && domain == d.ProviderDomain)) {
+	if definite && (err != nil || !usable(e, now) || (k.Level < contactkeys.ProviderTrust && domain == d.ProviderDomain)) {
 		// Nothing better than what we had: do not ask again soon.
 		d.remember(address, now)
 	}
@@ -149,7 +149,7 @@ func usable(e *openpgp.Entity, now time.Time) bool {
 
 func readKey(raw []byte) (*openpgp.Entity, error) {
 	if strings.Contains(string(raw[:min(len(raw), 64)]), "-----BEGIN PGP") {
-		return keys.ReadArmored(string(raw))
+		return pgpkey.ReadArmored(string(raw))
 	}
 	el, err := openpgp.ReadKeyRing(strings.NewReader(string(raw)))
 	if err != nil {

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/keymanager"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/outbox"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // wkdServer serves one key by Web Key Directory for every domain (the
@@ -64,7 +64,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	A := testenv.NewUser(t, d, p, "kim@"+testenv.Domain)
 	now := time.Now()
-	e, err := keys.Generate("ana@wkd.example", time.Hour*24*365, now)
+	e, err := pgpkey.Generate("ana@wkd.example", time.Hour*24*365, now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	}
 	hc, hits := wkdServer(t, "ana", []byte(raw.String()))
 	var nick atomic.Int32
-	km := keymanager.New(A.Docs, A.Keys())
+	km := contactkeys.New(A.Docs, A.Keys())
 	clock := now
 	disc := &outbox.Discovery{
 		Keys: km, ProviderDomain: testenv.Domain, WKD: hc,
@@ -91,7 +91,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	// Found by WKD, then from the cache.
 	for range 2 {
 		got, err := disc.Find(ctx, "Ana@wkd.example")
-		if err != nil || keys.Fingerprint(got) != keys.Fingerprint(e) {
+		if err != nil || pgpkey.Fingerprint(got) != pgpkey.Fingerprint(e) {
 			t.Fatalf("find by WKD: %v", err)
 		}
 	}
@@ -133,15 +133,15 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	}
 	// A key learned meanwhile (say from Autocrypt) is found despite the
 	// remembered miss.
-	e2, err := keys.Generate("bob@wkd.example", time.Hour*24*365, now)
+	e2, err := pgpkey.Generate("bob@wkd.example", time.Hour*24*365, now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	arm, _ := keys.ArmorPublic(e2)
-	if _, err := km.Learn("bob@wkd.example", arm, keymanager.WeakChain, "autocrypt"); err != nil {
+	arm, _ := pgpkey.ArmorPublic(e2)
+	if _, err := km.Learn("bob@wkd.example", arm, contactkeys.WeakChain, "autocrypt"); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := disc.Find(ctx, "bob@wkd.example"); err != nil || keys.Fingerprint(got) != keys.Fingerprint(e2) {
+	if got, err := disc.Find(ctx, "bob@wkd.example"); err != nil || pgpkey.Fingerprint(got) != pgpkey.Fingerprint(e2) {
 		t.Fatalf("learned key: %v", err)
 	}
 }
@@ -160,7 +160,7 @@ func TestDiscoveryDoesNotRememberCutShortLookups(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	t.Cleanup(slow.Close)
-	disc := &outbox.Discovery{Keys: keymanager.New(A.Docs, A.Keys()), ProviderDomain: testenv.Domain, WKD: dialingOnly(slow, 50*time.Millisecond)}
+	disc := &outbox.Discovery{Keys: contactkeys.New(A.Docs, A.Keys()), ProviderDomain: testenv.Domain, WKD: dialingOnly(slow, 50*time.Millisecond)}
 	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
 		t.Fatalf("timed-out lookup: %v", err)
 	}

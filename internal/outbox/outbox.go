@@ -37,11 +37,11 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/emersion/go-smtp"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/recovered"
-	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/pkg/autocrypt"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/pgpmime"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -65,7 +65,7 @@ var ErrNoKey = errors.New("outbox: no key found")
 
 // Config wires an outbox.
 type Config struct {
-	Store   *store.Store
+	Store   *localstore.Store
 	Mail    *mailstore.Store // bounces go to its INBOX
 	Relay   Relay
 	Keys    KeyFinder
@@ -156,12 +156,12 @@ func (o *Outbox) put(it *item) error {
 	if err != nil {
 		return err
 	}
-	return o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Put(bucketOutbox, it.ID, b) })
+	return o.cfg.Store.Update(func(tx *localstore.Tx) error { return tx.Put(bucketOutbox, it.ID, b) })
 }
 
 func (o *Outbox) items() ([]*item, error) {
 	var out []*item
-	err := o.cfg.Store.View(func(tx *store.Tx) error {
+	err := o.cfg.Store.View(func(tx *localstore.Tx) error {
 		return tx.ForEach(bucketOutbox, func(_ string, v []byte) error {
 			var it item
 			if err := json.Unmarshal(v, &it); err != nil {
@@ -178,7 +178,7 @@ func (o *Outbox) items() ([]*item, error) {
 // Pending is the number of messages waiting.
 func (o *Outbox) Pending() int {
 	n := 0
-	_ = o.cfg.Store.View(func(tx *store.Tx) error { n = tx.Count(bucketOutbox); return nil })
+	_ = o.cfg.Store.View(func(tx *localstore.Tx) error { n = tx.Count(bucketOutbox); return nil })
 	return n
 }
 
@@ -305,7 +305,7 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 		}
 	}
 	if len(it.Pending) == 0 {
-		if err := o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) }); err != nil {
+		if err := o.cfg.Store.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketOutbox, it.ID) }); err != nil {
 			o.cfg.Log.Error("outbox: removing a sent message", "err", err)
 		}
 		return
@@ -314,7 +314,7 @@ func (o *Outbox) deliver(ctx context.Context, it *item) {
 	it.LastError = fmt.Sprint(tempErr)
 	if time.Since(it.Created) > o.cfg.GiveUp {
 		if err := o.bounce(ctx, it, it.Pending, "gave up after "+o.cfg.GiveUp.String()+": "+it.LastError, true); err == nil {
-			_ = o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) })
+			_ = o.cfg.Store.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketOutbox, it.ID) })
 			return
 		}
 	}
@@ -358,7 +358,7 @@ func (o *Outbox) setAside(ctx context.Context, it *item) {
 		}
 	}
 	if err == nil {
-		if err = o.cfg.Store.Update(func(tx *store.Tx) error { return tx.Delete(bucketOutbox, it.ID) }); err == nil {
+		if err = o.cfg.Store.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketOutbox, it.ID) }); err == nil {
 			it.Pending = nil
 			return
 		}
@@ -475,11 +475,11 @@ func (o *Outbox) plan(ctx context.Context, it *item) []copyFor {
 // attached, PGP/MIME signed, with an Autocrypt header.
 func (o *Outbox) signed(msg []byte, signer *openpgp.Entity) ([]byte, error) {
 	if !o.cfg.NoAttachKey {
-		pub, err := keys.ArmorPublic(signer)
+		pub, err := pgpkey.ArmorPublic(signer)
 		if err != nil {
 			return nil, err
 		}
-		withKey, err := pgpmime.AttachKey(msg, pub, "OpenPGP_"+keys.Fingerprint(signer)[32:]+".asc")
+		withKey, err := pgpmime.AttachKey(msg, pub, "OpenPGP_"+pgpkey.Fingerprint(signer)[32:]+".asc")
 		switch {
 		case errors.Is(err, pgpmime.ErrProtected):
 			// The mail client signed it itself: the key cannot go

@@ -13,10 +13,10 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
-	"github.com/bitmask-go/bitmask/internal/store"
 	"github.com/bitmask-go/bitmask/internal/testlog"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -28,7 +28,7 @@ type account struct {
 	t    *testing.T
 	path string
 	keys *seal.Keys
-	st   *store.Store
+	st   *localstore.Store
 	mail *mailstore.Store
 }
 
@@ -50,7 +50,7 @@ func newAccount(t *testing.T) *account {
 
 func (a *account) open() {
 	a.t.Helper()
-	st, err := store.Open(a.path, a.keys)
+	st, err := localstore.Open(a.path, a.keys)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -110,7 +110,7 @@ func outgoing(to, subject string) []byte {
 // The log says what panicked and where, never what the message held.
 func TestPoisonMessagesAreBounced(t *testing.T) {
 	a := newAccount(t)
-	signer, err := keys.Generate(sender, 24*time.Hour, time.Now())
+	signer, err := pgpkey.Generate(sender, 24*time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,8 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/emersion/go-smtp"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/testlog"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // nested is a message whose MIME structure is depth multiparts deep.
@@ -51,11 +51,11 @@ func TestRefusedMessageIsBounced(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAccount(t)
-			signer, err := keys.Generate(sender, 24*time.Hour, time.Now())
+			signer, err := pgpkey.Generate(sender, 24*time.Hour, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
-			known, err := keys.Generate("kim@remote.test", 24*time.Hour, time.Now())
+			known, err := pgpkey.Generate("kim@remote.test", 24*time.Hour, time.Now())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -137,19 +137,19 @@ func TestRefusedMessageIsBounced(t *testing.T) {
 // 4xx from the relay), the message waits for a retry: no bounce, nothing
 // relayed. Its next pass, once the cause is gone, sends it.
 func TestTemporaryFailuresAreRetried(t *testing.T) {
-	good, err := keys.Generate(sender, 24*time.Hour, time.Now())
+	good, err := pgpkey.Generate(sender, 24*time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	expired, err := keys.Generate(sender, time.Hour, time.Now().Add(-3*time.Hour))
+	expired, err := pgpkey.Generate(sender, time.Hour, time.Now().Add(-3*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
-	goodKim, err := keys.Generate("kim@remote.test", 24*time.Hour, time.Now())
+	goodKim, err := pgpkey.Generate("kim@remote.test", 24*time.Hour, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	expiredKim, err := keys.Generate("kim@remote.test", time.Hour, time.Now().Add(-3*time.Hour))
+	expiredKim, err := pgpkey.Generate("kim@remote.test", time.Hour, time.Now().Add(-3*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestTemporaryFailuresAreRetried(t *testing.T) {
 		relay  error
 	}{
 		{name: "no signing key yet", to: "lee@remote.test",
-			signer: func() (*openpgp.Entity, error) { return nil, keys.ErrNoKey }},
+			signer: func() (*openpgp.Entity, error) { return nil, pgpkey.ErrNoKey }},
 		{name: "no signing key, nil", to: "lee@remote.test",
 			signer: func() (*openpgp.Entity, error) { return nil, nil }},
 		{name: "signing key expired, no recipient key", to: "lee@remote.test",

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -30,7 +30,7 @@ type LyingKDFStore struct {
 // storage wrapped) whose logins are not rate limited per account.
 func StartLyingKDFProvider(t testing.TB, o Options) (*Provider, *LyingKDFStore) {
 	ls := &LyingKDFStore{}
-	o.Config = provider.Config{LoginPerAccount: 1000}
+	o.Config = httpapi.Config{LoginPerAccount: 1000}
 	o.WrapStore = func(s storage.Store) storage.Store { ls.Store = s; return ls }
 	return StartProvider(t, o), ls
 }

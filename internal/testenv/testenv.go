@@ -18,14 +18,14 @@ import (
 
 	"github.com/foxcpp/go-mockdns"
 
-	"github.com/bitmask-go/bitmask/internal/client"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
 	"github.com/bitmask-go/bitmask/internal/outbox"
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/submission"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -34,7 +34,7 @@ const Domain = "example.test"
 
 // Provider is a running leapd.
 type Provider struct {
-	*provider.Instance
+	*httpapi.Instance
 	Dir         string
 	URL         string // https://127.0.0.1:PORT
 	Fingerprint string
@@ -58,7 +58,7 @@ func (p *Provider) Ref() daemon.ProviderRef {
 
 // Options adjust StartProvider.
 type Options struct {
-	Config provider.Config
+	Config httpapi.Config
 	// WrapStore lets a test stand a hostile or failing storage in front
 	// of the real one.
 	WrapStore func(storage.Store) storage.Store
@@ -121,13 +121,13 @@ func StartProvider(t testing.TB, o Options) *Provider {
 	if cfg.LoginPerClient == 0 {
 		cfg.LoginPerClient = 10000
 	}
-	in, err := provider.Open(dir, cfg)
+	in, err := httpapi.Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if o.WrapStore != nil {
 		in.Store = o.WrapStore(in.Store)
-		srv, err := provider.New(cfg, in.Store, in.TLSFiles())
+		srv, err := httpapi.New(cfg, in.Store, in.TLSFiles())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -283,7 +283,7 @@ func NewDaemon(t testing.TB, o DaemonOptions) *daemon.Daemon {
 }
 
 func daemonConfig(t testing.TB, o DaemonOptions) daemon.Config {
-	co := client.Options{}
+	co := providerclient.Options{}
 	if o.Recorder != nil || o.Offline != nil || o.WrapTransport != nil {
 		co.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 			if o.Recorder != nil {

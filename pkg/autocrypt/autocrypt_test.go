@@ -12,19 +12,19 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 func genKey(t *testing.T, addr string) *openpgp.Entity {
 	t.Helper()
-	e, err := keys.Generate(addr, 0, time.Now().Add(-time.Hour))
+	e, err := pgpkey.Generate(addr, 0, time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return e
 }
 
-func fpr(e *openpgp.Entity) string { return keys.Fingerprint(e) }
+func fpr(e *openpgp.Entity) string { return pgpkey.Fingerprint(e) }
 
 // keydata returns the base64 of e's public key, folded as a client would.
 func keydata(t *testing.T, e *openpgp.Entity) (string, []byte) {
@@ -164,7 +164,7 @@ func TestRoundTrip(t *testing.T) {
 	if fpr(pub) != fpr(e) || pub.PrivateKey != nil || len(pub.Identities) != 1 || len(pub.Subkeys) != 1 {
 		t.Fatalf("entity: fpr %s ids %d subkeys %d", fpr(pub), len(pub.Identities), len(pub.Subkeys))
 	}
-	if got := keys.Addresses(pub); len(got) != 1 || got[0] != "bob@example.net" {
+	if got := pgpkey.Addresses(pub); len(got) != 1 || got[0] != "bob@example.net" {
 		t.Errorf("addresses %v", got)
 	}
 	// The newest encryption subkey was chosen, and it works.

@@ -16,7 +16,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // The fuzz seeds in testdata/fuzz/FuzzProcess include real encrypted and
@@ -55,7 +55,7 @@ func loadFuzzKeys(tb testing.TB) (openpgp.EntityList, openpgp.EntityList, time.T
 			el = append(el, k...)
 		}
 		for _, e := range el {
-			switch keys.Addresses(e)[0] {
+			switch pgpkey.Addresses(e)[0] {
 			case "bob@example.net":
 				fuzzKeys.own = append(fuzzKeys.own, e)
 				fuzzKeys.now = e.PrimaryKey.CreationTime.Add(time.Hour)
@@ -169,16 +169,16 @@ func TestWriteFuzzTestdata(t *testing.T) {
 		t.Skip("set PGPMIME_WRITE_TESTDATA=1 to regenerate the fuzz testdata")
 	}
 	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	alice, err := keys.Generate("alice@example.org", 100*365*24*time.Hour, created)
+	alice, err := pgpkey.Generate("alice@example.org", 100*365*24*time.Hour, created)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bob, err := keys.Generate("bob@example.net", 100*365*24*time.Hour, created)
+	bob, err := pgpkey.Generate("bob@example.net", 100*365*24*time.Hour, created)
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, _ := keys.ArmorPrivate(alice)
-	b, _ := keys.ArmorPrivate(bob)
+	a, _ := pgpkey.ArmorPrivate(alice)
+	b, _ := pgpkey.ArmorPrivate(bob)
 	if err := os.WriteFile(filepath.Join("testdata", "fuzzkeys.asc"), []byte(a+b), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 type gpgEnv struct {
@@ -71,7 +71,7 @@ func (g *gpgEnv) mustRun(stdin []byte, args ...string) []byte {
 	return out
 }
 
-// gpgFixture: our key (alice, made by internal/keys) imported into a gpg
+// gpgFixture: our key (alice, made by pkg/pgpkey) imported into a gpg
 // keyring, and a key made by gpg (bob, ed25519/cv25519 via future-default).
 type gpgFixture struct {
 	g      *gpgEnv
@@ -84,7 +84,7 @@ const gpgBob = "bob@gpg.example"
 func newGPGFixture(t *testing.T) *gpgFixture {
 	g := newGPG(t)
 	alice := testKey(t, "alice@example.org")
-	pub, err := keys.ArmorPublic(alice)
+	pub, err := pgpkey.ArmorPublic(alice)
 	if err != nil {
 		t.Fatal(err)
 	}

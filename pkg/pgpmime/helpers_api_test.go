@@ -10,7 +10,7 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 func TestStripHeaders(t *testing.T) {
@@ -117,7 +117,7 @@ func TestIsEncrypted(t *testing.T) {
 
 func TestAttachKeyAndKeysFromMessage(t *testing.T) {
 	alice := testKey(t, "alice@example.org")
-	pub, err := keys.ArmorPublic(alice)
+	pub, err := pgpkey.ArmorPublic(alice)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func TestAttachKeyAndKeysFromMessage(t *testing.T) {
 	if _, err := AttachKey(signed, pub, "k.asc"); err != ErrProtected {
 		t.Errorf("signed: %v", err)
 	}
-	priv, _ := keys.ArmorPrivate(alice)
+	priv, _ := pgpkey.ArmorPrivate(alice)
 	if _, err := AttachKey(single, priv, "k.asc"); err != ErrNotPublicKey {
 		t.Errorf("private key: %v", err)
 	}

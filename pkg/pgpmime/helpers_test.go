@@ -12,7 +12,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 var (
@@ -20,7 +20,7 @@ var (
 	keyCache = map[string]*openpgp.Entity{}
 )
 
-// testKey returns a private key for addr made by internal/keys (v4
+// testKey returns a private key for addr made by pkg/pgpkey (v4
 // Ed25519 + Cv25519), cached per address.
 func testKey(t testing.TB, addr string) *openpgp.Entity {
 	t.Helper()
@@ -29,7 +29,7 @@ func testKey(t testing.TB, addr string) *openpgp.Entity {
 	if e, ok := keyCache[addr]; ok {
 		return e
 	}
-	e, err := keys.Generate(addr, 0, time.Now().Add(-time.Hour))
+	e, err := pgpkey.Generate(addr, 0, time.Now().Add(-time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}

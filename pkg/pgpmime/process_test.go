@@ -356,7 +356,7 @@ func TestPlaintextLimit(t *testing.T) {
 	old := maxPlaintext
 	maxPlaintext = 64 << 10
 	defer func() { maxPlaintext = old }()
-	// A key that asks for compression (keys made by internal/keys only
+	// A key that asks for compression (keys made by pkg/pgpkey only
 	// list "uncompressed"), so the message below is zlib-compressed.
 	cfg := &packet.Config{DefaultCompressionAlgo: packet.CompressionZLIB, Algorithm: packet.PubKeyAlgoEdDSA, Curve: packet.Curve25519}
 	bob, err := openpgp.NewEntity("", "", "bob@example.net", cfg)

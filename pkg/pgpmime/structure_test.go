@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // A multipart with a close delimiter and no part ("--b--" alone), at the
@@ -29,7 +29,7 @@ func TestZeroPartMultipart(t *testing.T) {
 			if _, err := EncryptSign(msg, list(k), k, nil); err != nil {
 				t.Errorf("EncryptSign: %v", err)
 			}
-			pub, err := keys.ArmorPublic(k)
+			pub, err := pgpkey.ArmorPublic(k)
 			if err != nil {
 				t.Fatal(err)
 			}

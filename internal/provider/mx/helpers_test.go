@@ -21,10 +21,10 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/foxcpp/go-mockdns"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 const hostname = "mx.example.test"
@@ -153,7 +153,7 @@ func (w *world) addUser(login string, withKey bool) *openpgp.Entity {
 
 func newKey(t testing.TB, address string) *openpgp.Entity {
 	t.Helper()
-	e, err := keys.Generate(address, 0, time.Now())
+	e, err := pgpkey.Generate(address, 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +162,7 @@ func newKey(t testing.TB, address string) *openpgp.Entity {
 
 func (w *world) publish(login string, e *openpgp.Entity) {
 	w.t.Helper()
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -24,11 +24,11 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-smtp"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/client"
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 const plainMsg = "From: Carol <carol@pass.example>\r\n" +
@@ -153,7 +153,7 @@ func TestRecipientReplies(t *testing.T) {
 
 // newExpiredKey makes a key that expired an hour ago.
 func newExpiredKey(address string) (*openpgp.Entity, error) {
-	return keys.Generate(address, time.Hour, time.Now().Add(-2*time.Hour))
+	return pgpkey.Generate(address, time.Hour, time.Now().Add(-2*time.Hour))
 }
 
 func TestTooBigIsRefusedAndNothingStored(t *testing.T) {
@@ -794,25 +794,25 @@ func TestEventsWakeTheDevice(t *testing.T) {
 	if err := w.p.Store.CreateSession(ctx, &storage.Session{TokenHash: sum[:], Login: "alice", Expires: time.Now().Add(time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
-	pr, err := client.Bootstrap(ctx, w.p.URL, w.p.Fingerprint, client.Options{})
+	pr, err := providerclient.Bootstrap(ctx, w.p.URL, w.p.Fingerprint, providerclient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := client.New(pr, client.Options{})
+	cl, err := providerclient.New(pr, providerclient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	cl.SetToken(token)
-	events := make(chan api.Event, 16)
-	go func() { _ = cl.Events(ctx, func(ev api.Event) { events <- ev }) }()
-	next := func() api.Event {
+	events := make(chan providerapi.Event, 16)
+	go func() { _ = cl.Events(ctx, func(ev providerapi.Event) { events <- ev }) }()
+	next := func() providerapi.Event {
 		select {
 		case ev := <-events:
 			return ev
 		case <-time.After(30 * time.Second):
 			t.Fatal("no event")
 		}
-		return api.Event{}
+		return providerapi.Event{}
 	}
 	if ev := next(); ev.Incoming != 0 {
 		t.Fatalf("first event %+v", ev)

@@ -11,7 +11,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
 // Bucket layout of the bbolt store:
@@ -119,7 +119,7 @@ func (s *Bolt) User(ctx context.Context, login string) (*User, error) {
 	return &u, nil
 }
 
-func (s *Bolt) UpdateCredentials(ctx context.Context, login string, c api.Credentials, keep []byte) error {
+func (s *Bolt) UpdateCredentials(ctx context.Context, login string, c providerapi.Credentials, keep []byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		users := tx.Bucket(bUsers)
 		v := users.Get([]byte(login))
@@ -236,8 +236,8 @@ func seqKey(seq uint64) []byte {
 	return k[:]
 }
 
-func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) ([]api.PushResult, error) {
-	results := make([]api.PushResult, len(docs))
+func (s *Bolt) PushDocs(ctx context.Context, login string, docs []providerapi.DocPush) ([]providerapi.PushResult, error) {
+	results := make([]providerapi.PushResult, len(docs))
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
@@ -245,7 +245,7 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) (
 		}
 		db, sb := ub.Bucket(bDocs), ub.Bucket(bSeq)
 		for i, p := range docs {
-			var cur api.Doc
+			var cur providerapi.Doc
 			if v := db.Get([]byte(p.ID)); v != nil {
 				if err := json.Unmarshal(v, &cur); err != nil {
 					return fmt.Errorf("storage: doc %s: %w", p.ID, err)
@@ -253,7 +253,7 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) (
 			}
 			if p.BaseRev != cur.Rev || p.Rev != p.BaseRev+1 {
 				c := cur
-				r := api.PushResult{ID: p.ID, Status: api.PushConflict, Rev: cur.Rev}
+				r := providerapi.PushResult{ID: p.ID, Status: providerapi.PushConflict, Rev: cur.Rev}
 				if cur.Rev > 0 {
 					r.Current = &c
 				}
@@ -269,7 +269,7 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) (
 					return err
 				}
 			}
-			nd := api.Doc{ID: p.ID, Rev: p.Rev, Deleted: p.Deleted, Ciphertext: p.Ciphertext, Seq: seq}
+			nd := providerapi.Doc{ID: p.ID, Rev: p.Rev, Deleted: p.Deleted, Ciphertext: p.Ciphertext, Seq: seq}
 			v, err := json.Marshal(&nd)
 			if err != nil {
 				return err
@@ -280,7 +280,7 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) (
 			if err := sb.Put(seqKey(seq), []byte(p.ID)); err != nil {
 				return err
 			}
-			results[i] = api.PushResult{ID: p.ID, Status: api.PushOK, Rev: p.Rev, Seq: seq}
+			results[i] = providerapi.PushResult{ID: p.ID, Status: providerapi.PushOK, Rev: p.Rev, Seq: seq}
 		}
 		return nil
 	})
@@ -290,12 +290,12 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []api.DocPush) (
 	return results, nil
 }
 
-func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit int) ([]api.Doc, uint64, bool, error) {
+func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit int) ([]providerapi.Doc, uint64, bool, error) {
 	if since == math.MaxUint64 {
 		since-- // nothing can come after; report the real sequence
 	}
 	var (
-		out     []api.Doc
+		out     []providerapi.Doc
 		lastSeq = since
 		more    bool
 	)
@@ -311,7 +311,7 @@ func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit in
 				more = true
 				break
 			}
-			var d api.Doc
+			var d providerapi.Doc
 			v := db.Get(id)
 			if v == nil {
 				return fmt.Errorf("storage: seq index points at missing doc")
@@ -336,8 +336,8 @@ func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit in
 	return out, lastSeq, more, nil
 }
 
-func (s *Bolt) Doc(ctx context.Context, login, id string) (*api.Doc, error) {
-	var d api.Doc
+func (s *Bolt) Doc(ctx context.Context, login, id string) (*providerapi.Doc, error) {
+	var d providerapi.Doc
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
@@ -443,8 +443,8 @@ func (s *Bolt) PutIncoming(ctx context.Context, login string, data []byte) (stri
 	return id, counter, err
 }
 
-func (s *Bolt) ListIncoming(ctx context.Context, login string, limit int) ([]api.IncomingItem, bool, error) {
-	var out []api.IncomingItem
+func (s *Bolt) ListIncoming(ctx context.Context, login string, limit int) ([]providerapi.IncomingItem, bool, error) {
+	var out []providerapi.IncomingItem
 	more := false
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
@@ -464,7 +464,7 @@ func (s *Bolt) ListIncoming(ctx context.Context, login string, limit int) ([]api
 			if len(v) < 8 {
 				continue
 			}
-			out = append(out, api.IncomingItem{
+			out = append(out, providerapi.IncomingItem{
 				ID: string(k), Size: len(v) - 8,
 				Received: time.Unix(0, int64(binary.BigEndian.Uint64(v))).UTC(),
 			})

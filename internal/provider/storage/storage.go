@@ -14,7 +14,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -52,7 +52,7 @@ type Store interface {
 	User(ctx context.Context, login string) (*User, error)
 	// UpdateCredentials replaces verifier, KDF parameters and wrapped
 	// secret atomically and ends every session of the user but keep.
-	UpdateCredentials(ctx context.Context, login string, c api.Credentials, keep []byte) error
+	UpdateCredentials(ctx context.Context, login string, c providerapi.Credentials, keep []byte) error
 
 	AddInvite(ctx context.Context, code string) error
 
@@ -64,11 +64,11 @@ type Store interface {
 
 	// PushDocs applies a batch in one transaction: each document whose
 	// base revision is current is stored, the others are conflicts.
-	PushDocs(ctx context.Context, login string, docs []api.DocPush) ([]api.PushResult, error)
+	PushDocs(ctx context.Context, login string, docs []providerapi.DocPush) ([]providerapi.PushResult, error)
 	// Changes returns the latest revision of each document changed
 	// after since, at most limit of them, in sequence order.
-	Changes(ctx context.Context, login string, since uint64, limit int) (changes []api.Doc, lastSeq uint64, more bool, err error)
-	Doc(ctx context.Context, login, id string) (*api.Doc, error)
+	Changes(ctx context.Context, login string, since uint64, limit int) (changes []providerapi.Doc, lastSeq uint64, more bool, err error)
+	Doc(ctx context.Context, login, id string) (*providerapi.Doc, error)
 	LastSeq(ctx context.Context, login string) (uint64, error)
 
 	// PutBlob stores an immutable blob; storing an existing id again is
@@ -80,7 +80,7 @@ type Store interface {
 	// queue and returns the queue's new counter; it is durable when it
 	// returns.
 	PutIncoming(ctx context.Context, login string, data []byte) (id string, counter uint64, err error)
-	ListIncoming(ctx context.Context, login string, limit int) ([]api.IncomingItem, bool, error)
+	ListIncoming(ctx context.Context, login string, limit int) ([]providerapi.IncomingItem, bool, error)
 	Incoming(ctx context.Context, login, id string) ([]byte, error)
 	DeleteIncoming(ctx context.Context, login, id string) error
 	IncomingCounter(ctx context.Context, login string) (uint64, error)

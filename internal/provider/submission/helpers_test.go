@@ -31,11 +31,11 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/foxcpp/go-mockdns"
 
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/submission"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 const (
@@ -190,11 +190,11 @@ func (w *world) addUser(login string, withKey bool) {
 	if !withKey {
 		return
 	}
-	e, err := keys.Generate(login+"@"+domain, 0, time.Now())
+	e, err := pgpkey.Generate(login+"@"+domain, 0, time.Now())
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		w.t.Fatal(err)
 	}

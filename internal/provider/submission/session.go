@@ -11,7 +11,7 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
@@ -104,7 +104,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 
 // isInvalidToken tells a refused token from a failing store.
 func isInvalidToken(err error) bool {
-	return errors.Is(err, provider.ErrInvalidToken) || errors.Is(err, storage.ErrNotFound)
+	return errors.Is(err, httpapi.ErrInvalidToken) || errors.Is(err, storage.ErrNotFound)
 }
 
 // loginOf maps an AUTH username (login or login@DOMAIN, any case) to a

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package store
+package localstore
 
 import bolt "go.etcd.io/bbolt"
 

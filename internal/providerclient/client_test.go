@@ -1,4 +1,4 @@
-package client_test
+package providerclient_test
 
 import (
 	"bytes"
@@ -20,9 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/client"
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -41,9 +41,9 @@ func fpHex(der []byte) string {
 }
 
 // otherCA is a provider CA that is not the test provider's.
-func otherCA(t *testing.T) *provider.TLSFiles {
+func otherCA(t *testing.T) *httpapi.TLSFiles {
 	t.Helper()
-	tf, err := provider.LoadOrCreateTLS(t.TempDir(), []string{"127.0.0.1"})
+	tf, err := httpapi.LoadOrCreateTLS(t.TempDir(), []string{"127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func newFake(t *testing.T, p *testenv.Provider) *fake {
 }
 
 // honest is the real provider's provider.json as the fake serves it.
-func (f *fake) honest(p *testenv.Provider) api.ProviderJSON {
+func (f *fake) honest(p *testenv.Provider) providerapi.ProviderJSON {
 	pj := p.ProviderJSON()
 	pj.APIURI = f.URL
 	pj.CACertURI = f.URL + "/ca.crt"
@@ -111,7 +111,7 @@ func (f *fake) serve(t *testing.T, pj any, ca []byte) {
 }
 
 // describe is a short form of a bootstrap result for failure messages.
-func describe(pr *client.Provider) string {
+func describe(pr *providerclient.Provider) string {
 	if pr == nil {
 		return "no provider"
 	}
@@ -135,7 +135,7 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 		return strings.Join(parts, ":")
 	}
 	for _, pin := range []string{p.Fingerprint, "sha256:" + strings.ToUpper(colons(realHex)), realHex, "  SHA256:" + realHex + "\n"} {
-		pr, err := client.Bootstrap(ctx(t), p.URL, pin, closeIdle(t))
+		pr, err := providerclient.Bootstrap(ctx(t), p.URL, pin, closeIdle(t))
 		if err != nil {
 			t.Fatalf("bootstrap pinned with %q: %v", pin, err)
 		}
@@ -150,8 +150,8 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 
 	// A wrong pin is refused, on the fingerprint.
 	other := otherCA(t)
-	for _, pin := range []string{provider.Fingerprint(other.CACert.Raw), strings.Repeat("ab", 32)} {
-		pr, err := client.Bootstrap(ctx(t), p.URL, pin, closeIdle(t))
+	for _, pin := range []string{httpapi.Fingerprint(other.CACert.Raw), strings.Repeat("ab", 32)} {
+		pr, err := providerclient.Bootstrap(ctx(t), p.URL, pin, closeIdle(t))
 		if err == nil || !strings.Contains(err.Error(), "fingerprint") {
 			t.Errorf("bootstrap with the wrong pin %s: %s, %v; want a fingerprint error", pin, describe(pr), err)
 		}
@@ -164,21 +164,21 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 		{strings.Replace(p.URL, "https://", "http://", 1), p.Fingerprint},
 		{"ftp://" + p.Addr, p.Fingerprint},
 	} {
-		if pr, err := client.Bootstrap(ctx(t), c.base, c.pin, closeIdle(t)); err == nil {
+		if pr, err := providerclient.Bootstrap(ctx(t), c.base, c.pin, closeIdle(t)); err == nil {
 			t.Errorf("bootstrap of %s pinned %q: %s, want an error", c.base, c.pin, describe(pr))
 		}
 	}
 
 	// What bootstrap pinned is all a client trusts: the same
 	// provider.json pointed at another provider (another CA) fails.
-	pr, err := client.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
+	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p2 := testenv.StartProvider(t, testenv.Options{})
 	wrong := *pr
 	wrong.JSON.APIURI = p2.URL
-	c, err := client.New(&wrong, closeIdle(t))
+	c, err := providerclient.New(&wrong, closeIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,14 +187,14 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 		t.Errorf("request to a provider with another CA: %v, want an unknown-authority error", err)
 	}
 	// And the right one works.
-	c, err = client.New(pr, closeIdle(t))
+	c, err = providerclient.New(pr, closeIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.LookupKey(ctx(t), "x@"+testenv.Domain); !client.IsCode(err, api.CodeNotFound) {
+	if _, err := c.LookupKey(ctx(t), "x@"+testenv.Domain); !providerclient.IsCode(err, providerapi.CodeNotFound) {
 		t.Errorf("lookup at the pinned provider: %v, want not found", err)
 	}
-	if _, err := client.New(&client.Provider{JSON: pr.JSON, CAPEM: []byte("not PEM")}, client.Options{}); err == nil {
+	if _, err := providerclient.New(&providerclient.Provider{JSON: pr.JSON, CAPEM: []byte("not PEM")}, providerclient.Options{}); err == nil {
 		t.Error("client.New accepted a CA that is not PEM")
 	}
 }
@@ -207,37 +207,37 @@ func TestBootstrapRefusesADoctoredProvider(t *testing.T) {
 
 	// The fake is a faithful copy to begin with.
 	f.serve(t, f.honest(p), realCA)
-	if _, err := client.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err != nil {
+	if _, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err != nil {
 		t.Fatalf("bootstrap of the honest copy: %v", err)
 	}
 
 	leafPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.TLSFiles().ServerCert.Certificate[0]})
 	for _, c := range []struct {
 		what string
-		pj   func(*api.ProviderJSON)
+		pj   func(*providerapi.ProviderJSON)
 		ca   []byte
 		pin  string
 		want string
 	}{
 		{"provider.json names another CA, pinned the real one",
-			func(pj *api.ProviderJSON) { pj.CACertFingerprint = provider.Fingerprint(other.CACert.Raw) }, realCA, p.Fingerprint, "not the pinned"},
+			func(pj *providerapi.ProviderJSON) { pj.CACertFingerprint = httpapi.Fingerprint(other.CACert.Raw) }, realCA, p.Fingerprint, "not the pinned"},
 		{"provider.json names another CA, pinned that one",
-			func(pj *api.ProviderJSON) { pj.CACertFingerprint = provider.Fingerprint(other.CACert.Raw) }, realCA, provider.Fingerprint(other.CACert.Raw), "fingerprint"},
+			func(pj *providerapi.ProviderJSON) { pj.CACertFingerprint = httpapi.Fingerprint(other.CACert.Raw) }, realCA, httpapi.Fingerprint(other.CACert.Raw), "fingerprint"},
 		{"another CA served at ca.crt",
-			func(pj *api.ProviderJSON) {}, other.CACertPEM, p.Fingerprint, "fingerprint mismatch"},
+			func(pj *providerapi.ProviderJSON) {}, other.CACertPEM, p.Fingerprint, "fingerprint mismatch"},
 		{"ca.crt not PEM",
-			func(pj *api.ProviderJSON) {}, []byte("hello"), p.Fingerprint, "not PEM"},
+			func(pj *providerapi.ProviderJSON) {}, []byte("hello"), p.Fingerprint, "not PEM"},
 		{"ca.crt a PEM key",
-			func(pj *api.ProviderJSON) {}, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}), p.Fingerprint, "not PEM"},
+			func(pj *providerapi.ProviderJSON) {}, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte{1}}), p.Fingerprint, "not PEM"},
 		{"ca.crt is the leaf, pinned as the CA",
-			func(pj *api.ProviderJSON) {
-				pj.CACertFingerprint = provider.Fingerprint(p.TLSFiles().ServerCert.Certificate[0])
-			}, leafPEM, provider.Fingerprint(p.TLSFiles().ServerCert.Certificate[0]), "not a CA"},
+			func(pj *providerapi.ProviderJSON) {
+				pj.CACertFingerprint = httpapi.Fingerprint(p.TLSFiles().ServerCert.Certificate[0])
+			}, leafPEM, httpapi.Fingerprint(p.TLSFiles().ServerCert.Certificate[0]), "not a CA"},
 	} {
 		pj := f.honest(p)
 		c.pj(&pj)
 		f.serve(t, pj, c.ca)
-		pr, err := client.Bootstrap(ctx(t), f.URL, c.pin, closeIdle(t))
+		pr, err := providerclient.Bootstrap(ctx(t), f.URL, c.pin, closeIdle(t))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %s, %v; want an error about %q", c.what, describe(pr), err, c.want)
 		}
@@ -248,12 +248,14 @@ func TestBootstrapRefusesABadProviderJSON(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	f := newFake(t, p)
 	realCA := p.TLSFiles().CACertPEM
-	edit := func(fn func(*api.ProviderJSON)) api.ProviderJSON {
+	edit := func(fn func(*providerapi.ProviderJSON)) providerapi.ProviderJSON {
 		pj := f.honest(p)
 		fn(&pj)
 		return pj
 	}
-	big := edit(func(pj *api.ProviderJSON) { pj.Description = map[string]string{"en": strings.Repeat("x", 70<<10)} })
+	big := edit(func(pj *providerapi.ProviderJSON) {
+		pj.Description = map[string]string{"en": strings.Repeat("x", 70<<10)}
+	})
 	for _, c := range []struct {
 		what string
 		pj   any
@@ -262,19 +264,19 @@ func TestBootstrapRefusesABadProviderJSON(t *testing.T) {
 		{"not JSON", "<html>welcome</html>", "JSON"},
 		{"empty", "", "JSON"},
 		{"a JSON list", "[1,2]", "JSON"},
-		{"missing domain", edit(func(pj *api.ProviderJSON) { pj.Domain = "" }), "domain"},
-		{"missing api_uri", edit(func(pj *api.ProviderJSON) { pj.APIURI = "" }), "api_uri"},
-		{"missing ca_cert_uri", edit(func(pj *api.ProviderJSON) { pj.CACertURI = "" }), "ca_cert_uri"},
-		{"missing fingerprint", edit(func(pj *api.ProviderJSON) { pj.CACertFingerprint = "" }), "ca_cert_fingerprint"},
-		{"short fingerprint", edit(func(pj *api.ProviderJSON) { pj.CACertFingerprint = "SHA256: abcd" }), "fingerprint"},
-		{"api_version 2", edit(func(pj *api.ProviderJSON) { pj.APIVersion = "2" }), "api_version"},
-		{"no api_version", edit(func(pj *api.ProviderJSON) { pj.APIVersion = "" }), "api_version"},
-		{"http api_uri", edit(func(pj *api.ProviderJSON) { pj.APIURI = strings.Replace(pj.APIURI, "https:", "http:", 1) }), "api_uri"},
-		{"http ca_cert_uri", edit(func(pj *api.ProviderJSON) { pj.CACertURI = strings.Replace(pj.CACertURI, "https:", "http:", 1) }), "ca_cert_uri"},
+		{"missing domain", edit(func(pj *providerapi.ProviderJSON) { pj.Domain = "" }), "domain"},
+		{"missing api_uri", edit(func(pj *providerapi.ProviderJSON) { pj.APIURI = "" }), "api_uri"},
+		{"missing ca_cert_uri", edit(func(pj *providerapi.ProviderJSON) { pj.CACertURI = "" }), "ca_cert_uri"},
+		{"missing fingerprint", edit(func(pj *providerapi.ProviderJSON) { pj.CACertFingerprint = "" }), "ca_cert_fingerprint"},
+		{"short fingerprint", edit(func(pj *providerapi.ProviderJSON) { pj.CACertFingerprint = "SHA256: abcd" }), "fingerprint"},
+		{"api_version 2", edit(func(pj *providerapi.ProviderJSON) { pj.APIVersion = "2" }), "api_version"},
+		{"no api_version", edit(func(pj *providerapi.ProviderJSON) { pj.APIVersion = "" }), "api_version"},
+		{"http api_uri", edit(func(pj *providerapi.ProviderJSON) { pj.APIURI = strings.Replace(pj.APIURI, "https:", "http:", 1) }), "api_uri"},
+		{"http ca_cert_uri", edit(func(pj *providerapi.ProviderJSON) { pj.CACertURI = strings.Replace(pj.CACertURI, "https:", "http:", 1) }), "ca_cert_uri"},
 		{"over 64 KiB", big, "bytes"},
 	} {
 		f.serve(t, c.pj, realCA)
-		pr, err := client.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t))
+		pr, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %s, %v; want an error about %q", c.what, describe(pr), err, c.want)
 		}
@@ -284,13 +286,15 @@ func TestBootstrapRefusesABadProviderJSON(t *testing.T) {
 	f.mu.Lock()
 	f.code = http.StatusNotFound
 	f.mu.Unlock()
-	if pr, err := client.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err == nil || !strings.Contains(err.Error(), "404") {
+	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("provider.json 404: %s, %v", describe(pr), err)
 	}
 	// Just under the limit is fine.
-	ok := edit(func(pj *api.ProviderJSON) { pj.Description = map[string]string{"en": strings.Repeat("x", 60<<10)} })
+	ok := edit(func(pj *providerapi.ProviderJSON) {
+		pj.Description = map[string]string{"en": strings.Repeat("x", 60<<10)}
+	})
 	f.serve(t, ok, realCA)
-	if _, err := client.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err != nil {
+	if _, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err != nil {
 		t.Errorf("a 60 KiB provider.json: %v", err)
 	}
 }
@@ -307,7 +311,7 @@ func TestBootstrapWithoutPinChecksTheServedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("SSL_CERT_FILE", caFile)
-	pr, err := client.Bootstrap(ctx(t), p.URL, "", closeIdle(t))
+	pr, err := providerclient.Bootstrap(ctx(t), p.URL, "", closeIdle(t))
 	if err != nil {
 		var uae x509.UnknownAuthorityError
 		if errors.As(err, &uae) {
@@ -322,13 +326,13 @@ func TestBootstrapWithoutPinChecksTheServedCA(t *testing.T) {
 	f := newFake(t, p)
 	other := otherCA(t)
 	pj := f.honest(p)
-	pj.CACertFingerprint = provider.Fingerprint(other.CACert.Raw)
+	pj.CACertFingerprint = httpapi.Fingerprint(other.CACert.Raw)
 	f.serve(t, pj, p.TLSFiles().CACertPEM)
-	if pr, err := client.Bootstrap(ctx(t), f.URL, "", closeIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
+	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, "", closeIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
 		t.Errorf("provider.json naming another CA than it serves: %s, %v", describe(pr), err)
 	}
 	f.serve(t, f.honest(p), other.CACertPEM)
-	if pr, err := client.Bootstrap(ctx(t), f.URL, "", closeIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
+	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, "", closeIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
 		t.Errorf("another CA served than provider.json names: %s, %v", describe(pr), err)
 	}
 
@@ -337,7 +341,7 @@ func TestBootstrapWithoutPinChecksTheServedCA(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(p.ProviderJSON())
 	}))
 	defer untrusted.Close()
-	if pr, err := client.Bootstrap(ctx(t), untrusted.URL, "", closeIdle(t)); err == nil {
+	if pr, err := providerclient.Bootstrap(ctx(t), untrusted.URL, "", closeIdle(t)); err == nil {
 		t.Errorf("unpinned bootstrap of an untrusted server: %s", describe(pr))
 	}
 }
@@ -362,7 +366,7 @@ func TestNormalizeFingerprint(t *testing.T) {
 		"  " + hexFP + "\n",
 		"SHA256: " + hexFP[:32] + " " + hexFP[32:],
 	} {
-		got, err := client.NormalizeFingerprint(in)
+		got, err := providerclient.NormalizeFingerprint(in)
 		if err != nil || got != hexFP {
 			t.Errorf("NormalizeFingerprint(%q) = %q, %v; want %s", in, got, err, hexFP)
 		}
@@ -379,7 +383,7 @@ func TestNormalizeFingerprint(t *testing.T) {
 		"sha1:" + hexFP,
 		"SHA256: " + hexFP[:63],
 	} {
-		if got, err := client.NormalizeFingerprint(in); err == nil {
+		if got, err := providerclient.NormalizeFingerprint(in); err == nil {
 			t.Errorf("NormalizeFingerprint(%q) = %q, want an error", in, got)
 		}
 	}
@@ -388,8 +392,8 @@ func TestNormalizeFingerprint(t *testing.T) {
 // closeIdle makes client options that close the client's idle
 // connections when the test ends (before the provider stops, which
 // otherwise waits for a connection that was dialed but never used).
-func closeIdle(t testing.TB) client.Options {
-	return client.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+func closeIdle(t testing.TB) providerclient.Options {
+	return providerclient.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
 		if tr, ok := rt.(interface{ CloseIdleConnections() }); ok {
 			t.Cleanup(tr.CloseIdleConnections)
 		}
@@ -397,13 +401,13 @@ func closeIdle(t testing.TB) client.Options {
 	}}
 }
 
-func newClient(t *testing.T, p *testenv.Provider) *client.Client {
+func newClient(t *testing.T, p *testenv.Provider) *providerclient.Client {
 	t.Helper()
-	pr, err := client.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
+	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(pr, closeIdle(t))
+	c, err := providerclient.New(pr, closeIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -435,8 +439,8 @@ func TestSignupAndLogin(t *testing.T) {
 	}
 
 	// A taken login is a clear error.
-	var ae *client.APIError
-	if _, _, _, _, err := newClient(t, p).SignupAccount(ctx(t), "alice", []byte(password), kdf, ""); !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != api.CodeExists {
+	var ae *providerclient.APIError
+	if _, _, _, _, err := newClient(t, p).SignupAccount(ctx(t), "alice", []byte(password), kdf, ""); !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != providerapi.CodeExists {
 		t.Errorf("second signup of alice: %v", err)
 	}
 
@@ -444,7 +448,7 @@ func TestSignupAndLogin(t *testing.T) {
 	// mapping of it).
 	lc := newClient(t, p)
 	for _, pw := range []string{"wrong password", password + " "} {
-		if s, err := lc.Login(ctx(t), "alice", []byte(pw)); !errors.Is(err, client.ErrWrongPassword) {
+		if s, err := lc.Login(ctx(t), "alice", []byte(pw)); !errors.Is(err, providerclient.ErrWrongPassword) {
 			t.Errorf("login with %q: session %v, %v; want ErrWrongPassword", pw, s != nil, err)
 		}
 	}
@@ -464,20 +468,20 @@ func TestSignupAndLogin(t *testing.T) {
 	}
 
 	// The offline unlock of the same wrapped secret.
-	if got, err := client.UnwrapOffline("alice", []byte(password), s.KDF, s.WrappedSecret); err != nil || !bytes.Equal(got, secret) {
+	if got, err := providerclient.UnwrapOffline("alice", []byte(password), s.KDF, s.WrappedSecret); err != nil || !bytes.Equal(got, secret) {
 		t.Errorf("offline unlock: %v", err)
 	}
-	if _, err := client.UnwrapOffline("alice", []byte("wrong password"), s.KDF, s.WrappedSecret); !errors.Is(err, client.ErrWrongPassword) {
+	if _, err := providerclient.UnwrapOffline("alice", []byte("wrong password"), s.KDF, s.WrappedSecret); !errors.Is(err, providerclient.ErrWrongPassword) {
 		t.Errorf("offline unlock with a wrong password: %v", err)
 	}
 	// The wrapped secret is bound to its login.
-	if _, err := client.UnwrapOffline("mallory", []byte(password), s.KDF, s.WrappedSecret); err == nil {
+	if _, err := providerclient.UnwrapOffline("mallory", []byte(password), s.KDF, s.WrappedSecret); err == nil {
 		t.Error("alice's wrapped secret opened as mallory's")
 	}
 
 	// A hostile handshake id is refused before any request is made.
 	for _, hs := range []string{"../users/self", "a?b", strings.Repeat("a", 65), "x#y"} {
-		if _, err := lc.LoginFinish(ctx(t), hs, []byte{1}); err == nil || client.IsCode(err, api.CodeUnauthorized) {
+		if _, err := lc.LoginFinish(ctx(t), hs, []byte{1}); err == nil || providerclient.IsCode(err, providerapi.CodeUnauthorized) {
 			t.Errorf("LoginFinish with handshake %q: %v, want a client-side refusal", hs, err)
 		}
 	}
@@ -486,7 +490,7 @@ func TestSignupAndLogin(t *testing.T) {
 	if err := lc.Logout(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lc.Secret(ctx(t)); !client.IsCode(err, api.CodeUnauthorized) {
+	if _, err := lc.Secret(ctx(t)); !providerclient.IsCode(err, providerapi.CodeUnauthorized) {
 		t.Errorf("secret after logout: %v, want unauthorized", err)
 	}
 }

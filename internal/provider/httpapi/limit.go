@@ -1,10 +1,10 @@
-package provider
+package httpapi
 
 import (
 	"sync"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
 // limiter is a token bucket per key: rate tokens per window, burst of
@@ -63,19 +63,19 @@ func (l *limiter) allow(key string) bool {
 // notifier wakes the event streams of a user when a change lands.
 type notifier struct {
 	mu   sync.Mutex
-	subs map[string]map[chan api.Event]struct{}
+	subs map[string]map[chan providerapi.Event]struct{}
 }
 
 func newNotifier() *notifier {
-	return &notifier{subs: map[string]map[chan api.Event]struct{}{}}
+	return &notifier{subs: map[string]map[chan providerapi.Event]struct{}{}}
 }
 
-func (n *notifier) subscribe(login string) (chan api.Event, func()) {
-	ch := make(chan api.Event, 1)
+func (n *notifier) subscribe(login string) (chan providerapi.Event, func()) {
+	ch := make(chan providerapi.Event, 1)
 	n.mu.Lock()
 	m := n.subs[login]
 	if m == nil {
-		m = map[chan api.Event]struct{}{}
+		m = map[chan providerapi.Event]struct{}{}
 		n.subs[login] = m
 	}
 	m[ch] = struct{}{}
@@ -92,7 +92,7 @@ func (n *notifier) subscribe(login string) (chan api.Event, func()) {
 
 // notify wakes login's streams with the user's current sequence and
 // incoming counter.
-func (n *notifier) notify(login string, ev api.Event) {
+func (n *notifier) notify(login string, ev providerapi.Event) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for ch := range n.subs[login] {

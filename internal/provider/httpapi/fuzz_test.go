@@ -1,4 +1,4 @@
-package provider_test
+package httpapi_test
 
 import (
 	"bytes"
@@ -10,9 +10,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
 // serve runs one request through h.
@@ -36,7 +36,7 @@ func serve(h http.Handler, method, path, tok string, body []byte) *httptest.Resp
 // document, and must keep answering.
 func FuzzPushBody(f *testing.F) {
 	dir := f.TempDir()
-	tlsFiles, err := provider.LoadOrCreateTLS(dir, []string{"localhost"})
+	tlsFiles, err := httpapi.LoadOrCreateTLS(dir, []string{"localhost"})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func FuzzPushBody(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	srv, err := provider.New(provider.Config{
+	srv, err := httpapi.New(httpapi.Config{
 		Domain: "example.test", APIURL: "https://localhost",
 		Logger: slog.New(slog.DiscardHandler),
 	}, st, tlsFiles)
@@ -56,7 +56,7 @@ func FuzzPushBody(f *testing.F) {
 
 	// A session, made by signing up through the handler.
 	rec := serve(h, http.MethodPost, "/1/users", "", signupBody(f, "fuzz", newCreds(f, "fuzz")))
-	var su api.SignupResponse
+	var su providerapi.SignupResponse
 	if rec.Code != http.StatusCreated || json.Unmarshal(rec.Body.Bytes(), &su) != nil || su.Token == "" {
 		f.Fatalf("signup: HTTP %d %.300q", rec.Code, rec.Body.Bytes())
 	}
@@ -79,11 +79,11 @@ func FuzzPushBody(f *testing.F) {
 		rec := serve(h, http.MethodPost, "/1/docs", tok, body)
 		switch rec.Code {
 		case http.StatusOK:
-			var req api.PushRequest
+			var req providerapi.PushRequest
 			if err := json.Unmarshal(body, &req); err != nil {
 				t.Fatalf("accepted a push that is not JSON (%v): %q", err, body)
 			}
-			var resp api.PushResponse
+			var resp providerapi.PushResponse
 			if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || len(resp.Results) != len(req.Docs) {
 				t.Fatalf("push of %d docs answered %.300q (%v)", len(req.Docs), rec.Body.Bytes(), err)
 			}
@@ -92,21 +92,21 @@ func FuzzPushBody(f *testing.F) {
 					t.Fatalf("result %d is for %q, not %q", i, x.ID, req.Docs[i].ID)
 				}
 				switch x.Status {
-				case api.PushOK:
+				case providerapi.PushOK:
 					// Stored: the document is there at that revision or,
 					// if the batch moved it on, a later one.
 					d := serve(h, http.MethodGet, "/1/docs/"+x.ID, tok, nil)
-					var doc api.Doc
+					var doc providerapi.Doc
 					if d.Code != http.StatusOK || json.Unmarshal(d.Body.Bytes(), &doc) != nil || doc.Rev < x.Rev {
 						t.Fatalf("pushed %s rev %d, reading it: HTTP %d %.300q", x.ID, x.Rev, d.Code, d.Body.Bytes())
 					}
-				case api.PushConflict:
+				case providerapi.PushConflict:
 				default:
 					t.Fatalf("result status %q", x.Status)
 				}
 			}
 		case http.StatusBadRequest, http.StatusRequestEntityTooLarge:
-			var e api.Error
+			var e providerapi.Error
 			if json.Unmarshal(rec.Body.Bytes(), &e) != nil || e.Error == "" || e.Code == "" {
 				t.Fatalf("HTTP %d without a JSON error: %.300q", rec.Code, rec.Body.Bytes())
 			}

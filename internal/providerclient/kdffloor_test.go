@@ -1,4 +1,4 @@
-package client_test
+package providerclient_test
 
 import (
 	"bytes"
@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -20,15 +20,15 @@ import (
 func TestLoginRefusesWeakerKDF(t *testing.T) {
 	p, ws := testenv.StartLyingKDFProvider(t, testenv.Options{})
 	rec := &testenv.Recorder{}
-	opts := client.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+	opts := providerclient.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
 		return rec.Wrap(closeIdle(t).WrapTransport(rt))
 	}}
-	pr, err := client.Bootstrap(ctx(t), p.URL, p.Fingerprint, opts)
+	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	newC := func() *client.Client {
-		c, err := client.New(pr, opts)
+	newC := func() *providerclient.Client {
+		c, err := providerclient.New(pr, opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +89,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 	// are what stop this above.
 	ws.Set(func(k *seal.KDFParams) { k.Time = seal.MinKDFTime })
 	from := len(rec.Exchanges())
-	if _, err := newC().LoginAtLeast(ctx(t), "alice", []byte(password), floor, nil); !errors.Is(err, client.ErrWrongPassword) {
+	if _, err := newC().LoginAtLeast(ctx(t), "alice", []byte(password), floor, nil); !errors.Is(err, providerclient.ErrWrongPassword) {
 		t.Fatalf("parameters at the floor on a new device: %v, want the proof sent and refused", err)
 	}
 	if _, proofs := rec.LoginSteps(t, from); proofs != 1 {

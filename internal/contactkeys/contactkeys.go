@@ -1,4 +1,4 @@
-// Package keymanager keeps the OpenPGP keys of the people the user writes
+// Package contactkeys keeps the OpenPGP keys of the people the user writes
 // to, in the synced document store, each with a validation level, and
 // replaces them only by LEAP's rules (DESIGN.md "Keys").
 //
@@ -28,7 +28,7 @@
 //   - a fingerprint the user confirmed replaces anything.
 //
 // Anything else is refused and the current key stays.
-package keymanager
+package contactkeys
 
 import (
 	"encoding/json"
@@ -41,7 +41,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/keys"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -159,7 +159,7 @@ func (m *Manager) Entity(address string) (*openpgp.Entity, *Key, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	e, err := keys.ReadArmored(k.Armored)
+	e, err := pgpkey.ReadArmored(k.Armored)
 	return e, k, err
 }
 
@@ -189,14 +189,14 @@ func (m *Manager) Learn(address, armored string, level Level, source string) (bo
 // vouched for it (Key.Vouch).
 func (m *Manager) LearnVouched(address, armored string, level Level, source, vouch string) (bool, error) {
 	address = normAddr(address)
-	e, err := keys.ReadArmored(armored)
+	e, err := pgpkey.ReadArmored(armored)
 	if err != nil {
 		return false, err
 	}
 	now := m.now()
 	// Keep exactly the key that was checked, armored anew: no private
 	// part, and nothing else the offered text carried.
-	if armored, err = keys.ArmorPublic(e); err != nil {
+	if armored, err = pgpkey.ArmorPublic(e); err != nil {
 		return false, err
 	}
 	if !hasAddress(e, address) {
@@ -205,10 +205,10 @@ func (m *Manager) LearnVouched(address, armored string, level Level, source, vou
 	if _, ok := e.EncryptionKey(now); !ok {
 		return false, errors.New("keymanager: the key cannot encrypt (expired or revoked?)")
 	}
-	fpr := keys.Fingerprint(e)
+	fpr := pgpkey.Fingerprint(e)
 	cand := Key{
 		Type: DocType, Address: address, Fingerprint: fpr, Armored: armored, Level: level, Source: source, Vouch: vouch,
-		Created: e.PrimaryKey.CreationTime.UTC(), Expires: keys.Expires(e).UTC(), Updated: now.UTC(),
+		Created: e.PrimaryKey.CreationTime.UTC(), Expires: pgpkey.Expires(e).UTC(), Updated: now.UTC(),
 	}
 	cur, err := m.Get(address)
 	switch {
@@ -241,7 +241,7 @@ func (m *Manager) mayReplace(cur, cand *Key, e *openpgp.Entity, now time.Time) b
 	if !cur.Expires.IsZero() && now.After(cur.Expires) && cand.Level >= cur.Level {
 		return true
 	}
-	if old, err := keys.ReadArmored(cur.Armored); err == nil && certifiedBy(e, old, cur.Address) {
+	if old, err := pgpkey.ReadArmored(cur.Armored); err == nil && certifiedBy(e, old, cur.Address) {
 		cand.Level = max(cand.Level, cur.Level)
 		return true
 	}
@@ -275,7 +275,7 @@ func certifiedBy(e, old *openpgp.Entity, address string) bool {
 }
 
 func hasAddress(e *openpgp.Entity, address string) bool {
-	for _, a := range keys.Addresses(e) {
+	for _, a := range pgpkey.Addresses(e) {
 		if a == address {
 			return true
 		}
@@ -295,12 +295,12 @@ func (m *Manager) Trust(address, fingerprint, armored string) error {
 		}
 		armored = cur.Armored
 	}
-	e, err := keys.ReadArmored(armored)
+	e, err := pgpkey.ReadArmored(armored)
 	if err != nil {
 		return err
 	}
-	if keys.Fingerprint(e) != fingerprint {
-		return fmt.Errorf("keymanager: the key known for %s has fingerprint %s, not %s", address, keys.Fingerprint(e), fingerprint)
+	if pgpkey.Fingerprint(e) != fingerprint {
+		return fmt.Errorf("keymanager: the key known for %s has fingerprint %s, not %s", address, pgpkey.Fingerprint(e), fingerprint)
 	}
 	_, err = m.Learn(address, armored, Fingerprint, "user")
 	return err

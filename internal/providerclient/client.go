@@ -1,4 +1,4 @@
-// Package client speaks the provider API (docs/provider-api.md) for
+// Package providerclient speaks the provider API (docs/provider-api.md) for
 // bitmaskd: bootstrap with a pinned CA, SRP signup and login, the document
 // store, blobs, the notification stream and nicknym.
 //
@@ -6,7 +6,7 @@
 // CA and its SHA-256 fingerprint; the CA is fetched and refused unless its
 // fingerprint matches (and matches the one the user gave, if any). Every
 // later connection trusts only that CA.
-package client
+package providerclient
 
 import (
 	"bytes"
@@ -26,7 +26,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
 // Options tune a client; the zero value is fine.
@@ -40,8 +40,8 @@ type Options struct {
 
 // Provider is what bootstrap learned and pinned.
 type Provider struct {
-	JSON  api.ProviderJSON `json:"provider"`
-	CAPEM []byte           `json:"ca_pem"`
+	JSON  providerapi.ProviderJSON `json:"provider"`
+	CAPEM []byte                   `json:"ca_pem"`
 }
 
 // APIError is an error answer of the provider.
@@ -155,7 +155,7 @@ func Bootstrap(ctx context.Context, base, pin string, o Options) (*Provider, err
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap: provider.json: %w", err)
 	}
-	var pj api.ProviderJSON
+	var pj providerapi.ProviderJSON
 	if err := json.Unmarshal(body, &pj); err != nil {
 		return nil, fmt.Errorf("bootstrap: provider.json is not valid JSON: %w", err)
 	}
@@ -190,12 +190,12 @@ func Bootstrap(ctx context.Context, base, pin string, o Options) (*Provider, err
 	return &Provider{JSON: pj, CAPEM: pem.EncodeToMemory(blk)}, nil
 }
 
-func checkProviderJSON(pj *api.ProviderJSON) error {
+func checkProviderJSON(pj *providerapi.ProviderJSON) error {
 	if pj.Domain == "" {
 		return errors.New("missing domain")
 	}
-	if pj.APIVersion != api.Version {
-		return fmt.Errorf("api_version %q is not supported (want %q)", pj.APIVersion, api.Version)
+	if pj.APIVersion != providerapi.Version {
+		return fmt.Errorf("api_version %q is not supported (want %q)", pj.APIVersion, providerapi.Version)
 	}
 	for name, v := range map[string]string{"api_uri": pj.APIURI, "ca_cert_uri": pj.CACertURI} {
 		u, err := url.Parse(v)
@@ -275,7 +275,7 @@ func (c *Client) Token() string {
 
 // Renew swaps the session for a fresh one and uses it from now on.
 func (c *Client) Renew(ctx context.Context) (time.Time, error) {
-	var out api.RenewResponse
+	var out providerapi.RenewResponse
 	if err := c.do(ctx, c.hc, http.MethodPost, "/sessions/current/renew", nil, &out); err != nil {
 		return time.Time{}, err
 	}
@@ -313,7 +313,7 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, i
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var ae api.Error
+		var ae providerapi.Error
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		if json.Unmarshal(b, &ae) != nil || ae.Error == "" {
 			ae.Error = http.StatusText(resp.StatusCode)
@@ -336,8 +336,8 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, i
 }
 
 // Signup creates an account.
-func (c *Client) Signup(ctx context.Context, req *api.SignupRequest) (*api.SignupResponse, error) {
-	var out api.SignupResponse
+func (c *Client) Signup(ctx context.Context, req *providerapi.SignupRequest) (*providerapi.SignupResponse, error) {
+	var out providerapi.SignupResponse
 	if err := c.do(ctx, c.hc, http.MethodPost, "/users", req, &out); err != nil {
 		return nil, err
 	}
@@ -345,9 +345,9 @@ func (c *Client) Signup(ctx context.Context, req *api.SignupRequest) (*api.Signu
 }
 
 // LoginStart sends the first SRP message.
-func (c *Client) LoginStart(ctx context.Context, login string, A []byte) (*api.LoginStartResponse, error) {
-	var out api.LoginStartResponse
-	err := c.do(ctx, c.hc, http.MethodPost, "/sessions", &api.LoginStartRequest{Login: login, A: A}, &out)
+func (c *Client) LoginStart(ctx context.Context, login string, A []byte) (*providerapi.LoginStartResponse, error) {
+	var out providerapi.LoginStartResponse
+	err := c.do(ctx, c.hc, http.MethodPost, "/sessions", &providerapi.LoginStartRequest{Login: login, A: A}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -355,12 +355,12 @@ func (c *Client) LoginStart(ctx context.Context, login string, A []byte) (*api.L
 }
 
 // LoginFinish sends the client's proof.
-func (c *Client) LoginFinish(ctx context.Context, handshake string, M1 []byte) (*api.LoginFinishResponse, error) {
-	var out api.LoginFinishResponse
+func (c *Client) LoginFinish(ctx context.Context, handshake string, M1 []byte) (*providerapi.LoginFinishResponse, error) {
+	var out providerapi.LoginFinishResponse
 	if len(handshake) > 64 || strings.ContainsAny(handshake, "/?#") {
 		return nil, errors.New("client: malformed handshake id from provider")
 	}
-	err := c.do(ctx, c.hc, http.MethodPost, "/sessions/"+url.PathEscape(handshake), &api.LoginFinishRequest{M1: M1}, &out)
+	err := c.do(ctx, c.hc, http.MethodPost, "/sessions/"+url.PathEscape(handshake), &providerapi.LoginFinishRequest{M1: M1}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -373,13 +373,13 @@ func (c *Client) Logout(ctx context.Context) error {
 }
 
 // SetCredentials replaces verifier and wrapped secret (password change).
-func (c *Client) SetCredentials(ctx context.Context, cr *api.Credentials) error {
+func (c *Client) SetCredentials(ctx context.Context, cr *providerapi.Credentials) error {
 	return c.do(ctx, c.hc, http.MethodPut, "/users/self", cr, nil)
 }
 
 // Secret fetches the wrapped storage secret.
-func (c *Client) Secret(ctx context.Context) (*api.SecretResponse, error) {
-	var out api.SecretResponse
+func (c *Client) Secret(ctx context.Context) (*providerapi.SecretResponse, error) {
+	var out providerapi.SecretResponse
 	if err := c.do(ctx, c.hc, http.MethodGet, "/users/self/secret", nil, &out); err != nil {
 		return nil, err
 	}
@@ -387,9 +387,9 @@ func (c *Client) Secret(ctx context.Context) (*api.SecretResponse, error) {
 }
 
 // Push sends a batch of documents.
-func (c *Client) Push(ctx context.Context, docs []api.DocPush) (*api.PushResponse, error) {
-	var out api.PushResponse
-	if err := c.do(ctx, c.hc, http.MethodPost, "/docs", &api.PushRequest{Docs: docs}, &out); err != nil {
+func (c *Client) Push(ctx context.Context, docs []providerapi.DocPush) (*providerapi.PushResponse, error) {
+	var out providerapi.PushResponse
+	if err := c.do(ctx, c.hc, http.MethodPost, "/docs", &providerapi.PushRequest{Docs: docs}, &out); err != nil {
 		return nil, err
 	}
 	if len(out.Results) != len(docs) {
@@ -400,8 +400,8 @@ func (c *Client) Push(ctx context.Context, docs []api.DocPush) (*api.PushRespons
 
 // Changes fetches a page of the changes feed; with wait > 0 the provider
 // holds the request until a change lands or wait passes (long poll).
-func (c *Client) Changes(ctx context.Context, since uint64, limit int, wait time.Duration) (*api.ChangesResponse, error) {
-	var out api.ChangesResponse
+func (c *Client) Changes(ctx context.Context, since uint64, limit int, wait time.Duration) (*providerapi.ChangesResponse, error) {
+	var out providerapi.ChangesResponse
 	path := fmt.Sprintf("/docs/changes?since=%d&limit=%d", since, limit)
 	hc := c.hc
 	if wait > 0 {
@@ -415,8 +415,8 @@ func (c *Client) Changes(ctx context.Context, since uint64, limit int, wait time
 }
 
 // Doc fetches one document.
-func (c *Client) Doc(ctx context.Context, id string) (*api.Doc, error) {
-	var out api.Doc
+func (c *Client) Doc(ctx context.Context, id string) (*providerapi.Doc, error) {
+	var out providerapi.Doc
 	if err := c.do(ctx, c.hc, http.MethodGet, "/docs/"+url.PathEscape(id), nil, &out); err != nil {
 		return nil, err
 	}
@@ -439,12 +439,12 @@ func (c *Client) Blob(ctx context.Context, id string) ([]byte, error) {
 
 // PublishKey publishes the user's armored public key to nicknym.
 func (c *Client) PublishKey(ctx context.Context, armored string) error {
-	return c.do(ctx, c.hc, http.MethodPut, "/keys", &api.KeyRequest{OpenPGP: armored}, nil)
+	return c.do(ctx, c.hc, http.MethodPut, "/keys", &providerapi.KeyRequest{OpenPGP: armored}, nil)
 }
 
 // LookupKey asks nicknym for address's key.
-func (c *Client) LookupKey(ctx context.Context, address string) (*api.KeyResponse, error) {
-	var out api.KeyResponse
+func (c *Client) LookupKey(ctx context.Context, address string) (*providerapi.KeyResponse, error) {
+	var out providerapi.KeyResponse
 	if err := c.do(ctx, c.hc, http.MethodGet, "/keys?address="+url.QueryEscape(address), nil, &out); err != nil {
 		return nil, err
 	}
@@ -452,8 +452,8 @@ func (c *Client) LookupKey(ctx context.Context, address string) (*api.KeyRespons
 }
 
 // ListIncoming lists the incoming queue, oldest first.
-func (c *Client) ListIncoming(ctx context.Context, limit int) (*api.IncomingList, error) {
-	var out api.IncomingList
+func (c *Client) ListIncoming(ctx context.Context, limit int) (*providerapi.IncomingList, error) {
+	var out providerapi.IncomingList
 	if err := c.do(ctx, c.hc, http.MethodGet, fmt.Sprintf("/incoming?limit=%d", limit), nil, &out); err != nil {
 		return nil, err
 	}
@@ -477,7 +477,7 @@ func (c *Client) DeleteIncoming(ctx context.Context, id string) error {
 // Events follows the notification stream, calling fn with each event,
 // until ctx ends or the stream breaks (then it returns the error; the
 // caller reconnects).
-func (c *Client) Events(ctx context.Context, fn func(api.Event)) error {
+func (c *Client) Events(ctx context.Context, fn func(providerapi.Event)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/events", nil)
 	if err != nil {
 		return err
@@ -496,7 +496,7 @@ func (c *Client) Events(ctx context.Context, fn func(api.Event)) error {
 		if event != "change" {
 			return
 		}
-		var ev api.Event
+		var ev providerapi.Event
 		if json.Unmarshal(data, &ev) == nil {
 			fn(ev)
 		}

@@ -1,4 +1,4 @@
-package provider
+package httpapi
 
 import (
 	"context"
@@ -8,8 +8,8 @@ import (
 	"regexp"
 	"strconv"
 
-	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
 // The incoming queue: messages the MX accepted and encrypted to the
@@ -52,7 +52,7 @@ func (s *Server) handleListIncoming(w http.ResponseWriter, r *http.Request, a au
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
-			writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "limit must be a positive integer")
+			writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "limit must be a positive integer")
 			return
 		}
 		limit = min(n, 1000)
@@ -63,20 +63,20 @@ func (s *Server) handleListIncoming(w http.ResponseWriter, r *http.Request, a au
 		return
 	}
 	if items == nil {
-		items = []api.IncomingItem{}
+		items = []providerapi.IncomingItem{}
 	}
-	writeJSON(w, http.StatusOK, api.IncomingList{Items: items, More: more})
+	writeJSON(w, http.StatusOK, providerapi.IncomingList{Items: items, More: more})
 }
 
 func (s *Server) handleGetIncoming(w http.ResponseWriter, r *http.Request, a authed) {
 	id := r.PathValue("id")
 	if !incomingIDRe.MatchString(id) {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid incoming id")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid incoming id")
 		return
 	}
 	data, err := s.store.Incoming(r.Context(), a.login, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no such incoming item")
+		writeErr(w, http.StatusNotFound, providerapi.CodeNotFound, "no such incoming item")
 		return
 	} else if err != nil {
 		s.internal(w, "get incoming", err)
@@ -89,7 +89,7 @@ func (s *Server) handleGetIncoming(w http.ResponseWriter, r *http.Request, a aut
 func (s *Server) handleDeleteIncoming(w http.ResponseWriter, r *http.Request, a authed) {
 	id := r.PathValue("id")
 	if !incomingIDRe.MatchString(id) {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid incoming id")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid incoming id")
 		return
 	}
 	if err := s.store.DeleteIncoming(r.Context(), a.login, id); err != nil {

@@ -1,4 +1,4 @@
-package provider_test
+package httpapi_test
 
 import (
 	"bufio"
@@ -20,12 +20,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/client"
-	"github.com/bitmask-go/bitmask/internal/keys"
-	"github.com/bitmask-go/bitmask/internal/provider"
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 	"github.com/bitmask-go/bitmask/pkg/srp"
 )
@@ -44,10 +44,10 @@ func ctx(t testing.TB) context.Context {
 // first session.
 type user struct {
 	login  string
-	c      *client.Client
+	c      *providerclient.Client
 	token  string
 	secret []byte
-	cr     *api.Credentials
+	cr     *providerapi.Credentials
 }
 
 func (u *user) address() string { return u.login + "@" + testenv.Domain }
@@ -55,8 +55,8 @@ func (u *user) address() string { return u.login + "@" + testenv.Domain }
 // closeIdle makes client options that close the client's idle
 // connections when the test ends (before the provider stops, which
 // otherwise waits for a connection that was dialed but never used).
-func closeIdle(t testing.TB) client.Options {
-	return client.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
+func closeIdle(t testing.TB) providerclient.Options {
+	return providerclient.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
 		if tr, ok := rt.(interface{ CloseIdleConnections() }); ok {
 			t.Cleanup(tr.CloseIdleConnections)
 		}
@@ -65,13 +65,13 @@ func closeIdle(t testing.TB) client.Options {
 }
 
 // newClient bootstraps a client that pins the provider's CA.
-func newClient(t testing.TB, p *testenv.Provider) *client.Client {
+func newClient(t testing.TB, p *testenv.Provider) *providerclient.Client {
 	t.Helper()
-	pr, err := client.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
+	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(pr, closeIdle(t))
+	c, err := providerclient.New(pr, closeIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +80,7 @@ func newClient(t testing.TB, p *testenv.Provider) *client.Client {
 
 // signupAccount signs up through internal/client with cheap KDF
 // parameters, as Client.SignupAccount does.
-func signupAccount(t testing.TB, c *client.Client, login, invite string) (*user, *api.SignupResponse, error) {
+func signupAccount(t testing.TB, c *providerclient.Client, login, invite string) (*user, *providerapi.SignupResponse, error) {
 	t.Helper()
 	kdf, err := seal.FastKDFParams()
 	if err != nil {
@@ -90,11 +90,11 @@ func signupAccount(t testing.TB, c *client.Client, login, invite string) (*user,
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr, err := client.NewCredentials(login, []byte(password), secret, kdf)
+	cr, err := providerclient.NewCredentials(login, []byte(password), secret, kdf)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := c.Signup(ctx(t), &api.SignupRequest{
+	resp, err := c.Signup(ctx(t), &providerapi.SignupRequest{
 		Login: login, SRPSalt: cr.SRPSalt, SRPVerifier: cr.SRPVerifier,
 		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret, InviteCode: invite,
 	})
@@ -115,7 +115,7 @@ func signup(t testing.TB, p *testenv.Provider, login string) *user {
 }
 
 // newCreds makes credentials with cheap KDF parameters.
-func newCreds(t testing.TB, login string) *api.Credentials {
+func newCreds(t testing.TB, login string) *providerapi.Credentials {
 	t.Helper()
 	kdf, err := seal.FastKDFParams()
 	if err != nil {
@@ -125,16 +125,16 @@ func newCreds(t testing.TB, login string) *api.Credentials {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cr, err := client.NewCredentials(login, []byte(password), secret, kdf)
+	cr, err := providerclient.NewCredentials(login, []byte(password), secret, kdf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cr
 }
 
-func signupBody(t testing.TB, login string, cr *api.Credentials) []byte {
+func signupBody(t testing.TB, login string, cr *providerapi.Credentials) []byte {
 	t.Helper()
-	return mustJSON(t, api.SignupRequest{
+	return mustJSON(t, providerapi.SignupRequest{
 		Login: login, SRPSalt: cr.SRPSalt, SRPVerifier: cr.SRPVerifier,
 		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret,
 	})
@@ -243,7 +243,7 @@ func wantErr(t testing.TB, what string, status int, body []byte, wantStatus int,
 		t.Errorf("%s: HTTP %d, want %d (body %.300q)", what, status, wantStatus, body)
 		return
 	}
-	var e api.Error
+	var e providerapi.Error
 	if err := json.Unmarshal(body, &e); err != nil || e.Error == "" || e.Code != wantCode {
 		t.Errorf("%s: error body %.300q, want a message with code %q", what, body, wantCode)
 	}
@@ -253,7 +253,7 @@ func wantErr(t testing.TB, what string, status int, body []byte, wantStatus int,
 func (r *raw) alive() {
 	r.t.Helper()
 	st, b := r.do(http.MethodGet, "/provider.json", "", nil)
-	var pj api.ProviderJSON
+	var pj providerapi.ProviderJSON
 	if st != http.StatusOK || json.Unmarshal(b, &pj) != nil || pj.Domain != testenv.Domain {
 		r.t.Fatalf("provider no longer serves provider.json: HTTP %d %.200q", st, b)
 	}
@@ -262,20 +262,20 @@ func (r *raw) alive() {
 // noUser checks that login was not stored: the store does not have it,
 // and a login start is answered as for an unknown login (not with the
 // KDF salt of cr), with a proof that fails.
-func (r *raw) noUser(login string, cr *api.Credentials) {
+func (r *raw) noUser(login string, cr *providerapi.Credentials) {
 	r.t.Helper()
 	if _, err := r.p.Store.User(ctx(r.t), login); !errors.Is(err, storage.ErrNotFound) {
 		r.t.Errorf("user %q: store says %v, want not found", login, err)
 	}
-	if !provider.ValidLogin(login) {
+	if !httpapi.ValidLogin(login) {
 		return
 	}
 	cl, err := srp.StartClient(srp.DefaultParams(), []byte(login))
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var start api.LoginStartResponse
-	st, b := r.doJSON(http.MethodPost, "/1/sessions", "", api.LoginStartRequest{Login: login, A: cl.A()}, &start)
+	var start providerapi.LoginStartResponse
+	st, b := r.doJSON(http.MethodPost, "/1/sessions", "", providerapi.LoginStartRequest{Login: login, A: cl.A()}, &start)
 	if st != http.StatusOK {
 		r.t.Fatalf("login start for %q: HTTP %d %.200q", login, st, b)
 	}
@@ -284,14 +284,14 @@ func (r *raw) noUser(login string, cr *api.Credentials) {
 	}
 	m1 := make([]byte, 32)
 	_, _ = rand.Read(m1)
-	st, b = r.doJSON(http.MethodPost, "/1/sessions/"+start.Handshake, "", api.LoginFinishRequest{M1: m1}, nil)
-	wantErr(r.t, "proof for "+login, st, b, http.StatusUnauthorized, api.CodeUnauthorized)
+	st, b = r.doJSON(http.MethodPost, "/1/sessions/"+start.Handshake, "", providerapi.LoginFinishRequest{M1: m1}, nil)
+	wantErr(r.t, "proof for "+login, st, b, http.StatusUnauthorized, providerapi.CodeUnauthorized)
 }
 
 // follow reads the notification stream of tok, sending its change events
 // on the returned channel until the test ends; the error channel reports
 // the end of the stream.
-func (r *raw) follow(tok string) (<-chan api.Event, <-chan error) {
+func (r *raw) follow(tok string) (<-chan providerapi.Event, <-chan error) {
 	r.t.Helper()
 	sctx, cancel := context.WithCancel(context.Background())
 	req, err := http.NewRequestWithContext(sctx, http.MethodGet, r.p.URL+"/1/events", nil)
@@ -310,7 +310,7 @@ func (r *raw) follow(tok string) (<-chan api.Event, <-chan error) {
 		cancel()
 		r.t.Fatalf("event stream: HTTP %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	events, done, exited := make(chan api.Event, 16), make(chan error, 1), make(chan struct{})
+	events, done, exited := make(chan providerapi.Event, 16), make(chan error, 1), make(chan struct{})
 	go func() {
 		defer close(exited)
 		defer resp.Body.Close()
@@ -324,7 +324,7 @@ func (r *raw) follow(tok string) (<-chan api.Event, <-chan error) {
 			case strings.HasPrefix(line, "event: "):
 				event = strings.TrimPrefix(line, "event: ")
 			case strings.HasPrefix(line, "data: ") && event == "change":
-				var ev api.Event
+				var ev providerapi.Event
 				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "data: ")), &ev); err != nil {
 					done <- fmt.Errorf("event %q: %w", line, err)
 					return
@@ -343,12 +343,12 @@ func (r *raw) follow(tok string) (<-chan api.Event, <-chan error) {
 }
 
 // allChanges reads the whole changes feed of the token's user.
-func (r *raw) allChanges(tok string) []api.Doc {
+func (r *raw) allChanges(tok string) []providerapi.Doc {
 	r.t.Helper()
-	var out []api.Doc
+	var out []providerapi.Doc
 	since := uint64(0)
 	for {
-		var ch api.ChangesResponse
+		var ch providerapi.ChangesResponse
 		st, b := r.doJSON(http.MethodGet, fmt.Sprintf("/1/docs/changes?since=%d", since), tok, nil, &ch)
 		if st != http.StatusOK {
 			r.t.Fatalf("changes: HTTP %d %.200q", st, b)
@@ -361,7 +361,7 @@ func (r *raw) allChanges(tok string) []api.Doc {
 	}
 }
 
-func docIDs(docs []api.Doc) []string {
+func docIDs(docs []providerapi.Doc) []string {
 	var ids []string
 	for _, d := range docs {
 		ids = append(ids, d.ID)
@@ -378,7 +378,7 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 	r := newRaw(t, p)
 
 	// Alice's documents and blob.
-	res, err := alice.c.Push(ctx(t), []api.DocPush{
+	res, err := alice.c.Push(ctx(t), []providerapi.DocPush{
 		{ID: "doc-a1", Rev: 1, Ciphertext: []byte("alice ciphertext 1")},
 		{ID: "doc-a2", Rev: 1, Ciphertext: []byte("alice ciphertext 2")},
 	})
@@ -386,7 +386,7 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, x := range res.Results {
-		if x.Status != api.PushOK {
+		if x.Status != providerapi.PushOK {
 			t.Fatalf("alice's push: %+v", x)
 		}
 	}
@@ -400,13 +400,13 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Bob's own document, so his feed is not trivially empty.
-	if res, err := bob.c.Push(ctx(t), []api.DocPush{{ID: "doc-b1", Rev: 1, Ciphertext: []byte("bob ciphertext")}}); err != nil || res.Results[0].Status != api.PushOK {
+	if res, err := bob.c.Push(ctx(t), []providerapi.DocPush{{ID: "doc-b1", Rev: 1, Ciphertext: []byte("bob ciphertext")}}); err != nil || res.Results[0].Status != providerapi.PushOK {
 		t.Fatalf("bob's push: %v %+v", err, res)
 	}
 
 	// Bob's notification stream: the first event is his own sequence.
 	events, done := r.follow(bob.token)
-	next := func(what string) api.Event {
+	next := func(what string) providerapi.Event {
 		t.Helper()
 		select {
 		case ev := <-events:
@@ -416,7 +416,7 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatalf("%s: no event on bob's stream", what)
 		}
-		return api.Event{}
+		return providerapi.Event{}
 	}
 	bobSeq, err := p.Store.LastSeq(ctx(t), "bob")
 	if err != nil {
@@ -442,29 +442,29 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 
 	// Alice's document and blob are not found for bob.
 	for _, id := range []string{"doc-a1", "doc-a2"} {
-		if d, err := bob.c.Doc(ctx(t), id); !client.IsCode(err, api.CodeNotFound) {
+		if d, err := bob.c.Doc(ctx(t), id); !providerclient.IsCode(err, providerapi.CodeNotFound) {
 			t.Errorf("bob GET /1/docs/%s: %+v, %v; want not found", id, d, err)
 		}
 	}
-	if b, err := bob.c.Blob(ctx(t), bid); !client.IsCode(err, api.CodeNotFound) {
+	if b, err := bob.c.Blob(ctx(t), bid); !providerclient.IsCode(err, providerapi.CodeNotFound) {
 		t.Errorf("bob GET alice's blob: %q, %v; want not found", b, err)
 	}
 
 	// Pushing on top of alice's revision is a conflict that does not
 	// show alice's document.
-	res, err = bob.c.Push(ctx(t), []api.DocPush{{ID: "doc-a2", BaseRev: 1, Rev: 2, Ciphertext: []byte("bob overwrites")}})
+	res, err = bob.c.Push(ctx(t), []providerapi.DocPush{{ID: "doc-a2", BaseRev: 1, Rev: 2, Ciphertext: []byte("bob overwrites")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x := res.Results[0]; x.Status != api.PushConflict || x.Current != nil || x.Rev != 0 {
+	if x := res.Results[0]; x.Status != providerapi.PushConflict || x.Current != nil || x.Rev != 0 {
 		t.Errorf("bob pushing doc-a2 at alice's rev 1: %+v (current %+v); want a conflict with nothing current", x, x.Current)
 	}
 	// Pushing alice's id as new makes bob's own document.
-	res, err = bob.c.Push(ctx(t), []api.DocPush{{ID: "doc-a1", BaseRev: 0, Rev: 1, Ciphertext: []byte("bob's doc-a1")}})
+	res, err = bob.c.Push(ctx(t), []providerapi.DocPush{{ID: "doc-a1", BaseRev: 0, Rev: 1, Ciphertext: []byte("bob's doc-a1")}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if x := res.Results[0]; x.Status != api.PushOK {
+	if x := res.Results[0]; x.Status != providerapi.PushOK {
 		t.Errorf("bob pushing his own doc-a1: %+v", x)
 	}
 	if d, err := bob.c.Doc(ctx(t), "doc-a1"); err != nil || string(d.Ciphertext) != "bob's doc-a1" {
@@ -506,7 +506,7 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 	}
 	for got := next("bob's own push"); got.Seq != bobSeq; got = next("bob's own push") {
 	}
-	if _, err := alice.c.Push(ctx(t), []api.DocPush{{ID: "doc-a1", BaseRev: 1, Rev: 2, Ciphertext: []byte("alice ciphertext 1b")}}); err != nil {
+	if _, err := alice.c.Push(ctx(t), []providerapi.DocPush{{ID: "doc-a1", BaseRev: 1, Rev: 2, Ciphertext: []byte("alice ciphertext 1b")}}); err != nil {
 		t.Fatal(err)
 	}
 	// Mail for alice does not wake bob either.
@@ -521,7 +521,7 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 	case <-time.After(time.Second):
 	}
 	// A push of bob's still does wake him: the stream is alive.
-	res, err = bob.c.Push(ctx(t), []api.DocPush{{ID: "doc-b2", Rev: 1, Ciphertext: []byte("bob again")}})
+	res, err = bob.c.Push(ctx(t), []providerapi.DocPush{{ID: "doc-b2", Rev: 1, Ciphertext: []byte("bob again")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -530,7 +530,7 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 	}
 
 	// Alice's incoming mail is hers alone.
-	var list api.IncomingList
+	var list providerapi.IncomingList
 	if st, b := r.doJSON(http.MethodGet, "/1/incoming", alice.token, nil, &list); st != http.StatusOK || len(list.Items) != 1 {
 		t.Fatalf("alice's incoming: HTTP %d %.200q", st, b)
 	}
@@ -539,7 +539,7 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 		t.Errorf("bob's incoming lists alice's mail: HTTP %d %.200q", st, b)
 	}
 	st, b := r.do(http.MethodGet, "/1/incoming/"+inID, bearer(bob.token), nil)
-	wantErr(t, "bob GET alice's incoming item", st, b, http.StatusNotFound, api.CodeNotFound)
+	wantErr(t, "bob GET alice's incoming item", st, b, http.StatusNotFound, providerapi.CodeNotFound)
 	if st, b := r.do(http.MethodDelete, "/1/incoming/"+inID, bearer(bob.token), nil); st/100 != 2 && st != http.StatusNotFound {
 		t.Errorf("bob DELETE alice's incoming item: HTTP %d %.200q", st, b)
 	}
@@ -550,9 +550,9 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 	// And raw requests with bob's token for alice's things, for good
 	// measure through another HTTP stack.
 	st, b = r.do(http.MethodGet, "/1/docs/doc-a2", bearer(bob.token), nil)
-	wantErr(t, "raw GET alice's doc as bob", st, b, http.StatusNotFound, api.CodeNotFound)
+	wantErr(t, "raw GET alice's doc as bob", st, b, http.StatusNotFound, providerapi.CodeNotFound)
 	st, b = r.do(http.MethodGet, "/1/blobs/"+bid, bearer(bob.token), nil)
-	wantErr(t, "raw GET alice's blob as bob", st, b, http.StatusNotFound, api.CodeNotFound)
+	wantErr(t, "raw GET alice's blob as bob", st, b, http.StatusNotFound, providerapi.CodeNotFound)
 }
 
 // authedEndpoints are all the endpoints that need a session, with bodies
@@ -562,11 +562,11 @@ func authedEndpoints(t testing.TB, u *user, incomingID string) []struct {
 	body         []byte
 } {
 	cr := newCreds(t, u.login)
-	e, err := keys.Generate(u.address(), 0, time.Now())
+	e, err := pgpkey.Generate(u.address(), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -579,7 +579,7 @@ func authedEndpoints(t testing.TB, u *user, incomingID string) []struct {
 		{http.MethodPost, "/1/sessions/current/renew", nil},
 		{http.MethodPut, "/1/users/self", mustJSON(t, cr)},
 		{http.MethodGet, "/1/users/self/secret", nil},
-		{http.MethodPost, "/1/docs", mustJSON(t, api.PushRequest{Docs: []api.DocPush{{ID: "refused", Rev: 1, Ciphertext: []byte("x")}}})},
+		{http.MethodPost, "/1/docs", mustJSON(t, providerapi.PushRequest{Docs: []providerapi.DocPush{{ID: "refused", Rev: 1, Ciphertext: []byte("x")}}})},
 		{http.MethodGet, "/1/docs/changes", nil},
 		{http.MethodGet, "/1/docs/changes?since=0&limit=10&wait=1", nil},
 		{http.MethodGet, "/1/docs/refused", nil},
@@ -589,7 +589,7 @@ func authedEndpoints(t testing.TB, u *user, incomingID string) []struct {
 		{http.MethodGet, "/1/incoming", nil},
 		{http.MethodGet, "/1/incoming/" + incomingID, nil},
 		{http.MethodDelete, "/1/incoming/" + incomingID, nil},
-		{http.MethodPut, "/1/keys", mustJSON(t, api.KeyRequest{OpenPGP: pub})},
+		{http.MethodPut, "/1/keys", mustJSON(t, providerapi.KeyRequest{OpenPGP: pub})},
 	}
 }
 
@@ -613,7 +613,7 @@ func refusedEverywhere(t *testing.T, r *raw, u *user, what, auth string) {
 	eps := authedEndpoints(t, u, items[0].ID)
 	for _, ep := range eps {
 		st, b := r.do(ep.method, ep.path, auth, ep.body)
-		wantErr(t, fmt.Sprintf("%s: %s %s", what, ep.method, ep.path), st, b, http.StatusUnauthorized, api.CodeUnauthorized)
+		wantErr(t, fmt.Sprintf("%s: %s %s", what, ep.method, ep.path), st, b, http.StatusUnauthorized, providerapi.CodeUnauthorized)
 	}
 	// Nothing was stored or changed.
 	su, err := r.p.Store.User(ctx(t), u.login)
@@ -702,7 +702,7 @@ func TestEndpointsRefuseWithoutValidSession(t *testing.T) {
 	}
 
 	// An expired token, on a provider with very short sessions.
-	p2 := testenv.StartProvider(t, testenv.Options{Config: provider.Config{SessionTTL: time.Millisecond}})
+	p2 := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{SessionTTL: time.Millisecond}})
 	r2 := newRaw(t, p2)
 	erin, resp, err := signupAccount(t, newClient(t, p2), "erin", "")
 	if err != nil {
@@ -736,11 +736,11 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 			{"two objects", append(append([]byte{}, good...), good...)},
 		} {
 			st, b := r.do(http.MethodPost, "/1/users", "", c.body)
-			wantErr(t, "signup, "+c.what, st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "signup, "+c.what, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 			st, b = r.do(http.MethodPost, "/1/sessions", "", c.body)
-			wantErr(t, "login start, "+c.what, st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "login start, "+c.what, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 			st, b = r.do(http.MethodPost, "/1/docs", bearer(frank.token), c.body)
-			wantErr(t, "push, "+c.what, st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "push, "+c.what, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		}
 		r.noUser("mal", cr)
 		for _, c := range []struct{ what, body string }{
@@ -752,7 +752,7 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 			{"negative rev", `{"docs":[{"id":"m1","rev":-1,"ciphertext":"YQ=="}]}`},
 		} {
 			st, b := r.do(http.MethodPost, "/1/docs", bearer(frank.token), []byte(c.body))
-			wantErr(t, "push, "+c.what, st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "push, "+c.what, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		}
 		if docs := r.allChanges(frank.token); len(docs) != 0 {
 			t.Errorf("refused pushes stored %v", docIDs(docs))
@@ -768,12 +768,12 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 	t.Run("oversized body", func(t *testing.T) {
 		huge := []byte(`{"login":"huge","srp_salt":"` + strings.Repeat("A", 2<<20) + `"}`)
 		st, b := r.do(http.MethodPost, "/1/users", "", huge)
-		wantErr(t, "2 MiB signup", st, b, http.StatusRequestEntityTooLarge, api.CodeTooLarge)
+		wantErr(t, "2 MiB signup", st, b, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge)
 		r.noUser("huge", nil)
 		st, b = r.do(http.MethodPost, "/1/sessions", "", []byte(`{"login":"frank","A":"`+strings.Repeat("A", 2<<20)+`"}`))
-		wantErr(t, "2 MiB login start", st, b, http.StatusRequestEntityTooLarge, api.CodeTooLarge)
+		wantErr(t, "2 MiB login start", st, b, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge)
 		st, b = r.do(http.MethodPut, "/1/keys", bearer(frank.token), []byte(`{"openpgp":"`+strings.Repeat("A", 2<<20)+`"}`))
-		wantErr(t, "2 MiB key", st, b, http.StatusRequestEntityTooLarge, api.CodeTooLarge)
+		wantErr(t, "2 MiB key", st, b, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge)
 		r.alive()
 	})
 
@@ -798,7 +798,7 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			wantErr(t, "truncated signup", resp.StatusCode, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "truncated signup", resp.StatusCode, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		} else {
 			t.Logf("no answer to the truncated request (%v)", err)
 		}
@@ -814,9 +814,9 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 	t.Run("invalid logins", func(t *testing.T) {
 		for _, login := range []string{"Alice", "a", strings.Repeat("x", 65), "a/b", "", "al ice", "ålice", "bob@example.test", "../x"} {
 			st, b := r.do(http.MethodPost, "/1/users", "", signupBody(t, login, cr))
-			wantErr(t, fmt.Sprintf("signup %q", login), st, b, http.StatusBadRequest, api.CodeBadRequest)
-			st, b = r.doJSON(http.MethodPost, "/1/sessions", "", api.LoginStartRequest{Login: login, A: []byte{2}}, nil)
-			wantErr(t, fmt.Sprintf("login start %q", login), st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, fmt.Sprintf("signup %q", login), st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
+			st, b = r.doJSON(http.MethodPost, "/1/sessions", "", providerapi.LoginStartRequest{Login: login, A: []byte{2}}, nil)
+			wantErr(t, fmt.Sprintf("login start %q", login), st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 			r.noUser(login, cr)
 		}
 		// The bounds themselves are valid.
@@ -830,28 +830,28 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 		bad := *cr
 		bad.KDF.MemoryKiB = 1
 		st, b := r.do(http.MethodPost, "/1/users", "", signupBody(t, "badkdf", &bad))
-		wantErr(t, "signup with a bad KDF", st, b, http.StatusBadRequest, api.CodeBadRequest)
+		wantErr(t, "signup with a bad KDF", st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		r.noUser("badkdf", &bad)
 		bad = *cr
 		bad.WrappedSecret = nil
 		st, b = r.do(http.MethodPost, "/1/users", "", signupBody(t, "nosecret", &bad))
-		wantErr(t, "signup without a wrapped secret", st, b, http.StatusBadRequest, api.CodeBadRequest)
+		wantErr(t, "signup without a wrapped secret", st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		r.noUser("nosecret", &bad)
 	})
 
 	t.Run("invalid documents", func(t *testing.T) {
-		ok := api.DocPush{ID: "fine", Rev: 1, Ciphertext: []byte("fine")}
+		ok := providerapi.DocPush{ID: "fine", Rev: 1, Ciphertext: []byte("fine")}
 		for _, id := range []string{"", "a/b", "a.b", "a b", strings.Repeat("x", 129), "ü", "a\x00b"} {
-			st, b := r.doJSON(http.MethodPost, "/1/docs", frank.token, api.PushRequest{Docs: []api.DocPush{ok, {ID: id, Rev: 1, Ciphertext: []byte("x")}}}, nil)
-			wantErr(t, fmt.Sprintf("push id %q", id), st, b, http.StatusBadRequest, api.CodeBadRequest)
+			st, b := r.doJSON(http.MethodPost, "/1/docs", frank.token, providerapi.PushRequest{Docs: []providerapi.DocPush{ok, {ID: id, Rev: 1, Ciphertext: []byte("x")}}}, nil)
+			wantErr(t, fmt.Sprintf("push id %q", id), st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 			if id == "" || strings.Contains(id, "/") {
 				continue
 			}
 			st, b = r.do(http.MethodGet, "/1/docs/"+url.PathEscape(id), bearer(frank.token), nil)
-			wantErr(t, fmt.Sprintf("GET doc %q", id), st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, fmt.Sprintf("GET doc %q", id), st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		}
 		st, b := r.do(http.MethodGet, "/1/docs/a%2Fb", bearer(frank.token), nil)
-		wantErr(t, "GET doc a/b", st, b, http.StatusBadRequest, api.CodeBadRequest)
+		wantErr(t, "GET doc a/b", st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		for _, c := range []struct{ what, body string }{
 			{"no docs", `{}`},
 			{"null docs", `{"docs":null}`},
@@ -861,7 +861,7 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 			{"tombstone without ciphertext", `{"docs":[{"id":"fine","rev":1,"deleted":true}]}`},
 		} {
 			st, b := r.do(http.MethodPost, "/1/docs", bearer(frank.token), []byte(c.body))
-			wantErr(t, "push, "+c.what, st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "push, "+c.what, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		}
 		if docs := r.allChanges(frank.token); len(docs) != 0 {
 			t.Fatalf("refused pushes stored %v", docIDs(docs))
@@ -869,8 +869,8 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 
 		// A revision that is not base_rev+1 is a conflict and is not
 		// stored, for a new document and for an existing one.
-		var pr api.PushResponse
-		st, b = r.doJSON(http.MethodPost, "/1/docs", frank.token, api.PushRequest{Docs: []api.DocPush{
+		var pr providerapi.PushResponse
+		st, b = r.doJSON(http.MethodPost, "/1/docs", frank.token, providerapi.PushRequest{Docs: []providerapi.DocPush{
 			{ID: "skip", BaseRev: 0, Rev: 2, Ciphertext: []byte("skip")},
 			{ID: "same", BaseRev: 0, Rev: 0, Ciphertext: []byte("same")},
 			{ID: "exists", BaseRev: 0, Rev: 1, Ciphertext: []byte("exists v1")},
@@ -879,20 +879,20 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 			t.Fatalf("push: HTTP %d %.300q", st, b)
 		}
 		for _, x := range pr.Results[:2] {
-			if x.Status != api.PushConflict || x.Rev != 0 || x.Current != nil {
+			if x.Status != providerapi.PushConflict || x.Rev != 0 || x.Current != nil {
 				t.Errorf("push of %s with rev != base_rev+1: %+v", x.ID, x)
 			}
 		}
-		if pr.Results[2].Status != api.PushOK {
+		if pr.Results[2].Status != providerapi.PushOK {
 			t.Fatalf("push of a new document: %+v", pr.Results[2])
 		}
-		st, b = r.doJSON(http.MethodPost, "/1/docs", frank.token, api.PushRequest{Docs: []api.DocPush{
+		st, b = r.doJSON(http.MethodPost, "/1/docs", frank.token, providerapi.PushRequest{Docs: []providerapi.DocPush{
 			{ID: "exists", BaseRev: 1, Rev: 3, Ciphertext: []byte("exists v3")},
 		}}, &pr)
 		if st != http.StatusOK {
 			t.Fatalf("push: HTTP %d %.300q", st, b)
 		}
-		if x := pr.Results[0]; x.Status != api.PushConflict || x.Rev != 1 || x.Current == nil || string(x.Current.Ciphertext) != "exists v1" {
+		if x := pr.Results[0]; x.Status != providerapi.PushConflict || x.Rev != 1 || x.Current == nil || string(x.Current.Ciphertext) != "exists v1" {
 			t.Errorf("push of rev 3 on rev 1: %+v", x)
 		}
 		docs := r.allChanges(frank.token)
@@ -907,14 +907,14 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 		id := blobID(data)
 		for _, bad := range []string{strings.ToUpper(id), id[:63], id + "0", strings.Repeat("g", 64), "x", id[:32] + "-" + id[33:]} {
 			st, b := r.do(http.MethodPut, "/1/blobs/"+bad, bearer(frank.token), data)
-			wantErr(t, "PUT blob "+bad, st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "PUT blob "+bad, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 			st, b = r.do(http.MethodGet, "/1/blobs/"+bad, bearer(frank.token), nil)
-			wantErr(t, "GET blob "+bad, st, b, http.StatusBadRequest, api.CodeBadRequest)
+			wantErr(t, "GET blob "+bad, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		}
 		st, b := r.do(http.MethodPut, "/1/blobs/"+id, bearer(frank.token), []byte{})
-		wantErr(t, "PUT empty blob", st, b, http.StatusBadRequest, api.CodeBadRequest)
+		wantErr(t, "PUT empty blob", st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		st, b = r.do(http.MethodGet, "/1/blobs/"+id, bearer(frank.token), nil)
-		wantErr(t, "GET the refused empty blob", st, b, http.StatusNotFound, api.CodeNotFound)
+		wantErr(t, "GET the refused empty blob", st, b, http.StatusNotFound, providerapi.CodeNotFound)
 		// Blobs are immutable: a second upload under the id is a no-op.
 		if err := frank.c.PutBlob(ctx(t), id, data); err != nil {
 			t.Fatal(err)
@@ -931,8 +931,8 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 	t.Run("handshakes", func(t *testing.T) {
 		m1 := make([]byte, 32)
 		for _, id := range []string{"unknown", strings.Repeat("0", 32), "x"} {
-			st, b := r.doJSON(http.MethodPost, "/1/sessions/"+id, "", api.LoginFinishRequest{M1: m1}, nil)
-			wantErr(t, "proof for handshake "+id, st, b, http.StatusUnauthorized, api.CodeUnauthorized)
+			st, b := r.doJSON(http.MethodPost, "/1/sessions/"+id, "", providerapi.LoginFinishRequest{M1: m1}, nil)
+			wantErr(t, "proof for handshake "+id, st, b, http.StatusUnauthorized, providerapi.CodeUnauthorized)
 		}
 		c := newClient(t, p)
 		// prove runs a login start for frank and returns the handshake
@@ -961,10 +961,10 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 		hs, good := prove()
 		bad := append([]byte(nil), good...)
 		bad[0] ^= 1
-		if _, err := c.LoginFinish(ctx(t), hs, bad); !client.IsCode(err, api.CodeUnauthorized) {
+		if _, err := c.LoginFinish(ctx(t), hs, bad); !providerclient.IsCode(err, providerapi.CodeUnauthorized) {
 			t.Fatalf("wrong proof: %v", err)
 		}
-		if _, err := c.LoginFinish(ctx(t), hs, good); !client.IsCode(err, api.CodeUnauthorized) {
+		if _, err := c.LoginFinish(ctx(t), hs, good); !providerclient.IsCode(err, providerapi.CodeUnauthorized) {
 			t.Errorf("right proof on a used handshake: %v, want unauthorized", err)
 		}
 		// A right proof uses it up too.
@@ -973,24 +973,24 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fin, err := c.LoginFinish(ctx(t), hs, good); !client.IsCode(err, api.CodeUnauthorized) {
+		if fin, err := c.LoginFinish(ctx(t), hs, good); !providerclient.IsCode(err, providerapi.CodeUnauthorized) {
 			t.Errorf("replayed proof: %+v, %v; want unauthorized", fin, err)
 		}
 		// The session of the one good proof works.
-		var sec api.SecretResponse
+		var sec providerapi.SecretResponse
 		if st, b := r.doJSON(http.MethodGet, "/1/users/self/secret", fin.Token, nil, &sec); st != http.StatusOK || !bytes.Equal(sec.WrappedSecret, frank.cr.WrappedSecret) {
 			t.Errorf("session from the proof: HTTP %d %.200q", st, b)
 		}
 		// Malformed proofs.
 		hs, _ = prove()
 		st, b := r.do(http.MethodPost, "/1/sessions/"+hs, "", []byte(`{"M1":`))
-		wantErr(t, "malformed proof", st, b, http.StatusBadRequest, api.CodeBadRequest)
+		wantErr(t, "malformed proof", st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 		r.alive()
 	})
 
 	// After all that, the provider still signs up and serves.
 	g := signup(t, p, "grace")
-	if _, err := g.c.Push(ctx(t), []api.DocPush{{ID: "after", Rev: 1, Ciphertext: []byte("after")}}); err != nil {
+	if _, err := g.c.Push(ctx(t), []providerapi.DocPush{{ID: "after", Rev: 1, Ciphertext: []byte("after")}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -998,29 +998,29 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 // --- 3. enrollment
 
 func TestEnrollmentPolicy(t *testing.T) {
-	closed := testenv.StartProvider(t, testenv.Options{Config: provider.Config{Enrollment: api.EnrollClosed}})
+	closed := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{Enrollment: providerapi.EnrollClosed}})
 	rc := newRaw(t, closed)
 	c := newClient(t, closed)
-	if _, _, err := signupAccount(t, c, "henry", ""); !client.IsCode(err, api.CodeEnrollment) {
-		t.Errorf("signup at a closed provider: %v, want %s", err, api.CodeEnrollment)
+	if _, _, err := signupAccount(t, c, "henry", ""); !providerclient.IsCode(err, providerapi.CodeEnrollment) {
+		t.Errorf("signup at a closed provider: %v, want %s", err, providerapi.CodeEnrollment)
 	}
-	var ae *client.APIError
-	if _, _, err := signupAccount(t, c, "henry", "any-code"); !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Code != api.CodeEnrollment {
-		t.Errorf("signup with a code at a closed provider: %v, want 403 %s", err, api.CodeEnrollment)
+	var ae *providerclient.APIError
+	if _, _, err := signupAccount(t, c, "henry", "any-code"); !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Code != providerapi.CodeEnrollment {
+		t.Errorf("signup with a code at a closed provider: %v, want 403 %s", err, providerapi.CodeEnrollment)
 	}
 	rc.noUser("henry", nil)
-	var pj api.ProviderJSON
-	if st, _ := rc.doJSON(http.MethodGet, "/provider.json", "", nil, &pj); st != http.StatusOK || pj.EnrollmentPolicy != api.EnrollClosed {
+	var pj providerapi.ProviderJSON
+	if st, _ := rc.doJSON(http.MethodGet, "/provider.json", "", nil, &pj); st != http.StatusOK || pj.EnrollmentPolicy != providerapi.EnrollClosed {
 		t.Errorf("closed provider.json: %d %+v", st, pj)
 	}
 
-	inv := testenv.StartProvider(t, testenv.Options{Config: provider.Config{Enrollment: api.EnrollInvite}})
+	inv := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{Enrollment: providerapi.EnrollInvite}})
 	ri := newRaw(t, inv)
 	c = newClient(t, inv)
-	if _, _, err := signupAccount(t, c, "ivan", ""); !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Code != api.CodeEnrollment {
-		t.Errorf("signup without a code: %v, want 403 %s", err, api.CodeEnrollment)
+	if _, _, err := signupAccount(t, c, "ivan", ""); !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Code != providerapi.CodeEnrollment {
+		t.Errorf("signup without a code: %v, want 403 %s", err, providerapi.CodeEnrollment)
 	}
-	if _, _, err := signupAccount(t, c, "ivan", "not-a-code"); !client.IsCode(err, api.CodeEnrollment) {
+	if _, _, err := signupAccount(t, c, "ivan", "not-a-code"); !providerclient.IsCode(err, providerapi.CodeEnrollment) {
 		t.Errorf("signup with an unknown code: %v", err)
 	}
 	ri.noUser("ivan", nil)
@@ -1035,16 +1035,16 @@ func TestEnrollmentPolicy(t *testing.T) {
 		t.Fatalf("invited account's session: %v", err)
 	}
 	c2 := newClient(t, inv)
-	if _, _, err := signupAccount(t, c2, "judy", "welcome-1"); !client.IsCode(err, api.CodeEnrollment) {
-		t.Errorf("second signup with a used code: %v, want %s", err, api.CodeEnrollment)
+	if _, _, err := signupAccount(t, c2, "judy", "welcome-1"); !providerclient.IsCode(err, providerapi.CodeEnrollment) {
+		t.Errorf("second signup with a used code: %v, want %s", err, providerapi.CodeEnrollment)
 	}
 	ri.noUser("judy", nil)
 	// A taken login does not use up a code.
 	if err := inv.Store.AddInvite(ctx(t), "welcome-2"); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := signupAccount(t, c2, "ivan", "welcome-2"); !client.IsCode(err, api.CodeExists) {
-		t.Errorf("signup of a taken login: %v, want %s", err, api.CodeExists)
+	if _, _, err := signupAccount(t, c2, "ivan", "welcome-2"); !providerclient.IsCode(err, providerapi.CodeExists) {
+		t.Errorf("signup of a taken login: %v, want %s", err, providerapi.CodeExists)
 	}
 	if _, _, err := signupAccount(t, c2, "judy", "welcome-2"); err != nil {
 		t.Errorf("signup with the code a failed signup did not use: %v", err)
@@ -1054,7 +1054,7 @@ func TestEnrollmentPolicy(t *testing.T) {
 // --- 4. login rate limit
 
 func TestLoginRateLimitPerAccount(t *testing.T) {
-	p := testenv.StartProvider(t, testenv.Options{Config: provider.Config{LoginPerAccount: 3}})
+	p := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{LoginPerAccount: 3}})
 	r := newRaw(t, p)
 	signup(t, p, "kate")
 	start := func(login string) (int, []byte) {
@@ -1062,7 +1062,7 @@ func TestLoginRateLimitPerAccount(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		return r.doJSON(http.MethodPost, "/1/sessions", "", api.LoginStartRequest{Login: login, A: cl.A()}, nil)
+		return r.doJSON(http.MethodPost, "/1/sessions", "", providerapi.LoginStartRequest{Login: login, A: cl.A()}, nil)
 	}
 	for i := 1; i <= 3; i++ {
 		if st, b := start("kate"); st != http.StatusOK {
@@ -1070,7 +1070,7 @@ func TestLoginRateLimitPerAccount(t *testing.T) {
 		}
 	}
 	st, b := start("kate")
-	wantErr(t, "4th login start", st, b, http.StatusTooManyRequests, api.CodeRateLimited)
+	wantErr(t, "4th login start", st, b, http.StatusTooManyRequests, providerapi.CodeRateLimited)
 	// The limit is the account's: others log in, known or not.
 	signup(t, p, "liam")
 	for _, login := range []string{"liam", "nobody"} {
@@ -1081,8 +1081,8 @@ func TestLoginRateLimitPerAccount(t *testing.T) {
 	// Through the client, the refusal is a clear error, not a wrong
 	// password.
 	c := newClient(t, p)
-	if _, err := c.Login(ctx(t), "kate", []byte(password)); !client.IsCode(err, api.CodeRateLimited) {
-		t.Errorf("client login over the limit: %v, want %s", err, api.CodeRateLimited)
+	if _, err := c.Login(ctx(t), "kate", []byte(password)); !providerclient.IsCode(err, providerapi.CodeRateLimited) {
+		t.Errorf("client login over the limit: %v, want %s", err, providerapi.CodeRateLimited)
 	}
 	c = newClient(t, p)
 	if _, err := c.Login(ctx(t), "liam", []byte(password)); err != nil {
@@ -1099,32 +1099,32 @@ func TestPushConflictsAndChangesFeed(t *testing.T) {
 
 	// Two devices push the same base revision: the first wins, the
 	// second learns the first's document.
-	res1, err := c.Push(ctx(t), []api.DocPush{{ID: "d1", BaseRev: 0, Rev: 1, Ciphertext: []byte("device A v1")}})
-	if err != nil || res1.Results[0].Status != api.PushOK {
+	res1, err := c.Push(ctx(t), []providerapi.DocPush{{ID: "d1", BaseRev: 0, Rev: 1, Ciphertext: []byte("device A v1")}})
+	if err != nil || res1.Results[0].Status != providerapi.PushOK {
 		t.Fatalf("first push: %+v %v", res1, err)
 	}
-	res2, err := c.Push(ctx(t), []api.DocPush{{ID: "d1", BaseRev: 0, Rev: 1, Ciphertext: []byte("device B v1")}})
+	res2, err := c.Push(ctx(t), []providerapi.DocPush{{ID: "d1", BaseRev: 0, Rev: 1, Ciphertext: []byte("device B v1")}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := res2.Results[0]
-	if x.Status != api.PushConflict || x.Rev != 1 || x.Current == nil ||
+	if x.Status != providerapi.PushConflict || x.Rev != 1 || x.Current == nil ||
 		x.Current.ID != "d1" || x.Current.Rev != 1 || string(x.Current.Ciphertext) != "device A v1" || x.Current.Seq != res1.Results[0].Seq {
 		t.Fatalf("second push: %+v (current %+v), want a conflict with device A's doc", x, x.Current)
 	}
 	// The same within one batch.
-	res, err := c.Push(ctx(t), []api.DocPush{
+	res, err := c.Push(ctx(t), []providerapi.DocPush{
 		{ID: "d2", BaseRev: 0, Rev: 1, Ciphertext: []byte("first")},
 		{ID: "d2", BaseRev: 0, Rev: 1, Ciphertext: []byte("second")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a, b := res.Results[0], res.Results[1]; a.Status != api.PushOK || b.Status != api.PushConflict || b.Current == nil || string(b.Current.Ciphertext) != "first" {
+	if a, b := res.Results[0], res.Results[1]; a.Status != providerapi.PushOK || b.Status != providerapi.PushConflict || b.Current == nil || string(b.Current.Ciphertext) != "first" {
 		t.Fatalf("batch with the same base twice: %+v, %+v", a, b)
 	}
 	// Updates and a tombstone.
-	for _, push := range [][]api.DocPush{
+	for _, push := range [][]providerapi.DocPush{
 		{{ID: "d1", BaseRev: 1, Rev: 2, Ciphertext: []byte("d1 v2")}, {ID: "d3", Rev: 1, Ciphertext: []byte("d3 v1")}},
 		{{ID: "d4", Rev: 1, Ciphertext: []byte("d4 v1")}, {ID: "d5", Rev: 1, Ciphertext: []byte("d5 v1")}},
 		{{ID: "d2", BaseRev: 1, Rev: 2, Deleted: true, Ciphertext: []byte("d2 tombstone")}, {ID: "d1", BaseRev: 2, Rev: 3, Ciphertext: []byte("d1 v3")}},
@@ -1134,19 +1134,19 @@ func TestPushConflictsAndChangesFeed(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, x := range res.Results {
-			if x.Status != api.PushOK {
+			if x.Status != providerapi.PushOK {
 				t.Fatalf("push %+v: %+v", push, x)
 			}
 		}
 	}
-	want := map[string]api.Doc{
+	want := map[string]providerapi.Doc{
 		"d1": {ID: "d1", Rev: 3, Ciphertext: []byte("d1 v3")},
 		"d2": {ID: "d2", Rev: 2, Deleted: true, Ciphertext: []byte("d2 tombstone")},
 		"d3": {ID: "d3", Rev: 1, Ciphertext: []byte("d3 v1")},
 		"d4": {ID: "d4", Rev: 1, Ciphertext: []byte("d4 v1")},
 		"d5": {ID: "d5", Rev: 1, Ciphertext: []byte("d5 v1")},
 	}
-	check := func(what string, docs []api.Doc) {
+	check := func(what string, docs []providerapi.Doc) {
 		t.Helper()
 		seen := map[string]bool{}
 		var lastSeq uint64
@@ -1186,7 +1186,7 @@ func TestPushConflictsAndChangesFeed(t *testing.T) {
 	}
 
 	// Paged by two.
-	var paged []api.Doc
+	var paged []providerapi.Doc
 	var mores []bool
 	since := uint64(0)
 	for i := 0; i < 10; i++ {
@@ -1223,7 +1223,7 @@ func TestPushConflictsAndChangesFeed(t *testing.T) {
 		t.Errorf("feed after the end: %+v, %v", end, err)
 	}
 	// A long poll is answered by the next push.
-	got := make(chan *api.ChangesResponse, 1)
+	got := make(chan *providerapi.ChangesResponse, 1)
 	go func() {
 		ch, err := c.Changes(context.Background(), top, 10, 30*time.Second)
 		if err != nil {
@@ -1231,7 +1231,7 @@ func TestPushConflictsAndChangesFeed(t *testing.T) {
 		}
 		got <- ch
 	}()
-	res, err = c.Push(ctx(t), []api.DocPush{{ID: "d6", Rev: 1, Ciphertext: []byte("d6")}})
+	res, err = c.Push(ctx(t), []providerapi.DocPush{{ID: "d6", Rev: 1, Ciphertext: []byte("d6")}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1242,7 +1242,7 @@ func TestPushConflictsAndChangesFeed(t *testing.T) {
 	r := newRaw(t, p)
 	for _, q := range []string{"since=-1", "since=x", "limit=1.5", "wait=forever", "since=99999999999999999999"} {
 		st, b := r.do(http.MethodGet, "/1/docs/changes?"+q, bearer(mia.token), nil)
-		wantErr(t, "changes?"+q, st, b, http.StatusBadRequest, api.CodeBadRequest)
+		wantErr(t, "changes?"+q, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 	}
 }
 
@@ -1255,15 +1255,15 @@ func TestNicknym(t *testing.T) {
 	oscar := signup(t, p, "oscar")
 
 	armor := func(addr string, private bool) string {
-		e, err := keys.Generate(addr, 0, time.Now())
+		e, err := pgpkey.Generate(addr, 0, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
 		var s string
 		if private {
-			s, err = keys.ArmorPrivate(e)
+			s, err = pgpkey.ArmorPrivate(e)
 		} else {
-			s, err = keys.ArmorPublic(e)
+			s, err = pgpkey.ArmorPublic(e)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -1274,8 +1274,8 @@ func TestNicknym(t *testing.T) {
 	oscarPub := armor(oscar.address(), false)
 	put := func(u *user, what, key string) {
 		t.Helper()
-		st, b := r.doJSON(http.MethodPut, "/1/keys", u.token, api.KeyRequest{OpenPGP: key}, nil)
-		wantErr(t, what, st, b, http.StatusBadRequest, api.CodeBadRequest)
+		st, b := r.doJSON(http.MethodPut, "/1/keys", u.token, providerapi.KeyRequest{OpenPGP: key}, nil)
+		wantErr(t, what, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 	}
 	put(nina, "oscar's key by nina", oscarPub)
 	put(nina, "a key for another domain", armor("nina@elsewhere.test", false))
@@ -1296,7 +1296,7 @@ func TestNicknym(t *testing.T) {
 	put(oscar, "nina's key by oscar", ninaPub)
 	// Looked up without a token, in any case.
 	anon := newClient(t, p)
-	want, err := keys.ReadArmored(ninaPub)
+	want, err := pgpkey.ReadArmored(ninaPub)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1305,19 +1305,19 @@ func TestNicknym(t *testing.T) {
 		if err != nil {
 			t.Fatalf("lookup %s: %v", addr, err)
 		}
-		got, err := keys.ReadArmored(kr.OpenPGP)
-		if err != nil || keys.Fingerprint(got) != keys.Fingerprint(want) || got.PrivateKey != nil || kr.Address != nina.address() {
+		got, err := pgpkey.ReadArmored(kr.OpenPGP)
+		if err != nil || pgpkey.Fingerprint(got) != pgpkey.Fingerprint(want) || got.PrivateKey != nil || kr.Address != nina.address() {
 			t.Errorf("lookup %s: %+v, %v", addr, kr, err)
 		}
 	}
 	// Unknown addresses and bad queries.
 	for _, addr := range []string{oscar.address(), "nobody@" + testenv.Domain, "nina@elsewhere.test"} {
 		st, b := r.do(http.MethodGet, "/1/keys?address="+url.QueryEscape(addr), "", nil)
-		wantErr(t, "lookup "+addr, st, b, http.StatusNotFound, api.CodeNotFound)
+		wantErr(t, "lookup "+addr, st, b, http.StatusNotFound, providerapi.CodeNotFound)
 	}
 	for _, q := range []string{"Nina <" + nina.address() + ">", "", "nina", "@" + testenv.Domain, strings.Repeat("a", 320) + "@x.test"} {
 		st, b := r.do(http.MethodGet, "/1/keys?address="+url.QueryEscape(q), "", nil)
-		wantErr(t, fmt.Sprintf("lookup %q", q), st, b, http.StatusBadRequest, api.CodeBadRequest)
+		wantErr(t, fmt.Sprintf("lookup %q", q), st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 	}
 }
 
@@ -1330,21 +1330,21 @@ func TestNicknymServesOnlyWhatItChecked(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	r := newRaw(t, p)
 	u := signup(t, p, "olga")
-	e, err := keys.Generate(u.address(), 0, time.Now())
+	e, err := pgpkey.Generate(u.address(), 0, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	priv, err := keys.ArmorPrivate(e)
+	priv, err := pgpkey.ArmorPrivate(e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, b := r.doJSON(http.MethodPut, "/1/keys", u.token, api.KeyRequest{OpenPGP: pub + priv}, nil)
+	st, b := r.doJSON(http.MethodPut, "/1/keys", u.token, providerapi.KeyRequest{OpenPGP: pub + priv}, nil)
 	if st/100 == 2 {
-		var kr api.KeyResponse
+		var kr providerapi.KeyResponse
 		st, b := r.doJSON(http.MethodGet, "/1/keys?address="+url.QueryEscape(u.address()), "", nil, &kr)
 		if st != http.StatusOK {
 			t.Fatalf("lookup: HTTP %d %.200q", st, b)
@@ -1357,7 +1357,7 @@ func TestNicknymServesOnlyWhatItChecked(t *testing.T) {
 		}
 		return
 	}
-	wantErr(t, "public and private key", st, b, http.StatusBadRequest, api.CodeBadRequest)
+	wantErr(t, "public and private key", st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 }
 
 // TestChangesSinceTheLastSequence: "since" is the last sequence a device
@@ -1366,7 +1366,7 @@ func TestNicknymServesOnlyWhatItChecked(t *testing.T) {
 func TestChangesSinceTheLargestSequence(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	u := signup(t, p, "pat")
-	if _, err := u.c.Push(ctx(t), []api.DocPush{{ID: "d1", Rev: 1, Ciphertext: []byte("x")}}); err != nil {
+	if _, err := u.c.Push(ctx(t), []providerapi.DocPush{{ID: "d1", Rev: 1, Ciphertext: []byte("x")}}); err != nil {
 		t.Fatal(err)
 	}
 	ch, err := u.c.Changes(ctx(t), math.MaxUint64, 10, 0)
@@ -1400,13 +1400,13 @@ func TestUnknownLoginStableAcrossRestarts(t *testing.T) {
 	}
 }
 
-func newStableClient(t *testing.T, p *testenv.Provider) *client.Client {
+func newStableClient(t *testing.T, p *testenv.Provider) *providerclient.Client {
 	t.Helper()
-	pr, err := client.Bootstrap(context.Background(), p.URL, p.Fingerprint, client.Options{})
+	pr, err := providerclient.Bootstrap(context.Background(), p.URL, p.Fingerprint, providerclient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := client.New(pr, client.Options{})
+	c, err := providerclient.New(pr, providerclient.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

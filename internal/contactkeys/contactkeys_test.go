@@ -1,4 +1,4 @@
-package keymanager
+package contactkeys
 
 import (
 	"bytes"
@@ -16,10 +16,10 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
-	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/keys"
-	"github.com/bitmask-go/bitmask/internal/store"
+	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -29,15 +29,15 @@ type offlineRemote struct{}
 
 var errOffline = errors.New("test: offline")
 
-func (offlineRemote) Changes(context.Context, uint64, int, time.Duration) (*api.ChangesResponse, error) {
+func (offlineRemote) Changes(context.Context, uint64, int, time.Duration) (*providerapi.ChangesResponse, error) {
 	return nil, errOffline
 }
 
-func (offlineRemote) Push(context.Context, []api.DocPush) (*api.PushResponse, error) {
+func (offlineRemote) Push(context.Context, []providerapi.DocPush) (*providerapi.PushResponse, error) {
 	return nil, errOffline
 }
 
-func (offlineRemote) Events(context.Context, func(api.Event)) error { return errOffline }
+func (offlineRemote) Events(context.Context, func(providerapi.Event)) error { return errOffline }
 
 // clock is a settable time source for Manager.now.
 type clock struct {
@@ -74,7 +74,7 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := store.Open(filepath.Join(t.TempDir(), "account.db"), k)
+	st, err := localstore.Open(filepath.Join(t.TempDir(), "account.db"), k)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func newFixture(t *testing.T) *fixture {
 // gen makes a key for address created at created, valid for lifetime.
 func gen(t *testing.T, address string, lifetime time.Duration, created time.Time) (*openpgp.Entity, string) {
 	t.Helper()
-	e, err := keys.Generate(address, lifetime, created)
+	e, err := pgpkey.Generate(address, lifetime, created)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func gen(t *testing.T, address string, lifetime time.Duration, created time.Time
 
 func armorPub(t *testing.T, e *openpgp.Entity) string {
 	t.Helper()
-	a, err := keys.ArmorPublic(e)
+	a, err := pgpkey.ArmorPublic(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,8 +130,8 @@ func (f *fixture) want(t *testing.T, address string, e *openpgp.Entity, l Level)
 	if err != nil {
 		t.Fatalf("Get(%s): %v", address, err)
 	}
-	if k.Fingerprint != keys.Fingerprint(e) {
-		t.Fatalf("Get(%s): fingerprint %s, want %s", address, k.Fingerprint, keys.Fingerprint(e))
+	if k.Fingerprint != pgpkey.Fingerprint(e) {
+		t.Fatalf("Get(%s): fingerprint %s, want %s", address, k.Fingerprint, pgpkey.Fingerprint(e))
 	}
 	if k.Level != l {
 		t.Fatalf("Get(%s): level %v, want %v", address, k.Level, l)
@@ -199,8 +199,8 @@ func TestFirstKeyIsKeptAtItsLevel(t *testing.T) {
 		if !k.Created.Equal(e.PrimaryKey.CreationTime) {
 			t.Errorf("%s: Created %v, want %v", addr, k.Created, e.PrimaryKey.CreationTime)
 		}
-		if !k.Expires.Equal(keys.Expires(e)) || k.Expires.IsZero() {
-			t.Errorf("%s: Expires %v, want %v", addr, k.Expires, keys.Expires(e))
+		if !k.Expires.Equal(pgpkey.Expires(e)) || k.Expires.IsZero() {
+			t.Errorf("%s: Expires %v, want %v", addr, k.Expires, pgpkey.Expires(e))
 		}
 		if !k.Updated.Equal(f.t0) {
 			t.Errorf("%s: Updated %v, want %v", addr, k.Updated, f.t0)
@@ -209,8 +209,8 @@ func TestFirstKeyIsKeptAtItsLevel(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Entity(%s): %v", addr, err)
 		}
-		if keys.Fingerprint(pe) != keys.Fingerprint(e) || pk.Level != lv.l {
-			t.Errorf("Entity(%s): %s at %v", addr, keys.Fingerprint(pe), pk.Level)
+		if pgpkey.Fingerprint(pe) != pgpkey.Fingerprint(e) || pk.Level != lv.l {
+			t.Errorf("Entity(%s): %s at %v", addr, pgpkey.Fingerprint(pe), pk.Level)
 		}
 	}
 
@@ -231,8 +231,8 @@ func TestFirstKeyIsKeptAtItsLevel(t *testing.T) {
 			t.Errorf("List: unexpected address %q", k.Address)
 			continue
 		}
-		if k.Fingerprint != keys.Fingerprint(e) {
-			t.Errorf("List: %s has %s, want %s", k.Address, k.Fingerprint, keys.Fingerprint(e))
+		if k.Fingerprint != pgpkey.Fingerprint(e) {
+			t.Errorf("List: %s has %s, want %s", k.Address, k.Fingerprint, pgpkey.Fingerprint(e))
 		}
 		if want, _ := ParseLevel(strings.TrimSuffix(k.Address, "@example.org")); k.Level != want {
 			t.Errorf("List: %s at %v, want %v", k.Address, k.Level, want)
@@ -456,7 +456,7 @@ func TestExpiredCandidateIsRefused(t *testing.T) {
 	if changed, err := f.m.Learn(addr, expArm, Fingerprint, "user"); err == nil || changed {
 		t.Fatalf("Learn of an expired key over a current one: changed=%v err=%v, want an error", changed, err)
 	}
-	if err := f.m.Trust(addr, keys.Fingerprint(expired), expArm); err == nil {
+	if err := f.m.Trust(addr, pgpkey.Fingerprint(expired), expArm); err == nil {
 		t.Fatal("Trust of an expired key: no error")
 	}
 	f.want(t, addr, cur, WeakChain)
@@ -563,20 +563,20 @@ func TestTrust(t *testing.T) {
 
 	// A wrong fingerprint is an error and changes nothing.
 	other, otherArm := f.fresh(t, addr)
-	for _, wrong := range []string{keys.Fingerprint(other), "", "ABCD", keys.Fingerprint(e)[1:]} {
+	for _, wrong := range []string{pgpkey.Fingerprint(other), "", "ABCD", pgpkey.Fingerprint(e)[1:]} {
 		if err := f.m.Trust(addr, wrong, ""); err == nil {
 			t.Errorf("Trust(%q): no error", wrong)
 		}
 	}
 	f.want(t, addr, e, WeakChain)
 	// A fingerprint not matching the armored key given is an error too.
-	if err := f.m.Trust(addr, keys.Fingerprint(e), otherArm); err == nil {
+	if err := f.m.Trust(addr, pgpkey.Fingerprint(e), otherArm); err == nil {
 		t.Error("Trust with a fingerprint of another key than the armored one: no error")
 	}
 	f.want(t, addr, e, WeakChain)
 
 	// The right one, as a user might type it: lower case, in groups.
-	fpr := keys.Fingerprint(e)
+	fpr := pgpkey.Fingerprint(e)
 	var typed []string
 	for i := 0; i < len(fpr); i += 4 {
 		typed = append(typed, strings.ToLower(fpr[i:i+4]))
@@ -595,7 +595,7 @@ func TestTrust(t *testing.T) {
 	f.want(t, addr, e, Fingerprint)
 
 	// Trust with the armored key replaces a fingerprint-level key.
-	if err := f.m.Trust(addr, keys.Fingerprint(other), otherArm); err != nil {
+	if err := f.m.Trust(addr, pgpkey.Fingerprint(other), otherArm); err != nil {
 		t.Fatalf("Trust of another key by its armor: %v", err)
 	}
 	f.want(t, addr, other, Fingerprint)
@@ -675,7 +675,7 @@ func TestPrivateKeyIsStoredAsPublic(t *testing.T) {
 	f := newFixture(t)
 	const addr = "leo@example.org"
 	e, _ := f.fresh(t, addr)
-	priv, err := keys.ArmorPrivate(e)
+	priv, err := pgpkey.ArmorPrivate(e)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -724,7 +724,7 @@ func TestTrailingPrivateBlockIsNotStored(t *testing.T) {
 	f := newFixture(t)
 	const addr = "nina@example.org"
 	e, pub := f.fresh(t, addr)
-	priv, err := keys.ArmorPrivate(e)
+	priv, err := pgpkey.ArmorPrivate(e)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,10 @@
-// Package keys makes and reads the OpenPGP keys of bitmaskd (DESIGN.md
+// Package pgpkey makes and reads the OpenPGP keys of bitmaskd (DESIGN.md
 // "Keys"): the user's own key, generated at signup as a v4 Curve25519 key
 // (EdDSA primary for signing, ECDH subkey for encryption) with an expiry,
 // so it works with GnuPG and other OpenPGP mail. The private key is kept in
 // the encrypted document store, so every device of the user has it; the
 // public key is published to the provider's nicknym directory.
-package keys
+package pgpkey
 
 import (
 	"bytes"

@@ -1,4 +1,4 @@
-package client_test
+package providerclient_test
 
 import (
 	"bytes"
@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/client"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/providerclient"
 )
 
 // hostile is a provider that answers every request with the status and
@@ -111,12 +111,12 @@ func FuzzProviderResponses(f *testing.F) {
 	pin := sha256.Sum256(h.Certificate().Raw)
 	pinHex := hex.EncodeToString(pin[:])
 	// A provider.json that bootstraps against this server.
-	f.Add(uint16(0), []byte(`{"domain":"example.test","api_uri":"https://api.example.test","api_version":"`+api.Version+
+	f.Add(uint16(0), []byte(`{"domain":"example.test","api_uri":"https://api.example.test","api_version":"`+providerapi.Version+
 		`","ca_cert_uri":"https://example.test/ca.crt","ca_cert_fingerprint":"SHA256: `+pinHex+`"}`))
-	c, err := client.New(&client.Provider{
-		JSON:  api.ProviderJSON{APIURI: h.URL, APIVersion: api.Version},
+	c, err := providerclient.New(&providerclient.Provider{
+		JSON:  providerapi.ProviderJSON{APIURI: h.URL, APIVersion: providerapi.Version},
 		CAPEM: h.caPEM,
-	}, client.Options{Timeout: 10 * time.Second})
+	}, providerclient.Options{Timeout: 10 * time.Second})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func FuzzProviderResponses(f *testing.F) {
 			t.Helper()
 			hung(name, err)
 			if code >= 300 {
-				var ae *client.APIError
+				var ae *providerclient.APIError
 				if !errors.As(err, &ae) || ae.Status != code {
 					t.Fatalf("%s: HTTP %d gave %v", name, code, err)
 				}
@@ -173,7 +173,7 @@ func FuzzProviderResponses(f *testing.F) {
 		check("Secret", sec != nil, err)
 		k, err := c.LookupKey(ctx, "a@example.test")
 		check("LookupKey", k != nil, err)
-		pr, err := c.Push(ctx, []api.DocPush{{ID: "d1", Rev: 1, Ciphertext: []byte{1}}})
+		pr, err := c.Push(ctx, []providerapi.DocPush{{ID: "d1", Rev: 1, Ciphertext: []byte{1}}})
 		check("Push", pr != nil, err)
 		if err == nil && len(pr.Results) != 1 {
 			t.Fatalf("Push of one document: %d results", len(pr.Results))
@@ -182,16 +182,16 @@ func FuzzProviderResponses(f *testing.F) {
 		check("LoginStart", ls != nil, err)
 		lf, err := c.LoginFinish(ctx, "h1", []byte{1})
 		check("LoginFinish", lf != nil, err)
-		su, err := c.Signup(ctx, &api.SignupRequest{Login: "alice"})
+		su, err := c.Signup(ctx, &providerapi.SignupRequest{Login: "alice"})
 		check("Signup", su != nil, err)
 		check("PutBlob", true, c.PutBlob(ctx, "b1", []byte{1}))
 		check("PublishKey", true, c.PublishKey(ctx, "key"))
 		check("DeleteIncoming", true, c.DeleteIncoming(ctx, "i1"))
-		check("SetCredentials", true, c.SetCredentials(ctx, &api.Credentials{}))
+		check("SetCredentials", true, c.SetCredentials(ctx, &providerapi.Credentials{}))
 		_, err = c.Renew(ctx)
 		check("Renew", true, err)
 		c.SetToken("token") // whatever the renewal set
-		err = c.Events(ctx, func(api.Event) {})
+		err = c.Events(ctx, func(providerapi.Event) {})
 		hung("Events", err)
 		if err == nil {
 			t.Fatal("Events returned nil at the end of the stream")
@@ -201,7 +201,7 @@ func FuzzProviderResponses(f *testing.F) {
 		// A bootstrap pinned to the server's CA, whatever provider.json
 		// says: it fails, or it has the pinned CA.
 		var rt *http.Transport
-		p, err := client.Bootstrap(ctx, h.URL, pinHex, client.Options{WrapTransport: func(r http.RoundTripper) http.RoundTripper {
+		p, err := providerclient.Bootstrap(ctx, h.URL, pinHex, providerclient.Options{WrapTransport: func(r http.RoundTripper) http.RoundTripper {
 			rt, _ = r.(*http.Transport)
 			return toServer{rt: r, host: host}
 		}})
@@ -214,7 +214,7 @@ func FuzzProviderResponses(f *testing.F) {
 			if blk == nil || !bytes.Equal(blk.Bytes, h.Certificate().Raw) {
 				t.Fatal("bootstrap succeeded with a CA that is not the pinned one")
 			}
-			if p.JSON.Domain == "" || p.JSON.APIVersion != api.Version {
+			if p.JSON.Domain == "" || p.JSON.APIVersion != providerapi.Version {
 				t.Fatalf("bootstrap took provider.json %+v", p.JSON)
 			}
 		}

@@ -1,8 +1,8 @@
-// Package provider is leapd's HTTPS API: provider.json and the CA for
+// Package httpapi is leapd's HTTPS API: provider.json and the CA for
 // bootstrap, SRP accounts and sessions, the per-user encrypted document
 // store with its changes feed and notification stream, immutable blobs and
 // the nicknym key directory. docs/provider-api.md is its reference.
-package provider
+package httpapi
 
 import (
 	"context"
@@ -25,8 +25,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 	"github.com/bitmask-go/bitmask/pkg/srp"
 )
@@ -104,8 +104,8 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 	cfg.Domain = strings.ToLower(cfg.Domain)
 	switch cfg.Enrollment {
 	case "":
-		cfg.Enrollment = api.EnrollOpen
-	case api.EnrollOpen, api.EnrollInvite, api.EnrollClosed:
+		cfg.Enrollment = providerapi.EnrollOpen
+	case providerapi.EnrollOpen, providerapi.EnrollInvite, providerapi.EnrollClosed:
 	default:
 		return nil, fmt.Errorf("provider: enrollment policy %q is not open, invite or closed", cfg.Enrollment)
 	}
@@ -146,14 +146,14 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 func (s *Server) Address(login string) string { return login + "@" + s.cfg.Domain }
 
 // ProviderJSON is what /provider.json serves.
-func (s *Server) ProviderJSON() api.ProviderJSON {
-	return api.ProviderJSON{
+func (s *Server) ProviderJSON() providerapi.ProviderJSON {
+	return providerapi.ProviderJSON{
 		Domain:            s.cfg.Domain,
 		Name:              map[string]string{"en": s.cfg.Name},
 		Languages:         []string{"en"},
 		DefaultLanguage:   "en",
 		APIURI:            s.cfg.APIURL,
-		APIVersion:        api.Version,
+		APIVersion:        providerapi.Version,
 		CACertURI:         strings.TrimSuffix(s.cfg.APIURL, "/") + "/ca.crt",
 		CACertFingerprint: Fingerprint(s.tls.CACert.Raw),
 		Services:          []string{"mx"},
@@ -224,7 +224,7 @@ func (s *Server) janitor(ctx context.Context) {
 // Handler is the API's routing.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	v := "/" + api.Version
+	v := "/" + providerapi.Version
 	mux.HandleFunc("GET /provider.json", s.handleProviderJSON)
 	mux.HandleFunc("GET /ca.crt", s.handleCA)
 	mux.HandleFunc("POST "+v+"/users", s.handleSignup)
@@ -263,7 +263,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeErr(w http.ResponseWriter, status int, code, msg string) {
-	writeJSON(w, status, api.Error{Error: msg, Code: code})
+	writeJSON(w, status, providerapi.Error{Error: msg, Code: code})
 }
 
 // readJSON decodes exactly one JSON value of at most limit bytes.
@@ -273,14 +273,14 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeErr(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
+			writeErr(w, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge, fmt.Sprintf("request body larger than %d bytes", limit))
 			return false
 		}
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "malformed JSON: "+err.Error())
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "malformed JSON: "+err.Error())
 		return false
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "malformed JSON: trailing data after the value")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "malformed JSON: trailing data after the value")
 		return false
 	}
 	return true
@@ -303,13 +303,13 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, authed)) http.H
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || tok == "" || len(tok) > 256 {
-			writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "missing bearer token")
+			writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "missing bearer token")
 			return
 		}
 		th := hashToken(tok)
 		se, err := s.store.Session(r.Context(), th)
 		if err != nil || time.Now().After(se.Expires) {
-			writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "invalid or expired session")
+			writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "invalid or expired session")
 			return
 		}
 		h(w, r, authed{login: se.Login, tokenHash: th})
@@ -318,7 +318,7 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, authed)) http.H
 
 func (s *Server) internal(w http.ResponseWriter, what string, err error) {
 	s.log.Error("provider: "+what, "err", err)
-	writeErr(w, http.StatusInternalServerError, api.CodeInternal, "internal error")
+	writeErr(w, http.StatusInternalServerError, providerapi.CodeInternal, "internal error")
 }
 
 // --- bootstrap
@@ -350,32 +350,32 @@ func validCredentials(salt, verifier []byte, kdf seal.KDFParams, wrapped []byte)
 }
 
 func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
-	var req api.SignupRequest
+	var req providerapi.SignupRequest
 	if !readJSON(w, r, maxJSONBody, &req) {
 		return
 	}
 	if !ValidLogin(req.Login) {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "login must be 2 to 64 of a-z, 0-9, '-', '_', '.'")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "login must be 2 to 64 of a-z, 0-9, '-', '_', '.'")
 		return
 	}
 	if err := validCredentials(req.SRPSalt, req.SRPVerifier, req.KDF, req.WrappedSecret); err != nil {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 		return
 	}
 	invite := ""
 	switch s.cfg.Enrollment {
-	case api.EnrollClosed:
-		writeErr(w, http.StatusForbidden, api.CodeEnrollment, "this provider does not accept signups")
+	case providerapi.EnrollClosed:
+		writeErr(w, http.StatusForbidden, providerapi.CodeEnrollment, "this provider does not accept signups")
 		return
-	case api.EnrollInvite:
+	case providerapi.EnrollInvite:
 		if req.InviteCode == "" {
-			writeErr(w, http.StatusForbidden, api.CodeEnrollment, "an invite code is required")
+			writeErr(w, http.StatusForbidden, providerapi.CodeEnrollment, "an invite code is required")
 			return
 		}
 		invite = req.InviteCode
 	}
 	if !s.perClient.allow("signup " + clientAddr(r)) {
-		writeErr(w, http.StatusTooManyRequests, api.CodeRateLimited, "too many attempts, try again later")
+		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many attempts, try again later")
 		return
 	}
 	u := &storage.User{
@@ -384,10 +384,10 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 	}
 	switch err := s.store.CreateUser(r.Context(), u, invite); {
 	case errors.Is(err, storage.ErrExists):
-		writeErr(w, http.StatusConflict, api.CodeExists, "that login is taken")
+		writeErr(w, http.StatusConflict, providerapi.CodeExists, "that login is taken")
 		return
 	case errors.Is(err, storage.ErrInviteInvalid):
-		writeErr(w, http.StatusForbidden, api.CodeEnrollment, "invite code invalid or already used")
+		writeErr(w, http.StatusForbidden, providerapi.CodeEnrollment, "invite code invalid or already used")
 		return
 	case err != nil:
 		s.internal(w, "signup", err)
@@ -399,7 +399,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("signup", "login", req.Login)
-	writeJSON(w, http.StatusCreated, api.SignupResponse{
+	writeJSON(w, http.StatusCreated, providerapi.SignupResponse{
 		Login: req.Login, Address: s.Address(req.Login), Token: token, Expires: se.Expires,
 	})
 }
@@ -411,20 +411,20 @@ func (s *Server) fakeBytes(label, login string, n int) []byte {
 }
 
 func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
-	var req api.LoginStartRequest
+	var req providerapi.LoginStartRequest
 	if !readJSON(w, r, maxJSONBody, &req) {
 		return
 	}
 	if !ValidLogin(req.Login) {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid login")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid login")
 		return
 	}
 	if len(req.A) == 0 || len(req.A) > 1024 {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid A")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid A")
 		return
 	}
 	if !s.perAccount.allow(req.Login) || !s.perClient.allow("login "+clientAddr(r)) {
-		writeErr(w, http.StatusTooManyRequests, api.CodeRateLimited, "too many login attempts, try again later")
+		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many login attempts, try again later")
 		return
 	}
 	p := srp.DefaultParams()
@@ -433,7 +433,7 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "login", err)
 		return
 	}
-	var resp api.LoginStartResponse
+	var resp providerapi.LoginStartResponse
 	h := &handshake{login: req.Login, expires: time.Now().Add(handshakeTTL)}
 	if u != nil {
 		srv, err := srp.NewServer(p, []byte(u.Login), u.SRPSalt, u.SRPVerifier)
@@ -442,7 +442,7 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.srv = srv
-		resp = api.LoginStartResponse{SRPSalt: u.SRPSalt, B: srv.B(), KDF: u.KDF}
+		resp = providerapi.LoginStartResponse{SRPSalt: u.SRPSalt, B: srv.B(), KDF: u.KDF}
 	} else {
 		// An unknown login gets an answer shaped like a real one, with
 		// salts that stay the same across attempts, so logins cannot
@@ -459,7 +459,7 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 			s.internal(w, "srp", err)
 			return
 		}
-		resp = api.LoginStartResponse{SRPSalt: salt, B: srv.B(), KDF: kdf}
+		resp = providerapi.LoginStartResponse{SRPSalt: salt, B: srv.B(), KDF: kdf}
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
@@ -471,7 +471,7 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 	s.hsMu.Lock()
 	if len(s.handshakes) >= maxHandshake {
 		s.hsMu.Unlock()
-		writeErr(w, http.StatusServiceUnavailable, api.CodeRateLimited, "too many logins in progress, try again")
+		writeErr(w, http.StatusServiceUnavailable, providerapi.CodeRateLimited, "too many logins in progress, try again")
 		return
 	}
 	s.handshakes[resp.Handshake] = h
@@ -481,7 +481,7 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("handshake")
-	var req api.LoginFinishRequest
+	var req providerapi.LoginFinishRequest
 	if !readJSON(w, r, maxJSONBody, &req) {
 		return
 	}
@@ -490,17 +490,17 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 	delete(s.handshakes, id) // one proof per handshake
 	s.hsMu.Unlock()
 	if h == nil || time.Now().After(h.expires) {
-		writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "unknown or expired login handshake")
+		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "unknown or expired login handshake")
 		return
 	}
 	if h.srv == nil {
-		writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "wrong login or password")
+		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or password")
 		return
 	}
 	m2, err := h.srv.Verify(h.A, req.M1)
 	if err != nil {
 		s.log.Info("login failed", "login", h.login, "client", clientAddr(r))
-		writeErr(w, http.StatusUnauthorized, api.CodeUnauthorized, "wrong login or password")
+		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or password")
 		return
 	}
 	u, err := s.store.User(r.Context(), h.login)
@@ -514,7 +514,7 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("login", "login", h.login)
-	writeJSON(w, http.StatusOK, api.LoginFinishResponse{
+	writeJSON(w, http.StatusOK, providerapi.LoginFinishResponse{
 		M2: m2, Token: token, Expires: se.Expires, Address: s.Address(h.login), WrappedSecret: u.WrappedSecret,
 	})
 }
@@ -539,16 +539,16 @@ func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, a authed) {
 		s.internal(w, "renew", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.RenewResponse{Token: token, Expires: se.Expires})
+	writeJSON(w, http.StatusOK, providerapi.RenewResponse{Token: token, Expires: se.Expires})
 }
 
 func (s *Server) handlePasswd(w http.ResponseWriter, r *http.Request, a authed) {
-	var req api.Credentials
+	var req providerapi.Credentials
 	if !readJSON(w, r, maxJSONBody, &req) {
 		return
 	}
 	if err := validCredentials(req.SRPSalt, req.SRPVerifier, req.KDF, req.WrappedSecret); err != nil {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 		return
 	}
 	if err := s.store.UpdateCredentials(r.Context(), a.login, req, a.tokenHash); err != nil {
@@ -565,27 +565,27 @@ func (s *Server) handleSecret(w http.ResponseWriter, r *http.Request, a authed) 
 		s.internal(w, "secret", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.SecretResponse{KDF: u.KDF, WrappedSecret: u.WrappedSecret})
+	writeJSON(w, http.StatusOK, providerapi.SecretResponse{KDF: u.KDF, WrappedSecret: u.WrappedSecret})
 }
 
 // --- documents
 
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
-	var req api.PushRequest
+	var req providerapi.PushRequest
 	if !readJSON(w, r, maxPushBody, &req) {
 		return
 	}
 	if len(req.Docs) == 0 || len(req.Docs) > maxPushDocs {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("a push carries 1 to %d documents", maxPushDocs))
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, fmt.Sprintf("a push carries 1 to %d documents", maxPushDocs))
 		return
 	}
 	for _, d := range req.Docs {
 		if !docIDRe.MatchString(d.ID) || d.ID == "changes" {
-			writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid document id")
+			writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid document id")
 			return
 		}
 		if len(d.Ciphertext) == 0 || len(d.Ciphertext) > maxDocSize {
-			writeErr(w, http.StatusBadRequest, api.CodeBadRequest, fmt.Sprintf("document %s: ciphertext must be 1 to %d bytes", d.ID, maxDocSize))
+			writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, fmt.Sprintf("document %s: ciphertext must be 1 to %d bytes", d.ID, maxDocSize))
 			return
 		}
 	}
@@ -601,7 +601,7 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
 	if last > 0 {
 		s.wake(r.Context(), a.login)
 	}
-	writeJSON(w, http.StatusOK, api.PushResponse{Results: res})
+	writeJSON(w, http.StatusOK, providerapi.PushResponse{Results: res})
 }
 
 func queryUint(q url.Values, name string, def uint64) (uint64, error) {
@@ -628,13 +628,13 @@ func (s *Server) handleChanges(w http.ResponseWriter, r *http.Request, a authed)
 			}
 		}
 	}
-	writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+	writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 }
 
 func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since uint64, limit int, wait time.Duration) {
 	// Long poll: subscribe before looking, so a change that lands in
 	// between still wakes us.
-	var wake chan api.Event
+	var wake chan providerapi.Event
 	if wait > 0 {
 		ch, cancel := s.notify.subscribe(a.login)
 		defer cancel()
@@ -649,14 +649,14 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since
 		}
 		if len(docs) > 0 || wait <= 0 {
 			if docs == nil {
-				docs = []api.Doc{}
+				docs = []providerapi.Doc{}
 			}
 			head, err := s.store.LastSeq(r.Context(), a.login)
 			if err != nil {
 				s.internal(w, "changes", err)
 				return
 			}
-			writeJSON(w, http.StatusOK, api.ChangesResponse{Changes: docs, LastSeq: last, More: more, Head: head})
+			writeJSON(w, http.StatusOK, providerapi.ChangesResponse{Changes: docs, LastSeq: last, More: more, Head: head})
 			return
 		}
 		t := time.NewTimer(time.Until(deadline))
@@ -678,12 +678,12 @@ func (s *Server) changes(w http.ResponseWriter, r *http.Request, a authed, since
 func (s *Server) handleGetDoc(w http.ResponseWriter, r *http.Request, a authed) {
 	id := r.PathValue("id")
 	if !docIDRe.MatchString(id) {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "invalid document id")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid document id")
 		return
 	}
 	d, err := s.store.Doc(r.Context(), a.login, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no such document")
+		writeErr(w, http.StatusNotFound, providerapi.CodeNotFound, "no such document")
 		return
 	} else if err != nil {
 		s.internal(w, "get doc", err)
@@ -697,21 +697,21 @@ func (s *Server) handleGetDoc(w http.ResponseWriter, r *http.Request, a authed) 
 func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, a authed) {
 	id := r.PathValue("id")
 	if !blobRe.MatchString(id) {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "a blob id is 64 lowercase hex characters")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "a blob id is 64 lowercase hex characters")
 		return
 	}
 	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBlobBody))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			writeErr(w, http.StatusRequestEntityTooLarge, api.CodeTooLarge, "blob too large")
+			writeErr(w, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge, "blob too large")
 			return
 		}
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "reading blob: "+err.Error())
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "reading blob: "+err.Error())
 		return
 	}
 	if len(data) == 0 {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "empty blob")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "empty blob")
 		return
 	}
 	if err := s.store.PutBlob(r.Context(), a.login, id, data); err != nil {
@@ -724,12 +724,12 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, a authed)
 func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request, a authed) {
 	id := r.PathValue("id")
 	if !blobRe.MatchString(id) {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "a blob id is 64 lowercase hex characters")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "a blob id is 64 lowercase hex characters")
 		return
 	}
 	data, err := s.store.Blob(r.Context(), a.login, id)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no such blob")
+		writeErr(w, http.StatusNotFound, providerapi.CodeNotFound, "no such blob")
 		return
 	} else if err != nil {
 		s.internal(w, "get blob", err)
@@ -747,7 +747,7 @@ func (s *Server) wake(ctx context.Context, login string) {
 		s.log.Warn("provider: wake", "err", err)
 		return
 	}
-	s.notify.notify(login, api.Event{Seq: seq, Incoming: inc})
+	s.notify.notify(login, providerapi.Event{Seq: seq, Incoming: inc})
 }
 
 // --- notification stream
@@ -771,14 +771,14 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, a authed) 
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
-	send := func(ev api.Event) error {
+	send := func(ev providerapi.Event) error {
 		b, _ := json.Marshal(ev)
 		if _, err := fmt.Fprintf(w, "event: change\ndata: %s\n\n", b); err != nil {
 			return err
 		}
 		return rc.Flush()
 	}
-	if send(api.Event{Seq: seq, Incoming: inc}) != nil {
+	if send(providerapi.Event{Seq: seq, Incoming: inc}) != nil {
 		return
 	}
 	heartbeat := time.NewTicker(15 * time.Second)

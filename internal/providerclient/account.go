@@ -1,4 +1,4 @@
-package client
+package providerclient
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/api"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 	"github.com/bitmask-go/bitmask/pkg/srp"
 )
@@ -25,7 +25,7 @@ var ErrWrongPassword = errors.New("wrong username or password")
 func wrapAD(login string) []byte { return []byte("bitmask-secret-v1\x00" + login) }
 
 // NewCredentials derives the verifier and wraps secret for password.
-func NewCredentials(login string, password, secret []byte, kdf seal.KDFParams) (*api.Credentials, error) {
+func NewCredentials(login string, password, secret []byte, kdf seal.KDFParams) (*providerapi.Credentials, error) {
 	pk, err := seal.DerivePasswordKeys(password, kdf)
 	if err != nil {
 		return nil, err
@@ -38,7 +38,7 @@ func NewCredentials(login string, password, secret []byte, kdf seal.KDFParams) (
 	if err != nil {
 		return nil, err
 	}
-	return &api.Credentials{
+	return &providerapi.Credentials{
 		SRPSalt:       salt,
 		SRPVerifier:   srp.DefaultParams().Verifier(pk.SRPSecret),
 		KDF:           kdf,
@@ -49,7 +49,7 @@ func NewCredentials(login string, password, secret []byte, kdf seal.KDFParams) (
 // SignupAccount creates the account with a fresh storage secret and
 // returns it.
 // The provider answers with a first session token.
-func (c *Client) SignupAccount(ctx context.Context, login string, password []byte, kdf seal.KDFParams, invite string) (secret []byte, cr *api.Credentials, token string, expires time.Time, err error) {
+func (c *Client) SignupAccount(ctx context.Context, login string, password []byte, kdf seal.KDFParams, invite string) (secret []byte, cr *providerapi.Credentials, token string, expires time.Time, err error) {
 	secret, err = seal.NewStorageSecret()
 	if err != nil {
 		return nil, nil, "", time.Time{}, err
@@ -58,7 +58,7 @@ func (c *Client) SignupAccount(ctx context.Context, login string, password []byt
 	if err != nil {
 		return nil, nil, "", time.Time{}, err
 	}
-	resp, err := c.Signup(ctx, &api.SignupRequest{
+	resp, err := c.Signup(ctx, &providerapi.SignupRequest{
 		Login: login, SRPSalt: cr.SRPSalt, SRPVerifier: cr.SRPVerifier,
 		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret, InviteCode: invite,
 	})
@@ -138,7 +138,7 @@ func (c *Client) login(ctx context.Context, login string, password []byte, check
 	}
 	fin, err := c.LoginFinish(ctx, start.Handshake, m1)
 	if err != nil {
-		if IsCode(err, api.CodeUnauthorized) {
+		if IsCode(err, providerapi.CodeUnauthorized) {
 			return nil, ErrWrongPassword
 		}
 		return nil, fmt.Errorf("login: %w", err)

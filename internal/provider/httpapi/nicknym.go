@@ -1,4 +1,4 @@
-package provider
+package httpapi
 
 import (
 	"bytes"
@@ -11,9 +11,9 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/api"
-	"github.com/bitmask-go/bitmask/internal/keys"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
 
 // Nicknym: the provider's key directory. A user publishes the public key
@@ -73,21 +73,21 @@ func checkKey(armored, address string, now time.Time) (*openpgp.Entity, error) {
 }
 
 func (s *Server) handlePutKey(w http.ResponseWriter, r *http.Request, a authed) {
-	var req api.KeyRequest
+	var req providerapi.KeyRequest
 	if !readJSON(w, r, maxJSONBody, &req) {
 		return
 	}
 	addr := s.Address(a.login)
 	e, err := checkPublicKey(req.OpenPGP, addr, time.Now())
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 		return
 	}
 	// Publish exactly the key that was checked, armored anew: nothing
 	// else the request carried (another armor block, say) gets through.
-	pub, err := keys.ArmorPublic(e)
+	pub, err := pgpkey.ArmorPublic(e)
 	if err != nil {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, err.Error())
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 		return
 	}
 	if err := s.store.PutKey(r.Context(), addr, []byte(pub)); err != nil {
@@ -102,17 +102,17 @@ func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) {
 	raw := r.URL.Query().Get("address")
 	a, err := mail.ParseAddress(raw)
 	if err != nil || a.Name != "" || len(raw) > 320 {
-		writeErr(w, http.StatusBadRequest, api.CodeBadRequest, "address must be a bare mail address")
+		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "address must be a bare mail address")
 		return
 	}
 	addr := strings.ToLower(a.Address)
 	armored, err := s.store.Key(r.Context(), addr)
 	if errors.Is(err, storage.ErrNotFound) {
-		writeErr(w, http.StatusNotFound, api.CodeNotFound, "no key for "+addr)
+		writeErr(w, http.StatusNotFound, providerapi.CodeNotFound, "no key for "+addr)
 		return
 	} else if err != nil {
 		s.internal(w, "get key", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.KeyResponse{Address: addr, OpenPGP: string(bytes.TrimSpace(armored)) + "\n"})
+	writeJSON(w, http.StatusOK, providerapi.KeyResponse{Address: addr, OpenPGP: string(bytes.TrimSpace(armored)) + "\n"})
 }

@@ -1,10 +1,10 @@
-// Package api holds the wire types of the provider API that leapd serves
+// Package providerapi holds the wire types of the provider API that leapd serves
 // and bitmaskd speaks. docs/provider-api.md describes every endpoint; the
 // JSON field names here are that document's.
 //
 // Binary values ([]byte) travel as standard base64, which is what
 // encoding/json does with them.
-package api
+package providerapi
 
 import (
 	"time"

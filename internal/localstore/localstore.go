@@ -1,11 +1,11 @@
-// Package store is bitmaskd's local encrypted store: one bbolt file per
+// Package localstore is bitmaskd's local encrypted store: one bbolt file per
 // account in which nothing is readable without the account's storage
 // secret. Bucket names and keys are opaque (HMAC with the local index key),
 // and every value is sealed (XChaCha20-Poly1305 with the local key) with
 // the opaque bucket and key as associated data, so values cannot be moved
 // between places unnoticed. The logical key travels inside the sealed
 // value, so a bucket can be walked.
-package store
+package localstore
 
 import (
 	"encoding/binary"
