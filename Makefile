@@ -34,7 +34,7 @@ fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh
 
 run: build
-	$(BIN)/bitmaskd demo -data bitmask-demo
+	$(BIN)/bitmask-demo -data bitmask-demo
 
 clean:
 	rm -rf $(BIN)

@@ -20,7 +20,7 @@ waitfor() { # file pattern
 }
 
 # The demo: provider, MX, submission, bitmaskd with alice and bob.
-bin/bitmaskd demo -data "$work/demo" -provider 127.0.0.1:0 -mx 127.0.0.1:0 -submission 127.0.0.1:0 \
+bin/bitmask-demo -data "$work/demo" -provider 127.0.0.1:0 -mx 127.0.0.1:0 -submission 127.0.0.1:0 \
 	-control 127.0.0.1:0 -imap 127.0.0.1:0 -smtp 127.0.0.1:0 >"$work/demo.out" 2>"$work/demo.err" &
 pids+=($!)
 waitfor "$work/demo.out" "Control API:"

@@ -2,8 +2,10 @@
 // keeps their encrypted local stores in sync with the provider, and serves
 // the control API (127.0.0.1:7070) that bitmaskctl uses.
 //
-//	bitmaskd [-data DIR] [-control ADDR]
-//	bitmaskd demo [-data DIR]    (an embedded provider and two demo accounts)
+//	bitmaskd [-data DIR] [-control ADDR] [-imap ADDR] [-smtp ADDR]
+//
+// The demo (an embedded provider and two demo accounts) is the separate
+// command bitmask-demo.
 package main
 
 import (
@@ -32,9 +34,6 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
-	if len(args) > 0 && args[0] == "demo" {
-		return demo(ctx, args[1:], stdout)
-	}
 	fs := flag.NewFlagSet("bitmaskd", flag.ContinueOnError)
 	data := fs.String("data", daemon.DefaultDataDir(), "data directory")
 	control := fs.String("control", "127.0.0.1:7070", "control API address (loopback only)")

@@ -26,7 +26,7 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-// TestDemo: `bitmaskd demo` (what `make run` starts) brings up the
+// TestDemo: `bitmask-demo` (what `make run` starts) brings up the
 // provider and two accounts and prints what a mail client needs; the
 // next run reuses them.
 func TestDemo(t *testing.T) {

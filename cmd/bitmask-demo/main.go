@@ -1,3 +1,9 @@
+// Command bitmask-demo runs the whole system on one machine for trying it
+// out: an embedded leapd for a local test domain, bitmaskd against it, and
+// two demo accounts (what `make run` starts). It is its own command so that
+// the bitmaskd users install carries no provider code.
+//
+//	bitmask-demo [-data DIR] [-domain D] [-provider ADDR] [-mx ADDR] ...
 package main
 
 import (
@@ -12,7 +18,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"syscall"
 
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
@@ -28,7 +36,7 @@ import (
 // kept in the demo directory, so the next run picks up where this one
 // stopped.
 func demo(ctx context.Context, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("bitmaskd demo", flag.ContinueOnError)
+	fs := flag.NewFlagSet("bitmask-demo", flag.ContinueOnError)
 	data := fs.String("data", "bitmask-demo", "demo data directory (provider and daemon)")
 	domain := fs.String("domain", "bitmask.test", "the demo provider's mail domain")
 	apiAddr := fs.String("provider", "127.0.0.1:4430", "the demo provider's API address")
@@ -186,4 +194,13 @@ func demoPasswords(dir, domain string) ([]demoCred, error) {
 	}
 	b, _ = json.MarshalIndent(creds, "", "  ")
 	return creds, os.WriteFile(path, b, 0o600)
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := demo(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bitmask-demo:", err)
+		os.Exit(1)
+	}
 }
