@@ -1,6 +1,6 @@
 // Package mx is the provider's mail exchanger: the server other mail
 // systems connect to when they deliver mail for the provider's domain
-// (DESIGN.md "Mail paths: In").
+// (docs/design.md, "Mail", In).
 //
 // # What an MX does
 //

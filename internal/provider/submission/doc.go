@@ -1,7 +1,8 @@
 // Package submission is the provider's outgoing mail: the message
-// submission service the users' daemons relay through (DESIGN.md "Mail
-// paths: Out"), the durable outbound queue, and the relay that delivers
-// queued mail to other providers' MX servers ("Between providers").
+// submission service the users' daemons relay through (docs/design.md,
+// "Mail", Out), the durable outbound queue, and the relay that delivers
+// queued mail to other providers' MX servers (docs/design.md, "Between
+// providers").
 //
 // # Submission (RFC 6409)
 //
