@@ -36,7 +36,7 @@ func Generate(address string, lifetime time.Duration, now time.Time) (*openpgp.E
 	}
 	e, err := openpgp.NewEntity("", "", address, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("keys: generate for %s: %w", address, err)
+		return nil, fmt.Errorf("keys: generating the key: %w", err)
 	}
 	return e, nil
 }
@@ -46,13 +46,13 @@ func ArmorPublic(e *openpgp.Entity) (string, error) {
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("keys: armoring the public key: %w", err)
 	}
 	if err := e.Serialize(w); err != nil {
-		return "", err
+		return "", fmt.Errorf("keys: serialising the public key: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return "", err
+		return "", fmt.Errorf("keys: armoring the public key: %w", err)
 	}
 	return buf.String() + "\n", nil
 }
@@ -63,13 +63,13 @@ func ArmorPrivate(e *openpgp.Entity) (string, error) {
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PrivateKeyType, nil)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("keys: armoring the private key: %w", err)
 	}
 	if err := e.SerializePrivateWithoutSigning(w, nil); err != nil {
-		return "", err
+		return "", fmt.Errorf("keys: serialising the private key: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return "", err
+		return "", fmt.Errorf("keys: armoring the private key: %w", err)
 	}
 	return buf.String() + "\n", nil
 }
@@ -78,7 +78,7 @@ func ArmorPrivate(e *openpgp.Entity) (string, error) {
 func ReadArmored(s string) (*openpgp.Entity, error) {
 	el, err := openpgp.ReadArmoredKeyRing(strings.NewReader(s))
 	if err != nil {
-		return nil, fmt.Errorf("keys: %w", err)
+		return nil, fmt.Errorf("keys: reading the armored key: %w", err)
 	}
 	if len(el) != 1 {
 		return nil, fmt.Errorf("keys: expected one key, got %d", len(el))
