@@ -4,6 +4,7 @@ import (
 	"crypto"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"math/big"
 
 	_ "crypto/sha1"   // registers crypto.SHA1 (RFC 5054 test vectors)
@@ -137,7 +138,7 @@ func randomSecret() ([]byte, error) {
 	for {
 		b := make([]byte, secretBytes)
 		if _, err := rand.Read(b); err != nil {
-			return nil, errors.New("srp: reading random bytes: " + err.Error())
+			return nil, fmt.Errorf("srp: reading random bytes: %w", err)
 		}
 		if new(big.Int).SetBytes(b).Sign() != 0 {
 			return b, nil
