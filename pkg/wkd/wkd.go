@@ -89,11 +89,11 @@ func Lookup(ctx context.Context, hc *http.Client, address string) ([]byte, error
 func get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wkd: building the request: %w", err)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wkd: fetching the key: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode == http.StatusNotFound {
@@ -104,7 +104,7 @@ func get(ctx context.Context, hc *http.Client, u string) ([]byte, error) {
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20+1))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wkd: reading the key: %w", err)
 	}
 	if len(b) > 1<<20 || len(b) == 0 {
 		return nil, fmt.Errorf("wkd: %s: key of %d bytes", u, len(b))
