@@ -140,3 +140,20 @@ func jsonEqual(a, b json.RawMessage) bool {
 	eb, _ := json.Marshal(y)
 	return bytes.Equal(ea, eb)
 }
+
+// merge folds a remote revision into a dirty local record: deletion wins,
+// else Merge3. The record stays dirty, now based on the remote revision.
+func (e *Engine) merge(r *record, rev uint64, del bool, body []byte) {
+	switch {
+	case del || r.Deleted:
+		r.Body, r.Deleted = nil, true
+	default:
+		var base []byte
+		if !r.BaseDel {
+			base = r.Base
+		}
+		r.Body = Merge3(base, r.Body, body)
+	}
+	r.Rev, r.Base, r.BaseDel = rev, body, del
+	r.Ver++
+}
