@@ -1,6 +1,38 @@
 package mailstore
 
-import "sync"
+import (
+	"context"
+	"sync"
+)
+
+// EventKind is the kind of a change.
+type EventKind int
+
+// Event kinds.
+const (
+	EventAdded EventKind = iota + 1
+	EventExpunged
+	EventFlags
+	EventMailboxes
+)
+
+// Event is a change to a mailbox.
+type Event struct {
+	Kind    EventKind
+	Mailbox string
+	Message Message
+	Origin  any
+}
+
+type originKey struct{}
+
+// WithOrigin marks the changes made with ctx as coming from origin (an
+// IMAP session), so it can tell its own changes from others'.
+func WithOrigin(ctx context.Context, origin any) context.Context {
+	return context.WithValue(ctx, originKey{}, origin)
+}
+
+func originOf(ctx context.Context) any { return ctx.Value(originKey{}) }
 
 // A watcher gets a mailbox's events in order, without ever blocking the
 // store: events queue until the reader takes them.

@@ -20,6 +20,16 @@ import (
 // status fields), so that nothing accepted with 250 is too big to keep.
 const MaxMessageSize = 64<<20 + 1<<20
 
+// FlagOp says how StoreFlags changes flags.
+type FlagOp int
+
+// Flag operations.
+const (
+	FlagsSet FlagOp = iota
+	FlagsAdd
+	FlagsRemove
+)
+
 // CreateMailbox makes a mailbox (and its parents, as IMAP allows).
 func (s *Store) CreateMailbox(ctx context.Context, name string) error {
 	defer s.poke()
@@ -440,10 +450,6 @@ func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint
 	}
 	return out, nil
 }
-
-// Sync asks for a sync now (e.g. after a client's change) and waits for
-// it.
-func (s *Store) Sync(ctx context.Context) error { return s.docs.Sync(ctx) }
 
 // NewMessage is one message of AppendBatch.
 type NewMessage struct {

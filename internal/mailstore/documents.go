@@ -1,0 +1,86 @@
+package mailstore
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Document types.
+const (
+	typeMailbox = "mailbox"
+	typeMessage = "message"
+)
+
+// Document bodies.
+type mailboxDoc struct {
+	Type       string `json:"type"`
+	Name       string `json:"name"`
+	Special    string `json:"special,omitempty"`
+	Subscribed bool   `json:"subscribed"`
+}
+
+type messageDoc struct {
+	Type  string    `json:"type"`
+	Mbox  string    `json:"mbox"`
+	Blob  string    `json:"blob"`
+	Size  int64     `json:"size"`
+	Date  time.Time `json:"date"`
+	Flags []string  `json:"flags"`
+}
+
+// Special-use mailboxes (RFC 6154) that always exist.
+var specials = []struct{ name, use string }{
+	{"INBOX", ""}, {"Sent", `\Sent`}, {"Drafts", `\Drafts`}, {"Trash", `\Trash`}, {"Junk", `\Junk`}, {"Archive", `\Archive`},
+}
+
+func (s *Store) mailboxDocID(name string) string {
+	return seal.DocID(&s.keys.DocID, "mailbox:"+name)
+}
+
+// NormalizeName turns a client's mailbox name into ours: INBOX in any
+// case is INBOX; the hierarchy delimiter is '/'.
+func NormalizeName(name string) string {
+	if strings.EqualFold(name, "INBOX") {
+		return "INBOX"
+	}
+	if u, rest, ok := strings.Cut(name, "/"); ok && strings.EqualFold(u, "INBOX") {
+		return "INBOX/" + rest
+	}
+	return name
+}
+
+func validName(name string) error {
+	if name == "" || len(name) > 512 || strings.HasPrefix(name, "/") || strings.HasSuffix(name, "/") || strings.Contains(name, "//") {
+		return fmt.Errorf("mailstore: invalid mailbox name %q", name)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f || r == '*' || r == '%' {
+			return fmt.Errorf("mailstore: invalid mailbox name %q", name)
+		}
+	}
+	return nil
+}
+
+// normFlags sorts and dedupes flags; system flags are case-normalised.
+func normFlags(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, f := range in {
+		if f == "" || strings.EqualFold(f, `\Recent`) {
+			continue
+		}
+		if strings.HasPrefix(f, `\`) {
+			for _, sys := range []string{`\Seen`, `\Answered`, `\Flagged`, `\Deleted`, `\Draft`} {
+				if strings.EqualFold(f, sys) {
+					f = sys
+				}
+			}
+		}
+		out = append(out, f)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}

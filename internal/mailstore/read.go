@@ -1,0 +1,148 @@
+package mailstore
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/localstore"
+)
+
+// MailboxInfo describes a mailbox.
+type MailboxInfo struct {
+	Name        string
+	Special     string
+	Subscribed  bool
+	UIDValidity uint32
+	UIDNext     uint32
+	Messages    uint32
+	Unseen      uint32
+}
+
+// Message is a message as IMAP sees it.
+type Message struct {
+	UID   uint32
+	ID    string
+	Flags []string
+	Size  int64
+	Date  time.Time
+}
+
+// Mailboxes lists the mailboxes by name.
+func (s *Store) Mailboxes() []MailboxInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]MailboxInfo, 0, len(s.mboxes))
+	for _, mb := range s.mboxes {
+		out = append(out, s.infoLocked(mb))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+func (s *Store) infoLocked(mb *mbox) MailboxInfo {
+	unseen := 0
+	for _, m := range mb.byUID {
+		if !slices.Contains(m.flags, `\Seen`) {
+			unseen++
+		}
+	}
+	return MailboxInfo{
+		Name: mb.name, Special: mb.special, Subscribed: mb.subscribed,
+		UIDValidity: mb.state.UIDValidity, UIDNext: mb.state.UIDNext,
+		Messages: uint32(len(mb.uids)), Unseen: uint32(unseen),
+	}
+}
+
+// Mailbox describes one mailbox.
+func (s *Store) Mailbox(name string) (MailboxInfo, error) {
+	name = NormalizeName(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mboxes[name]
+	if mb == nil {
+		return MailboxInfo{}, ErrNoMailbox
+	}
+	return s.infoLocked(mb), nil
+}
+
+// Messages is a snapshot of a mailbox in UID order.
+func (s *Store) Messages(name string) ([]Message, error) {
+	name = NormalizeName(name)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mboxes[name]
+	if mb == nil {
+		return nil, ErrNoMailbox
+	}
+	out := make([]Message, len(mb.uids))
+	for i, u := range mb.uids {
+		m := mb.byUID[u]
+		out[i] = Message{UID: m.uid, ID: m.id, Flags: m.flags, Size: m.size, Date: m.date}
+	}
+	return out, nil
+}
+
+// Raw is a message's content, decrypted in memory.
+func (s *Store) Raw(ctx context.Context, id string) ([]byte, error) {
+	s.mu.Lock()
+	m := s.byID[id]
+	s.mu.Unlock()
+	if m == nil {
+		return nil, ErrNoMessage
+	}
+	return s.docs.Blob(ctx, m.blob)
+}
+
+// Meta is what the Indexer computed for a message.
+func (s *Store) Meta(id string) ([]byte, error) {
+	s.mu.Lock()
+	m := s.byID[id]
+	s.mu.Unlock()
+	if m == nil {
+		return nil, ErrNoMessage
+	}
+	var meta []byte
+	err := s.st.View(func(tx *localstore.Tx) error {
+		v, err := tx.GetSeq(bucketMeta, m.slot)
+		meta = v
+		return err
+	})
+	if errors.Is(err, localstore.ErrNotFound) {
+		return nil, ErrNoMessage
+	}
+	return meta, err
+}
+
+// MetaMany reads the metadata of many messages in one transaction; an
+// entry is nil for a message without.
+func (s *Store) MetaMany(ids []string) ([][]byte, error) {
+	out := make([][]byte, len(ids))
+	slots := make([]uint64, len(ids))
+	s.mu.Lock()
+	for i, id := range ids {
+		if m := s.byID[id]; m != nil {
+			slots[i] = m.slot
+		}
+	}
+	s.mu.Unlock()
+	err := s.st.View(func(tx *localstore.Tx) error {
+		for i, slot := range slots {
+			if slot == 0 {
+				continue
+			}
+			v, err := tx.GetSeq(bucketMeta, slot)
+			if errors.Is(err, localstore.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[i] = v
+		}
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,149 @@
+// Package mailstore is the account's mail as IMAP sees it, kept in the
+// encrypted, synced document store.
+//
+// Synced (every device has the same):
+//   - a mailbox is a document {type: "mailbox", name, special, subscribed}
+//     whose id is derived from its name, so two devices that create the
+//     same mailbox make the same document;
+//   - a message is a document {type: "message", mbox, blob, size, date,
+//     flags}; its content is an immutable blob. Moving a message changes
+//     its mbox, COPY makes a new document on the same blob, EXPUNGE
+//     deletes the document. docsync's merge gives the rules of DESIGN.md:
+//     flags merge per flag, the later placement wins, deletion wins.
+//
+// Per device (never synced): UIDs, UIDVALIDITY and UIDNEXT, and the
+// precomputed IMAP metadata of each message (an Indexer's output), in the
+// local store; in memory, a sorted UID list per mailbox, so a message is
+// found by UID or sequence number without a scan. UIDVALIDITY comes from
+// the clock and is never reused for a name; UIDs are stable across
+// restarts.
+package mailstore
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/recovered"
+	"github.com/bitmask-go/bitmask/pkg/seal"
+)
+
+// Errors.
+var (
+	ErrNoMailbox = errors.New("mailstore: no such mailbox")
+	ErrExists    = errors.New("mailstore: mailbox already exists")
+	ErrNoMessage = errors.New("mailstore: no such message")
+)
+
+// Indexer computes, once per message when it is stored, what the IMAP
+// layer keeps precomputed (envelope, body structure, header fields).
+type Indexer func(raw []byte) (meta []byte, err error)
+
+// safeIndexer is indexer, with a panic in it (a message its parser
+// cannot take) turned into an error: the message is stored without
+// metadata, as for any indexer failure, instead of failing its write.
+func safeIndexer(indexer Indexer, log *slog.Logger) Indexer {
+	return func(raw []byte) (meta []byte, err error) {
+		if p := recovered.Do(func() { meta, err = indexer(raw) }); p != nil {
+			log.Error("mailstore: the indexer panicked on a message", p.LogAttrs()...)
+			return nil, p
+		}
+		return meta, err
+	}
+}
+
+// Store is one account's mail.
+type Store struct {
+	docs    *docsync.Engine
+	st      *localstore.Store
+	keys    *seal.Keys
+	indexer Indexer
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	mboxes   map[string]*mbox // by name
+	byID     map[string]*msg
+	lastSlot uint64 // the last slot handed out
+	watchers map[string]map[*watcher]struct{}
+	kick     chan struct{}     // docsync listed changes to apply
+	drainMu  sync.Mutex        // one drain at a time; guards failed
+	failed   map[string]*retry // changes that failed to apply
+	retryNow atomic.Bool       // try the failed ones at the next drain
+	closed   chan struct{}
+	ctx      context.Context // ends with Close: applying changes stops
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// Open loads the index, applies the document changes it has not taken
+// yet (docsync.Changed; a full reconcile for a store from before that
+// list), creates the
+// special mailboxes when missing, and follows sync.
+func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer Indexer, log *slog.Logger) (*Store, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	if indexer == nil {
+		indexer = func([]byte) ([]byte, error) { return nil, nil }
+	}
+	indexer = safeIndexer(indexer, log)
+	s := &Store{
+		docs: docs, st: st, keys: keys, indexer: indexer, log: log,
+		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
+		watchers: map[string]map[*watcher]struct{}{},
+		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failed: map[string]*retry{},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.migrate(); err != nil {
+		return nil, err
+	}
+	if err := s.load(); err != nil {
+		return nil, err
+	}
+	for _, sp := range specials {
+		if _, ok := s.mboxes[sp.name]; !ok {
+			if err := s.createMailbox(context.Background(), sp.name, sp.use); err != nil && !errors.Is(err, ErrExists) {
+				return nil, err
+			}
+		}
+	}
+	// Documents that changed while we were not running, or whose
+	// indexing was cut short, are applied now.
+	if err := s.catchUp(); err != nil {
+		s.cancel()
+		return nil, err
+	}
+	docs.OnChange(func([]string) {
+		// A pull means the provider is reachable: what failed for want
+		// of a blob from it may work now.
+		s.retryNow.Store(true)
+		s.poke()
+	})
+	s.wg.Add(1)
+	go s.worker()
+	s.poke() // what sync changed meanwhile
+	return s, nil
+}
+
+// Close stops following sync.
+func (s *Store) Close() {
+	select {
+	case <-s.closed:
+		return
+	default:
+	}
+	close(s.closed)
+	s.cancel()
+	s.wg.Wait()
+}
+
+// Docs is the underlying document engine.
+func (s *Store) Docs() *docsync.Engine { return s.docs }
+
+// Sync asks for a sync now (e.g. after a client's change) and waits for
+// it.
+func (s *Store) Sync(ctx context.Context) error { return s.docs.Sync(ctx) }
