@@ -96,7 +96,10 @@ func (s *Store) Close() error {
 		s.timer.Stop()
 	}
 	s.mu.Unlock()
-	return s.db.Close()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("store: closing the file: %w", err)
+	}
+	return nil
 }
 
 // Path is the file's path.
@@ -108,25 +111,37 @@ type Tx struct {
 	tx *bolt.Tx
 }
 
-// View runs fn in a read-only transaction.
+// View runs fn in a read-only transaction. fn's error comes back as it
+// is; an error of bbolt's own (the file closed) says so.
 func (s *Store) View(fn func(*Tx) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	var fnErr error
+	err := s.db.View(func(tx *bolt.Tx) error {
 		t := &Tx{s: s, tx: tx}
-		err := fn(t)
+		fnErr = fn(t)
 		t.done()
-		return err
+		return fnErr
 	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("store: reading the file: %w", err)
+	}
+	return err
 }
 
 // Update runs fn in a read-write transaction, committed (and synced to
-// disk) when fn returns nil.
+// disk) when fn returns nil. fn's error comes back as it is; an error of
+// bbolt's own (beginning or committing the transaction) says so.
 func (s *Store) Update(fn func(*Tx) error) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	var fnErr error
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		t := &Tx{s: s, tx: tx}
-		err := fn(t)
+		fnErr = fn(t)
 		t.done()
-		return err
+		return fnErr
 	})
+	if err != nil && fnErr == nil {
+		return fmt.Errorf("store: writing the file: %w", err)
+	}
+	return err
 }
 
 // The file is read through bbolt's memory map, and what a read touches
@@ -226,7 +241,7 @@ func (t *Tx) Put(bucket, key string, value []byte) error {
 	bname := t.bucketName(bucket)
 	b, err := t.tx.CreateBucketIfNotExists(bname)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: creating a bucket: %w", err)
 	}
 	k := seal.IndexKey(&t.s.keys.LocalIndex, bucket, key)
 	pt := make([]byte, 4, 4+len(key)+len(value))
@@ -235,9 +250,12 @@ func (t *Tx) Put(bucket, key string, value []byte) error {
 	pt = append(pt, value...)
 	ct, err := seal.SealValue(&t.s.keys.Local, t.ad(bname, k), pt)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: sealing a value: %w", err)
 	}
-	return b.Put(k, ct)
+	if err := b.Put(k, ct); err != nil {
+		return fmt.Errorf("store: writing a value: %w", err)
+	}
+	return nil
 }
 
 // Delete removes key from bucket.
@@ -246,7 +264,10 @@ func (t *Tx) Delete(bucket, key string) error {
 	if b == nil {
 		return nil
 	}
-	return b.Delete(seal.IndexKey(&t.s.keys.LocalIndex, bucket, key))
+	if err := b.Delete(seal.IndexKey(&t.s.keys.LocalIndex, bucket, key)); err != nil {
+		return fmt.Errorf("store: deleting a value: %w", err)
+	}
+	return nil
 }
 
 // ForEach calls fn for every key and value of bucket, in no useful order.
@@ -294,7 +315,7 @@ func (t *Tx) PutSeq(bucket string, n uint64, value []byte) error {
 	bname := t.bucketName(bucket)
 	b, err := t.tx.CreateBucketIfNotExists(bname)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: creating a bucket: %w", err)
 	}
 	k := seqKey(n)
 	// Appending: fill the last page (the bucket handle keeps the setting
@@ -305,9 +326,12 @@ func (t *Tx) PutSeq(bucket string, n uint64, value []byte) error {
 	}
 	ct, err := seal.SealValue(&t.s.keys.Local, t.ad(bname, k), value)
 	if err != nil {
-		return err
+		return fmt.Errorf("store: sealing a value: %w", err)
 	}
-	return b.Put(k, ct)
+	if err := b.Put(k, ct); err != nil {
+		return fmt.Errorf("store: writing a value: %w", err)
+	}
+	return nil
 }
 
 // GetSeq returns the value under number n, or ErrNotFound.
@@ -341,7 +365,10 @@ func (t *Tx) DeleteSeq(bucket string, n uint64) error {
 	if b == nil {
 		return nil
 	}
-	return b.Delete(seqKey(n))
+	if err := b.Delete(seqKey(n)); err != nil {
+		return fmt.Errorf("store: deleting a value: %w", err)
+	}
+	return nil
 }
 
 // ForEachSeq calls fn for every entry of an ordered bucket, in order.
@@ -367,10 +394,10 @@ func (t *Tx) ForEachSeq(bucket string, fn func(n uint64, value []byte) error) er
 // DeleteBucket removes a bucket and everything in it.
 func (t *Tx) DeleteBucket(bucket string) error {
 	err := t.tx.DeleteBucket(t.bucketName(bucket))
-	if errors.Is(err, berrors.ErrBucketNotFound) {
-		return nil
+	if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
+		return fmt.Errorf("store: deleting a bucket: %w", err)
 	}
-	return err
+	return nil
 }
 
 // Clean shutdown. The indexes kept beside the data (the sync engine's
