@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -49,6 +50,8 @@ func (r *retry) due(c docsync.Change, now time.Time) bool {
 	return !now.Before(r.at)
 }
 
+// worker applies what docsync lists when poked (by a write or a pull)
+// and every retryFirst (for the changes that wait), until Close.
 func (s *Store) worker() {
 	defer s.wg.Done()
 	tick := time.NewTicker(retryFirst)
@@ -291,11 +294,11 @@ func (s *Store) applyMessage(ctx context.Context, id string) error {
 		if errors.Is(err, docsync.ErrNotFound) {
 			return s.applyGone(id)
 		}
-		return err
+		return fmt.Errorf("mailstore: reading a message's document: %w", err)
 	}
 	var md messageDoc
 	if err := json.Unmarshal(d.Body, &md); err != nil {
-		return err
+		return fmt.Errorf("mailstore: decoding a message's document: %w", err)
 	}
 	md.Flags = normFlags(md.Flags)
 	s.mu.Lock()
@@ -313,24 +316,27 @@ func (s *Store) applyMessage(ctx context.Context, id string) error {
 	if cur == nil {
 		raw, err := s.docs.Blob(ctx, md.Blob)
 		if err != nil {
-			return err
+			return fmt.Errorf("mailstore: fetching a message's content: %w", err)
 		}
-		if meta, err = s.indexer(raw); err != nil {
-			s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
-			meta = nil
-		}
+		meta = s.metaFor(raw)
 	}
+	return s.applyMessageLocked(id, d.Body, md, meta)
+}
 
+// applyMessageLocked is applyMessage's second half, under s.mu: it
+// indexes md (read from the document's body, with the new message's
+// metadata meta) unless the document changed since it was read.
+func (s *Store) applyMessageLocked(id string, body []byte, md messageDoc, meta []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now, err := s.docs.Get(id)
-	if errors.Is(err, docsync.ErrNotFound) || err == nil && !bytes.Equal(now.Body, d.Body) {
+	if errors.Is(err, docsync.ErrNotFound) || err == nil && !bytes.Equal(now.Body, body) {
 		return nil // changed meanwhile: the newer change is listed
 	}
 	if err != nil {
-		return err
+		return fmt.Errorf("mailstore: reading a message's document again: %w", err)
 	}
-	cur = s.byID[id]
+	cur := s.byID[id]
 	switch {
 	case cur != nil && cur.mbox == md.Mbox:
 		if slices.Equal(cur.flags, md.Flags) {

@@ -143,7 +143,7 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 		return tx.Put(bucketMbox, name, b)
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("mailstore: recording a mailbox in the index: %w", err)
 	}
 	s.mboxes[name] = &mbox{name: name, special: special, subscribed: subscribed, state: st, byUID: map[uint32]*msg{}}
 	s.emitLocked(Event{Kind: EventMailboxes, Mailbox: name})
@@ -238,7 +238,7 @@ func (s *Store) indexLocked(origin any, id string, md messageDoc, meta []byte) (
 		return putSlot(tx, m.slot)
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mailstore: recording a message in the index: %w", err)
 	}
 	s.lastSlot = m.slot
 	mb.state = st
@@ -278,6 +278,62 @@ func (s *Store) metaOf(m *msg) ([]byte, error) {
 	return meta, err
 }
 
+// pending is a message of a batch whose document is stored, to index.
+type pending struct {
+	id   string
+	md   messageDoc
+	meta []byte
+}
+
+// indexBatch assigns UIDs in mbox to the messages todo and records them
+// in one transaction. It returns each message's index entry: the new one,
+// or the one the sync worker made meanwhile.
+func (s *Store) indexBatch(origin any, mbox string, todo []pending) ([]*msg, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mb := s.mboxes[mbox]
+	if mb == nil {
+		return nil, ErrNoMailbox
+	}
+	st := mb.state
+	slot := s.lastSlot
+	var added []*msg
+	results := make([]*msg, len(todo))
+	err := s.st.Update(func(tx *localstore.Tx) error {
+		for i, p := range todo {
+			if m, ok := s.byID[p.id]; ok {
+				results[i] = m // indexed meanwhile (by the sync worker)
+				continue
+			}
+			slot++
+			m := &msg{id: p.id, mbox: mbox, uid: st.UIDNext, slot: slot, blob: p.md.Blob, size: p.md.Size, date: p.md.Date, flags: p.md.Flags}
+			st.UIDNext++
+			if err := putMsg(tx, m, p.meta); err != nil {
+				return err
+			}
+			added = append(added, m)
+			results[i] = m
+		}
+		b, _ := json.Marshal(st)
+		if err := tx.Put(bucketMbox, mbox, b); err != nil {
+			return err
+		}
+		return putSlot(tx, slot)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: recording messages in the index: %w", err)
+	}
+	s.lastSlot = slot
+	mb.state = st
+	for _, m := range added {
+		mb.byUID[m.uid] = m
+		mb.uids = append(mb.uids, m.uid)
+		s.byID[m.id] = m
+		s.emitLocked(Event{Kind: EventAdded, Mailbox: mbox, Message: m.message(), Origin: origin})
+	}
+	return results, nil
+}
+
 func (s *Store) unindex(m *msg) error {
 	return s.unindexOrigin(nil, m)
 }
@@ -302,7 +358,7 @@ func (s *Store) unindexLocked(origin any, m *msg) error {
 		return tx.DeleteSeq(bucketMeta, m.slot)
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("mailstore: removing a message from the index: %w", err)
 	}
 	delete(s.byID, m.id)
 	if mb := s.mboxes[m.mbox]; mb != nil {
@@ -329,7 +385,7 @@ func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
 	}
 	ms, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
 	if err := s.st.Update(func(tx *localstore.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
-		return err
+		return fmt.Errorf("mailstore: recording flags in the index: %w", err)
 	}
 	m.flags = flags
 	s.emitLocked(Event{Kind: EventFlags, Mailbox: m.mbox, Message: m.message(), Origin: origin})
@@ -352,7 +408,7 @@ func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) erro
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("mailstore: recording flags in the index: %w", err)
 	}
 	for i, m := range ms {
 		m.flags = flags[i]

@@ -3,18 +3,30 @@ package mailstore
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/localstore"
 )
 
+// keyJournal, in bucketState, marks an index that follows docsync's list
+// of changes (docsync.Changed): catchUp applies the listed documents and
+// nothing else. An index without it (written before that list existed,
+// or by something other than this program) is reconciled with every
+// document, once, and then marked.
+const keyJournal = "journal"
+
 // Reconcile makes the next Open on st compare every document with the
 // index, as for a store from before the change list: for a store that
 // something other than this program may have written (see
 // localstore.TakeCleanMark).
 func Reconcile(st *localstore.Store) error {
-	return st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketState, "journal") })
+	err := st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketState, keyJournal) })
+	if err != nil {
+		return fmt.Errorf("mailstore: marking the index for a full reconcile: %w", err)
+	}
+	return nil
 }
 
 // catchUp applies the changes docsync lists as not taken yet (see
@@ -22,46 +34,59 @@ func Reconcile(st *localstore.Store) error {
 // cut its indexing short. A store indexed before that list existed is
 // reconciled in full, once.
 func (s *Store) catchUp() error {
-	var journaled bool
-	if err := s.st.View(func(tx *localstore.Tx) error {
-		_, err := tx.Get(bucketState, "journal")
-		journaled = err == nil
-		if errors.Is(err, localstore.ErrNotFound) {
-			return nil
-		}
-		return err
-	}); err != nil {
+	journaled, err := s.journaled()
+	if err != nil {
 		return err
 	}
 	if !journaled {
-		changes, err := s.docs.Changed(0)
-		if err != nil {
-			return err
-		}
-		failed, err := s.reconcileAll()
-		if err != nil {
-			return err
-		}
-		if len(failed) > 0 {
-			// Some documents could not be applied (say their blobs
-			// cannot be fetched offline): reconcile in full again at
-			// the next start, until all are in.
-			s.log.Warn("mailstore: documents not indexed yet; will try again at the next start", "count", len(failed))
-			s.drain(s.ctx)
-			return nil
-		}
-		err = s.st.Update(func(tx *localstore.Tx) error {
-			if err := docsync.Taken(tx, changes...); err != nil {
-				return err
-			}
-			return tx.Put(bucketState, "journal", []byte{1})
-		})
-		if err != nil {
+		if err := s.reconcileOnce(); err != nil {
 			return err
 		}
 	}
 	s.drain(s.ctx)
 	return nil
+}
+
+// journaled says whether the index follows docsync's list of changes
+// (see keyJournal).
+func (s *Store) journaled() (bool, error) {
+	var journaled bool
+	err := s.st.View(func(tx *localstore.Tx) error {
+		_, err := tx.Get(bucketState, keyJournal)
+		journaled = err == nil
+		if errors.Is(err, localstore.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	return journaled, err
+}
+
+// reconcileOnce reconciles the index with every document and, when all
+// of them could be applied, takes the changes listed before it and marks
+// the index as following the list from now on.
+func (s *Store) reconcileOnce() error {
+	changes, err := s.docs.Changed(0)
+	if err != nil {
+		return err
+	}
+	failed, err := s.reconcileAll()
+	if err != nil {
+		return err
+	}
+	if len(failed) > 0 {
+		// Some documents could not be applied (say their blobs
+		// cannot be fetched offline): reconcile in full again at
+		// the next start, until all are in.
+		s.log.Warn("mailstore: documents not indexed yet; will try again at the next start", "count", len(failed))
+		return nil
+	}
+	return s.st.Update(func(tx *localstore.Tx) error {
+		if err := docsync.Taken(tx, changes...); err != nil {
+			return err
+		}
+		return tx.Put(bucketState, keyJournal, []byte{1})
+	})
 }
 
 // reconcileAll compares every document with the index and applies what

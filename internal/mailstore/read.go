@@ -3,6 +3,7 @@ package mailstore
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sort"
 	"time"
@@ -93,7 +94,11 @@ func (s *Store) Raw(ctx context.Context, id string) ([]byte, error) {
 	if m == nil {
 		return nil, ErrNoMessage
 	}
-	return s.docs.Blob(ctx, m.blob)
+	raw, err := s.docs.Blob(ctx, m.blob)
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: reading a message's content: %w", err)
+	}
+	return raw, nil
 }
 
 // Meta is what the Indexer computed for a message.
@@ -113,7 +118,10 @@ func (s *Store) Meta(id string) ([]byte, error) {
 	if errors.Is(err, localstore.ErrNotFound) {
 		return nil, ErrNoMessage
 	}
-	return meta, err
+	if err != nil {
+		return nil, fmt.Errorf("mailstore: reading a message's metadata: %w", err)
+	}
+	return meta, nil
 }
 
 // MetaMany reads the metadata of many messages in one transaction; an
@@ -144,5 +152,8 @@ func (s *Store) MetaMany(ids []string) ([][]byte, error) {
 		}
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return out, fmt.Errorf("mailstore: reading messages' metadata: %w", err)
+	}
+	return out, nil
 }

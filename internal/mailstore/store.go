@@ -16,12 +16,31 @@
 // local store; in memory, a sorted UID list per mailbox, so a message is
 // found by UID or sequence number without a scan. UIDVALIDITY comes from
 // the clock and is never reused for a name; UIDs are stable across
-// restarts.
+// restarts. Each message also has a slot, a per-device number given when
+// it is indexed, under which its index entry and metadata are kept in
+// ordered buckets, so a FETCH over a mailbox reads the file in order.
+//
+// Following sync: docsync lists every document whose content changed (a
+// local write, a pulled revision, a merge) until the mail store takes the
+// change (docsync.Changed, docsync.Taken). A worker applies the listed
+// documents as they are then and takes them in the transaction that
+// updates the index, so a crash between a document's commit and its
+// indexing leaves it listed for the next start. A change that cannot be
+// applied yet waits and is retried; one whose application panics is set
+// aside. Changes reach IMAP sessions through watchers, in order.
+//
+// Where things are: store.go (the Store, Open, Close), documents.go (the
+// synced document bodies, mailbox names, flags), read.go and write.go
+// (the API IMAP uses), index.go (the per-device index, in memory and on
+// disk), apply.go (the worker that applies synced changes), journal.go
+// (catching up with docsync's list of changes at Open), migrate.go (the
+// index from before slots), watch.go (events and watchers).
 package mailstore
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -56,6 +75,17 @@ func safeIndexer(indexer Indexer, log *slog.Logger) Indexer {
 	}
 }
 
+// metaFor is what the indexer computes for a message's content; nil
+// when it fails: the message is then stored without metadata.
+func (s *Store) metaFor(raw []byte) []byte {
+	meta, err := s.indexer(raw)
+	if err != nil {
+		s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
+		return nil
+	}
+	return meta
+}
+
 // Store is one account's mail.
 type Store struct {
 	docs    *docsync.Engine
@@ -64,11 +94,14 @@ type Store struct {
 	indexer Indexer
 	log     *slog.Logger
 
+	// The index in memory (index.go) and the watchers (watch.go).
 	mu       sync.Mutex
 	mboxes   map[string]*mbox // by name
 	byID     map[string]*msg
 	lastSlot uint64 // the last slot handed out
 	watchers map[string]map[*watcher]struct{}
+
+	// The worker that applies synced changes (apply.go).
 	kick     chan struct{}     // docsync listed changes to apply
 	drainMu  sync.Mutex        // one drain at a time; guards failed
 	failed   map[string]*retry // changes that failed to apply
@@ -81,8 +114,7 @@ type Store struct {
 
 // Open loads the index, applies the document changes it has not taken
 // yet (docsync.Changed; a full reconcile for a store from before that
-// list), creates the
-// special mailboxes when missing, and follows sync.
+// list), creates the special mailboxes when missing, and follows sync.
 func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer Indexer, log *slog.Logger) (*Store, error) {
 	if log == nil {
 		log = slog.Default()
@@ -98,26 +130,49 @@ func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer I
 		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failed: map[string]*retry{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if err := s.migrate(); err != nil {
-		return nil, err
-	}
-	if err := s.load(); err != nil {
-		return nil, err
-	}
-	for _, sp := range specials {
-		if _, ok := s.mboxes[sp.name]; !ok {
-			if err := s.createMailbox(context.Background(), sp.name, sp.use); err != nil && !errors.Is(err, ErrExists) {
-				return nil, err
-			}
-		}
-	}
-	// Documents that changed while we were not running, or whose
-	// indexing was cut short, are applied now.
-	if err := s.catchUp(); err != nil {
+	if err := s.start(); err != nil {
 		s.cancel()
 		return nil, err
 	}
-	docs.OnChange(func([]string) {
+	s.follow()
+	return s, nil
+}
+
+// start brings the index up to date: the index from before slots moved
+// over, the index read into memory, the special mailboxes made, and the
+// documents that changed while we were not running, or whose indexing
+// was cut short, applied.
+func (s *Store) start() error {
+	if err := s.migrate(); err != nil {
+		return fmt.Errorf("mailstore: moving the index to slots: %w", err)
+	}
+	if err := s.load(); err != nil {
+		return fmt.Errorf("mailstore: loading the index: %w", err)
+	}
+	if err := s.createSpecials(); err != nil {
+		return fmt.Errorf("mailstore: creating the special mailboxes: %w", err)
+	}
+	if err := s.catchUp(); err != nil {
+		return fmt.Errorf("mailstore: applying the changes listed while stopped: %w", err)
+	}
+	return nil
+}
+
+// createSpecials creates the special-use mailboxes that are missing.
+func (s *Store) createSpecials() error {
+	for _, sp := range specials {
+		if _, ok := s.mboxes[sp.name]; !ok {
+			if err := s.createMailbox(context.Background(), sp.name, sp.use); err != nil && !errors.Is(err, ErrExists) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// follow starts the worker that applies what sync changes.
+func (s *Store) follow() {
+	s.docs.OnChange(func([]string) {
 		// A pull means the provider is reachable: what failed for want
 		// of a blob from it may work now.
 		s.retryNow.Store(true)
@@ -126,7 +181,6 @@ func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer I
 	s.wg.Add(1)
 	go s.worker()
 	s.poke() // what sync changed meanwhile
-	return s, nil
 }
 
 // Close stops following sync.
@@ -146,4 +200,9 @@ func (s *Store) Docs() *docsync.Engine { return s.docs }
 
 // Sync asks for a sync now (e.g. after a client's change) and waits for
 // it.
-func (s *Store) Sync(ctx context.Context) error { return s.docs.Sync(ctx) }
+func (s *Store) Sync(ctx context.Context) error {
+	if err := s.docs.Sync(ctx); err != nil {
+		return fmt.Errorf("mailstore: syncing: %w", err)
+	}
+	return nil
+}

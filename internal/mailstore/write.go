@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -55,7 +54,7 @@ func (s *Store) CreateMailbox(ctx context.Context, name string) error {
 func (s *Store) createMailbox(ctx context.Context, name, special string) error {
 	body, _ := json.Marshal(mailboxDoc{Type: typeMailbox, Name: name, Special: special, Subscribed: true})
 	if err := s.docs.Put(s.mailboxDocID(name), body); err != nil {
-		return err
+		return fmt.Errorf("mailstore: storing a mailbox's document: %w", err)
 	}
 	return s.indexMailbox(name, special, true)
 }
@@ -81,10 +80,10 @@ func (s *Store) DeleteMailbox(ctx context.Context, name string) error {
 		return ErrNoMailbox
 	}
 	if err := s.docs.Modify(ids, func(string, []byte) ([]byte, bool, bool, error) { return nil, true, false, nil }); err != nil {
-		return err
+		return fmt.Errorf("mailstore: deleting a mailbox's messages: %w", err)
 	}
 	if err := s.docs.Delete(s.mailboxDocID(name)); err != nil {
-		return err
+		return fmt.Errorf("mailstore: deleting a mailbox's document: %w", err)
 	}
 	s.dropMailboxIndex(name)
 	return nil
@@ -138,7 +137,7 @@ func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) erro
 		}
 		if n != "INBOX" {
 			if err := s.docs.Delete(s.mailboxDocID(n)); err != nil {
-				return err
+				return fmt.Errorf("mailstore: deleting a renamed mailbox's document: %w", err)
 			}
 			s.dropMailboxIndex(n)
 		}
@@ -158,7 +157,7 @@ func (s *Store) Subscribe(ctx context.Context, name string, on bool) error {
 	}
 	body, _ := json.Marshal(mailboxDoc{Type: typeMailbox, Name: name, Special: mb.special, Subscribed: on})
 	if err := s.docs.Put(s.mailboxDocID(name), body); err != nil {
-		return err
+		return fmt.Errorf("mailstore: storing a mailbox's document: %w", err)
 	}
 	s.mu.Lock()
 	mb.subscribed = on
@@ -171,7 +170,7 @@ func (s *Store) Subscribe(ctx context.Context, name string, on bool) error {
 func (s *Store) Append(ctx context.Context, mbox string, raw []byte, flags []string, date time.Time) (Message, uint32, error) {
 	id, err := seal.RandomDocID()
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, fmt.Errorf("mailstore: making a message's document id: %w", err)
 	}
 	return s.AppendWithID(ctx, id, mbox, raw, flags, date)
 }
@@ -197,7 +196,7 @@ func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, f
 		// whatever flags it has since) is the one to keep.
 		if _, err := s.docs.Get(id); err == nil {
 			if err := s.applyMessage(ctx, id); err != nil {
-				return Message{}, 0, err
+				return Message{}, 0, fmt.Errorf("mailstore: indexing the message as stored by another device: %w", err)
 			}
 			s.mu.Lock()
 			existing = s.byID[id]
@@ -212,19 +211,15 @@ func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, f
 	if date.IsZero() {
 		date = time.Now()
 	}
-	meta, err := s.indexer(raw)
-	if err != nil {
-		s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
-		meta = nil
-	}
+	meta := s.metaFor(raw)
 	blob, err := s.docs.PutBlob(raw)
 	if err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, fmt.Errorf("mailstore: storing a message's content: %w", err)
 	}
 	md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: blob, Size: int64(len(raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(flags)}
 	body, _ := json.Marshal(md)
 	if err := s.docs.Put(id, body); err != nil {
-		return Message{}, 0, err
+		return Message{}, 0, fmt.Errorf("mailstore: storing a message's document: %w", err)
 	}
 	m, err := s.index(originOf(ctx), id, md, meta)
 	if err != nil {
@@ -301,7 +296,7 @@ func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op F
 		return nb, false, false, err
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mailstore: changing flags: %w", err)
 	}
 	origin := originOf(ctx)
 	s.mu.Lock()
@@ -380,7 +375,7 @@ func (s *Store) copyMove(ctx context.Context, src string, uids []uint32, dest st
 				return nb, false, false, err
 			})
 			if err != nil {
-				return nil, nil, 0, err
+				return nil, nil, 0, fmt.Errorf("mailstore: moving a message: %w", err)
 			}
 			if err := s.unindexOrigin(origin, m); err != nil {
 				return nil, nil, 0, err
@@ -388,11 +383,11 @@ func (s *Store) copyMove(ctx context.Context, src string, uids []uint32, dest st
 		} else {
 			var err error
 			if id, err = seal.RandomDocID(); err != nil {
-				return nil, nil, 0, err
+				return nil, nil, 0, fmt.Errorf("mailstore: making a copy's document id: %w", err)
 			}
 			body, _ := json.Marshal(md)
 			if err := s.docs.Put(id, body); err != nil {
-				return nil, nil, 0, err
+				return nil, nil, 0, fmt.Errorf("mailstore: storing a copy's document: %w", err)
 			}
 		}
 		nm, err := s.index(origin, id, md, meta)
@@ -438,7 +433,7 @@ func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint
 		ids[i] = m.id
 	}
 	if err := s.docs.Modify(ids, func(string, []byte) ([]byte, bool, bool, error) { return nil, true, false, nil }); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mailstore: deleting messages: %w", err)
 	}
 	origin := originOf(ctx)
 	out := make([]uint32, 0, len(ms))
@@ -471,11 +466,6 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 	if mb == nil {
 		return nil, ErrNoMailbox
 	}
-	type pending struct {
-		id   string
-		md   messageDoc
-		meta []byte
-	}
 	var (
 		blobs [][]byte
 		docs  []docsync.Doc
@@ -490,7 +480,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		if id == "" {
 			var err error
 			if id, err = seal.RandomDocID(); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("mailstore: making a message's document id: %w", err)
 			}
 		}
 		s.mu.Lock()
@@ -503,7 +493,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		if _, err := s.docs.Get(id); err == nil {
 			// Stored by another device meanwhile: index its version.
 			if err := s.applyMessage(ctx, id); err != nil {
-				return nil, err
+				return nil, fmt.Errorf("mailstore: indexing a message as stored by another device: %w", err)
 			}
 			continue
 		}
@@ -511,11 +501,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		if date.IsZero() {
 			date = time.Now()
 		}
-		meta, err := s.indexer(nm.Raw)
-		if err != nil {
-			s.log.Warn("mailstore: indexer failed; storing the message without metadata", "err", err)
-			meta = nil
-		}
+		meta := s.metaFor(nm.Raw)
 		md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(nm.Raw), Size: int64(len(nm.Raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(nm.Flags)}
 		body, _ := json.Marshal(md)
 		blobs = append(blobs, nm.Raw)
@@ -526,50 +512,11 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		return out, nil
 	}
 	if err := s.docs.PutBlobsAndDocs(blobs, docs); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("mailstore: storing messages: %w", err)
 	}
-	origin := originOf(ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	mb = s.mboxes[mbox]
-	if mb == nil {
-		return nil, ErrNoMailbox
-	}
-	st := mb.state
-	slot := s.lastSlot
-	var added []*msg
-	results := make([]*msg, len(todo))
-	err := s.st.Update(func(tx *localstore.Tx) error {
-		for i, p := range todo {
-			if m, ok := s.byID[p.id]; ok {
-				results[i] = m // indexed meanwhile (by the sync worker)
-				continue
-			}
-			slot++
-			m := &msg{id: p.id, mbox: mbox, uid: st.UIDNext, slot: slot, blob: p.md.Blob, size: p.md.Size, date: p.md.Date, flags: p.md.Flags}
-			st.UIDNext++
-			if err := putMsg(tx, m, p.meta); err != nil {
-				return err
-			}
-			added = append(added, m)
-			results[i] = m
-		}
-		b, _ := json.Marshal(st)
-		if err := tx.Put(bucketMbox, mbox, b); err != nil {
-			return err
-		}
-		return putSlot(tx, slot)
-	})
+	results, err := s.indexBatch(originOf(ctx), mbox, todo)
 	if err != nil {
 		return nil, err
-	}
-	s.lastSlot = slot
-	mb.state = st
-	for _, m := range added {
-		mb.byUID[m.uid] = m
-		mb.uids = append(mb.uids, m.uid)
-		s.byID[m.id] = m
-		s.emitLocked(Event{Kind: EventAdded, Mailbox: mbox, Message: m.message(), Origin: origin})
 	}
 	for _, m := range results {
 		out = append(out, m.message())
