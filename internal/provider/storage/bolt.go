@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -68,14 +69,40 @@ func OpenBolt(path string) (*Bolt, error) {
 }
 
 // Close closes the file.
-func (s *Bolt) Close() error { return s.db.Close() }
+func (s *Bolt) Close() error {
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: closing: %w", err)
+	}
+	return nil
+}
+
+// update runs fn in a write transaction, view in a read-only one. An
+// error of bbolt's, of the JSON encoding, or of the store's checks says
+// which operation failed ("storage: pushing documents: ..."); the
+// sentinels, which callers test with errors.Is and which say enough,
+// come back as they are.
+func (s *Bolt) update(what string, fn func(*bolt.Tx) error) error {
+	return opError(what, s.db.Update(fn))
+}
+
+func (s *Bolt) view(what string, fn func(*bolt.Tx) error) error {
+	return opError(what, s.db.View(fn))
+}
+
+func opError(what string, err error) error {
+	switch err {
+	case nil, ErrNotFound, ErrExists, ErrInviteInvalid:
+		return err
+	}
+	return fmt.Errorf("storage: %s: %w", what, err)
+}
 
 func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 	v, err := json.Marshal(u)
 	if err != nil {
-		return err
+		return fmt.Errorf("storage: encoding a user: %w", err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("creating a user", func(tx *bolt.Tx) error {
 		users := tx.Bucket(bUsers)
 		// The invite first: without a valid one, nobody learns which
 		// logins are taken.
@@ -106,7 +133,7 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 
 func (s *Bolt) User(ctx context.Context, login string) (*User, error) {
 	var u User
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading a user", func(tx *bolt.Tx) error {
 		v := tx.Bucket(bUsers).Get([]byte(login))
 		if v == nil {
 			return ErrNotFound
@@ -120,7 +147,7 @@ func (s *Bolt) User(ctx context.Context, login string) (*User, error) {
 }
 
 func (s *Bolt) UpdateCredentials(ctx context.Context, login string, c providerapi.Credentials, keep []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("replacing credentials", func(tx *bolt.Tx) error {
 		users := tx.Bucket(bUsers)
 		v := users.Get([]byte(login))
 		if v == nil {
@@ -162,7 +189,7 @@ func (s *Bolt) UpdateCredentials(ctx context.Context, login string, c providerap
 }
 
 func (s *Bolt) AddInvite(ctx context.Context, code string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("adding an invite", func(tx *bolt.Tx) error {
 		return tx.Bucket(bInvites).Put([]byte(code), []byte{})
 	})
 }
@@ -170,16 +197,16 @@ func (s *Bolt) AddInvite(ctx context.Context, code string) error {
 func (s *Bolt) CreateSession(ctx context.Context, se *Session) error {
 	v, err := json.Marshal(se)
 	if err != nil {
-		return err
+		return fmt.Errorf("storage: encoding a session: %w", err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("creating a session", func(tx *bolt.Tx) error {
 		return tx.Bucket(bSessions).Put(se.TokenHash, v)
 	})
 }
 
 func (s *Bolt) Session(ctx context.Context, tokenHash []byte) (*Session, error) {
 	var se Session
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading a session", func(tx *bolt.Tx) error {
 		v := tx.Bucket(bSessions).Get(tokenHash)
 		if v == nil {
 			return ErrNotFound
@@ -194,13 +221,13 @@ func (s *Bolt) Session(ctx context.Context, tokenHash []byte) (*Session, error) 
 }
 
 func (s *Bolt) DeleteSession(ctx context.Context, tokenHash []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("deleting a session", func(tx *bolt.Tx) error {
 		return tx.Bucket(bSessions).Delete(tokenHash)
 	})
 }
 
 func (s *Bolt) ExpireSessions(ctx context.Context, now time.Time) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("expiring sessions", func(tx *bolt.Tx) error {
 		sess := tx.Bucket(bSessions)
 		var drop [][]byte
 		err := sess.ForEach(func(k, v []byte) error {
@@ -238,7 +265,7 @@ func seqKey(seq uint64) []byte {
 
 func (s *Bolt) PushDocs(ctx context.Context, login string, docs []providerapi.DocPush) ([]providerapi.PushResult, error) {
 	results := make([]providerapi.PushResult, len(docs))
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update("pushing documents", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -248,7 +275,7 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []providerapi.Do
 			var cur providerapi.Doc
 			if v := db.Get([]byte(p.ID)); v != nil {
 				if err := json.Unmarshal(v, &cur); err != nil {
-					return fmt.Errorf("storage: doc %s: %w", p.ID, err)
+					return fmt.Errorf("decoding document %s: %w", p.ID, err)
 				}
 			}
 			if p.BaseRev != cur.Rev || p.Rev != p.BaseRev+1 {
@@ -299,7 +326,7 @@ func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit in
 		lastSeq = since
 		more    bool
 	)
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading the changes feed", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -314,7 +341,7 @@ func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit in
 			var d providerapi.Doc
 			v := db.Get(id)
 			if v == nil {
-				return fmt.Errorf("storage: seq index points at missing doc")
+				return errors.New("the sequence index points at a missing document")
 			}
 			if err := json.Unmarshal(v, &d); err != nil {
 				return err
@@ -338,7 +365,7 @@ func (s *Bolt) Changes(ctx context.Context, login string, since uint64, limit in
 
 func (s *Bolt) Doc(ctx context.Context, login, id string) (*providerapi.Doc, error) {
 	var d providerapi.Doc
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading a document", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -357,7 +384,7 @@ func (s *Bolt) Doc(ctx context.Context, login, id string) (*providerapi.Doc, err
 
 func (s *Bolt) LastSeq(ctx context.Context, login string) (uint64, error) {
 	var seq uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading the last sequence", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -369,7 +396,7 @@ func (s *Bolt) LastSeq(ctx context.Context, login string) (uint64, error) {
 }
 
 func (s *Bolt) PutBlob(ctx context.Context, login, id string, data []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("storing a blob", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -384,7 +411,7 @@ func (s *Bolt) PutBlob(ctx context.Context, login, id string, data []byte) error
 
 func (s *Bolt) Blob(ctx context.Context, login, id string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading a blob", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -400,14 +427,14 @@ func (s *Bolt) Blob(ctx context.Context, login, id string) ([]byte, error) {
 }
 
 func (s *Bolt) PutKey(ctx context.Context, address string, armored []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("storing a key", func(tx *bolt.Tx) error {
 		return tx.Bucket(bKeys).Put([]byte(address), armored)
 	})
 }
 
 func (s *Bolt) Key(ctx context.Context, address string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading a key", func(tx *bolt.Tx) error {
 		v := tx.Bucket(bKeys).Get([]byte(address))
 		if v == nil {
 			return ErrNotFound
@@ -421,7 +448,7 @@ func (s *Bolt) Key(ctx context.Context, address string) ([]byte, error) {
 func (s *Bolt) PutIncoming(ctx context.Context, login string, data []byte) (string, uint64, error) {
 	var id string
 	var counter uint64
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.update("queueing an incoming message", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -446,7 +473,7 @@ func (s *Bolt) PutIncoming(ctx context.Context, login string, data []byte) (stri
 func (s *Bolt) ListIncoming(ctx context.Context, login string, limit int) ([]providerapi.IncomingItem, bool, error) {
 	var out []providerapi.IncomingItem
 	more := false
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("listing the incoming queue", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -476,7 +503,7 @@ func (s *Bolt) ListIncoming(ctx context.Context, login string, limit int) ([]pro
 
 func (s *Bolt) Incoming(ctx context.Context, login, id string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading an incoming message", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -496,7 +523,7 @@ func (s *Bolt) Incoming(ctx context.Context, login, id string) ([]byte, error) {
 }
 
 func (s *Bolt) DeleteIncoming(ctx context.Context, login, id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("deleting an incoming message", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
@@ -511,7 +538,7 @@ func (s *Bolt) DeleteIncoming(ctx context.Context, login, id string) error {
 
 func (s *Bolt) IncomingCounter(ctx context.Context, login string) (uint64, error) {
 	var n uint64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading the incoming counter", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err

@@ -113,7 +113,7 @@ func outq(tx *bolt.Tx) (items, msgs, due *bolt.Bucket, err error) {
 // PutOutbound stores a new item with its message and sets item.ID. It is
 // durable when it returns.
 func (s *Bolt) PutOutbound(ctx context.Context, item *OutboundItem) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("queueing an outbound message", func(tx *bolt.Tx) error {
 		items, msgs, due, err := outq(tx)
 		if err != nil {
 			return err
@@ -151,7 +151,7 @@ func withID(item *OutboundItem, id string) *OutboundItem {
 // after now, the earliest first, without their messages.
 func (s *Bolt) ListDueOutbound(ctx context.Context, now time.Time, limit int) ([]*OutboundItem, error) {
 	var out []*OutboundItem
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("listing due outbound messages", func(tx *bolt.Tx) error {
 		items, _, due, err := outq(tx)
 		if err != nil || due == nil {
 			return err
@@ -168,7 +168,7 @@ func (s *Bolt) ListDueOutbound(ctx context.Context, now time.Time, limit int) ([
 			}
 			it := &OutboundItem{}
 			if err := json.Unmarshal(v, it); err != nil {
-				return fmt.Errorf("storage: outbound item %s: %w", k[8:], err)
+				return fmt.Errorf("decoding outbound item %s: %w", k[8:], err)
 			}
 			out = append(out, it)
 		}
@@ -180,7 +180,7 @@ func (s *Bolt) ListDueOutbound(ctx context.Context, now time.Time, limit int) ([
 // OutboundMessage is the message of the item id.
 func (s *Bolt) OutboundMessage(ctx context.Context, id string) ([]byte, error) {
 	var out []byte
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view("reading an outbound message", func(tx *bolt.Tx) error {
 		_, msgs, _, err := outq(tx)
 		if err != nil {
 			return err
@@ -206,9 +206,9 @@ func (s *Bolt) UpdateOutbound(ctx context.Context, item *OutboundItem) error {
 	}
 	meta, err := json.Marshal(item)
 	if err != nil {
-		return err
+		return fmt.Errorf("storage: encoding an outbound message: %w", err)
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("updating an outbound message", func(tx *bolt.Tx) error {
 		items, _, due, err := outq(tx)
 		if err != nil {
 			return err
@@ -219,7 +219,7 @@ func (s *Bolt) UpdateOutbound(ctx context.Context, item *OutboundItem) error {
 		}
 		var prev OutboundItem
 		if err := json.Unmarshal(old, &prev); err != nil {
-			return fmt.Errorf("storage: outbound item %s: %w", item.ID, err)
+			return fmt.Errorf("decoding outbound item %s: %w", item.ID, err)
 		}
 		if err := due.Delete(dueKey(prev.NextAttempt, item.ID)); err != nil {
 			return err
@@ -234,7 +234,7 @@ func (s *Bolt) UpdateOutbound(ctx context.Context, item *OutboundItem) error {
 // DeleteOutbound removes the item id and its message; removing one that
 // is not there is no error.
 func (s *Bolt) DeleteOutbound(ctx context.Context, id string) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.update("deleting an outbound message", func(tx *bolt.Tx) error {
 		items, msgs, due, err := outq(tx)
 		if err != nil {
 			return err
