@@ -47,16 +47,6 @@ func pulled(t *testing.T, ms *Store, msgs map[string]string) {
 	}
 }
 
-func isListed(ms *Store, id string) bool {
-	changes, _ := ms.docs.Changed(0)
-	for _, c := range changes {
-		if c.ID == id {
-			return true
-		}
-	}
-	return false
-}
-
 // TestPanickingChangeIsSetAside: a change whose application panics does
 // not stop the worker nor hold up the other changes; it is set aside
 // (not tried again at every pull), tried again when a newer change of
