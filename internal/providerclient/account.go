@@ -28,15 +28,15 @@ func wrapAD(login string) []byte { return []byte("bitmask-secret-v1\x00" + login
 func NewCredentials(login string, password, secret []byte, kdf seal.KDFParams) (*providerapi.Credentials, error) {
 	pk, err := seal.DerivePasswordKeys(password, kdf)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("deriving the password keys: %w", err)
 	}
 	salt := make([]byte, 16)
 	if _, err := rand.Read(salt); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("making the SRP salt: %w", err)
 	}
 	wrapped, err := seal.WrapSecret(&pk.KEK, secret, wrapAD(login))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wrapping the storage secret: %w", err)
 	}
 	return &providerapi.Credentials{
 		SRPSalt:       salt,
@@ -52,7 +52,7 @@ func NewCredentials(login string, password, secret []byte, kdf seal.KDFParams) (
 func (c *Client) SignupAccount(ctx context.Context, login string, password []byte, kdf seal.KDFParams, invite string) (secret []byte, cr *providerapi.Credentials, token string, expires time.Time, err error) {
 	secret, err = seal.NewStorageSecret()
 	if err != nil {
-		return nil, nil, "", time.Time{}, err
+		return nil, nil, "", time.Time{}, fmt.Errorf("making the storage secret: %w", err)
 	}
 	cr, err = NewCredentials(login, password, secret, kdf)
 	if err != nil {
@@ -116,7 +116,7 @@ func (c *Client) login(ctx context.Context, login string, password []byte, check
 	p := srp.DefaultParams()
 	cl, err := srp.StartClient(p, []byte(login))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("login: %w", err)
 	}
 	start, err := c.LoginStart(ctx, login, cl.A())
 	if err != nil {
@@ -130,7 +130,7 @@ func (c *Client) login(ctx context.Context, login string, password []byte, check
 	}
 	pk, err := seal.DerivePasswordKeys(password, start.KDF)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("login: deriving the password keys: %w", err)
 	}
 	m1, err := cl.RespondX(pk.SRPSecret, start.SRPSalt, start.B)
 	if err != nil {
@@ -162,11 +162,14 @@ func (c *Client) login(ctx context.Context, login string, password []byte, check
 func UnwrapOffline(login string, password []byte, kdf seal.KDFParams, wrapped []byte) ([]byte, error) {
 	pk, err := seal.DerivePasswordKeys(password, kdf)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("deriving the password keys: %w", err)
 	}
 	secret, err := seal.UnwrapSecret(&pk.KEK, wrapped, wrapAD(login))
 	if errors.Is(err, seal.ErrDecrypt) {
 		return nil, ErrWrongPassword
 	}
-	return secret, err
+	if err != nil {
+		return nil, fmt.Errorf("unwrapping the storage secret: %w", err)
+	}
+	return secret, nil
 }

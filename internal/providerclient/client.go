@@ -98,8 +98,10 @@ func pinnedTLS(pin string) *tls.Config {
 			if !found || len(cs.PeerCertificates) == 0 {
 				return errors.New("bootstrap: no certificate in the server's chain matches the pinned CA fingerprint")
 			}
-			_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: cs.ServerName, Roots: pool})
-			return err
+			if _, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: cs.ServerName, Roots: pool}); err != nil {
+				return fmt.Errorf("bootstrap: verifying the server's certificate against the pinned CA: %w", err)
+			}
+			return nil
 		},
 	}
 }
@@ -284,6 +286,9 @@ func (c *Client) Renew(ctx context.Context) (time.Time, error) {
 }
 
 func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, in, out any) error {
+	// Error texts name the route without its query, which can hold an
+	// address (a nicknym lookup).
+	route, _, _ := strings.Cut(path, "?")
 	var body io.Reader
 	ctype := ""
 	switch v := in.(type) {
@@ -293,13 +298,13 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, i
 	default:
 		b, err := json.Marshal(v)
 		if err != nil {
-			return err
+			return fmt.Errorf("encoding %s %s: %w", method, route, err)
 		}
 		body, ctype = bytes.NewReader(b), "application/json"
 	}
 	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
 	if err != nil {
-		return err
+		return fmt.Errorf("building %s %s: %w", method, route, err)
 	}
 	if ctype != "" {
 		req.Header.Set("Content-Type", ctype)
@@ -309,7 +314,11 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, i
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			ue.URL = c.base + route
+		}
+		return fmt.Errorf("reaching the provider: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
@@ -325,11 +334,13 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, i
 		_, _ = io.Copy(io.Discard, resp.Body)
 		return nil
 	case *[]byte:
-		*v, err = io.ReadAll(resp.Body)
-		return err
+		if *v, err = io.ReadAll(resp.Body); err != nil {
+			return fmt.Errorf("reading the answer to %s %s: %w", method, route, err)
+		}
+		return nil
 	default:
 		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-			return fmt.Errorf("decoding %s %s: %w", method, path, err)
+			return fmt.Errorf("decoding %s %s: %w", method, route, err)
 		}
 		return nil
 	}
@@ -480,13 +491,13 @@ func (c *Client) DeleteIncoming(ctx context.Context, id string) error {
 func (c *Client) Events(ctx context.Context, fn func(providerapi.Event)) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/events", nil)
 	if err != nil {
-		return err
+		return fmt.Errorf("building the event stream request: %w", err)
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token())
 	req.Header.Set("Accept", "text/event-stream")
 	resp, err := c.stream.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("opening the event stream: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -3,6 +3,7 @@ package providerclient
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 )
 
@@ -41,7 +42,7 @@ func readSSE(r io.Reader, fn func(event string, data []byte)) error {
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return err
+		return fmt.Errorf("reading the event stream: %w", err)
 	}
-	return io.ErrUnexpectedEOF
+	return fmt.Errorf("the event stream ended: %w", io.ErrUnexpectedEOF)
 }
