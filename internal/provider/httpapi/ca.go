@@ -111,7 +111,7 @@ func loadPair(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, [
 func writePair(certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) ([]byte, error) {
 	kder, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("encoding the key: %w", err)
 	}
 	if err := os.WriteFile(keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600); err != nil {
 		return nil, err
@@ -124,13 +124,17 @@ func writePair(certPath, keyPath string, der []byte, key *ecdsa.PrivateKey) ([]b
 }
 
 func serial() (*big.Int, error) {
-	return rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	sn, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, fmt.Errorf("making a serial number: %w", err)
+	}
+	return sn, nil
 }
 
 func createCA(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("generating the key: %w", err)
 	}
 	sn, err := serial()
 	if err != nil {
@@ -148,20 +152,23 @@ func createCA(certPath, keyPath string) (*x509.Certificate, *ecdsa.PrivateKey, [
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("signing the certificate: %w", err)
 	}
 	certPEM, err := writePair(certPath, keyPath, der, key)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	return cert, key, certPEM, err
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing the new certificate: %w", err)
+	}
+	return cert, key, certPEM, nil
 }
 
 func createLeaf(certPath, keyPath string, ca *x509.Certificate, caKey *ecdsa.PrivateKey, hosts []string) (*x509.Certificate, *ecdsa.PrivateKey, []byte, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("generating the key: %w", err)
 	}
 	sn, err := serial()
 	if err != nil {
@@ -184,12 +191,15 @@ func createLeaf(certPath, keyPath string, ca *x509.Certificate, caKey *ecdsa.Pri
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, nil, fmt.Errorf("signing the certificate: %w", err)
 	}
 	certPEM, err := writePair(certPath, keyPath, der, key)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	return cert, key, certPEM, err
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("parsing the new certificate: %w", err)
+	}
+	return cert, key, certPEM, nil
 }

@@ -23,7 +23,7 @@ var incomingIDRe = regexp.MustCompile(`^[0-9a-f]{16}$`)
 func (s *Server) Deliver(ctx context.Context, login string, encrypted []byte) error {
 	_, counter, err := s.store.PutIncoming(ctx, login, encrypted)
 	if err != nil {
-		return fmt.Errorf("provider: deliver to %s: %w", login, err)
+		return fmt.Errorf("provider: delivering to the incoming queue: %w", err)
 	}
 	_ = counter
 	s.wake(ctx, login)

@@ -34,7 +34,7 @@ func checkKey(armored, address string, now time.Time) (*openpgp.Entity, error) {
 	}
 	el, err := openpgp.ReadArmoredKeyRing(strings.NewReader(armored))
 	if err != nil {
-		return nil, fmt.Errorf("not an armored OpenPGP public key: %v", err)
+		return nil, fmt.Errorf("not an armored OpenPGP public key: %w", err)
 	}
 	if len(el) != 1 {
 		return nil, fmt.Errorf("expected one key, got %d", len(el))

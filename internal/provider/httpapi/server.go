@@ -137,7 +137,7 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 	if len(cfg.FakeSecret) == len(s.fakeKey) {
 		copy(s.fakeKey[:], cfg.FakeSecret)
 	} else if _, err := rand.Read(s.fakeKey[:]); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("making the key that disguises unknown logins: %w", err)
 	}
 	return s, nil
 }
@@ -186,7 +186,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { errc <- hs.Serve(tls.NewListener(ln, s.TLSConfig())) }()
 	select {
 	case err := <-errc:
-		return err
+		return fmt.Errorf("serving HTTPS: %w", err)
 	case <-ctx.Done():
 		// Requests were cancelled with ctx; give their connections a
 		// moment to close (HTTP/2 ones linger), then close the rest.
@@ -802,7 +802,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, a authed) 
 func (s *Server) newSession(ctx context.Context, login string) (string, *storage.Session, error) {
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
-		return "", nil, err
+		return "", nil, fmt.Errorf("making a session token: %w", err)
 	}
 	token := hex.EncodeToString(tok)
 	se := &storage.Session{TokenHash: hashToken(token), Login: login, Expires: time.Now().Add(s.cfg.SessionTTL).UTC()}
