@@ -124,90 +124,37 @@ func (m *MX) ServeLMTP(ctx context.Context, ln net.Listener) error {
 }
 
 func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
-	// Transactions run under hctx: it outlives ctx for the shutdown
-	// grace, so a message in DATA when ctx ends is still checked and
-	// delivered, and ends when the grace is over.
-	hctx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
-	defer hardStop()
-	l := smtpserver.NewListener(ln, smtpserver.ListenerConfig{
-		Name: "mx", Hostname: m.cfg.Hostname, MaxConnections: m.cfg.MaxConnections,
-		// A DATA command under way when the shutdown begins may still
-		// run: CloseIdle closes only connections waiting for a command.
-		FinishData: true, Logger: m.log,
-	})
-	srv := smtp.NewServer(&backend{m: m, l: l, lmtp: lmtp, ctx: hctx})
-	srv.Domain = m.cfg.Hostname
-	srv.LMTP = lmtp
-	// go-smtp refuses a message of exactly MaxMessageBytes (it reports
-	// "too large" before it sees the end of data), so it gets one byte
-	// more and ReadMessage enforces MaxSize exactly. EHLO announces SIZE
-	// MaxSize+1 as a consequence.
-	srv.MaxMessageBytes = m.cfg.MaxSize + 1
-	srv.MaxRecipients = m.cfg.MaxRecipients
-	// go-smtp has one line limit for commands and message lines alike
-	// (and, after STARTTLS, only its own reader sees plaintext lines),
-	// so it is the message limit: a message with a line longer than RFC
-	// 5322 allows is still mail. A command line can then hold as much
-	// memory as a message does; that bound is MaxConnections × MaxSize.
-	srv.MaxLineLength = maxLine(m.cfg.MaxSize)
-	srv.ReadTimeout = ioTimeout
-	srv.WriteTimeout = ioTimeout
-	srv.AllowInsecureAuth = false
-	srv.ErrorLog = smtpserver.ErrorLog(m.log, "mx")
-	if !lmtp {
-		srv.TLSConfig = m.cfg.TLSConfig
-	}
-
 	proto := "smtp"
 	if lmtp {
 		proto = "lmtp"
 	}
-	m.log.Info("mx: serving", "proto", proto, "addr", ln.Addr().String(), "hostname", m.cfg.Hostname)
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
-	select {
-	case err := <-errc:
-		l.CloseAll()
-		hardStop()
-		l.WaitData()
-		return err
-	case <-ctx.Done():
+	cfg := smtpserver.ServeConfig{
+		Name: "mx", Hostname: m.cfg.Hostname, HostnameInRefusal: true, LMTP: lmtp,
+		MaxConnections: m.cfg.MaxConnections,
+		MaxSize:        m.cfg.MaxSize,
+		MaxRecipients:  m.cfg.MaxRecipients,
+		// go-smtp has one line limit for commands and message lines
+		// alike (and, after STARTTLS, only its own reader sees
+		// plaintext lines), so it is the message limit: a message with
+		// a line longer than RFC 5322 allows is still mail. A command
+		// line can then hold as much memory as a message does; that
+		// bound is MaxConnections × MaxSize.
+		MaxLineLength: maxLine(m.cfg.MaxSize),
+		IOTimeout:     ioTimeout,
+		// A DATA command under way when the shutdown begins may still
+		// run: the shutdown closes only connections waiting for a
+		// command, so a message in DATA is still checked and delivered.
+		FinishData:    true,
+		ShutdownGrace: shutdownGrace,
+		Logger:        m.log,
+		LogAttrs:      []any{"proto", proto, "hostname", m.cfg.Hostname},
 	}
-
-	// Shutdown: stop accepting (Shutdown closes the listener) and
-	// taking new transactions, close the connections waiting for a
-	// command, and let those in DATA finish and get their reply.
-	l.BeginShutdown()
-	gctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
-	defer cancel()
-	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(gctx) }()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for done := false; !done; {
-		l.CloseIdle()
-		select {
-		case <-shut:
-			done = true
-		case <-tick.C:
-		}
+	if !lmtp {
+		cfg.TLSConfig = m.cfg.TLSConfig
 	}
-	if gctx.Err() != nil {
-		// The grace is over: whatever is still in DATA is abandoned
-		// before it is delivered; its sender retries.
-		hardStop()
-		_ = srv.Close()
-	}
-	// go-smtp closes only the listeners its Serve has registered: one
-	// that Serve had not yet reached when the shutdown began would be
-	// accepted on for ever.
-	_ = l.Close()
-	l.CloseAll()
-	<-errc
-	l.WaitData()
-	m.log.Info("mx: stopped", "proto", proto, "addr", ln.Addr().String())
-	return nil
+	return smtpserver.Serve(ctx, ln, cfg, func(hctx context.Context, l *smtpserver.Listener) smtp.Backend {
+		return &backend{m: m, l: l, lmtp: lmtp, ctx: hctx}
+	})
 }
 
 // maxLine is the line limit for a message limit of size.

@@ -1,10 +1,12 @@
 // Package smtpserver is the plumbing the provider's two SMTP servers,
 // the MX (internal/provider/mx) and the submission service
-// (internal/provider/submission), share around go-smtp: a listener that
-// limits connections and tracks them for a graceful shutdown, go-smtp's
-// error log on slog, the replies both give, and reading a message
-// within a size limit. What either server does with a message stays in
-// its own package.
+// (internal/provider/submission), share around go-smtp: the serve loop
+// (Serve: the go-smtp server's settings, STARTTLS or implicit TLS, the
+// start and stop logs and the graceful shutdown), a listener that limits
+// connections and tracks them for that shutdown, go-smtp's error log on
+// slog (where its recovered panics go), the replies both give, and
+// reading a message within a size limit. What either server does with a
+// message (its go-smtp backend and sessions) stays in its own package.
 package smtpserver
 
 import (

@@ -248,63 +248,29 @@ func (s *Submission) ServeTLS(ctx context.Context, ln net.Listener) error {
 }
 
 func (s *Submission) serve(ctx context.Context, ln net.Listener, implicit bool) error {
-	// Transactions run under hctx, which outlives ctx for the
-	// shutdown grace so a message in DATA is still stored.
-	hctx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
-	defer hardStop()
-	l := smtpserver.NewListener(ln, smtpserver.ListenerConfig{
-		Name: "submission", MaxConnections: s.cfg.MaxConnections, Logger: s.log,
-	})
-	srv := smtp.NewServer(&backend{s: s, l: l, ctx: hctx})
-	srv.Domain = s.cfg.Hostname
-	// go-smtp refuses a message of exactly MaxMessageBytes, so it gets
-	// one byte more and ReadMessage enforces MaxSize exactly.
-	srv.MaxMessageBytes = s.cfg.MaxSize + 1
-	srv.MaxRecipients = s.cfg.MaxRecipients
-	srv.MaxLineLength = maxLineLength
-	srv.ReadTimeout = ioTimeout
-	srv.WriteTimeout = ioTimeout
-	srv.AllowInsecureAuth = false
-	srv.ErrorLog = smtpserver.ErrorLog(s.log, "submission")
-	if !implicit {
-		srv.TLSConfig = s.cfg.TLSConfig
-	}
 	kind := "starttls"
 	if implicit {
 		kind = "implicit-tls"
 	}
-	s.log.Info("submission: serving", "addr", ln.Addr().String(), "tls", kind)
-
-	var sl net.Listener = l
-	if implicit {
-		// TLS over our listener, so ConnOf finds our Conn under it.
-		sl = tls.NewListener(l, s.cfg.TLSConfig)
+	cfg := smtpserver.ServeConfig{
+		Name: "submission", Hostname: s.cfg.Hostname,
+		TLSConfig: s.cfg.TLSConfig, ImplicitTLS: implicit,
+		MaxConnections: s.cfg.MaxConnections,
+		MaxSize:        s.cfg.MaxSize,
+		MaxRecipients:  s.cfg.MaxRecipients,
+		MaxLineLength:  maxLineLength,
+		IOTimeout:      ioTimeout,
+		// A shutdown closes every connection not in DATA at once and
+		// lets those in DATA finish, so a message in DATA is still
+		// stored.
+		FinishData:    false,
+		ShutdownGrace: shutdownGrace,
+		Logger:        s.log,
+		LogAttrs:      []any{"tls", kind},
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(sl) }()
-	select {
-	case err := <-errc:
-		l.CloseAll()
-		hardStop()
-		l.WaitData()
-		return err
-	case <-ctx.Done():
-	}
-	// Stop accepting, close the connections not in DATA, let those in
-	// DATA finish for up to shutdownGrace.
-	l.BeginShutdown()
-	_ = ln.Close()
-	deadline := time.Now().Add(shutdownGrace)
-	for l.CloseNotInData() > 0 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
-	hardStop()
-	_ = srv.Close()
-	l.CloseAll()
-	<-errc
-	l.WaitData()
-	s.log.Info("submission: stopped", "addr", ln.Addr().String())
-	return nil
+	return smtpserver.Serve(ctx, ln, cfg, func(hctx context.Context, l *smtpserver.Listener) smtp.Backend {
+		return &backend{s: s, l: l, ctx: hctx}
+	})
 }
 
 // kick wakes the queue worker.
