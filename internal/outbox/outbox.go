@@ -37,6 +37,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/emersion/go-smtp"
 
+	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/recovered"
@@ -54,14 +55,15 @@ type Relay interface {
 	Send(ctx context.Context, from string, to []string, msg []byte) error
 }
 
-// KeyFinder finds a recipient's key (local cache, nicknym, WKD);
-// ErrNoKey when there is none.
+// KeyFinder finds a recipient's key (local cache, nicknym, WKD:
+// contactkeys.Discovery); ErrNoKey when there is none.
 type KeyFinder interface {
 	Find(ctx context.Context, address string) (*openpgp.Entity, error)
 }
 
-// ErrNoKey is what a KeyFinder returns when no key is found.
-var ErrNoKey = errors.New("outbox: no key found")
+// ErrNoKey is what a KeyFinder returns when no key is found: the
+// contact keys' own, which contactkeys.Discovery returns.
+var ErrNoKey = contactkeys.ErrNoKey
 
 // Config wires an outbox.
 type Config struct {

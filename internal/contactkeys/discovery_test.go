@@ -1,4 +1,4 @@
-package outbox_test
+package contactkeys_test
 
 import (
 	"context"
@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/contactkeys"
-	"github.com/bitmask-go/bitmask/internal/outbox"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 )
@@ -76,7 +75,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	var nick atomic.Int32
 	km := contactkeys.New(A.Docs, A.Keys())
 	clock := now
-	disc := &outbox.Discovery{
+	disc := &contactkeys.Discovery{
 		Keys: km, ProviderDomain: testenv.Domain, WKD: hc,
 		Nicknym: func(ctx context.Context, addr string) (string, error) {
 			nick.Add(1)
@@ -100,7 +99,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	}
 	// No key at WKD (both methods asked): asked again only once the miss
 	// has expired.
-	if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+	if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, contactkeys.ErrNoKey) {
 		t.Fatalf("no key: %v", err)
 	}
 	after := hits.Load()
@@ -108,7 +107,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 		t.Fatal("WKD was not asked")
 	}
 	for range 2 {
-		if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+		if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, contactkeys.ErrNoKey) {
 			t.Fatalf("no key: %v", err)
 		}
 	}
@@ -116,7 +115,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 		t.Fatalf("WKD asked again for a remembered miss: %d lookups, then %d", after, n)
 	}
 	clock = clock.Add(11 * time.Minute)
-	if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+	if _, err := disc.Find(ctx, "bob@wkd.example"); !errors.Is(err, contactkeys.ErrNoKey) {
 		t.Fatalf("no key: %v", err)
 	}
 	if n := hits.Load(); n == after {
@@ -124,7 +123,7 @@ func TestDiscoveryRemembersMisses(t *testing.T) {
 	}
 	// No such user at the provider: nicknym asked once.
 	for range 3 {
-		if _, err := disc.Find(ctx, "nobody@"+testenv.Domain); !errors.Is(err, outbox.ErrNoKey) {
+		if _, err := disc.Find(ctx, "nobody@"+testenv.Domain); !errors.Is(err, contactkeys.ErrNoKey) {
 			t.Fatalf("nicknym miss: %v", err)
 		}
 	}
@@ -160,12 +159,12 @@ func TestDiscoveryDoesNotRememberCutShortLookups(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	t.Cleanup(slow.Close)
-	disc := &outbox.Discovery{Keys: contactkeys.New(A.Docs, A.Keys()), ProviderDomain: testenv.Domain, WKD: dialingOnly(slow, 50*time.Millisecond)}
-	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+	disc := &contactkeys.Discovery{Keys: contactkeys.New(A.Docs, A.Keys()), ProviderDomain: testenv.Domain, WKD: dialingOnly(slow, 50*time.Millisecond)}
+	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, contactkeys.ErrNoKey) {
 		t.Fatalf("timed-out lookup: %v", err)
 	}
 	first := hits.Load()
-	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, outbox.ErrNoKey) {
+	if _, err := disc.Find(ctx, "slow@wkd.example"); !errors.Is(err, contactkeys.ErrNoKey) {
 		t.Fatalf("timed-out lookup: %v", err)
 	}
 	if n := hits.Load(); first == 0 || n == first {

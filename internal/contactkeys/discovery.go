@@ -1,4 +1,4 @@
-package outbox
+package contactkeys
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
-	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/wkd"
@@ -23,7 +22,7 @@ import (
 // then Web Key Directory. What it fetches is kept in the cache at the
 // level its source earns, under the replacement rules.
 type Discovery struct {
-	Keys *contactkeys.Manager
+	Keys *Manager
 	// Nicknym asks the user's provider for address's key; the provider
 	// answers for its own domain. ProviderDomain is that domain: a key
 	// it serves for its own users, over the pinned TLS, is
@@ -80,7 +79,9 @@ func (d *Discovery) remember(address string, now time.Time) {
 	d.misses[address] = now.Add(ttl)
 }
 
-// Find returns a usable key for address, or ErrNoKey.
+// Find returns a usable key for address, or ErrNoKey when neither the
+// cache nor the directories have one (outbox.ErrNoKey is the same
+// error). Any other error means the directories could not be asked.
 func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, error) {
 	address = strings.ToLower(address)
 	now := time.Now()
@@ -89,7 +90,7 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 	}
 	_, domain, _ := strings.Cut(address, "@")
 	cached, k, err := d.Keys.Entity(address)
-	if err == nil && usable(cached, now) && (k.Level >= contactkeys.ProviderTrust || domain != d.ProviderDomain) {
+	if err == nil && usable(cached, now) && (k.Level >= ProviderTrust || domain != d.ProviderDomain) {
 		return cached, nil
 	}
 	if d.missed(address, now) {
@@ -102,7 +103,7 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		armored, err := d.Nicknym(ctx, address)
 		switch {
 		case err == nil:
-			if _, err := d.Keys.Learn(address, armored, contactkeys.ProviderTrust, "nicknym"); err != nil && !errors.Is(err, contactkeys.ErrRefused) {
+			if _, err := d.Keys.Learn(address, armored, ProviderTrust, "nicknym"); err != nil && !errors.Is(err, ErrRefused) {
 				return nil, fmt.Errorf("nicknym key for %s: %w", address, err)
 			}
 		case providerclient.IsCode(err, "not_found"):
@@ -117,7 +118,7 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		case err == nil:
 			if e, err := readKey(raw); err == nil {
 				if arm, err := pgpkey.ArmorPublic(e); err == nil {
-					_, _ = d.Keys.Learn(address, arm, contactkeys.ProviderTrust, "wkd")
+					_, _ = d.Keys.Learn(address, arm, ProviderTrust, "wkd")
 				}
 			}
 		case errors.Is(err, wkd.ErrNotFound):
@@ -132,7 +133,7 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		}
 	}
 	e, k, err := d.Keys.Entity(address)
-	if definite && (err != nil || !usable(e, now) || (k.Level < contactkeys.ProviderTrust && domain == d.ProviderDomain)) {
+	if definite && (err != nil || !usable(e, now) || (k.Level < ProviderTrust && domain == d.ProviderDomain)) {
 		// Nothing better than what we had: do not ask again soon.
 		d.remember(address, now)
 	}
