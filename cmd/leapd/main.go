@@ -19,13 +19,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"syscall"
 	"time"
 
+	"github.com/bitmask-go/bitmask/internal/provider"
 	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
@@ -70,10 +70,32 @@ type fileConfig struct {
 	DNSSECResolver string `json:"dnssec_resolver"`
 }
 
+// run is leapd: the command line and config file make a
+// provider.Config; the provider runs until ctx ends (a signal) or one of
+// its services fails.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "invite" {
 		return invite(ctx, args[1:], stdout)
 	}
+	fc, err := parseConfig(args)
+	if err != nil {
+		return err
+	}
+	ttl, err := time.ParseDuration(fc.SessionTTL)
+	if err != nil {
+		return fmt.Errorf("session_ttl: %w", err)
+	}
+	p, err := provider.Start(ctx, providerConfig(fc, ttl))
+	if err != nil {
+		return err
+	}
+	report(stdout, p)
+	return p.Wait()
+}
+
+// parseConfig reads the flags and the config file they name: the
+// defaults, then the file, then the flags.
+func parseConfig(args []string) (fileConfig, error) {
 	fs := flag.NewFlagSet("leapd", flag.ContinueOnError)
 	cfgPath := fs.String("config", "", "JSON config file; flags override it")
 	var fc fileConfig
@@ -91,16 +113,16 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs.StringVar(&fc.SubmissionsListen, "submissions", "", `submission with implicit TLS listen address (default "": none)`)
 	fs.StringVar(&fc.DNSSECResolver, "dnssec-resolver", "", `validating DNS resolver on loopback for DANE, e.g. 127.0.0.1:53 (default "": DANE off)`)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return fileConfig{}, err
 	}
 	cfg := fileConfig{Data: "leapd-data", Domain: "example.test", Listen: "127.0.0.1:4430", SessionTTL: "24h", MXListen: "127.0.0.1:2525", SubmissionListen: "127.0.0.1:5870"}
 	if *cfgPath != "" {
 		b, err := os.ReadFile(*cfgPath)
 		if err != nil {
-			return err
+			return fileConfig{}, err
 		}
 		if err := json.Unmarshal(b, &cfg); err != nil {
-			return fmt.Errorf("config %s: %w", *cfgPath, err)
+			return fileConfig{}, fmt.Errorf("config %s: %w", *cfgPath, err)
 		}
 	}
 	merge(&cfg, fc)
@@ -123,160 +145,46 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if cfg.APIURL == "" {
 		cfg.APIURL = "https://" + cfg.Listen
 	}
-	ttl, err := time.ParseDuration(cfg.SessionTTL)
-	if err != nil {
-		return fmt.Errorf("session_ttl: %w", err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	// The submission listeners come first: provider.json announces the
-	// address the STARTTLS one really got.
-	var subLn, subsLn net.Listener
-	closeSub := func() {
-		for _, l := range []net.Listener{subLn, subsLn} {
-			if l != nil {
-				l.Close()
-			}
-		}
-	}
-	if cfg.SubmissionListen != "" {
-		if subLn, err = net.Listen("tcp", cfg.SubmissionListen); err != nil {
-			return fmt.Errorf("submission: %w", err)
-		}
-	}
-	if cfg.SubmissionsListen != "" {
-		if subsLn, err = net.Listen("tcp", cfg.SubmissionsListen); err != nil {
-			closeSub()
-			return fmt.Errorf("submissions: %w", err)
-		}
-	}
-	announce := ""
-	if subLn != nil {
-		announce = announced(subLn.Addr().String(), cfg.Domain)
-	}
-	in, err := httpapi.Open(cfg.Data, httpapi.Config{
-		Domain: cfg.Domain, Name: cfg.Name, APIURL: cfg.APIURL,
-		Enrollment: cfg.Enrollment, SessionTTL: ttl, Logger: log,
-		Submission: announce,
-	})
-	if err != nil {
-		closeSub()
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		closeSub()
-		in.Store.Close()
-		return err
-	}
-	var mxLn, lmtpLn net.Listener
-	if cfg.MXListen != "" {
-		if mxLn, err = net.Listen("tcp", cfg.MXListen); err != nil {
-			closeSub()
-			ln.Close()
-			in.Store.Close()
-			return fmt.Errorf("mx: %w", err)
-		}
-	}
-	if cfg.LMTPSocket != "" {
-		if lmtpLn, err = listenUnix(cfg.LMTPSocket); err != nil {
-			closeSub()
-			ln.Close()
-			if mxLn != nil {
-				mxLn.Close()
-			}
-			in.Store.Close()
-			return fmt.Errorf("lmtp: %w", err)
-		}
-	}
-	m := mx.New(in.Server, mx.Config{Hostname: cfg.Hostname, TLSConfig: in.TLSConfig(), Logger: log})
-	sub, err := submission.New(in.Server, in.Store, m, submission.Config{
-		Hostname: cfg.Hostname, DataDir: cfg.Data, TLSConfig: in.TLSConfig(),
-		DNSSECResolverAddr: cfg.DNSSECResolver, Logger: log,
-	})
-	if err != nil {
-		closeSub()
-		for _, l := range []net.Listener{ln, mxLn, lmtpLn} {
-			if l != nil {
-				l.Close()
-			}
-		}
-		in.Store.Close()
-		return err
-	}
-	pj := in.ProviderJSON()
-	fmt.Fprintf(stdout, "leapd: serving %s at %s\nleapd: CA fingerprint %s\n", pj.Domain, pj.APIURI, pj.CACertFingerprint)
-
-	if name, value, err := sub.DKIMRecord(); err == nil {
-		fmt.Fprintf(stdout, "leapd: DKIM: publish TXT %s \"%s\"\n", name, value)
-	}
-
-	// The API, the MX, submission and the outbound queue run until ctx
-	// ends or one of them fails; the store closes only after all of
-	// them stopped, so no delivery they are finishing meets a closed
-	// store.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		name string
-		err  error
-	}
-	results := make(chan result, 6)
-	running := 0
-	start := func(name string, serve func() error) {
-		running++
-		go func() { results <- result{name, serve()} }()
-	}
-	start("api", func() error { return in.Serve(ctx, ln) })
-	if mxLn != nil {
-		fmt.Fprintf(stdout, "leapd: MX (SMTP) at %s\n", mxLn.Addr())
-		start("mx", func() error { return m.ServeSMTP(ctx, mxLn) })
-	}
-	if lmtpLn != nil {
-		fmt.Fprintf(stdout, "leapd: MX (LMTP) at %s\n", cfg.LMTPSocket)
-		start("lmtp", func() error { return m.ServeLMTP(ctx, lmtpLn) })
-	}
-	if subLn != nil {
-		fmt.Fprintf(stdout, "leapd: submission (STARTTLS) at %s\n", subLn.Addr())
-		start("submission", func() error { return sub.ServeSTARTTLS(ctx, subLn) })
-	}
-	if subsLn != nil {
-		fmt.Fprintf(stdout, "leapd: submission (implicit TLS) at %s\n", subsLn.Addr())
-		start("submissions", func() error { return sub.ServeTLS(ctx, subsLn) })
-	}
-	start("outbound queue", func() error { return sub.Run(ctx) })
-	var first error
-	for range running {
-		r := <-results
-		if r.err != nil && first == nil {
-			first = fmt.Errorf("%s: %w", r.name, r.err)
-		}
-		cancel()
-	}
-	if err := in.Store.Close(); err != nil && first == nil {
-		first = err
-	}
-	return first
+	return cfg, nil
 }
 
-// listenUnix listens on a unix socket at path, replacing a socket left
-// by an earlier run (the store's lock already keeps a second leapd out),
-// and lets only the owner and group connect: a local client of the LMTP
-// socket can hand in mail for any user.
-func listenUnix(path string) (net.Listener, error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		if err := os.Remove(path); err != nil {
-			return nil, err
+// providerConfig is the provider that the merged configuration asks for.
+func providerConfig(fc fileConfig, ttl time.Duration) provider.Config {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	return provider.Config{
+		DataDir: fc.Data,
+		Logger:  log,
+		API: httpapi.Config{
+			Domain: fc.Domain, Name: fc.Name, APIURL: fc.APIURL,
+			Enrollment: fc.Enrollment, SessionTTL: ttl,
+		},
+		MX:         mx.Config{Hostname: fc.Hostname},
+		Submission: submission.Config{Hostname: fc.Hostname, DNSSECResolverAddr: fc.DNSSECResolver},
+		Listen: provider.Addrs{
+			API: fc.Listen, MX: fc.MXListen, LMTP: fc.LMTPSocket,
+			Submission: fc.SubmissionListen, Submissions: fc.SubmissionsListen,
+		},
+	}
+}
+
+// report tells the operator what runs where, and the DKIM record to
+// publish.
+func report(stdout io.Writer, p *provider.Provider) {
+	pj := p.ProviderJSON()
+	fmt.Fprintf(stdout, "leapd: serving %s at %s\nleapd: CA fingerprint %s\n", pj.Domain, pj.APIURI, pj.CACertFingerprint)
+	if name, value, err := p.Submission.DKIMRecord(); err == nil {
+		fmt.Fprintf(stdout, "leapd: DKIM: publish TXT %s \"%s\"\n", name, value)
+	}
+	for _, s := range []struct{ what, addr string }{
+		{"MX (SMTP)", p.Addrs.MX},
+		{"MX (LMTP)", p.Addrs.LMTP},
+		{"submission (STARTTLS)", p.Addrs.Submission},
+		{"submission (implicit TLS)", p.Addrs.Submissions},
+	} {
+		if s.addr != "" {
+			fmt.Fprintf(stdout, "leapd: %s at %s\n", s.what, s.addr)
 		}
 	}
-	ln, err := net.Listen("unix", path)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(path, 0o660); err != nil {
-		ln.Close()
-		return nil, err
-	}
-	return ln, nil
 }
 
 func merge(dst *fileConfig, src fileConfig) {
@@ -298,22 +206,6 @@ func merge(dst *fileConfig, src fileConfig) {
 	set(&dst.SubmissionListen, src.SubmissionListen)
 	set(&dst.SubmissionsListen, src.SubmissionsListen)
 	set(&dst.DNSSECResolver, src.DNSSECResolver)
-}
-
-// announced is the submission address for provider.json: the listen
-// address, with the domain in place of an unspecified host (0.0.0.0).
-func announced(listen, domain string) string {
-	if listen == "" {
-		return ""
-	}
-	host, port, err := net.SplitHostPort(listen)
-	if err != nil {
-		return listen
-	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = domain
-	}
-	return net.JoinHostPort(host, port)
 }
 
 // invite adds invite codes to a stopped provider's storage.

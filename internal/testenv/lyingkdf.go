@@ -35,9 +35,6 @@ func StartLyingKDFProvider(t testing.TB, o Options) (*Provider, *LyingKDFStore) 
 	return StartProvider(t, o), ls
 }
 
-// Inner is the honest storage.
-func (l *LyingKDFStore) Inner() storage.Store { return l.Store }
-
 // User is the stored user, with the KDF parameters altered.
 func (l *LyingKDFStore) User(ctx context.Context, login string) (*storage.User, error) {
 	u, err := l.Store.User(ctx, login)

@@ -7,7 +7,6 @@ package testenv
 import (
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -18,9 +17,12 @@ import (
 
 	"github.com/foxcpp/go-mockdns"
 
+	"github.com/bitmask-go/bitmask/internal/controlserver"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
+	"github.com/bitmask-go/bitmask/internal/localserve"
 	"github.com/bitmask-go/bitmask/internal/outbox"
+	"github.com/bitmask-go/bitmask/internal/provider"
 	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
@@ -32,9 +34,16 @@ import (
 // Domain is the test provider's mail domain.
 const Domain = "example.test"
 
-// Provider is a running leapd.
+// Provider is a running leapd (provider.Start). Through the embedded
+// API server it is also what the MX and submission take as their
+// provider, for tests that start their own.
 type Provider struct {
-	*httpapi.Instance
+	*httpapi.Server
+	// Store is the storage the provider runs over (wrapped, with
+	// Options.WrapStore).
+	Store storage.Store
+	// Leapd is the running provider.
+	Leapd       *provider.Provider
 	Dir         string
 	URL         string // https://127.0.0.1:PORT
 	Fingerprint string
@@ -42,9 +51,9 @@ type Provider struct {
 	MXAddr      string // the MX (SMTP) on loopback
 	// SubmissionAddr is the submission service (STARTTLS) on loopback.
 	SubmissionAddr string
-	Submission     *submission.Submission
-	cancel         context.CancelFunc
-	done           chan error
+	// Submission is the submission service and outbound queue; nil
+	// with Options.NoSubmission.
+	Submission *submission.Submission
 
 	subMu     sync.Mutex
 	subCancel context.CancelFunc
@@ -62,8 +71,12 @@ type Options struct {
 	// WrapStore lets a test stand a hostile or failing storage in front
 	// of the real one.
 	WrapStore func(storage.Store) storage.Store
-	Dir       string // reuse a data directory (restart)
-	Addr      string // reuse an address (restart)
+	// NoSubmission leaves the provider's submission service and
+	// outbound queue out, for tests that run their own over its
+	// storage (a second queue worker would compete for the queue).
+	NoSubmission bool
+	Dir          string // reuse a data directory (restart)
+	Addr         string // reuse an address (restart)
 	// DNS is what the provider's outbound relay sees (go-mockdns
 	// zones): map an outside domain's MX to 127.0.0.1 and set
 	// OutboundPort to the port of a test MTA there.
@@ -84,97 +97,32 @@ func (w testWriter) Write(p []byte) (int, error) {
 }
 
 // StartProvider starts leapd on 127.0.0.1 and stops it when the test ends.
+// The submission service runs on its own listener, apart from the rest,
+// so that a test can stop and restart it (StopSubmission).
 func StartProvider(t testing.TB, o Options) *Provider {
 	t.Helper()
 	addr := o.Addr
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	var ln net.Listener
-	var err error
-	for i := 0; i < 50; i++ { // a restart may race the old socket's close
-		if ln, err = net.Listen("tcp", addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := listenRetry(t, addr) // a restart may race the old socket's close
+	mxln := listenRetry(t, "127.0.0.1:0")
+	subln := listenRetry(t, "127.0.0.1:0")
 	dir := o.Dir
 	if dir == "" {
 		dir = t.TempDir()
 	}
-	cfg := o.Config
-	if cfg.Domain == "" {
-		cfg.Domain = Domain
-	}
-	cfg.APIURL = "https://" + ln.Addr().String()
-	subln, err := net.Listen("tcp", "127.0.0.1:0")
+	lp, err := provider.Start(context.Background(), providerConfig(t, o, dir, ln, mxln, subln))
 	if err != nil {
+		subln.Close()
 		t.Fatal(err)
 	}
-	cfg.Submission = subln.Addr().String()
-	if cfg.Logger == nil {
-		cfg.Logger = Logger(t)
-	}
-	if cfg.LoginPerClient == 0 {
-		cfg.LoginPerClient = 10000
-	}
-	in, err := httpapi.Open(dir, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.WrapStore != nil {
-		in.Store = o.WrapStore(in.Store)
-		srv, err := httpapi.New(cfg, in.Store, in.TLSFiles())
-		if err != nil {
-			t.Fatal(err)
-		}
-		in.Server = srv
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	mxln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	pj := lp.ProviderJSON()
 	p := &Provider{
-		Instance: in, Dir: dir, URL: cfg.APIURL, Addr: ln.Addr().String(), MXAddr: mxln.Addr().String(),
-		Fingerprint: in.ProviderJSON().CACertFingerprint, cancel: cancel, done: make(chan error, 1),
+		Server: lp.API, Store: lp.Store, Leapd: lp, Dir: dir, URL: pj.APIURI,
+		Addr: lp.Addrs.API, MXAddr: lp.Addrs.MX, SubmissionAddr: subln.Addr().String(),
+		Fingerprint: pj.CACertFingerprint, Submission: lp.Submission,
 	}
-	m := mx.New(in.Server, mx.Config{Hostname: "mx." + cfg.Domain, Resolver: &mockdns.Resolver{}, Logger: cfg.Logger})
-	if bolt, ok := unwrapBolt(in.Store); ok {
-		port := o.OutboundPort
-		if port == 0 {
-			port = 1 // nothing listens there: outside delivery fails, retried
-		}
-		sub, err := submission.New(in.Server, bolt, m, submission.Config{
-			Hostname: "smtp." + cfg.Domain, DataDir: dir, TLSConfig: in.TLSConfig(),
-			Port: port, Resolver: &mockdns.Resolver{Zones: o.DNS}, RetryBase: 100 * time.Millisecond,
-			PollInterval: 50 * time.Millisecond, Logger: cfg.Logger,
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p.Submission = sub
-	}
-	p.SubmissionAddr = subln.Addr().String()
-	go func() {
-		errc := make(chan error, 3)
-		go func() { errc <- in.Serve(ctx, ln) }()
-		go func() { errc <- m.ServeSMTP(ctx, mxln) }()
-		n := 2
-		if p.Submission != nil {
-			n++
-			go func() { errc <- p.Submission.Run(ctx) }()
-		}
-		var errs []error
-		for range n {
-			errs = append(errs, <-errc)
-		}
-		p.StopSubmission()
-		p.done <- errors.Join(errors.Join(errs...), in.Store.Close())
-	}()
 	if p.Submission != nil {
 		p.startSubmission(subln)
 	} else {
@@ -182,6 +130,57 @@ func StartProvider(t testing.TB, o Options) *Provider {
 	}
 	t.Cleanup(p.Stop)
 	return p
+}
+
+// providerConfig is the test provider: the domain Domain unless o says
+// otherwise, cheap login rate limits, a plain MX with no DNS, and an
+// outbound relay that sees o.DNS and delivers to o.OutboundPort.
+func providerConfig(t testing.TB, o Options, dir string, ln, mxln, subln net.Listener) provider.Config {
+	api := o.Config
+	if api.Domain == "" {
+		api.Domain = Domain
+	}
+	api.APIURL = "https://" + ln.Addr().String()
+	api.Submission = subln.Addr().String()
+	if api.Logger == nil {
+		api.Logger = Logger(t)
+	}
+	if api.LoginPerClient == 0 {
+		api.LoginPerClient = 10000
+	}
+	port := o.OutboundPort
+	if port == 0 {
+		port = 1 // nothing listens there: outside delivery fails, retried
+	}
+	return provider.Config{
+		DataDir:   dir,
+		Logger:    api.Logger,
+		API:       api,
+		WrapStore: o.WrapStore,
+		MX:        mx.Config{Hostname: "mx." + api.Domain, Resolver: &mockdns.Resolver{}},
+		PlainMX:   true,
+		Submission: submission.Config{
+			Hostname: "smtp." + api.Domain, Port: port, Resolver: &mockdns.Resolver{Zones: o.DNS},
+			RetryBase: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond,
+		},
+		NoSubmission: o.NoSubmission,
+		Listeners:    provider.Listeners{API: ln, MX: mxln},
+	}
+}
+
+// listenRetry listens on addr, retrying for a second while it is taken.
+func listenRetry(t testing.TB, addr string) net.Listener {
+	t.Helper()
+	var ln net.Listener
+	var err error
+	for range 50 {
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal(err)
+	return nil
 }
 
 // StopSubmission stops the submission service (the relay is down for
@@ -223,28 +222,11 @@ func (p *Provider) startSubmission(ln net.Listener) {
 	go func() { done <- p.Submission.ServeSTARTTLS(ctx, ln) }()
 }
 
-func unwrapBolt(s storage.Store) (*storage.Bolt, bool) {
-	for range 4 {
-		switch v := s.(type) {
-		case *storage.Bolt:
-			return v, true
-		case interface{ Inner() storage.Store }:
-			s = v.Inner()
-		default:
-			return nil, false
-		}
-	}
-	return nil, false
-}
-
-// Stop stops the provider (idempotent).
+// Stop stops the provider (idempotent): the submission service, then
+// everything else.
 func (p *Provider) Stop() {
-	if p.cancel == nil {
-		return
-	}
-	p.cancel()
-	<-p.done
-	p.cancel = nil
+	p.StopSubmission()
+	_ = p.Leapd.Close()
 }
 
 // DaemonOptions adjust NewDaemon.
@@ -444,7 +426,7 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Running {
 	if o.Dir == "" {
 		o.Dir = t.TempDir()
 	}
-	l, err := daemon.ListenAll("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
+	l, err := localserve.Listen("127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +436,7 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Running {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := daemon.LoadOrCreateToken(o.Dir); err != nil {
+	if _, err := controlserver.LoadOrCreateToken(o.Dir); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -462,7 +444,7 @@ func StartDaemon(t testing.TB, o DaemonOptions) *Running {
 		Daemon: d, Dir: o.Dir, ControlAddr: l.Control.Addr().String(), IMAPAddr: cfg.IMAPAddr, SMTPAddr: cfg.SMTPAddr,
 		stop: cancel, done: make(chan error, 1),
 	}
-	go func() { r.done <- d.Serve(ctx, l) }()
+	go func() { r.done <- localserve.Serve(ctx, d, l) }()
 	t.Cleanup(func() {
 		r.Stop()
 		d.Close()

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -13,22 +11,21 @@ import (
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
-// Instance is a provider with its storage and TLS material, as leapd runs
-// it (and as tests and the embedded demo start it).
-type Instance struct {
-	*Server
-	Store storage.Store
-}
-
-// Open prepares the provider in dataDir: the storage file, the CA and a
-// server certificate for the domain and the API host.
-func Open(dataDir string, cfg Config) (*Instance, error) {
+// Open prepares the API of the provider kept in dataDir: the CA and a
+// server certificate for the domain and the API host, the secret behind
+// the answers for unknown logins (login-fake.key), and the storage file
+// (leapd.db). wrap, if not nil, stands something in front of the storage
+// (a test's hostile or failing store); the server runs over what it
+// returns. The caller closes the returned storage after the server
+// stopped. provider.Start calls Open; so can a test that needs only the
+// API.
+func Open(dataDir string, cfg Config, wrap func(storage.Store) storage.Store) (*Server, storage.Store, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("provider: data dir: %w", err)
+		return nil, nil, fmt.Errorf("data dir: %w", err)
 	}
 	u, err := url.Parse(cfg.APIURL)
 	if err != nil || u.Scheme != "https" || u.Hostname() == "" {
-		return nil, fmt.Errorf("provider: API URL %q must be https://HOST[:PORT]", cfg.APIURL)
+		return nil, nil, fmt.Errorf("API URL %q must be https://HOST[:PORT]", cfg.APIURL)
 	}
 	hosts := []string{cfg.Domain}
 	for _, h := range []string{u.Hostname(), "localhost", "127.0.0.1", "::1"} {
@@ -38,29 +35,28 @@ func Open(dataDir string, cfg Config) (*Instance, error) {
 	}
 	tlsFiles, err := LoadOrCreateTLS(dataDir, hosts)
 	if err != nil {
-		return nil, err
+		return nil, nil, fmt.Errorf("CA and certificate: %w", err)
 	}
 	if cfg.FakeSecret == nil {
 		if cfg.FakeSecret, err = loadOrCreateSecret(filepath.Join(dataDir, "login-fake.key")); err != nil {
-			return nil, fmt.Errorf("provider: %w", err)
+			return nil, nil, fmt.Errorf("unknown-login secret: %w", err)
 		}
 	}
-	st, err := storage.OpenBolt(filepath.Join(dataDir, "leapd.db"))
+	var st storage.Store
+	bolt, err := storage.OpenBolt(filepath.Join(dataDir, "leapd.db"))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	st = bolt
+	if wrap != nil {
+		st = wrap(st)
 	}
 	srv, err := New(cfg, st, tlsFiles)
 	if err != nil {
-		st.Close()
-		return nil, err
+		bolt.Close()
+		return nil, nil, err
 	}
-	return &Instance{Server: srv, Store: st}, nil
-}
-
-// Run serves on ln until ctx ends, then closes the storage.
-func (in *Instance) Run(ctx context.Context, ln net.Listener) error {
-	defer in.Store.Close()
-	return in.Serve(ctx, ln)
+	return srv, st, nil
 }
 
 // TLSFiles are the provider's CA and certificate.

@@ -152,21 +152,18 @@ func (w *world) stop() {
 	w.cancel = nil
 }
 
-// startProvider starts leapd. testenv gives a provider on a bare bbolt
-// store a submission service of its own, whose queue worker would
-// compete with the one under test for the same queue; these tests run
-// theirs, configured for each test, so they hide the store from it.
+// startProvider starts leapd without its submission service: that
+// one's queue worker would compete with the one under test for the same
+// queue; these tests run theirs, configured for each test.
 func startProvider(t testing.TB, o testenv.Options) *testenv.Provider {
 	t.Helper()
-	o.WrapStore = func(s storage.Store) storage.Store { return ownStore{s} }
+	o.NoSubmission = true
 	p := testenv.StartProvider(t, o)
 	if p.Submission != nil {
 		t.Fatal("testenv started a submission service of its own")
 	}
 	return p
 }
-
-type ownStore struct{ storage.Store }
 
 func listen(t testing.TB, addr string) net.Listener {
 	t.Helper()
