@@ -132,7 +132,7 @@ func (p *Processor) ProcessAll(ctx context.Context) error {
 		}
 		own, err := p.Own()
 		if err != nil {
-			return err
+			return fmt.Errorf("incoming: reading the account's keys: %w", err)
 		}
 		var done []string
 		var batch []mailstore.NewMessage
