@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -26,9 +25,9 @@ import (
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/outbox"
+	"github.com/bitmask-go/bitmask/internal/ownkeys"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
-	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -48,17 +47,20 @@ type accountMeta struct {
 }
 
 // Account is a logged-in account: its provider session, its unlocked
-// local store and its sync engine.
+// local store and sync engine, its mail, its keys (the contacts' and its
+// own) and the workers that move mail in and out. openAccount sets every
+// part; start runs the background work, stop ends it.
 type Account struct {
 	Address  string
 	Login    string
 	Docs     *docsync.Engine
 	Mail     *mailstore.Store
 	Contacts *contactkeys.Manager
+	Own      *ownkeys.Manager
 	Incoming *incoming.Processor
 	Outbox   *outbox.Outbox
 
-	discovery *outbox.Discovery
+	discovery *contactkeys.Discovery // of contacts' keys: cache, nicknym, WKD
 
 	d      *Daemon
 	dir    string
@@ -131,20 +133,78 @@ func writeMeta(dir string, m *accountMeta) error {
 	return os.Rename(tmp, filepath.Join(dir, "account.json"))
 }
 
-// open unlocks the local store with the storage secret and makes the
-// sync engine; it does not start syncing.
-func (d *Daemon) openAccount(dir string, meta *accountMeta, c *providerclient.Client, secret []byte, online bool) (*Account, error) {
-	k, err := seal.DeriveKeys(secret)
+// opening is what an account is opened from: its directory and
+// account.json, a provider client, and the storage secret unwrapped by a
+// login, a signup or the local token.
+type opening struct {
+	dir    string
+	meta   *accountMeta
+	client *providerclient.Client
+	secret []byte
+	// online is set after a signup or a login at the provider, whose
+	// session ends at expires: the account syncs once before it opens,
+	// and gets a key if it has none (or one about to expire). An offline
+	// unlock resumes the provider session kept in the store instead.
+	online  bool
+	expires time.Time
+	// onFirstSync, if set, is told of the sync engine before that first
+	// sync (Status shows a login while it syncs).
+	onFirstSync func(*docsync.Engine)
+}
+
+// openAccount opens an account: it unlocks the local store with the
+// storage secret, syncs (when online), opens the mail store, wires the
+// contacts' and own keys, the incoming processor and the outbox, keeps
+// the local token and the provider session, and makes sure the account
+// has a key (when online). Every part of the Account is set when it
+// returns; it does not start the background work (start).
+func (d *Daemon) openAccount(ctx context.Context, o opening) (*Account, error) {
+	log := d.log.With("account", o.meta.Address)
+	k, err := seal.DeriveKeys(o.secret)
+	if err != nil {
+		return nil, fmt.Errorf("deriving the account's keys: %w", err)
+	}
+	st, err := openStore(filepath.Join(o.dir, "store.db"), k, log)
 	if err != nil {
 		return nil, err
 	}
-	st, err := localstore.Open(filepath.Join(dir, "store.db"), k)
+	docs := docsync.New(st, o.client, k, o.meta.Address, log)
+	// Keys are looked up on every send and every incoming page: found by
+	// an index, not by reading every document (mail included).
+	if err := docs.IndexTypes(ownkeys.DocType, contactkeys.DocType); err != nil {
+		st.Close() // not marked clean: the indexes are rebuilt next time
+		return nil, fmt.Errorf("indexing the key documents: %w", err)
+	}
+	if o.online {
+		if o.onFirstSync != nil {
+			o.onFirstSync(docs)
+		}
+		if err := docs.Sync(ctx); err != nil {
+			closeStore(st, log)
+			return nil, fmt.Errorf("first sync: %w", err)
+		}
+	}
+	ms, err := mailstore.Open(docs, st, k, d.cfg.Indexer, log)
 	if err != nil {
+		closeStore(st, log)
+		return nil, fmt.Errorf("opening the mail store: %w", err)
+	}
+	a := d.assemble(o, log, k, st, docs, ms)
+	if err := a.settle(ctx, o); err != nil {
+		a.stop()
 		return nil, err
 	}
-	log := d.log.With("account", meta.Address)
-	// After anything but a clean close (a crash, or an older bitmaskd that
-	// wrote the store without keeping its indexes), rebuild them.
+	return a, nil
+}
+
+// openStore opens the local store and, after anything but a clean close
+// (a crash, or an older bitmaskd that wrote the store without keeping its
+// indexes), rebuilds its indexes from the documents.
+func openStore(path string, k *seal.Keys, log *slog.Logger) (*localstore.Store, error) {
+	st, err := localstore.Open(path, k)
+	if err != nil {
+		return nil, fmt.Errorf("opening the local store: %w", err)
+	}
 	clean, err := st.TakeCleanMark()
 	if err == nil && !clean {
 		log.Info("the local store was not closed cleanly; its indexes are rebuilt from the documents")
@@ -155,23 +215,90 @@ func (d *Daemon) openAccount(dir string, meta *accountMeta, c *providerclient.Cl
 	}
 	if err != nil {
 		st.Close()
-		return nil, err
+		return nil, fmt.Errorf("rebuilding the local store's indexes: %w", err)
 	}
-	a := &Account{
-		Address: meta.Address, Login: meta.Login,
-		d: d, dir: dir, meta: *meta, client: c, keys: k, store: st, log: log, online: online,
-	}
-	a.Docs = docsync.New(st, c, k, meta.Address, log)
-	// Keys are looked up on every send and every incoming page: found by
-	// an index, not by reading every document (mail included).
-	if err := a.Docs.IndexTypes(docTypeOwnKey, contactkeys.DocType); err != nil {
-		st.Close()
-		return nil, err
-	}
-	return a, nil
+	return st, nil
 }
 
-// start runs the sync engine in the background until stop.
+// closeStore closes a store that was opened, marked as closed cleanly.
+func closeStore(st *localstore.Store, log *slog.Logger) {
+	if err := st.MarkClean(); err != nil {
+		log.Warn("marking the local store closed cleanly", "err", err)
+	}
+	st.Close()
+}
+
+// assemble wires the account's parts over its open stores: the keys
+// (contacts' and own), their discovery, the incoming processor and the
+// outbox.
+func (d *Daemon) assemble(o opening, log *slog.Logger, k *seal.Keys, st *localstore.Store, docs *docsync.Engine, ms *mailstore.Store) *Account {
+	domain := o.meta.Provider.JSON.Domain
+	contacts := contactkeys.New(docs, k)
+	own := ownkeys.New(ownkeys.Config{
+		Docs: docs, DocID: &k.DocID, Address: o.meta.Address,
+		Lifetime: d.cfg.KeyLifetime, Directory: o.client, Log: log,
+	})
+	disc := &contactkeys.Discovery{
+		Keys: contacts, ProviderDomain: domain, WKD: d.cfg.WKD,
+		Nicknym: func(ctx context.Context, addr string) (string, error) {
+			kr, err := o.client.LookupKey(ctx, addr)
+			if err != nil {
+				return "", err
+			}
+			return kr.OpenPGP, nil
+		},
+	}
+	return &Account{
+		Address: o.meta.Address, Login: o.meta.Login,
+		Docs: docs, Mail: ms, Contacts: contacts, Own: own,
+		Incoming: &incoming.Processor{
+			Queue: o.client, Mail: ms, Keys: contacts, Own: own.Entities, Find: disc.Find,
+			DocID: &k.DocID, Log: log, Address: o.meta.Address, Domain: domain,
+		},
+		Outbox: outbox.New(outbox.Config{
+			Store: st, Mail: ms, Address: o.meta.Address, Log: log,
+			Relay:     d.relay(o.meta, o.client),
+			Keys:      disc,
+			Signer:    own.Current,
+			RetryBase: d.cfg.OutboxRetry,
+		}),
+		discovery: disc,
+		d:         d, dir: o.dir, meta: *o.meta, client: o.client, keys: k, store: st, log: log,
+		online: o.online, expires: o.expires,
+	}
+}
+
+// settle does what an assembled account needs before it is used: the
+// provider session (resumed when offline, else kept for a later unlock),
+// the local token, and (when online) the account's key.
+func (a *Account) settle(ctx context.Context, o opening) error {
+	if !o.online {
+		// Resume the session kept from the last online login, so sync
+		// catches up when the provider is back.
+		a.resumeSession()
+	}
+	if err := a.ensureLocalToken(o.secret); err != nil {
+		return fmt.Errorf("keeping the local token: %w", err)
+	}
+	if a.Online() {
+		if err := a.saveSession(a.client.Token(), a.expires); err != nil {
+			return fmt.Errorf("keeping the provider session: %w", err)
+		}
+	}
+	if !o.online {
+		return nil
+	}
+	if err := a.Own.Ensure(ctx); err != nil {
+		return fmt.Errorf("the account's key: %w", err)
+	}
+	if _, err := a.Own.RotateIfExpiring(ctx, a.Own.Window()); err != nil {
+		a.log.Warn("key rotation", "err", err)
+	}
+	return nil
+}
+
+// start runs the account's background work until stop: sync, incoming,
+// outbox, the provider session's renewal and the key's rotation.
 func (a *Account) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	a.mu.Lock()
@@ -190,9 +317,10 @@ func (a *Account) start() {
 		}
 	})
 	var wg sync.WaitGroup
-	wg.Add(4)
+	wg.Add(5)
 	go func() { defer wg.Done(); a.Outbox.Run(ctx) }()
 	go func() { defer wg.Done(); a.renewLoop(ctx) }()
+	go func() { defer wg.Done(); a.Own.RunRotation(ctx, a.pace) }()
 	go func() { defer wg.Done(); a.Docs.Run(ctx, a.d.cfg.SyncInterval) }()
 	go func() { defer wg.Done(); a.Incoming.Run(ctx, wake) }()
 	go func() { wg.Wait(); close(stopped) }()
@@ -200,19 +328,19 @@ func (a *Account) start() {
 
 // relay submits through the provider's submission service, verified
 // against the pinned CA, with the session token.
-func (a *Account) relay() outbox.Relay {
+func (d *Daemon) relay(meta *accountMeta, c *providerclient.Client) outbox.Relay {
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(a.meta.Provider.CAPEM)
-	addr := a.meta.Provider.JSON.Submission
+	pool.AppendCertsFromPEM(meta.Provider.CAPEM)
+	addr := meta.Provider.JSON.Submission
 	host, _, _ := net.SplitHostPort(addr)
 	var r outbox.Relay = &outbox.SMTPRelay{
 		Addr:  addr,
 		TLS:   &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12},
-		Login: a.Login,
-		Token: a.client.Token,
+		Login: meta.Login,
+		Token: c.Token,
 	}
-	if a.d.cfg.WrapRelay != nil {
-		r = a.d.cfg.WrapRelay(r)
+	if d.cfg.WrapRelay != nil {
+		r = d.cfg.WrapRelay(r)
 	}
 	return r
 }
@@ -223,23 +351,23 @@ func (a *Account) Enqueue(from string, rcpts []string, raw []byte) error {
 	return err
 }
 
-// ownEntities are the account's own keys, parsed, newest first (old
-// ones stay for decrypting old mail).
-func (a *Account) ownEntities() (openpgp.EntityList, error) {
-	ks, err := a.OwnKeys()
-	if err != nil {
-		return nil, err
+// sessionWait is how long the session's renewal (and the key's rotation,
+// at the same pace) waits before its next look: half of what is left of
+// the provider session, at least a second; an hour without a session.
+func sessionWait(online bool, expires time.Time) time.Duration {
+	if online && !expires.IsZero() {
+		return max(time.Until(expires)/2, time.Second)
 	}
-	var out openpgp.EntityList
-	for _, k := range ks {
-		e, err := pgpkey.ReadArmored(k.Private)
-		if err != nil {
-			a.log.Warn("an own key does not parse", "fingerprint", k.Fingerprint, "err", err)
-			continue
-		}
-		out = append(out, e)
-	}
-	return out, nil
+	return time.Hour
+}
+
+// pace is the key rotation's ownkeys.Pace: the session's wait, and
+// whether there is a session to publish a new key with.
+func (a *Account) pace() (time.Duration, bool) {
+	a.mu.Lock()
+	online, expires := a.online, a.expires
+	a.mu.Unlock()
+	return sessionWait(online, expires), online
 }
 
 // renewLoop renews the provider session when half of its life is gone,
@@ -249,19 +377,11 @@ func (a *Account) renewLoop(ctx context.Context) {
 		a.mu.Lock()
 		online, expires := a.online, a.expires
 		a.mu.Unlock()
-		wait := time.Hour
-		if online && !expires.IsZero() {
-			wait = max(time.Until(expires)/2, time.Second)
-		}
+		wait := sessionWait(online, expires)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
-		}
-		if online {
-			if _, err := a.RotateKeyIfExpiring(ctx, a.rotationWindow()); err != nil {
-				a.log.Warn("key rotation", "err", err)
-			}
 		}
 		if !online || expires.IsZero() || time.Until(expires) > wait {
 			continue
@@ -289,58 +409,6 @@ func (a *Account) renewLoop(ctx context.Context) {
 	}
 }
 
-// finishOpen runs after the store is open and (when online) synced:
-// the local token, the provider session kept for a later unlock, the
-// mail store, and the account's key.
-func (a *Account) finishOpen(ctx context.Context, secret []byte, needKey bool) error {
-	if err := a.ensureLocalToken(secret); err != nil {
-		return err
-	}
-	if a.Online() {
-		if err := a.saveSession(a.client.Token(), a.expires); err != nil {
-			return err
-		}
-	}
-	ms, err := mailstore.Open(a.Docs, a.store, a.keys, a.d.cfg.Indexer, a.log)
-	if err != nil {
-		return err
-	}
-	a.Mail = ms
-	a.Contacts = contactkeys.New(a.Docs, a.keys)
-	a.Incoming = &incoming.Processor{
-		Queue: a.client, Mail: ms, Keys: a.Contacts, Own: a.ownEntities,
-		DocID: &a.keys.DocID, Log: a.log,
-		Address: a.meta.Address, Domain: a.meta.Provider.JSON.Domain,
-	}
-	a.discovery = &outbox.Discovery{
-		Keys: a.Contacts, ProviderDomain: a.meta.Provider.JSON.Domain, WKD: a.d.cfg.WKD,
-		Nicknym: func(ctx context.Context, addr string) (string, error) {
-			kr, err := a.client.LookupKey(ctx, addr)
-			if err != nil {
-				return "", err
-			}
-			return kr.OpenPGP, nil
-		},
-	}
-	a.Incoming.Find = a.discovery.Find
-	a.Outbox = outbox.New(outbox.Config{
-		Store: a.store, Mail: ms, Address: a.Address, Log: a.log,
-		Relay:     a.relay(),
-		Keys:      a.discovery,
-		Signer:    a.CurrentKey,
-		RetryBase: a.d.cfg.OutboxRetry,
-	})
-	if needKey {
-		if err := a.ensureKey(ctx); err != nil {
-			return err
-		}
-		if _, err := a.RotateKeyIfExpiring(ctx, a.rotationWindow()); err != nil {
-			a.log.Warn("key rotation", "err", err)
-		}
-	}
-	return nil
-}
-
 // stop ends syncing and closes the store.
 func (a *Account) stop() error {
 	a.mu.Lock()
@@ -357,9 +425,7 @@ func (a *Account) stop() error {
 		cancel()
 		<-stopped
 	}
-	if a.Mail != nil {
-		a.Mail.Close()
-	}
+	a.Mail.Close()
 	if err := a.store.MarkClean(); err != nil {
 		a.log.Warn("marking the local store closed cleanly", "err", err)
 	}
@@ -385,141 +451,10 @@ func (a *Account) Keys() *seal.Keys { return a.keys }
 // Client is the provider API client.
 func (a *Account) Client() *providerclient.Client { return a.client }
 
-// --- the account's own OpenPGP keys, kept as documents
+// OwnKeys returns the user's own keys, newest first (Own.List; the
+// control API's).
+func (a *Account) OwnKeys() ([]ownkeys.Key, error) { return a.Own.List() }
 
-const docTypeOwnKey = "openpgp-own-key"
-
-// KeyDoc is the body of a document that holds one of the user's own keys.
-type KeyDoc struct {
-	Type        string    `json:"type"`
-	Address     string    `json:"address"`
-	Fingerprint string    `json:"fingerprint"`
-	Created     time.Time `json:"created"`
-	Expires     time.Time `json:"expires,omitzero"`
-	Added       time.Time `json:"added,omitzero"` // when this device made it (orders keys made within one second)
-	Private     string    `json:"private"`        // armored
-}
-
-// OwnKeys returns the user's own keys, newest first.
-func (a *Account) OwnKeys() ([]KeyDoc, error) {
-	var out []KeyDoc
-	err := a.Docs.ForEachType(docTypeOwnKey, func(d *docsync.Doc) error {
-		var k KeyDoc
-		if json.Unmarshal(d.Body, &k) == nil && k.Type == docTypeOwnKey {
-			out = append(out, k)
-		}
-		return nil
-	})
-	newer := func(a, b KeyDoc) bool {
-		if !a.Created.Equal(b.Created) {
-			return a.Created.After(b.Created)
-		}
-		return a.Added.After(b.Added)
-	}
-	for i := 1; i < len(out); i++ {
-		for j := i; j > 0 && newer(out[j], out[j-1]); j-- {
-			out[j], out[j-1] = out[j-1], out[j]
-		}
-	}
-	return out, err
-}
-
-// CurrentKey is the user's newest key, parsed.
-func (a *Account) CurrentKey() (*openpgp.Entity, error) {
-	ks, err := a.OwnKeys()
-	if err != nil {
-		return nil, err
-	}
-	if len(ks) == 0 {
-		return nil, pgpkey.ErrNoKey
-	}
-	return pgpkey.ReadArmored(ks[0].Private)
-}
-
-// ensureKey makes, stores and publishes a key when the account has none
-// (after signup, or to finish a signup that was interrupted).
-func (a *Account) ensureKey(ctx context.Context) error {
-	e, err := a.CurrentKey()
-	if errors.Is(err, pgpkey.ErrNoKey) {
-		e, err = pgpkey.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
-		if err != nil {
-			return err
-		}
-		if err := a.storeOwnKey(e); err != nil {
-			return err
-		}
-		if err := a.Docs.Sync(ctx); err != nil {
-			return fmt.Errorf("syncing the new key: %w", err)
-		}
-		a.log.Info("generated OpenPGP key", "fingerprint", pgpkey.Fingerprint(e))
-	} else if err != nil {
-		return err
-	}
-	pub, err := pgpkey.ArmorPublic(e)
-	if err != nil {
-		return err
-	}
-	if err := a.client.PublishKey(ctx, pub); err != nil {
-		return fmt.Errorf("publishing the key: %w", err)
-	}
-	return nil
-}
-
-// RotateKeyIfExpiring replaces the account's key when it expires within
-// before (or has no expiry information): a new key is made, kept as a
-// document (so every device gets it), and published. Old secret keys stay
-// for decrypting old mail. It reports whether it rotated.
-func (a *Account) RotateKeyIfExpiring(ctx context.Context, before time.Duration) (bool, error) {
-	ks, err := a.OwnKeys()
-	if err != nil || len(ks) == 0 {
-		return false, err
-	}
-	if exp := ks[0].Expires; exp.IsZero() || time.Until(exp) > before {
-		return false, nil
-	}
-	e, err := pgpkey.Generate(a.Address, a.d.cfg.KeyLifetime, time.Now())
-	if err != nil {
-		return false, err
-	}
-	if err := a.storeOwnKey(e); err != nil {
-		return false, err
-	}
-	if err := a.Docs.Sync(ctx); err != nil {
-		a.log.Info("new key kept locally; it syncs when the provider is back", "err", err)
-	}
-	pub, err := pgpkey.ArmorPublic(e)
-	if err != nil {
-		return true, err
-	}
-	if err := a.client.PublishKey(ctx, pub); err != nil {
-		return true, fmt.Errorf("publishing the new key: %w", err)
-	}
-	a.log.Info("rotated the OpenPGP key before it expires", "fingerprint", pgpkey.Fingerprint(e), "old", ks[0].Fingerprint)
-	return true, nil
-}
-
-// rotationWindow is how long before expiry a key is replaced: 30 days,
-// or a quarter of the key's lifetime when that is shorter.
-func (a *Account) rotationWindow() time.Duration {
-	life := a.d.cfg.KeyLifetime
-	if life <= 0 {
-		life = pgpkey.DefaultLifetime
-	}
-	return min(30*24*time.Hour, life/4)
-}
-
-func (a *Account) storeOwnKey(e *openpgp.Entity) error {
-	priv, err := pgpkey.ArmorPrivate(e)
-	if err != nil {
-		return err
-	}
-	fpr := pgpkey.Fingerprint(e)
-	body, err := json.Marshal(KeyDoc{
-		Type: docTypeOwnKey, Address: a.Address, Fingerprint: fpr,
-		Created: e.PrimaryKey.CreationTime.UTC(), Expires: pgpkey.Expires(e).UTC(), Added: time.Now().UTC(), Private: priv,
-	})
-	if err != nil {
-		return err
-	}
-	return a.Docs.Put(seal.DocID(&a.keys.DocID, "own-key:"+fpr), body)
-}
+// CurrentKey is the user's newest key, parsed (Own.Current; the control
+// API's and the tests').
+func (a *Account) CurrentKey() (*openpgp.Entity, error) { return a.Own.Current() }

@@ -63,7 +63,7 @@ type Daemon struct {
 	mu       sync.Mutex
 	accounts map[string]*Account
 	busy     map[string]bool     // address -> a login/signup in progress
-	opening  map[string]*Account // logins past unlock, still syncing
+	opening  map[string]*syncing // logins past unlock, still in their first sync
 }
 
 // New makes a daemon over cfg.DataDir.
@@ -91,7 +91,7 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Daemon{cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, busy: map[string]bool{}, opening: map[string]*Account{}}, nil
+	return &Daemon{cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, busy: map[string]bool{}, opening: map[string]*syncing{}}, nil
 }
 
 // Account returns a logged-in account.
@@ -208,17 +208,8 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 	if err := writeMeta(dir, meta); err != nil {
 		return nil, err
 	}
-	a, err := d.openAccount(dir, meta, c, secret, true)
+	a, err := d.openAccount(ctx, opening{dir: dir, meta: meta, client: c, secret: secret, online: true, expires: expires})
 	if err != nil {
-		return nil, err
-	}
-	a.expires = expires
-	if err := a.Docs.Sync(ctx); err != nil {
-		a.stop()
-		return nil, err
-	}
-	if err := a.finishOpen(ctx, secret, true); err != nil {
-		a.stop()
 		return nil, err
 	}
 	a.start()
@@ -306,32 +297,23 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	default:
 		return nil, err
 	}
-	a, err := d.openAccount(dir, meta, c, secret, online)
-	if err != nil {
-		return nil, err
-	}
-	if !online {
-		// Resume the session kept from the last online login, so sync
-		// catches up when the provider is back.
-		a.resumeSession()
-	}
+	o := opening{dir: dir, meta: meta, client: c, secret: secret, online: online}
 	if online {
-		a.expires = sess.Expires
-		d.mu.Lock()
-		d.opening[address] = a
-		d.mu.Unlock()
+		o.expires = sess.Expires
+		// Status shows the login from its first sync until it is done.
+		o.onFirstSync = func(docs *docsync.Engine) {
+			d.mu.Lock()
+			d.opening[address] = &syncing{address: address, provider: purl, docs: docs}
+			d.mu.Unlock()
+		}
 		defer func() {
 			d.mu.Lock()
 			delete(d.opening, address)
 			d.mu.Unlock()
 		}()
-		if err := a.Docs.Sync(ctx); err != nil {
-			a.stop()
-			return nil, err
-		}
 	}
-	if err := a.finishOpen(ctx, secret, online); err != nil {
-		a.stop()
+	a, err := d.openAccount(ctx, o)
+	if err != nil {
 		return nil, err
 	}
 	a.start()
@@ -450,6 +432,13 @@ func (d *Daemon) Close() error {
 	return errors.Join(errs...)
 }
 
+// syncing is a login past unlock in its first sync, as Status shows it
+// (online: only an online login syncs before it opens).
+type syncing struct {
+	address, provider string
+	docs              *docsync.Engine
+}
+
 // AccountStatus is one account in `bitmaskctl status`.
 type AccountStatus struct {
 	Address  string         `json:"address"`
@@ -464,8 +453,8 @@ type AccountStatus struct {
 func (d *Daemon) Status() []AccountStatus {
 	out := []AccountStatus{}
 	d.mu.Lock()
-	for _, a := range d.opening {
-		out = append(out, AccountStatus{Address: a.Address, State: "logging in", Online: a.Online(), Provider: a.meta.ProviderURL, Sync: a.Docs.Status()})
+	for _, s := range d.opening {
+		out = append(out, AccountStatus{Address: s.address, State: "logging in", Online: true, Provider: s.provider, Sync: s.docs.Status()})
 	}
 	d.mu.Unlock()
 	for _, a := range d.Accounts() {

@@ -303,53 +303,6 @@ func TestSessionRenewal(t *testing.T) {
 	}
 }
 
-// TestKeyRotation: the user's key is replaced before it expires; the new
-// one is published and synced to every device; old secret keys stay.
-func TestKeyRotation(t *testing.T) {
-	p := testenv.StartProvider(t, testenv.Options{})
-	a := testenv.NewDaemon(t, testenv.DaemonOptions{})
-	b := testenv.NewDaemon(t, testenv.DaemonOptions{})
-	addr := "kim@" + testenv.Domain
-	A, err := a.CreateUser(ctx(t), addr, []byte(password), p.Ref(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := mustKey(t, A)
-	// Not yet due: nothing happens.
-	if rotated, err := A.RotateKeyIfExpiring(ctx(t), time.Hour); err != nil || rotated {
-		t.Fatalf("rotated a key two years from expiry: %v %v", rotated, err)
-	}
-	// Due (the key expires within the window): a new key.
-	if rotated, err := A.RotateKeyIfExpiring(ctx(t), 3*365*24*time.Hour); err != nil || !rotated {
-		t.Fatalf("no rotation: %v %v", rotated, err)
-	}
-	fresh := mustKey(t, A)
-	if fresh == old {
-		t.Fatal("same key after rotation")
-	}
-	own, _ := A.OwnKeys()
-	if len(own) != 2 {
-		t.Fatalf("%d own keys, want the new and the old", len(own))
-	}
-	kr, err := A.Client().LookupKey(ctx(t), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pub, _ := pgpkey.ReadArmored(kr.OpenPGP); pgpkey.Fingerprint(pub) != fresh {
-		t.Fatal("nicknym does not serve the new key")
-	}
-	B, err := b.Login(ctx(t), addr, []byte(password), p.Ref())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := mustKey(t, B); got != fresh {
-		t.Fatalf("device B uses %s, want %s", got, fresh)
-	}
-	if own, _ := B.OwnKeys(); len(own) != 2 {
-		t.Fatal("device B lacks the old key")
-	}
-}
-
 // TestLocalTokenUnlocksUntilLogout: after a restart of bitmaskd the mail
 // client's local token unlocks the account; after a logout it does not.
 func TestLocalTokenUnlocksUntilLogout(t *testing.T) {
