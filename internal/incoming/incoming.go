@@ -71,8 +71,8 @@ type Processor struct {
 	DocID *[32]byte
 	Log   *slog.Logger
 	// Find, if set, discovers a sender's key that is not in the cache
-	// (nicknym for the provider's own users, WKD), so signatures of
-	// people the user never wrote to can be checked.
+	// (nicknym for the provider's own users, WKD: contactkeys.Discovery),
+	// so signatures of people the user never wrote to can be checked.
 	Find func(ctx context.Context, address string) (*openpgp.Entity, error)
 	// Address is the account's address; Domain the provider's domain,
 	// which is also the authserv-id of its MX's Authentication-Results
