@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/emersion/go-imap/v2"
@@ -231,7 +232,10 @@ func writeLiteral(wc interface {
 	if cerr := wc.Close(); err == nil {
 		err = cerr
 	}
-	return err
+	if err != nil {
+		return fmt.Errorf("imapd: writing a literal: %w", err)
+	}
+	return nil
 }
 
 // loadMeta returns a message's meta. When the store has none (the Indexer

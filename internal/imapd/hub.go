@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -69,7 +70,7 @@ const defaultOwnEventWait = 5 * time.Second
 func (a *account) openView(sess *session, name string, readOnly bool) (*view, *imap.SelectData, error) {
 	info, err := a.store.Mailbox(name)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("looking up the mailbox: %w", err)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -120,7 +121,7 @@ func (a *account) newHub(info mailstore.MailboxInfo) (*hub, error) {
 	if err != nil {
 		stopMsgs()
 		stopList()
-		return nil, err
+		return nil, fmt.Errorf("reading the mailbox's messages: %w", err)
 	}
 	h := &hub{
 		acct: a, name: info.Name, uidValidity: info.UIDValidity,

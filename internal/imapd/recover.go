@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -86,7 +87,10 @@ func (s *session) createMessage(w *imapserver.FetchWriter, seq uint32) *imapserv
 
 func (s *session) endMessage(rw *imapserver.FetchResponseWriter) error {
 	s.responding = nil
-	return rw.Close()
+	if err := rw.Close(); err != nil {
+		return fmt.Errorf("imapd: writing a FETCH response: %w", err)
+	}
+	return nil
 }
 
 func (g guarded) Close() error { return g.s.Close() }

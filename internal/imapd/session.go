@@ -3,6 +3,7 @@ package imapd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"sort"
@@ -329,7 +330,7 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			data.Status = st
 		}
 		if err := w.WriteList(data); err != nil {
-			return err
+			return fmt.Errorf("imapd: writing a LIST response: %w", err)
 		}
 	}
 	return nil
@@ -375,7 +376,7 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 	}
 	raw := make([]byte, r.Size())
 	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("imapd: reading the APPEND literal: %w", err)
 	}
 	flags, err := storeFlags(options.Flags)
 	if err != nil {
@@ -444,7 +445,10 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	if s.view == nil {
 		return nil
 	}
-	return s.view.tracker.Poll(w, allowExpunge)
+	if err := s.view.tracker.Poll(w, allowExpunge); err != nil {
+		return fmt.Errorf("imapd: writing mailbox updates: %w", err)
+	}
+	return nil
 }
 
 // Idle writes updates as the hub queues them. (go-imap's
@@ -459,7 +463,7 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 	}
 	for {
 		if err := v.tracker.Poll(w, true); err != nil {
-			return err
+			return fmt.Errorf("imapd: writing mailbox updates: %w", err)
 		}
 		select {
 		case <-v.wake:
