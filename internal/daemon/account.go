@@ -96,7 +96,7 @@ func accountDir(data, address string) string {
 func readMeta(dir string) (*accountMeta, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "account.json"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading account.json: %w", err)
 	}
 	var m accountMeta
 	if err := json.Unmarshal(b, &m); err != nil {
@@ -107,14 +107,23 @@ func readMeta(dir string) (*accountMeta, error) {
 
 // writeMeta replaces account.json atomically.
 func writeMeta(dir string, m *accountMeta) error {
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding account.json: %w", err)
+	}
+	if err := replaceFile(dir, "account.json", b); err != nil {
+		return fmt.Errorf("writing account.json: %w", err)
+	}
+	return nil
+}
+
+// replaceFile writes b to dir/name through a synced temporary file and a
+// rename, so a crash leaves the old content or the new, never a mix.
+func replaceFile(dir, name string, b []byte) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	b, err := json.MarshalIndent(m, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(dir, "account.json.tmp")
+	tmp := filepath.Join(dir, name+".tmp")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return err
@@ -130,7 +139,7 @@ func writeMeta(dir string, m *accountMeta) error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	return os.Rename(tmp, filepath.Join(dir, "account.json"))
+	return os.Rename(tmp, filepath.Join(dir, name))
 }
 
 // opening is what an account is opened from: its directory and

@@ -72,7 +72,7 @@ func New(cfg Config) (*Daemon, error) {
 		return nil, errors.New("daemon: no data directory")
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("daemon: making the data directory: %w", err)
 	}
 	if cfg.NewKDFParams == nil {
 		cfg.NewKDFParams = seal.DefaultKDFParams
@@ -83,7 +83,7 @@ func New(cfg Config) (*Daemon, error) {
 	// An account made below the floor could not be logged in to again.
 	k, err := cfg.NewKDFParams()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("daemon: choosing the password hashing parameters: %w", err)
 	}
 	if err := k.AtLeast(cfg.KDFFloor); err != nil {
 		return nil, fmt.Errorf("daemon: the Argon2id parameters for new passwords are below the floor: %w", err)
@@ -187,11 +187,11 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 	}
 	c, err := providerclient.New(p, d.cfg.Client)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("provider client: %w", err)
 	}
 	kdf, err := d.cfg.NewKDFParams()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("choosing the password hashing parameters: %w", err)
 	}
 	if err := kdf.AtLeast(d.cfg.KDFFloor); err != nil {
 		return nil, fmt.Errorf("signup: %w", err)
@@ -257,7 +257,7 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	}
 	c, err := providerclient.New(p, d.cfg.Client)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("provider client: %w", err)
 	}
 	// The provider's Argon2id parameters must reach the floor and those
 	// kept here for the account (from signup or the last login or
@@ -292,10 +292,10 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 		}
 		secret, err = providerclient.UnwrapOffline(login, password, meta.KDF, meta.WrappedSecret)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("offline unlock: %w", err)
 		}
 	default:
-		return nil, err
+		return nil, fmt.Errorf("login: %w", err)
 	}
 	o := opening{dir: dir, meta: meta, client: c, secret: secret, online: online}
 	if online {
@@ -358,10 +358,15 @@ func (d *Daemon) Logout(ctx context.Context, address string) error {
 	}
 	var lerr error
 	if a.Online() {
-		lerr = a.client.Logout(ctx)
+		if err := a.client.Logout(ctx); err != nil {
+			lerr = fmt.Errorf("ending the provider session: %w", err)
+		}
 	}
 	// The session ended: forget it, so nothing resumes it.
 	serr := a.store.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketAccount, keySession) })
+	if serr != nil {
+		serr = fmt.Errorf("forgetting the provider session: %w", serr)
+	}
 	// Logged out means locked: the local token no longer unlocks the
 	// account (the next login wraps the secret for it again).
 	a.mu.Lock()
@@ -390,11 +395,11 @@ func (d *Daemon) ChangePassword(ctx context.Context, address string, oldPassword
 	// Prove the old password to ourselves before changing anything.
 	secret, err := providerclient.UnwrapOffline(a.Login, oldPassword, a.meta.KDF, a.meta.WrappedSecret)
 	if err != nil {
-		return err
+		return fmt.Errorf("checking the old password: %w", err)
 	}
 	kdf, err := d.cfg.NewKDFParams()
 	if err != nil {
-		return err
+		return fmt.Errorf("choosing the password hashing parameters: %w", err)
 	}
 	// A password change never weakens the stretch: the new parameters
 	// keep at least the passes and memory of the current ones (made on
@@ -406,7 +411,7 @@ func (d *Daemon) ChangePassword(ctx context.Context, address string, oldPassword
 	}
 	cr, err := providerclient.NewCredentials(a.Login, newPassword, secret, kdf)
 	if err != nil {
-		return err
+		return fmt.Errorf("password change: %w", err)
 	}
 	if err := a.client.SetCredentials(ctx, cr); err != nil {
 		return fmt.Errorf("password change: %w", err)
