@@ -52,11 +52,11 @@ func (e *Engine) writeBlobFile(id string, ct []byte) error {
 	}
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+		return fmt.Errorf("docsync: writing a blob: %w", err)
 	}
 	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
-		return err
+		return fmt.Errorf("docsync: writing a blob: %w", err)
 	}
 	_, werr := f.Write(ct)
 	serr := f.Sync()
@@ -67,9 +67,12 @@ func (e *Engine) writeBlobFile(id string, ct []byte) error {
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
 		os.Remove(f.Name())
-		return err
+		return fmt.Errorf("docsync: writing a blob: %w", err)
 	}
-	return syncDir(dir)
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("docsync: writing a blob: %w", err)
+	}
+	return nil
 }
 
 func syncDir(dir string) error {
@@ -100,14 +103,17 @@ func (e *Engine) PutBlob(plaintext []byte) (string, error) {
 	if !e.HasBlob(id) {
 		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, plaintext)
 		if err != nil {
-			return "", err
+			return "", fmt.Errorf("docsync: sealing a blob: %w", err)
 		}
 		if err := e.writeBlobFile(id, ct); err != nil {
 			return "", err
 		}
 	}
 	err := e.st.Update(func(tx *localstore.Tx) error { return tx.Put(bucketBlobPending, id, nil) })
-	return id, err
+	if err != nil {
+		return id, fmt.Errorf("docsync: marking a blob for upload: %w", err)
+	}
+	return id, nil
 }
 
 // HasBlob reports whether the blob is on this device.
@@ -122,10 +128,14 @@ func (e *Engine) HasBlob(id string) bool {
 func (e *Engine) Blob(ctx context.Context, id string) ([]byte, error) {
 	ct, err := e.readBlobFile(id)
 	if err == nil {
-		return seal.OpenBlobBytes(&e.keys.Blob, id, ct)
+		pt, err := seal.OpenBlobBytes(&e.keys.Blob, id, ct)
+		if err != nil {
+			return nil, fmt.Errorf("docsync: opening blob %s: %w", id, err)
+		}
+		return pt, nil
 	}
 	if !errors.Is(err, localstore.ErrNotFound) {
-		return nil, err
+		return nil, fmt.Errorf("docsync: reading blob %s: %w", id, err)
 	}
 	br, ok := e.remote.(BlobRemote)
 	if !ok {
@@ -158,8 +168,11 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 				return nil
 			})
 		})
-		if err != nil || len(ids) == 0 {
-			return err
+		if err != nil {
+			return fmt.Errorf("docsync: listing the blobs to upload: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil
 		}
 		for _, id := range ids {
 			ct, err := e.readBlobFile(id)
@@ -168,10 +181,10 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 					return fmt.Errorf("docsync: upload blob: %w", err)
 				}
 			} else if !errors.Is(err, localstore.ErrNotFound) {
-				return err
+				return fmt.Errorf("docsync: reading blob %s to upload: %w", id, err)
 			}
 			if err := e.st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketBlobPending, id) }); err != nil {
-				return err
+				return fmt.Errorf("docsync: recording the upload of blob %s: %w", id, err)
 			}
 		}
 	}
@@ -200,7 +213,7 @@ func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
 		}
 		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
 		if err != nil {
-			return err
+			return fmt.Errorf("docsync: sealing a blob: %w", err)
 		}
 		if err := e.writeBlobFile(id, ct); err != nil {
 			return err
@@ -219,8 +232,9 @@ func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
 		}
 		return nil
 	})
-	if err == nil {
-		e.Kick()
+	if err != nil {
+		return fmt.Errorf("docsync: writing %d documents and %d blobs: %w", len(docs), len(ids), err)
 	}
-	return err
+	e.Kick()
+	return nil
 }

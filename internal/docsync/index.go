@@ -118,8 +118,9 @@ func (e *Engine) IndexTypes(types ...string) error {
 		e.mu.Lock()
 		e.types = slices.DeleteFunc(e.types, func(t string) bool { return slices.Contains(add, t) })
 		e.mu.Unlock()
+		return fmt.Errorf("docsync: indexing documents of types %q: %w", add, err)
 	}
-	return err
+	return nil
 }
 
 func (e *Engine) addTypes(add []string) {
@@ -137,7 +138,7 @@ func (e *Engine) addTypes(add []string) {
 // documents: for a store that something other than this program may have
 // written (see localstore.TakeCleanMark).
 func ForgetIndexes(st *localstore.Store) error {
-	return st.Update(func(tx *localstore.Tx) error {
+	err := st.Update(func(tx *localstore.Tx) error {
 		var types []string
 		err := tx.ForEach(bucketState, func(k string, _ []byte) error {
 			if t, ok := strings.CutPrefix(k, keyTypes); ok {
@@ -161,9 +162,14 @@ func ForgetIndexes(st *localstore.Store) error {
 		}
 		return tx.DeleteBucket(bucketDirty)
 	})
+	if err != nil {
+		return fmt.Errorf("docsync: forgetting the local indexes: %w", err)
+	}
+	return nil
 }
 
-// ForEachType calls fn with every live document of an indexed type.
+// ForEachType calls fn with every live document of an indexed type; an
+// error of fn ends the walk and comes back as it is.
 func (e *Engine) ForEachType(t string, fn func(*Doc) error) error {
 	e.mu.Lock()
 	indexed := slices.Contains(e.types, t)
@@ -193,7 +199,7 @@ func (e *Engine) ForEachType(t string, fn func(*Doc) error) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("docsync: reading documents of type %q: %w", t, err)
 	}
 	for _, d := range docs {
 		if err := fn(d); err != nil {
@@ -236,8 +242,9 @@ func (e *Engine) ensureDirtyIndex() error {
 		}
 		return tx.Put(bucketState, keyDirtyIndex, []byte{1})
 	})
-	if err == nil {
-		e.dirtyReady.Store(true)
+	if err != nil {
+		return fmt.Errorf("docsync: indexing the documents waiting to be pushed: %w", err)
 	}
-	return err
+	e.dirtyReady.Store(true)
+	return nil
 }

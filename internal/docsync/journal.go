@@ -3,6 +3,7 @@ package docsync
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
 )
@@ -66,7 +67,10 @@ func (e *Engine) Changed(limit int) ([]Change, error) {
 		}
 		return err
 	})
-	return out, err
+	if err != nil {
+		return nil, fmt.Errorf("docsync: listing changed documents: %w", err)
+	}
+	return out, nil
 }
 
 // Taken marks changes as taken by the consumer, in its transaction: each
@@ -78,11 +82,11 @@ func Taken(tx *localstore.Tx, changes ...Change) error {
 			continue
 		}
 		if err != nil {
-			return err
+			return fmt.Errorf("docsync: taking the change of %s: %w", c.ID, err)
 		}
 		if stampOf(v) <= c.Stamp {
 			if err := tx.Delete(bucketChanged, c.ID); err != nil {
-				return err
+				return fmt.Errorf("docsync: taking the change of %s: %w", c.ID, err)
 			}
 		}
 	}

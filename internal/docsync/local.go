@@ -2,6 +2,7 @@ package docsync
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
@@ -37,7 +38,7 @@ func (e *Engine) PutBatch(docs []Doc) error {
 		return nil
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("docsync: writing %d documents: %w", len(docs), err)
 	}
 	e.Kick()
 	return nil
@@ -61,7 +62,7 @@ func (e *Engine) write(id string, body []byte, del bool) error {
 	}
 	err := e.st.Update(func(tx *localstore.Tx) error { return e.writeTx(tx, id, body, del) })
 	if err != nil {
-		return err
+		return fmt.Errorf("docsync: writing document %s: %w", id, err)
 	}
 	e.Kick()
 	return nil
@@ -95,9 +96,11 @@ func (e *Engine) writeTx(tx *localstore.Tx, id string, body []byte, del bool) er
 // Modify reads, changes and writes back documents in one local
 // transaction: fn gets each live document's body and returns the new body,
 // or del to delete it, or keep to leave it as it is. Missing or deleted
-// documents are skipped.
+// documents are skipped. An error of fn ends the transaction, which
+// writes nothing, and comes back as it is.
 func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody []byte, del, keep bool, err error)) error {
 	changed := false
+	var fnErr error
 	err := e.st.Update(func(tx *localstore.Tx) error {
 		for _, id := range ids {
 			r, err := getRecord(tx, id)
@@ -109,6 +112,7 @@ func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody [
 			}
 			nb, del, keep, err := fn(id, r.Body)
 			if err != nil {
+				fnErr = err
 				return err
 			}
 			if keep {
@@ -123,6 +127,9 @@ func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody [
 	})
 	if err == nil && changed {
 		e.Kick()
+	}
+	if err != nil && err != fnErr {
+		return fmt.Errorf("docsync: modifying %d documents: %w", len(ids), err)
 	}
 	return err
 }
@@ -141,12 +148,17 @@ func (e *Engine) Get(id string) (*Doc, error) {
 		d = &Doc{ID: id, Rev: r.Rev, Body: r.Body}
 		return nil
 	})
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("docsync: reading document %s: %w", id, err)
+	}
 	return d, err
 }
 
-// ForEach calls fn with every live document.
+// ForEach calls fn with every live document; an error of fn ends the
+// walk and comes back as it is.
 func (e *Engine) ForEach(fn func(*Doc) error) error {
-	return e.st.View(func(tx *localstore.Tx) error {
+	var fnErr error
+	err := e.st.View(func(tx *localstore.Tx) error {
 		return tx.ForEach(bucketDocs, func(id string, v []byte) error {
 			var r record
 			if err := json.Unmarshal(v, &r); err != nil {
@@ -155,7 +167,12 @@ func (e *Engine) ForEach(fn func(*Doc) error) error {
 			if r.Deleted {
 				return nil
 			}
-			return fn(&Doc{ID: id, Rev: r.Rev, Body: r.Body})
+			fnErr = fn(&Doc{ID: id, Rev: r.Rev, Body: r.Body})
+			return fnErr
 		})
 	})
+	if err != nil && err != fnErr {
+		return fmt.Errorf("docsync: reading documents: %w", err)
+	}
+	return err
 }

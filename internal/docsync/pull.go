@@ -33,7 +33,7 @@ func (e *Engine) pull(ctx context.Context) error {
 	for {
 		var since uint64
 		if err := e.st.View(func(tx *localstore.Tx) (err error) { since, err = e.lastSeq(tx); return }); err != nil {
-			return err
+			return fmt.Errorf("docsync: reading the last applied sequence: %w", err)
 		}
 		resp, err := e.remote.Changes(ctx, since, pageSize, 0)
 		if err != nil {
@@ -63,7 +63,7 @@ func (e *Engine) pull(ctx context.Context) error {
 			return tx.Put(bucketState, keySeq, []byte(strconv.FormatUint(resp.LastSeq, 10)))
 		})
 		if err != nil {
-			return err
+			return fmt.Errorf("docsync: applying the changes after %d: %w", since, err)
 		}
 		e.setStatus(func(s *Status) {
 			s.LastSeq = resp.LastSeq

@@ -116,7 +116,10 @@ func (e *Engine) collectDirty() ([]pending, error) {
 		}
 		return nil
 	})
-	return batch, err
+	if err != nil {
+		return nil, fmt.Errorf("docsync: reading the documents to push: %w", err)
+	}
+	return batch, nil
 }
 
 // noteAttempts records, in one transaction committed before the batch is
@@ -125,7 +128,7 @@ func (e *Engine) collectDirty() ([]pending, error) {
 // accumulate (the last eight are kept): any of them may be the copy the
 // provider kept when an answer was lost.
 func (e *Engine) noteAttempts(batch []pending) error {
-	return e.st.Update(func(tx *localstore.Tx) error {
+	err := e.st.Update(func(tx *localstore.Tx) error {
 		for _, p := range batch {
 			r, err := getRecord(tx, p.id)
 			if err != nil || r == nil {
@@ -144,6 +147,10 @@ func (e *Engine) noteAttempts(batch []pending) error {
 		}
 		return nil
 	})
+	if err != nil {
+		return fmt.Errorf("docsync: noting the push attempts: %w", err)
+	}
+	return nil
 }
 
 // send pushes a batch to the provider; no local transaction is open
@@ -176,7 +183,7 @@ func (e *Engine) recordResults(batch []pending, resp *providerapi.PushResponse) 
 			}
 			r, err := getRecord(tx, p.id)
 			if err != nil {
-				return err
+				return fmt.Errorf("docsync: recording the answer for %s: %w", p.id, err)
 			}
 			if r == nil {
 				continue
@@ -195,14 +202,14 @@ func (e *Engine) recordResults(batch []pending, resp *providerapi.PushResponse) 
 				if didMerge {
 					merged = append(merged, p.id)
 					if err := journal(tx, p.id); err != nil {
-						return err
+						return fmt.Errorf("docsync: recording the answer for %s: %w", p.id, err)
 					}
 				}
 			default:
 				return fmt.Errorf("docsync: unknown push status %q", res.Status)
 			}
 			if err := e.putRecord(tx, p.id, r); err != nil {
-				return err
+				return fmt.Errorf("docsync: recording the answer for %s: %w", p.id, err)
 			}
 		}
 		return nil
