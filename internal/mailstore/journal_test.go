@@ -76,3 +76,40 @@ func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
 		t.Fatalf("after the next start the message is in %s, want INBOX", got)
 	}
 }
+
+// TestReconcileIndexesUnlistedDocuments: a document that reached the
+// file without being listed (as when something other than this program
+// wrote it) is not seen by a start that follows the list; after
+// Reconcile, the next start compares every document with the index,
+// indexes it, and marks the index as following the list again.
+func TestReconcileIndexesUnlistedDocuments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := localKeys(t)
+	st, ms := openLocal(t, path, k, nil)
+	const id = "writtenbyanother"
+	raw, body := messageDocFor(ms, []byte("Subject: unlisted\r\n\r\nbody"), "Archive")
+	ms.Close()
+	if err := ms.docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Update(func(tx *localstore.Tx) error {
+		return docsync.Taken(tx, docsync.Change{ID: id, Stamp: 1 << 62})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st, ms = reopen(t, st, ms, path, k, nil)
+	if got := mailboxOf(ms, id); got != "(not indexed)" {
+		t.Fatalf("an unlisted document was applied without Reconcile: %s", got)
+	}
+	ms.Close()
+	if err := Reconcile(st); err != nil {
+		t.Fatal(err)
+	}
+	_, ms = reopen(t, st, ms, path, k, nil)
+	if got := mailboxOf(ms, id); got != "Archive" {
+		t.Fatalf("after Reconcile and a start the message is in %s, want Archive", got)
+	}
+	if journaled, err := ms.journaled(); err != nil || !journaled {
+		t.Fatalf("the index does not follow the list again: %v %v", journaled, err)
+	}
+}

@@ -16,6 +16,10 @@ import (
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
+// These tests run the mail store as the daemon opens it (with the IMAP
+// server's indexer), against a real provider: between devices and across
+// restarts. The package's own tests run it on a local engine.
+
 const password = "correct horse battery staple"
 
 // open is the account's mail store, as the daemon opened it (with the
