@@ -1,12 +1,18 @@
 // Package docsync keeps an account's documents in sync between the local
-// encrypted store and the provider (DESIGN.md "The encrypted document
-// store"; docs/sync.md). It is local-first: writes land in the local store
-// at once and are pushed when the provider is reachable. A pull applies
-// the provider's changes feed since the last sequence; a push sends dirty
-// documents with the revision they were based on; a conflict is merged
-// (Merge3, deletion wins) and pushed again. Every document from the
-// provider is authenticated against the account, its id and its revision,
-// and a revision older than one already seen is refused as a replay.
+// encrypted store and the provider (docs/sync.md). It is local-first:
+// writes land in the local store at once and are pushed when the provider
+// is reachable. A pull applies the provider's changes feed since the last
+// sequence; a push sends dirty documents with the revision they were
+// based on; a conflict is merged (Merge3, deletion wins) and pushed again.
+// Every document from the provider is authenticated against the account,
+// its id and its revision, and a revision older than one already seen is
+// refused as a replay.
+//
+// The files follow those steps: engine.go (the engine, its sync rounds
+// and what wakes them), local.go (local reads and writes), record.go (a
+// document's local record), index.go and journal.go (the local indexes
+// and the journal of changes for the mail store), pull.go, push.go,
+// merge.go (the conflict rule) and blobs.go.
 package docsync
 
 import (
