@@ -14,16 +14,8 @@ import (
 	"github.com/bitmask-go/bitmask/internal/recovered"
 )
 
-// poke asks the worker to apply what docsync lists. Every write method
-// pokes when it returns: its own documents are listed too, and the
-// worker (finding them indexed as they are) takes them from the list.
-func (s *Store) poke() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
-}
-
+// The worker applies the listed changes drainBatch at a time, and takes
+// those of a batch that applied in one transaction.
 const (
 	drainBatch = 1000
 	retryFirst = time.Minute // a change that failed to apply waits this long,
@@ -69,6 +61,16 @@ func (s *Store) worker() {
 		if p := recovered.Do(func() { s.drain(s.ctx) }); p != nil {
 			s.log.Error("mailstore: applying changes panicked", p.LogAttrs()...)
 		}
+	}
+}
+
+// poke asks the worker to apply what docsync lists. Every write method
+// pokes when it returns: its own documents are listed too, and the
+// worker (finding them indexed as they are) takes them from the list.
+func (s *Store) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
 	}
 }
 

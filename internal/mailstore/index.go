@@ -249,35 +249,6 @@ func (s *Store) indexLocked(origin any, id string, md messageDoc, meta []byte) (
 	return m, nil
 }
 
-// putMsg writes a message's index entry and metadata under its slot.
-func putMsg(tx *localstore.Tx, m *msg, meta []byte) error {
-	if err := tx.PutSeq(bucketMsg, m.slot, m.state()); err != nil {
-		return err
-	}
-	if meta != nil {
-		return tx.PutSeq(bucketMeta, m.slot, meta)
-	}
-	return nil
-}
-
-// putSlot records the last slot handed out.
-func putSlot(tx *localstore.Tx, slot uint64) error {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], slot)
-	return tx.Put(bucketState, "slot", b[:])
-}
-
-// metaOf reads a message's metadata; the caller holds s.mu.
-func (s *Store) metaOf(m *msg) ([]byte, error) {
-	var meta []byte
-	err := s.st.View(func(tx *localstore.Tx) error {
-		v, err := tx.GetSeq(bucketMeta, m.slot)
-		meta = v
-		return err
-	})
-	return meta, err
-}
-
 // pending is a message of a batch whose document is stored, to index.
 type pending struct {
 	id   string
@@ -332,6 +303,35 @@ func (s *Store) indexBatch(origin any, mbox string, todo []pending) ([]*msg, err
 		s.emitLocked(Event{Kind: EventAdded, Mailbox: mbox, Message: m.message(), Origin: origin})
 	}
 	return results, nil
+}
+
+// putMsg writes a message's index entry and metadata under its slot.
+func putMsg(tx *localstore.Tx, m *msg, meta []byte) error {
+	if err := tx.PutSeq(bucketMsg, m.slot, m.state()); err != nil {
+		return err
+	}
+	if meta != nil {
+		return tx.PutSeq(bucketMeta, m.slot, meta)
+	}
+	return nil
+}
+
+// putSlot records the last slot handed out.
+func putSlot(tx *localstore.Tx, slot uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], slot)
+	return tx.Put(bucketState, "slot", b[:])
+}
+
+// metaOf reads a message's metadata; the caller holds s.mu.
+func (s *Store) metaOf(m *msg) ([]byte, error) {
+	var meta []byte
+	err := s.st.View(func(tx *localstore.Tx) error {
+		v, err := tx.GetSeq(bucketMeta, m.slot)
+		meta = v
+		return err
+	})
+	return meta, err
 }
 
 func (s *Store) unindex(m *msg) error {
