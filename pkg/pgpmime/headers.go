@@ -4,47 +4,9 @@ import (
 	"bytes"
 	"mime"
 	"strings"
+
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
-
-// splitRawHeader returns the header block (without the empty line that
-// ends it), the separator and the rest. The header ends at the first empty
-// line, i.e. CRLF CRLF or LF LF (RFC 5322 §2.1). Without an empty line the
-// whole message is taken as header.
-func splitRawHeader(msg []byte) (hdr, sep, rest []byte) {
-	pos := 0
-	for pos < len(msg) {
-		line := nextLine(msg, pos)
-		if isBlankLine(line) {
-			return msg[:pos], line, msg[pos+len(line):]
-		}
-		pos += len(line)
-	}
-	return msg, nil, nil
-}
-
-// rawFieldSpans splits a header block into field spans: each span starts
-// at a line that does not begin with whitespace and includes its
-// continuation lines. Lines that are not well-formed fields are kept as
-// spans of their own (with an empty name) so nothing is lost.
-func rawFieldSpans(hdr []byte) []field {
-	var out []field
-	pos := 0
-	for pos < len(hdr) {
-		line := nextLine(hdr, pos)
-		if (line[0] == ' ' || line[0] == '\t') && len(out) > 0 {
-			f := &out[len(out)-1]
-			f.raw = hdr[pos-len(f.raw) : pos+len(line)]
-		} else {
-			name := ""
-			if i := bytes.IndexByte(line, ':'); i > 0 {
-				name = string(bytes.TrimRight(line[:i], " \t"))
-			}
-			out = append(out, field{name: name, raw: line})
-		}
-		pos += len(line)
-	}
-	return out
-}
 
 // StripHeaders removes every top-level header field with one of the given
 // names (case-insensitive), including folded continuation lines. The body
@@ -54,7 +16,7 @@ func StripHeaders(msg []byte, names ...string) []byte {
 	if len(names) == 0 {
 		return msg
 	}
-	hdr, sep, rest := splitRawHeader(msg)
+	hdr, sep, rest := rawmime.SplitHeader(msg)
 	spans := rawFieldSpans(hdr)
 	var out bytes.Buffer
 	out.Grow(len(msg))
@@ -95,11 +57,8 @@ func SetHeaders(msg []byte, kv ...string) []byte {
 		names = append(names, kv[i])
 	}
 	stripped := StripHeaders(msg, names...)
-	hdr, sep, rest := splitRawHeader(stripped)
-	eol := "\r\n"
-	if first := nextLine(stripped, 0); !bytes.HasSuffix(first, []byte("\r\n")) && bytes.HasSuffix(first, []byte("\n")) {
-		eol = "\n"
-	}
+	hdr, sep, rest := rawmime.SplitHeader(stripped)
+	eol := rawmime.EOL(stripped)
 	var out bytes.Buffer
 	out.Grow(len(stripped) + 64*len(names))
 	out.Write(hdr)
@@ -242,7 +201,7 @@ func stripPrefix(raw []byte, prefix string, isMessage bool, depth int, visited *
 // prefixedNames lists the top-level field names of msg that start with
 // prefix (lower case).
 func prefixedNames(msg []byte, prefix string) []string {
-	hdr, _, _ := splitRawHeader(msg)
+	hdr, _, _ := rawmime.SplitHeader(msg)
 	var out []string
 	for _, f := range rawFieldSpans(hdr) {
 		if f.name != "" && strings.HasPrefix(strings.ToLower(f.name), prefix) {

@@ -15,6 +15,8 @@ import (
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 	"github.com/emersion/go-message/mail"
+
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
 // SigStatus is the outcome of signature verification.
@@ -721,7 +723,7 @@ func stripLegacyEntity(raw []byte, main bool, depth int) []byte {
 		pos := 0
 		found := false
 		for pos < len(text) {
-			l := nextLine(text, pos)
+			l := rawmime.NextLine(text, pos)
 			pos += len(l)
 			if len(bytes.TrimRight(l, "\r\n")) == 0 {
 				found = true

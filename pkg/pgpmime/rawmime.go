@@ -5,8 +5,13 @@ package pgpmime
 // OpenPGP signatures in mail are computed over bytes as transmitted
 // (RFC 3156 §5), so this package cannot use a parse-and-reserialize MIME
 // library for the parts it verifies or leaves alone: it splits messages
-// into raw header fields and raw body parts, remembers their offsets, and
-// only ever rewrites the pieces it changes.
+// into raw header fields and raw body parts (with pkg/rawmime), remembers
+// their offsets, and only ever rewrites the pieces it changes.
+//
+// Its reading is the strict one: a header line that is neither a field
+// with a well-formed name nor a continuation makes the entity malformed
+// (parseEntity), and a delimiter line allows only spaces and tabs after
+// the boundary (rawmime.StrictPadding).
 
 import (
 	"bytes"
@@ -16,6 +21,8 @@ import (
 	"mime"
 	"mime/quotedprintable"
 	"strings"
+
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
 // field is one header field as it appears on the wire: the name and the
@@ -30,18 +37,7 @@ func (f field) key() string { return strings.ToLower(f.name) }
 
 // value is the unfolded field body with surrounding whitespace removed
 // (RFC 5322 §2.2.3: unfolding removes every CRLF that is followed by WSP).
-func (f field) value() string {
-	i := bytes.IndexByte(f.raw, ':')
-	if i < 0 {
-		return ""
-	}
-	v := f.raw[i+1:]
-	if bytes.IndexByte(v, '\n') >= 0 || bytes.IndexByte(v, '\r') >= 0 {
-		v = bytes.ReplaceAll(v, []byte("\r"), nil)
-		v = bytes.ReplaceAll(v, []byte("\n"), nil)
-	}
-	return strings.TrimSpace(string(v))
-}
+func (f field) value() string { return rawmime.Value(f.raw) }
 
 // entity is a parsed MIME entity: header fields plus the raw body.
 type entity struct {
@@ -53,65 +49,35 @@ type entity struct {
 
 var errBadHeader = errors.New("pgpmime: malformed header")
 
-// nextLine returns the line starting at b[pos:], including its line break.
-func nextLine(b []byte, pos int) []byte {
-	i := bytes.IndexByte(b[pos:], '\n')
-	if i < 0 {
-		return b[pos:]
-	}
-	return b[pos : pos+i+1]
-}
-
-func isBlankLine(l []byte) bool {
-	return len(l) == 1 && l[0] == '\n' || len(l) == 2 && l[0] == '\r' && l[1] == '\n'
-}
-
 // parseEntity splits b into header fields and body. The header ends at the
 // first empty line (CRLF CRLF or LF LF, RFC 5322 §2.1); a header without
 // any line break after it is accepted as a header-only entity. A line that
 // is neither a field ("name:" with printable ASCII name, RFC 5322 §2.2)
 // nor a continuation line makes the header malformed.
 func parseEntity(b []byte) (*entity, error) {
-	e := &entity{eol: "\r\n"}
-	first := nextLine(b, 0)
-	if !bytes.HasSuffix(first, []byte("\r\n")) && bytes.HasSuffix(first, []byte("\n")) {
-		e.eol = "\n"
-	}
-	pos := 0
-	for pos < len(b) {
-		line := nextLine(b, pos)
-		if isBlankLine(line) {
-			e.sep = true
-			e.body = b[pos+len(line):]
-			return e, nil
-		}
-		if line[0] == ' ' || line[0] == '\t' {
-			if len(e.header) == 0 {
-				return nil, errBadHeader
-			}
-			f := &e.header[len(e.header)-1]
-			f.raw = b[pos-len(f.raw) : pos+len(line)]
-			pos += len(line)
-			continue
-		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 {
+	fields, blank, body := rawmime.SplitHeader(b)
+	e := &entity{eol: rawmime.EOL(b), sep: blank != nil, body: body}
+	for f := range rawmime.Fields(fields) {
+		name := f.Name()
+		if name == "" {
 			return nil, errBadHeader
 		}
-		name := bytes.TrimRight(line[:colon], " \t")
-		if len(name) == 0 {
-			return nil, errBadHeader
-		}
-		for _, c := range name {
-			if c < 33 || c > 126 {
-				return nil, errBadHeader
-			}
-		}
-		e.header = append(e.header, field{name: string(name), raw: line})
-		pos += len(line)
+		e.header = append(e.header, field{name: name, raw: f.Raw})
 	}
-	e.body = b[len(b):]
 	return e, nil
+}
+
+// rawFieldSpans splits a header block into field spans: each span starts
+// at a line that does not begin with whitespace and includes its
+// continuation lines. Lines that are not well-formed fields are kept as
+// spans of their own (with an empty name, or whatever stands before a
+// colon) so nothing is lost.
+func rawFieldSpans(hdr []byte) []field {
+	var out []field
+	for f := range rawmime.Fields(hdr) {
+		out = append(out, field{name: string(f.LooseName()), raw: f.Raw})
+	}
+	return out
 }
 
 // getField returns the value of the first field named name.
@@ -280,63 +246,25 @@ type multipartBody struct {
 
 // splitMultipart finds the body parts of a multipart body. A delimiter is
 // a line consisting of "--" boundary, optionally followed by transport
-// padding (whitespace); the close delimiter has "--" after the boundary.
-// The line break before a delimiter belongs to the delimiter, not to the
-// preceding part (RFC 2046 §5.1.1). It is lenient with a missing close
-// delimiter (the last part then runs to the end of the body).
+// padding (spaces and tabs, rawmime.StrictPadding); the close delimiter
+// has "--" after the boundary. The line break before a delimiter belongs
+// to the delimiter, not to the preceding part (RFC 2046 §5.1.1). It is
+// lenient with a missing close delimiter (the last part then runs to the
+// end of the body). A body without parts (no delimiter, or "--b--" with
+// no part before it: RFC 2046 §5.1.1 requires at least one) is not a
+// multipart body anyone can use, nor is one with an empty boundary or a
+// boundary over 200 bytes.
 func splitMultipart(body []byte, boundary string) (*multipartBody, bool) {
 	if boundary == "" || len(boundary) > 200 {
 		return nil, false
 	}
-	dash := []byte("--" + boundary)
-	m := &multipartBody{closeDelim: len(body)}
-	open := false
-	pos := 0
-	for pos < len(body) {
-		line := nextLine(body, pos)
-		lineStart := pos
-		pos += len(line)
-		if !bytes.HasPrefix(line, dash) {
-			continue
-		}
-		rest := bytes.TrimRight(line[len(dash):], "\r\n")
-		closing := false
-		if bytes.HasPrefix(rest, []byte("--")) {
-			closing = true
-			rest = rest[2:]
-		}
-		if len(bytes.Trim(rest, " \t")) != 0 {
-			continue // the boundary is only a prefix of this line
-		}
-		if open {
-			p := &m.parts[len(m.parts)-1]
-			end := lineStart
-			if end >= 2 && body[end-2] == '\r' && body[end-1] == '\n' {
-				end -= 2
-			} else if end >= 1 && body[end-1] == '\n' {
-				end--
-			}
-			if end < p.start {
-				end = p.start
-			}
-			p.end = end
-		}
-		if closing {
-			if len(m.parts) == 0 {
-				// "--b--" with no part before it: not a multipart
-				// body anyone can use (RFC 2046 §5.1.1 requires at
-				// least one body part).
-				return nil, false
-			}
-			m.closeDelim = lineStart
-			m.closed = true
-			return m, true
-		}
-		m.parts = append(m.parts, part{delim: lineStart, start: pos, end: len(body)})
-		open = true
-	}
-	if len(m.parts) == 0 {
+	s := rawmime.SplitMultipart(body, boundary, rawmime.StrictPadding)
+	if len(s.Parts) == 0 {
 		return nil, false
+	}
+	m := &multipartBody{parts: make([]part, len(s.Parts)), closeDelim: s.Close, closed: s.Closed}
+	for i, p := range s.Parts {
+		m.parts[i] = part{delim: p.Delim, start: p.Start, end: p.End}
 	}
 	return m, true
 }
@@ -372,7 +300,7 @@ func (m *multipartBody) rebuild(body []byte, repl map[int][]byte, drop map[int]b
 func decodeCTE(cte string, data []byte) ([]byte, error) {
 	switch strings.ToLower(strings.TrimSpace(cte)) {
 	case "base64":
-		return decodeBase64(data)
+		return rawmime.DecodeBase64(data)
 	case "quoted-printable":
 		out, err := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(data)))
 		if err != nil {
@@ -393,7 +321,7 @@ func decodeCTE(cte string, data []byte) ([]byte, error) {
 func decodeQPLenient(data []byte) []byte {
 	out := make([]byte, 0, len(data))
 	for pos := 0; pos < len(data); {
-		line := nextLine(data, pos)
+		line := rawmime.NextLine(data, pos)
 		pos += len(line)
 		body := bytes.TrimRight(line, "\r\n")
 		eol := line[len(body):]
@@ -435,23 +363,6 @@ func unhex(c byte) byte {
 		return c - 'A' + 10
 	}
 	return c - '0'
-}
-
-// decodeBase64 decodes base64 leniently: characters outside the alphabet
-// are ignored (RFC 2045 §6.8) and missing padding is tolerated.
-func decodeBase64(data []byte) ([]byte, error) {
-	clean := make([]byte, 0, len(data))
-	for _, c := range data {
-		if c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '+' || c == '/' {
-			clean = append(clean, c)
-		}
-	}
-	if r := len(clean) % 4; r == 1 {
-		clean = clean[:len(clean)-1]
-	}
-	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, err := base64.RawStdEncoding.Decode(out, clean)
-	return out[:n], err
 }
 
 // encodeBase64 encodes with 76-character lines (RFC 2045 §6.8).
@@ -731,7 +642,7 @@ func canonicalize(raw []byte, depth int) ([]byte, error) {
 		out.WriteString("--" + b + "--\r\n")
 		if mp.closed {
 			epi := e.body[mp.closeDelim:]
-			epi = epi[len(nextLine(epi, 0)):]
+			epi = epi[len(rawmime.NextLine(epi, 0)):]
 			if epi = canonicalText(epi); len(bytes.TrimSpace(epi)) > 0 && !textNeedsEncoding(epi) {
 				out.Write(epi)
 			}
