@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"io/fs"
 	"mime"
@@ -12,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/emersion/go-smtp"
@@ -39,6 +41,17 @@ func debugWriter(t *testing.T) io.Writer {
 type tw struct{ t *testing.T }
 
 func (w tw) Write(p []byte) (int, error) { w.t.Logf("%s", p); return len(p), nil }
+
+// waitIncomingDrained waits until login's incoming queue at the provider
+// is empty: the account's devices have stored (and synced) everything
+// the provider took for it.
+func waitIncomingDrained(t *testing.T, p *testenv.Provider, login string) {
+	t.Helper()
+	testenv.Eventually(t, 30*time.Second, login+"'s incoming queue to drain", func() bool {
+		items, _, err := p.Store.ListIncoming(context.Background(), login, 1)
+		return err == nil && len(items) == 0
+	})
+}
 
 // dialMX opens an SMTP connection to the provider's MX.
 func dialMX(t testing.TB, p *testenv.Provider) *smtp.Client {

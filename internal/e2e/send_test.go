@@ -273,6 +273,9 @@ func TestBcc(t *testing.T) {
 	}
 	waitMessages(t, b, "INBOX", 1)
 	waitMessages(t, c, "INBOX", 1)
+	// The tap records a copy when its Send has returned, which may be
+	// after the copy reached its recipient.
+	testenv.Eventually(t, 30*time.Second, "both copies relayed", func() bool { return len(tap.copies()) >= 2 })
 	copies := tap.copies()
 	if len(copies) != 2 {
 		t.Fatalf("%d copies relayed, want 2", len(copies))
@@ -327,12 +330,19 @@ func TestRelayDown(t *testing.T) {
 	if got := a.acct.Outbox.Pending(); got != n {
 		t.Fatalf("%d in the outbox, want %d", got, n)
 	}
-	time.Sleep(500 * time.Millisecond) // a few failed attempts
+	// A delivery pass while the relay is down: every message fails once
+	// and stays.
+	a.acct.Outbox.Flush(ctx(t), true)
+	if got := a.acct.Outbox.Pending(); got != n {
+		t.Fatalf("%d in the outbox after a failed pass, want %d", got, n)
+	}
 	p.StartSubmission(t)
 	a.acct.Outbox.Kick()
 	waitMessages(t, b, "INBOX", n)
 	testenv.Eventually(t, 30*time.Second, "outbox empty", func() bool { return a.acct.Outbox.Pending() == 0 })
-	time.Sleep(300 * time.Millisecond)
+	// The outbox sends nothing more; once bob's queue is empty all it
+	// sent is in his INBOX, duplicates included.
+	waitIncomingDrained(t, p, "bob")
 	seen := map[string]int{}
 	for _, m := range fetchAll(t, b.imap(t, nil), "INBOX") {
 		seen[header(m, "Subject")]++
