@@ -1,11 +1,10 @@
 package mx
 
 import (
-	"bytes"
 	"net/mail"
 	"strings"
 
-	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
 // The MX reads just enough of a message's header section to find the
@@ -32,53 +31,28 @@ type message struct {
 	noHeader bool
 }
 
+// splitMessage splits msg into its header fields (rawmime.Fields, names
+// by the strict rule: "" for a line that is no field) and the rest. A
+// message whose first line is neither a field nor empty has no header.
 func splitMessage(msg []byte) *message {
 	m := &message{}
-	if len(msg) == 0 || !(isBlankLine(firstLine(msg)) || smtpserver.FieldName(firstLine(msg)) != "") {
+	first := rawmime.NextLine(msg, 0)
+	if len(msg) == 0 || !(rawmime.IsBlankLine(first) || rawmime.FieldName(first) != "") {
 		m.noHeader = true
 		m.rest = msg
 		return m
 	}
 	pos := 0
-	for pos < len(msg) {
-		line := firstLine(msg[pos:])
-		if isBlankLine(line) {
-			break
-		}
-		if (line[0] == ' ' || line[0] == '\t') && len(m.fields) > 0 {
-			f := &m.fields[len(m.fields)-1]
-			f.raw = msg[pos-len(f.raw) : pos+len(line)]
-		} else {
-			m.fields = append(m.fields, field{name: smtpserver.FieldName(line), raw: line})
-		}
-		pos += len(line)
+	for f := range rawmime.Fields(msg) {
+		m.fields = append(m.fields, field{name: f.Name(), raw: f.Raw})
+		pos = f.Start + len(f.Raw)
 	}
 	m.rest = msg[pos:]
 	return m
 }
 
-// firstLine is b up to and including its first LF (all of b if none).
-func firstLine(b []byte) []byte {
-	if i := bytes.IndexByte(b, '\n'); i >= 0 {
-		return b[:i+1]
-	}
-	return b
-}
-
-func isBlankLine(l []byte) bool {
-	return len(l) > 0 && (string(l) == "\n" || string(l) == "\r\n")
-}
-
 // value is a field's unfolded value.
-func (f field) value() string {
-	_, v, ok := bytes.Cut(f.raw, []byte(":"))
-	if !ok {
-		return ""
-	}
-	v = bytes.ReplaceAll(v, []byte("\r"), nil)
-	v = bytes.ReplaceAll(v, []byte("\n"), nil)
-	return strings.TrimSpace(string(v))
-}
+func (f field) value() string { return rawmime.Value(f.raw) }
 
 // has reports whether a field named name is present.
 func (m *message) has(name string) bool {
