@@ -2,7 +2,6 @@ package imapd
 
 import (
 	"bytes"
-	"encoding/base64"
 	"errors"
 	"io"
 	"mime"
@@ -12,6 +11,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
 // This file reads MIME (RFC 2045, 2046) directly from the message bytes.
@@ -34,83 +35,32 @@ type entity struct {
 	body   []byte
 }
 
-// splitEntity splits b at its first empty line. Without one, all of b is
-// header.
+// splitEntity splits b after its first empty line. Without one, all of
+// b is header.
 func splitEntity(b []byte) entity {
-	pos := 0
-	for pos < len(b) {
-		nl := bytes.IndexByte(b[pos:], '\n')
-		if nl < 0 {
-			break
-		}
-		if nl == 0 || (nl == 1 && b[pos] == '\r') {
-			end := pos + nl + 1
-			return entity{header: b[:end:end], body: b[end:]}
-		}
-		pos += nl + 1
+	fields, blank, body := rawmime.SplitHeader(b)
+	if blank == nil {
+		return entity{header: b, body: body}
 	}
-	return entity{header: b, body: b[len(b):]}
+	end := len(fields) + len(blank)
+	return entity{header: b[:end:end], body: body}
 }
 
 // headerFields calls fn for each field of a header block with its name
-// and its raw lines (continuation lines included, line breaks kept). A
-// line without a colon has an empty name. fn returns false to stop.
+// and its raw lines (continuation lines included, line breaks kept). The
+// name is what stands before the colon of the first line (mail clients
+// read names that loosely); a line without a colon, or whose name would
+// hold a CR, has an empty name. fn returns false to stop.
 func headerFields(h []byte, fn func(name, raw []byte) bool) {
-	pos := 0
-	for pos < len(h) {
-		start := pos
-		end := lineEnd(h, pos)
-		if isBlankLine(h[start:end]) {
+	for f := range rawmime.Fields(h) {
+		name := f.LooseName()
+		if bytes.IndexByte(name, '\r') >= 0 {
+			name = nil
+		}
+		if !fn(name, f.Raw) {
 			return
 		}
-		for end < len(h) && (h[end] == ' ' || h[end] == '\t') {
-			end = lineEnd(h, end)
-		}
-		raw := h[start:end]
-		var name []byte
-		if i := bytes.IndexByte(raw, ':'); i >= 0 {
-			name = bytes.TrimRight(raw[:i], " \t")
-			if bytes.ContainsAny(name, "\r\n") {
-				name = nil
-			}
-		}
-		if !fn(name, raw) {
-			return
-		}
-		pos = end
 	}
-}
-
-// lineEnd returns the index just past the line starting at pos.
-func lineEnd(b []byte, pos int) int {
-	if i := bytes.IndexByte(b[pos:], '\n'); i >= 0 {
-		return pos + i + 1
-	}
-	return len(b)
-}
-
-func isBlankLine(l []byte) bool {
-	return len(l) == 0 || string(l) == "\n" || string(l) == "\r\n"
-}
-
-// fieldValue unfolds a raw field's value and trims it.
-func fieldValue(raw []byte) string {
-	i := bytes.IndexByte(raw, ':')
-	if i < 0 {
-		return ""
-	}
-	v := raw[i+1:]
-	if !bytes.ContainsAny(v, "\r\n") {
-		return string(bytes.TrimSpace(v))
-	}
-	var sb strings.Builder
-	sb.Grow(len(v))
-	for _, c := range v {
-		if c != '\r' && c != '\n' {
-			sb.WriteByte(c)
-		}
-	}
-	return strings.TrimSpace(sb.String())
 }
 
 // headerGet returns the unfolded value of the first field called name.
@@ -118,7 +68,7 @@ func headerGet(h []byte, name string) string {
 	var v string
 	headerFields(h, func(n, raw []byte) bool {
 		if len(n) == len(name) && strings.EqualFold(string(n), name) {
-			v = fieldValue(raw)
+			v = rawmime.Value(raw)
 			return false
 		}
 		return true
@@ -307,40 +257,19 @@ func language(h []byte) []string {
 // the bytes between delimiter lines, without the line break that belongs
 // to the next delimiter. Preamble and epilogue are dropped; a body whose
 // close delimiter is missing ends its last part at the end of the body.
+// A delimiter's padding may mix CRs with the blanks (LoosePadding), as
+// this reader has always accepted.
 func splitMultipart(body []byte, boundary string) [][]byte {
-	delim := "--" + boundary
-	var parts [][]byte
-	start := -1
-	for pos := 0; pos < len(body); {
-		end := lineEnd(body, pos)
-		line := body[pos:end]
-		if len(line) >= len(delim) && string(line[:len(delim)]) == delim {
-			rest := line[len(delim):]
-			closing := bytes.HasPrefix(rest, []byte("--"))
-			if closing {
-				rest = rest[2:]
-			}
-			if len(bytes.TrimRight(rest, " \t\r\n")) == 0 {
-				if start >= 0 {
-					pend := pos
-					if pend > start && body[pend-1] == '\n' {
-						pend--
-						if pend > start && body[pend-1] == '\r' {
-							pend--
-						}
-					}
-					parts = append(parts, body[start:pend:pend])
-				}
-				if closing {
-					return parts
-				}
-				start = end
-			}
-		}
-		pos = end
+	m := rawmime.SplitMultipart(body, boundary, rawmime.LoosePadding)
+	if len(m.Parts) == 0 {
+		return nil
 	}
-	if start >= 0 {
-		parts = append(parts, body[start:])
+	parts := make([][]byte, len(m.Parts))
+	for i, p := range m.Parts {
+		parts[i] = body[p.Start:p.End:p.End]
+	}
+	if !m.Closed {
+		parts[len(parts)-1] = body[m.Parts[len(parts)-1].Start:]
 	}
 	return parts
 }
@@ -478,30 +407,13 @@ func decodeTransfer(enc string, body []byte) ([]byte, error) {
 	case "", "7bit", "8bit", "binary":
 		return body, nil
 	case "base64":
-		return decodeBase64(body), nil
+		b, _ := rawmime.DecodeBase64(body)
+		return b, nil
 	case "quoted-printable":
 		b, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
 		return b, nil // what decoded before any malformed escape
 	}
 	return nil, errUnknownCTE
-}
-
-// decodeBase64 decodes leniently: characters outside the alphabet are
-// skipped, padding is optional and a dangling character is dropped.
-func decodeBase64(body []byte) []byte {
-	clean := make([]byte, 0, len(body))
-	for _, c := range body {
-		switch {
-		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '+', c == '/':
-			clean = append(clean, c)
-		}
-	}
-	if len(clean)%4 == 1 {
-		clean = clean[:len(clean)-1]
-	}
-	out := make([]byte, base64.RawStdEncoding.DecodedLen(len(clean)))
-	n, _ := base64.RawStdEncoding.Decode(out, clean)
-	return out[:n]
 }
 
 // envelopeOf builds ENVELOPE (RFC 9051 §7.5.2) from a header block.
@@ -534,7 +446,7 @@ func envelopeOf(h []byte) *imap.Envelope {
 			dst = &addrs[5]
 		}
 		if dst != nil && *dst == "" {
-			*dst = fieldValue(raw)
+			*dst = rawmime.Value(raw)
 		}
 		return true
 	})

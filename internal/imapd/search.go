@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"github.com/bitmask-go/bitmask/internal/recovered"
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
 // Search evaluates SEARCH (RFC 9051 §6.4.4) over the messages the client
@@ -417,7 +418,7 @@ func (m *candidate) matchHeader(key, value string) bool {
 		if !strings.EqualFold(string(n), key) {
 			return true
 		}
-		if want == "" || strings.Contains(strings.ToLower(decodeText(fieldValue(raw))), want) {
+		if want == "" || strings.Contains(strings.ToLower(decodeText(rawmime.Value(raw))), want) {
 			found = true
 			return false
 		}
@@ -472,7 +473,7 @@ func collectText(sb *bytes.Buffer, e entity, dflt string, depth int, headers boo
 	}
 	if headers {
 		headerFields(e.header, func(n, raw []byte) bool {
-			sb.WriteString(decodeText(fieldValue(raw)))
+			sb.WriteString(decodeText(rawmime.Value(raw)))
 			sb.WriteByte('\n')
 			return true
 		})
