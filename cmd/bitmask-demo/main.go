@@ -22,11 +22,13 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/bitmask-go/bitmask/internal/controlserver"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
+	"github.com/bitmask-go/bitmask/internal/localserve"
+	"github.com/bitmask-go/bitmask/internal/provider"
 	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
-	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/submission"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
 )
@@ -55,78 +57,37 @@ func demo(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 
-	var lns []net.Listener
-	closeAll := func() {
-		for _, l := range lns {
-			l.Close()
-		}
-	}
-	for _, a := range []string{*apiAddr, *mxAddr, *subAddr} {
-		l, err := daemon.ListenLoopback(a)
-		if err != nil {
-			closeAll()
-			return fmt.Errorf("demo provider: %w", err)
-		}
-		lns = append(lns, l)
-	}
-	pln, mxln, subln := lns[0], lns[1], lns[2]
-	pdir := filepath.Join(*data, "leapd")
-	in, err := httpapi.Open(pdir, httpapi.Config{
-		Domain: *domain, Name: "Bitmask demo provider", APIURL: "https://" + pln.Addr().String(),
-		Submission: subln.Addr().String(), Logger: log,
-	})
+	prov, err := startProvider(filepath.Join(*data, "leapd"), *domain, provider.Addrs{API: *apiAddr, MX: *mxAddr, Submission: *subAddr}, log)
 	if err != nil {
-		closeAll()
 		return err
 	}
-	m := mx.New(in.Server, mx.Config{Hostname: "mx." + *domain, TLSConfig: in.TLSConfig(), Logger: log})
-	bolt, _ := in.Store.(*storage.Bolt)
-	sub, err := submission.New(in.Server, bolt, m, submission.Config{
-		Hostname: "smtp." + *domain, DataDir: pdir, TLSConfig: in.TLSConfig(), Logger: log,
-	})
-	if err != nil {
-		closeAll()
-		in.Store.Close()
-		return err
-	}
-	pctx, stopProvider := context.WithCancel(context.Background())
-	provDone := make(chan error, 4)
-	go func() { provDone <- in.Serve(pctx, pln) }()
-	go func() { provDone <- m.ServeSMTP(pctx, mxln) }()
-	go func() { provDone <- sub.ServeSTARTTLS(pctx, subln) }()
-	go func() { provDone <- sub.Run(pctx) }()
-	defer func() {
-		stopProvider()
-		for range 4 {
-			<-provDone
-		}
-		in.Store.Close()
-	}()
+	// The provider outlives the daemon's shutdown (deferred calls run
+	// last in, first out), so what the daemon does on its way out
+	// still reaches it.
+	defer prov.Close()
 
-	ddir := filepath.Join(*data, "bitmaskd")
-	l, err := daemon.ListenAll(*control, *imapAddr, *smtpAddr)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	cfg := daemon.Config{DataDir: ddir, Logger: log, Indexer: imapd.Indexer}
-	l.Addrs(&cfg)
-	d, err := daemon.New(cfg)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if _, err := daemon.LoadOrCreateToken(ddir); err != nil {
-		return err
-	}
-	pj := in.ProviderJSON()
+	return localserve.Run(ctx, localserve.Config{
+		Daemon:  daemon.Config{DataDir: filepath.Join(*data, "bitmaskd"), Logger: log, Indexer: imapd.Indexer},
+		Control: *control, IMAP: *imapAddr, SMTP: *smtpAddr,
+		Ready: func(ctx context.Context, s *localserve.Services) error {
+			return welcome(ctx, s, prov, *data, *domain, stdout)
+		},
+	})
+}
+
+// welcome logs the demo accounts in to the daemon (creating them on the
+// first run) and prints what a mail client and bitmaskctl need.
+func welcome(ctx context.Context, s *localserve.Services, prov *provider.Provider, data, domain string, stdout io.Writer) error {
+	ddir := s.Daemon.DataDir()
+	pj := prov.ProviderJSON()
 	ref := daemon.ProviderRef{URL: pj.APIURI, Fingerprint: pj.CACertFingerprint}
-	creds, err := demoPasswords(*data, *domain)
+	creds, err := demoPasswords(data, domain)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Bitmask demo: provider %s at %s (MX %s, submission %s)\n", pj.Domain, pj.APIURI, mxln.Addr(), subln.Addr())
+	fmt.Fprintf(stdout, "Bitmask demo: provider %s at %s (MX %s, submission %s)\n", pj.Domain, pj.APIURI, prov.Addrs.MX, prov.Addrs.Submission)
 	fmt.Fprintf(stdout, "Provider CA fingerprint: %s\n", pj.CACertFingerprint)
+	d := s.Daemon
 	for _, c := range creds {
 		_, err := d.Login(ctx, c.Address, []byte(c.Password), ref)
 		if errors.Is(err, providerclient.ErrWrongPassword) {
@@ -145,7 +106,7 @@ Account Settings, Add Mail Account, Configure manually):
   SMTP server  %s   STARTTLS (or none), normal password
   (accept the self-signed localhost certificate when asked)
 
-`, cfg.IMAPAddr, cfg.SMTPAddr)
+`, s.IMAPAddr, s.SMTPAddr)
 	for _, c := range creds {
 		a, _ := d.Account(c.Address)
 		fmt.Fprintf(stdout, "  %-22s user name %s\n  %-22s password  %s (its local token)\n  %-22s account password (for bitmaskctl login): %s\n\n",
@@ -158,8 +119,42 @@ Try, in another terminal:
   bin/bitmaskctl --data %s --control %s keys list %s
 
 Data is kept in %s; Ctrl-C stops everything, the next run reuses it.
-`, l.Control.Addr(), daemon.TokenFile(ddir), ddir, l.Control.Addr(), ddir, l.Control.Addr(), creds[0].Address, *data)
-	return d.Serve(ctx, l)
+`, s.ControlAddr, s.TokenFile, ddir, s.ControlAddr, ddir, s.ControlAddr, creds[0].Address, data)
+	return nil
+}
+
+// startProvider starts the demo's leapd in dir for domain: the API, the
+// MX (SMTP) and submission (STARTTLS) on the loopback addresses in
+// addrs, and the outbound queue. It runs until it is closed.
+func startProvider(dir, domain string, addrs provider.Addrs, log *slog.Logger) (*provider.Provider, error) {
+	var lns provider.Listeners
+	for _, l := range []struct {
+		ln   *net.Listener
+		addr string
+	}{{&lns.API, addrs.API}, {&lns.MX, addrs.MX}, {&lns.Submission, addrs.Submission}} {
+		ln, err := controlserver.ListenLoopback(l.addr)
+		if err != nil {
+			for _, o := range []net.Listener{lns.API, lns.MX, lns.Submission} {
+				if o != nil {
+					o.Close()
+				}
+			}
+			return nil, fmt.Errorf("demo provider: %w", err)
+		}
+		*l.ln = ln
+	}
+	p, err := provider.Start(context.Background(), provider.Config{
+		DataDir:    dir,
+		Logger:     log,
+		API:        httpapi.Config{Domain: domain, Name: "Bitmask demo provider"},
+		MX:         mx.Config{Hostname: "mx." + domain},
+		Submission: submission.Config{Hostname: "smtp." + domain},
+		Listeners:  lns,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("demo provider: %w", err)
+	}
+	return p, nil
 }
 
 type demoCred struct {

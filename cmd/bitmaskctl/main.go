@@ -18,15 +18,12 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -35,7 +32,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/controlapi"
 )
 
 func main() {
@@ -54,8 +51,7 @@ type cli struct {
 	stdout, stderr io.Writer
 	data, control  string
 	json           bool
-	hc             *http.Client
-	token          string
+	api            *controlapi.Client
 }
 
 const usage = `usage: bitmaskctl [--data DIR] [--control ADDR] [--json] COMMAND
@@ -88,8 +84,8 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 
 func (c *cli) run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bitmaskctl", flag.ContinueOnError)
-	fs.StringVar(&c.data, "data", daemon.DefaultDataDir(), "bitmaskd's data directory (for the control token)")
-	fs.StringVar(&c.control, "control", "127.0.0.1:7070", "control API address")
+	fs.StringVar(&c.data, "data", controlapi.DefaultDataDir(), "bitmaskd's data directory (for the control token)")
+	fs.StringVar(&c.control, "control", controlapi.DefaultAddr, "control API address")
 	fs.BoolVar(&c.json, "json", false, "JSON output")
 	provider := fs.String("provider", "", "provider domain or URL (default: the address's domain)")
 	fingerprint := fs.String("fingerprint", "", "the provider CA's SHA-256 fingerprint, if you were given it")
@@ -106,13 +102,14 @@ func (c *cli) run(ctx context.Context, args []string) error {
 	if len(pos) == 0 {
 		return errors.New(usage)
 	}
+	c.api = controlapi.NewLocalClient(c.control, c.data)
 	arg := func(i int) string {
 		if i < len(pos) {
 			return pos[i]
 		}
 		return ""
 	}
-	ref := daemon.ProviderRef{URL: *provider, Fingerprint: *fingerprint}
+	ref := controlapi.ProviderRef{URL: *provider, Fingerprint: *fingerprint}
 	switch cmd := arg(0) + " " + arg(1); {
 	case cmd == "user create":
 		addr, err := need(arg(2), "ADDRESS")
@@ -123,8 +120,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		var st daemon.AccountStatus
-		err = c.call(ctx, "POST", "/v1/users", daemon.CreateRequest{Address: addr, Password: pw, ProviderRef: ref, Invite: *invite}, &st)
+		st, err := c.api.CreateUser(ctx, controlapi.CreateRequest{Address: addr, Password: pw, ProviderRef: ref, Invite: *invite})
 		return c.show(st, err, func() { fmt.Fprintf(c.stdout, "created %s; key %s\n", st.Address, st.Key) })
 	case cmd == "user login":
 		addr, err := need(arg(2), "ADDRESS")
@@ -135,12 +131,8 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		var st daemon.AccountStatus
-		if err := c.ensure(); err != nil {
-			return err
-		}
 		stopProgress := c.progress(ctx, addr)
-		err = c.call(ctx, "POST", "/v1/login", daemon.LoginRequest{Address: addr, Password: pw, ProviderRef: ref}, &st)
+		st, err := c.api.Login(ctx, controlapi.LoginRequest{Address: addr, Password: pw, ProviderRef: ref})
 		stopProgress()
 		return c.show(st, err, func() {
 			mode := "online"
@@ -154,7 +146,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		err = c.call(ctx, "POST", "/v1/logout", daemon.AddressRequest{Address: addr}, nil)
+		err = c.api.Logout(ctx, addr)
 		return c.show(struct{}{}, err, func() { fmt.Fprintf(c.stdout, "logged out %s\n", addr) })
 	case cmd == "user passwd":
 		addr, err := need(arg(2), "ADDRESS")
@@ -169,15 +161,13 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		err = c.call(ctx, "POST", "/v1/passwd", daemon.PasswdRequest{Address: addr, Old: old, New: nw}, nil)
+		err = c.api.ChangePassword(ctx, controlapi.PasswdRequest{Address: addr, Old: old, New: nw})
 		return c.show(struct{}{}, err, func() { fmt.Fprintln(c.stdout, "password changed") })
 	case arg(0) == "status":
-		var st daemon.StatusResponse
-		err := c.call(ctx, "GET", "/v1/status", nil, &st)
+		st, err := c.api.Status(ctx)
 		return c.show(st, err, func() { c.printStatus(st) })
 	case cmd == "keys list":
-		var ks []daemon.KeyInfo
-		err := c.call(ctx, "GET", "/v1/keys?address="+url.QueryEscape(arg(2)), nil, &ks)
+		ks, err := c.api.Keys(ctx, arg(2))
 		return c.show(ks, err, func() {
 			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "ADDRESS\tFINGERPRINT\tCREATED\tEXPIRES\tVALIDATION\tPRIVATE")
@@ -191,47 +181,40 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		if c.json {
 			format = "json"
 		}
-		q := "?address=" + url.QueryEscape(arg(2)) + "&format=" + url.QueryEscape(format)
-		if format == "json" {
-			var mc daemon.MailConfig
-			err := c.call(ctx, "GET", "/v1/mail/config"+q, nil, &mc)
+		if format == controlapi.FormatJSON {
+			mc, err := c.api.MailConfig(ctx, arg(2))
 			return c.show(mc, err, func() {})
 		}
-		var raw []byte
-		if err := c.call(ctx, "GET", "/v1/mail/config"+q, nil, &raw); err != nil {
+		raw, err := c.api.MailConfigFile(ctx, arg(2), format)
+		if err != nil {
 			return err
 		}
-		_, err := c.stdout.Write(raw)
+		_, err = c.stdout.Write(raw)
 		return err
 	case cmd == "keys show", cmd == "keys fetch", cmd == "keys trust":
 		contact, err := need(arg(2), "ADDRESS")
 		if err != nil {
 			return err
 		}
-		var k daemon.ContactKey
+		var k controlapi.ContactKey
 		switch arg(1) {
 		case "show":
-			err = c.call(ctx, "GET", "/v1/keys/contact?address="+url.QueryEscape(*account)+"&contact="+url.QueryEscape(contact), nil, &k)
+			k, err = c.api.ContactKey(ctx, *account, contact)
 		case "fetch":
-			err = c.call(ctx, "POST", "/v1/keys/fetch", daemon.ContactRequest{Address: *account, Contact: contact}, &k)
+			k, err = c.api.FetchKey(ctx, controlapi.ContactRequest{Address: *account, Contact: contact})
 		case "trust":
 			var fpr string
 			if fpr, err = need(strings.Join(pos[min(3, len(pos)):], ""), "FINGERPRINT"); err != nil {
 				return err
 			}
-			err = c.call(ctx, "POST", "/v1/keys/trust", daemon.ContactRequest{Address: *account, Contact: contact, Fingerprint: fpr}, &k)
+			k, err = c.api.TrustKey(ctx, controlapi.ContactRequest{Address: *account, Contact: contact, Fingerprint: fpr})
 		}
 		return c.show(k, err, func() {
 			fmt.Fprintf(c.stdout, "%s\n  fingerprint %s\n  validation  %s (from %s)\n  created     %s, expires %s\n",
 				k.Address, k.Fingerprint, k.Level, k.Source, day(k.Created), day(k.Expires))
 		})
 	case cmd == "keys export":
-		q := "?address=" + url.QueryEscape(arg(2))
-		if *secret {
-			q += "&secret=1"
-		}
-		var ex daemon.ExportResponse
-		err := c.call(ctx, "GET", "/v1/keys/export"+q, nil, &ex)
+		ex, err := c.api.Export(ctx, arg(2), *secret)
 		return c.show(ex, err, func() { fmt.Fprint(c.stdout, ex.Armored) })
 	default:
 		return fmt.Errorf("unknown command %q\n%s", strings.TrimSpace(cmd), usage)
@@ -265,7 +248,7 @@ func (c *cli) show(v any, err error, human func()) error {
 	return nil
 }
 
-func (c *cli) printStatus(st daemon.StatusResponse) {
+func (c *cli) printStatus(st controlapi.StatusResponse) {
 	if len(st.Accounts) == 0 {
 		fmt.Fprintln(c.stdout, "no account logged in")
 		return
@@ -325,21 +308,29 @@ func (c *cli) progress(ctx context.Context, addr string) func() {
 				return
 			case <-time.After(150 * time.Millisecond):
 			}
-			var st daemon.StatusResponse
 			line := fmt.Sprintf("%c logging in %s: deriving keys (%ds)", frames[i%4], addr, int(time.Since(start).Seconds()))
-			if i%3 == 0 && c.call(ctx, "GET", "/v1/status", nil, &st) == nil {
-				for _, a := range st.Accounts {
-					if a.Address == strings.ToLower(addr) && a.State == "logging in" && a.Sync.Head > 0 {
-						frac := min(float64(a.Sync.LastSeq)/float64(a.Sync.Head), 1)
-						bar := strings.Repeat("#", int(frac*30)) + strings.Repeat(".", 30-int(frac*30))
-						line = fmt.Sprintf("  syncing %s [%s] %3.0f%% (%d documents)", addr, bar, frac*100, a.Sync.Pulled)
-					}
+			if i%3 == 0 {
+				if st, err := c.api.Status(ctx); err == nil {
+					line = syncLine(st, addr, line)
 				}
 			}
 			fmt.Fprintf(f, "\r\033[K%s", line)
 		}
 	}()
 	return func() { close(done); <-stopped }
+}
+
+// syncLine is the progress bar of addr's first sync, from the status,
+// or else line.
+func syncLine(st controlapi.StatusResponse, addr, line string) string {
+	for _, a := range st.Accounts {
+		if a.Address == strings.ToLower(addr) && a.State == "logging in" && a.Sync.Head > 0 {
+			frac := min(float64(a.Sync.LastSeq)/float64(a.Sync.Head), 1)
+			bar := strings.Repeat("#", int(frac*30)) + strings.Repeat(".", 30-int(frac*30))
+			line = fmt.Sprintf("  syncing %s [%s] %3.0f%% (%d documents)", addr, bar, frac*100, a.Sync.Pulled)
+		}
+	}
+	return line
 }
 
 func (c *cli) password(file, prompt string) (string, error) {
@@ -384,59 +375,4 @@ func (c *cli) newPassword(file, what string) (string, error) {
 		}
 	}
 	return pw, nil
-}
-
-// ensure reads the control token and makes the HTTP client.
-func (c *cli) ensure() error {
-	if c.token == "" {
-		b, err := os.ReadFile(daemon.TokenFile(c.data))
-		if err != nil {
-			return fmt.Errorf("reading the control token (is bitmaskd running with --data %s?): %w", c.data, err)
-		}
-		c.token = strings.TrimSpace(string(b))
-	}
-	if c.hc == nil {
-		c.hc = &http.Client{}
-	}
-	return nil
-}
-
-func (c *cli) call(ctx context.Context, method, path string, in, out any) error {
-	if err := c.ensure(); err != nil {
-		return err
-	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.control+path, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("cannot reach bitmaskd at %s: %w", c.control, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		var e daemon.ErrorResponse
-		if json.NewDecoder(resp.Body).Decode(&e) != nil || e.Error == "" {
-			e.Error = resp.Status
-		}
-		return errors.New(e.Error)
-	}
-	if out == nil {
-		return nil
-	}
-	if raw, ok := out.(*[]byte); ok {
-		*raw, err = io.ReadAll(resp.Body)
-		return err
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
 }

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/controlapi"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
@@ -42,7 +42,7 @@ func TestCommands(t *testing.T) {
 	}
 	must("", "user", "create", addr, "--provider", p.URL, "--fingerprint", p.Fingerprint, "--password-file", pw)
 
-	var st daemon.StatusResponse
+	var st controlapi.StatusResponse
 	if err := json.Unmarshal([]byte(must("", "--json", "status")), &st); err != nil || len(st.Accounts) != 1 || st.Accounts[0].Address != addr || st.Accounts[0].Key == "" {
 		t.Fatalf("status: %+v %v", st, err)
 	}
@@ -72,7 +72,7 @@ func TestCommands(t *testing.T) {
 	// for its own users), show, and trust a fingerprint confirmed by hand.
 	jay := "jay@" + testenv.Domain
 	must("", "user", "create", jay, "--provider", p.URL, "--fingerprint", p.Fingerprint, "--password-file", pw)
-	var ck daemon.ContactKey
+	var ck controlapi.ContactKey
 	if err := json.Unmarshal([]byte(must("", "--json", "keys", "fetch", jay, "--account", addr)), &ck); err != nil || ck.Level != "provider_trust" || ck.Source != "nicknym" {
 		t.Fatalf("keys fetch: %+v %v", ck, err)
 	}

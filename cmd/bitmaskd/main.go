@@ -20,8 +20,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/bitmask-go/bitmask/internal/controlapi"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
+	"github.com/bitmask-go/bitmask/internal/localserve"
 )
 
 func main() {
@@ -35,8 +37,8 @@ func main() {
 
 func run(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bitmaskd", flag.ContinueOnError)
-	data := fs.String("data", daemon.DefaultDataDir(), "data directory")
-	control := fs.String("control", "127.0.0.1:7070", "control API address (loopback only)")
+	data := fs.String("data", controlapi.DefaultDataDir(), "data directory")
+	control := fs.String("control", controlapi.DefaultAddr, "control API address (loopback only)")
 	imapAddr := fs.String("imap", "127.0.0.1:1984", "IMAP address (loopback only; empty: off)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2013", "SMTP submission address (loopback only; empty: off)")
 	verbose := fs.Bool("v", false, "debug logging")
@@ -48,24 +50,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	l, err := daemon.ListenAll(*control, *imapAddr, *smtpAddr)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-	cfg := daemon.Config{DataDir: *data, Logger: log, Indexer: imapd.Indexer, WKD: &http.Client{Timeout: 20 * time.Second}}
-	l.Addrs(&cfg)
-	d, err := daemon.New(cfg)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	if _, err := daemon.LoadOrCreateToken(*data); err != nil {
-		return err
-	}
-	fmt.Fprintf(stdout, "bitmaskd: control API on http://%s (token in %s)\n", l.Control.Addr(), daemon.TokenFile(*data))
-	if l.IMAP != nil {
-		fmt.Fprintf(stdout, "bitmaskd: IMAP on %s, SMTP on %s\n", cfg.IMAPAddr, cfg.SMTPAddr)
-	}
-	return d.Serve(ctx, l)
+	return localserve.Run(ctx, localserve.Config{
+		Daemon:  daemon.Config{DataDir: *data, Logger: log, Indexer: imapd.Indexer, WKD: &http.Client{Timeout: 20 * time.Second}},
+		Control: *control, IMAP: *imapAddr, SMTP: *smtpAddr,
+		Ready: func(_ context.Context, s *localserve.Services) error {
+			fmt.Fprintf(stdout, "bitmaskd: control API on http://%s (token in %s)\n", s.ControlAddr, s.TokenFile)
+			if s.IMAPAddr != "" {
+				fmt.Fprintf(stdout, "bitmaskd: IMAP on %s, SMTP on %s\n", s.IMAPAddr, s.SMTPAddr)
+			}
+			return nil
+		},
+	})
 }

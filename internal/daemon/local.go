@@ -2,31 +2,25 @@ package daemon
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"time"
 
-	"golang.org/x/crypto/hkdf"
-
 	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/localtoken"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/smtpd"
-	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
-// The local token: what a mail client uses as the password of the
-// account on 127.0.0.1 (IMAP and SMTP). It is made on this device at the
-// first login and never leaves it. Like hydroxide's bridge password, it is
-// also a key: account.json keeps the storage secret wrapped under a key
-// derived from the token, so after a restart of bitmaskd the mail
-// client's own login unlocks the account, without the account password.
-// The provider session is kept in the encrypted store and resumed then.
+// The local token (package localtoken): what a mail client uses as the
+// password of the account on 127.0.0.1 (IMAP and SMTP). It is made on
+// this device at the first login and never leaves it. Like hydroxide's
+// bridge password, it is also a key: account.json keeps the storage
+// secret wrapped under a key derived from the token, so after a restart
+// of bitmaskd the mail client's own login unlocks the account, without
+// the account password. The token is kept in the account's encrypted
+// store; the provider session is kept there too and resumed then.
 
 const (
 	bucketAccount = "account"
@@ -36,17 +30,6 @@ const (
 
 // ErrBadToken is returned for a wrong local token.
 var ErrBadToken = errors.New("wrong address or local token")
-
-func tokenKEK(token string) (*[32]byte, error) {
-	var k [32]byte
-	r := hkdf.New(sha256.New, []byte(token), nil, []byte("bitmask/v1/local-token-kek"))
-	if _, err := io.ReadFull(r, k[:]); err != nil {
-		return nil, err
-	}
-	return &k, nil
-}
-
-func localWrapAD(address string) []byte { return []byte("bitmask-local-v1\x00" + address) }
 
 // LocalToken is the account's local token for mail clients.
 func (a *Account) LocalToken() string {
@@ -65,29 +48,23 @@ func (a *Account) ensureLocalToken(secret []byte) error {
 		return err
 	})
 	if errors.Is(err, localstore.ErrNotFound) {
-		raw := make([]byte, 16)
-		if _, err := rand.Read(raw); err != nil {
+		if tok, err = localtoken.New(); err != nil {
 			return err
 		}
-		tok = hex.EncodeToString(raw)
 		if err := a.store.Update(func(tx *localstore.Tx) error { return tx.Put(bucketAccount, keyLocalToken, []byte(tok)) }); err != nil {
 			return err
 		}
 	} else if err != nil {
 		return err
 	}
-	kek, err := tokenKEK(tok)
-	if err != nil {
-		return err
-	}
 	a.mu.Lock()
 	a.localToken = tok
 	meta := a.meta
 	a.mu.Unlock()
-	if _, err := seal.UnwrapSecret(kek, meta.LocalWrap, localWrapAD(a.Address)); err == nil {
+	if _, err := localtoken.Unwrap(tok, a.Address, meta.LocalWrap); err == nil {
 		return nil // already wrapped under this token
 	}
-	wrapped, err := seal.WrapSecret(kek, secret, localWrapAD(a.Address))
+	wrapped, err := localtoken.Wrap(tok, a.Address, secret)
 	if err != nil {
 		return err
 	}
@@ -120,7 +97,7 @@ func (d *Daemon) CheckLocal(ctx context.Context, address, token string) (*Accoun
 	}
 	address = login + "@" + domain
 	if a, ok := d.Account(address); ok {
-		if subtle.ConstantTimeCompare([]byte(a.LocalToken()), []byte(token)) == 1 {
+		if localtoken.Equal(token, a.LocalToken()) {
 			return a, nil
 		}
 		return nil, ErrBadToken
@@ -139,18 +116,14 @@ func (d *Daemon) unlockWithToken(ctx context.Context, address, token string) (*A
 	if len(meta.LocalWrap) == 0 {
 		return nil, ErrBadToken
 	}
-	kek, err := tokenKEK(token)
-	if err != nil {
-		return nil, err
-	}
-	secret, err := seal.UnwrapSecret(kek, meta.LocalWrap, localWrapAD(address))
+	secret, err := localtoken.Unwrap(token, address, meta.LocalWrap)
 	if err != nil {
 		return nil, ErrBadToken
 	}
 	release, err := d.claim(address)
 	if err != nil {
 		// Another login won the race: check against it.
-		if a, ok := d.Account(address); ok && subtle.ConstantTimeCompare([]byte(a.LocalToken()), []byte(token)) == 1 {
+		if a, ok := d.Account(address); ok && localtoken.Equal(token, a.LocalToken()) {
 			return a, nil
 		}
 		return nil, err
@@ -160,13 +133,9 @@ func (d *Daemon) unlockWithToken(ctx context.Context, address, token string) (*A
 	if err != nil {
 		return nil, err
 	}
-	a, err := d.openAccount(dir, meta, c, secret, false)
+	// Offline: the session kept in the store is resumed.
+	a, err := d.openAccount(ctx, opening{dir: dir, meta: meta, client: c, secret: secret})
 	if err != nil {
-		return nil, err
-	}
-	a.resumeSession()
-	if err := a.finishOpen(ctx, secret, false); err != nil {
-		a.stop()
 		return nil, err
 	}
 	a.start()

@@ -1,4 +1,10 @@
-package daemon
+// Package localtls is the certificate bitmaskd offers on its local IMAP
+// and SMTP (STARTTLS, or implicit TLS): self-signed for localhost,
+// 127.0.0.1 and ::1, made on the first start and kept in the data
+// directory (localhost.crt, and localhost.key with mode 0600). A mail
+// client asks once to accept it; its fingerprint is in `bitmaskctl mail
+// config`.
+package localtls
 
 import (
 	"crypto/ecdsa"
@@ -11,6 +17,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
@@ -18,18 +25,17 @@ import (
 	"time"
 )
 
-// LocalTLS is the certificate bitmaskd offers on its local IMAP and SMTP
-// (STARTTLS, or implicit TLS): self-signed for localhost and 127.0.0.1,
-// made on first start and kept in the data directory. A mail client asks
-// once to accept it; its fingerprint is in `bitmaskctl mail config`.
-func LocalTLS(dataDir string) (*tls.Config, string, error) {
+// Load is the server TLS configuration with the certificate kept in
+// dataDir, made first if there is none, and the certificate's SHA-256
+// fingerprint (lowercase hex of the DER).
+func Load(dataDir string) (*tls.Config, string, error) {
 	certPath, keyPath := filepath.Join(dataDir, "localhost.crt"), filepath.Join(dataDir, "localhost.key")
 	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
 	if errors.Is(err, os.ErrNotExist) {
 		cert, err = makeLocalCert(certPath, keyPath)
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, "", fmt.Errorf("local TLS certificate: %w", err)
 	}
 	sum := sha256.Sum256(cert.Certificate[0])
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, hex.EncodeToString(sum[:]), nil

@@ -1,22 +1,24 @@
-package daemon
+// Package clientsetup renders a mail client's settings for bitmaskd's
+// local IMAP and SMTP in the forms clients take: Mozilla's autoconfig XML
+// (clientConfig 1.1, what Thunderbird reads), an Apple configuration
+// profile (.mobileconfig, com.apple.mail.managed), and plain text. The
+// control API serves them (GET /v1/mail/config, and the autoconfig paths).
+package clientsetup
 
 import (
 	"bytes"
 	"crypto/rand"
 	"encoding/xml"
 	"fmt"
-	"net/http"
 	"strings"
 	"text/template"
-)
 
-// Mail client settings in the forms clients take: Mozilla's autoconfig
-// XML (clientConfig 1.1, what Thunderbird reads), an Apple configuration
-// profile (.mobileconfig, com.apple.mail.managed), and plain text.
+	"github.com/bitmask-go/bitmask/internal/controlapi"
+)
 
 // ThunderbirdXML is the autoconfig document for mc. It carries no
 // password: Thunderbird asks for it (the local token).
-func ThunderbirdXML(mc MailConfig) []byte {
+func ThunderbirdXML(mc controlapi.MailConfig) []byte {
 	esc := func(s string) string {
 		var b bytes.Buffer
 		_ = xml.EscapeText(&b, []byte(s))
@@ -97,7 +99,7 @@ func uuid4() string {
 
 // AppleProfile is a .mobileconfig for mc (with the local token: the
 // file is a credential).
-func AppleProfile(mc MailConfig) []byte {
+func AppleProfile(mc controlapi.MailConfig) []byte {
 	var b bytes.Buffer
 	x := func(s string) string {
 		var e bytes.Buffer
@@ -113,7 +115,7 @@ func AppleProfile(mc MailConfig) []byte {
 }
 
 // TextConfig is mc for people.
-func TextConfig(mc MailConfig) string {
+func TextConfig(mc controlapi.MailConfig) string {
 	return fmt.Sprintf(`Account   %s
 IMAP      %s port %d, STARTTLS (or no encryption: it is this computer), normal password
 SMTP      %s port %d, STARTTLS (or no encryption), normal password
@@ -121,18 +123,4 @@ User name %s
 Password  %s   (the local token; not your account password)
 TLS cert  self-signed for localhost, SHA-256 %s
 `, mc.Address, mc.IMAPHost, mc.IMAPPort, mc.SMTPHost, mc.SMTPPort, mc.Username, mc.Password, mc.TLSFingerprint)
-}
-
-// autoconfigHandler serves Mozilla autoconfig for logged-in accounts at
-// /mail/config-v1.1.xml?emailaddress=ADDR (and the .well-known path). It
-// needs no token: it holds no secret.
-func (d *Daemon) autoconfigHandler(w http.ResponseWriter, r *http.Request) {
-	addr := strings.ToLower(r.URL.Query().Get("emailaddress"))
-	a, ok := d.Account(addr)
-	if !ok {
-		http.Error(w, "no such account logged in", http.StatusNotFound)
-		return
-	}
-	w.Header().Set("Content-Type", "application/xml")
-	_, _ = w.Write(ThunderbirdXML(d.MailConfig(a)))
 }
