@@ -59,27 +59,6 @@ func NewID() string {
 	return hex.EncodeToString(b[:])
 }
 
-// FieldName is the name of the header field that line starts (RFC 5322
-// §3.6.8: printable ASCII but the colon; obsolete syntax allows blanks
-// before the colon), or "".
-func FieldName(line []byte) string {
-	i := 0
-	for i < len(line) && line[i] > ' ' && line[i] < 0x7f && line[i] != ':' {
-		i++
-	}
-	if i == 0 {
-		return ""
-	}
-	j := i
-	for j < len(line) && (line[j] == ' ' || line[j] == '\t') {
-		j++
-	}
-	if j >= len(line) || line[j] != ':' {
-		return ""
-	}
-	return string(line[:i])
-}
-
 // ErrorLog takes go-smtp's internal errors (connection errors, a
 // recovered panic with its stack) to log, as warnings prefixed with
 // name (e.g. "mx: smtp server: ...").

@@ -34,21 +34,6 @@ func TestReadMessage(t *testing.T) {
 	}
 }
 
-func TestFieldName(t *testing.T) {
-	for in, want := range map[string]string{
-		"From: a@b\r\n":   "From",
-		"Subject : x\r\n": "Subject",
-		" folded\r\n":     "",
-		"no colon\r\n":    "",
-		":empty\r\n":      "",
-		"\r\n":            "",
-	} {
-		if got := FieldName([]byte(in)); got != want {
-			t.Errorf("FieldName(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // TestTooManyConnections: the connection over the limit gets 421 (with
 // the hostname when one is set) and is closed; closing one frees its
 // place.

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"strings"
 
-	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
 // hfield is a header field: its name and unfolded value.
@@ -25,7 +25,7 @@ func headerSection(msg []byte) []byte {
 		if string(line) == "\n" || string(line) == "\r\n" {
 			break
 		}
-		if pos == 0 && smtpserver.FieldName(line) == "" {
+		if pos == 0 && rawmime.FieldName(line) == "" {
 			return nil
 		}
 		pos += len(line)
@@ -44,7 +44,7 @@ func headerFields(msg []byte) []hfield {
 			out[len(out)-1].value += " " + strings.TrimSpace(string(line))
 			continue
 		}
-		name := smtpserver.FieldName(line)
+		name := rawmime.FieldName(line)
 		if name == "" {
 			continue
 		}
