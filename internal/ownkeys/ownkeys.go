@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -71,6 +72,7 @@ type Config struct {
 // Manager is one account's own keys.
 type Manager struct {
 	cfg Config
+	mu  sync.Mutex // one Ensure or rotation at a time: each may make a key
 }
 
 // New makes a manager over the account's documents.
@@ -151,6 +153,8 @@ func (m *Manager) Entities() (openpgp.EntityList, error) {
 // none (after signup, or to finish a signup that was interrupted), and
 // publishes the current key again when it has one.
 func (m *Manager) Ensure(ctx context.Context) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	e, err := m.Current()
 	if errors.Is(err, pgpkey.ErrNoKey) {
 		e, err = m.generate()
@@ -176,6 +180,8 @@ func (m *Manager) Ensure(ctx context.Context) error {
 // stay for decrypting old mail. It reports whether it rotated; a new key
 // that could not be synced yet is kept locally and syncs later.
 func (m *Manager) RotateIfExpiring(ctx context.Context, before time.Duration) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	ks, err := m.List()
 	if err != nil || len(ks) == 0 {
 		return false, err
