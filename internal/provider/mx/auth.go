@@ -14,6 +14,8 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 	"github.com/emersion/go-msgauth/dmarc"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 const (
@@ -195,7 +197,7 @@ func (m *MX) checkDKIM(ctx context.Context, msg []byte, parsed *message) (res []
 		switch {
 		case v.Err == nil:
 			r.Value = authres.ResultPass
-			passed = append(passed, normDomain(v.Domain))
+			passed = append(passed, smtpserver.NormDomain(v.Domain))
 		case dkim.IsTempFail(v.Err):
 			r.Value, r.Reason = authres.ResultTempError, clean(v.Err.Error())
 		case dkim.IsPermFail(v.Err):
@@ -285,7 +287,7 @@ func (m *MX) checkDMARC(ctx context.Context, env envelope, parsed *message, spfR
 // equal in strict mode, with equal organizational domains in relaxed
 // mode (RFC 7489 §3.1).
 func aligned(a, b string, mode dmarc.AlignmentMode) bool {
-	a, b = normDomain(a), normDomain(b)
+	a, b = smtpserver.NormDomain(a), smtpserver.NormDomain(b)
 	if a == "" || b == "" {
 		return false
 	}
@@ -300,7 +302,7 @@ func aligned(a, b string, mode dmarc.AlignmentMode) bool {
 // golang.org/x/net/publicsuffix. A public suffix, a single label or an
 // address literal is its own.
 func orgDomain(d string) string {
-	d = normDomain(d)
+	d = smtpserver.NormDomain(d)
 	od, err := publicsuffix.EffectiveTLDPlusOne(d)
 	if err != nil {
 		return d

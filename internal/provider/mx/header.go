@@ -4,6 +4,7 @@ import (
 	"net/mail"
 	"strings"
 
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
@@ -85,7 +86,7 @@ func (m *message) fromDomain() (string, bool) {
 	if at < 0 {
 		return "", false
 	}
-	d := normDomain(list[0].Address[at+1:])
+	d := smtpserver.NormDomain(list[0].Address[at+1:])
 	return d, d != ""
 }
 
@@ -176,9 +177,4 @@ func stripComments(s string) string {
 		}
 	}
 	return b.String()
-}
-
-// normDomain lowercases a domain and drops a final dot.
-func normDomain(d string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 }

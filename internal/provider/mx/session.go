@@ -119,7 +119,7 @@ func (m *MX) recipient(ctx context.Context, to string, now time.Time) (*recipien
 	} else if !strings.EqualFold(to, "postmaster") {
 		return nil, errBadAddr
 	}
-	if domain != "" && normDomain(domain) != normDomain(m.p.Domain()) {
+	if domain != "" && smtpserver.NormDomain(domain) != smtpserver.NormDomain(m.p.Domain()) {
 		return nil, errRelay
 	}
 	login := strings.ToLower(local)

@@ -4,8 +4,9 @@
 // (Serve: the go-smtp server's settings, STARTTLS or implicit TLS, the
 // start and stop logs and the graceful shutdown), a listener that limits
 // connections and tracks them for that shutdown, go-smtp's error log on
-// slog (where its recovered panics go), the replies both give, and
-// reading a message within a size limit. What either server does with a
+// slog (where its recovered panics go), the replies both give, reading
+// a message within a size limit, and the form in which both compare
+// domain names (NormDomain). What either server does with a
 // message (its go-smtp backend and sessions) stays in its own package.
 package smtpserver
 

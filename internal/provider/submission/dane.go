@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // DANE for SMTP (RFC 7672). A domain whose DNS is signed (DNSSEC) can
@@ -111,7 +113,7 @@ func (d *dane) Domain(ctx context.Context, domain string) (DomainPolicy, error) 
 	hosts := map[string]bool{}
 	for _, rr := range r.Answer {
 		if mx, ok := rr.(*dns.MX); ok {
-			hosts[normDomain(mx.Mx)] = true
+			hosts[smtpserver.NormDomain(mx.Mx)] = true
 		}
 	}
 	if len(hosts) == 0 {
@@ -127,7 +129,7 @@ type daneDomain struct {
 }
 
 func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error) {
-	host = normDomain(host)
+	host = smtpserver.NormDomain(host)
 	if !dd.hosts[host] {
 		return nil, nil
 	}

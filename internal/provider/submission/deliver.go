@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // deliveryError is why a recipient was not delivered in an attempt (in
@@ -124,7 +126,7 @@ func (s *Submission) mxHosts(ctx context.Context, domain string) ([]string, *del
 	}
 	var list []*net.MX
 	for _, m := range mxs {
-		if h := normDomain(m.Host); h != "" {
+		if h := smtpserver.NormDomain(m.Host); h != "" {
 			list = append(list, &net.MX{Host: h, Pref: m.Pref})
 		}
 	}

@@ -15,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // DKIMKeyFile is the DKIM key's file name in the data directory.
@@ -76,7 +78,7 @@ func LoadOrCreateDKIMKey(dir string) (crypto.Signer, error) {
 // DKIMRecord is the DNS TXT record that publishes the DKIM public key:
 // its name (SELECTOR._domainkey.DOMAIN) and value.
 func (s *Submission) DKIMRecord() (name, value string, err error) {
-	name = s.cfg.DKIMSelector + "._domainkey." + normDomain(s.p.Domain())
+	name = s.cfg.DKIMSelector + "._domainkey." + smtpserver.NormDomain(s.p.Domain())
 	switch pub := s.dkim.Public().(type) {
 	case ed25519.PublicKey:
 		return name, "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(pub), nil
@@ -125,7 +127,7 @@ func fieldsToSign(msg []byte) []string {
 // for the provider's domain, relaxed/relaxed.
 func (s *Submission) dkimSignature(msg []byte) (string, error) {
 	signer, err := dkim.NewSigner(&dkim.SignOptions{
-		Domain:                 normDomain(s.p.Domain()),
+		Domain:                 smtpserver.NormDomain(s.p.Domain()),
 		Selector:               s.cfg.DKIMSelector,
 		Signer:                 s.dkim,
 		HeaderCanonicalization: dkim.CanonicalizationRelaxed,

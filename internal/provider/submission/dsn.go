@@ -37,7 +37,7 @@ func (s *Submission) buildDSN(it *storage.OutboundItem, failed []int, msg []byte
 	var b bytes.Buffer
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...); b.WriteString("\r\n") }
 
-	w("From: Mail Delivery System <MAILER-DAEMON@%s>", normDomain(s.p.Domain()))
+	w("From: Mail Delivery System <MAILER-DAEMON@%s>", smtpserver.NormDomain(s.p.Domain()))
 	w("To: <%s>", it.From)
 	w("Subject: Undelivered Mail Returned to Sender")
 	w("Date: %s", date)

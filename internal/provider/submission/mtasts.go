@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // MTA-STS (RFC 8461). A domain announces a policy with a TXT record at
@@ -239,7 +241,7 @@ func parseSTSPolicy(body string) (*stsPolicy, error) {
 // matchMX reports whether host matches one of the patterns (§4.1): a
 // name, or "*." and a name, matching exactly one more leftmost label.
 func matchMX(patterns []string, host string) bool {
-	host = normDomain(host)
+	host = smtpserver.NormDomain(host)
 	for _, p := range patterns {
 		if rest, ok := strings.CutPrefix(p, "*."); ok {
 			label, parent, found := strings.Cut(host, ".")
@@ -283,7 +285,7 @@ func verifyPKIX(cs tls.ConnectionState, roots *x509.CertPool, host string) error
 		inter.AddCert(c)
 	}
 	_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{
-		DNSName:       normDomain(host),
+		DNSName:       smtpserver.NormDomain(host),
 		Roots:         roots,
 		Intermediates: inter,
 		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},

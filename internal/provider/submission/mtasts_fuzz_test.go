@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 )
 
 // txtResolver answers every TXT lookup with its records.
@@ -70,7 +72,7 @@ func FuzzMTASTSPolicy(f *testing.F) {
 			patterns = p.mx
 		}
 		for _, host := range strings.FieldsFunc(body, func(r rune) bool { return r == '\n' || r == ' ' || r == ':' }) {
-			if matchMX(patterns, host) && !refMatch(patterns, normDomain(host)) {
+			if matchMX(patterns, host) && !refMatch(patterns, smtpserver.NormDomain(host)) {
 				t.Fatalf("matchMX(%q, %q) is true, yet no pattern covers the host", patterns, host)
 			}
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 )
 
@@ -270,7 +271,7 @@ func (s *Submission) outgoing(it *storage.OutboundItem, msg []byte) [][]byte {
 func domainOf(addr string) string {
 	for i := len(addr) - 1; i >= 0; i-- {
 		if addr[i] == '@' {
-			return normDomain(addr[i+1:])
+			return smtpserver.NormDomain(addr[i+1:])
 		}
 	}
 	return ""

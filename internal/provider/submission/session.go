@@ -112,7 +112,7 @@ func isInvalidToken(err error) bool {
 func (ss *session) loginOf(user string) (string, bool) {
 	user = strings.ToLower(strings.TrimSpace(user))
 	if local, domain, ok := strings.Cut(user, "@"); ok {
-		if normDomain(domain) != normDomain(ss.s.p.Domain()) {
+		if smtpserver.NormDomain(domain) != smtpserver.NormDomain(ss.s.p.Domain()) {
 			return "", false
 		}
 		user = local
@@ -159,14 +159,14 @@ func (ss *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 	if strings.HasPrefix(domain, "[") {
 		return errLiteral
 	}
-	domain = normDomain(domain)
+	domain = smtpserver.NormDomain(domain)
 	if !validDomain(domain) {
 		return errBadAddr
 	}
 	if ss.seen == nil {
 		ss.seen = map[string]bool{}
 	}
-	if domain == normDomain(ss.s.p.Domain()) {
+	if domain == smtpserver.NormDomain(ss.s.p.Domain()) {
 		// Refused here as the MX refuses it: 550 5.1.1 no such user,
 		// 450 4.7.1 no usable key yet.
 		if _, err := ss.s.local.CheckLocal(ss.ctx, to); err != nil {
@@ -274,11 +274,6 @@ func checkFrom(msg []byte, address string) error {
 		return errFromHeader
 	}
 	return nil
-}
-
-// normDomain lowercases a domain and drops a final dot.
-func normDomain(d string) string {
-	return strings.TrimSuffix(strings.ToLower(strings.TrimSpace(d)), ".")
 }
 
 // validDomain accepts an ASCII host name of at least two labels (A-
