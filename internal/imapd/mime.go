@@ -15,12 +15,12 @@ import (
 	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
-// This file reads MIME (RFC 2045, 2046) directly from the message bytes.
-// Every part is a pair of slices of the original message (its header
-// block and its body), so BODY[...] sections are the exact bytes the
-// message holds and the sizes in BODYSTRUCTURE agree with them. Parsing
-// is forgiving: a malformed header line, a missing boundary or a
-// truncated multipart still give an answer.
+// This file reads MIME (RFC 2045, 2046) directly from the message bytes,
+// with pkg/rawmime. Every part is a pair of slices of the original
+// message (its header block and its body), so BODY[...] sections are the
+// exact bytes the message holds and the sizes in BODYSTRUCTURE agree with
+// them. Parsing is forgiving: a malformed header line, a missing boundary
+// or a truncated multipart still give an answer.
 
 // Limits against hostile nesting: deeper parts are leaves.
 const (
