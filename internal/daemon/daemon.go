@@ -1,6 +1,8 @@
-// Package daemon is bitmaskd: the accounts it holds, their login, signup
-// and password flows, and the control API that bitmaskctl and the local
-// web page use. Mail protocols (IMAP, SMTP) build on the Account type.
+// Package daemon is bitmaskd: the accounts it holds and their login,
+// signup and password flows. Mail protocols (IMAP, SMTP) build on the
+// Account type; the control API (package controlserver) and the serving of
+// the local services (package localserve) use the daemon through its
+// exported methods.
 package daemon
 
 import (
@@ -470,15 +472,4 @@ func (d *Daemon) Status() []AccountStatus {
 		out = append(out, s)
 	}
 	return out
-}
-
-// DefaultDataDir is $XDG_DATA_HOME/bitmask, or ~/.local/share/bitmask.
-func DefaultDataDir() string {
-	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
-		return filepath.Join(x, "bitmask")
-	}
-	if h, err := os.UserHomeDir(); err == nil {
-		return filepath.Join(h, ".local", "share", "bitmask")
-	}
-	return "bitmask-data"
 }
