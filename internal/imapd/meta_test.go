@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -181,6 +182,7 @@ func TestSplitMultipart(t *testing.T) {
 		{"--b\r\nA\r\n--bx\r\nstill A\r\n", []string{"A\r\n--bx\r\nstill A\r\n"}}, // not a delimiter; no close
 		{"--b\r\n--b--\r\n", []string{""}},
 		{"no delimiter", nil},
+		{"--b\r\nA\r\n--b \r \r\nB\r\n--b--", []string{"A", "B"}}, // CRs in the padding (pgpmime refuses them)
 	}
 	for _, tc := range cases {
 		var got []string
@@ -280,4 +282,22 @@ func FuzzIndexer(f *testing.F) {
 		var sb bytes.Buffer
 		collectText(&sb, splitEntity(raw), "text/plain", 0, true)
 	})
+}
+
+// TestHeaderFieldNames: the indexer names a field by what stands before
+// the colon of its first line, blanks and 8-bit bytes included, but a
+// name holding a CR is no name.
+func TestHeaderFieldNames(t *testing.T) {
+	h := []byte("Subject : a\r\nX Two: b\r\nSub\rject: c\r\nno colon\r\n d: e\r\n\r\n")
+	var names []string
+	headerFields(h, func(n, raw []byte) bool {
+		names = append(names, string(n))
+		return true
+	})
+	if want := []string{"Subject", "X Two", "", ""}; !slices.Equal(names, want) {
+		t.Errorf("names %q, want %q", names, want)
+	}
+	if got := filterHeader(h, []string{"x two", "subject"}, false); string(got) != "Subject : a\r\nX Two: b\r\n\r\n" {
+		t.Errorf("HEADER.FIELDS: %q", got)
+	}
 }

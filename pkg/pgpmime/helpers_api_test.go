@@ -76,6 +76,14 @@ func TestSplitMultipart(t *testing.T) {
 	if _, ok := splitMultipart([]byte("no delimiters"), "b"); ok {
 		t.Error("split without delimiters")
 	}
+	// Only blanks pad a delimiter: a CR among them makes the line part
+	// of the content (the IMAP indexer reads it more loosely).
+	if mp, _ := splitMultipart([]byte("--b\r\nx\r\n--b \r \r\ny\r\n--b--\r\n"), "b"); len(mp.parts) != 1 || mp.parts[0].end != 17 {
+		t.Errorf("CR in padding: %+v", mp)
+	}
+	if _, ok := splitMultipart([]byte("--b--\r\n--b\r\nx\r\n"), "b"); ok {
+		t.Error("split after a close delimiter with no part")
+	}
 }
 
 func TestEncodeQP(t *testing.T) {
