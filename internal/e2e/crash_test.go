@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/controlapi"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
 
@@ -76,7 +76,7 @@ func startBitmaskd(t testing.TB, bin, dataDir string, args ...string) *proc {
 		for sc.Scan() {
 		}
 	}()
-	tok, err := os.ReadFile(daemon.TokenFile(dataDir))
+	tok, err := os.ReadFile(controlapi.TokenFile(dataDir))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func (p *proc) call(t *testing.T, path string, in any) {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		var e daemon.ErrorResponse
+		var e controlapi.ErrorResponse
 		_ = json.NewDecoder(resp.Body).Decode(&e)
 		t.Fatalf("%s: %d %s", path, resp.StatusCode, e.Error)
 	}
@@ -132,7 +132,7 @@ func TestKillDuringIncoming(t *testing.T) {
 		}
 		return len(items)
 	}
-	login := daemon.LoginRequest{Address: addr, Password: password, ProviderRef: p.Ref()}
+	login := controlapi.LoginRequest{Address: addr, Password: password, ProviderRef: controlapi.ProviderRef(p.Ref())}
 
 	// Kill the daemon twice, mid-way, with SIGKILL.
 	for round, killBelow := range []int{170, 90} {
@@ -217,9 +217,9 @@ func TestKillWithOutbox(t *testing.T) {
 	}
 	p.StopSubmission()
 	pr := startBitmaskd(t, bin, dir, "-smtp", "127.0.0.1:0")
-	login := daemon.LoginRequest{Address: addr, Password: password, ProviderRef: p.Ref()}
+	login := controlapi.LoginRequest{Address: addr, Password: password, ProviderRef: controlapi.ProviderRef(p.Ref())}
 	pr.call(t, "/v1/login", login)
-	var mc daemon.MailConfig
+	var mc controlapi.MailConfig
 	pr.get(t, "/v1/mail/config?address="+addr, &mc)
 	dev := &device{Running: &testenv.Running{SMTPAddr: fmt.Sprintf("%s:%d", mc.SMTPHost, mc.SMTPPort)}}
 	const n = 20
