@@ -1,6 +1,6 @@
 // Package contactkeys keeps the OpenPGP keys of the people the user writes
 // to, in the synced document store, each with a validation level, and
-// replaces them only by LEAP's rules (DESIGN.md "Keys").
+// replaces them only by LEAP's rules (docs/design.md, "Keys").
 //
 // Validation levels, weakest first (LEAP's keymanager ladder, with one
 // rung of our own below it):
@@ -78,7 +78,7 @@ func ParseLevel(s string) (Level, error) {
 			return Level(i), nil
 		}
 	}
-	return 0, fmt.Errorf("keymanager: unknown validation level %q", s)
+	return 0, fmt.Errorf("contactkeys: unknown validation level %q", s)
 }
 
 // MarshalText writes the level's name.
@@ -114,10 +114,10 @@ type Key struct {
 const DocType = "openpgp-contact-key"
 
 // ErrNoKey means no key is known for the address.
-var ErrNoKey = errors.New("keymanager: no key known")
+var ErrNoKey = errors.New("contactkeys: no key known")
 
 // ErrRefused means a candidate key may not replace the current one.
-var ErrRefused = errors.New("keymanager: key refused by the replacement rules")
+var ErrRefused = errors.New("contactkeys: key refused by the replacement rules")
 
 // Manager is one account's contact keys.
 type Manager struct {
@@ -148,7 +148,7 @@ func (m *Manager) Get(address string) (*Key, error) {
 	}
 	var k Key
 	if err := json.Unmarshal(d.Body, &k); err != nil || k.Type != DocType {
-		return nil, fmt.Errorf("keymanager: malformed key document for %s", address)
+		return nil, fmt.Errorf("contactkeys: malformed key document for %s", address)
 	}
 	return &k, nil
 }
@@ -200,10 +200,10 @@ func (m *Manager) LearnVouched(address, armored string, level Level, source, vou
 		return false, err
 	}
 	if !hasAddress(e, address) {
-		return false, fmt.Errorf("keymanager: the key has no user ID for %s", address)
+		return false, fmt.Errorf("contactkeys: the key has no user ID for %s", address)
 	}
 	if _, ok := e.EncryptionKey(now); !ok {
-		return false, errors.New("keymanager: the key cannot encrypt (expired or revoked?)")
+		return false, errors.New("contactkeys: the key cannot encrypt (expired or revoked?)")
 	}
 	fpr := pgpkey.Fingerprint(e)
 	cand := Key{
@@ -300,7 +300,7 @@ func (m *Manager) Trust(address, fingerprint, armored string) error {
 		return err
 	}
 	if pgpkey.Fingerprint(e) != fingerprint {
-		return fmt.Errorf("keymanager: the key known for %s has fingerprint %s, not %s", address, pgpkey.Fingerprint(e), fingerprint)
+		return fmt.Errorf("contactkeys: the key known for %s has fingerprint %s, not %s", address, pgpkey.Fingerprint(e), fingerprint)
 	}
 	_, err = m.Learn(address, armored, Fingerprint, "user")
 	return err

@@ -17,7 +17,7 @@ import (
 	"github.com/bitmask-go/bitmask/pkg/wkd"
 )
 
-// Discovery finds a recipient's key, in the order of DESIGN.md: the
+// Discovery finds a recipient's key, in the order of docs/design.md ("Mail", Out): the
 // local cache (keys learned or fetched before), the provider's nicknym,
 // then Web Key Directory. What it fetches is kept in the cache at the
 // level its source earns, under the replacement rules.

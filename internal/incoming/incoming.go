@@ -1,6 +1,6 @@
 // Package incoming takes the messages the provider's MX accepted for the
 // account (each encrypted, headers and all, to the account's key) from
-// the incoming queue into INBOX (DESIGN.md "Mail paths: In"):
+// the incoming queue into INBOX (docs/design.md, "Mail", In):
 //
 //  1. download an item and decrypt the MX's layer with the account's keys
 //     (old ones too);

@@ -8,7 +8,7 @@
 //   - a message is a document {type: "message", mbox, blob, size, date,
 //     flags}; its content is an immutable blob. Moving a message changes
 //     its mbox, COPY makes a new document on the same blob, EXPUNGE
-//     deletes the document. docsync's merge gives the rules of DESIGN.md:
+//     deletes the document. docsync's merge gives the rules of docs/sync.md:
 //     flags merge per flag, the later placement wins, deletion wins.
 //
 // Per device (never synced): UIDs, UIDVALIDITY and UIDNEXT, and the

@@ -1,5 +1,5 @@
-// Package outbox is bitmaskd's durable, encrypted outbox (DESIGN.md "Mail
-// paths: Out"). A message the mail client submits is committed to the
+// Package outbox is bitmaskd's durable, encrypted outbox (docs/design.md,
+// "Mail", Out). A message the mail client submits is committed to the
 // account's local encrypted store before the client hears 250; a
 // background worker then makes one copy per recipient and relays it
 // through the provider:

@@ -12,7 +12,7 @@ import (
 	"github.com/bitmask-go/bitmask/pkg/srp"
 )
 
-// The account flows of DESIGN.md "Accounts and secrets": the password is
+// The account flows of docs/design.md, "Accounts and secrets": the password is
 // stretched here with Argon2id, HKDF splits the stretch into the SRP
 // secret x and the key-encryption key, and only the SRP verifier, the
 // salts and the wrapped storage secret ever leave the device.

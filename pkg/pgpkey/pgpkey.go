@@ -1,4 +1,4 @@
-// Package pgpkey makes and reads the OpenPGP keys of bitmaskd (DESIGN.md
+// Package pgpkey makes and reads the OpenPGP keys of bitmaskd (docs/design.md,
 // "Keys"): the user's own key, generated at signup as a v4 Curve25519 key
 // (EdDSA primary for signing, ECDH subkey for encryption) with an expiry,
 // so it works with GnuPG and other OpenPGP mail. The private key is kept in
@@ -36,7 +36,7 @@ func Generate(address string, lifetime time.Duration, now time.Time) (*openpgp.E
 	}
 	e, err := openpgp.NewEntity("", "", address, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("keys: generating the key: %w", err)
+		return nil, fmt.Errorf("pgpkey: generating the key: %w", err)
 	}
 	return e, nil
 }
@@ -46,13 +46,13 @@ func ArmorPublic(e *openpgp.Entity) (string, error) {
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PublicKeyType, nil)
 	if err != nil {
-		return "", fmt.Errorf("keys: armoring the public key: %w", err)
+		return "", fmt.Errorf("pgpkey: armoring the public key: %w", err)
 	}
 	if err := e.Serialize(w); err != nil {
-		return "", fmt.Errorf("keys: serialising the public key: %w", err)
+		return "", fmt.Errorf("pgpkey: serialising the public key: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return "", fmt.Errorf("keys: armoring the public key: %w", err)
+		return "", fmt.Errorf("pgpkey: armoring the public key: %w", err)
 	}
 	return buf.String() + "\n", nil
 }
@@ -63,13 +63,13 @@ func ArmorPrivate(e *openpgp.Entity) (string, error) {
 	var buf bytes.Buffer
 	w, err := armor.Encode(&buf, openpgp.PrivateKeyType, nil)
 	if err != nil {
-		return "", fmt.Errorf("keys: armoring the private key: %w", err)
+		return "", fmt.Errorf("pgpkey: armoring the private key: %w", err)
 	}
 	if err := e.SerializePrivateWithoutSigning(w, nil); err != nil {
-		return "", fmt.Errorf("keys: serialising the private key: %w", err)
+		return "", fmt.Errorf("pgpkey: serialising the private key: %w", err)
 	}
 	if err := w.Close(); err != nil {
-		return "", fmt.Errorf("keys: armoring the private key: %w", err)
+		return "", fmt.Errorf("pgpkey: armoring the private key: %w", err)
 	}
 	return buf.String() + "\n", nil
 }
@@ -78,10 +78,10 @@ func ArmorPrivate(e *openpgp.Entity) (string, error) {
 func ReadArmored(s string) (*openpgp.Entity, error) {
 	el, err := openpgp.ReadArmoredKeyRing(strings.NewReader(s))
 	if err != nil {
-		return nil, fmt.Errorf("keys: reading the armored key: %w", err)
+		return nil, fmt.Errorf("pgpkey: reading the armored key: %w", err)
 	}
 	if len(el) != 1 {
-		return nil, fmt.Errorf("keys: expected one key, got %d", len(el))
+		return nil, fmt.Errorf("pgpkey: expected one key, got %d", len(el))
 	}
 	return el[0], nil
 }
@@ -112,4 +112,4 @@ func Addresses(e *openpgp.Entity) []string {
 }
 
 // ErrNoKey is returned when an account has no key yet.
-var ErrNoKey = errors.New("keys: no key")
+var ErrNoKey = errors.New("pgpkey: no key")
