@@ -174,6 +174,10 @@ func (e *Engine) send(ctx context.Context, batch []pending) (*providerapi.PushRe
 // answer that does not match the batch fails the transaction, so nothing
 // of it is recorded.
 func (e *Engine) recordResults(batch []pending, resp *providerapi.PushResponse) (merged []string, conflicts int, err error) {
+	if len(resp.Results) != len(batch) {
+		// providerclient checks this too; the engine does not rely on it.
+		return nil, 0, fmt.Errorf("docsync: push of %d documents answered with %d results", len(batch), len(resp.Results))
+	}
 	err = e.st.Update(func(tx *localstore.Tx) error {
 		merged, conflicts = merged[:0], 0
 		for i, res := range resp.Results {
