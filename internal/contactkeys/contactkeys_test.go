@@ -6,7 +6,6 @@ import (
 	"crypto"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -17,10 +16,9 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp/packet"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/localstore/localstoretest"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/pkg/pgpkey"
-	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
 // offlineRemote is a provider that is never reachable; the tests never
@@ -66,19 +64,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := localstore.Open(filepath.Join(t.TempDir(), "account.db"), k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, k := localstoretest.Open(t)
 	docs := docsync.New(st, offlineRemote{}, k, "me@example.org", nil)
 	m := New(docs, k)
 	t0 := time.Now().Truncate(time.Second)

@@ -3,12 +3,10 @@ package docsync_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/localstore"
-	"github.com/bitmask-go/bitmask/pkg/seal"
+	"github.com/bitmask-go/bitmask/internal/localstore/localstoretest"
 )
 
 // TestErrorsKeepTheirIdentity: the errors docsync returns keep what
@@ -16,19 +14,7 @@ import (
 // caller's function (Modify, ForEach, ForEachType) comes back as it is;
 // a sync that fails on the provider's side wraps the client's error.
 func TestErrorsKeepTheirIdentity(t *testing.T) {
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys, err := seal.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := localstore.Open(filepath.Join(t.TempDir(), "store.db"), keys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, keys := localstoretest.Open(t)
 	e := docsync.New(st, nil, keys, "x@example.test", nil)
 	if err := e.IndexTypes("note"); err != nil {
 		t.Fatal(err)

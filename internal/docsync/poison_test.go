@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/localstore/localstoretest"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/seal"
@@ -68,19 +67,7 @@ func (f *feedRemote) Events(ctx context.Context, fn func(providerapi.Event)) err
 // applied, the pull completes, and the next pull does not fetch it again.
 // A panic in a whole round fails that round, not bitmaskd.
 func TestPanickingDocumentIsRefused(t *testing.T) {
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := localstore.Open(filepath.Join(t.TempDir(), "s.db"), k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, k := localstoretest.Open(t)
 	remote := &feedRemote{}
 	for i, id := range []string{"good1", "poisoned", "good2"} {
 		body := []byte(`{"type":"note","text":"secret text of ` + id + `"}`)
@@ -155,19 +142,7 @@ func TestPanickingDocumentIsRefused(t *testing.T) {
 // notification stream (or in a hook it calls) ends that stream, not
 // bitmaskd: the engine connects again and goes on.
 func TestPanickingNotificationStreamReconnects(t *testing.T) {
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := localstore.Open(filepath.Join(t.TempDir(), "s.db"), k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
+	st, k := localstoretest.Open(t)
 	opened := make(chan int, 10)
 	n := 0
 	remote := &feedRemote{events: func(fn func(providerapi.Event)) {

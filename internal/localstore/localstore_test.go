@@ -13,23 +13,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 
 	"github.com/bitmask-go/bitmask/pkg/seal"
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
-
-func keys(t *testing.T) *seal.Keys {
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
 
 func TestRoundTripAndOpacity(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := keys(t)
+	k := sealtest.Keys(t)
 	s, err := Open(path, k)
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +68,7 @@ func TestRoundTripAndOpacity(t *testing.T) {
 		}
 	}
 	// Another key opens nothing.
-	s2, err := Open(path, keys(t))
+	s2, err := Open(path, sealtest.Keys(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +85,7 @@ func TestRoundTripAndOpacity(t *testing.T) {
 // with the file) fails authentication.
 func TestValuesCannotMove(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := keys(t)
+	k := sealtest.Keys(t)
 	s, err := Open(path, k)
 	if err != nil {
 		t.Fatal(err)
@@ -132,7 +121,7 @@ func TestValuesCannotMove(t *testing.T) {
 // sealed to their number, and a released map reads the same.
 func TestOrderedBuckets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := keys(t)
+	k := sealtest.Keys(t)
 	s, err := Open(path, k)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +186,7 @@ func TestOrderedBuckets(t *testing.T) {
 // TestReleaseKeepsReading: reads that cross the release points (during a
 // walk and after it) see every value.
 func TestReleaseKeepsReading(t *testing.T) {
-	s, err := Open(filepath.Join(t.TempDir(), "s.db"), keys(t))
+	s, err := Open(filepath.Join(t.TempDir(), "s.db"), sealtest.Keys(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +224,7 @@ func TestReleaseKeepsReading(t *testing.T) {
 // after the mark (another program) or no mark (a crash) is not clean.
 func TestCleanMark(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := keys(t)
+	k := sealtest.Keys(t)
 	open := func() *Store {
 		s, err := Open(path, k)
 		if err != nil {
@@ -295,7 +284,7 @@ func TestCleanMark(t *testing.T) {
 // opened (a downgrade would misread it); the current format opens.
 func TestNewerFormatIsRefused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := keys(t)
+	k := sealtest.Keys(t)
 	s, err := Open(path, k)
 	if err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
 // How the worker applies docsync's listed changes: races with local
@@ -21,7 +22,7 @@ import (
 // too, not taken off the list with the older one.
 func TestChangeDuringApplyIsNotLost(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	const id = "raceddoc"
 	var target atomic.Pointer[Store]
 	var fired atomic.Bool
@@ -58,7 +59,7 @@ func TestChangeDuringApplyIsNotLost(t *testing.T) {
 // before it is tried again, and is indexed once the blob is there.
 func TestUnappliableChangeStaysListed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	_, ms := openLocal(t, path, k, nil)
 	const id = "blobcomeslater"
 	raw, body := messageDocFor(ms, []byte("Subject: later\r\n\r\nbody"), "INBOX")
@@ -109,7 +110,7 @@ func TestUnappliableChangeStaysListed(t *testing.T) {
 // (it would come back at the next start).
 func TestFlagUpdateAfterExpungeStaysGone(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	ctx := context.Background()
 	st, ms := openLocal(t, path, k, nil)
 	m, _, err := ms.Append(ctx, "INBOX", []byte("Subject: a\r\n\r\nx"), nil, time.Time{})
@@ -154,7 +155,7 @@ func TestFlagUpdateAfterExpungeStaysGone(t *testing.T) {
 // MOVE reported stays valid.
 func TestStaleApplyDoesNotUndoMoves(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	ctx := context.Background()
 	_, ms := openLocal(t, path, k, func([]byte) ([]byte, error) { return []byte("m"), nil })
 	var stop atomic.Bool

@@ -15,19 +15,6 @@ import (
 // by hand and look at the index. The tests in package mailstore_test run
 // it as the daemon opens it, against a real provider.
 
-func localKeys(t *testing.T) *seal.Keys {
-	t.Helper()
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
 func openLocal(t *testing.T, path string, k *seal.Keys, idx Indexer) (*localstore.Store, *Store) {
 	t.Helper()
 	st, err := localstore.Open(path, k)

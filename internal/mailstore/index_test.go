@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
 // The per-device index: what is on disk must give back, at the next
@@ -113,7 +114,7 @@ func fillMailboxes(t *testing.T, ms *Store) {
 // every other.
 func TestIndexSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	ctx := context.Background()
 	st, ms := openLocal(t, path, k, subjectIndexer)
 	fillMailboxes(t, ms)
@@ -149,7 +150,7 @@ func TestIndexSurvivesReopen(t *testing.T) {
 // cached UIDs of the old one are never taken for the new one's.
 func TestUIDValidityNeverReused(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	ctx := context.Background()
 	st, ms := openLocal(t, path, k, nil)
 	uidValidity := func() uint32 {
@@ -189,7 +190,7 @@ func TestUIDValidityNeverReused(t *testing.T) {
 // while the other mailboxes' messages keep theirs.
 func TestDeletedMailboxLeavesNoIndex(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	ctx := context.Background()
 	st, ms := openLocal(t, path, k, subjectIndexer)
 	if err := ms.CreateMailbox(ctx, "Old"); err != nil {

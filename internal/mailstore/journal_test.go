@@ -8,6 +8,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
 // How Open catches up with docsync's list of changes: what a crash or a
@@ -18,7 +19,7 @@ import (
 // message in its new mailbox, is finished by the next start.
 func TestMoveCutShortIsFinishedAtStart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	st, ms := openLocal(t, path, k, nil)
 	m, _, err := ms.Append(context.Background(), "INBOX", []byte("Subject: a\r\n\r\nx"), nil, time.Time{})
 	if err != nil {
@@ -45,7 +46,7 @@ func TestMoveCutShortIsFinishedAtStart(t *testing.T) {
 // indexes it.
 func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	st, ms := openLocal(t, path, k, nil)
 	const id = "blobcomeslater"
 	raw, body := messageDocFor(ms, []byte("Subject: later\r\n\r\nbody"), "INBOX")
@@ -84,7 +85,7 @@ func TestUpgradeReconcileKeepsWhatFailed(t *testing.T) {
 // indexes it, and marks the index as following the list again.
 func TestReconcileIndexesUnlistedDocuments(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	st, ms := openLocal(t, path, k, nil)
 	const id = "writtenbyanother"
 	raw, body := messageDocFor(ms, []byte("Subject: unlisted\r\n\r\nbody"), "Archive")

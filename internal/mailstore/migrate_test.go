@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
 // toLegacyIndex rewrites the index as bitmaskd kept it before slots: each
@@ -67,7 +68,7 @@ func toLegacyIndex(t *testing.T, st *localstore.Store) {
 // TestLegacyIndexMigrates does the same through the daemon.
 func TestMigrateLocal(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	ctx := context.Background()
 	st, ms := openLocal(t, path, k, subjectIndexer)
 	fillMailboxes(t, ms)

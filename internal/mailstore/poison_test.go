@@ -14,6 +14,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/seal"
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
 // openLogged is openLocal with the store's log kept.
@@ -54,7 +55,7 @@ func pulled(t *testing.T, ms *Store, msgs map[string]string) {
 // can. The log says what panicked and where, not what the message is.
 func TestPanickingChangeIsSetAside(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	const poison = "poisoneddoc"
 	var mu sync.Mutex
 	tries := 0
@@ -130,7 +131,7 @@ func TestPanickingChangeIsSetAside(t *testing.T) {
 // message is stored without metadata, the others with theirs.
 func TestPanickingIndexerStoresWithoutMetadata(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
-	k := localKeys(t)
+	k := sealtest.Keys(t)
 	idx := func(raw []byte) ([]byte, error) {
 		if bytes.Contains(raw, []byte("Subject: bad")) {
 			var parts [][]byte

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
 func nextEvent(t *testing.T, events <-chan Event) Event {
@@ -27,7 +29,7 @@ func nextEvent(t *testing.T, events <-chan Event) Event {
 // never waits for a slow reader); the mailbox list has its own watchers;
 // stopping closes the channel.
 func TestWatchInOrder(t *testing.T) {
-	_, ms := openLocal(t, filepath.Join(t.TempDir(), "s.db"), localKeys(t), nil)
+	_, ms := openLocal(t, filepath.Join(t.TempDir(), "s.db"), sealtest.Keys(t), nil)
 	ms.Close() // no worker: every event comes from the calls below
 	events, stop := ms.Watch("inbox")
 	list, stopList := ms.Watch("")

@@ -18,6 +18,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/testlog"
 	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
+	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
 const sender = "me@bitmask.test"
@@ -34,14 +35,7 @@ type account struct {
 
 func newAccount(t *testing.T) *account {
 	t.Helper()
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := seal.DeriveKeys(secret)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := sealtest.Keys(t)
 	a := &account{t: t, path: filepath.Join(t.TempDir(), "store.db"), keys: k}
 	a.open()
 	t.Cleanup(a.close)
