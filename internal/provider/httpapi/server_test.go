@@ -82,18 +82,7 @@ func newClient(t testing.TB, p *testenv.Provider) *providerclient.Client {
 // parameters, as Client.SignupAccount does.
 func signupAccount(t testing.TB, c *providerclient.Client, login, invite string) (*user, *providerapi.SignupResponse, error) {
 	t.Helper()
-	kdf, err := seal.FastKDFParams()
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, err := seal.NewStorageSecret()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cr, err := providerclient.NewCredentials(login, []byte(password), secret, kdf)
-	if err != nil {
-		t.Fatal(err)
-	}
+	secret, cr := newSecretCreds(t, login)
 	resp, err := c.Signup(ctx(t), &providerapi.SignupRequest{
 		Login: login, SRPSalt: cr.SRPSalt, SRPVerifier: cr.SRPVerifier,
 		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret, InviteCode: invite,
@@ -117,6 +106,14 @@ func signup(t testing.TB, p *testenv.Provider, login string) *user {
 // newCreds makes credentials with cheap KDF parameters.
 func newCreds(t testing.TB, login string) *providerapi.Credentials {
 	t.Helper()
+	_, cr := newSecretCreds(t, login)
+	return cr
+}
+
+// newSecretCreds makes a new storage secret and the credentials that
+// wrap it, with cheap KDF parameters.
+func newSecretCreds(t testing.TB, login string) ([]byte, *providerapi.Credentials) {
+	t.Helper()
 	kdf, err := seal.FastKDFParams()
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +126,7 @@ func newCreds(t testing.TB, login string) *providerapi.Credentials {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return cr
+	return secret, cr
 }
 
 func signupBody(t testing.TB, login string, cr *providerapi.Credentials) []byte {
