@@ -237,7 +237,14 @@ func TestKillWithOutbox(t *testing.T) {
 	pr = startBitmaskd(t, bin, dir)
 	pr.call(t, "/v1/login", login)
 	waitMessages(t, b, "INBOX", n)
-	time.Sleep(500 * time.Millisecond)
+	// Once the sender has stopped nothing more can be sent, and once
+	// bob's queue is empty everything it sent is in his INBOX: the count
+	// is final, with no time to wait for duplicates.
+	if err := pr.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = pr.cmd.Wait()
+	waitIncomingDrained(t, p, "bob")
 	msgs, _ := b.acct.Mail.Messages("INBOX")
 	if len(msgs) != n {
 		t.Fatalf("%d messages delivered, want %d", len(msgs), n)
