@@ -62,16 +62,12 @@ func (e *Error) Error() string { return e.Message }
 
 // CreateUser signs up an account (POST /v1/users).
 func (c *Client) CreateUser(ctx context.Context, req CreateRequest) (AccountStatus, error) {
-	var st AccountStatus
-	err := c.do(ctx, http.MethodPost, "/v1/users", req, &st)
-	return st, err
+	return call[AccountStatus](ctx, c, http.MethodPost, "/v1/users", req)
 }
 
 // Login logs an account in (POST /v1/login).
 func (c *Client) Login(ctx context.Context, req LoginRequest) (AccountStatus, error) {
-	var st AccountStatus
-	err := c.do(ctx, http.MethodPost, "/v1/login", req, &st)
-	return st, err
+	return call[AccountStatus](ctx, c, http.MethodPost, "/v1/login", req)
 }
 
 // Logout logs an account out (POST /v1/logout).
@@ -86,17 +82,13 @@ func (c *Client) ChangePassword(ctx context.Context, req PasswdRequest) error {
 
 // Status reports the logged-in accounts (GET /v1/status).
 func (c *Client) Status(ctx context.Context) (StatusResponse, error) {
-	var st StatusResponse
-	err := c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
-	return st, err
+	return call[StatusResponse](ctx, c, http.MethodGet, "/v1/status", nil)
 }
 
 // Keys lists an account's own keys and its contacts' keys (GET
 // /v1/keys); address may be empty when one account is logged in.
 func (c *Client) Keys(ctx context.Context, address string) ([]KeyInfo, error) {
-	var ks []KeyInfo
-	err := c.do(ctx, http.MethodGet, "/v1/keys?"+query("address", address), nil, &ks)
-	return ks, err
+	return call[[]KeyInfo](ctx, c, http.MethodGet, "/v1/keys?"+query("address", address), nil)
 }
 
 // Export exports an account's newest key, the private key too when
@@ -106,53 +98,48 @@ func (c *Client) Export(ctx context.Context, address string, secret bool) (Expor
 	if secret {
 		q += "&secret=1"
 	}
-	var ex ExportResponse
-	err := c.do(ctx, http.MethodGet, "/v1/keys/export"+q, nil, &ex)
-	return ex, err
+	return call[ExportResponse](ctx, c, http.MethodGet, "/v1/keys/export"+q, nil)
 }
 
 // ContactKey is the key an account keeps for contact (GET
 // /v1/keys/contact); account may be empty when one account is logged in.
 func (c *Client) ContactKey(ctx context.Context, account, contact string) (ContactKey, error) {
-	var k ContactKey
-	err := c.do(ctx, http.MethodGet, "/v1/keys/contact?"+query("address", account)+"&"+query("contact", contact), nil, &k)
-	return k, err
+	return call[ContactKey](ctx, c, http.MethodGet, "/v1/keys/contact?"+query("address", account)+"&"+query("contact", contact), nil)
 }
 
 // FetchKey runs key discovery for a contact and answers with the key
 // then kept (POST /v1/keys/fetch).
 func (c *Client) FetchKey(ctx context.Context, req ContactRequest) (ContactKey, error) {
-	var k ContactKey
-	err := c.do(ctx, http.MethodPost, "/v1/keys/fetch", req, &k)
-	return k, err
+	return call[ContactKey](ctx, c, http.MethodPost, "/v1/keys/fetch", req)
 }
 
 // TrustKey raises a contact's key to fingerprint level, the user having
 // confirmed req.Fingerprint (POST /v1/keys/trust).
 func (c *Client) TrustKey(ctx context.Context, req ContactRequest) (ContactKey, error) {
-	var k ContactKey
-	err := c.do(ctx, http.MethodPost, "/v1/keys/trust", req, &k)
-	return k, err
+	return call[ContactKey](ctx, c, http.MethodPost, "/v1/keys/trust", req)
 }
 
 // MailConfig is an account's mail client settings (GET
 // /v1/mail/config, format json).
 func (c *Client) MailConfig(ctx context.Context, address string) (MailConfig, error) {
-	var mc MailConfig
-	err := c.do(ctx, http.MethodGet, mailConfigPath(address, FormatJSON), nil, &mc)
-	return mc, err
+	return call[MailConfig](ctx, c, http.MethodGet, mailConfigPath(address, FormatJSON), nil)
 }
 
 // MailConfigFile is an account's mail client settings as a file in
 // format (FormatText, FormatThunderbird or FormatApple), as served.
 func (c *Client) MailConfigFile(ctx context.Context, address, format string) ([]byte, error) {
-	var raw []byte
-	err := c.do(ctx, http.MethodGet, mailConfigPath(address, format), nil, &raw)
-	return raw, err
+	return call[[]byte](ctx, c, http.MethodGet, mailConfigPath(address, format), nil)
 }
 
 func mailConfigPath(address, format string) string {
 	return "/v1/mail/config?" + query("address", address) + "&" + query("format", format)
+}
+
+// call is do for an endpoint that answers with a T.
+func call[T any](ctx context.Context, c *Client, method, path string, in any) (T, error) {
+	var out T
+	err := c.do(ctx, method, path, in, &out)
+	return out, err
 }
 
 func query(name, value string) string { return name + "=" + url.QueryEscape(value) }
