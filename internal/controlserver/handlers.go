@@ -31,53 +31,47 @@ func statusOf(err error) int {
 }
 
 func (s *server) hCreate(w http.ResponseWriter, r *http.Request) {
-	var req controlapi.CreateRequest
-	if !readCtl(w, r, &req) {
-		return
-	}
-	a, err := s.d.CreateUser(r.Context(), req.Address, []byte(req.Password), daemon.ProviderRef(req.ProviderRef), req.Invite)
-	if err != nil {
-		ctlErr(w, statusOf(err), err)
-		return
-	}
-	ctlJSON(w, http.StatusOK, s.accountStatus(a.Address))
+	accountFlow(s, w, r, func(req controlapi.CreateRequest) (*daemon.Account, error) {
+		return s.d.CreateUser(r.Context(), req.Address, []byte(req.Password), daemon.ProviderRef(req.ProviderRef), req.Invite)
+	})
 }
 
 func (s *server) hLogin(w http.ResponseWriter, r *http.Request) {
-	var req controlapi.LoginRequest
-	if !readCtl(w, r, &req) {
-		return
-	}
-	a, err := s.d.Login(r.Context(), req.Address, []byte(req.Password), daemon.ProviderRef(req.ProviderRef))
-	if err != nil {
-		ctlErr(w, statusOf(err), err)
-		return
-	}
-	ctlJSON(w, http.StatusOK, s.accountStatus(a.Address))
+	accountFlow(s, w, r, func(req controlapi.LoginRequest) (*daemon.Account, error) {
+		return s.d.Login(r.Context(), req.Address, []byte(req.Password), daemon.ProviderRef(req.ProviderRef))
+	})
 }
 
 func (s *server) hLogout(w http.ResponseWriter, r *http.Request) {
-	var req controlapi.AddressRequest
-	if !readCtl(w, r, &req) {
-		return
-	}
-	if err := s.d.Logout(r.Context(), strings.ToLower(req.Address)); err != nil {
-		ctlErr(w, statusOf(err), err)
-		return
-	}
-	ctlJSON(w, http.StatusOK, struct{}{})
+	accountFlow(s, w, r, func(req controlapi.AddressRequest) (*daemon.Account, error) {
+		return nil, s.d.Logout(r.Context(), strings.ToLower(req.Address))
+	})
 }
 
 func (s *server) hPasswd(w http.ResponseWriter, r *http.Request) {
-	var req controlapi.PasswdRequest
+	accountFlow(s, w, r, func(req controlapi.PasswdRequest) (*daemon.Account, error) {
+		return nil, s.d.ChangePassword(r.Context(), strings.ToLower(req.Address), []byte(req.Old), []byte(req.New))
+	})
+}
+
+// accountFlow answers an account flow: it reads the flow's JSON request
+// and runs flow with it, then answers with the account's status when
+// flow returns one (signup, login), an empty object when it returns none
+// (logout, password change), or the error with its statusOf.
+func accountFlow[Req any](s *server, w http.ResponseWriter, r *http.Request, flow func(Req) (*daemon.Account, error)) {
+	var req Req
 	if !readCtl(w, r, &req) {
 		return
 	}
-	if err := s.d.ChangePassword(r.Context(), strings.ToLower(req.Address), []byte(req.Old), []byte(req.New)); err != nil {
+	a, err := flow(req)
+	switch {
+	case err != nil:
 		ctlErr(w, statusOf(err), err)
-		return
+	case a != nil:
+		ctlJSON(w, http.StatusOK, s.accountStatus(a.Address))
+	default:
+		ctlJSON(w, http.StatusOK, struct{}{})
 	}
-	ctlJSON(w, http.StatusOK, struct{}{})
 }
 
 func (s *server) hStatus(w http.ResponseWriter, r *http.Request) {
