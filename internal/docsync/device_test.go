@@ -3,7 +3,6 @@ package docsync_test
 import (
 	"context"
 	"errors"
-	"net/http"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -36,20 +35,7 @@ func newTestAccount(t *testing.T, name string) *testAccount {
 	addr := name + "@" + testenv.Domain
 	a := testenv.NewUser(t, d, p, addr)
 	offline.Store(true)
-	closeIdle := providerclient.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
-		if tr, ok := rt.(interface{ CloseIdleConnections() }); ok {
-			t.Cleanup(tr.CloseIdleConnections)
-		}
-		return rt
-	}}
-	pr, err := providerclient.Bootstrap(context.Background(), p.URL, p.Fingerprint, closeIdle)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := providerclient.New(pr, closeIdle)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testenv.NewClient(t, p)
 	c.SetToken(a.Client().Token())
 	return &testAccount{addr: addr, keys: *a.Keys(), client: c}
 }

@@ -135,7 +135,7 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 		return strings.Join(parts, ":")
 	}
 	for _, pin := range []string{p.Fingerprint, "sha256:" + strings.ToUpper(colons(realHex)), realHex, "  SHA256:" + realHex + "\n"} {
-		pr, err := providerclient.Bootstrap(ctx(t), p.URL, pin, closeIdle(t))
+		pr, err := providerclient.Bootstrap(ctx(t), p.URL, pin, testenv.CloseIdle(t))
 		if err != nil {
 			t.Fatalf("bootstrap pinned with %q: %v", pin, err)
 		}
@@ -151,7 +151,7 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 	// A wrong pin is refused, on the fingerprint.
 	other := otherCA(t)
 	for _, pin := range []string{httpapi.Fingerprint(other.CACert.Raw), strings.Repeat("ab", 32)} {
-		pr, err := providerclient.Bootstrap(ctx(t), p.URL, pin, closeIdle(t))
+		pr, err := providerclient.Bootstrap(ctx(t), p.URL, pin, testenv.CloseIdle(t))
 		if err == nil || !strings.Contains(err.Error(), "fingerprint") {
 			t.Errorf("bootstrap with the wrong pin %s: %s, %v; want a fingerprint error", pin, describe(pr), err)
 		}
@@ -164,21 +164,21 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 		{strings.Replace(p.URL, "https://", "http://", 1), p.Fingerprint},
 		{"ftp://" + p.Addr, p.Fingerprint},
 	} {
-		if pr, err := providerclient.Bootstrap(ctx(t), c.base, c.pin, closeIdle(t)); err == nil {
+		if pr, err := providerclient.Bootstrap(ctx(t), c.base, c.pin, testenv.CloseIdle(t)); err == nil {
 			t.Errorf("bootstrap of %s pinned %q: %s, want an error", c.base, c.pin, describe(pr))
 		}
 	}
 
 	// What bootstrap pinned is all a client trusts: the same
 	// provider.json pointed at another provider (another CA) fails.
-	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
+	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, testenv.CloseIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p2 := testenv.StartProvider(t, testenv.Options{})
 	wrong := *pr
 	wrong.JSON.APIURI = p2.URL
-	c, err := providerclient.New(&wrong, closeIdle(t))
+	c, err := providerclient.New(&wrong, testenv.CloseIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ func TestBootstrapPinsTheCA(t *testing.T) {
 		t.Errorf("request to a provider with another CA: %v, want an unknown-authority error", err)
 	}
 	// And the right one works.
-	c, err = providerclient.New(pr, closeIdle(t))
+	c, err = providerclient.New(pr, testenv.CloseIdle(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +207,7 @@ func TestBootstrapRefusesADoctoredProvider(t *testing.T) {
 
 	// The fake is a faithful copy to begin with.
 	f.serve(t, f.honest(p), realCA)
-	if _, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err != nil {
+	if _, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, testenv.CloseIdle(t)); err != nil {
 		t.Fatalf("bootstrap of the honest copy: %v", err)
 	}
 
@@ -237,7 +237,7 @@ func TestBootstrapRefusesADoctoredProvider(t *testing.T) {
 		pj := f.honest(p)
 		c.pj(&pj)
 		f.serve(t, pj, c.ca)
-		pr, err := providerclient.Bootstrap(ctx(t), f.URL, c.pin, closeIdle(t))
+		pr, err := providerclient.Bootstrap(ctx(t), f.URL, c.pin, testenv.CloseIdle(t))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %s, %v; want an error about %q", c.what, describe(pr), err, c.want)
 		}
@@ -276,7 +276,7 @@ func TestBootstrapRefusesABadProviderJSON(t *testing.T) {
 		{"over 64 KiB", big, "bytes"},
 	} {
 		f.serve(t, c.pj, realCA)
-		pr, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t))
+		pr, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, testenv.CloseIdle(t))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %s, %v; want an error about %q", c.what, describe(pr), err, c.want)
 		}
@@ -286,7 +286,7 @@ func TestBootstrapRefusesABadProviderJSON(t *testing.T) {
 	f.mu.Lock()
 	f.code = http.StatusNotFound
 	f.mu.Unlock()
-	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err == nil || !strings.Contains(err.Error(), "404") {
+	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, testenv.CloseIdle(t)); err == nil || !strings.Contains(err.Error(), "404") {
 		t.Errorf("provider.json 404: %s, %v", describe(pr), err)
 	}
 	// Just under the limit is fine.
@@ -294,7 +294,7 @@ func TestBootstrapRefusesABadProviderJSON(t *testing.T) {
 		pj.Description = map[string]string{"en": strings.Repeat("x", 60<<10)}
 	})
 	f.serve(t, ok, realCA)
-	if _, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, closeIdle(t)); err != nil {
+	if _, err := providerclient.Bootstrap(ctx(t), f.URL, p.Fingerprint, testenv.CloseIdle(t)); err != nil {
 		t.Errorf("a 60 KiB provider.json: %v", err)
 	}
 }
@@ -311,7 +311,7 @@ func TestBootstrapWithoutPinChecksTheServedCA(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("SSL_CERT_FILE", caFile)
-	pr, err := providerclient.Bootstrap(ctx(t), p.URL, "", closeIdle(t))
+	pr, err := providerclient.Bootstrap(ctx(t), p.URL, "", testenv.CloseIdle(t))
 	if err != nil {
 		var uae x509.UnknownAuthorityError
 		if errors.As(err, &uae) {
@@ -328,11 +328,11 @@ func TestBootstrapWithoutPinChecksTheServedCA(t *testing.T) {
 	pj := f.honest(p)
 	pj.CACertFingerprint = httpapi.Fingerprint(other.CACert.Raw)
 	f.serve(t, pj, p.TLSFiles().CACertPEM)
-	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, "", closeIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
+	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, "", testenv.CloseIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
 		t.Errorf("provider.json naming another CA than it serves: %s, %v", describe(pr), err)
 	}
 	f.serve(t, f.honest(p), other.CACertPEM)
-	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, "", closeIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
+	if pr, err := providerclient.Bootstrap(ctx(t), f.URL, "", testenv.CloseIdle(t)); err == nil || !strings.Contains(err.Error(), "fingerprint mismatch") {
 		t.Errorf("another CA served than provider.json names: %s, %v", describe(pr), err)
 	}
 
@@ -341,7 +341,7 @@ func TestBootstrapWithoutPinChecksTheServedCA(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(p.ProviderJSON())
 	}))
 	defer untrusted.Close()
-	if pr, err := providerclient.Bootstrap(ctx(t), untrusted.URL, "", closeIdle(t)); err == nil {
+	if pr, err := providerclient.Bootstrap(ctx(t), untrusted.URL, "", testenv.CloseIdle(t)); err == nil {
 		t.Errorf("unpinned bootstrap of an untrusted server: %s", describe(pr))
 	}
 }
@@ -389,38 +389,13 @@ func TestNormalizeFingerprint(t *testing.T) {
 	}
 }
 
-// closeIdle makes client options that close the client's idle
-// connections when the test ends (before the provider stops, which
-// otherwise waits for a connection that was dialed but never used).
-func closeIdle(t testing.TB) providerclient.Options {
-	return providerclient.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
-		if tr, ok := rt.(interface{ CloseIdleConnections() }); ok {
-			t.Cleanup(tr.CloseIdleConnections)
-		}
-		return rt
-	}}
-}
-
-func newClient(t *testing.T, p *testenv.Provider) *providerclient.Client {
-	t.Helper()
-	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := providerclient.New(pr, closeIdle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func TestSignupAndLogin(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	kdf, err := seal.FastKDFParams()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(t, p)
+	c := testenv.NewClient(t, p)
 	secret, cr, tok, _, err := c.SignupAccount(ctx(t), "alice", []byte(password), kdf, "")
 	if err != nil {
 		t.Fatal(err)
@@ -440,13 +415,13 @@ func TestSignupAndLogin(t *testing.T) {
 
 	// A taken login is a clear error.
 	var ae *providerclient.APIError
-	if _, _, _, _, err := newClient(t, p).SignupAccount(ctx(t), "alice", []byte(password), kdf, ""); !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != providerapi.CodeExists {
+	if _, _, _, _, err := testenv.NewClient(t, p).SignupAccount(ctx(t), "alice", []byte(password), kdf, ""); !errors.As(err, &ae) || ae.Status != http.StatusConflict || ae.Code != providerapi.CodeExists {
 		t.Errorf("second signup of alice: %v", err)
 	}
 
 	// Wrong password, twice (the provider's answer and the client's
 	// mapping of it).
-	lc := newClient(t, p)
+	lc := testenv.NewClient(t, p)
 	for _, pw := range []string{"wrong password", password + " "} {
 		if s, err := lc.Login(ctx(t), "alice", []byte(pw)); !errors.Is(err, providerclient.ErrWrongPassword) {
 			t.Errorf("login with %q: session %v, %v; want ErrWrongPassword", pw, s != nil, err)

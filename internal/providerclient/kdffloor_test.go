@@ -21,7 +21,7 @@ func TestLoginRefusesWeakerKDF(t *testing.T) {
 	p, ws := testenv.StartLyingKDFProvider(t, testenv.Options{})
 	rec := &testenv.Recorder{}
 	opts := providerclient.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
-		return rec.Wrap(closeIdle(t).WrapTransport(rt))
+		return rec.Wrap(testenv.CloseIdle(t).WrapTransport(rt))
 	}}
 	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, opts)
 	if err != nil {

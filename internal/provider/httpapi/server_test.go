@@ -52,32 +52,6 @@ type user struct {
 
 func (u *user) address() string { return u.login + "@" + testenv.Domain }
 
-// closeIdle makes client options that close the client's idle
-// connections when the test ends (before the provider stops, which
-// otherwise waits for a connection that was dialed but never used).
-func closeIdle(t testing.TB) providerclient.Options {
-	return providerclient.Options{WrapTransport: func(rt http.RoundTripper) http.RoundTripper {
-		if tr, ok := rt.(interface{ CloseIdleConnections() }); ok {
-			t.Cleanup(tr.CloseIdleConnections)
-		}
-		return rt
-	}}
-}
-
-// newClient bootstraps a client that pins the provider's CA.
-func newClient(t testing.TB, p *testenv.Provider) *providerclient.Client {
-	t.Helper()
-	pr, err := providerclient.Bootstrap(ctx(t), p.URL, p.Fingerprint, closeIdle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := providerclient.New(pr, closeIdle(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 // signupAccount signs up through internal/client with cheap KDF
 // parameters, as Client.SignupAccount does.
 func signupAccount(t testing.TB, c *providerclient.Client, login, invite string) (*user, *providerapi.SignupResponse, error) {
@@ -96,7 +70,7 @@ func signupAccount(t testing.TB, c *providerclient.Client, login, invite string)
 
 func signup(t testing.TB, p *testenv.Provider, login string) *user {
 	t.Helper()
-	u, _, err := signupAccount(t, newClient(t, p), login, "")
+	u, _, err := signupAccount(t, testenv.NewClient(t, p), login, "")
 	if err != nil {
 		t.Fatalf("signup %s: %v", login, err)
 	}
@@ -662,7 +636,7 @@ func TestEndpointsRefuseWithoutValidSession(t *testing.T) {
 	}
 	refusedEverywhere(t, r, dave, "logged-out token", bearer(dave.token))
 	// Dave can log in again, and the new session works.
-	dc := newClient(t, p)
+	dc := testenv.NewClient(t, p)
 	if _, err := dc.Login(ctx(t), "dave", []byte(password)); err != nil {
 		t.Fatal(err)
 	}
@@ -684,7 +658,7 @@ func TestEndpointsRefuseWithoutValidSession(t *testing.T) {
 	}
 
 	// A session ended by a password change made in another session.
-	other := newClient(t, p)
+	other := testenv.NewClient(t, p)
 	if _, err := other.Login(ctx(t), "carol", []byte(password)); err != nil {
 		t.Fatal(err)
 	}
@@ -701,7 +675,7 @@ func TestEndpointsRefuseWithoutValidSession(t *testing.T) {
 	// An expired token, on a provider with very short sessions.
 	p2 := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{SessionTTL: time.Millisecond}})
 	r2 := newRaw(t, p2)
-	erin, resp, err := signupAccount(t, newClient(t, p2), "erin", "")
+	erin, resp, err := signupAccount(t, testenv.NewClient(t, p2), "erin", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -931,7 +905,7 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 			st, b := r.doJSON(http.MethodPost, "/1/sessions/"+id, "", providerapi.LoginFinishRequest{M1: m1}, nil)
 			wantErr(t, "proof for handshake "+id, st, b, http.StatusUnauthorized, providerapi.CodeUnauthorized)
 		}
-		c := newClient(t, p)
+		c := testenv.NewClient(t, p)
 		// prove runs a login start for frank and returns the handshake
 		// and the right proof.
 		prove := func() (string, []byte) {
@@ -997,7 +971,7 @@ func TestBadInputIsRefusedAndNotStored(t *testing.T) {
 func TestEnrollmentPolicy(t *testing.T) {
 	closed := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{Enrollment: providerapi.EnrollClosed}})
 	rc := newRaw(t, closed)
-	c := newClient(t, closed)
+	c := testenv.NewClient(t, closed)
 	if _, _, err := signupAccount(t, c, "henry", ""); !providerclient.IsCode(err, providerapi.CodeEnrollment) {
 		t.Errorf("signup at a closed provider: %v, want %s", err, providerapi.CodeEnrollment)
 	}
@@ -1013,7 +987,7 @@ func TestEnrollmentPolicy(t *testing.T) {
 
 	inv := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{Enrollment: providerapi.EnrollInvite}})
 	ri := newRaw(t, inv)
-	c = newClient(t, inv)
+	c = testenv.NewClient(t, inv)
 	if _, _, err := signupAccount(t, c, "ivan", ""); !errors.As(err, &ae) || ae.Status != http.StatusForbidden || ae.Code != providerapi.CodeEnrollment {
 		t.Errorf("signup without a code: %v, want 403 %s", err, providerapi.CodeEnrollment)
 	}
@@ -1031,7 +1005,7 @@ func TestEnrollmentPolicy(t *testing.T) {
 	if sec, err := ivan.c.Secret(ctx(t)); err != nil || !bytes.Equal(sec.WrappedSecret, ivan.cr.WrappedSecret) {
 		t.Fatalf("invited account's session: %v", err)
 	}
-	c2 := newClient(t, inv)
+	c2 := testenv.NewClient(t, inv)
 	if _, _, err := signupAccount(t, c2, "judy", "welcome-1"); !providerclient.IsCode(err, providerapi.CodeEnrollment) {
 		t.Errorf("second signup with a used code: %v, want %s", err, providerapi.CodeEnrollment)
 	}
@@ -1077,11 +1051,11 @@ func TestLoginRateLimitPerAccount(t *testing.T) {
 	}
 	// Through the client, the refusal is a clear error, not a wrong
 	// password.
-	c := newClient(t, p)
+	c := testenv.NewClient(t, p)
 	if _, err := c.Login(ctx(t), "kate", []byte(password)); !providerclient.IsCode(err, providerapi.CodeRateLimited) {
 		t.Errorf("client login over the limit: %v, want %s", err, providerapi.CodeRateLimited)
 	}
-	c = newClient(t, p)
+	c = testenv.NewClient(t, p)
 	if _, err := c.Login(ctx(t), "liam", []byte(password)); err != nil {
 		t.Errorf("liam's login: %v", err)
 	}
@@ -1292,7 +1266,7 @@ func TestNicknym(t *testing.T) {
 	// Oscar cannot publish nina's key (for her address or his).
 	put(oscar, "nina's key by oscar", ninaPub)
 	// Looked up without a token, in any case.
-	anon := newClient(t, p)
+	anon := testenv.NewClient(t, p)
 	want, err := pgpkey.ReadArmored(ninaPub)
 	if err != nil {
 		t.Fatal(err)
