@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/pkg/seal"
 	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
@@ -109,6 +110,37 @@ func fillMailboxes(t *testing.T, ms *Store) {
 	}
 }
 
+// openFilled opens a local mail store at path, indexed by
+// subjectIndexer, and fills it (fillMailboxes) with every change applied;
+// it returns the store and what it then holds (snapshot).
+func openFilled(t *testing.T, path string, k *seal.Keys) (*localstore.Store, *Store, string) {
+	t.Helper()
+	st, ms := openLocal(t, path, k, subjectIndexer)
+	fillMailboxes(t, ms)
+	ms.drain(context.Background())
+	return st, ms, snapshot(t, ms)
+}
+
+// highestSlot is the highest slot in the file (slotOrder), failing the
+// test unless it is the last one ms handed out.
+func highestSlot(t *testing.T, ms *Store, st *localstore.Store) uint64 {
+	t.Helper()
+	last := slotOrder(t, st)
+	if ms.lastSlot != last {
+		t.Fatalf("last slot handed out %d, highest on disk %d", ms.lastSlot, last)
+	}
+	return last
+}
+
+// unchanged fails the test unless ms still holds what it held (before);
+// when says after what.
+func unchanged(t *testing.T, ms *Store, before, when string) {
+	t.Helper()
+	if after := snapshot(t, ms); after != before {
+		t.Fatalf("%s:\n%s\nwas\n%s", when, after, before)
+	}
+}
+
 // TestIndexSurvivesReopen: the index read back at Open is the index
 // written, and the next message gets the next UID and a slot after
 // every other.
@@ -116,22 +148,14 @@ func TestIndexSurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "s.db")
 	k := sealtest.Keys(t)
 	ctx := context.Background()
-	st, ms := openLocal(t, path, k, subjectIndexer)
-	fillMailboxes(t, ms)
-	ms.drain(ctx)
-	before := snapshot(t, ms)
-	lastSlot := slotOrder(t, st)
-	if ms.lastSlot != lastSlot {
-		t.Fatalf("last slot handed out %d, highest on disk %d", ms.lastSlot, lastSlot)
-	}
+	st, ms, before := openFilled(t, path, k)
+	lastSlot := highestSlot(t, ms, st)
 	if !strings.Contains(before, `meta=""`) || !strings.Contains(before, `meta="meta of Subject: one"`) {
 		t.Fatalf("the test's messages are not as meant:\n%s", before)
 	}
 
 	st, ms = reopen(t, st, ms, path, k, subjectIndexer)
-	if after := snapshot(t, ms); after != before {
-		t.Fatalf("after reopening:\n%s\nwas\n%s", after, before)
-	}
+	unchanged(t, ms, before, "after reopening")
 	if ms.lastSlot != lastSlot {
 		t.Fatalf("last slot after reopening %d, want %d", ms.lastSlot, lastSlot)
 	}
