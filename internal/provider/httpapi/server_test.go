@@ -526,6 +526,23 @@ func TestOtherUsersDataIsInvisible(t *testing.T) {
 	wantErr(t, "raw GET alice's blob as bob", st, b, http.StatusNotFound, providerapi.CodeNotFound)
 }
 
+// armoredKey makes a new key for address and returns it armored: the
+// public key, and the private one.
+func armoredKey(t testing.TB, address string) (pub, priv string) {
+	t.Helper()
+	e, err := pgpkey.Generate(address, 0, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pub, err = pgpkey.ArmorPublic(e); err != nil {
+		t.Fatal(err)
+	}
+	if priv, err = pgpkey.ArmorPrivate(e); err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
+}
+
 // authedEndpoints are all the endpoints that need a session, with bodies
 // that would be accepted with a valid one.
 func authedEndpoints(t testing.TB, u *user, incomingID string) []struct {
@@ -533,14 +550,7 @@ func authedEndpoints(t testing.TB, u *user, incomingID string) []struct {
 	body         []byte
 } {
 	cr := newCreds(t, u.login)
-	e, err := pgpkey.Generate(u.address(), 0, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := pgpkey.ArmorPublic(e)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, _ := armoredKey(t, u.address())
 	blob := []byte("refused blob of " + u.login)
 	return []struct {
 		method, path string
@@ -1225,32 +1235,18 @@ func TestNicknym(t *testing.T) {
 	nina := signup(t, p, "nina")
 	oscar := signup(t, p, "oscar")
 
-	armor := func(addr string, private bool) string {
-		e, err := pgpkey.Generate(addr, 0, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		var s string
-		if private {
-			s, err = pgpkey.ArmorPrivate(e)
-		} else {
-			s, err = pgpkey.ArmorPublic(e)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	ninaPub := armor(nina.address(), false)
-	oscarPub := armor(oscar.address(), false)
+	ninaPub, _ := armoredKey(t, nina.address())
+	oscarPub, _ := armoredKey(t, oscar.address())
 	put := func(u *user, what, key string) {
 		t.Helper()
 		st, b := r.doJSON(http.MethodPut, "/1/keys", u.token, providerapi.KeyRequest{OpenPGP: key}, nil)
 		wantErr(t, what, st, b, http.StatusBadRequest, providerapi.CodeBadRequest)
 	}
 	put(nina, "oscar's key by nina", oscarPub)
-	put(nina, "a key for another domain", armor("nina@elsewhere.test", false))
-	put(nina, "a private key", armor(nina.address(), true))
+	elsewherePub, _ := armoredKey(t, "nina@elsewhere.test")
+	put(nina, "a key for another domain", elsewherePub)
+	_, ninaPriv := armoredKey(t, nina.address())
+	put(nina, "a private key", ninaPriv)
 	put(nina, "garbage", "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nbm90IGEga2V5\n-----END PGP PUBLIC KEY BLOCK-----\n")
 	put(nina, "not armored", "hello")
 	put(nina, "empty", "")
@@ -1301,18 +1297,7 @@ func TestNicknymServesOnlyWhatItChecked(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	r := newRaw(t, p)
 	u := signup(t, p, "olga")
-	e, err := pgpkey.Generate(u.address(), 0, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := pgpkey.ArmorPublic(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := pgpkey.ArmorPrivate(e)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pub, priv := armoredKey(t, u.address())
 	st, b := r.doJSON(http.MethodPut, "/1/keys", u.token, providerapi.KeyRequest{OpenPGP: pub + priv}, nil)
 	if st/100 == 2 {
 		var kr providerapi.KeyResponse
