@@ -59,11 +59,7 @@ func TestWritesOfAnotherProgramRebuildIndexes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
-	A2, err := d2.Login(ctx, addr, []byte(password), p.Ref())
-	if err != nil {
-		t.Fatal(err)
-	}
+	d2, A2 := testenv.LoginAgain(t, p, dir, addr)
 	msgs, _ := A2.Mail.Messages("INBOX")
 	found := false
 	for _, m := range msgs {

@@ -176,11 +176,7 @@ func TestUIDsStableAcrossRestart(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
-	A2, err := d2.Login(ctx, addr, []byte(password), p.Ref())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, A2 := testenv.LoginAgain(t, p, dir, addr)
 	ms2 := open(t, A2)
 	after, _ := ms2.Messages("INBOX")
 	info2, _ := ms2.Mailbox("INBOX")
@@ -276,11 +272,7 @@ func TestLegacyIndexMigrates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
-	A2, err := d2.Login(ctx, addr, []byte(password), p.Ref())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, A2 := testenv.LoginAgain(t, p, dir, addr)
 	ms2 := open(t, A2)
 	for _, mb := range []string{"INBOX", "Archive"} {
 		after, _ := ms2.Messages(mb)
@@ -351,11 +343,7 @@ func TestChangesSurviveACrashBeforeIndexing(t *testing.T) {
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d2 := testenv.NewDaemon(t, testenv.DaemonOptions{Dir: dir})
-	A2, err := d2.Login(ctx, addr, []byte(password), p.Ref())
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, A2 := testenv.LoginAgain(t, p, dir, addr)
 	m, ok := find(A2.Mail, "INBOX", "crashedbeforeindexing")
 	if !ok || !slices.Equal(m.Flags, []string{`\Seen`}) {
 		t.Fatalf("the unindexed message after restart: %+v %v", m, ok)

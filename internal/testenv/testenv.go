@@ -475,3 +475,16 @@ func NewUser(t testing.TB, d *daemon.Daemon, p *Provider, address string) *daemo
 	}
 	return a
 }
+
+// LoginAgain starts a new bitmaskd on the data directory dir, as after a
+// restart of the one that used it (the test closes that one first), and
+// logs address in again at p with Password.
+func LoginAgain(t testing.TB, p *Provider, dir, address string) (*daemon.Daemon, *daemon.Account) {
+	t.Helper()
+	d := NewDaemon(t, DaemonOptions{Dir: dir})
+	a, err := d.Login(context.Background(), address, []byte(Password), p.Ref())
+	if err != nil {
+		t.Fatalf("log %s in again: %v", address, err)
+	}
+	return d, a
+}
