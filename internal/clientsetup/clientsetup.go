@@ -16,14 +16,16 @@ import (
 	"github.com/bitmask-go/bitmask/internal/controlapi"
 )
 
+// xmlText is s escaped as XML character data (and attribute values).
+func xmlText(s string) string {
+	var b bytes.Buffer
+	_ = xml.EscapeText(&b, []byte(s))
+	return b.String()
+}
+
 // ThunderbirdXML is the autoconfig document for mc. It carries no
 // password: Thunderbird asks for it (the local token).
 func ThunderbirdXML(mc controlapi.MailConfig) []byte {
-	esc := func(s string) string {
-		var b bytes.Buffer
-		_ = xml.EscapeText(&b, []byte(s))
-		return b.String()
-	}
 	domain := mc.Address[strings.LastIndexByte(mc.Address, '@')+1:]
 	return fmt.Appendf(nil, `<?xml version="1.0" encoding="UTF-8"?>
 <clientConfig version="1.1">
@@ -47,7 +49,7 @@ func ThunderbirdXML(mc controlapi.MailConfig) []byte {
     </outgoingServer>
   </emailProvider>
 </clientConfig>
-`, esc(domain), esc(mc.Address), esc(mc.IMAPHost), mc.IMAPPort, esc(mc.SMTPHost), mc.SMTPPort)
+`, xmlText(domain), xmlText(mc.Address), xmlText(mc.IMAPHost), mc.IMAPPort, xmlText(mc.SMTPHost), mc.SMTPPort)
 }
 
 var appleTmpl = template.Must(template.New("apple").Parse(`<?xml version="1.0" encoding="UTF-8"?>
@@ -101,14 +103,9 @@ func uuid4() string {
 // file is a credential).
 func AppleProfile(mc controlapi.MailConfig) []byte {
 	var b bytes.Buffer
-	x := func(s string) string {
-		var e bytes.Buffer
-		_ = xml.EscapeText(&e, []byte(s))
-		return e.String()
-	}
 	_ = appleTmpl.Execute(&b, map[string]any{
-		"Address": x(mc.Address), "Username": x(mc.Username), "Password": x(mc.Password),
-		"IMAPHost": x(mc.IMAPHost), "IMAPPort": mc.IMAPPort, "SMTPHost": x(mc.SMTPHost), "SMTPPort": mc.SMTPPort,
+		"Address": xmlText(mc.Address), "Username": xmlText(mc.Username), "Password": xmlText(mc.Password),
+		"IMAPHost": xmlText(mc.IMAPHost), "IMAPPort": mc.IMAPPort, "SMTPHost": xmlText(mc.SMTPHost), "SMTPPort": mc.SMTPPort,
 		"UUID": uuid4(), "UUID2": uuid4(),
 	})
 	return b.Bytes()
