@@ -59,14 +59,28 @@
 // the end), and a delimiter's trailing white space ("transport padding")
 // by one of two rules (Padding), as the callers have always read it.
 //
-// Parse builds the whole tree: an entity, and for a multipart entity its
-// parts, each again an entity, as ranges of the input that together
-// cover it exactly.
+// # Messages in messages
+//
+// A message/rfc822 entity (RFC 2046 §5.2.1) holds a whole message as its
+// body, with its own header section and, maybe, its own multipart body.
+// The parts of a multipart/digest (§5.1.5) are message/rfc822 unless
+// their header says otherwise, where other parts are text/plain.
+//
+// # The tree
+//
+// Parse builds the whole tree: an entity; for a multipart entity its
+// parts, each again an entity; for a message/rfc822 entity the message
+// it holds, an entity over its body. The ranges of the input together
+// cover it exactly. Limits on depth and on the number of entities keep
+// hostile nesting and fan-out cheap: past them an entity is a leaf, or
+// left out.
 //
 // # What this package does not do
 //
 // It does not interpret values: media types, parameters, encoded words
 // and addresses are the caller's, as each caller has its own rules for
-// malformed ones. It decodes base64 (DecodeBase64), the one transfer
-// encoding its callers decode alike.
+// malformed ones. So Parse asks the caller what an entity's body holds
+// (Options.Content); DefaultContent answers by the RFCs. It decodes
+// base64 (DecodeBase64), the one transfer encoding its callers decode
+// alike.
 package rawmime

@@ -8,9 +8,10 @@ import (
 
 // FuzzParse parses any input with both delimiter rules and checks that
 // the tree is made of the input's bytes: nothing panics, every range lies
-// inside its parent's body in order, the fields of every header section
-// are its lines up to the empty line, and writing the tree back from its
-// ranges gives the input byte for byte.
+// inside its parent's body in order (an encapsulated message covers its
+// parent's body exactly), the fields of every header section are its
+// lines up to the empty line, and writing the tree back from its ranges
+// gives the input byte for byte.
 func FuzzParse(f *testing.F) {
 	for _, s := range []string{
 		"",
@@ -25,6 +26,8 @@ func FuzzParse(f *testing.F) {
 		"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nno close \r \r\n--b \r \r\nX",
 		"Content-Type: multipart/mixed; boundary=o\r\n\r\n--o\r\nContent-Type: multipart/alternative; boundary=i\r\n\r\n--i\r\n\r\nx\r\n--i--\r\n--o--\r\n",
 		"Content-Type: multipart/mixed; boundary=\"\"\r\n\r\n--\r\n",
+		"Content-Type: message/rfc822\r\n\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\nx\r\n--b--\r\n",
+		"Content-Type: multipart/digest; boundary=d\r\n\r\n--d\r\n\r\nSubject: in\r\n\r\nx\r\n--d\r\nContent-Type: text/plain\r\n\r\ny\r\n--d--\r\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -69,6 +72,12 @@ func checkEntity(t *testing.T, e *Entity, in []byte) {
 	if pos != len(fields) || len(fields)+len(blank) != len(hdr) {
 		t.Fatalf("fields cover %d of %d bytes (header section %d)", pos, len(fields), len(hdr))
 	}
+	if e.Message != nil {
+		if e.Multipart != nil || e.Message.Start != e.BodyStart || e.Message.End != e.End || e.Message.DigestPart {
+			t.Fatalf("message %d-%d in body %d-%d", e.Message.Start, e.Message.End, e.BodyStart, e.End)
+		}
+		checkEntity(t, e.Message, in)
+	}
 	if e.Multipart == nil {
 		if e.Parts != nil {
 			t.Fatal("parts without a multipart body")
@@ -84,7 +93,7 @@ func checkEntity(t *testing.T, e *Entity, in []byte) {
 		last = p.End
 		if i < len(e.Parts) {
 			c := e.Parts[i]
-			if c.Start != e.BodyStart+p.Start || c.End != e.BodyStart+p.End {
+			if c.Start != e.BodyStart+p.Start || c.End != e.BodyStart+p.End || c.DigestPart != e.Content.Digest {
 				t.Fatalf("part %d entity %d-%d, split %+v", i, c.Start, c.End, p)
 			}
 			checkEntity(t, c, in)
@@ -97,8 +106,13 @@ func checkEntity(t *testing.T, e *Entity, in []byte) {
 
 // reassemble writes e back from its ranges of in: the header section,
 // then for a multipart the bytes around and between its parts, each part
-// written by its own entity.
+// written by its own entity, and for a message the message.
 func reassemble(w *bytes.Buffer, e *Entity, in []byte) {
+	if e.Message != nil {
+		w.Write(in[e.Start:e.BodyStart])
+		reassemble(w, e.Message, in)
+		return
+	}
 	if e.Multipart == nil {
 		w.Write(in[e.Start:e.End])
 		return

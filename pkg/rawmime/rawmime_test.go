@@ -159,3 +159,43 @@ func TestParse(t *testing.T) {
 		t.Errorf("part limit: %+v", e)
 	}
 }
+
+func TestParseMessages(t *testing.T) {
+	inner := "Content-Type: multipart/mixed; boundary=i\r\n\r\n--i\r\n\r\nx\r\n--i--\r\n"
+	msg := []byte("Content-Type: multipart/digest; boundary=d\r\n\r\n" +
+		"--d\r\n\r\nSubject: default type\r\n\r\none\r\n" +
+		"--d\r\nContent-Type: text/plain\r\n\r\ntwo\r\n" +
+		"--d\r\nContent-Type: message/rfc822\r\n\r\n" + inner + "--d--\r\n")
+	e := Parse(msg, nil)
+	if len(e.Parts) != 3 || !e.Content.Digest {
+		t.Fatalf("digest: %+v", e)
+	}
+	for i, p := range e.Parts {
+		if !p.DigestPart {
+			t.Errorf("part %d not a digest part", i+1)
+		}
+	}
+	if m := e.Parts[0].Message; m == nil || string(msg[m.Start:m.BodyStart]) != "Subject: default type\r\n\r\n" {
+		t.Errorf("digest part without Content-Type: %+v", m)
+	}
+	if e.Parts[1].Message != nil {
+		t.Errorf("text/plain digest part read as a message")
+	}
+	m := e.Parts[2].Message
+	if m == nil || string(msg[m.Start:m.End]) != strings.TrimSuffix(inner, "\r\n") || len(m.Parts) != 1 || m.DigestPart {
+		t.Fatalf("message/rfc822 part: %+v", m)
+	}
+	// A message counts as a level: at depth 2 it is a leaf.
+	if e := Parse(msg, &Options{MaxDepth: 2}); e.Parts[2].Message == nil || e.Parts[2].Message.Parts != nil {
+		t.Errorf("depth limit through a message: %+v", e.Parts[2].Message)
+	}
+	// A caller's own reading: no messages.
+	leafs := func(h []byte, digestPart bool) Content {
+		c := DefaultContent(h, digestPart)
+		c.Message = false
+		return c
+	}
+	if e := Parse(msg, &Options{Content: leafs}); e.Parts[0].Message != nil || e.Parts[2].Message != nil {
+		t.Errorf("Options.Content ignored")
+	}
+}
