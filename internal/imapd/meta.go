@@ -59,10 +59,9 @@ func Indexer(raw []byte) ([]byte, error) {
 
 func computeMeta(raw []byte) *Meta {
 	top := splitEntity(raw)
-	var st structure
 	m := &Meta{
 		Envelope:      envelopeOf(top.header),
-		BodyStructure: st.build(top, "text/plain", 0),
+		BodyStructure: bodyStructure(raw),
 		Header:        top.header,
 	}
 	if len(m.Header) > maxMetaHeader {

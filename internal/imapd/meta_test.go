@@ -185,9 +185,10 @@ func TestSplitMultipart(t *testing.T) {
 		{"--b\r\nA\r\n--b \r \r\nB\r\n--b--", []string{"A", "B"}}, // CRs in the padding (pgpmime refuses them)
 	}
 	for _, tc := range cases {
+		raw := []byte("Content-Type: multipart/mixed; boundary=b\r\n\r\n" + tc.body)
 		var got []string
-		for _, p := range splitMultipart([]byte(tc.body), "b") {
-			got = append(got, string(p))
+		for _, p := range parseMIME(raw, indexLimits).Parts {
+			got = append(got, string(raw[p.Start:p.End]))
 		}
 		if strings.Join(got, "|") != strings.Join(tc.want, "|") || len(got) != len(tc.want) {
 			t.Errorf("%q: %q, want %q", tc.body, got, tc.want)
@@ -280,7 +281,7 @@ func FuzzIndexer(f *testing.F) {
 			return true
 		})
 		var sb bytes.Buffer
-		collectText(&sb, splitEntity(raw), "text/plain", 0, true)
+		collectText(&sb, raw, true)
 	})
 }
 

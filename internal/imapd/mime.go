@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"mime/quotedprintable"
 	"net/mail"
@@ -16,23 +17,90 @@ import (
 )
 
 // This file reads MIME (RFC 2045, 2046) directly from the message bytes,
-// with pkg/rawmime. Every part is a pair of slices of the original
-// message (its header block and its body), so BODY[...] sections are the
-// exact bytes the message holds and the sizes in BODYSTRUCTURE agree with
-// them. Parsing is forgiving: a malformed header line, a missing boundary
-// or a truncated multipart still give an answer.
+// with pkg/rawmime: BODYSTRUCTURE, section lookup and SEARCH's text walk
+// the entity tree rawmime.Parse builds (parseMIME). Every part is a range
+// of the original message (its header block and its body), so BODY[...]
+// sections are the exact bytes the message holds and the sizes in
+// BODYSTRUCTURE agree with them. Parsing is forgiving: a malformed header
+// line, a missing boundary or a truncated multipart still give an answer.
 
-// Limits against hostile nesting: deeper parts are leaves.
+// Limits against hostile nesting and fan-out: deeper parts are leaves,
+// parts beyond the count are left out of BODYSTRUCTURE. maxMIMEDepth
+// counts both multipart and message/rfc822 levels.
 const (
 	maxMIMEDepth = 32
 	maxMIMEParts = 1000
 )
+
+// The limits of each reading of the tree. BODYSTRUCTURE stops at them.
+// A section's part numbers are at most maxMIMEDepth, and each may enter
+// a message/rfc822 and then a multipart, so the tree a section is looked
+// up in goes twice as deep, and as wide as the message is: any part
+// BODYSTRUCTURE leaves out is still there to fetch. Searching reads the
+// text of entities down to maxMIMEDepth, however many there are.
+var (
+	indexLimits   = rawmime.Options{MaxDepth: maxMIMEDepth, MaxParts: maxMIMEParts}
+	sectionLimits = rawmime.Options{MaxDepth: 2*maxMIMEDepth + 1, MaxParts: math.MaxInt}
+	searchLimits  = rawmime.Options{MaxDepth: maxMIMEDepth, MaxParts: math.MaxInt}
+)
+
+// parseMIME reads the MIME tree of a message as IMAP sees it: multiparts
+// split (delimiter padding may mix CRs with the blanks, LoosePadding, as
+// this reader has always accepted) and the messages of message/rfc822
+// parts read as messages, within the limits of lim.
+func parseMIME(raw []byte, lim rawmime.Options) *rawmime.Entity {
+	lim.Content = partContent
+	lim.Padding = rawmime.LoosePadding
+	return rawmime.Parse(raw, &lim)
+}
+
+// partContent is what the body of an entity holds, by contentType: a
+// multipart's boundary (none, when the type has no usable boundary), or a
+// message IMAP describes as one (see encapsulates).
+func partContent(h []byte, digestPart bool) rawmime.Content {
+	if !digestPart && !namesNesting(headerGet(h, "Content-Type")) {
+		return rawmime.Content{} // the common leaf, without parsing its type
+	}
+	typ, sub, params := contentType(h, defaultTypeOf(digestPart))
+	switch {
+	case typ == "multipart":
+		return rawmime.Content{Boundary: params["boundary"], Digest: sub == "digest"}
+	case encapsulates(h, typ, sub):
+		return rawmime.Content{Message: true}
+	}
+	return rawmime.Content{}
+}
+
+// namesNesting says whether a Content-Type value may name a multipart or
+// message type: contentType lowers the case of the type, so it only reads
+// either from a value that holds the word.
+func namesNesting(v string) bool {
+	v = strings.ToLower(v)
+	return strings.Contains(v, "multipart") || strings.Contains(v, "message")
+}
+
+// defaultType is the media type of an entity without a usable
+// Content-Type: message/rfc822 for a part of a multipart/digest, else
+// text/plain (RFC 2046 §5.1.5, RFC 2045 §5.2).
+func defaultType(e *rawmime.Entity) string { return defaultTypeOf(e.DigestPart) }
+
+func defaultTypeOf(digestPart bool) string {
+	if digestPart {
+		return "message/rfc822"
+	}
+	return "text/plain"
+}
 
 // entity is one MIME entity: a header block (the field lines and the empty
 // line that ends them) and a body, both slices of the message.
 type entity struct {
 	header []byte
 	body   []byte
+}
+
+// entityOf is the header block and body of a tree entity of raw.
+func entityOf(raw []byte, e *rawmime.Entity) entity {
+	return entity{header: raw[e.Start:e.BodyStart:e.BodyStart], body: raw[e.BodyStart:e.End:e.End]}
 }
 
 // splitEntity splits b after its first empty line. Without one, all of
@@ -139,32 +207,29 @@ func encapsulates(h []byte, typ, sub string) bool {
 	return true
 }
 
-// structure builds BODYSTRUCTURE (RFC 9051 §7.5.2) for messages.
-type structure struct{ parts int }
+// bodyStructure builds BODYSTRUCTURE (RFC 9051 §7.5.2) for a message.
+func bodyStructure(raw []byte) imap.BodyStructure {
+	return buildStructure(raw, parseMIME(raw, indexLimits))
+}
 
-func (st *structure) build(e entity, dflt string, depth int) imap.BodyStructure {
-	st.parts++
-	typ, sub, params := contentType(e.header, dflt)
+// buildStructure describes entity e of the message raw and, recursively,
+// its parts and the message it holds.
+func buildStructure(raw []byte, e *rawmime.Entity) imap.BodyStructure {
+	h, body := raw[e.Start:e.BodyStart], raw[e.BodyStart:e.End]
+	typ, sub, params := contentType(h, defaultType(e))
 	if typ == "multipart" {
-		if boundary := params["boundary"]; boundary != "" && depth < maxMIMEDepth {
+		if e.Content.Boundary != "" {
 			mp := &imap.BodyStructureMultiPart{
 				Subtype: sub,
 				Extended: &imap.BodyStructureMultiPartExt{
 					Params:      params,
-					Disposition: disposition(e.header),
-					Language:    language(e.header),
-					Location:    headerGet(e.header, "Content-Location"),
+					Disposition: disposition(h),
+					Language:    language(h),
+					Location:    headerGet(h, "Content-Location"),
 				},
 			}
-			childDflt := "text/plain"
-			if sub == "digest" {
-				childDflt = "message/rfc822"
-			}
-			for _, p := range splitMultipart(e.body, boundary) {
-				if st.parts >= maxMIMEParts {
-					break
-				}
-				mp.Children = append(mp.Children, st.build(splitEntity(p), childDflt, depth+1))
+			for _, p := range e.Parts {
+				mp.Children = append(mp.Children, buildStructure(raw, p))
 			}
 			if len(mp.Children) == 0 {
 				// IMAP has no multipart without parts.
@@ -172,21 +237,21 @@ func (st *structure) build(e entity, dflt string, depth int) imap.BodyStructure 
 			}
 			return mp
 		}
-		// A multipart we cannot split is shown as text.
+		// A multipart we cannot split, or one too deep, is shown as text.
 		typ, sub, params = "text", "plain", map[string]string{"charset": "us-ascii"}
 	}
 	sp := &imap.BodyStructureSinglePart{
 		Type:        typ,
 		Subtype:     sub,
 		Params:      params,
-		ID:          headerGet(e.header, "Content-Id"),
-		Description: headerGet(e.header, "Content-Description"),
-		Encoding:    transferEncoding(e.header),
-		Size:        uint32(len(e.body)),
+		ID:          headerGet(h, "Content-Id"),
+		Description: headerGet(h, "Content-Description"),
+		Encoding:    transferEncoding(h),
+		Size:        uint32(len(body)),
 		Extended: &imap.BodyStructureSinglePartExt{
-			Disposition: disposition(e.header),
-			Language:    language(e.header),
-			Location:    headerGet(e.header, "Content-Location"),
+			Disposition: disposition(h),
+			Language:    language(h),
+			Location:    headerGet(h, "Content-Location"),
 		},
 	}
 	if sp.Encoding == "" {
@@ -194,19 +259,19 @@ func (st *structure) build(e entity, dflt string, depth int) imap.BodyStructure 
 	}
 	switch {
 	case typ == "message" && (sub == "rfc822" || sub == "global"):
-		if !encapsulates(e.header, typ, sub) || depth >= maxMIMEDepth {
-			// IMAP requires envelope and structure for message/rfc822.
+		if e.Message == nil {
+			// Not encapsulated, or too deep: IMAP requires envelope
+			// and structure for message/rfc822.
 			sp.Type, sp.Subtype = "application", "octet-stream"
 			break
 		}
-		inner := splitEntity(e.body)
 		sp.MessageRFC822 = &imap.BodyStructureMessageRFC822{
-			Envelope:      envelopeOf(inner.header),
-			BodyStructure: st.build(inner, "text/plain", depth+1),
-			NumLines:      int64(bytes.Count(e.body, []byte("\n"))),
+			Envelope:      envelopeOf(raw[e.Message.Start:e.Message.BodyStart]),
+			BodyStructure: buildStructure(raw, e.Message),
+			NumLines:      int64(bytes.Count(body, []byte("\n"))),
 		}
 	case typ == "text":
-		sp.Text = &imap.BodyStructureText{NumLines: int64(bytes.Count(e.body, []byte("\n")))}
+		sp.Text = &imap.BodyStructureText{NumLines: int64(bytes.Count(body, []byte("\n")))}
 	}
 	return sp
 }
@@ -253,66 +318,35 @@ func language(h []byte) []string {
 	return out
 }
 
-// splitMultipart returns the parts of a multipart body (RFC 2046 §5.1.1):
-// the bytes between delimiter lines, without the line break that belongs
-// to the next delimiter. Preamble and epilogue are dropped; a body whose
-// close delimiter is missing ends its last part at the end of the body.
-// A delimiter's padding may mix CRs with the blanks (LoosePadding), as
-// this reader has always accepted.
-func splitMultipart(body []byte, boundary string) [][]byte {
-	m := rawmime.SplitMultipart(body, boundary, rawmime.LoosePadding)
-	if len(m.Parts) == 0 {
-		return nil
-	}
-	parts := make([][]byte, len(m.Parts))
-	for i, p := range m.Parts {
-		parts[i] = body[p.Start:p.End:p.End]
-	}
-	if !m.Closed {
-		parts[len(parts)-1] = body[m.Parts[len(parts)-1].Start:]
-	}
-	return parts
-}
-
 // navigate finds the part a section's part numbers address (RFC 9051
 // §6.4.5): the parts of a multipart are numbered from 1; a non-multipart
 // message has a single part 1, its body; the parts of a message/rfc822
-// part are those of the message it holds. It returns the part and its
-// media type.
-func navigate(raw []byte, path []int) (cur entity, typ, sub string, ok bool) {
-	cur = splitEntity(raw)
-	typ, sub, _ = contentType(cur.header, "text/plain")
+// part are those of the message it holds. It returns the part's entity
+// in root, the tree of raw, and its media type.
+func navigate(raw []byte, root *rawmime.Entity, path []int) (cur *rawmime.Entity, typ, sub string, ok bool) {
+	cur = root
+	typ, sub, _ = contentType(raw[cur.Start:cur.BodyStart], "text/plain")
 	isMsg := true // cur is a whole message, not yet one of its parts
 	for depth, n := range path {
 		if depth >= maxMIMEDepth || n < 1 {
-			return entity{}, "", "", false
+			return nil, "", "", false
 		}
-		if !isMsg && encapsulates(cur.header, typ, sub) {
-			cur = splitEntity(cur.body)
-			typ, sub, _ = contentType(cur.header, "text/plain")
+		if !isMsg && cur.Message != nil {
+			cur = cur.Message
+			typ, sub, _ = contentType(raw[cur.Start:cur.BodyStart], "text/plain")
 		}
-		var boundary string
-		if typ == "multipart" {
-			_, _, params := contentType(cur.header, "text/plain")
-			boundary = params["boundary"]
-		}
-		if boundary == "" {
+		if cur.Content.Boundary == "" {
 			if n != 1 {
-				return entity{}, "", "", false
+				return nil, "", "", false
 			}
 			isMsg = false
 			continue
 		}
-		parts := splitMultipart(cur.body, boundary)
-		if n > len(parts) {
-			return entity{}, "", "", false
+		if n > len(cur.Parts) {
+			return nil, "", "", false
 		}
-		dflt := "text/plain"
-		if sub == "digest" {
-			dflt = "message/rfc822"
-		}
-		cur = splitEntity(parts[n-1])
-		typ, sub, _ = contentType(cur.header, dflt)
+		cur = cur.Parts[n-1]
+		typ, sub, _ = contentType(raw[cur.Start:cur.BodyStart], defaultType(cur))
 		isMsg = false
 	}
 	return cur, typ, sub, true
@@ -328,19 +362,19 @@ func bodySection(raw []byte, sec *imap.FetchItemBodySection) []byte {
 		}
 		msg = splitEntity(raw)
 	} else {
-		cur, typ, sub, ok := navigate(raw, sec.Part)
+		cur, _, _, ok := navigate(raw, parseMIME(raw, sectionLimits), sec.Part)
 		if !ok {
 			return nil
 		}
+		msg = entityOf(raw, cur)
 		switch sec.Specifier {
 		case imap.PartSpecifierNone:
-			return cur.body
+			return msg.body
 		case imap.PartSpecifierMIME:
-			return cur.header
+			return msg.header
 		}
-		msg = cur
-		if encapsulates(cur.header, typ, sub) {
-			msg = splitEntity(cur.body)
+		if cur.Message != nil {
+			msg = entityOf(raw, cur.Message)
 		}
 	}
 	switch sec.Specifier {
@@ -391,11 +425,12 @@ func binarySection(raw []byte, part []int) (b []byte, ok bool, err error) {
 	if len(part) == 0 {
 		return raw, true, nil
 	}
-	cur, typ, sub, ok := navigate(raw, part)
+	e, typ, _, ok := navigate(raw, parseMIME(raw, sectionLimits), part)
 	if !ok {
 		return nil, false, nil
 	}
-	if typ == "multipart" || encapsulates(cur.header, typ, sub) {
+	cur := entityOf(raw, e)
+	if typ == "multipart" || e.Message != nil {
 		return cur.body, true, nil
 	}
 	b, err = decodeTransfer(transferEncoding(cur.header), cur.body)

@@ -460,40 +460,41 @@ func (m *candidate) collect(headers bool) []byte {
 		buf = &m.bufs.body
 	}
 	buf.Reset()
-	collectText(buf, splitEntity(raw), "text/plain", 0, headers)
+	collectText(buf, raw, headers)
 	return lowerInPlace(buf.Bytes())
 }
 
-// collectText appends the decoded text of an entity's text parts (and,
-// with headers, its header fields) to sb, recursing into multiparts and
+// collectText appends the decoded text of a message's text parts (and,
+// with headers, its header fields) to sb, through its multiparts and
 // attached messages.
-func collectText(sb *bytes.Buffer, e entity, dflt string, depth int, headers bool) {
-	if depth > maxMIMEDepth || sb.Len() > 64<<20 {
+func collectText(sb *bytes.Buffer, raw []byte, headers bool) {
+	collectEntityText(sb, raw, parseMIME(raw, searchLimits), headers)
+}
+
+func collectEntityText(sb *bytes.Buffer, raw []byte, e *rawmime.Entity, headers bool) {
+	if sb.Len() > 64<<20 {
 		return
 	}
+	h, body := raw[e.Start:e.BodyStart], raw[e.BodyStart:e.End]
 	if headers {
-		headerFields(e.header, func(n, raw []byte) bool {
+		headerFields(h, func(n, raw []byte) bool {
 			sb.WriteString(decodeText(rawmime.Value(raw)))
 			sb.WriteByte('\n')
 			return true
 		})
 	}
-	typ, sub, params := contentType(e.header, dflt)
+	typ, _, params := contentType(h, defaultType(e))
 	switch {
-	case typ == "multipart" && params["boundary"] != "":
-		childDflt := "text/plain"
-		if sub == "digest" {
-			childDflt = "message/rfc822"
+	case e.Content.Boundary != "":
+		for _, p := range e.Parts {
+			collectEntityText(sb, raw, p, headers)
 		}
-		for _, p := range splitMultipart(e.body, params["boundary"]) {
-			collectText(sb, splitEntity(p), childDflt, depth+1, headers)
-		}
-	case encapsulates(e.header, typ, sub):
-		collectText(sb, splitEntity(e.body), "text/plain", depth+1, headers)
+	case e.Message != nil:
+		collectEntityText(sb, raw, e.Message, headers)
 	case typ == "text":
-		b, err := decodeTransfer(transferEncoding(e.header), e.body)
+		b, err := decodeTransfer(transferEncoding(h), body)
 		if err != nil {
-			b = e.body
+			b = body
 		}
 		appendText(sb, b, params["charset"])
 		sb.WriteByte('\n')
