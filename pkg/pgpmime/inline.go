@@ -111,7 +111,7 @@ func (p *processor) inline(msg []byte, depth int, st *state) []byte {
 		b.Write(body)
 		return b.Bytes()
 	}}
-	out, _ := w.rewrite(msg, 0)
+	out, _ := w.rewrite(msg)
 	if failed {
 		return msg
 	}

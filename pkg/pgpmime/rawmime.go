@@ -11,7 +11,9 @@ package pgpmime
 // Its reading is the strict one: a header line that is neither a field
 // with a well-formed name nor a continuation makes the entity malformed
 // (parseEntity), and a delimiter line allows only spaces and tabs after
-// the boundary (rawmime.StrictPadding).
+// the boundary (rawmime.StrictPadding). The walks over a whole message
+// (rewrite, visit) follow the tree rawmime.Parse builds with that reading
+// (walkTree).
 
 import (
 	"bytes"
@@ -255,18 +257,29 @@ type multipartBody struct {
 // multipart body anyone can use, nor is one with an empty boundary or a
 // boundary over 200 bytes.
 func splitMultipart(body []byte, boundary string) (*multipartBody, bool) {
-	if boundary == "" || len(boundary) > 200 {
+	if !usableBoundary(boundary) {
 		return nil, false
 	}
 	s := rawmime.SplitMultipart(body, boundary, rawmime.StrictPadding)
 	if len(s.Parts) == 0 {
 		return nil, false
 	}
+	return multipartOf(&s), true
+}
+
+// usableBoundary says whether splitMultipart splits with a boundary: not
+// an empty one, nor one over 200 bytes.
+func usableBoundary(boundary string) bool {
+	return boundary != "" && len(boundary) <= 200
+}
+
+// multipartOf is a split multipart body as this package keeps it.
+func multipartOf(s *rawmime.Multipart) *multipartBody {
 	m := &multipartBody{parts: make([]part, len(s.Parts)), closeDelim: s.Close, closed: s.Closed}
 	for i, p := range s.Parts {
 		m.parts[i] = part{delim: p.Delim, start: p.Start, end: p.End}
 	}
-	return m, true
+	return m
 }
 
 // rebuild returns body with the contents of some parts replaced and some
@@ -516,44 +529,75 @@ const (
 
 // walker rewrites leaf entities of a MIME tree, keeping all other bytes.
 type walker struct {
-	visited int
 	// leaf is called for every non-multipart entity; it returns the
 	// replacement entity bytes, or nil to keep the entity.
 	leaf func(e *entity, raw []byte) []byte
 }
 
+// walkTree parses raw into the tree the walks follow, with this
+// package's strict reading: a multipart whose header is malformed
+// (parseEntity), or that splitMultipart cannot use, is not split, nor is
+// a multipart/encrypted or multipart/signed unless protected says so.
+// An attached message is a leaf. Entities one level deeper than
+// maxWalkDepth are made, as leaves, for the walks to skip.
+func walkTree(raw []byte, protected bool) *rawmime.Entity {
+	return rawmime.Parse(raw, &rawmime.Options{
+		Content:  func(h []byte, _ bool) rawmime.Content { return walkContent(h, protected) },
+		Padding:  rawmime.StrictPadding,
+		MaxDepth: maxWalkDepth + 1,
+		MaxParts: maxWalkParts,
+	})
+}
+
+func walkContent(h []byte, protected bool) rawmime.Content {
+	e, err := parseEntity(h)
+	if err != nil {
+		return rawmime.Content{}
+	}
+	mt, params := mediaType(e.header)
+	if !strings.HasPrefix(mt, "multipart/") {
+		return rawmime.Content{}
+	}
+	if !protected && (mt == "multipart/encrypted" || mt == "multipart/signed") {
+		return rawmime.Content{}
+	}
+	if !usableBoundary(params["boundary"]) {
+		return rawmime.Content{}
+	}
+	return rawmime.Content{Boundary: params["boundary"]}
+}
+
 // rewrite walks raw (a complete entity) and returns the rewritten entity
-// and whether anything changed.
-func (w *walker) rewrite(raw []byte, depth int) ([]byte, bool) {
-	w.visited++
-	if w.visited > maxWalkParts || depth > maxWalkDepth {
+// and whether anything changed. It never enters multipart/encrypted or
+// multipart/signed: protected structures are never touched.
+func (w *walker) rewrite(raw []byte) ([]byte, bool) {
+	return w.rewriteEntity(raw, walkTree(raw, false), 0)
+}
+
+func (w *walker) rewriteEntity(msg []byte, t *rawmime.Entity, depth int) ([]byte, bool) {
+	raw := msg[t.Start:t.End]
+	if depth > maxWalkDepth {
 		return raw, false
 	}
 	e, err := parseEntity(raw)
 	if err != nil {
 		return raw, false
 	}
-	mt, params := mediaType(e.header)
-	if strings.HasPrefix(mt, "multipart/") {
-		if mt == "multipart/encrypted" || mt == "multipart/signed" {
-			return raw, false // never touch protected structures
-		}
-		mp, ok := splitMultipart(e.body, params["boundary"])
-		if !ok {
+	if mt, _ := mediaType(e.header); strings.HasPrefix(mt, "multipart/") {
+		if t.Multipart == nil {
 			return raw, false
 		}
 		repl := map[int][]byte{}
-		for i, p := range mp.parts {
-			if nb, changed := w.rewrite(e.body[p.start:p.end], depth+1); changed {
+		for i, p := range t.Parts {
+			if nb, changed := w.rewriteEntity(msg, p, depth+1); changed {
 				repl[i] = nb
 			}
 		}
 		if len(repl) == 0 {
 			return raw, false
 		}
-		hdrLen := len(raw) - len(e.body)
-		out := append([]byte{}, raw[:hdrLen]...)
-		return append(out, mp.rebuild(e.body, repl, nil)...), true
+		out := append([]byte{}, msg[t.Start:t.BodyStart]...)
+		return append(out, multipartOf(t.Multipart).rebuild(e.body, repl, nil)...), true
 	}
 	if nb := w.leaf(e, raw); nb != nil {
 		return nb, true
@@ -561,35 +605,27 @@ func (w *walker) rewrite(raw []byte, depth int) ([]byte, bool) {
 	return raw, false
 }
 
-// visit calls fn for every leaf entity (read-only walk).
+// visit calls fn for every leaf entity (read-only walk), multipart/signed
+// and multipart/encrypted entered.
 func visit(raw []byte, fn func(e *entity)) {
-	w := &walker{leaf: func(e *entity, _ []byte) []byte { fn(e); return nil }}
-	w.rewriteAll(raw, 0)
+	visitEntity(raw, walkTree(raw, true), 0, fn)
 }
 
-// rewriteAll is like rewrite but also descends into multipart/signed and
-// multipart/encrypted (for read-only walks).
-func (w *walker) rewriteAll(raw []byte, depth int) {
-	w.visited++
-	if w.visited > maxWalkParts || depth > maxWalkDepth {
+func visitEntity(msg []byte, t *rawmime.Entity, depth int, fn func(e *entity)) {
+	if depth > maxWalkDepth {
 		return
 	}
-	e, err := parseEntity(raw)
+	e, err := parseEntity(msg[t.Start:t.End])
 	if err != nil {
 		return
 	}
-	mt, params := mediaType(e.header)
-	if strings.HasPrefix(mt, "multipart/") {
-		mp, ok := splitMultipart(e.body, params["boundary"])
-		if !ok {
-			return
-		}
-		for _, p := range mp.parts {
-			w.rewriteAll(e.body[p.start:p.end], depth+1)
+	if mt, _ := mediaType(e.header); strings.HasPrefix(mt, "multipart/") {
+		for _, p := range t.Parts {
+			visitEntity(msg, p, depth+1, fn)
 		}
 		return
 	}
-	w.leaf(e, raw)
+	fn(e)
 }
 
 // canonicalize turns an entity into the form RFC 3156 requires for signed
