@@ -155,7 +155,7 @@ func EncryptSign(msg []byte, to openpgp.EntityList, signer *openpgp.Entity, opts
 	var payload bytes.Buffer
 	writeHeader(&payload, inner, eol)
 	payload.Write(e.body)
-	plain, err := canonicalize(payload.Bytes(), 0)
+	plain, err := canonicalize(payload.Bytes())
 	if err != nil {
 		return nil, err
 	}
@@ -326,7 +326,7 @@ func Sign(msg []byte, signer *openpgp.Entity, opts *Options) ([]byte, error) {
 	var ent bytes.Buffer
 	writeHeader(&ent, structural, eol)
 	ent.Write(e.body)
-	signed, err := canonicalize(ent.Bytes(), 0)
+	signed, err := canonicalize(ent.Bytes())
 	if err != nil {
 		return nil, err
 	}

@@ -12,14 +12,15 @@ package pgpmime
 // with a well-formed name nor a continuation makes the entity malformed
 // (parseEntity), and a delimiter line allows only spaces and tabs after
 // the boundary (rawmime.StrictPadding). The walks over a whole message
-// (rewrite, visit) follow the tree rawmime.Parse builds with that reading
-// (walkTree).
+// (rewrite, visit, canonicalize) follow the tree rawmime.Parse builds
+// with that reading (walkTree, canonicalContent).
 
 import (
 	"bytes"
 	"encoding/base64"
 	"errors"
 	"io"
+	"math"
 	"mime"
 	"mime/quotedprintable"
 	"strings"
@@ -633,10 +634,38 @@ func visitEntity(msg []byte, t *rawmime.Entity, depth int, fn func(e *entity)) {
 // breaks, 7bit-clean content (8-bit text re-encoded as quoted-printable,
 // 8-bit non-text as base64), no trailing whitespace, no whitespace-only
 // header lines. Parts that already comply keep their bytes (with CRLF).
-func canonicalize(raw []byte, depth int) ([]byte, error) {
+// A malformed header anywhere, or nesting deeper than maxWalkDepth, fails
+// it, but in an attached message, which is then only given CRLF line
+// breaks.
+func canonicalize(raw []byte) ([]byte, error) {
+	t := rawmime.Parse(raw, &rawmime.Options{
+		Content:  canonicalContent,
+		Padding:  rawmime.StrictPadding,
+		MaxDepth: maxWalkDepth + 1,
+		MaxParts: math.MaxInt, // every part is signed
+	})
+	return canonicalEntity(raw, t, 0)
+}
+
+// canonicalContent is walkContent's reading with protected multiparts
+// split, and message/rfc822 and message/global bodies read as messages.
+func canonicalContent(h []byte, _ bool) rawmime.Content {
+	if c := walkContent(h, true); c.Boundary != "" {
+		return c
+	}
+	e, err := parseEntity(h)
+	if err != nil {
+		return rawmime.Content{}
+	}
+	mt, _ := mediaType(e.header)
+	return rawmime.Content{Message: mt == "message/rfc822" || mt == "message/global"}
+}
+
+func canonicalEntity(msg []byte, t *rawmime.Entity, depth int) ([]byte, error) {
 	if depth > maxWalkDepth {
 		return nil, errors.New("pgpmime: MIME structure nested too deeply")
 	}
+	raw := msg[t.Start:t.End]
 	e, err := parseEntity(raw)
 	if err != nil {
 		return nil, err
@@ -650,14 +679,14 @@ func canonicalize(raw []byte, depth int) ([]byte, error) {
 	var body []byte
 	switch {
 	case strings.HasPrefix(mt, "multipart/"):
-		mp, ok := splitMultipart(e.body, params["boundary"])
-		if !ok || len(mp.parts) == 0 {
+		if t.Multipart == nil {
 			// Not a usable multipart (no delimiter, or a close
 			// delimiter with no part before it): signed as the text it
 			// is, so what the recipient sees is what was signed.
 			body, hdr = canonicalLeaf(hdr, "text/plain", cte, e.body)
 			break
 		}
+		mp := multipartOf(t.Multipart)
 		b := params["boundary"]
 		var out bytes.Buffer
 		if pre := canonicalText(e.body[:mp.parts[0].delim]); len(bytes.TrimSpace(pre)) > 0 && !textNeedsEncoding(bytes.TrimSpace(pre)) {
@@ -666,8 +695,8 @@ func canonicalize(raw []byte, depth int) ([]byte, error) {
 				out.WriteString("\r\n")
 			}
 		}
-		for _, p := range mp.parts {
-			c, err := canonicalize(e.body[p.start:p.end], depth+1)
+		for _, p := range t.Parts {
+			c, err := canonicalEntity(msg, p, depth+1)
 			if err != nil {
 				return nil, err
 			}
@@ -688,7 +717,7 @@ func canonicalize(raw []byte, depth int) ([]byte, error) {
 			hdr = setFieldValue(hdr, "Content-Transfer-Encoding", "7bit", "\r\n")
 		}
 	case mt == "message/rfc822" || mt == "message/global":
-		c, err := canonicalize(e.body, depth+1)
+		c, err := canonicalEntity(msg, t.Message, depth+1)
 		if err != nil {
 			// RFC 2046 §5.2.1 forbids encoding message/rfc822, so an
 			// unparsable embedded message is only given CRLF line breaks.
