@@ -310,26 +310,13 @@ func orgDomain(d string) string {
 	return od
 }
 
-// clean makes s safe inside a header field we write: printable ASCII,
-// no quotes or backslashes (go-msgauth's quoting does not escape those)
-// and no semicolons (which separate results, and which naive parsers,
-// go-msgauth's among them, split on even inside quotes), at most 200
-// bytes.
+// clean makes s safe inside a header field we write: smtpserver.Printable,
+// at most 200 bytes, with no quotes or backslashes (go-msgauth's quoting
+// does not escape those) and no semicolons (which separate results, and
+// which naive parsers, go-msgauth's among them, split on even inside
+// quotes).
 func clean(s string) string {
-	const max = 200
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < max; i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\' || c == ';':
-			b.WriteByte('?')
-		case c == '\t' || c == '\r' || c == '\n':
-			b.WriteByte(' ')
-		case c < ' ' || c >= 0x7f:
-			b.WriteByte('?')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return strings.TrimSpace(b.String())
+	return smtpserver.Printable(unquotable.Replace(s), 200)
 }
+
+var unquotable = strings.NewReplacer(`"`, "?", `\`, "?", ";", "?")

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 
+	"github.com/bitmask-go/bitmask/internal/provider/smtpserver"
 	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
@@ -54,20 +55,6 @@ func headerFields(msg []byte) []hfield {
 	return out
 }
 
-// printable makes s safe to put in a header field or a status report:
-// printable ASCII, at most max bytes.
-func printable(s string, max int) string {
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < max; i++ {
-		c := s[i]
-		switch {
-		case c == '\r' || c == '\n' || c == '\t':
-			b.WriteByte(' ')
-		case c < ' ' || c >= 0x7f:
-			b.WriteByte('?')
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return strings.TrimSpace(b.String())
-}
+// printable is smtpserver.Printable: what a peer or a client wrote, safe
+// to put in a header field or a status report.
+func printable(s string, max int) string { return smtpserver.Printable(s, max) }
