@@ -297,7 +297,7 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 			return nil, fmt.Errorf("offline unlock: %w", err)
 		}
 	default:
-		return nil, fmt.Errorf("login: %w", err)
+		return nil, err // providerclient's login errors say "login: ..."
 	}
 	o := opening{dir: dir, meta: meta, client: c, secret: secret, online: online}
 	if online {

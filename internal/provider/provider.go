@@ -162,9 +162,10 @@ func listenFirst(cfg Config) (Listeners, error) {
 }
 
 // build opens the storage and makes the API, the MX and submission. The
-// API, MX and LMTP listeners are opened once the storage is: the
-// storage's lock keeps a second leapd on the same data directory out
-// before it replaces the LMTP socket of the first.
+// API listener comes first, since its address is the default API URL
+// that provider.json announces; the MX and LMTP listeners are opened once
+// the storage is: the storage's lock keeps a second leapd on the same
+// data directory out before it replaces the LMTP socket of the first.
 func build(cfg Config, lns *Listeners) (*Provider, error) {
 	api := cfg.API
 	if api.Logger == nil {
