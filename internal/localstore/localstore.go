@@ -22,7 +22,7 @@ import (
 )
 
 // ErrNotFound is returned for a missing key.
-var ErrNotFound = errors.New("store: not found")
+var ErrNotFound = errors.New("localstore: not found")
 
 // Store is an open, unlocked account store.
 type Store struct {
@@ -43,14 +43,14 @@ type Store struct {
 const Format = 2
 
 // ErrNewerFormat is returned by Open for a file of a later Format.
-var ErrNewerFormat = errors.New("store: the local store was written by a newer bitmaskd; run that version (or later) to open it")
+var ErrNewerFormat = errors.New("localstore: the local store was written by a newer bitmaskd; run that version (or later) to open it")
 
 // Open opens (creating) the store at path with the keys derived from the
 // account's storage secret.
 func Open(path string, keys *seal.Keys) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("store: open: %w", err)
+		return nil, fmt.Errorf("localstore: open: %w", err)
 	}
 	s := &Store{db: db, keys: keys}
 	if err := s.checkFormat(); err != nil {
@@ -97,7 +97,7 @@ func (s *Store) Close() error {
 	}
 	s.mu.Unlock()
 	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("store: closing the file: %w", err)
+		return fmt.Errorf("localstore: closing the file: %w", err)
 	}
 	return nil
 }
@@ -122,7 +122,7 @@ func (s *Store) View(fn func(*Tx) error) error {
 		return fnErr
 	})
 	if err != nil && fnErr == nil {
-		return fmt.Errorf("store: reading the file: %w", err)
+		return fmt.Errorf("localstore: reading the file: %w", err)
 	}
 	return err
 }
@@ -139,7 +139,7 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		return fnErr
 	})
 	if err != nil && fnErr == nil {
-		return fmt.Errorf("store: writing the file: %w", err)
+		return fmt.Errorf("localstore: writing the file: %w", err)
 	}
 	return err
 }
@@ -227,11 +227,11 @@ func (t *Tx) open(bname, k, v []byte) (key string, val []byte, err error) {
 		return "", nil, err
 	}
 	if len(pt) < 4 {
-		return "", nil, errors.New("store: value too short")
+		return "", nil, errors.New("localstore: value too short")
 	}
 	n := binary.BigEndian.Uint32(pt)
 	if uint64(n) > uint64(len(pt)-4) {
-		return "", nil, errors.New("store: value malformed")
+		return "", nil, errors.New("localstore: value malformed")
 	}
 	return string(pt[4 : 4+n]), pt[4+n:], nil
 }
@@ -241,7 +241,7 @@ func (t *Tx) Put(bucket, key string, value []byte) error {
 	bname := t.bucketName(bucket)
 	b, err := t.tx.CreateBucketIfNotExists(bname)
 	if err != nil {
-		return fmt.Errorf("store: creating a bucket: %w", err)
+		return fmt.Errorf("localstore: creating a bucket: %w", err)
 	}
 	k := seal.IndexKey(&t.s.keys.LocalIndex, bucket, key)
 	pt := make([]byte, 4, 4+len(key)+len(value))
@@ -250,10 +250,10 @@ func (t *Tx) Put(bucket, key string, value []byte) error {
 	pt = append(pt, value...)
 	ct, err := seal.SealValue(&t.s.keys.Local, t.ad(bname, k), pt)
 	if err != nil {
-		return fmt.Errorf("store: sealing a value: %w", err)
+		return fmt.Errorf("localstore: sealing a value: %w", err)
 	}
 	if err := b.Put(k, ct); err != nil {
-		return fmt.Errorf("store: writing a value: %w", err)
+		return fmt.Errorf("localstore: writing a value: %w", err)
 	}
 	return nil
 }
@@ -265,7 +265,7 @@ func (t *Tx) Delete(bucket, key string) error {
 		return nil
 	}
 	if err := b.Delete(seal.IndexKey(&t.s.keys.LocalIndex, bucket, key)); err != nil {
-		return fmt.Errorf("store: deleting a value: %w", err)
+		return fmt.Errorf("localstore: deleting a value: %w", err)
 	}
 	return nil
 }
@@ -315,7 +315,7 @@ func (t *Tx) PutSeq(bucket string, n uint64, value []byte) error {
 	bname := t.bucketName(bucket)
 	b, err := t.tx.CreateBucketIfNotExists(bname)
 	if err != nil {
-		return fmt.Errorf("store: creating a bucket: %w", err)
+		return fmt.Errorf("localstore: creating a bucket: %w", err)
 	}
 	k := seqKey(n)
 	// Appending: fill the last page (the bucket handle keeps the setting
@@ -326,10 +326,10 @@ func (t *Tx) PutSeq(bucket string, n uint64, value []byte) error {
 	}
 	ct, err := seal.SealValue(&t.s.keys.Local, t.ad(bname, k), value)
 	if err != nil {
-		return fmt.Errorf("store: sealing a value: %w", err)
+		return fmt.Errorf("localstore: sealing a value: %w", err)
 	}
 	if err := b.Put(k, ct); err != nil {
-		return fmt.Errorf("store: writing a value: %w", err)
+		return fmt.Errorf("localstore: writing a value: %w", err)
 	}
 	return nil
 }
@@ -354,7 +354,7 @@ func (t *Tx) GetSeq(bucket string, n uint64) ([]byte, error) {
 func (t *Tx) openSeq(bname, k, v []byte) ([]byte, error) {
 	pt, err := seal.OpenValue(&t.s.keys.Local, t.ad(bname, k), v)
 	if err != nil {
-		return nil, fmt.Errorf("store: a value failed authentication (tampered file or wrong key): %w", err)
+		return nil, fmt.Errorf("localstore: a value failed authentication (tampered file or wrong key): %w", err)
 	}
 	return pt, nil
 }
@@ -366,7 +366,7 @@ func (t *Tx) DeleteSeq(bucket string, n uint64) error {
 		return nil
 	}
 	if err := b.Delete(seqKey(n)); err != nil {
-		return fmt.Errorf("store: deleting a value: %w", err)
+		return fmt.Errorf("localstore: deleting a value: %w", err)
 	}
 	return nil
 }
@@ -380,7 +380,7 @@ func (t *Tx) ForEachSeq(bucket string, fn func(n uint64, value []byte) error) er
 	}
 	return b.ForEach(func(k, v []byte) error {
 		if len(k) != 8 {
-			return errors.New("store: malformed key in an ordered bucket")
+			return errors.New("localstore: malformed key in an ordered bucket")
 		}
 		t.read()
 		val, err := t.openSeq(bname, k, v)
@@ -395,7 +395,7 @@ func (t *Tx) ForEachSeq(bucket string, fn func(n uint64, value []byte) error) er
 func (t *Tx) DeleteBucket(bucket string) error {
 	err := t.tx.DeleteBucket(t.bucketName(bucket))
 	if err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
-		return fmt.Errorf("store: deleting a bucket: %w", err)
+		return fmt.Errorf("localstore: deleting a bucket: %w", err)
 	}
 	return nil
 }
