@@ -180,7 +180,7 @@ func (d *Daemon) openAccount(ctx context.Context, o opening) (*Account, error) {
 	docs := docsync.New(st, o.client, k, o.meta.Address, log)
 	// Keys are looked up on every send and every incoming page: found by
 	// an index, not by reading every document (mail included).
-	if err := docs.IndexTypes(ownkeys.DocType, contactkeys.DocType); err != nil {
+	if err := docs.IndexTypes(ownkeys.DocType, contactkeys.DocType, mailstore.MailboxDocType); err != nil {
 		st.Close() // not marked clean: the indexes are rebuilt next time
 		return nil, fmt.Errorf("indexing the key documents: %w", err)
 	}

@@ -15,6 +15,12 @@ const (
 	typeMessage = "message"
 )
 
+// MailboxDocType is the type of mailbox documents. The mail store reads
+// them through docsync's type index at every Open (the index on disk has
+// no special use or subscription), so an account indexes this type
+// before its first sync (docsync.Engine.IndexTypes).
+const MailboxDocType = typeMailbox
+
 // Document bodies.
 type mailboxDoc struct {
 	Type       string `json:"type"`

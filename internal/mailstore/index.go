@@ -8,6 +8,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/localstore"
 )
 
@@ -64,6 +65,29 @@ func (m *msg) state() []byte {
 
 func (m *msg) message() Message {
 	return Message{UID: m.uid, ID: m.id, Flags: slices.Clone(m.flags), Size: m.size, Date: m.date}
+}
+
+// loadMailboxDocs gives each mailbox of the index the special use and
+// subscription of its document: the index on disk keeps only UIDs, and
+// the catch-up after it applies only documents that changed meanwhile.
+// Without this, \Sent, \Trash and the others, and every subscription,
+// were lost at each restart.
+func (s *Store) loadMailboxDocs() error {
+	if err := s.docs.IndexTypes(typeMailbox); err != nil {
+		return err
+	}
+	return s.docs.ForEachType(typeMailbox, func(d *docsync.Doc) error {
+		var md mailboxDoc
+		if json.Unmarshal(d.Body, &md) != nil || validName(md.Name) != nil || d.ID != s.mailboxDocID(md.Name) {
+			return nil // not ours to trust; the catch-up judges it too
+		}
+		s.mu.Lock()
+		if mb := s.mboxes[md.Name]; mb != nil {
+			mb.special, mb.subscribed = md.Special, md.Subscribed
+		}
+		s.mu.Unlock()
+		return nil
+	})
 }
 
 // load reads the per-device index into memory.

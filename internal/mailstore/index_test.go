@@ -36,13 +36,13 @@ func subjectMsg(subject string) []byte {
 
 // snapshot is what the index gives a session of every mailbox: its
 // UIDVALIDITY, UIDNEXT and counts, its messages in UID order and each
-// message's metadata (or that it has none). Special use and subscription
-// are the mailbox document's, not the index's: not compared here.
+// message's metadata (or that it has none), and the special use and
+// subscription its document gives it.
 func snapshot(t *testing.T, ms *Store) string {
 	t.Helper()
 	var b strings.Builder
 	for _, info := range ms.Mailboxes() {
-		fmt.Fprintf(&b, "%s uidvalidity=%d uidnext=%d messages=%d unseen=%d\n", info.Name, info.UIDValidity, info.UIDNext, info.Messages, info.Unseen)
+		fmt.Fprintf(&b, "%s uidvalidity=%d uidnext=%d messages=%d unseen=%d special=%q subscribed=%v\n", info.Name, info.UIDValidity, info.UIDNext, info.Messages, info.Unseen, info.Special, info.Subscribed)
 		msgs, err := ms.Messages(info.Name)
 		if err != nil {
 			t.Fatal(err)
@@ -97,6 +97,9 @@ func fillMailboxes(t *testing.T, ms *Store) {
 		t.Fatal(err)
 	}
 	if err := ms.CreateMailbox(ctx, "Work/2026"); err != nil {
+		t.Fatal(err)
+	}
+	if err := ms.Subscribe(ctx, "Junk", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, _, err := ms.Move(ctx, "INBOX", []uint32{2, 4}, "Work/2026"); err != nil {

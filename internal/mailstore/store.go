@@ -149,6 +149,9 @@ func (s *Store) start() error {
 	if err := s.load(); err != nil {
 		return fmt.Errorf("mailstore: loading the index: %w", err)
 	}
+	if err := s.loadMailboxDocs(); err != nil {
+		return fmt.Errorf("mailstore: reading the mailbox documents: %w", err)
+	}
 	if err := s.createSpecials(); err != nil {
 		return fmt.Errorf("mailstore: creating the special mailboxes: %w", err)
 	}
