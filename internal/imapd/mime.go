@@ -3,16 +3,14 @@ package imapd
 import (
 	"bytes"
 	"errors"
-	"io"
 	"math"
 	"mime"
-	"mime/quotedprintable"
 	"net/mail"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 
+	"github.com/bitmask-go/bitmask/internal/mailtext"
 	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
@@ -26,9 +24,10 @@ import (
 
 // Limits against hostile nesting and fan-out: deeper parts are leaves,
 // parts beyond the count are left out of BODYSTRUCTURE. maxMIMEDepth
-// counts both multipart and message/rfc822 levels.
+// counts both multipart and message/rfc822 levels, as deep as SEARCH's
+// text walk goes (mailtext.MaxDepth).
 const (
-	maxMIMEDepth = 32
+	maxMIMEDepth = mailtext.MaxDepth
 	maxMIMEParts = 1000
 )
 
@@ -37,59 +36,39 @@ const (
 // a message/rfc822 and then a multipart, so the tree a section is looked
 // up in goes twice as deep, and as wide as the message is: any part
 // BODYSTRUCTURE leaves out is still there to fetch. Searching reads the
-// text of entities down to maxMIMEDepth, however many there are.
+// text of entities down to maxMIMEDepth, however many there are
+// (mailtext).
 var (
 	indexLimits   = rawmime.Options{MaxDepth: maxMIMEDepth, MaxParts: maxMIMEParts}
 	sectionLimits = rawmime.Options{MaxDepth: 2*maxMIMEDepth + 1, MaxParts: math.MaxInt}
-	searchLimits  = rawmime.Options{MaxDepth: maxMIMEDepth, MaxParts: math.MaxInt}
 )
 
-// parseMIME reads the MIME tree of a message as IMAP sees it: multiparts
-// split (delimiter padding may mix CRs with the blanks, LoosePadding, as
-// this reader has always accepted) and the messages of message/rfc822
-// parts read as messages, within the limits of lim.
+// The MIME reading SEARCH's text walk shares with BODYSTRUCTURE, sections
+// and ENVELOPE lives in internal/mailtext; these are its names here.
+
+// parseMIME reads the MIME tree of a message as IMAP sees it
+// (mailtext.ParseMIME).
 func parseMIME(raw []byte, lim rawmime.Options) *rawmime.Entity {
-	lim.Content = partContent
-	lim.Padding = rawmime.LoosePadding
-	return rawmime.Parse(raw, &lim)
-}
-
-// partContent is what the body of an entity holds, by contentType: a
-// multipart's boundary (none, when the type has no usable boundary), or a
-// message IMAP describes as one (see encapsulates).
-func partContent(h []byte, digestPart bool) rawmime.Content {
-	if !digestPart && !namesNesting(headerGet(h, "Content-Type")) {
-		return rawmime.Content{} // the common leaf, without parsing its type
-	}
-	typ, sub, params := contentType(h, defaultTypeOf(digestPart))
-	switch {
-	case typ == "multipart":
-		return rawmime.Content{Boundary: params["boundary"], Digest: sub == "digest"}
-	case encapsulates(h, typ, sub):
-		return rawmime.Content{Message: true}
-	}
-	return rawmime.Content{}
-}
-
-// namesNesting says whether a Content-Type value may name a multipart or
-// message type: contentType lowers the case of the type, so it only reads
-// either from a value that holds the word.
-func namesNesting(v string) bool {
-	v = strings.ToLower(v)
-	return strings.Contains(v, "multipart") || strings.Contains(v, "message")
+	return mailtext.ParseMIME(raw, lim)
 }
 
 // defaultType is the media type of an entity without a usable
-// Content-Type: message/rfc822 for a part of a multipart/digest, else
-// text/plain (RFC 2046 §5.1.5, RFC 2045 §5.2).
-func defaultType(e *rawmime.Entity) string { return defaultTypeOf(e.DigestPart) }
+// Content-Type (mailtext.DefaultType).
+func defaultType(e *rawmime.Entity) string { return mailtext.DefaultType(e) }
 
-func defaultTypeOf(digestPart bool) string {
-	if digestPart {
-		return "message/rfc822"
-	}
-	return "text/plain"
+func headerFields(h []byte, fn func(name, raw []byte) bool) { mailtext.HeaderFields(h, fn) }
+
+func headerGet(h []byte, name string) string { return mailtext.HeaderGet(h, name) }
+
+func contentType(h []byte, dflt string) (typ, sub string, params map[string]string) {
+	return mailtext.ContentType(h, dflt)
 }
+
+func transferEncoding(h []byte) string { return mailtext.TransferEncoding(h) }
+
+func decodeText(s string) string { return mailtext.DecodeText(s) }
+
+func toUTF8(s string) string { return mailtext.ToUTF8(s) }
 
 // entity is one MIME entity: a header block (the field lines and the empty
 // line that ends them) and a body, both slices of the message.
@@ -114,36 +93,6 @@ func splitEntity(b []byte) entity {
 	return entity{header: b[:end:end], body: body}
 }
 
-// headerFields calls fn for each field of a header block with its name
-// and its raw lines (continuation lines included, line breaks kept). The
-// name is what stands before the colon of the first line (mail clients
-// read names that loosely); a line without a colon, or whose name would
-// hold a CR, has an empty name. fn returns false to stop.
-func headerFields(h []byte, fn func(name, raw []byte) bool) {
-	for f := range rawmime.Fields(h) {
-		name := f.LooseName()
-		if bytes.IndexByte(name, '\r') >= 0 {
-			name = nil
-		}
-		if !fn(name, f.Raw) {
-			return
-		}
-	}
-}
-
-// headerGet returns the unfolded value of the first field called name.
-func headerGet(h []byte, name string) string {
-	var v string
-	headerFields(h, func(n, raw []byte) bool {
-		if len(n) == len(name) && strings.EqualFold(string(n), name) {
-			v = rawmime.Value(raw)
-			return false
-		}
-		return true
-	})
-	return v
-}
-
 // filterHeader keeps the fields named in names (or, with not, the others)
 // and ends the result with an empty line, as HEADER.FIELDS and
 // HEADER.FIELDS.NOT return it (RFC 9051 §6.4.5).
@@ -166,45 +115,6 @@ func filterHeader(h []byte, names []string, not bool) []byte {
 		return true
 	})
 	return append(out, '\r', '\n')
-}
-
-// contentType returns an entity's lower-case media type and parameters,
-// or dflt (RFC 2045 §5.2: text/plain; charset=us-ascii) when the field is
-// missing or unusable.
-func contentType(h []byte, dflt string) (typ, sub string, params map[string]string) {
-	if v := headerGet(h, "Content-Type"); v != "" {
-		mt, ps, err := mime.ParseMediaType(v)
-		if err == nil || errors.Is(err, mime.ErrInvalidMediaParameter) {
-			if t, s, ok := strings.Cut(mt, "/"); ok && t != "" && s != "" {
-				if len(ps) == 0 {
-					ps = nil
-				}
-				return t, s, ps
-			}
-		}
-	}
-	typ, sub, _ = strings.Cut(dflt, "/")
-	if dflt == "text/plain" {
-		params = map[string]string{"charset": "us-ascii"}
-	}
-	return typ, sub, params
-}
-
-func transferEncoding(h []byte) string {
-	return strings.ToLower(headerGet(h, "Content-Transfer-Encoding"))
-}
-
-// encapsulates says whether a part of type typ/sub holds a message that
-// IMAP describes and addresses as one (RFC 9051 §6.4.5, §7.5.2).
-func encapsulates(h []byte, typ, sub string) bool {
-	if typ != "message" || (sub != "rfc822" && sub != "global") {
-		return false
-	}
-	switch transferEncoding(h) {
-	case "base64", "quoted-printable":
-		return false // not allowed by RFC 2046 §5.2.1; treat as opaque
-	}
-	return true
 }
 
 // bodyStructure builds BODYSTRUCTURE (RFC 9051 §7.5.2) for a message.
@@ -437,18 +347,14 @@ func binarySection(raw []byte, part []int) (b []byte, ok bool, err error) {
 	return b, true, err
 }
 
+// decodeTransfer undoes a transfer encoding (mailtext.DecodeTransfer),
+// with IMAP's UNKNOWN-CTE for an encoding it does not know.
 func decodeTransfer(enc string, body []byte) ([]byte, error) {
-	switch enc {
-	case "", "7bit", "8bit", "binary":
-		return body, nil
-	case "base64":
-		b, _ := rawmime.DecodeBase64(body)
-		return b, nil
-	case "quoted-printable":
-		b, _ := io.ReadAll(quotedprintable.NewReader(bytes.NewReader(body)))
-		return b, nil // what decoded before any malformed escape
+	b, err := mailtext.DecodeTransfer(enc, body)
+	if errors.Is(err, mailtext.ErrUnknownEncoding) {
+		return nil, errUnknownCTE
 	}
-	return nil, errUnknownCTE
+	return b, err
 }
 
 // envelopeOf builds ENVELOPE (RFC 9051 §7.5.2) from a header block.
@@ -525,29 +431,13 @@ func msgIDs(v string) []string {
 	}
 }
 
-var wordDecoder = &mime.WordDecoder{CharsetReader: lenientCharset}
-
-// decodeText decodes RFC 2047 encoded words; what cannot be decoded stays
-// as it is (a mail client decodes it again).
-func decodeText(s string) string {
-	if s == "" {
-		return ""
-	}
-	if strings.Contains(s, "=?") {
-		if d, err := wordDecoder.DecodeHeader(s); err == nil {
-			s = d
-		}
-	}
-	return toUTF8(s)
-}
-
 // parseAddrs parses an address list for ENVELOPE; an unparsable entry is
 // skipped rather than losing the whole list.
 func parseAddrs(v string) []imap.Address {
 	if v == "" {
 		return nil
 	}
-	p := mail.AddressParser{WordDecoder: wordDecoder}
+	p := mail.AddressParser{WordDecoder: mailtext.WordDecoder()}
 	list, err := p.ParseList(v)
 	if err != nil {
 		list = list[:0]
@@ -566,55 +456,4 @@ func parseAddrs(v string) []imap.Address {
 		out = append(out, imap.Address{Name: toUTF8(a.Name), Mailbox: a.Address[:i], Host: a.Address[i+1:]})
 	}
 	return out
-}
-
-// toUTF8 reads invalid UTF-8 (raw 8-bit header bytes) as Latin-1.
-func toUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var sb strings.Builder
-	for i := 0; i < len(s); i++ {
-		sb.WriteRune(rune(s[i]))
-	}
-	return sb.String()
-}
-
-// lenientCharset converts what the standard library does not (it knows
-// UTF-8, US-ASCII and ISO-8859-1): Windows-1252 by its table, anything
-// else as Latin-1, which keeps ASCII right and never fails. (Full charset
-// tables would need golang.org/x/text, which this module does not carry.)
-func lenientCharset(charset string, input io.Reader) (io.Reader, error) {
-	b, err := io.ReadAll(input)
-	if err != nil {
-		return nil, err
-	}
-	return strings.NewReader(latin1ToUTF8(b, charset)), nil
-}
-
-// latin1ToUTF8 reads b as Windows-1252 when charset says so, otherwise as
-// Latin-1.
-func latin1ToUTF8(b []byte, charset string) string {
-	cp1252 := false
-	switch strings.ToLower(charset) {
-	case "windows-1252", "cp1252", "x-cp1252":
-		cp1252 = true
-	}
-	var sb strings.Builder
-	sb.Grow(len(b))
-	for _, c := range b {
-		if cp1252 && c >= 0x80 && c < 0xa0 {
-			if r := cp1252Table[c-0x80]; r != 0 {
-				sb.WriteRune(r)
-				continue
-			}
-		}
-		sb.WriteRune(rune(c))
-	}
-	return sb.String()
-}
-
-var cp1252Table = [32]rune{
-	'€', 0, '‚', 'ƒ', '„', '…', '†', '‡', 'ˆ', '‰', 'Š', '‹', 'Œ', 0, 'Ž', 0,
-	0, '‘', '’', '“', '”', '•', '–', '—', '˜', '™', 'š', '›', 'œ', 0, 'ž', 'Ÿ',
 }

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/bitmask-go/bitmask/internal/mailtext"
 	"github.com/bitmask-go/bitmask/internal/recovered"
 	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
@@ -235,23 +235,6 @@ func lowerAll(l []string) []string {
 	return out
 }
 
-// lowerInPlace lower-cases b, in place when it is ASCII (the usual case
-// for the bulk of a message), else into a new slice (Unicode folding can
-// change lengths).
-func lowerInPlace(b []byte) []byte {
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			return bytes.ToLower(b)
-		}
-	}
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
-	}
-	return b
-}
-
 func (m *candidate) match(c *imap.SearchCriteria) bool {
 	for _, set := range c.SeqNum {
 		if !set.Contains(m.t.seq) {
@@ -444,7 +427,7 @@ func (m *candidate) allText() []byte {
 }
 
 // collect decodes the message's text (with headers, or not) into the
-// worker's buffer, lower case.
+// worker's buffer, lower case (mailtext.Text).
 func (m *candidate) collect(headers bool) []byte {
 	raw := m.content()
 	if raw == nil {
@@ -459,57 +442,11 @@ func (m *candidate) collect(headers bool) []byte {
 	default:
 		buf = &m.bufs.body
 	}
-	buf.Reset()
-	collectText(buf, raw, headers)
-	return lowerInPlace(buf.Bytes())
+	return mailtext.Text(buf, raw, headers)
 }
 
 // collectText appends the decoded text of a message's text parts (and,
-// with headers, its header fields) to sb, through its multiparts and
-// attached messages.
+// with headers, its header fields) to sb (mailtext.Append).
 func collectText(sb *bytes.Buffer, raw []byte, headers bool) {
-	collectEntityText(sb, raw, parseMIME(raw, searchLimits), headers)
-}
-
-func collectEntityText(sb *bytes.Buffer, raw []byte, e *rawmime.Entity, headers bool) {
-	if sb.Len() > 64<<20 {
-		return
-	}
-	h, body := raw[e.Start:e.BodyStart], raw[e.BodyStart:e.End]
-	if headers {
-		headerFields(h, func(n, raw []byte) bool {
-			sb.WriteString(decodeText(rawmime.Value(raw)))
-			sb.WriteByte('\n')
-			return true
-		})
-	}
-	typ, _, params := contentType(h, defaultType(e))
-	switch {
-	case e.Content.Boundary != "":
-		for _, p := range e.Parts {
-			collectEntityText(sb, raw, p, headers)
-		}
-	case e.Message != nil:
-		collectEntityText(sb, raw, e.Message, headers)
-	case typ == "text":
-		b, err := decodeTransfer(transferEncoding(h), body)
-		if err != nil {
-			b = body
-		}
-		appendText(sb, b, params["charset"])
-		sb.WriteByte('\n')
-	}
-}
-
-// appendText appends a text part for searching: UTF-8 and ASCII as they
-// are, the rest through latin1ToUTF8.
-func appendText(sb *bytes.Buffer, b []byte, charset string) {
-	switch strings.ToLower(charset) {
-	case "", "utf-8", "utf8", "us-ascii":
-		if utf8.Valid(b) {
-			sb.Write(b)
-			return
-		}
-	}
-	sb.WriteString(latin1ToUTF8(b, charset))
+	mailtext.Append(sb, raw, headers)
 }
