@@ -4,11 +4,24 @@ package imapproto
 // writer methods are the contract with the session (internal/imapd); the
 // unexported Encoder methods listed here are the contract with conn.go.
 // Keep the signatures.
+//
+// This file has the Encoder and its primitives (the grammar's atoms,
+// numbers, strings, lists, sets, dates, mailbox names). write_resp.go has
+// the responses that are not about messages (status responses,
+// CAPABILITY, SELECT, SEARCH, LIST, ...), write_fetch.go the FETCH
+// responses (ENVELOPE, BODYSTRUCTURE, body sections) and write_update.go
+// the untagged updates of a selected mailbox.
+//
+// Everything is written straight into the connection's bufio.Writer with
+// strconv.Append* into its free space: writing a FETCH response for a
+// message allocates nothing in the common case (ASCII headers).
 
 import (
 	"bufio"
-	"io"
+	"errors"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-imap/v2"
 )
@@ -20,121 +33,395 @@ type Encoder struct {
 	utf8 bool // UTF8=ACCEPT enabled: mailbox names as UTF-8, else modified UTF-7
 	rev2 bool // IMAP4rev2 enabled
 	err  error
+
+	keys []string      // scratch for sorting parameter names
+	lit  literalWriter // the one literal open at a time
 }
 
 func newEncoder(w *bufio.Writer) *Encoder { return &Encoder{w: w} }
 
-// Status is a status response: tagged (Tag set) or untagged ("*").
-// CodeArg, when not nil, writes the code's argument after "[CODE ".
-type Status struct {
-	Tag     string
-	Type    imap.StatusResponseType
-	Code    imap.ResponseCode
-	CodeArg func(e *Encoder)
-	Text    string
-}
+// maxQuoted is the longest string written as a quoted string; longer
+// ones are literals (a quoted string lengthens the response line, which
+// clients may bound; a literal is length-prefixed).
+const maxQuoted = 1024
 
-// Contract with conn.go (bodies by the write helper).
-func (e *Encoder) writeStatus(s *Status) error                       { panic("not written") }
-func (e *Encoder) writeContinuation(text string) error               { panic("not written") }
-func (e *Encoder) writeCapability(caps []imap.Cap) error             { panic("not written") }
-func (e *Encoder) writeEnabled(caps []imap.Cap) error                { panic("not written") }
-func (e *Encoder) writeID(params map[string]string) error            { panic("not written") }
-func (e *Encoder) writeNamespace(data *imap.NamespaceData) error     { panic("not written") }
-func (e *Encoder) writeStatusData(data *imap.StatusData) error       { panic("not written") }
-func (e *Encoder) writeSelect(data *SelectData, readOnly bool) error { panic("not written") } // untagged responses only
-func (e *Encoder) writeSearch(tag string, kind NumKind, data *imap.SearchData, args *SearchArgs) error {
-	panic("not written")
-} // SEARCH or ESEARCH
-// code arguments for tagged OKs
-func codeAppendUID(data *AppendData) func(e *Encoder)  { panic("not written") }
-func codeCopyUID(data *imap.CopyData) func(e *Encoder) { panic("not written") }
-func codeNumSet(set imap.NumSet) func(e *Encoder)      { panic("not written") } // MODIFIED
-
-// UpdateWriter writes the untagged responses that tell a client of
-// changes to its selected mailbox. ExpungeWriter and MoveWriter are the
-// same writer.
-type UpdateWriter struct{ c *Conn }
-
-type (
-	ExpungeWriter = UpdateWriter
-	MoveWriter    = UpdateWriter
+// Layouts of the dates the responses carry.
+const (
+	dateTimeLayout = "02-Jan-2006 15:04:05 -0700"      // INTERNALDATE (RFC 3501 date-time)
+	envelopeLayout = "Mon, 02 Jan 2006 15:04:05 -0700" // ENVELOPE date (RFC 5322)
 )
 
-func (w *UpdateWriter) WriteExpunge(seq uint32) error { panic("not written") }
-
-// WriteVanished writes VANISHED [(EARLIER)] uids (RFC 7162 §3.2.10).
-func (w *UpdateWriter) WriteVanished(uids imap.UIDSet, earlier bool) error { panic("not written") }
-func (w *UpdateWriter) WriteNumMessages(n uint32) error                    { panic("not written") }
-func (w *UpdateWriter) WriteNumRecent(n uint32) error                      { panic("not written") }
-
-// WriteMailboxFlags writes * FLAGS (flags) and, when permanent is not
-// nil, * OK [PERMANENTFLAGS (permanent)].
-func (w *UpdateWriter) WriteMailboxFlags(flags, permanent []imap.Flag) error { panic("not written") }
-
-// WriteMessageFlags writes * seq FETCH (UID uid FLAGS (...) MODSEQ (m));
-// UID is left out when uid is 0, MODSEQ when modSeq is 0.
-func (w *UpdateWriter) WriteMessageFlags(seq uint32, uid imap.UID, flags []imap.Flag, modSeq uint64) error {
-	panic("not written")
+// setErr records the first encoding error (a literal written short or
+// long); the Conn ends the connection on it, as the stream is then out
+// of step with what the client expects.
+func (e *Encoder) setErr(err error) {
+	if e.err == nil {
+		e.err = err
+	}
 }
 
-// WriteCopyData writes * OK [COPYUID ...] (MOVE, RFC 6851).
-func (w *UpdateWriter) WriteCopyData(data *imap.CopyData) error { panic("not written") }
-
-// FetchWriter writes a FETCH's (or STORE's) responses.
-type FetchWriter struct {
-	c    *Conn
-	opts *FetchOptions // nil for STORE
+// result is the Encoder's error, or the writer's sticky write error.
+func (e *Encoder) result() error {
+	if e.err != nil {
+		return e.err
+	}
+	// A zero-length Write returns bufio.Writer's sticky error.
+	_, err := e.w.Write(nil)
+	return err
 }
 
-// Updates is for the untagged responses a FETCH or STORE sends besides
-// its FETCHes (VANISHED (EARLIER), FLAGS before a new keyword).
-func (w *FetchWriter) Updates() *UpdateWriter { return &UpdateWriter{c: w.c} }
+func (e *Encoder) raw(s string) { e.w.WriteString(s) }
+func (e *Encoder) byte(c byte)  { e.w.WriteByte(c) }
+func (e *Encoder) sp()          { e.w.WriteByte(' ') }
+func (e *Encoder) crlf()        { e.w.WriteString("\r\n") }
+func (e *Encoder) nil_()        { e.w.WriteString("NIL") }
 
-// CreateMessage begins * seq FETCH (...). Until its Close, nothing else
-// is written on the connection.
-func (w *FetchWriter) CreateMessage(seq uint32) *FetchResponseWriter { panic("not written") }
+// atom writes s as it is: the caller knows it is an atom (a keyword, a
+// flag, a capability).
+func (e *Encoder) atom(s string) { e.w.WriteString(s) }
 
-// FetchResponseWriter writes the items of one FETCH response.
-type FetchResponseWriter struct {
-	w *FetchWriter
-	e *Encoder
-	n int // items written
+func (e *Encoder) number(n uint32) {
+	e.w.Write(strconv.AppendUint(e.w.AvailableBuffer(), uint64(n), 10))
 }
 
-func (w *FetchResponseWriter) WriteUID(uid imap.UID)                    { panic("not written") }
-func (w *FetchResponseWriter) WriteFlags(flags []imap.Flag)             { panic("not written") }
-func (w *FetchResponseWriter) WriteRFC822Size(size int64)               { panic("not written") }
-func (w *FetchResponseWriter) WriteInternalDate(t time.Time)            { panic("not written") }
-func (w *FetchResponseWriter) WriteModSeq(modSeq uint64)                { panic("not written") }
-func (w *FetchResponseWriter) WriteEnvelope(env *imap.Envelope)         { panic("not written") }
-func (w *FetchResponseWriter) WriteBodyStructure(bs imap.BodyStructure) { panic("not written") } // BODY and/or BODYSTRUCTURE, as asked
-
-// WriteBodySection writes BODY[section]<origin> (or RFC822, RFC822.HEADER,
-// RFC822.TEXT for the obsolete items) followed by a literal of size bytes
-// that the caller writes and closes.
-func (w *FetchResponseWriter) WriteBodySection(section *imap.FetchItemBodySection, size int64) io.WriteCloser {
-	panic("not written")
+func (e *Encoder) number64(n uint64) {
+	e.w.Write(strconv.AppendUint(e.w.AvailableBuffer(), n, 10))
 }
 
-// WriteBinarySection writes BINARY[part]<origin> and a literal8 when the
-// content has NUL bytes (the caller says so with binary).
-func (w *FetchResponseWriter) WriteBinarySection(section *imap.FetchItemBinarySection, size int64) io.WriteCloser {
-	panic("not written")
-}
-func (w *FetchResponseWriter) WriteBinarySectionSize(section *imap.FetchItemBinarySectionSize, size uint32) {
-	panic("not written")
-}
-
-// Close ends the response ")" and releases the connection.
-func (w *FetchResponseWriter) Close() error { panic("not written") }
-
-// ListWriter writes LIST (or LSUB) responses, and with RETURN (STATUS)
-// each listed mailbox's STATUS after it.
-type ListWriter struct {
-	c    *Conn
-	lsub bool
-	opts *imap.ListOptions
+// int64 writes a size; a negative one (never valid) as 0.
+func (e *Encoder) int64(n int64) {
+	if n < 0 {
+		n = 0
+	}
+	e.w.Write(strconv.AppendInt(e.w.AvailableBuffer(), n, 10))
 }
 
-func (w *ListWriter) WriteList(data *imap.ListData) error { panic("not written") }
+// quotable reports whether s can be a quoted string: short, no NUL, CR
+// or LF, and 8-bit only as valid UTF-8 when the session takes UTF-8
+// (IMAP4rev2 or UTF8=ACCEPT; RFC 9051 §4.3, RFC 6855).
+func (e *Encoder) quotable(s string) bool {
+	if len(s) > maxQuoted {
+		return false
+	}
+	high := false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == 0 || c == '\r' || c == '\n':
+			return false
+		case c >= 0x80:
+			high = true
+		}
+	}
+	if high {
+		return (e.utf8 || e.rev2) && utf8.ValidString(s)
+	}
+	return true
+}
+
+// quoted writes s as a quoted string, escaping '"' and '\'. The caller
+// has checked quotable.
+func (e *Encoder) quoted(s string) {
+	e.byte('"')
+	e.quotedBody(s)
+	e.byte('"')
+}
+
+func (e *Encoder) quotedBody(s string) {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			e.raw(s[start:i])
+			e.byte('\\')
+			start = i
+		}
+	}
+	e.raw(s[start:])
+}
+
+// string writes s as a quoted string when it can be one, else as a
+// literal.
+func (e *Encoder) string(s string) {
+	if e.quotable(s) {
+		e.quoted(s)
+		return
+	}
+	e.literalString(s)
+}
+
+// nstring writes s as a string, or NIL when it is empty.
+func (e *Encoder) nstring(s string) {
+	if s == "" {
+		e.nil_()
+		return
+	}
+	e.string(s)
+}
+
+// astring writes s as an atom when it is one, else as a string (header
+// field names in BODY[HEADER.FIELDS (...)]).
+func (e *Encoder) astring(s string) {
+	if isAtom(s) {
+		e.atom(s)
+		return
+	}
+	e.string(s)
+}
+
+// isAtom reports whether s is made of ATOM-CHARs and is not NIL.
+func isAtom(s string) bool {
+	if s == "" || len(s) == 3 && (s[0]|0x20) == 'n' && (s[1]|0x20) == 'i' && (s[2]|0x20) == 'l' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAtomChar(s[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// isAtomChar: any CHAR except atom-specials (RFC 3501 §9).
+func isAtomChar(c byte) bool {
+	switch c {
+	case '(', ')', '{', ' ', '%', '*', '"', '\\', ']':
+		return false
+	}
+	return c > 0x1f && c < 0x7f
+}
+
+// literalString writes s as a literal: {n} CRLF and the bytes.
+func (e *Encoder) literalString(s string) {
+	e.literalHeader(int64(len(s)), false)
+	e.raw(s)
+}
+
+// literalHeader writes "{n}" CRLF, or "~{n}" CRLF for a literal8
+// (RFC 3516, content with NUL).
+func (e *Encoder) literalHeader(size int64, lit8 bool) {
+	if lit8 {
+		e.byte('~')
+	}
+	e.byte('{')
+	e.int64(size)
+	e.raw("}\r\n")
+}
+
+// literal writes a literal's header and returns the writer of its size
+// bytes. The writer is the Encoder's own: one literal at a time.
+func (e *Encoder) literal(size int64, lit8 bool) *literalWriter {
+	if size < 0 {
+		size = 0
+	}
+	e.literalHeader(size, lit8)
+	e.lit = literalWriter{e: e, left: size, open: true}
+	return &e.lit
+}
+
+var (
+	errLiteralLong  = errors.New("imapproto: more bytes written than the literal's size")
+	errLiteralShort = errors.New("imapproto: fewer bytes written than the literal's size")
+)
+
+// literalWriter takes a literal's bytes. Writing more than announced
+// writes only what fits; closing short pads with spaces. Both keep the
+// stream in step with what the client expects and return an error.
+type literalWriter struct {
+	e    *Encoder
+	left int64
+	open bool
+}
+
+func (l *literalWriter) Write(p []byte) (int, error) {
+	if int64(len(p)) > l.left {
+		n, _ := l.e.w.Write(p[:l.left])
+		l.left -= int64(n)
+		l.e.setErr(errLiteralLong)
+		return n, errLiteralLong
+	}
+	n, err := l.e.w.Write(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *literalWriter) WriteString(s string) (int, error) {
+	if int64(len(s)) > l.left {
+		n, _ := l.e.w.WriteString(s[:l.left])
+		l.left -= int64(n)
+		l.e.setErr(errLiteralLong)
+		return n, errLiteralLong
+	}
+	n, err := l.e.w.WriteString(s)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *literalWriter) Close() error {
+	if !l.open {
+		return nil
+	}
+	l.open = false
+	if l.left > 0 {
+		for ; l.left > 0; l.left-- {
+			l.e.byte(' ')
+		}
+		l.e.setErr(errLiteralShort)
+		return errLiteralShort
+	}
+	return l.e.result()
+}
+
+// flags writes a flag list: "(" flags ")".
+func (e *Encoder) flags(flags []imap.Flag) {
+	e.byte('(')
+	for i, f := range flags {
+		if i > 0 {
+			e.sp()
+		}
+		e.atom(string(f))
+	}
+	e.byte(')')
+}
+
+// dateTime writes an INTERNALDATE: "02-Jan-2006 15:04:05 -0700".
+func (e *Encoder) dateTime(t time.Time) {
+	b := append(e.w.AvailableBuffer(), '"')
+	b = t.AppendFormat(b, dateTimeLayout)
+	e.w.Write(append(b, '"'))
+}
+
+// numRange writes one range of a set: n, n:m, n:* or *.
+func (e *Encoder) numRange(start, stop uint32) {
+	b := e.w.AvailableBuffer()
+	b = appendSetNum(b, start)
+	if stop != start {
+		b = append(b, ':')
+		b = appendSetNum(b, stop)
+	}
+	e.w.Write(b)
+}
+
+func appendUint32(b []byte, n uint32) []byte {
+	return strconv.AppendUint(b, uint64(n), 10)
+}
+
+func appendSetNum(b []byte, n uint32) []byte {
+	if n == 0 {
+		return append(b, '*')
+	}
+	return strconv.AppendUint(b, uint64(n), 10)
+}
+
+// numSet writes a sequence or UID set (the SEARCHRES marker as $). An
+// empty set writes nothing: callers leave out what would hold one.
+func (e *Encoder) numSet(set imap.NumSet) {
+	switch set := set.(type) {
+	case imap.SeqSet:
+		e.seqSet(set)
+	case imap.UIDSet:
+		e.uidSet(set)
+	}
+}
+
+func (e *Encoder) seqSet(set imap.SeqSet) {
+	for i, r := range set {
+		if i > 0 {
+			e.byte(',')
+		}
+		e.numRange(r.Start, r.Stop)
+	}
+}
+
+func (e *Encoder) uidSet(set imap.UIDSet) {
+	if imap.IsSearchRes(set) {
+		e.byte('$')
+		return
+	}
+	for i, r := range set {
+		if i > 0 {
+			e.byte(',')
+		}
+		e.numRange(uint32(r.Start), uint32(r.Stop))
+	}
+}
+
+// numSetEmpty reports whether set has no members (nil, or no ranges).
+func numSetEmpty(set imap.NumSet) bool {
+	switch set := set.(type) {
+	case imap.SeqSet:
+		return len(set) == 0
+	case imap.UIDSet:
+		return len(set) == 0 && !imap.IsSearchRes(set)
+	}
+	return true
+}
+
+// mailbox writes a mailbox name: INBOX as the atom, any other as a
+// string, in modified UTF-7 (RFC 3501 §5.1.3) unless the client enabled
+// UTF8=ACCEPT (RFC 6855 §3).
+func (e *Encoder) mailbox(name string) {
+	if len(name) == 5 && equalFoldASCII(name, "INBOX") {
+		e.atom("INBOX")
+		return
+	}
+	e.mailboxString(name)
+}
+
+// mailboxString is mailbox without INBOX's special case (NAMESPACE
+// prefixes, OLDNAME).
+func (e *Encoder) mailboxString(name string) {
+	if !e.utf8 && (!isASCII(name) || hasAmpersand(name)) {
+		name = encodeMailboxUTF7(name)
+	}
+	e.string(name)
+}
+
+func hasAmpersand(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] == '&' {
+			return true
+		}
+	}
+	return false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+func equalFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'a' <= x && x <= 'z' {
+			x -= 'a' - 'A'
+		}
+		if 'a' <= y && y <= 'z' {
+			y -= 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// text writes human-readable text (resp-text): CR, LF and NUL, which
+// would end or corrupt the line, become spaces.
+func (e *Encoder) text(s string) {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\r' || c == '\n' || c == 0 {
+			e.raw(s[start:i])
+			e.byte(' ')
+			start = i + 1
+		}
+	}
+	e.raw(s[start:])
+}
