@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
-	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/recovered"
 )
 
@@ -20,6 +19,10 @@ const (
 	drainBatch = 1000
 	retryFirst = time.Minute // a change that failed to apply waits this long,
 	retryMax   = time.Hour   // doubling up to this
+	// lazyWait is how long the worker, idle, lets the index's lazy
+	// writes (the changes it took, \Recent floors) wait for another
+	// transaction to carry them before it writes them itself.
+	lazyWait = 100 * time.Millisecond
 )
 
 // retry is when a change that failed to apply is tried again.
@@ -48,18 +51,31 @@ func (s *Store) worker() {
 	defer s.wg.Done()
 	tick := time.NewTicker(retryFirst)
 	defer tick.Stop()
+	flush := time.NewTimer(lazyWait)
+	flush.Stop()
 	for {
 		select {
 		case <-s.closed:
 			return
 		case <-s.kick:
 		case <-tick.C:
+		case <-flush.C:
+			s.flushLazy()
+			continue
 		}
 		// A panic in one change is handled in applyBroken; one outside
 		// them (reading the list, recording what was taken) ends this
 		// round only, the next kick or tick tries again.
-		if p := recovered.Do(func() { s.drain(s.ctx) }); p != nil {
+		if p := recovered.Do(func() { s.drainLazily(s.ctx) }); p != nil {
 			s.log.Error("mailstore: applying changes panicked", p.LogAttrs()...)
+		}
+		// What the drain took (and \Recent floors raised meanwhile)
+		// rides with the next write of the index, or waits lazyWait.
+		s.mu.Lock()
+		waiting := !s.lazy.empty()
+		s.mu.Unlock()
+		if waiting {
+			flush.Reset(lazyWait)
 		}
 	}
 }
@@ -76,8 +92,17 @@ func (s *Store) poke() {
 
 // drain applies the listed changes until none is left (or none of those
 // left can be applied now: they wait, retryFirst and then longer, or for
-// the next start).
+// the next start), and takes them.
 func (s *Store) drain(ctx context.Context) {
+	s.drainLazily(ctx)
+	s.flushLazy()
+}
+
+// drainLazily is drain, leaving the taking of the changes it applied to
+// the index's next transaction (s.lazy): a client's APPEND is listed
+// too, and taking it in a transaction of its own would cost each APPEND
+// a second one.
+func (s *Store) drainLazily(ctx context.Context) {
 	s.drainMu.Lock()
 	defer s.drainMu.Unlock()
 	if s.retryNow.Swap(false) {
@@ -94,11 +119,16 @@ func (s *Store) drain(ctx context.Context) {
 		}
 		now := time.Now()
 		var todo []docsync.Change
+		s.mu.Lock()
 		for _, c := range all {
+			if stamp, ok := s.lazy.takes[c.ID]; ok && stamp >= c.Stamp {
+				continue // applied; its taking waits
+			}
 			if r, ok := s.failed[c.ID]; !ok || r.due(c, now) {
 				todo = append(todo, c)
 			}
 		}
+		s.mu.Unlock()
 		if len(todo) == 0 {
 			return
 		}
@@ -150,10 +180,11 @@ func (s *Store) applyChanges(ctx context.Context, changes []docsync.Change) int 
 		delete(s.failed, c.ID)
 		done = append(done, c)
 	}
-	if err := s.st.Update(func(tx *localstore.Tx) error { return docsync.Taken(tx, done...) }); err != nil {
-		s.log.Warn("mailstore: recording applied changes", "err", err)
-		return 0
+	s.mu.Lock()
+	for _, c := range done {
+		s.lazy.takes[c.ID] = max(s.lazy.takes[c.ID], c.Stamp)
 	}
+	s.mu.Unlock()
 	return len(done)
 }
 

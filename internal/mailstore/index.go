@@ -14,18 +14,40 @@ import (
 
 const (
 	bucketMbox  = "mail-mbox"  // name -> mboxState
-	bucketState = "mail-state" // "uidvalidity" -> last UIDVALIDITY handed out; "slot" -> last slot
+	bucketState = "mail-state" // "uidvalidity" -> last UIDVALIDITY handed out; "slot" -> last slot; "modseq" -> last MODSEQ
 	// Ordered buckets (localstore.PutSeq), by slot: a per-device number given
 	// to a message when it is indexed, so UID order is (nearly) file
 	// order and a FETCH over a mailbox reads neighbouring pages.
 	bucketMsg  = "mail-index"    // slot -> msgState
 	bucketMeta = "mail-metadata" // slot -> Indexer output
+	// Ordered by MODSEQ: the UIDs expunged, each under the MODSEQ its
+	// expunge got (QRESYNC's VANISHED (EARLIER)).
+	bucketVanished = "mail-vanished" // modseq -> vanishedState
 )
+
+// vanishedState is an expunged UID, under the MODSEQ of its expunge.
+type vanishedState struct {
+	Mbox        string `json:"m"`
+	UIDValidity uint32 `json:"v"`
+	UID         uint32 `json:"u"`
+}
+
+// vanished is a UID expunged at modseq.
+type vanished struct {
+	modseq uint64
+	uid    uint32
+}
 
 // mboxState is the per-device state of a mailbox.
 type mboxState struct {
 	UIDValidity uint32 `json:"v"`
 	UIDNext     uint32 `json:"n"`
+	// HighestModSeq is the MODSEQ of the mailbox's last change (0 in an
+	// index from before MODSEQs: read as 1).
+	HighestModSeq uint64 `json:"h,omitempty"`
+	// Recent is the \Recent floor: the highest UID a session has
+	// claimed as \Recent (ClaimRecent, RaiseRecent).
+	Recent uint32 `json:"r,omitempty"`
 }
 
 // msgState is the per-device index entry of a message.
@@ -37,6 +59,9 @@ type msgState struct {
 	Size  int64     `json:"s"`
 	Date  time.Time `json:"d"`
 	Flags []string  `json:"f,omitempty"`
+	// ModSeq is the MODSEQ of the message's last change (0 in an index
+	// from before MODSEQs: read as 1).
+	ModSeq uint64 `json:"q,omitempty"`
 }
 
 type mbox struct {
@@ -45,26 +70,47 @@ type mbox struct {
 	state         mboxState
 	uids          []uint32 // sorted
 	byUID         map[uint32]*msg
+	unseen        int        // messages without \Seen, kept as they change
+	vanished      []vanished // expunged UIDs, by MODSEQ
 }
 
 type msg struct {
-	id    string
-	mbox  string
-	uid   uint32
-	slot  uint64
-	blob  string
-	size  int64
-	date  time.Time
-	flags []string
+	id     string
+	mbox   string
+	uid    uint32
+	slot   uint64
+	blob   string
+	size   int64
+	date   time.Time
+	flags  []string
+	modseq uint64
 }
 
 func (m *msg) state() []byte {
-	b, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: m.flags})
+	return m.stateWith(m.flags, m.modseq)
+}
+
+// stateWith is the index entry of m with other flags and MODSEQ.
+func (m *msg) stateWith(flags []string, modseq uint64) []byte {
+	b, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags, ModSeq: modseq})
 	return b
 }
 
 func (m *msg) message() Message {
-	return Message{UID: m.uid, ID: m.id, Flags: slices.Clone(m.flags), Size: m.size, Date: m.date}
+	return Message{UID: m.uid, ID: m.id, Flags: slices.Clone(m.flags), Size: m.size, Date: m.date, ModSeq: m.modseq}
+}
+
+func seen(flags []string) bool { return slices.Contains(flags, `\Seen`) }
+
+// unseenDelta is how the unseen count changes when flags become nf.
+func unseenDelta(old, nf []string) int {
+	switch {
+	case seen(old) && !seen(nf):
+		return 1
+	case !seen(old) && seen(nf):
+		return -1
+	}
+	return 0
 }
 
 // loadMailboxDocs gives each mailbox of the index the special use and
@@ -107,6 +153,9 @@ func (s *Store) load() error {
 		if v, err := tx.Get(bucketState, "slot"); err == nil && len(v) == 8 {
 			s.lastSlot = binary.BigEndian.Uint64(v)
 		}
+		if v, err := tx.Get(bucketState, keyModSeq); err == nil && len(v) == 8 {
+			s.lastModSeq = binary.BigEndian.Uint64(v)
+		}
 		err = tx.ForEachSeq(bucketMsg, func(slot uint64, v []byte) error {
 			var ms msgState
 			if err := json.Unmarshal(v, &ms); err != nil {
@@ -117,17 +166,39 @@ func (s *Store) load() error {
 			if mb == nil || s.byID[ms.ID] != nil {
 				return nil // applied by catchUp
 			}
-			m := &msg{id: ms.ID, mbox: mb.name, uid: ms.UID, slot: slot, blob: ms.Blob, size: ms.Size, date: ms.Date, flags: ms.Flags}
+			m := &msg{id: ms.ID, mbox: mb.name, uid: ms.UID, slot: slot, blob: ms.Blob, size: ms.Size, date: ms.Date, flags: ms.Flags, modseq: max(ms.ModSeq, 1)}
 			s.byID[m.id] = m
 			mb.byUID[m.uid] = m
 			mb.uids = append(mb.uids, m.uid)
+			if !seen(m.flags) {
+				mb.unseen++
+			}
+			s.lastModSeq = max(s.lastModSeq, m.modseq)
+			mb.state.HighestModSeq = max(mb.state.HighestModSeq, m.modseq)
 			return nil
 		})
 		if err != nil {
 			return err
 		}
+		err = tx.ForEachSeq(bucketVanished, func(modseq uint64, v []byte) error {
+			var vs vanishedState
+			if json.Unmarshal(v, &vs) != nil {
+				return nil // the log is a help, not the truth: a bad entry is skipped
+			}
+			s.lastModSeq = max(s.lastModSeq, modseq)
+			if mb := s.mboxes[vs.Mbox]; mb != nil && mb.state.UIDValidity == vs.UIDValidity {
+				mb.vanished = append(mb.vanished, vanished{modseq, vs.UID})
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		s.lastModSeq = max(s.lastModSeq, 1)
 		for _, mb := range s.mboxes {
 			slices.Sort(mb.uids)
+			mb.state.HighestModSeq = max(mb.state.HighestModSeq, 1)
+			s.lastModSeq = max(s.lastModSeq, mb.state.HighestModSeq)
 		}
 		return nil
 	})
@@ -147,6 +218,77 @@ func nextUIDValidity(tx *localstore.Tx) (uint32, error) {
 	return uv, tx.Put(bucketState, "uidvalidity", b[:])
 }
 
+// keyModSeq, in bucketState, is the last MODSEQ handed out. MODSEQs come
+// from one counter for the whole store: each mailbox's then only grow,
+// and an expunge's MODSEQ is the key of its entry in bucketVanished.
+const keyModSeq = "modseq"
+
+// lazy is what the index may write later: with the next transaction of
+// the index, or when the worker is idle (flushLazy), or at Close. A crash
+// before then loses nothing that matters: a change applied but not taken
+// stays listed and is applied again (a no-op), and a \Recent floor not
+// raised on disk makes those messages \Recent once more, which RFC 3501
+// §2.3.2 prefers to losing them.
+type lazy struct {
+	mboxes map[string]bool   // mailboxes whose \Recent floor moved
+	takes  map[string]uint64 // changes applied, to take (docsync.Taken): id -> stamp
+}
+
+func (l *lazy) empty() bool { return len(l.mboxes) == 0 && len(l.takes) == 0 }
+
+// commitLocked runs fn in a transaction of the local store, with what
+// waits in s.lazy before it; the caller holds s.mu.
+func (s *Store) commitLocked(fn func(tx *localstore.Tx) error) error {
+	err := s.st.Update(func(tx *localstore.Tx) error {
+		for name := range s.lazy.mboxes {
+			if mb := s.mboxes[name]; mb != nil {
+				if err := putMbox(tx, name, mb.state); err != nil {
+					return err
+				}
+			}
+		}
+		if len(s.lazy.takes) > 0 {
+			changes := make([]docsync.Change, 0, len(s.lazy.takes))
+			for id, stamp := range s.lazy.takes {
+				changes = append(changes, docsync.Change{ID: id, Stamp: stamp})
+			}
+			if err := docsync.Taken(tx, changes...); err != nil {
+				return err
+			}
+		}
+		return fn(tx)
+	})
+	if err == nil {
+		clear(s.lazy.mboxes)
+		clear(s.lazy.takes)
+	}
+	return err
+}
+
+// flushLazy writes what waits in s.lazy.
+func (s *Store) flushLazy() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lazy.empty() {
+		return
+	}
+	if err := s.commitLocked(func(*localstore.Tx) error { return nil }); err != nil {
+		s.log.Warn("mailstore: recording applied changes", "err", err)
+	}
+}
+
+func putMbox(tx *localstore.Tx, name string, st mboxState) error {
+	b, _ := json.Marshal(st)
+	return tx.Put(bucketMbox, name, b)
+}
+
+// putModSeq records the last MODSEQ handed out.
+func putModSeq(tx *localstore.Tx, modseq uint64) error {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], modseq)
+	return tx.Put(bucketState, keyModSeq, b[:])
+}
+
 func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 	// Under the lock from the check to the memory update: what is on disk
 	// and what sessions see must be the same UIDVALIDITY.
@@ -157,14 +299,13 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 		return nil
 	}
 	var st mboxState
-	err := s.st.Update(func(tx *localstore.Tx) error {
+	err := s.commitLocked(func(tx *localstore.Tx) error {
 		uv, err := nextUIDValidity(tx)
 		if err != nil {
 			return err
 		}
-		st = mboxState{UIDValidity: uv, UIDNext: 1}
-		b, _ := json.Marshal(st)
-		return tx.Put(bucketMbox, name, b)
+		st = mboxState{UIDValidity: uv, UIDNext: 1, HighestModSeq: s.lastModSeq}
+		return putMbox(tx, name, st)
 	})
 	if err != nil {
 		return fmt.Errorf("mailstore: recording a mailbox in the index: %w", err)
@@ -174,24 +315,10 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 	return nil
 }
 
-func (s *Store) dropMailboxIndex(name string) {
+func (s *Store) dropMailboxIndex(name string) error {
 	s.mu.Lock()
-	mb := s.mboxes[name]
-	var ms []*msg
-	if mb != nil {
-		for _, u := range mb.uids {
-			ms = append(ms, mb.byUID[u])
-		}
-	}
-	s.mu.Unlock()
-	for _, m := range ms {
-		_ = s.unindex(m)
-	}
-	_ = s.st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketMbox, name) })
-	s.mu.Lock()
-	delete(s.mboxes, name)
-	s.mu.Unlock()
-	s.emit(Event{Kind: EventMailboxes, Mailbox: name})
+	defer s.mu.Unlock()
+	return s.dropMailboxIndexLocked(name)
 }
 
 // dropMailboxIndexIfGone drops a mailbox's index only if its document is
@@ -201,16 +328,24 @@ func (s *Store) dropMailboxIndex(name string) {
 func (s *Store) dropMailboxIndexIfGone(name string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock() // deferred: a panic here must not leave the store locked
-	_, err := s.docs.Get(s.mailboxDocID(name))
+	if _, err := s.docs.Get(s.mailboxDocID(name)); err == nil {
+		return nil
+	}
+	return s.dropMailboxIndexLocked(name)
+}
+
+// dropMailboxIndexLocked removes a mailbox and its messages from the
+// index, in one transaction.
+func (s *Store) dropMailboxIndexLocked(name string) error {
 	mb := s.mboxes[name]
-	if err == nil || mb == nil {
+	if mb == nil {
 		return nil
 	}
 	ms := make([]*msg, 0, len(mb.uids))
 	for _, u := range mb.uids {
 		ms = append(ms, mb.byUID[u])
 	}
-	err = s.st.Update(func(tx *localstore.Tx) error {
+	err := s.commitLocked(func(tx *localstore.Tx) error {
 		for _, m := range ms {
 			if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
 				return err
@@ -233,6 +368,19 @@ func (s *Store) dropMailboxIndexIfGone(name string) error {
 	return nil
 }
 
+// pending is a message whose document is stored, to index.
+type pending struct {
+	origin any
+	id     string
+	md     messageDoc
+	meta   []byte
+
+	// Set by addLocked.
+	done bool
+	m    *msg // the message's entry: new, or the one it had
+	err  error
+}
+
 // index assigns a UID in md.Mbox and records the message.
 func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, error) {
 	s.mu.Lock()
@@ -241,92 +389,111 @@ func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, 
 }
 
 func (s *Store) indexLocked(origin any, id string, md messageDoc, meta []byte) (*msg, error) {
-	mb := s.mboxes[md.Mbox]
-	if mb == nil {
-		return nil, ErrNoMailbox
-	}
-	if m, ok := s.byID[id]; ok && m.mbox == md.Mbox {
-		return m, nil
-	}
-	m := &msg{id: id, mbox: mb.name, uid: mb.state.UIDNext, slot: s.lastSlot + 1, blob: md.Blob, size: md.Size, date: md.Date, flags: normFlags(md.Flags)}
-	st := mb.state
-	st.UIDNext++
-	err := s.st.Update(func(tx *localstore.Tx) error {
-		b, _ := json.Marshal(st)
-		if err := tx.Put(bucketMbox, mb.name, b); err != nil {
-			return err
-		}
-		if err := putMsg(tx, m, meta); err != nil {
-			return err
-		}
-		return putSlot(tx, m.slot)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("mailstore: recording a message in the index: %w", err)
-	}
-	s.lastSlot = m.slot
-	mb.state = st
-	mb.byUID[m.uid] = m
-	mb.uids = append(mb.uids, m.uid) // UIDs only grow: stays sorted
-	s.byID[id] = m
-	s.emitLocked(Event{Kind: EventAdded, Mailbox: m.mbox, Message: m.message(), Origin: origin})
-	return m, nil
+	p := &pending{origin: origin, id: id, md: md, meta: meta}
+	s.addLocked([]*pending{p})
+	return p.m, p.err
 }
 
-// pending is a message of a batch whose document is stored, to index.
-type pending struct {
-	id   string
-	md   messageDoc
-	meta []byte
-}
-
-// indexBatch assigns UIDs in mbox to the messages todo and records them
-// in one transaction. It returns each message's index entry: the new one,
-// or the one the sync worker made meanwhile.
-func (s *Store) indexBatch(origin any, mbox string, todo []pending) ([]*msg, error) {
+// indexQueued indexes one message, in a transaction shared with the
+// messages that other callers queued meanwhile (group commit): while one
+// caller writes, the others queue, and the next one to get the lock
+// writes all that queued.
+func (s *Store) indexQueued(p *pending) (*msg, error) {
+	s.qmu.Lock()
+	s.queue = append(s.queue, p)
+	s.qmu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mb := s.mboxes[mbox]
-	if mb == nil {
-		return nil, ErrNoMailbox
+	if !p.done {
+		s.qmu.Lock()
+		batch := s.queue
+		s.queue = nil
+		s.qmu.Unlock()
+		s.addLocked(batch)
 	}
-	st := mb.state
-	slot := s.lastSlot
-	var added []*msg
-	results := make([]*msg, len(todo))
-	err := s.st.Update(func(tx *localstore.Tx) error {
-		for i, p := range todo {
-			if m, ok := s.byID[p.id]; ok {
-				results[i] = m // indexed meanwhile (by the sync worker)
-				continue
-			}
-			slot++
-			m := &msg{id: p.id, mbox: mbox, uid: st.UIDNext, slot: slot, blob: p.md.Blob, size: p.md.Size, date: p.md.Date, flags: p.md.Flags}
-			st.UIDNext++
-			if err := putMsg(tx, m, p.meta); err != nil {
+	return p.m, p.err
+}
+
+// addLocked assigns UIDs, slots and MODSEQs to the messages todo and
+// records them in one transaction, then tells the watchers. Each gets its
+// entry (or, for a message indexed already, the one it has) or an error.
+func (s *Store) addLocked(todo []*pending) {
+	states := map[string]*mboxState{}
+	fresh := map[string]*msg{}
+	slot, modseq := s.lastSlot, s.lastModSeq
+	var added []*pending
+	for _, p := range todo {
+		p.done = true
+		mb := s.mboxes[p.md.Mbox]
+		if mb == nil {
+			p.err = ErrNoMailbox
+			continue
+		}
+		if m, ok := s.byID[p.id]; ok {
+			p.m = m // indexed meanwhile (by the sync worker)
+			continue
+		}
+		if m, ok := fresh[p.id]; ok {
+			p.m = m
+			continue
+		}
+		st := states[mb.name]
+		if st == nil {
+			c := mb.state
+			st = &c
+			states[mb.name] = st
+		}
+		slot++
+		modseq++
+		p.m = &msg{id: p.id, mbox: mb.name, uid: st.UIDNext, slot: slot, blob: p.md.Blob, size: p.md.Size, date: p.md.Date, flags: normFlags(p.md.Flags), modseq: modseq}
+		st.UIDNext++
+		st.HighestModSeq = modseq
+		fresh[p.id] = p.m
+		added = append(added, p)
+	}
+	if len(added) == 0 {
+		return
+	}
+	err := s.commitLocked(func(tx *localstore.Tx) error {
+		for name, st := range states {
+			if err := putMbox(tx, name, *st); err != nil {
 				return err
 			}
-			added = append(added, m)
-			results[i] = m
 		}
-		b, _ := json.Marshal(st)
-		if err := tx.Put(bucketMbox, mbox, b); err != nil {
+		for _, p := range added {
+			if err := putMsg(tx, p.m, p.meta); err != nil {
+				return err
+			}
+		}
+		if err := putSlot(tx, slot); err != nil {
 			return err
 		}
-		return putSlot(tx, slot)
+		return putModSeq(tx, modseq)
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: recording messages in the index: %w", err)
+		err = fmt.Errorf("mailstore: recording messages in the index: %w", err)
+		for _, p := range todo {
+			if _, ok := fresh[p.id]; ok {
+				p.m, p.err = nil, err
+			}
+		}
+		return
 	}
-	s.lastSlot = slot
-	mb.state = st
-	for _, m := range added {
+	s.lastSlot, s.lastModSeq = slot, modseq
+	for name, st := range states {
+		s.mboxes[name].state = *st
+	}
+	for _, p := range added {
+		m := p.m
+		mb := s.mboxes[m.mbox]
 		mb.byUID[m.uid] = m
-		mb.uids = append(mb.uids, m.uid)
+		mb.uids = append(mb.uids, m.uid) // UIDs only grow: stays sorted
+		if !seen(m.flags) {
+			mb.unseen++
+		}
 		s.byID[m.id] = m
-		s.emitLocked(Event{Kind: EventAdded, Mailbox: mbox, Message: m.message(), Origin: origin})
+		s.emitLocked(Event{Kind: EventAdded, Mailbox: m.mbox, Message: m.message(), ModSeq: m.modseq, Origin: p.origin})
 	}
-	return results, nil
 }
 
 // putMsg writes a message's index entry and metadata under its slot.
@@ -372,26 +539,100 @@ func (s *Store) unindexOrigin(origin any, m *msg) error {
 }
 
 func (s *Store) unindexLocked(origin any, m *msg) error {
-	if s.byID[m.id] != m {
+	return s.unindexManyLocked(origin, []*msg{m})
+}
+
+// unindexManyLocked removes messages from the index in one transaction
+// (those that left it meanwhile are skipped), each expunge with its
+// MODSEQ, which becomes its mailbox's HIGHESTMODSEQ and the key of the
+// UID in the log of expunged UIDs.
+func (s *Store) unindexManyLocked(origin any, ms []*msg) error {
+	type gone struct {
+		m      *msg
+		modseq uint64
+	}
+	var out []gone
+	states := map[string]*mboxState{}
+	modseq := s.lastModSeq
+	taken := map[*msg]bool{}
+	for _, m := range ms {
+		if s.byID[m.id] != m || taken[m] {
+			continue
+		}
+		taken[m] = true
+		modseq++
+		out = append(out, gone{m, modseq})
+		if mb := s.mboxes[m.mbox]; mb != nil {
+			st := states[mb.name]
+			if st == nil {
+				c := mb.state
+				st = &c
+				states[mb.name] = st
+			}
+			st.HighestModSeq = modseq
+		}
+	}
+	if len(out) == 0 {
 		return nil
 	}
-	err := s.st.Update(func(tx *localstore.Tx) error {
-		if err := tx.DeleteSeq(bucketMsg, m.slot); err != nil {
-			return err
+	err := s.commitLocked(func(tx *localstore.Tx) error {
+		for _, g := range out {
+			if err := tx.DeleteSeq(bucketMsg, g.m.slot); err != nil {
+				return err
+			}
+			if err := tx.DeleteSeq(bucketMeta, g.m.slot); err != nil {
+				return err
+			}
+			if st := states[g.m.mbox]; st != nil {
+				v, _ := json.Marshal(vanishedState{Mbox: g.m.mbox, UIDValidity: st.UIDValidity, UID: g.m.uid})
+				if err := tx.PutSeq(bucketVanished, g.modseq, v); err != nil {
+					return err
+				}
+			}
 		}
-		return tx.DeleteSeq(bucketMeta, m.slot)
+		for name, st := range states {
+			if err := putMbox(tx, name, *st); err != nil {
+				return err
+			}
+		}
+		return putModSeq(tx, modseq)
 	})
 	if err != nil {
-		return fmt.Errorf("mailstore: removing a message from the index: %w", err)
+		return fmt.Errorf("mailstore: removing messages from the index: %w", err)
 	}
-	delete(s.byID, m.id)
-	if mb := s.mboxes[m.mbox]; mb != nil {
-		delete(mb.byUID, m.uid)
-		if i, ok := slices.BinarySearch(mb.uids, m.uid); ok {
-			mb.uids = slices.Delete(mb.uids, i, i+1)
+	s.lastModSeq = modseq
+	dropped := map[string]map[uint32]bool{}
+	for _, g := range out {
+		m := g.m
+		delete(s.byID, m.id)
+		if mb := s.mboxes[m.mbox]; mb != nil {
+			delete(mb.byUID, m.uid)
+			if !seen(m.flags) {
+				mb.unseen--
+			}
+			mb.vanished = append(mb.vanished, vanished{g.modseq, m.uid})
+			if dropped[mb.name] == nil {
+				dropped[mb.name] = map[uint32]bool{}
+			}
+			dropped[mb.name][m.uid] = true
 		}
 	}
-	s.emitLocked(Event{Kind: EventExpunged, Mailbox: m.mbox, Message: m.message(), Origin: origin})
+	for name, uids := range dropped {
+		mb := s.mboxes[name]
+		mb.state = *states[name]
+		if len(uids) == 1 {
+			for u := range uids {
+				if i, ok := slices.BinarySearch(mb.uids, u); ok {
+					mb.uids = slices.Delete(mb.uids, i, i+1)
+				}
+			}
+		} else {
+			mb.uids = slices.DeleteFunc(mb.uids, func(u uint32) bool { return uids[u] })
+		}
+	}
+	for _, g := range out {
+		s.emitLocked(Event{Kind: EventExpunged, Mailbox: g.m.mbox, Message: g.m.message(), ModSeq: g.modseq, Origin: origin})
+	}
 	return nil
 }
 
@@ -404,39 +645,67 @@ func (s *Store) setFlagsIndex(origin any, m *msg, flags []string) error {
 // setFlagsLocked records a message's new flags, unless it left the
 // index meanwhile (then its entry must stay gone).
 func (s *Store) setFlagsLocked(origin any, m *msg, flags []string) error {
-	if s.byID[m.id] != m {
-		return nil
-	}
-	ms, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags})
-	if err := s.st.Update(func(tx *localstore.Tx) error { return tx.PutSeq(bucketMsg, m.slot, ms) }); err != nil {
-		return fmt.Errorf("mailstore: recording flags in the index: %w", err)
-	}
-	m.flags = flags
-	s.emitLocked(Event{Kind: EventFlags, Mailbox: m.mbox, Message: m.message(), Origin: origin})
-	return nil
+	return s.setFlagsManyLocked(origin, []*msg{m}, [][]string{flags})
 }
 
 // setFlagsManyLocked records new flags of many messages in one
-// transaction, then tells the watchers.
+// transaction, each with a new MODSEQ, then tells the watchers. Messages
+// that left the index meanwhile, or whose flags are already these, are
+// skipped (a change to nothing gets no MODSEQ).
 func (s *Store) setFlagsManyLocked(origin any, ms []*msg, flags [][]string) error {
-	if len(ms) == 0 {
+	type change struct {
+		m      *msg
+		flags  []string
+		modseq uint64
+	}
+	var out []change
+	states := map[string]*mboxState{}
+	modseq := s.lastModSeq
+	for i, m := range ms {
+		if s.byID[m.id] != m || slices.Equal(m.flags, flags[i]) {
+			continue
+		}
+		mb := s.mboxes[m.mbox]
+		if mb == nil {
+			continue
+		}
+		modseq++
+		out = append(out, change{m, flags[i], modseq})
+		st := states[mb.name]
+		if st == nil {
+			c := mb.state
+			st = &c
+			states[mb.name] = st
+		}
+		st.HighestModSeq = modseq
+	}
+	if len(out) == 0 {
 		return nil
 	}
-	err := s.st.Update(func(tx *localstore.Tx) error {
-		for i, m := range ms {
-			v, _ := json.Marshal(msgState{ID: m.id, Mbox: m.mbox, UID: m.uid, Blob: m.blob, Size: m.size, Date: m.date, Flags: flags[i]})
-			if err := tx.PutSeq(bucketMsg, m.slot, v); err != nil {
+	err := s.commitLocked(func(tx *localstore.Tx) error {
+		for _, c := range out {
+			if err := tx.PutSeq(bucketMsg, c.m.slot, c.m.stateWith(c.flags, c.modseq)); err != nil {
 				return err
 			}
 		}
-		return nil
+		for name, st := range states {
+			if err := putMbox(tx, name, *st); err != nil {
+				return err
+			}
+		}
+		return putModSeq(tx, modseq)
 	})
 	if err != nil {
 		return fmt.Errorf("mailstore: recording flags in the index: %w", err)
 	}
-	for i, m := range ms {
-		m.flags = flags[i]
-		s.emitLocked(Event{Kind: EventFlags, Mailbox: m.mbox, Message: m.message(), Origin: origin})
+	s.lastModSeq = modseq
+	for name, st := range states {
+		s.mboxes[name].state = *st
+	}
+	for _, c := range out {
+		s.mboxes[c.m.mbox].unseen += unseenDelta(c.m.flags, c.flags)
+		c.m.flags, c.m.modseq = c.flags, c.modseq
+		s.emitLocked(Event{Kind: EventFlags, Mailbox: c.m.mbox, Message: c.m.message(), ModSeq: c.modseq, Origin: origin})
 	}
 	return nil
 }

@@ -4,14 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sort"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
 )
 
-// MailboxInfo describes a mailbox.
+// MailboxInfo describes a mailbox. It costs the same whatever the
+// mailbox holds (the counts are kept as messages change).
 type MailboxInfo struct {
 	Name        string
 	Special     string
@@ -20,6 +20,13 @@ type MailboxInfo struct {
 	UIDNext     uint32
 	Messages    uint32
 	Unseen      uint32
+	// HighestModSeq is the mailbox's HIGHESTMODSEQ (RFC 7162): the
+	// MODSEQ of its last change on this device, at least 1.
+	HighestModSeq uint64
+	// Recent counts the messages above the \Recent floor: those that
+	// the next ClaimRecent makes \Recent (none of the sessions that have
+	// the mailbox selected has claimed them).
+	Recent uint32
 }
 
 // Message is a message as IMAP sees it.
@@ -29,6 +36,9 @@ type Message struct {
 	Flags []string
 	Size  int64
 	Date  time.Time
+	// ModSeq is the MODSEQ of the message's last change on this device
+	// (its arrival, or a flag change from this device or another one).
+	ModSeq uint64
 }
 
 // Mailboxes lists the mailboxes by name.
@@ -44,16 +54,11 @@ func (s *Store) Mailboxes() []MailboxInfo {
 }
 
 func (s *Store) infoLocked(mb *mbox) MailboxInfo {
-	unseen := 0
-	for _, m := range mb.byUID {
-		if !slices.Contains(m.flags, `\Seen`) {
-			unseen++
-		}
-	}
 	return MailboxInfo{
 		Name: mb.name, Special: mb.special, Subscribed: mb.subscribed,
 		UIDValidity: mb.state.UIDValidity, UIDNext: mb.state.UIDNext,
-		Messages: uint32(len(mb.uids)), Unseen: uint32(unseen),
+		Messages: uint32(len(mb.uids)), Unseen: uint32(mb.unseen),
+		HighestModSeq: mb.state.HighestModSeq, Recent: mb.recentLocked(),
 	}
 }
 
@@ -81,7 +86,7 @@ func (s *Store) Messages(name string) ([]Message, error) {
 	out := make([]Message, len(mb.uids))
 	for i, u := range mb.uids {
 		m := mb.byUID[u]
-		out[i] = Message{UID: m.uid, ID: m.id, Flags: m.flags, Size: m.size, Date: m.date}
+		out[i] = Message{UID: m.uid, ID: m.id, Flags: m.flags, Size: m.size, Date: m.date, ModSeq: m.modseq}
 	}
 	return out, nil
 }

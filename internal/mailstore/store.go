@@ -95,11 +95,17 @@ type Store struct {
 	log     *slog.Logger
 
 	// The index in memory (index.go) and the watchers (watch.go).
-	mu       sync.Mutex
-	mboxes   map[string]*mbox // by name
-	byID     map[string]*msg
-	lastSlot uint64 // the last slot handed out
-	watchers map[string]map[*watcher]struct{}
+	mu         sync.Mutex
+	mboxes     map[string]*mbox // by name
+	byID       map[string]*msg
+	lastSlot   uint64 // the last slot handed out
+	lastModSeq uint64 // the last MODSEQ handed out
+	watchers   map[string]map[*watcher]struct{}
+	lazy       lazy // index writes that may wait (index.go)
+
+	// Messages waiting to be indexed in a shared transaction (indexQueued).
+	qmu   sync.Mutex
+	queue []*pending
 
 	// The worker that applies synced changes (apply.go).
 	kick     chan struct{}     // docsync listed changes to apply
@@ -127,6 +133,7 @@ func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer I
 		docs: docs, st: st, keys: keys, indexer: indexer, log: log,
 		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
 		watchers: map[string]map[*watcher]struct{}{},
+		lazy:     lazy{mboxes: map[string]bool{}, takes: map[string]uint64{}},
 		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failed: map[string]*retry{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -186,7 +193,7 @@ func (s *Store) follow() {
 	s.poke() // what sync changed meanwhile
 }
 
-// Close stops following sync.
+// Close stops following sync and writes what the index kept for later.
 func (s *Store) Close() {
 	select {
 	case <-s.closed:
@@ -196,6 +203,7 @@ func (s *Store) Close() {
 	close(s.closed)
 	s.cancel()
 	s.wg.Wait()
+	s.flushLazy()
 }
 
 // Docs is the underlying document engine.

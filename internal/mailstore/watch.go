@@ -21,7 +21,13 @@ type Event struct {
 	Kind    EventKind
 	Mailbox string
 	Message Message
-	Origin  any
+	// ModSeq is the MODSEQ of the change: for EventAdded and EventFlags
+	// the message's new one (as in Message.ModSeq), for EventExpunged
+	// the mailbox's HIGHESTMODSEQ after the expunge (Message holds the
+	// message as it was). 0 for EventMailboxes, and for the messages of
+	// a deleted mailbox.
+	ModSeq uint64
+	Origin any
 }
 
 type originKey struct{}

@@ -85,8 +85,7 @@ func (s *Store) DeleteMailbox(ctx context.Context, name string) error {
 	if err := s.docs.Delete(s.mailboxDocID(name)); err != nil {
 		return fmt.Errorf("mailstore: deleting a mailbox's document: %w", err)
 	}
-	s.dropMailboxIndex(name)
-	return nil
+	return s.dropMailboxIndex(name)
 }
 
 // RenameMailbox renames a mailbox and its children. Renaming INBOX moves
@@ -139,7 +138,9 @@ func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) erro
 			if err := s.docs.Delete(s.mailboxDocID(n)); err != nil {
 				return fmt.Errorf("mailstore: deleting a renamed mailbox's document: %w", err)
 			}
-			s.dropMailboxIndex(n)
+			if err := s.dropMailboxIndex(n); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -212,16 +213,15 @@ func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, f
 		date = time.Now()
 	}
 	meta := s.metaFor(raw)
-	blob, err := s.docs.PutBlob(raw)
-	if err != nil {
-		return Message{}, 0, fmt.Errorf("mailstore: storing a message's content: %w", err)
-	}
-	md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: blob, Size: int64(len(raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(flags)}
+	// The blob and the document in one transaction of the local store,
+	// then the index in one shared with the appends of other callers
+	// meanwhile (indexQueued).
+	md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(raw), Size: int64(len(raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(flags)}
 	body, _ := json.Marshal(md)
-	if err := s.docs.Put(id, body); err != nil {
-		return Message{}, 0, fmt.Errorf("mailstore: storing a message's document: %w", err)
+	if err := s.docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}}); err != nil {
+		return Message{}, 0, fmt.Errorf("mailstore: storing a message: %w", err)
 	}
-	m, err := s.index(originOf(ctx), id, md, meta)
+	m, err := s.indexQueued(&pending{origin: originOf(ctx), id: id, md: md, meta: meta})
 	if err != nil {
 		return Message{}, 0, err
 	}
@@ -234,10 +234,13 @@ func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, f
 // lookup finds the messages of mbox with the given UIDs (unknown UIDs
 // are skipped), in UID order.
 func (s *Store) lookup(mbox string, uids []uint32) (*mbox, []*msg, error) {
-	mbox = NormalizeName(mbox)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	mb := s.mboxes[mbox]
+	return s.lookupLocked(mbox, uids)
+}
+
+func (s *Store) lookupLocked(mbox string, uids []uint32) (*mbox, []*msg, error) {
+	mb := s.mboxes[NormalizeName(mbox)]
 	if mb == nil {
 		return nil, nil, ErrNoMailbox
 	}
@@ -254,13 +257,17 @@ func (s *Store) lookup(mbox string, uids []uint32) (*mbox, []*msg, error) {
 }
 
 // StoreFlags changes the flags of messages and returns them as they are
-// now.
+// now. A message whose flags were already as asked keeps its MODSEQ.
 func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op FlagOp, flags []string) ([]Message, error) {
+	out, _, err := s.storeFlags(ctx, mbox, uids, op, flags, nil)
+	return out, err
+}
+
+// storeFlags is StoreFlags, and with unchangedSince StoreFlagsIf. It
+// holds the store's lock from the check of the MODSEQs to the index's
+// update, so no other change comes between.
+func (s *Store) storeFlags(ctx context.Context, mbox string, uids []uint32, op FlagOp, flags []string, unchangedSince *uint64) ([]Message, []uint32, error) {
 	defer s.poke()
-	_, ms, err := s.lookup(mbox, uids)
-	if err != nil {
-		return nil, err
-	}
 	flags = normFlags(flags)
 	apply := func(cur []string) []string {
 		switch op {
@@ -271,6 +278,21 @@ func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op F
 		default:
 			return slices.DeleteFunc(slices.Clone(cur), func(f string) bool { return slices.Contains(flags, f) })
 		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, all, err := s.lookupLocked(mbox, uids)
+	if err != nil {
+		return nil, nil, err
+	}
+	var ms []*msg
+	var failed []uint32
+	for _, m := range all {
+		if unchangedSince != nil && m.modseq > *unchangedSince {
+			failed = append(failed, m.uid)
+			continue
+		}
+		ms = append(ms, m)
 	}
 	ids := make([]string, len(ms))
 	for i, m := range ms {
@@ -296,27 +318,24 @@ func (s *Store) StoreFlags(ctx context.Context, mbox string, uids []uint32, op F
 		return nb, false, false, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("mailstore: changing flags: %w", err)
+		return nil, nil, fmt.Errorf("mailstore: changing flags: %w", err)
 	}
-	origin := originOf(ctx)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var changed []*msg
 	var newFlags [][]string
 	for _, m := range ms {
-		if nf, ok := result[m.id]; ok && s.byID[m.id] == m && !slices.Equal(nf, m.flags) {
+		if nf, ok := result[m.id]; ok {
 			changed = append(changed, m)
 			newFlags = append(newFlags, nf)
 		}
 	}
-	if err := s.setFlagsManyLocked(origin, changed, newFlags); err != nil {
-		return nil, err
+	if err := s.setFlagsManyLocked(originOf(ctx), changed, newFlags); err != nil {
+		return nil, nil, err
 	}
 	out := make([]Message, 0, len(ms))
 	for _, m := range ms {
 		out = append(out, m.message())
 	}
-	return out, nil
+	return out, failed, nil
 }
 
 // Copy copies messages to dest (new documents on the same blobs).
@@ -435,12 +454,14 @@ func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint
 	if err := s.docs.Modify(ids, func(string, []byte) ([]byte, bool, bool, error) { return nil, true, false, nil }); err != nil {
 		return nil, fmt.Errorf("mailstore: deleting messages: %w", err)
 	}
-	origin := originOf(ctx)
+	s.mu.Lock()
+	err := s.unindexManyLocked(originOf(ctx), ms)
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
 	out := make([]uint32, 0, len(ms))
 	for _, m := range ms {
-		if err := s.unindexOrigin(origin, m); err != nil {
-			return out, err
-		}
 		out = append(out, m.uid)
 	}
 	return out, nil
@@ -454,9 +475,9 @@ type NewMessage struct {
 	Date  time.Time
 }
 
-// AppendBatch stores many messages in mbox with two disk syncs in all
-// (documents and blobs, then the index): how incoming mail and imports
-// keep up. Messages whose id is already stored are skipped.
+// AppendBatch stores many messages in mbox with two transactions of the
+// local store in all (documents and blobs, then the index): how incoming
+// mail, imports and MULTIAPPEND keep up. Messages whose id is already stored are skipped.
 func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage) ([]Message, error) {
 	defer s.poke()
 	mbox = NormalizeName(mbox)
@@ -469,7 +490,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 	var (
 		blobs [][]byte
 		docs  []docsync.Doc
-		todo  []pending
+		todo  []*pending
 		out   []Message
 	)
 	for _, nm := range msgs {
@@ -506,7 +527,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		body, _ := json.Marshal(md)
 		blobs = append(blobs, nm.Raw)
 		docs = append(docs, docsync.Doc{ID: id, Body: body})
-		todo = append(todo, pending{id, md, meta})
+		todo = append(todo, &pending{origin: originOf(ctx), id: id, md: md, meta: meta})
 	}
 	if len(todo) == 0 {
 		return out, nil
@@ -514,12 +535,14 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 	if err := s.docs.PutBlobsAndDocs(blobs, docs); err != nil {
 		return nil, fmt.Errorf("mailstore: storing messages: %w", err)
 	}
-	results, err := s.indexBatch(originOf(ctx), mbox, todo)
-	if err != nil {
-		return nil, err
-	}
-	for _, m := range results {
-		out = append(out, m.message())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.addLocked(todo)
+	for _, p := range todo {
+		if p.err != nil {
+			return nil, p.err
+		}
+		out = append(out, p.m.message())
 	}
 	return out, nil
 }
