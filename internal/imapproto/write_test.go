@@ -485,7 +485,9 @@ func TestWriteEnvelope(t *testing.T) {
 }
 
 // testBodyStructure is a multipart/mixed with a multipart/alternative,
-// an attachment and a message/rfc822 holding a multipart itself.
+// an attachment and a message/rfc822 holding a multipart itself. It has
+// all that go-imap's client fills in when reading BODYSTRUCTURE (empty
+// extension data, default encoding, Sender), so that it reads back equal.
 func testBodyStructure() imap.BodyStructure {
 	return &imap.BodyStructureMultiPart{
 		Subtype: "mixed",
@@ -497,7 +499,8 @@ func testBodyStructure() imap.BodyStructure {
 						Encoding: "quoted-printable", Size: 1234, Text: &imap.BodyStructureText{NumLines: 40},
 						Extended: &imap.BodyStructureSinglePartExt{}},
 					&imap.BodyStructureSinglePart{Type: "text", Subtype: "html", Params: map[string]string{"charset": "utf-8"},
-						Encoding: "base64", Size: 4567, Text: &imap.BodyStructureText{NumLines: 60}},
+						Encoding: "base64", Size: 4567, Text: &imap.BodyStructureText{NumLines: 60},
+						Extended: &imap.BodyStructureSinglePartExt{}},
 				},
 				Extended: &imap.BodyStructureMultiPartExt{Params: map[string]string{"boundary": "b2"}},
 			},
@@ -510,12 +513,14 @@ func testBodyStructure() imap.BodyStructure {
 				}},
 			&imap.BodyStructureSinglePart{Type: "message", Subtype: "rfc822", Encoding: "7bit", Size: 500,
 				MessageRFC822: &imap.BodyStructureMessageRFC822{
-					Envelope: &imap.Envelope{Subject: "inner", From: []imap.Address{{Mailbox: "x", Host: "y"}}},
+					Envelope: &imap.Envelope{Subject: "inner", From: []imap.Address{{Mailbox: "x", Host: "y"}},
+						Sender: []imap.Address{{Mailbox: "x", Host: "y"}}, ReplyTo: []imap.Address{{Mailbox: "x", Host: "y"}}},
 					BodyStructure: &imap.BodyStructureMultiPart{Subtype: "mixed", Children: []imap.BodyStructure{
-						&imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Size: 3, Text: &imap.BodyStructureText{NumLines: 1}},
+						&imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit", Size: 3, Text: &imap.BodyStructureText{NumLines: 1},
+							Extended: &imap.BodyStructureSinglePartExt{}},
 						&imap.BodyStructureSinglePart{Type: "image", Subtype: "png", Encoding: "base64", Size: 30,
 							Extended: &imap.BodyStructureSinglePartExt{Language: []string{"en"}}},
-					}},
+					}, Extended: &imap.BodyStructureMultiPartExt{}},
 					NumLines: 20,
 				},
 				Extended: &imap.BodyStructureSinglePartExt{Disposition: &imap.BodyStructureDisposition{Value: "inline"}}},
