@@ -14,6 +14,12 @@ type Command struct {
 	Name string
 	UID  bool
 	Args any
+	// CondStore is true when the command used a CONDSTORE feature
+	// (RFC 7162 §3.1: SELECT/EXAMINE (CONDSTORE) or (QRESYNC ...),
+	// STATUS or LIST RETURN (STATUS (HIGHESTMODSEQ)), FETCH MODSEQ or
+	// CHANGEDSINCE, SEARCH MODSEQ, STORE UNCHANGEDSINCE): the
+	// connection then enables CONDSTORE.
+	CondStore bool
 }
 
 type LoginArgs struct{ Username, Password string }
@@ -97,6 +103,9 @@ type StoreArgs struct {
 	NumSet  imap.NumSet
 	Flags   imap.StoreFlags
 	Options imap.StoreOptions
+	// HasUnchangedSince says UNCHANGEDSINCE was given: it may be 0
+	// (RFC 7162 §3.1.3: every message then fails the test).
+	HasUnchangedSince bool
 }
 
 // CopyArgs is COPY and MOVE.
