@@ -21,6 +21,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/contactkeys"
 	"github.com/bitmask-go/bitmask/internal/docsync"
+	"github.com/bitmask-go/bitmask/internal/fulltext"
 	"github.com/bitmask-go/bitmask/internal/incoming"
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
@@ -55,12 +56,14 @@ type Account struct {
 	Login    string
 	Docs     *docsync.Engine
 	Mail     *mailstore.Store
+	Index    *fulltext.Index // of Mail's text, for SEARCH BODY and TEXT
 	Contacts *contactkeys.Manager
 	Own      *ownkeys.Manager
 	Incoming *incoming.Processor
 	Outbox   *outbox.Outbox
 
 	discovery *contactkeys.Discovery // of contacts' keys: cache, nicknym, WKD
+	imapMail  *SearchableMail        // Mail and Index, one value for the account's life
 
 	d      *Daemon
 	dir    string
@@ -198,7 +201,16 @@ func (d *Daemon) openAccount(ctx context.Context, o opening) (*Account, error) {
 		closeStore(st, log)
 		return nil, fmt.Errorf("opening the mail store: %w", err)
 	}
+	// The full-text index catches up with the mail in the background.
+	idx, err := fulltext.Open(ms, st, fulltext.Config{Log: log})
+	if err != nil {
+		ms.Close()
+		closeStore(st, log)
+		return nil, fmt.Errorf("opening the full-text index: %w", err)
+	}
 	a := d.assemble(o, log, k, st, docs, ms)
+	a.Index = idx
+	a.imapMail = &SearchableMail{Store: ms, index: idx}
 	if err := a.settle(ctx, o); err != nil {
 		a.stop()
 		return nil, err
@@ -434,12 +446,39 @@ func (a *Account) stop() error {
 		cancel()
 		<-stopped
 	}
+	if a.Index != nil {
+		// Before the mail store: what it indexed last is written.
+		if err := a.Index.Close(); err != nil {
+			a.log.Warn("writing the full-text index", "err", err)
+		}
+	}
 	a.Mail.Close()
 	if err := a.store.MarkClean(); err != nil {
 		a.log.Warn("marking the local store closed cleanly", "err", err)
 	}
 	return a.store.Close()
 }
+
+// SearchableMail is the account's mail as the IMAP server reaches it:
+// the mail store (every method of imapd.Mailstore) and the full-text
+// index, which answers SEARCH BODY and TEXT (fulltext.Searcher).
+type SearchableMail struct {
+	*mailstore.Store
+	index *fulltext.Index
+}
+
+var _ fulltext.Searcher = (*SearchableMail)(nil)
+
+// Search answers SEARCH BODY and TEXT from the index (fulltext.Searcher).
+func (m *SearchableMail) Search(ctx context.Context, mbox string, uidValidity uint32, query string, all bool) ([]uint32, func(uint32) bool, bool, error) {
+	return m.index.Search(ctx, mbox, uidValidity, query, all)
+}
+
+// IMAPMail is the value to hand the IMAP server as the account's
+// Mailstore: the same pointer for the account's life (sessions that get
+// the same value share their selected mailboxes), which also answers
+// fulltext.Searcher.
+func (a *Account) IMAPMail() *SearchableMail { return a.imapMail }
 
 // Online reports whether the account holds a provider session.
 func (a *Account) Online() bool {
