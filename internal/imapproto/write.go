@@ -35,6 +35,8 @@ type Encoder struct {
 	err  error
 
 	keys []string      // scratch for sorting parameter names
+	buf  []byte        // scratch for building a response item
+	one  [1]string     // scratch for a one-element list
 	lit  literalWriter // the one literal open at a time
 }
 
@@ -146,6 +148,81 @@ func (e *Encoder) string(s string) {
 		return
 	}
 	e.literalString(s)
+}
+
+// The append forms below build a whole ENVELOPE or BODYSTRUCTURE in the
+// Encoder's scratch buffer, written with one Write.
+
+// Byte classes for strings: what a byte asks of a quoted string.
+const (
+	qPlain   = iota
+	qEscape  // '"' and '\\': a backslash before
+	qLiteral // NUL, CR, LF: not in a quoted string
+	qHigh    // 8-bit: only as UTF-8, in a session that takes it
+)
+
+var quoteClass = func() (t [256]uint8) {
+	t['"'], t['\\'] = qEscape, qEscape
+	t[0], t['\r'], t['\n'] = qLiteral, qLiteral, qLiteral
+	for c := 0x80; c < 0x100; c++ {
+		t[c] = qHigh
+	}
+	return t
+}()
+
+// appendString appends s as a quoted string or a literal (see string),
+// in one pass over s for the usual plain ASCII.
+func (e *Encoder) appendString(b []byte, s string) []byte {
+	esc, high := false, false
+	if len(s) > maxQuoted {
+		goto literal
+	}
+	for i := 0; i < len(s); i++ {
+		switch quoteClass[s[i]] {
+		case qEscape:
+			esc = true
+		case qLiteral:
+			goto literal
+		case qHigh:
+			high = true
+		}
+	}
+	if high && !((e.utf8 || e.rev2) && utf8.ValidString(s)) {
+		goto literal
+	}
+	if !esc {
+		b = append(b, '"')
+		b = append(b, s...)
+		return append(b, '"')
+	}
+	return appendQuotedBody(append(b, '"'), s, '"')
+literal:
+	b = append(b, '{')
+	b = strconv.AppendInt(b, int64(len(s)), 10)
+	b = append(b, "}\r\n"...)
+	return append(b, s...)
+}
+
+// appendQuotedBody appends s escaped for a quoted string, then end.
+func appendQuotedBody(b []byte, s string, end byte) []byte {
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '"' || c == '\\' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\')
+			start = i
+		}
+	}
+	b = append(b, s[start:]...)
+	return append(b, end)
+}
+
+// appendNString appends s as a string, or NIL when it is empty.
+func (e *Encoder) appendNString(b []byte, s string) []byte {
+	if s == "" {
+		return append(b, "NIL"...)
+	}
+	return e.appendString(b, s)
 }
 
 // nstring writes s as a string, or NIL when it is empty.
@@ -285,8 +362,67 @@ func (e *Encoder) flags(flags []imap.Flag) {
 // dateTime writes an INTERNALDATE: "02-Jan-2006 15:04:05 -0700".
 func (e *Encoder) dateTime(t time.Time) {
 	b := append(e.w.AvailableBuffer(), '"')
-	b = t.AppendFormat(b, dateTimeLayout)
+	b = appendDateTime(b, t)
 	e.w.Write(append(b, '"'))
+}
+
+// appendDateTime appends t in dateTimeLayout; appendEnvelopeDate in
+// envelopeLayout. Both are time.Format's output, written out by hand:
+// FETCH writes one per message.
+func appendDateTime(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	b = append2(b, day)
+	b = append(b, '-')
+	b = append(b, month.String()[:3]...)
+	b = append(b, '-')
+	b = appendYear(b, year)
+	b = append(b, ' ')
+	return appendClockZone(b, t)
+}
+
+func appendEnvelopeDate(b []byte, t time.Time) []byte {
+	year, month, day := t.Date()
+	b = append(b, t.Weekday().String()[:3]...)
+	b = append(b, ", "...)
+	b = append2(b, day)
+	b = append(b, ' ')
+	b = append(b, month.String()[:3]...)
+	b = append(b, ' ')
+	b = appendYear(b, year)
+	b = append(b, ' ')
+	return appendClockZone(b, t)
+}
+
+// appendClockZone appends "15:04:05 -0700".
+func appendClockZone(b []byte, t time.Time) []byte {
+	hour, min, sec := t.Clock()
+	b = append2(b, hour)
+	b = append(b, ':')
+	b = append2(b, min)
+	b = append(b, ':')
+	b = append2(b, sec)
+	_, off := t.Zone()
+	off /= 60 // minutes
+	if off < 0 {
+		b = append(b, " -"...)
+		off = -off
+	} else {
+		b = append(b, " +"...)
+	}
+	b = append2(b, off/60)
+	return append2(b, off%60)
+}
+
+// append2 appends n (0-99) in two digits.
+func append2(b []byte, n int) []byte {
+	return append(b, byte('0'+n/10%10), byte('0'+n%10))
+}
+
+func appendYear(b []byte, y int) []byte {
+	if y < 0 || y > 9999 {
+		return strconv.AppendInt(b, int64(y), 10)
+	}
+	return append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10))
 }
 
 // numRange writes one range of a set: n, n:m, n:* or *.

@@ -18,13 +18,6 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 )
 
-// pipeServer answers the client's commands: respond writes the untagged
-// responses of each (the tagged OK follows).
-type pipeServer struct {
-	t       *testing.T
-	respond func(e *Encoder, tag, cmd string)
-}
-
 const testCaps = "IMAP4rev1 ESEARCH CONDSTORE QRESYNC BINARY LIST-EXTENDED LIST-STATUS NAMESPACE ID UIDPLUS MOVE SEARCHRES"
 
 // dialPipe returns a client talking to a fake server that calls respond

@@ -8,6 +8,7 @@ package imapproto
 import (
 	"io"
 	"mime"
+	"strconv"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -251,25 +252,30 @@ func (e *Encoder) endFetch() error {
 	return e.result()
 }
 
-// envelope writes an ENVELOPE (RFC 3501 §7.4.2). Sender and Reply-To
-// default to From when empty, as the RFC has the server do. Text
-// (subject, names) that is not ASCII goes as RFC 2047 encoded-words
-// unless the client enabled UTF8=ACCEPT.
+// envelope writes an ENVELOPE (RFC 3501 §7.4.2).
 func (e *Encoder) envelope(env *imap.Envelope) {
+	e.buf = e.appendEnvelope(e.buf[:0], env)
+	e.w.Write(e.buf)
+}
+
+// appendEnvelope appends an ENVELOPE. Sender and Reply-To default to
+// From when empty, as the RFC has the server do. Text (subject, names)
+// that is not ASCII goes as RFC 2047 encoded-words unless the client
+// enabled UTF8=ACCEPT.
+func (e *Encoder) appendEnvelope(b []byte, env *imap.Envelope) []byte {
 	if env == nil {
-		e.raw("(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)")
-		return
+		return append(b, "(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"...)
 	}
-	e.byte('(')
+	b = append(b, '(')
 	if env.Date.IsZero() {
-		e.nil_()
+		b = append(b, "NIL"...)
 	} else {
-		b := append(e.w.AvailableBuffer(), '"')
-		b = env.Date.AppendFormat(b, envelopeLayout)
-		e.w.Write(append(b, '"'))
+		b = append(b, '"')
+		b = appendEnvelopeDate(b, env.Date)
+		b = append(b, '"')
 	}
-	e.sp()
-	e.textString(env.Subject)
+	b = append(b, ' ')
+	b = e.appendText(b, env.Subject)
 	sender, replyTo := env.Sender, env.ReplyTo
 	if len(sender) == 0 {
 		sender = env.From
@@ -277,82 +283,80 @@ func (e *Encoder) envelope(env *imap.Envelope) {
 	if len(replyTo) == 0 {
 		replyTo = env.From
 	}
-	e.sp()
-	e.addressList(env.From)
-	e.sp()
-	e.addressList(sender)
-	e.sp()
-	e.addressList(replyTo)
-	e.sp()
-	e.addressList(env.To)
-	e.sp()
-	e.addressList(env.Cc)
-	e.sp()
-	e.addressList(env.Bcc)
-	e.sp()
-	e.msgIDs(env.InReplyTo)
-	e.sp()
+	b = append(b, ' ')
+	b = e.appendAddressList(b, env.From)
+	b = append(b, ' ')
+	b = e.appendAddressList(b, sender)
+	b = append(b, ' ')
+	b = e.appendAddressList(b, replyTo)
+	b = append(b, ' ')
+	b = e.appendAddressList(b, env.To)
+	b = append(b, ' ')
+	b = e.appendAddressList(b, env.Cc)
+	b = append(b, ' ')
+	b = e.appendAddressList(b, env.Bcc)
+	b = append(b, ' ')
+	b = e.appendMsgIDs(b, env.InReplyTo, "")
+	b = append(b, ' ')
 	if env.MessageID == "" {
-		e.nil_()
+		b = append(b, "NIL"...)
 	} else {
-		e.msgIDs1(env.MessageID)
+		b = e.appendMsgIDs(b, nil, env.MessageID)
 	}
-	e.byte(')')
+	return append(b, ')')
 }
 
-// textString writes human-readable header text as an nstring: as it is
+// appendText appends human-readable header text as an nstring: as it is
 // when ASCII (or the client takes UTF-8), else as encoded-words.
-func (e *Encoder) textString(s string) {
+func (e *Encoder) appendText(b []byte, s string) []byte {
 	if s == "" {
-		e.nil_()
-		return
+		return append(b, "NIL"...)
 	}
 	if !e.utf8 && !isASCII(s) {
 		s = mime.QEncoding.Encode("utf-8", s)
 	}
-	e.string(s)
+	return e.appendString(b, s)
 }
 
-// addressList writes an envelope's address list, or NIL. go-imap's group
-// markers become RFC 3501's: a start of group (Host "", Mailbox the group
-// name) is (NIL NIL "name" NIL), an end of group (NIL NIL NIL NIL).
-func (e *Encoder) addressList(l []imap.Address) {
+// appendAddressList appends an envelope's address list, or NIL. go-imap's
+// group markers become RFC 3501's: a start of group (Host "", Mailbox the
+// group name) is (NIL NIL "name" NIL), an end of group (NIL NIL NIL NIL).
+func (e *Encoder) appendAddressList(b []byte, l []imap.Address) []byte {
 	if len(l) == 0 {
-		e.nil_()
-		return
+		return append(b, "NIL"...)
 	}
-	e.byte('(')
+	b = append(b, '(')
 	for i := range l {
 		a := &l[i]
 		switch {
 		case a.IsGroupEnd():
-			e.raw("(NIL NIL NIL NIL)")
+			b = append(b, "(NIL NIL NIL NIL)"...)
 		case a.IsGroupStart():
-			e.raw("(NIL NIL ")
-			e.textString(a.Mailbox)
-			e.raw(" NIL)")
+			b = append(b, "(NIL NIL "...)
+			b = e.appendText(b, a.Mailbox)
+			b = append(b, " NIL)"...)
 		default:
-			e.byte('(')
-			e.textString(a.Name)
-			e.raw(" NIL ")
-			e.nstring(a.Mailbox)
-			e.sp()
-			e.nstring(a.Host)
-			e.byte(')')
+			b = append(b, '(')
+			b = e.appendText(b, a.Name)
+			b = append(b, " NIL "...)
+			b = e.appendNString(b, a.Mailbox)
+			b = append(b, ' ')
+			b = e.appendNString(b, a.Host)
+			b = append(b, ')')
 		}
 	}
-	e.byte(')')
+	return append(b, ')')
 }
 
-// msgIDs writes In-Reply-To's message identifiers: "<a> <b>", or NIL.
-func (e *Encoder) msgIDs(ids []string) {
-	switch len(ids) {
-	case 0:
-		e.nil_()
-		return
-	case 1:
-		e.msgIDs1(ids[0])
-		return
+// appendMsgIDs appends message identifiers in angle brackets, separated
+// by spaces: ids, or the one id when ids is nil; NIL when there are none.
+func (e *Encoder) appendMsgIDs(b []byte, ids []string, id string) []byte {
+	if ids == nil && id != "" {
+		ids = e.one[:1]
+		ids[0] = id
+	}
+	if len(ids) == 0 {
+		return append(b, "NIL"...)
 	}
 	n := 0
 	ok := true
@@ -363,19 +367,19 @@ func (e *Encoder) msgIDs(ids []string) {
 		}
 	}
 	if ok && n <= maxQuoted {
-		e.byte('"')
+		b = append(b, '"')
 		for i, id := range ids {
 			if i > 0 {
-				e.sp()
+				b = append(b, ' ')
 			}
-			e.byte('<')
-			e.quotedBody(id)
-			e.byte('>')
+			b = append(b, '<')
+			b = appendQuotedBody(b, id, '>')
 		}
-		e.byte('"')
-		return
+		return append(b, '"')
 	}
-	var b []byte
+	b = append(b, '{')
+	b = strconv.AppendInt(b, int64(n-1), 10)
+	b = append(b, "}\r\n"...)
 	for i, id := range ids {
 		if i > 0 {
 			b = append(b, ' ')
@@ -384,18 +388,7 @@ func (e *Encoder) msgIDs(ids []string) {
 		b = append(b, id...)
 		b = append(b, '>')
 	}
-	e.string(string(b))
-}
-
-func (e *Encoder) msgIDs1(id string) {
-	if len(id)+2 <= maxQuoted && e.quotable(id) {
-		e.byte('"')
-		e.byte('<')
-		e.quotedBody(id)
-		e.raw(">\"")
-		return
-	}
-	e.string("<" + id + ">")
+	return b
 }
 
 // emptyPart stands for a part the session left out (a multipart without
@@ -405,157 +398,162 @@ var emptyPart = &imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", En
 // bodyStructure writes a body (RFC 3501 §7.4.2, RFC 9051 §7.5.2):
 // extended is BODYSTRUCTURE's form, with the extension data.
 func (e *Encoder) bodyStructure(bs imap.BodyStructure, extended bool) {
-	switch bs := bs.(type) {
-	case *imap.BodyStructureSinglePart:
-		if bs == nil {
-			e.body1part(emptyPart, extended)
-			return
-		}
-		e.body1part(bs, extended)
-	case *imap.BodyStructureMultiPart:
-		if bs == nil {
-			e.body1part(emptyPart, extended)
-			return
-		}
-		e.bodyMpart(bs, extended)
-	default:
-		e.body1part(emptyPart, extended)
-	}
+	e.buf = e.appendBody(e.buf[:0], bs, extended)
+	e.w.Write(e.buf)
 }
 
-func (e *Encoder) body1part(bs *imap.BodyStructureSinglePart, extended bool) {
-	e.byte('(')
-	e.string(bs.Type)
-	e.sp()
-	e.string(bs.Subtype)
-	e.sp()
-	e.params(bs.Params)
-	e.sp()
-	e.nstring(bs.ID)
-	e.sp()
-	e.textString(bs.Description)
-	e.sp()
-	if bs.Encoding == "" {
-		e.raw(`"7bit"`)
-	} else {
-		e.string(bs.Encoding)
+func (e *Encoder) appendBody(b []byte, bs imap.BodyStructure, extended bool) []byte {
+	switch bs := bs.(type) {
+	case *imap.BodyStructureSinglePart:
+		if bs != nil {
+			return e.appendBody1part(b, bs, extended)
+		}
+	case *imap.BodyStructureMultiPart:
+		if bs != nil {
+			return e.appendBodyMpart(b, bs, extended)
+		}
 	}
-	e.sp()
-	e.number(bs.Size)
+	return e.appendBody1part(b, emptyPart, extended)
+}
+
+func (e *Encoder) appendBody1part(b []byte, bs *imap.BodyStructureSinglePart, extended bool) []byte {
+	b = append(b, '(')
+	b = e.appendString(b, bs.Type)
+	b = append(b, ' ')
+	b = e.appendString(b, bs.Subtype)
+	b = append(b, ' ')
+	b = e.appendParams(b, bs.Params)
+	b = append(b, ' ')
+	b = e.appendNString(b, bs.ID)
+	b = append(b, ' ')
+	b = e.appendText(b, bs.Description)
+	b = append(b, ' ')
+	if bs.Encoding == "" {
+		b = append(b, `"7bit"`...)
+	} else {
+		b = e.appendString(b, bs.Encoding)
+	}
+	b = append(b, ' ')
+	b = strconv.AppendUint(b, uint64(bs.Size), 10)
 	switch {
 	case equalFoldASCII(bs.Type, "message") && (equalFoldASCII(bs.Subtype, "rfc822") || equalFoldASCII(bs.Subtype, "global")):
 		msg := bs.MessageRFC822
 		if msg == nil {
 			msg = &imap.BodyStructureMessageRFC822{}
 		}
-		e.sp()
-		e.envelope(msg.Envelope)
-		e.sp()
-		e.bodyStructure(msg.BodyStructure, extended)
-		e.sp()
-		e.int64(msg.NumLines)
+		b = append(b, ' ')
+		b = e.appendEnvelope(b, msg.Envelope)
+		b = append(b, ' ')
+		b = e.appendBody(b, msg.BodyStructure, extended)
+		b = append(b, ' ')
+		b = strconv.AppendInt(b, max(msg.NumLines, 0), 10)
 	case equalFoldASCII(bs.Type, "text"):
-		e.sp()
+		b = append(b, ' ')
 		if bs.Text != nil {
-			e.int64(bs.Text.NumLines)
+			b = strconv.AppendInt(b, max(bs.Text.NumLines, 0), 10)
 		} else {
-			e.byte('0')
+			b = append(b, '0')
 		}
 	}
 	if extended {
 		// body-fld-md5 is NIL: no server computes it.
 		if ext := bs.Extended; ext != nil {
-			e.raw(" NIL ")
-			e.disposition(ext.Disposition)
-			e.sp()
-			e.languages(ext.Language)
-			e.sp()
-			e.nstring(ext.Location)
+			b = append(b, " NIL "...)
+			b = e.appendDisposition(b, ext.Disposition)
+			b = append(b, ' ')
+			b = e.appendLanguages(b, ext.Language)
+			b = append(b, ' ')
+			b = e.appendNString(b, ext.Location)
 		} else {
-			e.raw(" NIL NIL NIL NIL")
+			b = append(b, " NIL NIL NIL NIL"...)
 		}
 	}
-	e.byte(')')
+	return append(b, ')')
 }
 
-func (e *Encoder) bodyMpart(bs *imap.BodyStructureMultiPart, extended bool) {
-	e.byte('(')
+func (e *Encoder) appendBodyMpart(b []byte, bs *imap.BodyStructureMultiPart, extended bool) []byte {
+	b = append(b, '(')
 	if len(bs.Children) == 0 {
-		e.body1part(emptyPart, extended)
+		b = e.appendBody1part(b, emptyPart, extended)
 	}
 	// No space between the parts (RFC 3501's body-type-mpart).
 	for _, c := range bs.Children {
-		e.bodyStructure(c, extended)
+		b = e.appendBody(b, c, extended)
 	}
-	e.sp()
+	b = append(b, ' ')
 	if bs.Subtype == "" {
-		e.raw(`"mixed"`)
+		b = append(b, `"mixed"`...)
 	} else {
-		e.string(bs.Subtype)
+		b = e.appendString(b, bs.Subtype)
 	}
 	if extended {
 		if ext := bs.Extended; ext != nil {
-			e.sp()
-			e.params(ext.Params)
-			e.sp()
-			e.disposition(ext.Disposition)
-			e.sp()
-			e.languages(ext.Language)
-			e.sp()
-			e.nstring(ext.Location)
+			b = append(b, ' ')
+			b = e.appendParams(b, ext.Params)
+			b = append(b, ' ')
+			b = e.appendDisposition(b, ext.Disposition)
+			b = append(b, ' ')
+			b = e.appendLanguages(b, ext.Language)
+			b = append(b, ' ')
+			b = e.appendNString(b, ext.Location)
 		} else {
-			e.raw(" NIL NIL NIL NIL")
+			b = append(b, " NIL NIL NIL NIL"...)
 		}
 	}
-	e.byte(')')
+	return append(b, ')')
 }
 
-// params writes body-fld-param: ("name" "value" ...) sorted by name, or
-// NIL.
-func (e *Encoder) params(params map[string]string) {
+// appendParams appends body-fld-param: ("name" "value" ...) sorted by
+// name, or NIL.
+func (e *Encoder) appendParams(b []byte, params map[string]string) []byte {
 	if len(params) == 0 {
-		e.nil_()
-		return
+		return append(b, "NIL"...)
 	}
-	e.byte('(')
+	b = append(b, '(')
+	if len(params) == 1 {
+		for k, v := range params {
+			b = e.appendString(b, k)
+			b = append(b, ' ')
+			b = e.appendString(b, v)
+		}
+		return append(b, ')')
+	}
 	for i, k := range e.sortedKeys(params) {
 		if i > 0 {
-			e.sp()
+			b = append(b, ' ')
 		}
-		e.string(k)
-		e.sp()
-		e.string(params[k])
+		b = e.appendString(b, k)
+		b = append(b, ' ')
+		b = e.appendString(b, params[k])
 	}
-	e.byte(')')
+	return append(b, ')')
 }
 
-func (e *Encoder) disposition(d *imap.BodyStructureDisposition) {
+func (e *Encoder) appendDisposition(b []byte, d *imap.BodyStructureDisposition) []byte {
 	if d == nil || d.Value == "" {
-		e.nil_()
-		return
+		return append(b, "NIL"...)
 	}
-	e.byte('(')
-	e.string(d.Value)
-	e.sp()
-	e.params(d.Params)
-	e.byte(')')
+	b = append(b, '(')
+	b = e.appendString(b, d.Value)
+	b = append(b, ' ')
+	b = e.appendParams(b, d.Params)
+	return append(b, ')')
 }
 
-// languages writes body-fld-lang: NIL, one string, or a list of them.
-func (e *Encoder) languages(l []string) {
+// appendLanguages appends body-fld-lang: NIL, one string, or a list.
+func (e *Encoder) appendLanguages(b []byte, l []string) []byte {
 	switch len(l) {
 	case 0:
-		e.nil_()
+		return append(b, "NIL"...)
 	case 1:
-		e.string(l[0])
-	default:
-		e.byte('(')
-		for i, s := range l {
-			if i > 0 {
-				e.sp()
-			}
-			e.string(s)
-		}
-		e.byte(')')
+		return e.appendString(b, l[0])
 	}
+	b = append(b, '(')
+	for i, s := range l {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = e.appendString(b, s)
+	}
+	return append(b, ')')
 }

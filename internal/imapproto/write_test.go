@@ -559,3 +559,25 @@ func TestWriteBodyStructure(t *testing.T) {
 		e.bodyStructure(&imap.BodyStructureSinglePart{Type: "message", Subtype: "rfc822"}, false)
 	})
 }
+
+func TestDateFormats(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("", -(9*3600 + 30*60)), time.FixedZone("", 14*3600), time.FixedZone("", 45*60)}
+	for i := range 2000 {
+		tm := time.Unix(int64(i)*7919*3571-3e9, 0).In(zones[i%len(zones)])
+		if got, want := string(appendDateTime(nil, tm)), tm.Format(dateTimeLayout); got != want {
+			t.Errorf("date-time %q, want %q", got, want)
+		}
+		if got, want := string(appendEnvelopeDate(nil, tm)), tm.Format(envelopeLayout); got != want {
+			t.Errorf("envelope date %q, want %q", got, want)
+		}
+	}
+}
+
+func TestEnvelopeMsgIDLiteral(t *testing.T) {
+	golden(t, "in-reply-to literal", "(NIL NIL NIL NIL NIL NIL NIL NIL {11}\r\n<a\rb> <c@d> NIL)", func(e *Encoder) {
+		e.envelope(&imap.Envelope{InReplyTo: []string{"a\rb", "c@d"}})
+	})
+	golden(t, "message-id", `(NIL NIL NIL NIL NIL NIL NIL NIL "<a@b>" "<x\"y@z>")`, func(e *Encoder) {
+		e.envelope(&imap.Envelope{InReplyTo: []string{"a@b"}, MessageID: `x"y@z`})
+	})
+}
