@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -580,4 +582,117 @@ func TestEnvelopeMsgIDLiteral(t *testing.T) {
 	golden(t, "message-id", `(NIL NIL NIL NIL NIL NIL NIL NIL "<a@b>" "<x\"y@z>")`, func(e *Encoder) {
 		e.envelope(&imap.Envelope{InReplyTo: []string{"a@b"}, MessageID: `x"y@z`})
 	})
+}
+
+// deadlineConn is a net.Conn that only takes write deadlines: the
+// writers' Conn writes into a buffer.
+type deadlineConn struct{ net.Conn }
+
+func (deadlineConn) SetWriteDeadline(time.Time) error { return nil }
+
+// testConn is a Conn whose responses go to buf.
+func testConn() (*Conn, *bytes.Buffer) {
+	buf := new(bytes.Buffer)
+	bw := bufio.NewWriter(buf)
+	return &Conn{conn: deadlineConn{}, bw: bw, enc: newEncoder(bw)}, buf
+}
+
+func TestWritersThroughConn(t *testing.T) {
+	c, buf := testConn()
+	uw := &UpdateWriter{c: c}
+	check := func(what, want string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Errorf("%s: %v", what, err)
+		}
+		if got := buf.String(); got != want {
+			t.Errorf("%s:\n got %q\nwant %q", what, got, want)
+		}
+		buf.Reset()
+	}
+	check("expunge", "* 2 EXPUNGE\r\n", uw.WriteExpunge(2))
+	check("vanished", "* VANISHED (EARLIER) 5:7\r\n", uw.WriteVanished(imap.UIDSet{{Start: 5, Stop: 7}}, true))
+	check("vanished empty", "", uw.WriteVanished(nil, false))
+	check("exists", "* 9 EXISTS\r\n", uw.WriteNumMessages(9))
+	check("recent", "* 1 RECENT\r\n", uw.WriteNumRecent(1))
+	check("flags", "* FLAGS (\\Seen)\r\n", uw.WriteMailboxFlags([]imap.Flag{imap.FlagSeen}, nil))
+	check("message flags", "* 3 FETCH (UID 8 FLAGS (\\Seen) MODSEQ (4))\r\n", uw.WriteMessageFlags(3, 8, []imap.Flag{imap.FlagSeen}, 4))
+	check("copy data", "* OK [COPYUID 1 2 3] Moved\r\n", uw.WriteCopyData(&imap.CopyData{UIDValidity: 1, SourceUIDs: imap.UIDSet{{Start: 2, Stop: 2}}, DestUIDs: imap.UIDSet{{Start: 3, Stop: 3}}}))
+
+	lw := &ListWriter{c: c, opts: &imap.ListOptions{}}
+	check("list", "* LIST () \"/\" \"a\"\r\n", lw.WriteList(&imap.ListData{Delim: '/', Mailbox: "a"}))
+	lw = &ListWriter{c: c, lsub: true}
+	check("lsub", "* LSUB () \"/\" \"a\"\r\n", lw.WriteList(&imap.ListData{Delim: '/', Mailbox: "a"}))
+
+	fw := &FetchWriter{c: c, opts: &FetchOptions{}}
+	for seq := uint32(1); seq <= 2; seq++ {
+		w := fw.CreateMessage(seq)
+		w.WriteUID(imap.UID(seq * 10))
+		lit := w.WriteBodySection(&imap.FetchItemBodySection{}, 2)
+		io.WriteString(lit, "hi")
+		lit.Close()
+		if err := w.Close(); err != nil {
+			t.Error(err)
+		}
+	}
+	check("fetch", "* 1 FETCH (UID 10 BODY[] {2}\r\nhi)\r\n* 2 FETCH (UID 20 BODY[] {2}\r\nhi)\r\n", nil)
+	check("fetch updates", "* 4 EXISTS\r\n", fw.Updates().WriteNumMessages(4))
+}
+
+// FuzzWriteString checks that every string the Encoder writes reads back
+// whole, as a quoted string or a literal, with and without UTF-8.
+func FuzzWriteString(f *testing.F) {
+	for _, s := range []string{"", "a", `"\`, "a\r\nb", "\x00", "ü", "\xff\xfe", strings.Repeat("x", maxQuoted+1)} {
+		f.Add(s, false)
+	}
+	f.Fuzz(func(t *testing.T, s string, utf8 bool) {
+		te := newTestEncoder()
+		te.utf8 = utf8
+		te.string(s)
+		viaWriter := te.out(t)
+		got := string(te.appendString(nil, s))
+		if got != viaWriter {
+			t.Fatalf("string and appendString differ: %q, %q", viaWriter, got)
+		}
+		back, rest, err := readTestString(got)
+		if err != nil || rest != "" || back != s {
+			t.Fatalf("%q written as %q read back as %q (rest %q, %v)", s, got, back, rest, err)
+		}
+	})
+}
+
+// readTestString reads one quoted string or literal off s.
+func readTestString(s string) (str, rest string, err error) {
+	switch {
+	case strings.HasPrefix(s, `"`):
+		var b strings.Builder
+		for i := 1; i < len(s); i++ {
+			switch c := s[i]; c {
+			case '\\':
+				i++
+				if i == len(s) || (s[i] != '"' && s[i] != '\\') {
+					return "", "", errors.New("bad escape")
+				}
+				b.WriteByte(s[i])
+			case '"':
+				return b.String(), s[i+1:], nil
+			case '\r', '\n', 0:
+				return "", "", errors.New("CR, LF or NUL in a quoted string")
+			default:
+				b.WriteByte(c)
+			}
+		}
+		return "", "", errors.New("unterminated quoted string")
+	case strings.HasPrefix(s, "{"):
+		head, body, ok := strings.Cut(s[1:], "}\r\n")
+		if !ok {
+			return "", "", errors.New("bad literal")
+		}
+		n, err := strconv.Atoi(head)
+		if err != nil || n > len(body) {
+			return "", "", errors.New("bad literal size")
+		}
+		return body[:n], body[n:], nil
+	}
+	return "", "", errors.New("not a string")
 }
