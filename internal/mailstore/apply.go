@@ -53,6 +53,7 @@ func (s *Store) worker() {
 	defer tick.Stop()
 	flush := time.NewTimer(lazyWait)
 	flush.Stop()
+	armed := false
 	for {
 		select {
 		case <-s.closed:
@@ -60,6 +61,7 @@ func (s *Store) worker() {
 		case <-s.kick:
 		case <-tick.C:
 		case <-flush.C:
+			armed = false
 			s.flushLazy()
 			continue
 		}
@@ -74,8 +76,9 @@ func (s *Store) worker() {
 		s.mu.Lock()
 		waiting := !s.lazy.empty()
 		s.mu.Unlock()
-		if waiting {
+		if waiting && !armed {
 			flush.Reset(lazyWait)
+			armed = true
 		}
 	}
 }

@@ -212,15 +212,18 @@ func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, f
 	if date.IsZero() {
 		date = time.Now()
 	}
-	meta := s.metaFor(raw)
-	// The blob and the document in one transaction of the local store,
-	// then the index in one shared with the appends of other callers
-	// meanwhile (indexQueued).
+	// The indexer parses the message while the blob and the document are
+	// written (in one transaction of the local store); the index is
+	// then written in a transaction shared with the appends of other
+	// callers meanwhile (indexQueued).
+	metaCh := make(chan []byte, 1)
+	go func() { metaCh <- s.metaFor(raw) }()
 	md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(raw), Size: int64(len(raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(flags)}
 	body, _ := json.Marshal(md)
 	if err := s.docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}}); err != nil {
 		return Message{}, 0, fmt.Errorf("mailstore: storing a message: %w", err)
 	}
+	meta := <-metaCh
 	m, err := s.indexQueued(&pending{origin: originOf(ctx), id: id, md: md, meta: meta})
 	if err != nil {
 		return Message{}, 0, err
