@@ -56,7 +56,7 @@ type Account struct {
 	Login    string
 	Docs     *docsync.Engine
 	Mail     *mailstore.Store
-	Index    *fulltext.Index // of Mail's text, for SEARCH BODY and TEXT
+	Index    *fulltext.Index // of Mail's text, for SEARCH BODY and TEXT; nil if it could not open
 	Contacts *contactkeys.Manager
 	Own      *ownkeys.Manager
 	Incoming *incoming.Processor
@@ -202,11 +202,11 @@ func (d *Daemon) openAccount(ctx context.Context, o opening) (*Account, error) {
 		return nil, fmt.Errorf("opening the mail store: %w", err)
 	}
 	// The full-text index catches up with the mail in the background.
+	// Without it (it could not open) SEARCH scans, as before it.
 	idx, err := fulltext.Open(ms, st, fulltext.Config{Log: log})
 	if err != nil {
-		ms.Close()
-		closeStore(st, log)
-		return nil, fmt.Errorf("opening the full-text index: %w", err)
+		log.Warn("the full-text index could not open; SEARCH reads every message", "err", err)
+		idx = nil
 	}
 	a := d.assemble(o, log, k, st, docs, ms)
 	a.Index = idx
@@ -469,8 +469,12 @@ type SearchableMail struct {
 
 var _ fulltext.Searcher = (*SearchableMail)(nil)
 
-// Search answers SEARCH BODY and TEXT from the index (fulltext.Searcher).
+// Search answers SEARCH BODY and TEXT from the index (fulltext.Searcher);
+// without an index, ok is false.
 func (m *SearchableMail) Search(ctx context.Context, mbox string, uidValidity uint32, query string, all bool) ([]uint32, func(uint32) bool, bool, error) {
+	if m.index == nil {
+		return nil, nil, false, nil
+	}
 	return m.index.Search(ctx, mbox, uidValidity, query, all)
 }
 

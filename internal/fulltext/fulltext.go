@@ -179,7 +179,9 @@ func decodeState(b []byte) (nextDoc uint32, nextSeg uint64, refs []segRef, err e
 }
 
 // load reads the list of segments and their heads, and removes a segment
-// whose writing was cut short.
+// whose writing was cut short. An index that cannot be read is started
+// again (the scan answers meanwhile): it is never a reason to refuse the
+// account.
 func (ix *Index) load() error {
 	var refs []segRef
 	var pending []byte
@@ -201,18 +203,21 @@ func (ix *Index) load() error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("fulltext: reading the index's list of segments: %w", err)
+		ix.log.Warn("fulltext: the index's list of segments is unreadable; indexing again", "err", err)
+		ix.nextDoc, refs, pending = 0, nil, nil
+		// Segment numbers go on past any the unreadable list named.
+		ix.nextSeg = max(ix.nextSeg, 1<<40)
 	}
 	if pending != nil {
 		if err := ix.dropPending(pending, refs); err != nil {
-			return err
+			return fmt.Errorf("fulltext: removing a segment cut short: %w", err)
 		}
 	}
 	for _, ref := range refs {
 		s, err := ix.readHead(ref)
 		if err != nil {
-			// A segment that cannot be read is dropped: its messages are
-			// indexed again.
+			// A segment that cannot be read is left out: its messages
+			// are indexed again.
 			ix.log.Warn("fulltext: an index segment is unreadable; its messages are indexed again", "err", err)
 			continue
 		}

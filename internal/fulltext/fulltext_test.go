@@ -369,3 +369,42 @@ func writeSyncedMessage(t *testing.T, docs *docsync.Engine, raw []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnreadableIndexStartsAgain: a list of segments that does not decode
+// (or a segment that does not) is no reason to refuse the account: the
+// index starts again and answers as the scan does.
+func TestUnreadableIndexStartsAgain(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	k := sealtest.Keys(t)
+	a := openAccount(t, path, k, Config{FlushDocs: 3})
+	appendCorpus(t, a.ms, "INBOX")
+	a.waitCovered(t)
+	a.close()
+	for _, damage := range []func(tx *localstore.Tx) error{
+		func(tx *localstore.Tx) error {
+			v, err := tx.Get(bucketMeta, keyState)
+			if err != nil {
+				return err
+			}
+			_, _, refs, err := decodeState(v)
+			if err != nil || len(refs) == 0 {
+				t.Fatalf("the list of segments: %v %v", refs, err)
+			}
+			return tx.DeleteBucket(segBucket(refs[0].id))
+		},
+		func(tx *localstore.Tx) error { return tx.Put(bucketMeta, keyState, []byte("FTM1\xff")) },
+	} {
+		st, err := localstore.Open(path, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Update(damage); err != nil {
+			t.Fatal(err)
+		}
+		st.Close()
+		a = openAccount(t, path, k, Config{FlushDocs: 3})
+		a.waitCovered(t)
+		checkAll(t, a, true)
+		a.close()
+	}
+}
