@@ -72,6 +72,19 @@ func (e *Encoder) result() error {
 	return err
 }
 
+// avail returns an empty slice to build up to n bytes in: the writer's
+// free space when it has n bytes, else the Encoder's scratch buffer.
+// Either way the bytes go out with e.w.Write, without allocating.
+func (e *Encoder) avail(n int) []byte {
+	if e.w.Available() >= n {
+		return e.w.AvailableBuffer()
+	}
+	if cap(e.buf) < n {
+		e.buf = make([]byte, 0, max(n, 512))
+	}
+	return e.buf[:0]
+}
+
 func (e *Encoder) raw(s string) { e.w.WriteString(s) }
 func (e *Encoder) byte(c byte)  { e.w.WriteByte(c) }
 func (e *Encoder) sp()          { e.w.WriteByte(' ') }
@@ -83,11 +96,11 @@ func (e *Encoder) nil_()        { e.w.WriteString("NIL") }
 func (e *Encoder) atom(s string) { e.w.WriteString(s) }
 
 func (e *Encoder) number(n uint32) {
-	e.w.Write(strconv.AppendUint(e.w.AvailableBuffer(), uint64(n), 10))
+	e.w.Write(strconv.AppendUint(e.avail(10), uint64(n), 10))
 }
 
 func (e *Encoder) number64(n uint64) {
-	e.w.Write(strconv.AppendUint(e.w.AvailableBuffer(), n, 10))
+	e.w.Write(strconv.AppendUint(e.avail(20), n, 10))
 }
 
 // int64 writes a size; a negative one (never valid) as 0.
@@ -95,7 +108,7 @@ func (e *Encoder) int64(n int64) {
 	if n < 0 {
 		n = 0
 	}
-	e.w.Write(strconv.AppendInt(e.w.AvailableBuffer(), n, 10))
+	e.w.Write(strconv.AppendInt(e.avail(20), n, 10))
 }
 
 // quotable reports whether s can be a quoted string: short, no NUL, CR
@@ -361,7 +374,7 @@ func (e *Encoder) flags(flags []imap.Flag) {
 
 // dateTime writes an INTERNALDATE: "02-Jan-2006 15:04:05 -0700".
 func (e *Encoder) dateTime(t time.Time) {
-	b := append(e.w.AvailableBuffer(), '"')
+	b := append(e.avail(32), '"')
 	b = appendDateTime(b, t)
 	e.w.Write(append(b, '"'))
 }
@@ -427,7 +440,7 @@ func appendYear(b []byte, y int) []byte {
 
 // numRange writes one range of a set: n, n:m, n:* or *.
 func (e *Encoder) numRange(start, stop uint32) {
-	b := e.w.AvailableBuffer()
+	b := e.avail(21)
 	b = appendSetNum(b, start)
 	if stop != start {
 		b = append(b, ':')

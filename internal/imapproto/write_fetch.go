@@ -44,7 +44,7 @@ type FetchResponseWriter struct {
 }
 
 func (e *Encoder) startFetch(seq uint32) {
-	b := append(e.w.AvailableBuffer(), "* "...)
+	b := append(e.avail(24), "* "...)
 	b = appendUint32(b, seq)
 	e.w.Write(append(b, " FETCH ("...))
 }
@@ -58,14 +58,36 @@ func (w *FetchResponseWriter) item(name string) {
 	w.e.raw(name)
 }
 
+// itemBuf begins an item of at most size bytes in the writer's free
+// space, or in the Encoder's scratch buffer when the free space is too
+// small (the item is then copied in by the Write that ends it).
+func (w *FetchResponseWriter) itemBuf(name string, size int) []byte {
+	b := w.e.avail(size + len(name) + 1)
+	if w.n > 0 {
+		b = append(b, ' ')
+	}
+	w.n++
+	return append(b, name...)
+}
+
 func (w *FetchResponseWriter) WriteUID(uid imap.UID) {
-	w.item("UID ")
-	w.e.number(uint32(uid))
+	b := w.itemBuf("UID ", 10)
+	w.e.w.Write(appendUint32(b, uint32(uid)))
 }
 
 func (w *FetchResponseWriter) WriteFlags(flags []imap.Flag) {
-	w.item("FLAGS ")
-	w.e.flags(flags)
+	size := 1
+	for _, f := range flags {
+		size += len(f) + 1
+	}
+	b := w.itemBuf("FLAGS (", size)
+	for i, f := range flags {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, f...)
+	}
+	w.e.w.Write(append(b, ')'))
 }
 
 func (w *FetchResponseWriter) WriteRFC822Size(size int64) {
@@ -177,7 +199,7 @@ func (e *Encoder) headerList(names []string) {
 
 // part writes a section part: 1.2.3.
 func (e *Encoder) part(part []int) {
-	b := e.w.AvailableBuffer()
+	b := e.avail(11 * len(part))
 	for i, p := range part {
 		if i > 0 {
 			b = append(b, '.')

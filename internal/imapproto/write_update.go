@@ -68,7 +68,7 @@ func (w *UpdateWriter) WriteCopyData(data *imap.CopyData) error {
 }
 
 func (e *Encoder) writeExpunge(seq uint32) {
-	b := append(e.w.AvailableBuffer(), "* "...)
+	b := append(e.avail(24), "* "...)
 	b = appendUint32(b, seq)
 	e.w.Write(append(b, " EXPUNGE\r\n"...))
 }
@@ -84,7 +84,7 @@ func (e *Encoder) writeVanished(uids imap.UIDSet, earlier bool) {
 }
 
 func (e *Encoder) writeExists(n uint32) {
-	b := append(e.w.AvailableBuffer(), "* "...)
+	b := append(e.avail(24), "* "...)
 	b = appendUint32(b, n)
 	e.w.Write(append(b, " EXISTS\r\n"...))
 }
@@ -93,7 +93,7 @@ func (e *Encoder) writeRecent(n uint32) {
 	if e.rev2 {
 		return
 	}
-	b := append(e.w.AvailableBuffer(), "* "...)
+	b := append(e.avail(24), "* "...)
 	b = appendUint32(b, n)
 	e.w.Write(append(b, " RECENT\r\n"...))
 }
