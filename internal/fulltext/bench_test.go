@@ -10,7 +10,6 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -152,10 +151,6 @@ type benchSetup struct {
 	err    error
 }
 
-var (
-	benchOnce sync.Once
-	bench     benchSetup
-)
 
 func rssMB() float64 {
 	b, err := os.ReadFile("/proc/self/status")
@@ -174,17 +169,14 @@ func rssMB() float64 {
 // setupBench fills a mail store with the messages (index closed), then
 // opens the index and times its build.
 func setupBench(b *testing.B) *benchSetup {
-	benchOnce.Do(func() {
+	var bench benchSetup
+	func() {
 		n := 100000
 		if v, err := strconv.Atoi(os.Getenv("FULLTEXT_BENCH_MESSAGES")); err == nil && v > 0 {
 			n = v
 		}
 		bench.n = n
-		dir, err := os.MkdirTemp("", "fulltext-bench")
-		if err != nil {
-			bench.err = err
-			return
-		}
+		dir := b.TempDir()
 		k := sealtest.Keys(b)
 		path := filepath.Join(dir, "store.db")
 		st, err := localstore.Open(path, k)
@@ -217,6 +209,7 @@ func setupBench(b *testing.B) *benchSetup {
 			return
 		}
 		bench.a = &account{path: path, k: k, st: st, ms: ms, ix: ix}
+		b.Cleanup(bench.a.close)
 		ctx := context.Background()
 		bench.err = ix.WaitFor(ctx, func() bool {
 			ix.mu.RLock()
@@ -230,7 +223,7 @@ func setupBench(b *testing.B) *benchSetup {
 		runtime.ReadMemStats(&m)
 		bench.heapMB = float64(m.HeapAlloc) / (1 << 20)
 		bench.rssMB = rssMB()
-	})
+	}()
 	if bench.err != nil {
 		b.Fatal(bench.err)
 	}

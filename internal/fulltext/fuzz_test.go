@@ -2,6 +2,7 @@ package fulltext
 
 import (
 	"bytes"
+	"encoding/hex"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -49,6 +50,17 @@ func TestSegmentRoundTrip(t *testing.T) {
 	head, post := sampleSegment()
 	if len(head) != blockSize {
 		t.Fatalf("head of %d bytes, want one block", len(head))
+	}
+	// The vector of docs/formats.md §9.1.
+	end := bytes.LastIndexFunc(head, func(r rune) bool { return r != 0 }) + 1
+	if got := hex.EncodeToString(head[:end]); got != "46545331000000020000000300000000000000040000000000000021040261310403623232000568656c6c6f020005776f726c640100057a6562726101" {
+		t.Errorf("head %s", got)
+	}
+	if got := hex.EncodeToString(post); got != "11121321" {
+		t.Errorf("postings %s", got)
+	}
+	if got := hex.EncodeToString(encodeState(8, 2, []*segment{{id: 1, postBlks: 1, headBlks: 1}})); got != "46544d31080201010101" {
+		t.Errorf("list %s", got)
 	}
 	s, lists, err := readSegment(head, post)
 	if err != nil {
