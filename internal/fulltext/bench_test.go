@@ -151,7 +151,6 @@ type benchSetup struct {
 	err    error
 }
 
-
 func rssMB() float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
