@@ -424,3 +424,55 @@ func TestConcurrentAppends(t *testing.T) {
 		t.Fatalf("after a restart: %+v", mi)
 	}
 }
+
+// crash stops ms as a crash would: the worker stops, and what the index
+// keeps for later (the changes it took, \Recent floors) is not written.
+func crash(ms *Store) {
+	close(ms.closed)
+	ms.cancel()
+	ms.wg.Wait()
+}
+
+// TestCrashKeepsAppends: what an APPEND returned is on disk when it
+// returns: after a crash the message is there under the same UID, the
+// changes whose taking was left for later are applied again without
+// changing a MODSEQ, and a \Recent floor not written yet makes the
+// messages \Recent again rather than lost.
+func TestCrashKeepsAppends(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := sealtest.Keys(t)
+	st, ms := openLocal(t, path, k, subjectIndexer)
+	var last Message
+	for i := range 3 {
+		m, _, err := ms.Append(ctx, "INBOX", subjectMsg(fmt.Sprint("m", i)), []string{`\Flagged`}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		last = m
+	}
+	if _, err := ms.StoreFlags(ctx, "INBOX", []uint32{2}, FlagsAdd, []string{`\Seen`}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ms.ClaimRecent(ctx, "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	want := modseqs(t, ms)
+	crash(ms)
+	st.Close()
+
+	st, ms = openLocal(t, path, k, subjectIndexer)
+	if got := modseqs(t, ms); got != want {
+		t.Fatalf("after a crash:\n%s\nwas\n%s", got, want)
+	}
+	if m := byUID(t, ms, "INBOX", last.UID); m.ID != last.ID || m.ModSeq != last.ModSeq {
+		t.Fatalf("after a crash UID %d is %+v, was %+v", last.UID, m, last)
+	}
+	if changes, _ := ms.docs.Changed(0); len(changes) != 0 {
+		t.Fatalf("after a crash and a start, still listed: %v", changes)
+	}
+	if floor, _ := ms.ClaimRecent(ctx, "INBOX"); floor > last.UID {
+		t.Fatalf("floor %d above the last UID %d", floor, last.UID)
+	}
+	_ = st
+}
