@@ -302,6 +302,7 @@ func (e *Encoder) literal(size int64, lit8 bool) *literalWriter {
 	if size < 0 {
 		size = 0
 	}
+	e.lit.Close() // one left open ends here (padded, with an error)
 	e.literalHeader(size, lit8)
 	e.lit = literalWriter{e: e, left: size, open: true}
 	return &e.lit

@@ -49,8 +49,17 @@ func (e *Encoder) startFetch(seq uint32) {
 	e.w.Write(append(b, " FETCH ("...))
 }
 
+// closeLiteral ends a literal the caller left open (padded, with an
+// error) before the next item, rather than have the item in it.
+func (w *FetchResponseWriter) closeLiteral() {
+	if w.e.lit.open {
+		w.e.lit.Close()
+	}
+}
+
 // item begins an item: its separator and name (with its trailing space).
 func (w *FetchResponseWriter) item(name string) {
+	w.closeLiteral()
 	if w.n > 0 {
 		w.e.sp()
 	}
@@ -62,6 +71,7 @@ func (w *FetchResponseWriter) item(name string) {
 // space, or in the Encoder's scratch buffer when the free space is too
 // small (the item is then copied in by the Write that ends it).
 func (w *FetchResponseWriter) itemBuf(name string, size int) []byte {
+	w.closeLiteral()
 	b := w.e.avail(size + len(name) + 1)
 	if w.n > 0 {
 		b = append(b, ' ')

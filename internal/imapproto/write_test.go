@@ -696,3 +696,17 @@ func readTestString(s string) (str, rest string, err error) {
 	}
 	return "", "", errors.New("not a string")
 }
+
+func TestLiteralLeftOpen(t *testing.T) {
+	golden(t, "two literals", "* 1 FETCH (BODY[1] {2}\r\na  BODY[2] {1}\r\nb)\r\n", func(e *Encoder) {
+		err := fetchTo(e, &FetchOptions{}, 1, func(w *FetchResponseWriter) {
+			io.WriteString(w.WriteBodySection(&imap.FetchItemBodySection{Part: []int{1}}, 2), "a")
+			lw := w.WriteBodySection(&imap.FetchItemBodySection{Part: []int{2}}, 1)
+			io.WriteString(lw, "b")
+			lw.Close()
+		})
+		if !errors.Is(err, errLiteralShort) {
+			t.Errorf("Close: %v", err)
+		}
+	})
+}
