@@ -531,7 +531,7 @@ func (ix *Index) merge(a, b *segment) error {
 	}
 	var docs []uint32
 	var ids []string
-	keep := map[uint32]bool{}
+	keep := newBitset(b.docs[len(b.docs)-1] + 1)
 	for _, s := range []*segment{a, b} {
 		for i, d := range s.docs {
 			ix.mu.RLock()
@@ -540,7 +540,7 @@ func (ix *Index) merge(a, b *segment) error {
 			if live[s.ids[i]] && ok && cur == d {
 				docs = append(docs, d)
 				ids = append(ids, s.ids[i])
-				keep[d] = true
+				keep.set(d)
 			}
 		}
 	}
@@ -570,7 +570,7 @@ func (ix *Index) merge(a, b *segment) error {
 		out = out[:0]
 		prev := uint32(0)
 		emit := func(d uint32, f uint8) {
-			if keep[d] {
+			if keep.has(d) {
 				out, prev = appendPosting(out, prev, d, f)
 			}
 		}

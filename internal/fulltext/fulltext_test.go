@@ -408,3 +408,39 @@ func TestUnreadableIndexStartsAgain(t *testing.T) {
 		a.close()
 	}
 }
+
+// TestSearchWhileIndexing: searches running while messages come in,
+// segments are written and merge, never fail, and every answer they give
+// together with the scan of what they do not cover is the scan's for the
+// messages they were asked about.
+func TestSearchWhileIndexing(t *testing.T) {
+	a := openAccount(t, filepath.Join(t.TempDir(), "store.db"), sealtest.Keys(t), Config{FlushDocs: 2})
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() {
+		defer close(errc)
+		info, _ := a.ms.Mailbox("INBOX")
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			for _, q := range []string{"hello", "hello world", "zanzibar"} {
+				if _, _, _, err := a.ix.Search(context.Background(), "INBOX", info.UIDValidity, q, true); err != nil {
+					errc <- err
+					return
+				}
+			}
+		}
+	}()
+	for range 3 {
+		appendCorpus(t, a.ms, "INBOX")
+	}
+	a.waitCovered(t)
+	close(done)
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, a, true)
+}
