@@ -41,7 +41,8 @@ const (
 )
 
 // ParseError is a command that could not be read: unknown, malformed,
-// or over a limit. The Decoder has consumed the rest of the command
+// or over a limit. Text may quote a little of the command (never of
+// LOGIN's or AUTHENTICATE's): it is for the client, not for logs. The Decoder has consumed the rest of the command
 // (its literals too, never asking for a synchronizing one), so the
 // connection can go on with "Tag BAD Text" (Tag "*" when even the tag
 // was unreadable).
@@ -65,6 +66,7 @@ type Decoder struct {
 	over  bool   // the line was longer than the limit: line holds its start only
 	tail  []byte // the last bytes of an over-long line (for its literal header)
 	depth int    // nesting of SEARCH keys
+	quiet bool   // the command carries a password: error texts quote none of it
 }
 
 // NewDecoder reads commands from r. cont is called before the bytes of
@@ -294,6 +296,7 @@ func (d *Decoder) ReadCommand() (*Command, error) {
 			break
 		}
 	}
+	d.quiet = false
 	tag, ok := d.readTag()
 	if !ok {
 		if err := d.discardRest(); err != nil {

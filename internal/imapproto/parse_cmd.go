@@ -31,6 +31,7 @@ func (d *Decoder) command(cmd *Command) error {
 		}
 	}
 	cmd.Name = name
+	d.quiet = name == "LOGIN" || name == "AUTHENTICATE"
 	switch name {
 	case "CAPABILITY", "NOOP", "CHECK", "LOGOUT", "STARTTLS", "UNAUTHENTICATE", "NAMESPACE", "IDLE", "CLOSE", "UNSELECT":
 	case "EXPUNGE":

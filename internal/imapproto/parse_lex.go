@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -62,9 +63,12 @@ func (d *Decoder) expect(c byte) error {
 		return nil
 	}
 	if d.atEnd() {
+		if c == ' ' {
+			return errSyntax("the command ends too early")
+		}
 		return errSyntax("missing %q at the end of the command", c)
 	}
-	return errSyntax("expected %q at %q", c, d.excerpt())
+	return errSyntax("expected %q at %s", c, d.excerpt())
 }
 
 func (d *Decoder) sp() error { return d.expect(' ') }
@@ -81,27 +85,31 @@ func (d *Decoder) maybe(c byte) bool {
 // end checks that the command is over.
 func (d *Decoder) end() error {
 	if !d.atEnd() {
-		return errSyntax("unexpected %q at the end of the command", d.excerpt())
+		return errSyntax("unexpected %s after the command", d.excerpt())
 	}
 	return nil
 }
 
-// excerpt is a short, printable piece of the line at the parse
-// position, for error texts.
+// excerpt is a short, printable and quoted piece of the line at the
+// parse position, for error texts; only its position in the commands
+// that carry a password.
 func (d *Decoder) excerpt() string {
+	if d.quiet {
+		return "byte " + strconv.Itoa(d.pos+1)
+	}
 	rest := d.line[d.pos:]
 	if len(rest) > 20 {
 		rest = rest[:20]
 	}
-	var b strings.Builder
+	b := make([]byte, 0, len(rest)+2)
+	b = append(b, '"')
 	for _, c := range rest {
-		if c < 0x20 || c >= 0x7f {
-			b.WriteByte('?')
-		} else {
-			b.WriteByte(c)
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			c = '?'
 		}
+		b = append(b, c)
 	}
-	return b.String()
+	return string(append(b, '"'))
 }
 
 // run consumes 1* characters of class and returns them (not copied:
@@ -157,7 +165,7 @@ func (d *Decoder) missing(what string) error {
 	if d.atEnd() {
 		return errSyntax("missing %s", what)
 	}
-	return errSyntax("expected %s at %q", what, d.excerpt())
+	return errSyntax("expected %s at %s", what, d.excerpt())
 }
 
 // astring reads an astring: an atom (with "]"), a quoted string or a

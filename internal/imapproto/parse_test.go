@@ -478,3 +478,25 @@ func TestParseLiteralMemory(t *testing.T) {
 		t.Errorf("%d bytes allocated for 10 short literals", n)
 	}
 }
+
+// TestParseErrorText: error texts quote the command, but not LOGIN's
+// or AUTHENTICATE's.
+func TestParseErrorText(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"a NOOP x\r\n", `unexpected " x" after the command`},
+		{"a FETCH 1 FLAGS \"q\\\r\n", `expected '(' at "?q?"`},
+		{"a LOGIN joe secret more\r\n", "unexpected byte 19 after the command"},
+		{"a LOGIN joe\r\n", "the command ends too early"},
+		{"a AUTHENTICATE PLAIN AGpvZQ==x\r\n", "initial response is not base64"},
+		{"a SEARCH FROM \r\n", "missing FROM value"},
+		{"a SEARCH foo@example.org\r\n", "unknown search key FOO@EXAMPLE.ORG"},
+		{"a FOO\r\n", "unknown command FOO"},
+	} {
+		d := newTestDecoder(tc.in, Limits{})
+		_, err := d.ReadCommand()
+		var pe *ParseError
+		if !errors.As(err, &pe) || pe.Text != tc.want {
+			t.Errorf("%q: %v, want %q", tc.in, err, tc.want)
+		}
+	}
+}
