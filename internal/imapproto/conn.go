@@ -499,6 +499,11 @@ func (c *Conn) handle(cmd *Command) error {
 		return c.answer(cmd, nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug,
 			Text: cmd.Name + " is not valid in this state"})
 	}
+	// A command that uses a CONDSTORE feature enables it (RFC 7162
+	// §3.1); SELECT's parameters are checked first (selectMailbox).
+	if cmd.CondStore && cmd.Name != "SELECT" && cmd.Name != "EXAMINE" {
+		c.enable(imap.CapCondStore)
+	}
 	ok, err := c.dispatch(cmd)
 	return c.answer(cmd, ok, err)
 }
@@ -827,8 +832,16 @@ func (c *Conn) dispatch(cmd *Command) (*Status, error) {
 		if err != nil {
 			return nil, err
 		}
-		if a.Options.UnchangedSince != 0 {
+		if a.Options.UnchangedSince != 0 || a.HasUnchangedSince {
 			c.enable(imap.CapCondStore)
+		}
+		if a.HasUnchangedSince && a.Options.UnchangedSince == 0 {
+			// Every message fails UNCHANGEDSINCE 0 (RFC 7162 §3.1.3);
+			// the Session's options cannot say 0, so it is not asked.
+			if imap.IsSearchRes(a.NumSet) {
+				return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "UNCHANGEDSINCE 0 with $ is not supported"}
+			}
+			return okStatus(rcModified, codeNumSet(a.NumSet), "Conditional STORE failed"), nil
 		}
 		w := &FetchWriter{c: c}
 		var modified imap.NumSet
@@ -1045,7 +1058,7 @@ func (c *Conn) selectMailbox(cmd *Command) (*Status, error) {
 	if opts.QResync != nil && !c.Enabled(imap.CapQResync) {
 		return nil, badErr("QRESYNC is not enabled")
 	}
-	if opts.CondStore {
+	if opts.CondStore || cmd.CondStore {
 		c.enable(imap.CapCondStore)
 	}
 	if c.state == stateSelected {

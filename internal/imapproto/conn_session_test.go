@@ -36,15 +36,45 @@ type memBox struct {
 type memBackend struct {
 	mu    sync.Mutex
 	boxes map[string]*memBox
-	// panicOn makes the named operation panic ("CREATE", "FETCH-MID":
-	// in the middle of a FETCH response).
-	panicOn string
 	// appended counts messages appended.
 	appended int
+	// closed gets a value for every session closed.
+	closed chan struct{}
+
+	hookMu sync.Mutex
+	// panicOn makes the named operation panic ("CREATE", "IDLE", "POLL",
+	// "FETCH-MID": in the middle of a FETCH response).
+	panicOn string
+	// midFetch, when set, runs in the middle of each FETCH response.
+	midFetch func()
+}
+
+func (b *memBackend) setPanic(op string) {
+	b.hookMu.Lock()
+	defer b.hookMu.Unlock()
+	b.panicOn = op
+}
+
+func (b *memBackend) panics(op string) bool {
+	b.hookMu.Lock()
+	defer b.hookMu.Unlock()
+	return b.panicOn == op
+}
+
+func (b *memBackend) setMidFetch(f func()) {
+	b.hookMu.Lock()
+	defer b.hookMu.Unlock()
+	b.midFetch = f
+}
+
+func (b *memBackend) getMidFetch() func() {
+	b.hookMu.Lock()
+	defer b.hookMu.Unlock()
+	return b.midFetch
 }
 
 func newMemBackend() *memBackend {
-	b := &memBackend{boxes: map[string]*memBox{}}
+	b := &memBackend{boxes: map[string]*memBox{}, closed: make(chan struct{}, 100)}
 	b.boxes["INBOX"] = &memBox{name: "INBOX", uidValidity: 7, uidNext: 1, subscribed: true, tracker: NewMailboxTracker(0)}
 	return b
 }
@@ -64,6 +94,7 @@ var errNoBox = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseC
 func (s *memSession) Close() error {
 	s.Unselect()
 	s.closed = true
+	s.b.closed <- struct{}{}
 	return nil
 }
 
@@ -127,7 +158,7 @@ func (s *memSession) Select(mailbox string, options *SelectOptions) (*SelectData
 }
 
 func (s *memSession) Create(mailbox string, options *imap.CreateOptions) error {
-	if s.b.panicOn == "CREATE" {
+	if s.b.panics("CREATE") {
 		panic("secret text in a panic")
 	}
 	s.b.mu.Lock()
@@ -239,6 +270,9 @@ func (s *memSession) Append(mailbox string, msgs []AppendMessage) (*AppendData, 
 }
 
 func (s *memSession) Poll(w *UpdateWriter, allowExpunge bool) error {
+	if s.b.panics("POLL") {
+		panic("secret text in a panic")
+	}
 	if s.st == nil {
 		return nil
 	}
@@ -246,6 +280,9 @@ func (s *memSession) Poll(w *UpdateWriter, allowExpunge bool) error {
 }
 
 func (s *memSession) Idle(w *UpdateWriter, stop <-chan struct{}) error {
+	if s.b.panics("IDLE") {
+		panic("secret text in a panic")
+	}
 	if s.st == nil {
 		<-stop
 		return nil
@@ -358,8 +395,11 @@ func (s *memSession) Fetch(w *FetchWriter, kind NumKind, numSet imap.NumSet, opt
 			continue
 		}
 		rw := w.CreateMessage(s.st.EncodeSeqNum(sn))
-		if s.b.panicOn == "FETCH-MID" {
+		if s.b.panics("FETCH-MID") {
 			panic(errors.New("secret text in a panic"))
+		}
+		if f := s.b.getMidFetch(); f != nil {
+			f()
 		}
 		if options.UID || kind == NumKindUID {
 			rw.WriteUID(m.uid)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -548,9 +549,9 @@ func TestPanickingSession(t *testing.T) {
 	ts := startServer(t, nil)
 	rc := ts.dial(t)
 	rc.login()
-	ts.b.panicOn = "CREATE"
+	ts.b.setPanic("CREATE")
 	expect(t, rc.cmd("a1", "CREATE boom"), "a1 NO [SERVERBUG]")
-	ts.b.panicOn = ""
+	ts.b.setPanic("")
 	expect(t, rc.cmd("a2", "CREATE fine"), "a2 OK")
 	logs := ts.logs.String()
 	if !strings.Contains(logs, "CREATE panicked") || !strings.Contains(logs, "stack=") {
@@ -564,13 +565,13 @@ func TestPanickingSession(t *testing.T) {
 	// the server goes on.
 	expect(t, rc.cmd("a3", "APPEND INBOX {1+}\r\n1"), "a3 OK")
 	expect(t, rc.cmd("a4", "SELECT INBOX"), "a4 OK")
-	ts.b.panicOn = "FETCH-MID"
+	ts.b.setPanic("FETCH-MID")
 	rc.send("a5 FETCH 1 FLAGS\r\n")
 	rest, ok := rc.closed()
 	if !ok || !strings.Contains(rest, "\r\n* BYE ") {
 		t.Errorf("after a panic mid-response: %q, closed %v", rest, ok)
 	}
-	ts.b.panicOn = ""
+	ts.b.setPanic("")
 	rc2 := ts.dial(t)
 	rc2.login()
 	expect(t, rc2.cmd("b1", "NOOP"), "b1 OK")
@@ -704,4 +705,115 @@ func TestClient(t *testing.T) {
 	if err := c.Logout().Wait(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestPanicInIdleAndPoll(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	rc.login()
+	expect(t, rc.cmd("a1", "SELECT INBOX"), "a1 OK")
+	ts.b.setPanic("IDLE")
+	rc.send("a2 IDLE\r\n")
+	if l := rc.line(); l != "+ idling" {
+		t.Fatalf("IDLE: %q", l)
+	}
+	rc.send("DONE\r\n")
+	expect(t, rc.until("a2"), "a2 NO [SERVERBUG]")
+	ts.b.setPanic("POLL")
+	expect(t, rc.cmd("a3", "NOOP"), "a3 OK")
+	ts.b.setPanic("")
+	expect(t, rc.cmd("a4", "NOOP"), "a4 OK")
+	logs := ts.logs.String()
+	if !strings.Contains(logs, "IDLE panicked") || !strings.Contains(logs, "poll panicked") || strings.Contains(logs, "secret text") {
+		t.Errorf("log:\n%s", logs)
+	}
+}
+
+// TestByeWaitsForResponse: Bye from another goroutine while a FETCH
+// response is being written comes after that response, whole.
+func TestByeWaitsForResponse(t *testing.T) {
+	conns := make(chan *Conn, 1)
+	ts := startServer(t, func(o *Options) {
+		inner := o.NewSession
+		o.NewSession = func(c *Conn) (Session, error) {
+			conns <- c
+			return inner(c)
+		}
+	})
+	rc := ts.dial(t)
+	c := <-conns
+	rc.login()
+	expect(t, rc.cmd("a1", "APPEND INBOX {5+}\r\nhello"), "a1 OK")
+	expect(t, rc.cmd("a2", "SELECT INBOX"), "a2 OK")
+	byeDone := make(chan error, 1)
+	ts.b.setMidFetch(func() {
+		go func() { byeDone <- c.Bye("Shutting down") }()
+		// Bye cannot write before this response ends: the writer is
+		// held. Give it every chance to (the test passes either way if
+		// it waits; it fails if it cuts in).
+		for range 100 {
+			runtime.Gosched()
+		}
+	})
+	rc.send("a3 FETCH 1 (UID BODY.PEEK[])\r\n")
+	rest, ok := rc.closed()
+	if !ok {
+		t.Fatal("not closed")
+	}
+	if err := <-byeDone; err != nil {
+		t.Errorf("Bye: %v", err)
+	}
+	// The BYE comes after the whole FETCH response (and maybe after
+	// the tagged OK, if that took the writer first).
+	want1 := "* 1 FETCH (UID 1 BODY[] {5}\r\nhello)\r\n* BYE Shutting down\r\n"
+	want2 := "* 1 FETCH (UID 1 BODY[] {5}\r\nhello)\r\na3 OK FETCH completed\r\n* BYE Shutting down\r\n"
+	if rest != want1 && rest != want2 {
+		t.Errorf("got %q, want %q or %q", rest, want1, want2)
+	}
+	<-ts.b.closed
+}
+
+func TestUnchangedSinceZero(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	rc.login()
+	expect(t, rc.cmd("a1", "APPEND INBOX {1+}\r\n1"), "a1 OK")
+	expect(t, rc.cmd("a2", "SELECT INBOX"), "a2 OK")
+	expect(t, rc.cmd("a3", "STORE 1 (UNCHANGEDSINCE 0) +FLAGS (\\Seen)"), "a3 OK [MODIFIED 1]")
+	resp := rc.cmd("a4", "STORE 1 +FLAGS (\\Flagged)")
+	if !strings.Contains(resp, "FLAGS (\\Flagged)") || !strings.Contains(resp, "MODSEQ") {
+		t.Errorf("after a failed conditional STORE (CONDSTORE now on): %q", resp)
+	}
+}
+
+func TestUTF8Accept(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	rc.login()
+	expect(t, rc.cmd("a1", "CREATE &AMk-t&AOk-"), "a1 OK")
+	if resp := rc.cmd("a2", `LIST "" "*"`); !strings.Contains(resp, "&AMk-t&AOk-") {
+		t.Errorf("LIST before UTF8=ACCEPT: %q", resp)
+	}
+	expect(t, rc.cmd("a3", "ENABLE UTF8=ACCEPT"), "a3 OK")
+	if resp := rc.cmd("a4", `LIST "" "*"`); !strings.Contains(resp, `"Été"`) && !strings.Contains(resp, " Été") {
+		t.Errorf("LIST with UTF8=ACCEPT: %q", resp)
+	}
+	expect(t, rc.cmd("a5", `SELECT "Été"`), "a5 OK")
+}
+
+func TestSessionClosedAndServerClose(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	rc.login()
+	rc.c.Close()
+	<-ts.b.closed // the session is closed when its client goes
+
+	rc = ts.dial(t)
+	if err := ts.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rc.closed(); !ok {
+		t.Error("Server.Close left a connection open")
+	}
+	<-ts.b.closed
 }
