@@ -173,13 +173,19 @@ func (s *Store) Append(ctx context.Context, mbox string, raw []byte, flags []str
 	if err != nil {
 		return Message{}, 0, fmt.Errorf("mailstore: making a message's document id: %w", err)
 	}
-	return s.AppendWithID(ctx, id, mbox, raw, flags, date)
+	return s.appendWithID(ctx, id, mbox, raw, flags, date, true)
 }
 
 // AppendWithID is Append with a chosen document id: a message that two
 // devices store independently (from the incoming queue) gets one document
 // and so appears once.
 func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, flags []string, date time.Time) (Message, uint32, error) {
+	return s.appendWithID(ctx, id, mbox, raw, flags, date, false)
+}
+
+// appendWithID is AppendWithID; fresh says id was just made at random,
+// so no device can have stored it.
+func (s *Store) appendWithID(ctx context.Context, id, mbox string, raw []byte, flags []string, date time.Time, fresh bool) (Message, uint32, error) {
 	defer s.poke()
 	mbox = NormalizeName(mbox)
 	if len(raw) > MaxMessageSize {
@@ -192,7 +198,7 @@ func (s *Store) AppendWithID(ctx context.Context, id, mbox string, raw []byte, f
 	if mb == nil {
 		return Message{}, 0, ErrNoMailbox
 	}
-	if existing == nil {
+	if existing == nil && !fresh {
 		// Another device may have stored it already; its document (with
 		// whatever flags it has since) is the one to keep.
 		if _, err := s.docs.Get(id); err == nil {
