@@ -153,13 +153,40 @@ func (d *Decoder) keyword(what string) (string, error) {
 // upperASCII returns b upper-cased, without allocating for the names the
 // grammar knows.
 func upperASCII(b []byte) string {
+	if s, ok := knownWords[string(b)]; ok {
+		return s
+	}
 	for _, c := range b {
 		if c >= 'a' && c <= 'z' {
-			return string(bytes.ToUpper(b))
+			b = bytes.ToUpper(b)
+			if s, ok := knownWords[string(b)]; ok {
+				return s
+			}
+			break
 		}
 	}
 	return string(b)
 }
+
+// knownWords holds the upper-case names of the grammar.
+var knownWords = func() map[string]string {
+	m := map[string]string{}
+	for _, w := range strings.Fields(`
+		CAPABILITY NOOP CHECK LOGOUT STARTTLS UNAUTHENTICATE NAMESPACE IDLE CLOSE UNSELECT
+		EXPUNGE LOGIN AUTHENTICATE ENABLE ID SELECT EXAMINE CREATE DELETE SUBSCRIBE
+		UNSUBSCRIBE RENAME LIST LSUB STATUS APPEND SEARCH FETCH STORE COPY MOVE UID
+		CONDSTORE QRESYNC USE SUBSCRIBED REMOTE RECURSIVEMATCH SPECIAL-USE RETURN CHILDREN
+		MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN DELETED SIZE APPENDLIMIT HIGHESTMODSEQ UTF8
+		ALL FAST FULL ENVELOPE FLAGS INTERNALDATE RFC822 RFC822.SIZE RFC822.HEADER RFC822.TEXT
+		BODY BODY.PEEK BODYSTRUCTURE BINARY BINARY.PEEK BINARY.SIZE MODSEQ HEADER TEXT MIME
+		HEADER.FIELDS HEADER.FIELDS.NOT CHANGEDSINCE VANISHED UNCHANGEDSINCE FLAGS.SILENT
+		MIN MAX COUNT SAVE CHARSET ANSWERED DRAFT FLAGGED SEEN UNANSWERED UNDELETED UNDRAFT
+		UNFLAGGED NEW OLD KEYWORD UNKEYWORD BCC CC FROM SUBJECT TO BEFORE ON SINCE SENTBEFORE
+		SENTON SENTSINCE LARGER SMALLER NOT OR PRIV SHARED PLAIN XOAUTH2 OAUTHBEARER`) {
+		m[w] = w
+	}
+	return m
+}()
 
 func (d *Decoder) missing(what string) error {
 	if d.atEnd() {
