@@ -95,7 +95,9 @@ type Conn struct {
 
 	inCmd  atomic.Bool // a command runs: endResponse does not flush
 	inResp atomic.Bool // beginResponse was called and endResponse not yet
-	wdl    time.Time   // the write deadline last set (under encMu)
+	// wtimeout bounds each write to the socket (under encMu): a
+	// client that does not read is let go after it.
+	wtimeout time.Duration
 	werr   error       // the first write error (under encMu)
 
 	dbgMu     sync.Mutex
@@ -128,7 +130,7 @@ func (e endConn) Error() string { return e.err.Error() }
 func (e endConn) Unwrap() error { return e.err }
 
 func newConn(s *Server, nc net.Conn) *Conn {
-	c := &Conn{srv: s, conn: nc, enabled: imap.CapSet{}, log: s.log}
+	c := &Conn{srv: s, conn: nc, enabled: imap.CapSet{}, log: s.log, wtimeout: writeTimeout}
 	c.isTLS = isTLSConn(nc)
 	c.tcp = tcpRawConn(nc)
 	c.br = bufio.NewReaderSize(connReader{c}, readBufSize)
@@ -186,13 +188,29 @@ func (r connReader) Read(p []byte) (int, error) {
 }
 
 // connWriter writes to the current connection, for the bufio.Writer
-// (under encMu).
+// (under encMu). The write deadline is set here, where bytes reach the
+// socket (once per buffer, not per response), for each piece of at most
+// writeChunk bytes: a large literal to a slow client is not cut off, a
+// client that stops reading is.
 type connWriter struct{ c *Conn }
+
+const writeChunk = 256 << 10
 
 func (w connWriter) Write(p []byte) (int, error) {
 	c := w.c
 	c.debug(p)
-	return c.conn.Write(p)
+	written := 0
+	for len(p) > 0 {
+		chunk := p[:min(len(p), writeChunk)]
+		_ = c.conn.SetWriteDeadline(time.Now().Add(c.wtimeout))
+		n, err := c.conn.Write(chunk)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 func (c *Conn) debug(p []byte) {
@@ -227,7 +245,7 @@ func (c *Conn) Bye(text string) error {
 	timer := time.AfterFunc(byeWait, c.closeNet)
 	defer timer.Stop()
 	c.encMu.Lock()
-	c.setWriteDeadline(time.Now().Add(byeWait))
+	c.wtimeout = byeWait
 	err := c.enc.writeStatus(&Status{Type: imap.StatusResponseTypeBye, Text: text})
 	if ferr := c.bw.Flush(); err == nil {
 		err = ferr
@@ -254,7 +272,6 @@ func (c *Conn) closeNet() {
 func (c *Conn) beginResponse() *Encoder {
 	c.encMu.Lock()
 	c.inResp.Store(true)
-	c.refreshWriteDeadline()
 	return c.enc
 }
 
@@ -278,20 +295,6 @@ func (c *Conn) endResponse() error {
 	c.inResp.Store(false)
 	c.encMu.Unlock()
 	return err
-}
-
-// refreshWriteDeadline moves the write deadline writeTimeout ahead when
-// it has come a tenth of that closer (not on every response: a deadline
-// change costs more than writing a FETCH response). Under encMu.
-func (c *Conn) refreshWriteDeadline() {
-	if dl := time.Now().Add(writeTimeout); dl.Sub(c.wdl) > writeTimeout/10 {
-		c.setWriteDeadline(dl)
-	}
-}
-
-func (c *Conn) setWriteDeadline(t time.Time) {
-	c.wdl = t
-	_ = c.conn.SetWriteDeadline(t)
 }
 
 // writeErr is the first write error, if any.
@@ -616,7 +619,7 @@ func (c *Conn) call(name string, f func() error) (err error) {
 // calling goroutine holds: BYE on a line of its own, then close.
 func (c *Conn) cutShort() {
 	c.closing.Store(true)
-	c.setWriteDeadline(time.Now().Add(time.Second))
+	c.wtimeout = time.Second
 	_, _ = c.bw.WriteString("\r\n* BYE Internal error\r\n")
 	_ = c.bw.Flush()
 	c.closeNet()
@@ -961,7 +964,6 @@ func (c *Conn) startTLS(cmd *Command) (*Status, error) {
 	c.mu.Unlock()
 	c.br.Reset(connReader{c})
 	c.bw.Reset(connWriter{c})
-	c.wdl = time.Time{}
 	c.isTLS = true
 	_ = c.endResponse()
 
@@ -971,9 +973,6 @@ func (c *Conn) startTLS(cmd *Command) (*Status, error) {
 		return nil, endConn{err}
 	}
 	_ = tc.SetDeadline(time.Time{})
-	c.encMu.Lock()
-	c.wdl = time.Time{}
-	c.encMu.Unlock()
 	return nil, nil
 }
 

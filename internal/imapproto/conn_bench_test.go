@@ -1,8 +1,11 @@
 package imapproto
 
 import (
+	"bytes"
+
 	"bufio"
 	"fmt"
+	"github.com/emersion/go-imap/v2"
 	"net"
 	"strings"
 	"testing"
@@ -70,5 +73,40 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 		})
+	}
+}
+
+// BenchmarkFetchFlags measures UID FETCH 1:* (UID FLAGS) over 100,000
+// messages through a connection: the loop, the writer and the tracker,
+// with the in-memory session.
+func BenchmarkFetchFlags(b *testing.B) {
+	ts := startServer(b, nil)
+	box := ts.b.boxes["INBOX"]
+	const n = 100_000
+	for i := range n {
+		box.msgs = append(box.msgs, &memMsg{uid: imap.UID(i + 1), flags: []imap.Flag{imap.FlagSeen}, modSeq: 1})
+	}
+	box.uidNext = n + 1
+	box.tracker = NewMailboxTracker(n)
+	rc := ts.dial(b)
+	rc.login()
+	rc.cmd("s", "SELECT INBOX")
+	b.ResetTimer()
+	for range b.N {
+		rc.send("f UID FETCH 1:* (UID FLAGS)\r\n")
+		lines := 0
+		for {
+			l, err := rc.r.ReadSlice('\n')
+			if err != nil {
+				b.Fatal(err)
+			}
+			lines++
+			if bytes.HasPrefix(l, []byte("f ")) {
+				break
+			}
+		}
+		if lines != n+1 {
+			b.Fatalf("%d lines", lines)
+		}
 	}
 }
