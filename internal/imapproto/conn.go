@@ -98,7 +98,7 @@ type Conn struct {
 	// wtimeout bounds each write to the socket (under encMu): a
 	// client that does not read is let go after it.
 	wtimeout time.Duration
-	werr   error       // the first write error (under encMu)
+	werr     error // the first write error (under encMu)
 
 	dbgMu     sync.Mutex
 	closing   atomic.Bool // Bye or LOGOUT: the read error that follows is expected
