@@ -19,6 +19,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
 
 	"github.com/bitmask-go/bitmask/internal/certfile"
 )
@@ -816,4 +817,89 @@ func TestSessionClosedAndServerClose(t *testing.T) {
 		t.Error("Server.Close left a connection open")
 	}
 	<-ts.b.closed
+}
+
+// TestClientStartTLSIdle: go-imap's client through STARTTLS, AUTHENTICATE
+// PLAIN (SASL-IR) and IDLE.
+func TestClientStartTLSIdle(t *testing.T) {
+	cfg, roots := tlsConfig(t)
+	ts := startServer(t, func(o *Options) { o.InsecureAuth = false; o.TLSConfig = cfg })
+	updates := make(chan uint32, 10)
+	c, err := imapclient.DialStartTLS(ts.addr, &imapclient.Options{
+		TLSConfig: &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"},
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(data *imapclient.UnilateralDataMailbox) {
+				if data.NumMessages != nil {
+					updates <- *data.NumMessages
+				}
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Authenticate(sasl.NewPlainClient("", "alice", "pw")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Another session appends.
+	other := &memSession{b: ts.b}
+	if _, err := other.Append("INBOX", []AppendMessage{{Literal: []byte("one")}}); err != nil {
+		t.Fatal(err)
+	}
+	if n := <-updates; n != 1 {
+		t.Errorf("EXISTS %d while idling", n)
+	}
+	if err := idle.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := idle.Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPanicOutsideSessionMethods: a panic that call does not cover (here
+// in NewSession) closes that connection only.
+func TestPanicOutsideSessionMethods(t *testing.T) {
+	var n sync.Mutex
+	first := true
+	ts := startServer(t, func(o *Options) {
+		inner := o.NewSession
+		o.NewSession = func(c *Conn) (Session, error) {
+			n.Lock()
+			f := first
+			first = false
+			n.Unlock()
+			if f {
+				panic("secret text in a panic")
+			}
+			return inner(c)
+		}
+	})
+	c, err := net.Dial("tcp", ts.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rc := &rawClient{t: t, c: c, r: bufio.NewReader(c)}
+	if rest, ok := rc.closed(); !ok || rest != "" {
+		t.Errorf("first connection: %q, closed %v", rest, ok)
+	}
+	rc = ts.dial(t)
+	rc.login()
+	expect(t, rc.cmd("a1", "NOOP"), "a1 OK")
+	logs := ts.logs.String()
+	if !strings.Contains(logs, "connection failed") || strings.Contains(logs, "secret text") {
+		t.Errorf("log:\n%s", logs)
+	}
 }
