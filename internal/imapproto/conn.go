@@ -358,13 +358,7 @@ func (c *Conn) serve() {
 		if v := recover(); v != nil {
 			p := recovered.New(v)
 			c.log.Error("imapproto: connection failed; closed", p.LogAttrs()...)
-			c.closeNet()
-			if c.inResp.Load() {
-				// serve held the writer (IDLE's goroutine has ended
-				// by the time serve could panic: see idle).
-				c.inResp.Store(false)
-				c.encMu.Unlock()
-			}
+			c.releaseWriter()
 		}
 	}()
 
@@ -416,7 +410,25 @@ func (c *Conn) serve() {
 	}
 }
 
+// releaseWriter, after a panic of this layer, closes the connection and
+// frees the writer if serve held it (nobody else can then: IDLE's
+// goroutine has ended by the time serve could panic, see idle, and Bye
+// does not mark inResp).
+func (c *Conn) releaseWriter() {
+	c.closeNet()
+	if c.inResp.Load() {
+		c.inResp.Store(false)
+		c.encMu.Unlock()
+	}
+}
+
+// closeSession ends the Session. During a panic of this layer it runs
+// before serve's recovery: the writer is freed first, in case Close
+// writes (a BYE) or waits for a goroutine that does.
 func (c *Conn) closeSession() {
+	if c.inResp.Load() {
+		c.releaseWriter()
+	}
 	if p := recovered.Do(func() {
 		if err := c.sess.Close(); err != nil {
 			c.log.Warn("imapproto: closing the session failed", "err", err)
