@@ -476,3 +476,52 @@ func TestCrashKeepsAppends(t *testing.T) {
 	}
 	_ = st
 }
+
+// TestCopyMoveMany: a COPY and a MOVE of several messages keep each
+// message's flags and metadata, give UIDs in order, and a MOVE's source
+// logs the UIDs that left.
+func TestCopyMoveMany(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := sealtest.Keys(t)
+	st, ms := openLocal(t, path, k, subjectIndexer)
+	for i := range 5 {
+		if _, _, err := ms.Append(ctx, "INBOX", subjectMsg(fmt.Sprint("m", i)), []string{fmt.Sprint("$k", i)}, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	src, dst, uv, err := ms.Copy(ctx, "INBOX", []uint32{5, 1, 2, 3, 4}, "Archive")
+	if err != nil || !slices.Equal(src, []uint32{1, 2, 3, 4, 5}) || !slices.Equal(dst, []uint32{1, 2, 3, 4, 5}) || uv != info(t, ms, "Archive").UIDValidity {
+		t.Fatalf("copy: %v %v %d %v", src, dst, uv, err)
+	}
+	h := info(t, ms, "INBOX").HighestModSeq
+	src, dst, _, err = ms.Move(ctx, "INBOX", []uint32{1, 3, 5}, "Junk")
+	if err != nil || !slices.Equal(src, []uint32{1, 3, 5}) || !slices.Equal(dst, []uint32{1, 2, 3}) {
+		t.Fatalf("move: %v %v %v", src, dst, err)
+	}
+	if got := ms.Vanished("INBOX", h); !slices.Equal(got, []uint32{1, 3, 5}) {
+		t.Fatalf("vanished after the move: %v", got)
+	}
+	check := func(mbox string, want []string) {
+		t.Helper()
+		msgs, err := ms.Messages(mbox)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range msgs {
+			meta, _ := ms.Meta(m.ID)
+			got = append(got, fmt.Sprintf("%d %v %s", m.UID, m.Flags, meta))
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("%s holds %q, want %q", mbox, got, want)
+		}
+	}
+	check("INBOX", []string{"2 [$k1] meta of Subject: m1", "4 [$k3] meta of Subject: m3"})
+	check("Junk", []string{"1 [$k0] meta of Subject: m0", "2 [$k2] meta of Subject: m2", "3 [$k4] meta of Subject: m4"})
+	check("Archive", []string{"1 [$k0] meta of Subject: m0", "2 [$k1] meta of Subject: m1", "3 [$k2] meta of Subject: m2", "4 [$k3] meta of Subject: m3", "5 [$k4] meta of Subject: m4"})
+	ms.drain(ctx)
+	before := snapshot(t, ms)
+	_, ms = reopen(t, st, ms, path, k, subjectIndexer)
+	unchanged(t, ms, before, "after a restart")
+}

@@ -381,13 +381,7 @@ type pending struct {
 	err  error
 }
 
-// index assigns a UID in md.Mbox and records the message.
-func (s *Store) index(origin any, id string, md messageDoc, meta []byte) (*msg, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.indexLocked(origin, id, md, meta)
-}
-
+// indexLocked assigns a UID in md.Mbox and records the message.
 func (s *Store) indexLocked(origin any, id string, md messageDoc, meta []byte) (*msg, error) {
 	p := &pending{origin: origin, id: id, md: md, meta: meta}
 	s.addLocked([]*pending{p})

@@ -359,6 +359,9 @@ func (s *Store) Move(ctx context.Context, src string, uids []uint32, dest string
 	return s.copyMove(ctx, src, uids, dest, true)
 }
 
+// copyMove copies or moves messages in a few transactions whatever
+// their number: the documents in one, and (for a move) the index of the
+// source in one, then the index of the destination in one.
 func (s *Store) copyMove(ctx context.Context, src string, uids []uint32, dest string, move bool) ([]uint32, []uint32, uint32, error) {
 	dest = NormalizeName(dest)
 	_, ms, err := s.lookup(src, uids)
@@ -371,64 +374,99 @@ func (s *Store) copyMove(ctx context.Context, src string, uids []uint32, dest st
 	if dmb == nil {
 		return nil, nil, 0, ErrNoMailbox
 	}
+	if move {
+		ms = slices.DeleteFunc(ms, func(m *msg) bool { return m.mbox == dest })
+	}
+	if len(ms) == 0 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return nil, nil, dmb.state.UIDValidity, nil
+	}
 	origin := originOf(ctx)
-	var srcUIDs, destUIDs []uint32
-	for _, m := range ms {
-		var meta []byte
-		if mm, err := s.Meta(m.id); err == nil {
-			meta = mm
+	ids := make([]string, len(ms))
+	for i, m := range ms {
+		ids[i] = m.id
+	}
+	metas, err := s.MetaMany(ids)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	// Each document as it is now (flags another device set may not be
+	// in the index yet), not the index's copy, placed in dest.
+	docs := make([]messageDoc, len(ms))
+	have := make([]bool, len(ms))
+	if move {
+		at := map[string]int{}
+		for i, id := range ids {
+			at[id] = i
 		}
-		// Start from the document as it is (flags another device set
-		// may not be in the index yet), not from the index's copy.
-		md := messageDoc{Type: typeMessage, Blob: m.blob, Size: m.size, Date: m.date, Flags: slices.Clone(m.flags)}
-		if d, err := s.docs.Get(m.id); err == nil {
+		err := s.docs.Modify(ids, func(id string, body []byte) ([]byte, bool, bool, error) {
 			var cur messageDoc
-			if json.Unmarshal(d.Body, &cur) == nil && cur.Type == typeMessage {
-				md = cur
+			if err := json.Unmarshal(body, &cur); err != nil {
+				return nil, false, true, nil
 			}
+			cur.Mbox = dest
+			nb, err := json.Marshal(cur)
+			if err == nil {
+				i := at[id]
+				docs[i], have[i] = cur, true
+			}
+			return nb, false, false, err
+		})
+		if err != nil {
+			return nil, nil, 0, fmt.Errorf("mailstore: moving messages: %w", err)
 		}
-		md.Mbox, md.Flags = dest, normFlags(md.Flags)
-		id := m.id
-		if move {
-			if m.mbox == dest {
-				continue
-			}
-			err := s.docs.Modify([]string{id}, func(_ string, body []byte) ([]byte, bool, bool, error) {
+	} else {
+		var batch []docsync.Doc
+		for i, m := range ms {
+			md := messageDoc{Type: typeMessage, Blob: m.blob, Size: m.size, Date: m.date, Flags: slices.Clone(m.flags)}
+			if d, err := s.docs.Get(m.id); err == nil {
 				var cur messageDoc
-				if err := json.Unmarshal(body, &cur); err != nil {
-					return nil, false, true, nil
+				if json.Unmarshal(d.Body, &cur) == nil && cur.Type == typeMessage {
+					md = cur
 				}
-				cur.Mbox = dest
-				nb, err := json.Marshal(cur)
-				return nb, false, false, err
-			})
+			}
+			md.Mbox = dest
+			id, err := seal.RandomDocID()
 			if err != nil {
-				return nil, nil, 0, fmt.Errorf("mailstore: moving a message: %w", err)
-			}
-			if err := s.unindexOrigin(origin, m); err != nil {
-				return nil, nil, 0, err
-			}
-		} else {
-			var err error
-			if id, err = seal.RandomDocID(); err != nil {
 				return nil, nil, 0, fmt.Errorf("mailstore: making a copy's document id: %w", err)
 			}
 			body, _ := json.Marshal(md)
-			if err := s.docs.Put(id, body); err != nil {
-				return nil, nil, 0, fmt.Errorf("mailstore: storing a copy's document: %w", err)
-			}
+			batch = append(batch, docsync.Doc{ID: id, Body: body})
+			ids[i], docs[i], have[i] = id, md, true
 		}
-		nm, err := s.index(origin, id, md, meta)
-		if err != nil {
-			return nil, nil, 0, err
+		if err := s.docs.PutBatch(batch); err != nil {
+			return nil, nil, 0, fmt.Errorf("mailstore: storing copies' documents: %w", err)
 		}
-		srcUIDs = append(srcUIDs, m.uid)
-		destUIDs = append(destUIDs, nm.uid)
+	}
+	var todo []*pending
+	var from []*msg
+	for i, m := range ms {
+		if !have[i] {
+			continue // gone meanwhile (expunged here or by another device)
+		}
+		md := docs[i]
+		md.Flags = normFlags(md.Flags)
+		todo = append(todo, &pending{origin: origin, id: ids[i], md: md, meta: metas[i]})
+		from = append(from, m)
 	}
 	s.mu.Lock()
-	uv := dmb.state.UIDValidity
-	s.mu.Unlock()
-	return srcUIDs, destUIDs, uv, nil
+	defer s.mu.Unlock()
+	if move {
+		if err := s.unindexManyLocked(origin, from); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	s.addLocked(todo)
+	var srcUIDs, destUIDs []uint32
+	for i, p := range todo {
+		if p.err != nil {
+			return srcUIDs, destUIDs, 0, p.err
+		}
+		srcUIDs = append(srcUIDs, from[i].uid)
+		destUIDs = append(destUIDs, p.m.uid)
+	}
+	return srcUIDs, destUIDs, dmb.state.UIDValidity, nil
 }
 
 // Expunge deletes messages: those with the given UIDs that are marked
