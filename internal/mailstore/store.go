@@ -11,10 +11,12 @@
 //     deletes the document. docsync's merge gives the rules of docs/sync.md:
 //     flags merge per flag, the later placement wins, deletion wins.
 //
-// Per device (never synced): UIDs, UIDVALIDITY and UIDNEXT, and the
-// precomputed IMAP metadata of each message (an Indexer's output), in the
-// local store; in memory, a sorted UID list per mailbox, so a message is
-// found by UID or sequence number without a scan. UIDVALIDITY comes from
+// Per device (never synced): UIDs, UIDVALIDITY and UIDNEXT, MODSEQs and
+// each mailbox's HIGHESTMODSEQ and \Recent floor, the UIDs expunged by
+// MODSEQ, and the precomputed IMAP metadata of each message (an Indexer's
+// output), in the local store; in memory, a sorted UID list per mailbox,
+// so a message is found by UID or sequence number without a scan, and
+// each mailbox's counts, so describing one costs the same at any size. UIDVALIDITY comes from
 // the clock and is never reused for a name; UIDs are stable across
 // restarts. Each message also has a slot, a per-device number given when
 // it is indexed, under which its index entry and metadata are kept in
@@ -29,9 +31,16 @@
 // applied yet waits and is retried; one whose application panics is set
 // aside. Changes reach IMAP sessions through watchers, in order.
 //
+// Writes: a message's blob and document go in one transaction of the
+// local store and its index entry in another, shared by the appends of
+// other callers meanwhile (a group commit); bookkeeping that may wait
+// (taking applied changes off docsync's list, \Recent floors) rides with
+// the index's next transaction, or is written when the worker is idle.
+//
 // Where things are: store.go (the Store, Open, Close), documents.go (the
 // synced document bodies, mailbox names, flags), read.go and write.go
-// (the API IMAP uses), index.go (the per-device index, in memory and on
+// (the API IMAP uses), condstore.go (MODSEQs, UNCHANGEDSINCE, VANISHED,
+// \Recent), index.go (the per-device index, in memory and on
 // disk), apply.go (the worker that applies synced changes), journal.go
 // (catching up with docsync's list of changes at Open), migrate.go (the
 // index from before slots), watch.go (events and watchers).
