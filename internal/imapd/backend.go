@@ -23,7 +23,9 @@ import (
 //
 // UIDs are assigned in increasing order per mailbox and never reused
 // under one UIDVALIDITY; a mailbox that is deleted and created again gets
-// a new UIDVALIDITY.
+// a new UIDVALIDITY. MODSEQs (Message.ModSeq, Event.ModSeq,
+// MailboxInfo.HighestModSeq) grow strictly per mailbox and survive
+// restarts (CONDSTORE, QRESYNC).
 type Mailstore interface {
 	Mailboxes() []mailstore.MailboxInfo
 	Mailbox(name string) (mailstore.MailboxInfo, error)
@@ -33,9 +35,14 @@ type Mailstore interface {
 	Subscribe(ctx context.Context, name string, on bool) error
 	Messages(name string) ([]mailstore.Message, error)
 	Append(ctx context.Context, mbox string, raw []byte, flags []string, date time.Time) (mailstore.Message, uint32, error)
+	AppendBatch(ctx context.Context, mbox string, msgs []mailstore.NewMessage) ([]mailstore.Message, error)
 	Raw(ctx context.Context, id string) ([]byte, error)
 	Meta(id string) ([]byte, error)
 	StoreFlags(ctx context.Context, mbox string, uids []uint32, op mailstore.FlagOp, flags []string) ([]mailstore.Message, error)
+	StoreFlagsIf(ctx context.Context, mbox string, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) (changed []mailstore.Message, failed []uint32, err error)
+	ClaimRecent(ctx context.Context, mbox string) (floor uint32, err error)
+	RaiseRecent(ctx context.Context, mbox string, uid uint32) (claimed bool, err error)
+	Vanished(mbox string, sinceModSeq uint64) []uint32
 	Copy(ctx context.Context, src string, uids []uint32, dest string) (srcUIDs, destUIDs []uint32, destUIDValidity uint32, err error)
 	Move(ctx context.Context, src string, uids []uint32, dest string) (srcUIDs, destUIDs []uint32, destUIDValidity uint32, err error)
 	Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint32, error)

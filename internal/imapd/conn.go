@@ -193,3 +193,7 @@ func (b *batchConn) kill() {
 	b.Conn.Close()
 	b.Close()
 }
+
+// NetConn is the connection underneath (imapproto reaches the TCP socket
+// through it to set TCP_QUICKACK).
+func (b *batchConn) NetConn() net.Conn { return b.Conn }

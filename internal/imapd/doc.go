@@ -1,8 +1,9 @@
 // Package imapd is bitmaskd's IMAP server: what Thunderbird, Apple Mail,
-// mutt or Outlook talk to on 127.0.0.1:1984. It is a backend for go-imap
-// v2's imapserver over the account's encrypted mail store (Mailstore,
-// implemented by internal/mailstore); messages are decrypted in memory
-// only, when a command needs their content.
+// mutt or Outlook talk to on 127.0.0.1:1984. It implements the Session of
+// our own protocol layer, internal/imapproto, over the account's
+// encrypted mail store (Mailstore, implemented by internal/mailstore);
+// messages are decrypted in memory only, when a command needs their
+// content.
 //
 // # IMAP in a few paragraphs
 //
@@ -31,7 +32,7 @@
 // The selected mailbox is a hub (hub.go), shared by the sessions that
 // selected it: the messages in UID order, UIDs in a sorted slice, so a
 // UID is found by binary search and a sequence number is an index; and
-// go-imap's MailboxTracker, which queues every change per session and
+// imapproto's MailboxTracker, which queues every change per session and
 // translates sequence numbers between the hub's view and each client's
 // (SessionTracker). The store's Watch feeds the hub, in the store's order,
 // with every change whoever made it (this session, another, another
@@ -51,9 +52,8 @@
 // (meta.go documents its format), as is the top-level header, which
 // serves BODY[HEADER.FIELDS (...)] (what mail clients ask for when they
 // list a mailbox) and header searches. Only other body sections, BINARY
-// and SEARCH BODY/TEXT read the message. go-imap flushes after every
-// response; batchConn (conn.go) turns a burst of responses into few system
-// calls. With 100,000 messages, SELECT takes tens of milliseconds and
+// and SEARCH BODY/TEXT read the message (or the full-text index answers).
+// batchConn (conn.go) turns a burst of responses into few system calls. With 100,000 messages, SELECT takes tens of milliseconds and
 // UID FETCH 1:* (FLAGS) about a hundred (BenchmarkFetch100k).
 //
 // # Security
@@ -71,6 +71,12 @@
 //
 // IMAP4rev2 and IMAP4rev1, with IDLE, MOVE, UIDPLUS, NAMESPACE, UNSELECT,
 // ESEARCH, SEARCHRES, LIST-EXTENDED, LIST-STATUS, SPECIAL-USE, CHILDREN,
-// STATUS=SIZE, BINARY, APPENDLIMIT, UNAUTHENTICATE, ENABLE, SASL-IR,
-// LITERAL- and UTF8=ACCEPT. LITERAL+ is not offered (see capabilities).
+// STATUS=SIZE, BINARY, APPENDLIMIT, MULTIAPPEND, UNAUTHENTICATE, ENABLE,
+// SASL-IR, LITERAL+, ID, UTF8=ACCEPT, CONDSTORE and QRESYNC. MODSEQs are
+// the store's (per device, kept across restarts); \Recent is claimed per
+// mailbox through the store's floor (the first session to select gets
+// the new messages, and a message arriving while sessions have the
+// mailbox selected goes to the earliest of them). SEARCH BODY and TEXT
+// are answered from the full-text index where the store has one
+// (textSearcher), the scan covering what the index does not.
 package imapd

@@ -26,6 +26,7 @@ type fakeStore struct {
 	nextID   int
 	lastUV   uint32
 	watchers map[string]map[*fakeWatcher]struct{}
+	modSeq   uint64                  // the store's MODSEQ counter
 	gen      func(key string) []byte // content of messages stored without raw
 	rawCalls int
 	drop     func(mailstore.Event) bool // events a broken store would lose
@@ -38,6 +39,14 @@ type fakeMbox struct {
 	uidNext       uint32
 	uids          []uint32
 	byUID         map[uint32]*fakeMsg
+	highest       uint64 // HIGHESTMODSEQ
+	recent        uint32 // \Recent floor
+	vanished      []fakeVanished
+}
+
+type fakeVanished struct {
+	uid    uint32
+	modSeq uint64
 }
 
 type fakeMsg struct {
@@ -49,6 +58,7 @@ type fakeMsg struct {
 	flags    []string
 	size     int64
 	date     time.Time
+	modSeq   uint64
 }
 
 func newFakeStore() *fakeStore {
@@ -65,7 +75,7 @@ func (f *fakeStore) newMbox(name, special string) *fakeMbox {
 }
 
 func (m *fakeMsg) message() mailstore.Message {
-	return mailstore.Message{UID: m.uid, ID: m.id, Flags: slices.Clone(m.flags), Size: m.size, Date: m.date}
+	return mailstore.Message{UID: m.uid, ID: m.id, Flags: slices.Clone(m.flags), Size: m.size, Date: m.date, ModSeq: m.modSeq}
 }
 
 func normFlags(in []string) []string {
@@ -93,7 +103,20 @@ func (f *fakeStore) infoLocked(mb *fakeMbox) mailstore.MailboxInfo {
 		}
 	}
 	return mailstore.MailboxInfo{Name: mb.name, Special: mb.special, Subscribed: mb.subscribed,
-		UIDValidity: mb.uidValidity, UIDNext: mb.uidNext, Messages: uint32(len(mb.uids)), Unseen: uint32(unseen)}
+		UIDValidity: mb.uidValidity, UIDNext: mb.uidNext, Messages: uint32(len(mb.uids)), Unseen: uint32(unseen),
+		HighestModSeq: max(mb.highest, 1), Recent: mb.recentLocked()}
+}
+
+func (mb *fakeMbox) recentLocked() uint32 {
+	i, _ := slices.BinarySearch(mb.uids, mb.recent+1)
+	return uint32(len(mb.uids) - i)
+}
+
+// bump gives a change in mb the next MODSEQ.
+func (f *fakeStore) bump(mb *fakeMbox) uint64 {
+	f.modSeq++
+	mb.highest = f.modSeq
+	return f.modSeq
 }
 
 func (f *fakeStore) Mailboxes() []mailstore.MailboxInfo {
@@ -222,7 +245,7 @@ func (f *fakeStore) Messages(name string) ([]mailstore.Message, error) {
 	out := make([]mailstore.Message, len(mb.uids))
 	for i, u := range mb.uids {
 		m := mb.byUID[u]
-		out[i] = mailstore.Message{UID: m.uid, ID: m.id, Flags: m.flags, Size: m.size, Date: m.date}
+		out[i] = mailstore.Message{UID: m.uid, ID: m.id, Flags: m.flags, Size: m.size, Date: m.date, ModSeq: m.modSeq}
 	}
 	return out, nil
 }
@@ -255,19 +278,21 @@ func (f *fakeStore) deliver(mbox string, raw []byte, flags ...string) mailstore.
 func (f *fakeStore) setFlags(mbox string, uid uint32, flags ...string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	m := f.mboxes[mbox].byUID[uid]
+	mb := f.mboxes[mbox]
+	m := mb.byUID[uid]
 	m.flags = normFlags(flags)
-	f.emitLocked(mailstore.Event{Kind: mailstore.EventFlags, Mailbox: mbox, Message: m.message()})
+	m.modSeq = f.bump(mb)
+	f.emitLocked(mailstore.Event{Kind: mailstore.EventFlags, Mailbox: mbox, Message: m.message(), ModSeq: m.modSeq})
 }
 
 func (f *fakeStore) indexLocked(origin any, mb *fakeMbox, raw, meta []byte, flags []string, size int64, date time.Time) *fakeMsg {
 	f.nextID++
-	m := &fakeMsg{id: fmt.Sprintf("msg%d", f.nextID), mbox: mb.name, uid: mb.uidNext, raw: raw, meta: meta, flags: flags, size: size, date: date}
+	m := &fakeMsg{id: fmt.Sprintf("msg%d", f.nextID), mbox: mb.name, uid: mb.uidNext, raw: raw, meta: meta, flags: flags, size: size, date: date, modSeq: f.bump(mb)}
 	mb.uidNext++
 	mb.uids = append(mb.uids, m.uid)
 	mb.byUID[m.uid] = m
 	f.byID[m.id] = m
-	f.emitLocked(mailstore.Event{Kind: mailstore.EventAdded, Mailbox: mb.name, Message: m.message(), Origin: origin})
+	f.emitLocked(mailstore.Event{Kind: mailstore.EventAdded, Mailbox: mb.name, Message: m.message(), Origin: origin, ModSeq: m.modSeq})
 	return m
 }
 
@@ -278,7 +303,9 @@ func (f *fakeStore) unindexLocked(origin any, m *fakeMsg) {
 		mb.uids = slices.Delete(mb.uids, i, i+1)
 	}
 	delete(f.byID, m.id)
-	f.emitLocked(mailstore.Event{Kind: mailstore.EventExpunged, Mailbox: m.mbox, Message: m.message(), Origin: origin})
+	ms := f.bump(mb)
+	mb.vanished = append(mb.vanished, fakeVanished{m.uid, ms})
+	f.emitLocked(mailstore.Event{Kind: mailstore.EventExpunged, Mailbox: m.mbox, Message: m.message(), Origin: origin, ModSeq: ms})
 }
 
 func (f *fakeStore) Raw(ctx context.Context, id string) ([]byte, error) {
@@ -322,15 +349,29 @@ func (f *fakeStore) lookupLocked(mbox string, uids []uint32) (*fakeMbox, []*fake
 }
 
 func (f *fakeStore) StoreFlags(ctx context.Context, mbox string, uids []uint32, op mailstore.FlagOp, flags []string) ([]mailstore.Message, error) {
+	out, _, err := f.storeFlags(ctx, mbox, uids, op, flags, nil)
+	return out, err
+}
+
+func (f *fakeStore) StoreFlagsIf(ctx context.Context, mbox string, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince uint64) ([]mailstore.Message, []uint32, error) {
+	return f.storeFlags(ctx, mbox, uids, op, flags, &unchangedSince)
+}
+
+func (f *fakeStore) storeFlags(ctx context.Context, mbox string, uids []uint32, op mailstore.FlagOp, flags []string, unchangedSince *uint64) ([]mailstore.Message, []uint32, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, ms, err := f.lookupLocked(mbox, uids)
+	mb, ms, err := f.lookupLocked(mbox, uids)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	flags = normFlags(flags)
 	var out []mailstore.Message
+	var failed []uint32
 	for _, m := range ms {
+		if unchangedSince != nil && m.modSeq > *unchangedSince {
+			failed = append(failed, m.uid)
+			continue
+		}
 		var nf []string
 		switch op {
 		case mailstore.FlagsSet:
@@ -342,11 +383,73 @@ func (f *fakeStore) StoreFlags(ctx context.Context, mbox string, uids []uint32, 
 		}
 		if !slices.Equal(nf, m.flags) {
 			m.flags = nf
-			f.emitLocked(mailstore.Event{Kind: mailstore.EventFlags, Mailbox: m.mbox, Message: m.message(), Origin: OriginOf(ctx)})
+			m.modSeq = f.bump(mb)
+			f.emitLocked(mailstore.Event{Kind: mailstore.EventFlags, Mailbox: m.mbox, Message: m.message(), Origin: OriginOf(ctx), ModSeq: m.modSeq})
 		}
 		out = append(out, m.message())
 	}
+	return out, failed, nil
+}
+
+func (f *fakeStore) AppendBatch(ctx context.Context, mbox string, msgs []mailstore.NewMessage) ([]mailstore.Message, error) {
+	f.mu.Lock()
+	mb := f.mboxes[normalizeName(mbox)]
+	f.mu.Unlock()
+	if mb == nil {
+		return nil, mailstore.ErrNoMailbox
+	}
+	var out []mailstore.Message
+	for _, m := range msgs {
+		msg, _, err := f.Append(ctx, mbox, m.Raw, m.Flags, m.Date)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msg)
+	}
 	return out, nil
+}
+
+func (f *fakeStore) ClaimRecent(ctx context.Context, mbox string) (uint32, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mb := f.mboxes[normalizeName(mbox)]
+	if mb == nil {
+		return 0, mailstore.ErrNoMailbox
+	}
+	floor := mb.recent
+	mb.recent = max(mb.recent, mb.uidNext-1)
+	return floor, nil
+}
+
+func (f *fakeStore) RaiseRecent(ctx context.Context, mbox string, uid uint32) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mb := f.mboxes[normalizeName(mbox)]
+	if mb == nil {
+		return false, mailstore.ErrNoMailbox
+	}
+	if uid <= mb.recent {
+		return false, nil
+	}
+	mb.recent = uid
+	return true, nil
+}
+
+func (f *fakeStore) Vanished(mbox string, sinceModSeq uint64) []uint32 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	mb := f.mboxes[normalizeName(mbox)]
+	if mb == nil {
+		return nil
+	}
+	var out []uint32
+	for _, v := range mb.vanished {
+		if v.modSeq > sinceModSeq {
+			out = append(out, v.uid)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func (f *fakeStore) Copy(ctx context.Context, src string, uids []uint32, dest string) ([]uint32, []uint32, uint32, error) {

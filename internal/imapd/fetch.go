@@ -1,28 +1,56 @@
 package imapd
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 
-	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/bitmask-go/bitmask/internal/imapproto"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
 )
 
 // Fetch answers FETCH from what costs least: UID, FLAGS, RFC822.SIZE and
 // INTERNALDATE from the hub's list; ENVELOPE, BODYSTRUCTURE and the
 // top-level header (HEADER, HEADER.FIELDS) from the Indexer's meta; only
 // other sections and BINARY read the message itself.
-func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+//
+// With CHANGEDSINCE (RFC 7162 §3.1.4) only the messages whose MODSEQ is
+// above it are answered, and with VANISHED (§3.2.6) the UIDs of the set
+// expunged since go first, as VANISHED (EARLIER).
+func (s *session) Fetch(w *imapproto.FetchWriter, kind imapproto.NumKind, numSet imap.NumSet, opts *imapproto.FetchOptions) error {
 	v := s.view
+	options := &opts.FetchOptions
+	// Pending updates first: a keyword's FLAGS before a FETCH shows it.
+	if err := v.tracker.Poll(w.Updates(), false); err != nil {
+		return fmt.Errorf("imapd: writing mailbox updates: %w", err)
+	}
+	if opts.Vanished && options.ChangedSince > 0 {
+		if err := v.writeVanished(w.Updates(), numSet, options.ChangedSince); err != nil {
+			return err
+		}
+	}
 	targets := v.resolve(numSet)
+	if options.ChangedSince > 0 {
+		kept := targets[:0]
+		for _, t := range targets {
+			if t.e.modSeq > options.ChangedSince {
+				kept = append(kept, t)
+			}
+		}
+		targets = kept
+	}
 	if len(targets) == 0 {
 		return nil
+	}
+	if options.ChangedSince > 0 {
+		options.ModSeq = true // CHANGEDSINCE implies MODSEQ (RFC 7162 §3.1.4.1)
 	}
 
 	// A non-PEEK body section sets \Seen (RFC 9051 §6.4.5), in one store
 	// call; the new flags go out with the responses.
-	var seen map[uint32][]string
+	var seen map[uint32]mailstore.Message
 	if !v.readOnly && setsSeen(options) {
 		var unseen []uint32
 		for _, t := range targets {
@@ -36,14 +64,15 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				return s.storeErr("FETCH", err, imap.ResponseCodeNonExistent)
 			}
 			v.hub.applyFlags(updated, v)
-			seen = make(map[uint32][]string, len(updated))
+			seen = make(map[uint32]mailstore.Message, len(updated))
 			for _, m := range updated {
-				seen[m.UID] = m.Flags
+				seen[m.UID] = m
 			}
 		}
 	}
 
 	plan := planFetch(options)
+	condstore := s.conn.Enabled(imap.CapCondStore)
 	gone := false
 	// Stores that read many metas in one go (one transaction) get asked
 	// for a chunk at a time.
@@ -63,11 +92,11 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 				}
 			}
 		}
-		flags, changed := t.e.flags, false
-		if f, ok := seen[t.uid]; ok {
-			flags, changed = f, true
+		st := fetchState{flags: t.e.flags, modSeq: t.e.modSeq, condstore: condstore}
+		if m, ok := seen[t.uid]; ok {
+			st.flags, st.modSeq, st.flagsChanged = m.Flags, m.ModSeq, true
 		}
-		err := s.fetchOne(w, t, flags, changed, options, plan)
+		err := s.fetchOne(w, t, st, options, plan)
 		if errors.Is(err, errGone) {
 			gone = true
 			continue
@@ -138,7 +167,15 @@ func fromMetaHeader(sec *imap.FetchItemBodySection) bool {
 	return len(sec.Part) == 0 && sec.Specifier == imap.PartSpecifierHeader
 }
 
-func (s *session) fetchOne(w *imapserver.FetchWriter, t target, flags []string, flagsChanged bool, o *imap.FetchOptions, plan fetchPlan) error {
+// fetchState is a message's flags as a FETCH answers them.
+type fetchState struct {
+	flags        []string
+	modSeq       uint64
+	flagsChanged bool // the FETCH set \Seen: FLAGS (and MODSEQ) go out
+	condstore    bool
+}
+
+func (s *session) fetchOne(w *imapproto.FetchWriter, t target, st fetchState, o *imap.FetchOptions, plan fetchPlan) error {
 	// Everything is read before the response starts, so that a message
 	// that vanished is left out cleanly.
 	var (
@@ -184,10 +221,17 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, flags []string, 
 		sizes[i] = uint32(len(b))
 	}
 
-	rw := s.createMessage(w, t.seq)
+	rw := w.CreateMessage(t.seq)
 	rw.WriteUID(imap.UID(t.uid))
-	if o.Flags || flagsChanged {
-		rw.WriteFlags(imapFlags(flags))
+	if o.Flags || st.flagsChanged {
+		flags := imapFlags(st.flags)
+		if t.recent {
+			flags = append(flags, imap.Flag(`\Recent`))
+		}
+		rw.WriteFlags(flags)
+	}
+	if o.ModSeq || (st.flagsChanged && st.condstore) {
+		rw.WriteModSeq(max(st.modSeq, 1))
 	}
 	if o.InternalDate {
 		rw.WriteInternalDate(t.e.date)
@@ -207,7 +251,11 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, flags []string, 
 		}
 	}
 	for i, sec := range o.BinarySection {
-		if err := writeLiteral(rw.WriteBinarySection(sec, int64(len(binaries[i]))), binaries[i]); err != nil {
+		wc := rw.WriteBinarySection(sec, int64(len(binaries[i])))
+		if bytes.IndexByte(binaries[i], 0) >= 0 {
+			wc = rw.WriteBinarySection8(sec, int64(len(binaries[i])))
+		}
+		if err := writeLiteral(wc, binaries[i]); err != nil {
 			return err
 		}
 	}
@@ -217,7 +265,29 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, flags []string, 
 	if testHookFetchResponse != nil {
 		testHookFetchResponse(t.uid)
 	}
-	return s.endMessage(rw)
+	if err := rw.Close(); err != nil {
+		return fmt.Errorf("imapd: writing a FETCH response: %w", err)
+	}
+	return nil
+}
+
+// writeVanished writes VANISHED (EARLIER) for the UIDs of set expunged
+// since modSeq (UID FETCH ... (CHANGEDSINCE m VANISHED)).
+func (v *view) writeVanished(w *imapproto.UpdateWriter, set imap.NumSet, modSeq uint64) error {
+	uidSet, ok := set.(imap.UIDSet)
+	if !ok {
+		return nil
+	}
+	var gone imap.UIDSet
+	for _, u := range v.hub.acct.store.Vanished(v.hub.name, modSeq) {
+		if uidSet.Contains(imap.UID(u)) {
+			gone.AddNum(imap.UID(u))
+		}
+	}
+	if len(gone) == 0 {
+		return nil
+	}
+	return w.WriteVanished(gone, true)
 }
 
 // testHookFetchResponse, set only by tests, runs while a message's FETCH

@@ -327,3 +327,15 @@ func (rc *rawConn) cmdCount(tag, command string) (n int, status string) {
 		n++
 	}
 }
+
+// noRecent drops \Recent, which a session's first SELECT adds to FETCH
+// FLAGS (RFC 3501 §2.3.2), for comparing with the store's flags.
+func noRecent(flags []imap.Flag) []imap.Flag {
+	var out []imap.Flag
+	for _, f := range flags {
+		if f != `\Recent` {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -9,14 +9,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/bitmask-go/bitmask/internal/imapproto"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
 )
 
 // A hub is the server's view of one mailbox while sessions have it
 // selected: its messages in UID order (UIDs and sequence numbers are
-// positions in that list, found by binary search), and go-imap's
+// positions in that list, found by binary search), and imapproto's
 // MailboxTracker, which queues each change for every session until the
 // session may tell its client (RFC 9051 §7: no EXPUNGE during FETCH,
 // STORE or SEARCH; sequence numbers shift only when the client is told).
@@ -27,7 +28,7 @@ import (
 // (so that its client sees them before the command completes); applying
 // is idempotent, so when the same change arrives from Watch it is a no-op.
 //
-// Lock order: account.mu, then hub.mu, then go-imap's tracker locks. All
+// Lock order: account.mu, then hub.mu, then the tracker's locks. All
 // tracker calls that read or change sequence numbers happen under hub.mu,
 // which keeps the list and the tracker in step. No network I/O happens
 // under hub.mu.
@@ -39,7 +40,7 @@ type hub struct {
 	stopList    func()
 
 	mu       sync.Mutex
-	tracker  *imapserver.MailboxTracker
+	tracker  *imapproto.MailboxTracker
 	uids     []uint32 // sorted
 	msgs     []*entry // msgs[i] has uids[i]
 	maxUID   uint32   // highest UID seen: UIDs below it that arrive late are ignored
@@ -47,6 +48,7 @@ type hub struct {
 	keywords map[string]struct{}
 	views    map[*view]struct{}
 	advanced chan struct{} // closed and replaced when maxUID grows or the hub dies
+	modSeq   uint64        // HIGHESTMODSEQ as the hub has applied it
 	dead     bool
 	refs     int
 }
@@ -55,10 +57,11 @@ type hub struct {
 // replaces it (under hub.mu), so commands may read entries they got under
 // the lock after releasing it.
 type entry struct {
-	id    string
-	size  int64
-	date  time.Time
-	flags []string
+	id     string
+	size   int64
+	date   time.Time
+	flags  []string
+	modSeq uint64
 }
 
 // defaultOwnEventWait bounds how long a session waits for the store's
@@ -67,11 +70,45 @@ const defaultOwnEventWait = 5 * time.Second
 
 // openView selects name for a session, creating the hub when it is the
 // first.
-func (a *account) openView(sess *session, name string, readOnly bool) (*view, *imap.SelectData, error) {
+func (a *account) openView(sess *session, name string, opts *imapproto.SelectOptions) (*view, *imapproto.SelectData, error) {
 	info, err := a.store.Mailbox(name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("looking up the mailbox: %w", err)
 	}
+	if q := opts.QResync; q != nil && !sess.conn.Enabled(imap.CapQResync) {
+		return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBad, Code: imap.ResponseCodeClientBug, Text: "QRESYNC parameter without ENABLE QRESYNC"}
+	}
+	h, err := a.hubFor(info)
+	if err != nil {
+		return nil, nil, err
+	}
+	var floor uint32
+	if !opts.ReadOnly {
+		// Messages above the floor are \Recent for this session only.
+		if floor, err = a.store.ClaimRecent(sess.ctx, name); err != nil {
+			a.mu.Lock()
+			a.dropRef(h)
+			a.mu.Unlock()
+			return nil, nil, fmt.Errorf("claiming recent messages: %w", err)
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: opts.ReadOnly, serial: a.serial.Add(1)}
+	if !opts.ReadOnly {
+		v.recentLo, v.recentHi = floor, max(floor, h.maxUID)
+	}
+	h.views[v] = struct{}{}
+	data := h.selectDataLocked(info, v)
+	if q := opts.QResync; q != nil && q.UIDValidity == h.uidValidity {
+		data.After = v.resync(q)
+	}
+	return v, data, nil
+}
+
+// hubFor returns the mailbox's hub with a reference taken, creating it
+// when no session has the mailbox selected.
+func (a *account) hubFor(info mailstore.MailboxInfo) (*hub, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	h := a.hubs[info.Name]
@@ -84,8 +121,9 @@ func (a *account) openView(sess *session, name string, readOnly bool) (*view, *i
 		}
 	}
 	if h == nil {
+		var err error
 		if h, err = a.newHub(info); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		a.hubs[info.Name] = h
 	} else {
@@ -93,7 +131,7 @@ func (a *account) openView(sess *session, name string, readOnly bool) (*view, *i
 		// moment after the store has them: a SELECT must not miss a
 		// message the store already had when it was asked.
 		h.mu.Lock()
-		behind := info.UIDNext > h.uidNext
+		behind := info.UIDNext > h.uidNext || info.HighestModSeq > h.modSeq
 		h.mu.Unlock()
 		if behind {
 			h.safely(h.catchUp)
@@ -101,15 +139,28 @@ func (a *account) openView(sess *session, name string, readOnly bool) (*view, *i
 			// still there is in the hub now.
 			h.mu.Lock()
 			h.uidNext = max(h.uidNext, info.UIDNext)
+			h.modSeq = max(h.modSeq, info.HighestModSeq)
 			h.mu.Unlock()
 		}
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	h.refs++
-	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: readOnly, wake: make(chan struct{}, 1)}
-	h.views[v] = struct{}{}
-	return v, h.selectDataLocked(info, readOnly), nil
+	h.mu.Unlock()
+	return h, nil
+}
+
+// dropRef undoes hubFor's reference (under a.mu).
+func (a *account) dropRef(h *hub) {
+	h.mu.Lock()
+	h.refs--
+	last := h.refs == 0
+	h.mu.Unlock()
+	if last {
+		if a.hubs[h.name] == h {
+			delete(a.hubs, h.name)
+		}
+		h.stop()
+	}
 }
 
 func (a *account) newHub(info mailstore.MailboxInfo) (*hub, error) {
@@ -132,6 +183,7 @@ func (a *account) newHub(info mailstore.MailboxInfo) (*hub, error) {
 		views:    map[*view]struct{}{},
 		advanced: make(chan struct{}),
 		uidNext:  info.UIDNext,
+		modSeq:   info.HighestModSeq,
 	}
 	// One allocation for all entries and one for all their flags (copied:
 	// the store's slices are not ours).
@@ -147,14 +199,15 @@ func (a *account) newHub(info mailstore.MailboxInfo) (*hub, error) {
 		}
 		start := len(flagStore)
 		flagStore = append(flagStore, m.Flags...)
-		block[i] = entry{id: m.ID, size: m.Size, date: m.Date, flags: flagStore[start:len(flagStore):len(flagStore)]}
+		block[i] = entry{id: m.ID, size: m.Size, date: m.Date, flags: flagStore[start:len(flagStore):len(flagStore)], modSeq: m.ModSeq}
+		h.modSeq = max(h.modSeq, m.ModSeq)
 		h.uids = append(h.uids, m.UID)
 		h.msgs = append(h.msgs, &block[i])
 		h.maxUID = m.UID
 		h.noteKeywords(m.Flags)
 	}
 	h.uidNext = max(h.uidNext, h.maxUID+1)
-	h.tracker = imapserver.NewMailboxTracker(uint32(len(h.uids)))
+	h.tracker = imapproto.NewMailboxTracker(uint32(len(h.uids)))
 	go h.run(msgCh)
 	go h.watchList(listCh)
 	return h, nil
@@ -172,15 +225,8 @@ func (a *account) release(v *view) {
 	}
 	delete(h.views, v)
 	v.tracker.Close()
-	h.refs--
-	last := h.refs == 0
 	h.mu.Unlock()
-	if last {
-		if a.hubs[h.name] == h {
-			delete(a.hubs, h.name)
-		}
-		h.stop()
-	}
+	a.dropRef(h)
 }
 
 func (h *hub) stop() {
@@ -188,26 +234,32 @@ func (h *hub) stop() {
 	h.stopList()
 }
 
-func (h *hub) selectDataLocked(info mailstore.MailboxInfo, readOnly bool) *imap.SelectData {
+func (h *hub) selectDataLocked(info mailstore.MailboxInfo, v *view) *imapproto.SelectData {
 	flags := h.flagListLocked()
-	perm := []imap.Flag{}
-	if !readOnly {
+	var perm []imap.Flag
+	if !v.readOnly {
 		perm = append(slices.Clone(flags), imap.FlagWildcard)
 	}
-	var firstUnseen uint32
+	var firstUnseen, recent uint32
 	for i, e := range h.msgs {
-		if !hasFlag(e.flags, `\Seen`) {
+		if firstUnseen == 0 && !hasFlag(e.flags, `\Seen`) {
 			firstUnseen = uint32(i) + 1
-			break
 		}
 	}
-	return &imap.SelectData{
-		Flags:             flags,
-		PermanentFlags:    perm,
-		NumMessages:       uint32(len(h.uids)),
-		FirstUnseenSeqNum: firstUnseen,
-		UIDNext:           imap.UID(max(h.uidNext, info.UIDNext)),
-		UIDValidity:       h.uidValidity,
+	if v.recentHi > v.recentLo {
+		i, _ := slices.BinarySearch(h.uids, v.recentLo+1)
+		j, _ := slices.BinarySearch(h.uids, v.recentHi+1)
+		recent = uint32(j - i)
+	}
+	return &imapproto.SelectData{
+		Flags:          flags,
+		PermanentFlags: perm,
+		NumMessages:    uint32(len(h.uids)),
+		NumRecent:      recent,
+		FirstUnseen:    firstUnseen,
+		UIDNext:        imap.UID(max(h.uidNext, info.UIDNext)),
+		UIDValidity:    h.uidValidity,
+		HighestModSeq:  max(h.modSeq, 1),
 	}
 }
 
@@ -293,6 +345,7 @@ func (h *hub) apply(batch []mailstore.Event) {
 			i++
 			continue
 		}
+		h.modSeq = max(h.modSeq, ev.ModSeq)
 		switch ev.Kind {
 		case mailstore.EventExpunged:
 			j := i
@@ -314,22 +367,11 @@ func (h *hub) apply(batch []mailstore.Event) {
 	if h.maxUID != before {
 		h.notifyLocked()
 	}
-	h.wakeLocked()
-}
-
-// wakeLocked tells idling sessions to look at their queues.
-func (h *hub) wakeLocked() {
-	for v := range h.views {
-		select {
-		case v.wake <- struct{}{}:
-		default:
-		}
-	}
 }
 
 // sourceLocked returns the tracker of the session that caused an event,
 // when it is one of this hub's.
-func (h *hub) sourceLocked(origin any) *imapserver.SessionTracker {
+func (h *hub) sourceLocked(origin any) *imapproto.SessionTracker {
 	if v, ok := origin.(*view); ok {
 		if _, ok := h.views[v]; ok {
 			return v.tracker
@@ -353,13 +395,42 @@ func (h *hub) addLocked(m mailstore.Message) {
 	}
 	flags := slices.Clone(m.Flags)
 	if h.noteKeywords(flags) {
-		h.tracker.QueueMailboxFlags(h.flagListLocked())
+		// Before the message: a client hears of a keyword before it
+		// sees one (RFC 3501 §7.2.6).
+		h.queueFlagListLocked()
 	}
 	h.uids = append(h.uids, m.UID)
-	h.msgs = append(h.msgs, &entry{id: m.ID, size: m.Size, date: m.Date, flags: flags})
+	h.msgs = append(h.msgs, &entry{id: m.ID, size: m.Size, date: m.Date, flags: flags, modSeq: m.ModSeq})
 	h.maxUID = m.UID
 	h.uidNext = max(h.uidNext, m.UID+1)
+	h.modSeq = max(h.modSeq, m.ModSeq)
 	h.tracker.QueueNumMessages(uint32(len(h.uids)))
+	h.claimRecentLocked(m.UID)
+}
+
+// claimRecentLocked makes a message that arrives while the mailbox is
+// selected \Recent for one read-write session (the earliest to select),
+// when no session has claimed it before.
+func (h *hub) claimRecentLocked(uid uint32) {
+	var first *view
+	for v := range h.views {
+		if !v.readOnly && (first == nil || v.serial < first.serial) {
+			first = v
+		}
+	}
+	if first == nil {
+		return
+	}
+	if ok, err := h.acct.store.RaiseRecent(context.Background(), h.name, uid); err == nil && ok {
+		first.addRecent(uid)
+	}
+}
+
+// queueFlagListLocked tells the sessions the mailbox's flags (FLAGS and
+// PERMANENTFLAGS) when a keyword is new.
+func (h *hub) queueFlagListLocked() {
+	flags := h.flagListLocked()
+	h.tracker.QueueMailboxFlags(flags, append(slices.Clone(flags), imap.FlagWildcard))
 }
 
 // expungeLocked removes messages in one pass, queueing EXPUNGE from the
@@ -377,7 +448,7 @@ func (h *hub) expungeLocked(uids []uint32) {
 	slices.Sort(pos)
 	pos = slices.Compact(pos)
 	for k := len(pos) - 1; k >= 0; k-- {
-		h.tracker.QueueExpunge(uint32(pos[k]) + 1)
+		h.tracker.QueueExpunge(uint32(pos[k])+1, imap.UID(h.uids[pos[k]]))
 	}
 	w, k := pos[0], 0
 	for r := pos[0]; r < len(h.uids); r++ {
@@ -394,18 +465,19 @@ func (h *hub) expungeLocked(uids []uint32) {
 
 // flagsLocked sets a message's flags and queues FETCH FLAGS for every
 // session but source, unless nothing changed.
-func (h *hub) flagsLocked(m mailstore.Message, source *imapserver.SessionTracker) {
+func (h *hub) flagsLocked(m mailstore.Message, source *imapproto.SessionTracker) {
 	i, ok := h.find(m.UID)
-	if !ok || slices.Equal(h.msgs[i].flags, m.Flags) {
+	if !ok || (slices.Equal(h.msgs[i].flags, m.Flags) && h.msgs[i].modSeq >= m.ModSeq) {
 		return
 	}
+	h.modSeq = max(h.modSeq, m.ModSeq)
 	flags := slices.Clone(m.Flags)
 	old := h.msgs[i]
-	h.msgs[i] = &entry{id: old.id, size: old.size, date: old.date, flags: flags}
+	h.msgs[i] = &entry{id: old.id, size: old.size, date: old.date, flags: flags, modSeq: max(old.modSeq, m.ModSeq)}
 	if h.noteKeywords(flags) {
-		h.tracker.QueueMailboxFlags(h.flagListLocked())
+		h.queueFlagListLocked()
 	}
-	h.tracker.QueueMessageFlags(uint32(i)+1, imap.UID(m.UID), imapFlags(flags), source)
+	h.tracker.QueueMessageFlags(uint32(i)+1, imap.UID(m.UID), imapFlags(flags), h.msgs[i].modSeq, source)
 }
 
 // applyFlags applies a session's own STORE results.
@@ -419,7 +491,6 @@ func (h *hub) applyFlags(msgs []mailstore.Message, source *view) {
 		for _, m := range msgs {
 			h.flagsLocked(m, source.tracker)
 		}
-		h.wakeLocked()
 	})
 }
 
@@ -430,7 +501,6 @@ func (h *hub) applyExpunged(uids []uint32) {
 		defer h.mu.Unlock()
 		if !h.dead {
 			h.expungeLocked(uids)
-			h.wakeLocked()
 		}
 	})
 }
@@ -483,7 +553,6 @@ func (h *hub) catchUp() {
 	if h.maxUID != before {
 		h.notifyLocked()
 	}
-	h.wakeLocked()
 }
 
 // watchList ends the hub when its mailbox is deleted, renamed or

@@ -431,29 +431,92 @@ func msgIDs(v string) []string {
 	}
 }
 
-// parseAddrs parses an address list for ENVELOPE; an unparsable entry is
-// skipped rather than losing the whole list.
+// parseAddrs parses an address list for ENVELOPE, keeping group syntax
+// (RFC 5322 §3.4, RFC 3501 §7.4.2): a group is a start marker (Mailbox
+// the group's name, Host empty), its members, and an end marker (all
+// empty), so "undisclosed-recipients:;" is two markers. An unparsable
+// member is skipped rather than losing the whole list.
 func parseAddrs(v string) []imap.Address {
 	if v == "" {
 		return nil
 	}
 	p := mail.AddressParser{WordDecoder: mailtext.WordDecoder()}
-	list, err := p.ParseList(v)
-	if err != nil {
-		list = list[:0]
-		for _, piece := range strings.Split(v, ",") {
-			if a, err := p.Parse(piece); err == nil {
-				list = append(list, a)
-			}
-		}
-	}
 	var out []imap.Address
-	for _, a := range list {
+	member := func(piece string) {
+		if strings.TrimSpace(piece) == "" {
+			return
+		}
+		a, err := p.Parse(piece)
+		if err != nil {
+			return
+		}
 		i := strings.LastIndexByte(a.Address, '@')
 		if i <= 0 || i == len(a.Address)-1 {
-			continue // IMAP has no address without a host outside group syntax
+			return // IMAP has no address without a host outside group syntax
 		}
 		out = append(out, imap.Address{Name: toUTF8(a.Name), Mailbox: a.Address[:i], Host: a.Address[i+1:]})
 	}
+	inGroup := false
+	start := 0
+	depth, quoted, angle := 0, false, false
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		switch {
+		case quoted:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				quoted = false
+			}
+		case depth > 0:
+			if c == '\\' {
+				i++
+			} else if c == '(' {
+				depth++
+			} else if c == ')' {
+				depth--
+			}
+		case c == '"':
+			quoted = true
+		case c == '(':
+			depth++
+		case c == '<':
+			angle = true
+		case c == '>':
+			angle = false
+		case angle:
+		case c == ',':
+			member(v[start:i])
+			start = i + 1
+		case c == ':' && !inGroup:
+			name := groupName(v[start:i])
+			out = append(out, imap.Address{Mailbox: name})
+			inGroup = true
+			start = i + 1
+		case c == ';' && inGroup:
+			member(v[start:i])
+			out = append(out, imap.Address{})
+			inGroup = false
+			start = i + 1
+		}
+	}
+	member(v[start:])
+	if inGroup {
+		out = append(out, imap.Address{}) // a group left open ends here
+	}
 	return out
+}
+
+// groupName is a group's display name, unquoted and decoded; a group
+// without one is named "group" (the start marker needs a name).
+func groupName(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = strings.ReplaceAll(s[1:len(s)-1], `\"`, `"`)
+	}
+	s = decodeText(s)
+	if s == "" {
+		return "group"
+	}
+	return s
 }

@@ -119,7 +119,7 @@ func TestPanicInACommand(t *testing.T) {
 	if uids := data.AllUIDs(); len(uids) != 599 || contains(uids, imap.UID(bad)) {
 		t.Fatalf("SEARCH found %d messages (the one that panics: %v)", len(uids), contains(uids, imap.UID(bad)))
 	}
-	checkLog(t, logs.String(), "imapd: FETCH panicked", "imapd: SEARCH panicked on a message; not matched", "index out of range", "stack=")
+	checkLog(t, logs.String(), "FETCH panicked", "imapd: SEARCH panicked on a message; not matched", "index out of range", "stack=")
 }
 
 func contains(uids []imap.UID, u imap.UID) bool {
@@ -161,7 +161,10 @@ func TestPanicMidFetchResponse(t *testing.T) {
 		t.Fatal(st)
 	}
 	untagged, st := rc.cmd("f", "FETCH 1:3 (UID FLAGS)")
-	if !strings.HasPrefix(st, "EOF") || len(untagged) != 3 || untagged[0] != "* 1 FETCH (UID 1 FLAGS ())" || untagged[1] != "" ||
+	// The half-written response may or may not have gone out; BYE comes
+	// on a line of its own, then the connection closes.
+	if !strings.HasPrefix(st, "EOF") || len(untagged) != 3 || untagged[0] != "* 1 FETCH (UID 1 FLAGS ())" ||
+		(untagged[1] != "" && !strings.HasPrefix(untagged[1], "* 2 FETCH (UID 2")) ||
 		!strings.HasPrefix(untagged[2], "* BYE Internal error") {
 		t.Fatalf("FETCH cut short: %q then %q", untagged, st)
 	}
@@ -169,18 +172,5 @@ func TestPanicMidFetchResponse(t *testing.T) {
 	if len(msgs) != 3 {
 		t.Fatalf("another session fetched %d messages", len(msgs))
 	}
-	checkLog(t, logs.String(), "imapd: FETCH panicked", "nil pointer dereference", "stack=")
-}
-
-// TestGoIMAPPanicsAreLogged: the panics go-imap recovers itself are
-// logged as errors, without the panic's text.
-func TestGoIMAPPanicsAreLogged(t *testing.T) {
-	var logs testlog.Buffer
-	l := printfLogger{slog.New(slog.NewTextHandler(&logs, nil))}
-	l.Printf("panic handling command: %v\n%s", "Subject: secret", []byte("goroutine 1 [running]:\nmain.f()"))
-	log := logs.String()
-	if !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "panic=string") || !strings.Contains(log, "main.f()") {
-		t.Fatalf("log:\n%s", log)
-	}
-	checkLog(t, log)
+	checkLog(t, logs.String(), "FETCH panicked", "nil pointer dereference", "stack=")
 }

@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"runtime"
 	"strings"
@@ -10,8 +11,8 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
+	"github.com/bitmask-go/bitmask/internal/imapproto"
 	"github.com/bitmask-go/bitmask/internal/mailtext"
 	"github.com/bitmask-go/bitmask/internal/recovered"
 	"github.com/bitmask-go/bitmask/pkg/rawmime"
@@ -21,7 +22,7 @@ import (
 // knows. Each message's criteria are tried cheapest first: numbers, flags,
 // sizes and dates from the list; ENVELOPE fields and the header block from
 // the meta; BODY and TEXT read the message.
-func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
+func (s *session) Search(kind imapproto.NumKind, criteria *imap.SearchCriteria, options *imap.SearchOptions) (*imap.SearchData, error) {
 	v := s.view
 	h := v.hub
 
@@ -39,7 +40,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		targets = make([]target, 0, len(h.uids))
 		for i := range h.uids {
 			if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
-				targets = append(targets, target{seq: c, uid: h.uids[i], e: h.msgs[i]})
+				targets = append(targets, target{seq: c, uid: h.uids[i], e: h.msgs[i], recent: v.isRecentLocked(h.uids[i])})
 			}
 		}
 	}()
@@ -50,7 +51,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		all    []target
 		failed error
 	)
-	matched, errs := s.matchAll(targets, &c)
+	matched, errs := s.matchIndexed(targets, &c)
 	for i, t := range targets {
 		if matched[i] {
 			all = append(all, t)
@@ -65,9 +66,10 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 
 	var seqs imap.SeqSet
 	var uidList imap.UIDSet
+	modSeqKey := usesModSeq(criteria)
 	for _, t := range all {
 		num := t.seq
-		if kind == imapserver.NumKindUID {
+		if kind == imapproto.NumKindUID {
 			num = t.uid
 			uidList.AddNum(imap.UID(t.uid))
 		} else {
@@ -80,8 +82,11 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 			data.Max = num
 		}
 		data.Count++
+		if modSeqKey {
+			data.ModSeq = max(data.ModSeq, t.e.modSeq)
+		}
 	}
-	if kind == imapserver.NumKindUID {
+	if kind == imapproto.NumKindUID {
 		data.All = uidList
 	} else {
 		data.All = seqs
@@ -107,6 +112,84 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		v.searchRes = saved
 	}
 	return &data, nil
+}
+
+// textSearcher is a store that answers BODY and TEXT from a full-text
+// index (internal/fulltext, through the daemon's IMAPMail): the UIDs of
+// the mailbox whose text holds query, for the UIDs indexed says it
+// covers; ok false when it cannot answer.
+type textSearcher interface {
+	Search(ctx context.Context, mbox string, uidValidity uint32, query string, all bool) (hits []uint32, indexed func(uid uint32) bool, ok bool, err error)
+}
+
+// matchIndexed matches targets against c, answering the BODY and TEXT
+// keys at c's top level from the full-text index where the store has one:
+// a message the index covers for every such key is matched without them
+// (or dropped when one misses); the others are matched with the whole of
+// c, reading their text, so the answer is the scan's either way.
+func (s *session) matchIndexed(targets []target, c *imap.SearchCriteria) ([]bool, []error) {
+	ts, ok := s.store.(textSearcher)
+	if !ok || (len(c.Body) == 0 && len(c.Text) == 0) {
+		return s.matchAll(targets, c)
+	}
+	type answer struct {
+		hits    map[uint32]struct{}
+		indexed func(uint32) bool
+	}
+	var answers []answer
+	for i, list := range [][]string{c.Body, c.Text} {
+		for _, q := range list {
+			hits, indexed, ok, err := ts.Search(s.ctx, s.view.hub.name, s.view.hub.uidValidity, q, i == 1)
+			if err != nil || !ok {
+				return s.matchAll(targets, c)
+			}
+			set := make(map[uint32]struct{}, len(hits))
+			for _, u := range hits {
+				set[u] = struct{}{}
+			}
+			answers = append(answers, answer{set, indexed})
+		}
+	}
+	rest := *c
+	rest.Body, rest.Text = nil, nil
+	matched := make([]bool, len(targets))
+	errs := make([]error, len(targets))
+	var covered, scanned []int
+	for i, t := range targets {
+		in, all := true, true
+		for _, a := range answers {
+			if !a.indexed(t.uid) {
+				all = false
+				break
+			}
+			if _, hit := a.hits[t.uid]; !hit {
+				in = false
+			}
+		}
+		switch {
+		case !all:
+			scanned = append(scanned, i)
+		case in:
+			covered = append(covered, i)
+		}
+	}
+	for _, part := range []struct {
+		idx []int
+		c   *imap.SearchCriteria
+	}{{covered, &rest}, {scanned, c}} {
+		if len(part.idx) == 0 {
+			continue
+		}
+		sub := make([]target, len(part.idx))
+		for j, i := range part.idx {
+			sub[j] = targets[i]
+		}
+		m, e := s.matchAll(sub, part.c)
+		for j, i := range part.idx {
+			matched[i], errs[i] = m[j], e[j]
+		}
+	}
+	return matched, errs
 }
 
 // searchChunk is how many messages a search worker takes at a time.
@@ -247,14 +330,25 @@ func (m *candidate) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	for _, f := range c.Flag {
-		if !hasFlag(m.t.e.flags, string(f)) {
-			return false // \Recent is never set
+		if strings.EqualFold(string(f), `\Recent`) {
+			if !m.t.recent {
+				return false
+			}
+		} else if !hasFlag(m.t.e.flags, string(f)) {
+			return false
 		}
 	}
 	for _, f := range c.NotFlag {
-		if hasFlag(m.t.e.flags, string(f)) {
+		if strings.EqualFold(string(f), `\Recent`) {
+			if m.t.recent {
+				return false
+			}
+		} else if hasFlag(m.t.e.flags, string(f)) {
 			return false
 		}
+	}
+	if c.ModSeq != nil && m.t.e.modSeq < c.ModSeq.ModSeq {
+		return false
 	}
 	if c.Larger > 0 && m.t.e.size <= c.Larger {
 		return false
@@ -297,6 +391,25 @@ func (m *candidate) match(c *imap.SearchCriteria) bool {
 		}
 	}
 	return true
+}
+
+// usesModSeq says whether a MODSEQ key is in the criteria: ESEARCH and
+// SEARCH then answer the highest MODSEQ found (RFC 7162 §3.1.5).
+func usesModSeq(c *imap.SearchCriteria) bool {
+	if c.ModSeq != nil {
+		return true
+	}
+	for i := range c.Not {
+		if usesModSeq(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if usesModSeq(&c.Or[i][0]) || usesModSeq(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // matchDate compares dates only, in the date's own zone (RFC 9051
@@ -386,14 +499,19 @@ func (m *candidate) matchHeader(key, value string) bool {
 			case "bcc":
 				addrs = env.Bcc
 			}
-			if len(addrs) > 0 {
-				for _, a := range addrs {
-					if strings.Contains(strings.ToLower(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), want) {
-						return true
+			for _, a := range addrs {
+				switch {
+				case a.IsGroupStart():
+					if strings.Contains(strings.ToLower(a.Mailbox), want) {
+						return true // by the group's name
 					}
+				case a.IsGroupEnd():
+				case strings.Contains(strings.ToLower(a.Name+" <"+a.Mailbox+"@"+a.Host+">"), want):
+					return true
 				}
-				return false
 			}
+			// Not in the parsed addresses: the field's text decides
+			// (what the parser skipped, or a string across addresses).
 		}
 	}
 	found := false

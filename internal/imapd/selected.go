@@ -2,13 +2,14 @@ package imapd
 
 import (
 	"errors"
-	"reflect"
+	"fmt"
 	"slices"
 	"sort"
 
-	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/bitmask-go/bitmask/internal/imapproto"
+	"github.com/bitmask-go/bitmask/internal/mailstore"
 )
 
 // view is a session's selection of a mailbox: the shared hub, the
@@ -17,17 +18,40 @@ import (
 type view struct {
 	hub       *hub
 	sess      *session
-	tracker   *imapserver.SessionTracker
+	tracker   *imapproto.SessionTracker
 	readOnly  bool
-	searchRes imap.UIDSet   // RFC 5182 "$"; only the session's goroutine uses it
-	wake      chan struct{} // the hub queued something (buffered, 1)
+	serial    uint64      // order of selection: the first read-write view claims new messages as \Recent
+	searchRes imap.UIDSet // RFC 5182 "$"; only the session's goroutine uses it
+
+	// \Recent (RFC 3501 §2.3.2): UIDs in (recentLo, recentHi] were
+	// claimed at SELECT, recentNew since (under hub.mu).
+	recentLo, recentHi uint32
+	recentNew          map[uint32]struct{}
+}
+
+// addRecent records a message this view claimed as \Recent (under hub.mu).
+func (v *view) addRecent(uid uint32) {
+	if v.recentNew == nil {
+		v.recentNew = map[uint32]struct{}{}
+	}
+	v.recentNew[uid] = struct{}{}
+}
+
+// isRecentLocked says whether a message is \Recent in this session.
+func (v *view) isRecentLocked(uid uint32) bool {
+	if uid > v.recentLo && uid <= v.recentHi {
+		return true
+	}
+	_, ok := v.recentNew[uid]
+	return ok
 }
 
 // target is a message addressed by a command.
 type target struct {
-	seq uint32 // as the client numbers it
-	uid uint32
-	e   *entry
+	seq    uint32 // as the client numbers it
+	uid    uint32
+	e      *entry
+	recent bool // \Recent in this session
 }
 
 // resolve turns a sequence or UID set into the messages it addresses that
@@ -53,7 +77,7 @@ func (v *view) resolve(numSet imap.NumSet) []target {
 			out = slices.Grow(out, int(r[1]-r[0]+1))
 			for c := r[0]; ; c++ {
 				if sn := v.tracker.DecodeSeqNum(c); sn != 0 {
-					out = append(out, target{seq: c, uid: h.uids[sn-1], e: h.msgs[sn-1]})
+					out = append(out, target{seq: c, uid: h.uids[sn-1], e: h.msgs[sn-1], recent: v.isRecentLocked(h.uids[sn-1])})
 				}
 				if c == r[1] {
 					break
@@ -72,7 +96,7 @@ func (v *view) resolve(numSet imap.NumSet) []target {
 			i := sort.Search(len(h.uids), func(i int) bool { return h.uids[i] >= r[0] })
 			for ; i < len(h.uids) && h.uids[i] <= r[1]; i++ {
 				if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
-					out = append(out, target{seq: c, uid: h.uids[i], e: h.msgs[i]})
+					out = append(out, target{seq: c, uid: h.uids[i], e: h.msgs[i], recent: v.isRecentLocked(h.uids[i])})
 				}
 			}
 		}
@@ -144,18 +168,21 @@ func uidSet(l []uint32) imap.UIDSet {
 	return s
 }
 
-func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) error {
+// Store changes flags (RFC 9051 §6.4.6), with CONDSTORE's UNCHANGEDSINCE
+// (RFC 7162 §3.1.3): messages changed since are left alone and returned
+// for OK [MODIFIED].
+func (s *session) Store(w *imapproto.FetchWriter, kind imapproto.NumKind, numSet imap.NumSet, flags *imap.StoreFlags, options *imap.StoreOptions) (imap.NumSet, error) {
 	v := s.view
 	if v.readOnly {
-		return errReadOnly
+		return nil, errReadOnly
 	}
 	fl, err := storeFlags(flags.Flags)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	targets := v.resolve(numSet)
 	if len(targets) == 0 {
-		return nil
+		return nil, nil
 	}
 	var op mailstore.FlagOp
 	switch flags.Op {
@@ -166,39 +193,83 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	case imap.StoreFlagsDel:
 		op = mailstore.FlagsRemove
 	}
-	updated, err := s.store.StoreFlags(s.opCtx(), v.hub.name, uids(targets), op, fl)
+	var (
+		updated []mailstore.Message
+		failed  []uint32
+	)
+	if options != nil && options.UnchangedSince != 0 {
+		updated, failed, err = s.store.StoreFlagsIf(s.opCtx(), v.hub.name, uids(targets), op, fl, options.UnchangedSince)
+	} else {
+		updated, err = s.store.StoreFlags(s.opCtx(), v.hub.name, uids(targets), op, fl)
+	}
 	if err != nil {
-		return s.storeErr("STORE", err, imap.ResponseCodeNonExistent)
+		return nil, s.storeErr("STORE", err, imap.ResponseCodeNonExistent)
 	}
 	// Others are told through the hub; this client by the responses
-	// below, or not at all with .SILENT (RFC 9051 §6.4.6).
+	// below, or not at all with .SILENT (RFC 9051 §6.4.6) unless it uses
+	// CONDSTORE, which is told the new MODSEQs (RFC 7162 §3.1.3).
 	v.hub.applyFlags(updated, v)
-	if flags.Silent {
-		return nil
+	var modified imap.NumSet
+	if len(failed) > 0 {
+		modified = v.numsOf(kind, failed)
 	}
-	now := make(map[uint32][]string, len(updated))
+	// A new keyword's FLAGS goes out before the FETCHes that show it.
+	if err := v.tracker.Poll(w.Updates(), false); err != nil {
+		return nil, fmt.Errorf("imapd: writing mailbox updates: %w", err)
+	}
+	condstore := s.conn.Enabled(imap.CapCondStore)
+	if flags.Silent && !condstore {
+		return modified, nil
+	}
+	now := make(map[uint32]mailstore.Message, len(updated))
 	for _, m := range updated {
-		now[m.UID] = m.Flags
+		now[m.UID] = m
 	}
 	for _, t := range targets {
-		f, ok := now[t.uid]
+		m, ok := now[t.uid]
 		if !ok {
 			continue
 		}
-		rw := s.createMessage(w, t.seq)
+		rw := w.CreateMessage(t.seq)
 		rw.WriteUID(imap.UID(t.uid))
-		rw.WriteFlags(imapFlags(f))
-		if err := s.endMessage(rw); err != nil {
-			return err
+		if !flags.Silent {
+			rw.WriteFlags(imapFlags(m.Flags))
+		}
+		if condstore {
+			rw.WriteModSeq(m.ModSeq)
+		}
+		if err := rw.Close(); err != nil {
+			return nil, fmt.Errorf("imapd: writing a FETCH response: %w", err)
 		}
 	}
-	return nil
+	return modified, nil
 }
 
-func (s *session) Expunge(w *imapserver.ExpungeWriter, set *imap.UIDSet) error {
+// numsOf turns UIDs into the numbers of kind (sequence numbers as the
+// client knows them).
+func (v *view) numsOf(kind imapproto.NumKind, list []uint32) imap.NumSet {
+	if kind == imapproto.NumKindUID {
+		return uidSet(list)
+	}
+	h := v.hub
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var set imap.SeqSet
+	for _, u := range list {
+		if i, ok := h.find(u); ok {
+			if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
+				set.AddNum(c)
+			}
+		}
+	}
+	return set
+}
+
+// Expunge removes \Deleted messages (EXPUNGE, UID EXPUNGE, CLOSE).
+func (s *session) Expunge(w *imapproto.ExpungeWriter, set *imap.UIDSet, close bool) error {
 	v := s.view
 	if v.readOnly {
-		if isCloseWriter(w) {
+		if close {
 			return nil // CLOSE of an EXAMINEd mailbox expunges nothing
 		}
 		return errReadOnly
@@ -214,24 +285,13 @@ func (s *session) Expunge(w *imapserver.ExpungeWriter, set *imap.UIDSet) error {
 	if err != nil {
 		return s.storeErr("EXPUNGE", err, imap.ResponseCodeNonExistent)
 	}
-	// Queued for every session, this one included: go-imap writes them
-	// when the command completes.
+	// Queued for every session, this one included: written when the
+	// command completes.
 	v.hub.applyExpunged(expunged)
 	return nil
 }
 
-// isCloseWriter tells CLOSE's ExpungeWriter (which writes nothing) from
-// EXPUNGE's. go-imap gives no other way to know; its field is read, not
-// written.
-func isCloseWriter(w *imapserver.ExpungeWriter) bool {
-	if w == nil {
-		return true
-	}
-	f := reflect.ValueOf(w).Elem().FieldByName("conn")
-	return f.IsValid() && f.Kind() == reflect.Pointer && f.IsNil()
-}
-
-func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) {
+func (s *session) Copy(kind imapproto.NumKind, numSet imap.NumSet, dest string) (*imap.CopyData, error) {
 	v := s.view
 	targets := v.resolve(numSet)
 	if len(targets) == 0 {
@@ -251,30 +311,94 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 	return &imap.CopyData{UIDValidity: uidValidity, SourceUIDs: uidSet(src), DestUIDs: uidSet(dst)}, nil
 }
 
-func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string) error {
+// Move moves messages (RFC 6851). Into the mailbox they are in, it is a
+// copy and an expunge of the originals: they get new UIDs, as Dovecot
+// does.
+func (s *session) Move(w *imapproto.MoveWriter, kind imapproto.NumKind, numSet imap.NumSet, dest string) error {
 	v := s.view
 	if v.readOnly {
 		return errReadOnly
 	}
 	dest = normalizeName(dest)
-	if dest == v.hub.name {
-		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Source and destination are the same mailbox"}
-	}
 	targets := v.resolve(numSet)
 	if len(targets) == 0 {
 		return nil
 	}
-	src, dst, uidValidity, err := s.store.Move(s.opCtx(), v.hub.name, uids(targets), dest)
+	var (
+		src, dst    []uint32
+		uidValidity uint32
+		err         error
+	)
+	if dest == v.hub.name {
+		src, dst, uidValidity, err = s.store.Copy(s.opCtx(), v.hub.name, uids(targets), dest)
+		if err == nil && len(src) > 0 {
+			v.hub.waitAdded(s.ctx, slices.Max(dst))
+			// The originals go as EXPUNGE takes them: \Deleted first.
+			var flagged []mailstore.Message
+			if flagged, err = s.store.StoreFlags(s.opCtx(), v.hub.name, src, mailstore.FlagsAdd, []string{`\Deleted`}); err == nil {
+				v.hub.applyFlags(flagged, v)
+				var gone []uint32
+				if gone, err = s.store.Expunge(s.opCtx(), v.hub.name, src); err == nil {
+					v.hub.applyExpunged(gone)
+				}
+			}
+		}
+	} else {
+		src, dst, uidValidity, err = s.store.Move(s.opCtx(), v.hub.name, uids(targets), dest)
+		if err == nil && len(src) > 0 {
+			v.hub.applyExpunged(src)
+		}
+	}
 	if err != nil {
 		return s.storeErr("MOVE", err, imap.ResponseCodeTryCreate)
 	}
 	if len(src) == 0 {
 		return nil
 	}
-	v.hub.applyExpunged(src)
-	// COPYUID first, then the EXPUNGEs, which go-imap writes when the
-	// command completes (RFC 6851 §4.3).
+	// COPYUID first, then the EXPUNGEs (or VANISHED), which are written
+	// when the command completes (RFC 6851 §4.3).
 	return w.WriteCopyData(&imap.CopyData{UIDValidity: uidValidity, SourceUIDs: uidSet(src), DestUIDs: uidSet(dst)})
+}
+
+// resync answers SELECT (QRESYNC (...)) after the usual responses (RFC
+// 7162 §3.2.5.2): VANISHED (EARLIER) with the known UIDs expunged since
+// the client's MODSEQ, then the FETCHes of messages changed since.
+func (v *view) resync(q *imapproto.QResyncParams) func(w *imapproto.UpdateWriter) error {
+	return func(w *imapproto.UpdateWriter) error {
+		h := v.hub
+		known := func(uid uint32) bool { return q.KnownUIDs == nil || q.KnownUIDs.Contains(imap.UID(uid)) }
+		var gone imap.UIDSet
+		for _, u := range h.acct.store.Vanished(h.name, q.ModSeq) {
+			if known(u) {
+				gone.AddNum(imap.UID(u))
+			}
+		}
+		if len(gone) > 0 {
+			if err := w.WriteVanished(gone, true); err != nil {
+				return err
+			}
+		}
+		type change struct {
+			seq, uid uint32
+			e        *entry
+		}
+		var changed []change
+		h.mu.Lock()
+		for i, e := range h.msgs {
+			if e.modSeq > q.ModSeq && known(h.uids[i]) {
+				if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
+					changed = append(changed, change{c, h.uids[i], e})
+				}
+			}
+		}
+		h.mu.Unlock()
+		for _, c := range changed {
+			if err := w.WriteMessageFlags(c.seq, imap.UID(c.uid), imapFlags(c.e.flags), c.e.modSeq); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 var errGone = errors.New("imapd: message gone")

@@ -8,14 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
 
-	"github.com/bitmask-go/bitmask/internal/recovered"
+	"github.com/bitmask-go/bitmask/internal/imapproto"
 )
 
 // Config configures a Server.
@@ -57,20 +56,9 @@ func New(auth Auth, cfg Config) *Server {
 // APPENDLIMIT); the limit is checked before the client sends the message.
 const maxAppendSize = 64 << 20
 
-// capabilities advertised. With IMAP4rev2 listed, go-imap also advertises
-// to IMAP4rev1 clients what IMAP4rev2 includes (NAMESPACE, UNSELECT,
-// UIDPLUS, ESEARCH, SEARCHRES, ENABLE, IDLE, SASL-IR, LIST-EXTENDED,
-// LIST-STATUS, MOVE, LITERAL-, STATUS=SIZE, CHILDREN), and APPENDLIMIT
-// comes from Session.AppendLimit.
-//
-// LITERAL+ is deliberately absent: go-imap refuses an APPEND over the
-// limit before reading its literal, and with a non-synchronizing literal
-// the client has already sent the message, whose lines would then be read
-// as commands. LITERAL- (implied) keeps non-synchronizing literals to
-// 4 KiB, which is all LOGIN and small commands need.
+// capabilities advertised beyond those imapproto gives itself (see its
+// caps.go): the extensions whose meaning is this server's.
 var capabilities = imap.CapSet{
-	imap.CapIMAP4rev1:      {},
-	imap.CapIMAP4rev2:      {},
 	imap.CapNamespace:      {},
 	imap.CapUIDPlus:        {},
 	imap.CapESearch:        {},
@@ -83,6 +71,8 @@ var capabilities = imap.CapSet{
 	imap.CapBinary:         {},
 	imap.CapSpecialUse:     {},
 	imap.CapUnauthenticate: {},
+	imap.CapCondStore:      {},
+	imap.CapQResync:        {},
 }
 
 // Serve serves IMAP on ln (plain text, with STARTTLS when Config.TLS is
@@ -113,15 +103,17 @@ func (s *Server) serve(ctx context.Context, ln net.Listener, implicitTLS bool) e
 		l = tls.NewListener(tl, s.cfg.TLS)
 	}
 	var group sessionGroup
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(c *imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+	srv := imapproto.New(&imapproto.Options{
+		NewSession: func(c *imapproto.Conn) (imapproto.Session, error) {
 			if !group.add() {
-				return nil, nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
+				return nil, &imap.Error{Type: imap.StatusResponseTypeBye, Text: "Server shutting down"}
 			}
-			return guarded{s.newSession(c, group.done)}, nil, nil
+			return s.newSession(c, group.done), nil
 		},
 		Caps:         capabilities,
-		Logger:       printfLogger{s.log},
+		AppendLimit:  maxAppendSize,
+		ID:           map[string]string{"name": "bitmaskd", "vendor": "Bitmask in Go"},
+		Logger:       s.log,
 		TLSConfig:    s.cfg.TLS,
 		InsecureAuth: true,
 		DebugWriter:  s.cfg.Debug,
@@ -224,20 +216,6 @@ func (c *trackedConn) Close() error {
 	return c.batchConn.Close()
 }
 
-// printfLogger passes go-imap's log lines to slog. The panics go-imap
-// recovers itself (outside the guarded commands: it then closes that
-// connection) are errors, logged without the panic's text.
-type printfLogger struct{ log *slog.Logger }
-
-func (l printfLogger) Printf(format string, args ...any) {
-	if what, _, ok := strings.Cut(format, ":"); ok && strings.HasPrefix(format, "panic") && len(args) == 2 {
-		stack, _ := args[1].([]byte)
-		l.log.Error("imapd: "+what+"; connection closed", "panic", recovered.Describe(args[0]), "stack", string(stack))
-		return
-	}
-	l.log.Info("imapd: " + fmt.Sprintf(format, args...))
-}
-
 // account is the state shared by the sessions of one Mailstore: a hub per
 // selected mailbox.
 type account struct {
@@ -247,6 +225,8 @@ type account struct {
 
 	mu   sync.Mutex
 	hubs map[string]*hub
+
+	serial atomic.Uint64 // views selected, for their order
 }
 
 func (s *Server) acquireAccount(st Mailstore) *account {

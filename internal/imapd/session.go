@@ -4,25 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapserver"
+
+	"github.com/bitmask-go/bitmask/internal/imapproto"
 )
 
 // delim is the hierarchy delimiter of mailbox names.
 const delim = '/'
 
-// session is one client connection. go-imap calls its methods one command
-// at a time (Idle runs alongside only the read of DONE).
+// session is one client connection. The protocol layer (imapproto) calls
+// its methods one command at a time (Idle runs alongside only the read of
+// DONE), and recovers their panics.
 type session struct {
 	srv    *Server
-	conn   *imapserver.Conn
+	conn   *imapproto.Conn
 	log    *slog.Logger
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -33,24 +33,15 @@ type session struct {
 	acct  *account
 	view  *view // selected mailbox, or nil
 
-	prefetched map[string][]byte               // metas read ahead by the FETCH in progress
-	responding *imapserver.FetchResponseWriter // a FETCH response being written (recover.go)
+	prefetched map[string][]byte // metas read ahead by the FETCH in progress
 
 	byeOnce   sync.Once
 	closeOnce sync.Once
 }
 
-var (
-	_ imapserver.SessionIMAP4rev2       = (*session)(nil)
-	_ imapserver.SessionUnauthenticate  = (*session)(nil)
-	_ imapserver.SessionAppendLimit     = (*session)(nil)
-	_ imapserver.SessionNamespace       = (*session)(nil)
-	_ imapserver.SessionMove            = (*session)(nil)
-	_ imapserver.Session                = (*session)(nil)
-	_ interface{ AppendLimit() uint32 } = (*session)(nil)
-)
+var _ imapproto.Session = (*session)(nil)
 
-func (s *Server) newSession(c *imapserver.Conn, ended func()) *session {
+func (s *Server) newSession(c *imapproto.Conn, ended func()) *session {
 	ctx, cancel := context.WithCancel(context.Background())
 	log := s.log
 	if a := c.NetConn().RemoteAddr(); a != nil {
@@ -77,7 +68,7 @@ func (s *session) Login(username, password string) error {
 	st, err := s.srv.auth.Check(username, password)
 	if err != nil || st == nil {
 		s.log.Info("imapd: login failed", "user", username)
-		return imapserver.ErrAuthFailed
+		return errAuthFailed
 	}
 	s.user, s.store = username, st
 	s.acct = s.srv.acquireAccount(st)
@@ -98,8 +89,6 @@ func (s *session) logout() {
 	}
 	s.acct, s.store, s.user = nil, nil, ""
 }
-
-func (s *session) AppendLimit() uint32 { return maxAppendSize }
 
 func (s *session) Namespace() (*imap.NamespaceData, error) {
 	return &imap.NamespaceData{Personal: []imap.NamespaceDescriptor{{Prefix: "", Delim: delim}}}, nil
@@ -144,9 +133,10 @@ func noMailbox(code imap.ResponseCode) error {
 }
 
 var (
-	errReadOnly = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Mailbox is read-only (EXAMINE)"}
-	errExists   = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
-	errBadName  = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Invalid mailbox name"}
+	errAuthFailed = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthenticationFailed, Text: "Authentication failed"}
+	errReadOnly   = &imap.Error{Type: imap.StatusResponseTypeNo, Text: "Mailbox is read-only (EXAMINE)"}
+	errExists     = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
+	errBadName    = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeCannot, Text: "Invalid mailbox name"}
 )
 
 // storeErr turns a store error into what the client sees; details go to
@@ -214,7 +204,7 @@ func (s *session) Delete(name string) error {
 	return nil
 }
 
-func (s *session) Rename(oldName, newName string, options *imap.RenameOptions) error {
+func (s *session) Rename(oldName, newName string) error {
 	oldName = normalizeName(oldName)
 	newName = normalizeName(strings.TrimRight(newName, string(delim)))
 	if !validName(newName) {
@@ -245,97 +235,6 @@ func (s *session) subscribe(name string, on bool) error {
 	return nil
 }
 
-// List implements LIST, LIST-EXTENDED (RFC 5258), LIST-STATUS (RFC 5819),
-// SPECIAL-USE (RFC 6154) and LSUB. Special-use attributes and
-// \HasChildren/\HasNoChildren are always returned; a parent that does not
-// exist but has children is listed as \Noselect.
-func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
-	if len(patterns) == 0 {
-		// LIST "" "": the hierarchy delimiter and root.
-		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
-	}
-	boxes := s.store.Mailboxes()
-	byName := make(map[string]*mailstore.MailboxInfo, len(boxes))
-	for i := range boxes {
-		byName[boxes[i].Name] = &boxes[i]
-	}
-	// Every name with its implied parents; which names have children, and
-	// which have subscribed descendants.
-	all := map[string]bool{}
-	hasChildren := map[string]bool{}
-	subChildren := map[string]bool{}
-	for _, b := range boxes {
-		all[b.Name] = true
-		for n := b.Name; ; {
-			i := strings.LastIndexByte(n, delim)
-			if i <= 0 {
-				break
-			}
-			n = n[:i]
-			all[n] = true
-			hasChildren[n] = true
-			if b.Subscribed {
-				subChildren[n] = true
-			}
-		}
-	}
-	names := make([]string, 0, len(all))
-	for n := range all {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-
-	for _, name := range names {
-		match := false
-		for _, p := range patterns {
-			if imapserver.MatchList(name, delim, ref, p) || (name == "INBOX" && imapserver.MatchList(name, delim, ref, normalizeName(p))) {
-				match = true
-				break
-			}
-		}
-		if !match {
-			continue
-		}
-		info := byName[name]
-		subscribed := info != nil && info.Subscribed
-		data := &imap.ListData{Mailbox: name, Delim: delim}
-		if options.SelectSubscribed && !subscribed {
-			if !options.SelectRecursiveMatch || !subChildren[name] {
-				continue
-			}
-			data.ChildInfo = &imap.ListDataChildInfo{Subscribed: true}
-		}
-		if options.SelectSpecialUse && (info == nil || info.Special == "") {
-			continue
-		}
-		if info == nil {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrNoSelect)
-		}
-		if hasChildren[name] {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasChildren)
-		} else {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrHasNoChildren)
-		}
-		if subscribed && (options.ReturnSubscribed || options.SelectSubscribed) {
-			data.Attrs = append(data.Attrs, imap.MailboxAttrSubscribed)
-		}
-		if info != nil && info.Special != "" {
-			data.Attrs = append(data.Attrs, imap.MailboxAttr(info.Special))
-		}
-		if options.ReturnStatus != nil && info != nil {
-			st, err := s.status(*info, options.ReturnStatus)
-			if err != nil {
-				return err
-			}
-			data.Status = st
-		}
-		if err := w.WriteList(data); err != nil {
-			return fmt.Errorf("imapd: writing a LIST response: %w", err)
-		}
-	}
-	return nil
-}
-
 func (s *session) Status(name string, options *imap.StatusOptions) (*imap.StatusData, error) {
 	info, err := s.store.Mailbox(normalizeName(name))
 	if err != nil {
@@ -344,13 +243,32 @@ func (s *session) Status(name string, options *imap.StatusOptions) (*imap.Status
 	return s.status(info, options)
 }
 
-// status fills every item STATUS asked for (go-imap writes them all).
+// status fills the items STATUS asked for (the writer writes what is
+// set).
 func (s *session) status(info mailstore.MailboxInfo, options *imap.StatusOptions) (*imap.StatusData, error) {
-	data := &imap.StatusData{Mailbox: info.Name, UIDNext: imap.UID(info.UIDNext), UIDValidity: info.UIDValidity}
-	num, unseen, zero := info.Messages, info.Unseen, uint32(0)
-	data.NumMessages, data.NumUnseen, data.NumRecent = &num, &unseen, &zero
-	limit := uint32(maxAppendSize)
-	data.AppendLimit = &limit
+	data := &imap.StatusData{Mailbox: info.Name}
+	num, unseen, recent, limit := info.Messages, info.Unseen, info.Recent, uint32(maxAppendSize)
+	if options.NumMessages {
+		data.NumMessages = &num
+	}
+	if options.NumUnseen {
+		data.NumUnseen = &unseen
+	}
+	if options.NumRecent {
+		data.NumRecent = &recent
+	}
+	if options.UIDNext {
+		data.UIDNext = imap.UID(info.UIDNext)
+	}
+	if options.UIDValidity {
+		data.UIDValidity = info.UIDValidity
+	}
+	if options.AppendLimit {
+		data.AppendLimit = &limit
+	}
+	if options.HighestModSeq {
+		data.HighestModSeq = max(info.HighestModSeq, 1)
+	}
 	if options.NumDeleted || options.Size || options.DeletedStorage {
 		msgs, err := s.store.Messages(info.Name)
 		if err != nil {
@@ -365,33 +283,66 @@ func (s *session) status(info mailstore.MailboxInfo, options *imap.StatusOptions
 				deletedSize += m.Size
 			}
 		}
-		data.NumDeleted, data.Size, data.DeletedStorage = &deleted, &size, &deletedSize
+		if options.NumDeleted {
+			data.NumDeleted = &deleted
+		}
+		if options.Size {
+			data.Size = &size
+		}
+		if options.DeletedStorage {
+			data.DeletedStorage = &deletedSize
+		}
 	}
 	return data, nil
 }
 
-func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.AppendOptions) (*imap.AppendData, error) {
-	if r.Size() > maxAppendSize {
-		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message larger than 64 MiB"}
-	}
-	raw := make([]byte, r.Size())
-	if _, err := io.ReadFull(r, raw); err != nil {
-		return nil, fmt.Errorf("imapd: reading the APPEND literal: %w", err)
-	}
-	flags, err := storeFlags(options.Flags)
-	if err != nil {
-		return nil, err
-	}
+// Append stores one message, or several at once (MULTIAPPEND, RFC 3502:
+// one batch of the store, all or none).
+func (s *session) Append(mailbox string, msgs []imapproto.AppendMessage) (*imapproto.AppendData, error) {
 	name := normalizeName(mailbox)
-	msg, uidValidity, err := s.store.Append(s.opCtx(), name, raw, flags, options.Time)
-	if err != nil {
-		return nil, s.storeErr("APPEND", err, imap.ResponseCodeTryCreate)
+	batch := make([]mailstore.NewMessage, len(msgs))
+	for i, m := range msgs {
+		if len(m.Literal) > maxAppendSize {
+			return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeTooBig, Text: "Message larger than 64 MiB"}
+		}
+		flags, err := storeFlags(m.Flags)
+		if err != nil {
+			return nil, err
+		}
+		batch[i] = mailstore.NewMessage{Raw: m.Literal, Flags: flags, Date: m.Time}
 	}
-	if s.view != nil && s.view.hub.name == name {
+	var (
+		added       []mailstore.Message
+		uidValidity uint32
+	)
+	if len(batch) == 1 {
+		msg, uv, err := s.store.Append(s.opCtx(), name, batch[0].Raw, batch[0].Flags, batch[0].Date)
+		if err != nil {
+			return nil, s.storeErr("APPEND", err, imap.ResponseCodeTryCreate)
+		}
+		added, uidValidity = []mailstore.Message{msg}, uv
+	} else {
+		var err error
+		if added, err = s.store.AppendBatch(s.opCtx(), name, batch); err != nil {
+			return nil, s.storeErr("APPEND", err, imap.ResponseCodeTryCreate)
+		}
+		info, err := s.store.Mailbox(name)
+		if err != nil {
+			return nil, s.storeErr("APPEND", err, imap.ResponseCodeTryCreate)
+		}
+		uidValidity = info.UIDValidity
+	}
+	data := &imapproto.AppendData{UIDValidity: uidValidity}
+	var top uint32
+	for _, m := range added {
+		data.UIDs.AddNum(imap.UID(m.UID))
+		top = max(top, m.UID)
+	}
+	if s.view != nil && s.view.hub.name == name && top > 0 {
 		// So that EXISTS precedes the tagged OK (RFC 9051 §6.3.12).
-		s.view.hub.waitAdded(s.ctx, msg.UID)
+		s.view.hub.waitAdded(s.ctx, top)
 	}
-	return &imap.AppendData{UID: imap.UID(msg.UID), UIDValidity: uidValidity}, nil
+	return data, nil
 }
 
 // storeFlags checks flags a client asks to set: \Recent cannot be set
@@ -419,9 +370,9 @@ func storeFlags(flags []imap.Flag) ([]string, error) {
 	return out, nil
 }
 
-func (s *session) Select(name string, options *imap.SelectOptions) (*imap.SelectData, error) {
+func (s *session) Select(name string, options *imapproto.SelectOptions) (*imapproto.SelectData, error) {
 	s.unselect()
-	v, data, err := s.acct.openView(s, normalizeName(name), options.ReadOnly)
+	v, data, err := s.acct.openView(s, normalizeName(name), options)
 	if err != nil {
 		return nil, s.storeErr("SELECT", err, imap.ResponseCodeNonExistent)
 	}
@@ -441,7 +392,7 @@ func (s *session) unselect() {
 	}
 }
 
-func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
+func (s *session) Poll(w *imapproto.UpdateWriter, allowExpunge bool) error {
 	if s.view == nil {
 		return nil
 	}
@@ -451,24 +402,15 @@ func (s *session) Poll(w *imapserver.UpdateWriter, allowExpunge bool) error {
 	return nil
 }
 
-// Idle writes updates as the hub queues them. (go-imap's
-// SessionTracker.Idle does not look at updates queued before it starts,
-// between IDLE's continuation and its own start, so those would wait for
-// the next command.)
-func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+// Idle writes updates as the hub queues them.
+func (s *session) Idle(w *imapproto.UpdateWriter, stop <-chan struct{}) error {
 	v := s.view
 	if v == nil {
 		<-stop
 		return nil
 	}
-	for {
-		if err := v.tracker.Poll(w, true); err != nil {
-			return fmt.Errorf("imapd: writing mailbox updates: %w", err)
-		}
-		select {
-		case <-v.wake:
-		case <-stop:
-			return nil
-		}
+	if err := v.tracker.Idle(w, stop); err != nil {
+		return fmt.Errorf("imapd: writing mailbox updates: %w", err)
 	}
+	return nil
 }

@@ -147,7 +147,7 @@ func Serve(ctx context.Context, d *daemon.Daemon, l *Listeners) error {
 			if err != nil {
 				return nil, err
 			}
-			return a.Mail, nil
+			return a.IMAPMail(), nil
 		}), imapd.Config{TLS: tlsCfg, Logger: log})
 		go func() { errc <- wrap("IMAP", srv.Serve(ctx, l.IMAP)) }()
 	}
