@@ -22,16 +22,18 @@ import (
 func (s *session) Fetch(w *imapproto.FetchWriter, kind imapproto.NumKind, numSet imap.NumSet, opts *imapproto.FetchOptions) error {
 	v := s.view
 	options := &opts.FetchOptions
-	// Pending updates first: a keyword's FLAGS before a FETCH shows it.
-	if err := v.tracker.Poll(w.Updates(), false); err != nil {
-		return fmt.Errorf("imapd: writing mailbox updates: %w", err)
-	}
 	if opts.Vanished && options.ChangedSince > 0 {
 		if err := v.writeVanished(w.Updates(), numSet, options.ChangedSince); err != nil {
 			return err
 		}
 	}
 	targets := v.resolve(numSet)
+	// Pending updates first: a keyword's FLAGS before a FETCH shows it.
+	// After resolve: what the targets show was applied to the hub, and so
+	// queued, before they were read.
+	if err := v.tracker.Poll(w.Updates(), false); err != nil {
+		return fmt.Errorf("imapd: writing mailbox updates: %w", err)
+	}
 	if options.ChangedSince > 0 {
 		kept := targets[:0]
 		for _, t := range targets {

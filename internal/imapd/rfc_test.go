@@ -10,6 +10,30 @@ import (
 // The RFC behaviours of issue 11, each seen through a raw connection the
 // way a careful client reads the wire.
 
+// idleUntil idles until an untagged response contains want (the event
+// the test waits for), then ends IDLE; it returns what came.
+func (rc *rawConn) idleUntil(want string) []string {
+	rc.t.Helper()
+	rc.send("idle IDLE\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+") {
+		rc.t.Fatalf("IDLE: %q", l)
+	}
+	var got []string
+	for {
+		l := rc.line()
+		got = append(got, l)
+		if strings.Contains(l, want) {
+			break
+		}
+	}
+	rc.send("DONE\r\n")
+	more, st := rc.until("idle")
+	if !strings.HasPrefix(st, "idle OK") {
+		rc.t.Fatalf("IDLE: %s", st)
+	}
+	return append(got, more...)
+}
+
 // login opens a raw connection and logs in.
 func (e *testEnv) rawLogin() *rawConn {
 	rc := e.raw()
@@ -78,10 +102,7 @@ func TestRecent(t *testing.T) {
 
 	// A new message while both have INBOX: one of them gets it.
 	store.deliver("INBOX", reportMsg)
-	seenA := a.ok("n1", "NOOP")
-	if !has(seenA, "* 3 EXISTS") {
-		t.Fatalf("NOOP after delivery: %q", seenA)
-	}
+	a.idleUntil("* 3 EXISTS")
 	recentA := strings.Join(a.ok("n2", "SEARCH RECENT"), " ")
 	b.ok("b4", "SELECT INBOX")
 	recentB := strings.Join(b.ok("n3", "SEARCH RECENT"), " ")
@@ -114,8 +135,10 @@ func TestKeywordFlagsFirst(t *testing.T) {
 	if f, x := index(got, "* FLAGS"), index(got, "$Important) "); f < 0 || !strings.Contains(got[f], "$Important") || (x >= 0 && x < f) {
 		t.Errorf("other session after a new keyword: %q", got)
 	}
-	// Another device's keyword, seen by a FETCH before any NOOP.
+	// Another device's keyword, seen by a FETCH before any NOOP: once b
+	// hears of it, the hub has it and a's FETCH must say FLAGS first.
 	store.setFlags("INBOX", 2, "$Travel")
+	b.idleUntil("$Travel)")
 	got = a.ok("k3", "FETCH 2 (FLAGS)")
 	f, x = index(got, "* FLAGS"), index(got, "FETCH (")
 	if f < 0 || x < 0 || f > x || !strings.Contains(got[f], "$Travel") {
