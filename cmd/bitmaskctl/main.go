@@ -65,6 +65,14 @@ const usage = `usage: bitmaskctl [--data DIR] [--control ADDR] [--json] COMMAND
   keys show ADDRESS | keys fetch ADDRESS | keys trust ADDRESS FINGERPRINT   [--account ACCOUNT]
   mail config [ADDRESS] [--format text|thunderbird|apple]`
 
+// fullUsage is usage with the extra commands' lines.
+func fullUsage() string {
+	if len(extraUsage) == 0 {
+		return usage
+	}
+	return usage + "\n" + strings.Join(extraUsage, "\n")
+}
+
 // parse parses flags anywhere among the arguments and returns the
 // positional ones.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
@@ -82,7 +90,45 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// extraCommands are commands that parse their own flags, each in its own
+// file (registered from init): the first word of the command line after
+// the global flags names one. extraUsage lines are added to the usage.
+var (
+	extraCommands = map[string]func(c *cli, ctx context.Context, args []string) error{}
+	extraUsage    []string
+)
+
+// splitGlobal separates the global flags before the command word from
+// the rest: the command word and what follows it.
+func splitGlobal(args []string) (global, rest []string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			return args[:i], args[i:]
+		}
+		name := strings.TrimLeft(a, "-")
+		if (name == "data" || name == "control") && i+1 < len(args) {
+			i++
+		}
+	}
+	return args, nil
+}
+
 func (c *cli) run(ctx context.Context, args []string) error {
+	if global, rest := splitGlobal(args); len(rest) > 0 {
+		if f := extraCommands[rest[0]]; f != nil {
+			gfs := flag.NewFlagSet("bitmaskctl", flag.ContinueOnError)
+			gfs.SetOutput(io.Discard)
+			gfs.StringVar(&c.data, "data", controlapi.DefaultDataDir(), "")
+			gfs.StringVar(&c.control, "control", controlapi.DefaultAddr, "")
+			gfs.BoolVar(&c.json, "json", false, "")
+			if err := gfs.Parse(global); err != nil {
+				return fmt.Errorf("%w\n%s", err, fullUsage())
+			}
+			c.api = controlapi.NewLocalClient(c.control, c.data)
+			return f(c, ctx, rest[1:])
+		}
+	}
 	fs := flag.NewFlagSet("bitmaskctl", flag.ContinueOnError)
 	fs.StringVar(&c.data, "data", controlapi.DefaultDataDir(), "bitmaskd's data directory (for the control token)")
 	fs.StringVar(&c.control, "control", controlapi.DefaultAddr, "control API address")
@@ -100,7 +146,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) == 0 {
-		return errors.New(usage)
+		return errors.New(fullUsage())
 	}
 	c.api = controlapi.NewLocalClient(c.control, c.data)
 	arg := func(i int) string {
@@ -217,7 +263,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 		ex, err := c.api.Export(ctx, arg(2), *secret)
 		return c.show(ex, err, func() { fmt.Fprint(c.stdout, ex.Armored) })
 	default:
-		return fmt.Errorf("unknown command %q\n%s", strings.TrimSpace(cmd), usage)
+		return fmt.Errorf("unknown command %q\n%s", strings.TrimSpace(cmd), fullUsage())
 	}
 }
 

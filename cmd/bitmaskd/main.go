@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 	"time"
 
@@ -42,8 +43,13 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	imapAddr := fs.String("imap", "127.0.0.1:1984", "IMAP address (loopback only; empty: off)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2013", "SMTP submission address (loopback only; empty: off)")
 	verbose := fs.Bool("v", false, "debug logging")
+	version := fs.Bool("version", false, "print the version (the commit it was built from) and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *version {
+		fmt.Fprintln(stdout, "bitmaskd", Version())
+		return nil
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -61,4 +67,30 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			return nil
 		},
 	})
+}
+
+// Version is the commit bitmaskd was built from (with "+dirty" when the
+// tree had changes), from the build information Go records; "devel"
+// without it. It carries no build time, so builds are reproducible.
+func Version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	rev, dirty := "", false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "devel"
+	}
+	if dirty {
+		rev += "+dirty"
+	}
+	return rev
 }
