@@ -148,6 +148,9 @@ type benchSetup struct {
 	build  time.Duration
 	heapMB float64
 	rssMB  float64
+	diskMB float64 // the index's blocks
+	tokens int     // in the dictionaries
+	posts  uint64  // bytes of postings
 	err    error
 }
 
@@ -222,6 +225,13 @@ func setupBench(b *testing.B) *benchSetup {
 		runtime.ReadMemStats(&m)
 		bench.heapMB = float64(m.HeapAlloc) / (1 << 20)
 		bench.rssMB = rssMB()
+		ix.mu.RLock()
+		for _, sg := range ix.segs {
+			bench.diskMB += float64(sg.postBlks+sg.headBlks) * blockSize / (1 << 20)
+			bench.tokens += len(sg.termStart)
+			bench.posts += sg.postLen
+		}
+		ix.mu.RUnlock()
 	}()
 	if bench.err != nil {
 		b.Fatal(bench.err)
@@ -240,16 +250,20 @@ func BenchmarkSearchBody100k(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []struct{ name, q string }{
-		{"rare", rareWord},
-		{"common", commonWord},
-		{"substring", "quixot"},
-		{"phrase", "quixotically "},
+	for _, c := range []struct {
+		name, q string
+		all     bool
+	}{
+		{"rare", rareWord, false},
+		{"common", commonWord, false},
+		{"substring", "quixot", false},
+		{"phrase", "quixotically ", false},
+		{"text-rare", rareWord, true},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			var hits int
 			for b.Loop() {
-				h, _, ok, err := s.a.ix.Search(context.Background(), "INBOX", info.UIDValidity, c.q, false)
+				h, _, ok, err := s.a.ix.Search(context.Background(), "INBOX", info.UIDValidity, c.q, c.all)
 				if err != nil || !ok {
 					b.Fatal(err, ok)
 				}
@@ -261,6 +275,9 @@ func BenchmarkSearchBody100k(b *testing.B) {
 			b.ReportMetric(s.heapMB, "heap-MB")
 			b.ReportMetric(s.rssMB, "rss-MB")
 			b.ReportMetric(float64(s.n), "messages")
+			b.ReportMetric(s.diskMB, "index-MB")
+			b.ReportMetric(float64(s.tokens), "tokens")
+			b.ReportMetric(float64(s.posts)/(1<<20), "postings-MB")
 		})
 	}
 }
