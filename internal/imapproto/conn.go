@@ -51,7 +51,7 @@ const (
 	byeWait = 5 * time.Second
 
 	maxLine            = 64 << 10 // a command without its literals
-	maxLiteral         = 64 << 10 // a literal outside APPEND
+	maxLiteral         = 64 << 10 // the literals of a command outside APPEND, together
 	defaultAppendLimit = 64 << 20 // when Options.AppendLimit is 0
 	readBufSize        = 16 << 10
 	writeBufSize       = 32 << 10

@@ -27,7 +27,7 @@ import (
 // default (DefaultMaxLine, ...).
 type Limits struct {
 	MaxLine        int   // bytes of one command outside its literals
-	MaxLiteral     int64 // a literal anywhere but an APPEND message
+	MaxLiteral     int64 // the literals of one command but its APPEND messages, together
 	MaxAppend      int64 // one APPEND message (APPENDLIMIT)
 	MaxAppendTotal int64 // all the messages of one MULTIAPPEND
 }
@@ -66,6 +66,7 @@ type Decoder struct {
 	over  bool   // the line was longer than the limit: line holds its start only
 	tail  []byte // the last bytes of an over-long line (for its literal header)
 	depth int    // nesting of SEARCH keys
+	lits  int64  // bytes of the command's literals so far (not APPEND messages)
 	quiet bool   // the command carries a password: error texts quote none of it
 }
 
@@ -281,6 +282,7 @@ func (d *Decoder) ReadCommand() (*Command, error) {
 	for {
 		d.n = 0
 		d.depth = 0
+		d.lits = 0
 		err := d.readLine()
 		if err != nil {
 			var pe *ParseError

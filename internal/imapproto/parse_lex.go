@@ -306,16 +306,22 @@ func (d *Decoder) literalHeader(what string, binary bool) (n int64, sync, bin bo
 	return n, sync, bin, nil
 }
 
-// literal reads a literal string (not an APPEND message) within
-// MaxLiteral. NUL is not allowed in it.
+// literal reads a literal string (not an APPEND message). The literals
+// of one command together are within MaxLiteral: each is held until the
+// command is parsed, and a line of literal headers could announce
+// thousands. NUL is not allowed in it.
 func (d *Decoder) literal(what string) ([]byte, error) {
 	n, sync, _, err := d.literalHeader(what, false)
 	if err != nil {
 		return nil, err
 	}
-	if n > d.lim.MaxLiteral {
+	if n > d.lim.MaxLiteral-d.lits {
+		if d.lits > 0 {
+			return nil, errSyntax("literals of the command too long")
+		}
 		return nil, errSyntax("literal of %s too long", what)
 	}
+	d.lits += n
 	b, err := d.literalBody(n, sync)
 	if err != nil {
 		return nil, err
