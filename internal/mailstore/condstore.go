@@ -79,7 +79,9 @@ func (mb *mbox) recentLocked() uint32 {
 // Vanished lists, in UID order, the UIDs of mbox expunged on this device
 // at a MODSEQ above sinceModSeq (under the mailbox's current UIDVALIDITY):
 // for QRESYNC's VANISHED (EARLIER). It may name UIDs the client never
-// saw; an unknown mailbox has none.
+// saw; an unknown mailbox has none. Only the last 50,000 or so expunges
+// of a mailbox are kept: for a sinceModSeq below MailboxInfo.VanishedFloor
+// the list is incomplete.
 func (s *Store) Vanished(mbox string, sinceModSeq uint64) []uint32 {
 	mbox = NormalizeName(mbox)
 	s.mu.Lock()

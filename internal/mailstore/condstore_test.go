@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/pkg/seal/sealtest"
 )
 
@@ -524,4 +525,61 @@ func TestCopyMoveMany(t *testing.T) {
 	before := snapshot(t, ms)
 	_, ms = reopen(t, st, ms, path, k, subjectIndexer)
 	unchanged(t, ms, before, "after a restart")
+}
+
+// TestVanishedLogIsBounded: a mailbox's log of expunged UIDs drops its
+// oldest entries beyond its bound, says from which MODSEQ it is
+// complete, and keeps that across a restart; a deleted mailbox's log
+// goes with it.
+func TestVanishedLogIsBounded(t *testing.T) {
+	defer func(m, d int) { vanishedMax, vanishedDrop = m, d }(vanishedMax, vanishedDrop)
+	vanishedMax, vanishedDrop = 6, 3
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	k := sealtest.Keys(t)
+	st, ms := openLocal(t, path, k, nil)
+	if err := ms.CreateMailbox(ctx, "Gone"); err != nil {
+		t.Fatal(err)
+	}
+	var expunged []Message // in expunge order
+	for i := range 8 {
+		for _, mbox := range []string{"INBOX", "Gone"} {
+			if _, _, err := ms.Append(ctx, mbox, subjectMsg(fmt.Sprint(mbox, i)), []string{`\Deleted`}, time.Time{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		uid := uint32(i + 1)
+		if _, err := ms.Expunge(ctx, "Gone", []uint32{uid}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ms.Expunge(ctx, "INBOX", []uint32{uid}); err != nil {
+			t.Fatal(err)
+		}
+		expunged = append(expunged, Message{UID: uid, ModSeq: info(t, ms, "INBOX").HighestModSeq})
+	}
+	// 8 expunges with room for 6: the 7th dropped the oldest 4 (leaving
+	// 6-3 with itself), the 8th fits.
+	check := func(when string) {
+		t.Helper()
+		mi := info(t, ms, "INBOX")
+		if mi.VanishedFloor != expunged[3].ModSeq {
+			t.Fatalf("%s: floor %d, want %d (the 4th expunge)", when, mi.VanishedFloor, expunged[3].ModSeq)
+		}
+		if got := ms.Vanished("INBOX", 0); !slices.Equal(got, []uint32{5, 6, 7, 8}) {
+			t.Fatalf("%s: vanished %v, want [5 6 7 8]", when, got)
+		}
+	}
+	check("before a restart")
+	if err := ms.DeleteMailbox(ctx, "Gone"); err != nil {
+		t.Fatal(err)
+	}
+	st, ms = reopen(t, st, ms, path, k, nil)
+	check("after a restart")
+	n := 0
+	err := st.View(func(tx *localstore.Tx) error {
+		return tx.ForEachSeq(bucketVanished, func(uint64, []byte) error { n++; return nil })
+	})
+	if err != nil || n != 4 {
+		t.Fatalf("%d entries on disk (%v), want INBOX's 4", n, err)
+	}
 }

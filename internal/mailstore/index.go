@@ -32,6 +32,15 @@ type vanishedState struct {
 	UID         uint32 `json:"u"`
 }
 
+// A mailbox's log of expunged UIDs keeps at most vanishedMax of them:
+// beyond, the oldest are dropped, vanishedDrop at a time, and the
+// mailbox's VanishedFloor says below which MODSEQ the log is incomplete.
+// (Variables for the tests.)
+var (
+	vanishedMax  = 50000
+	vanishedDrop = 10000
+)
+
 // vanished is a UID expunged at modseq.
 type vanished struct {
 	modseq uint64
@@ -48,6 +57,9 @@ type mboxState struct {
 	// Recent is the \Recent floor: the highest UID a session has
 	// claimed as \Recent (ClaimRecent, RaiseRecent).
 	Recent uint32 `json:"r,omitempty"`
+	// VanishedFloor is the MODSEQ up to which the log of expunged UIDs
+	// was dropped (see vanishedMax).
+	VanishedFloor uint64 `json:"vf,omitempty"`
 }
 
 // msgState is the per-device index entry of a message.
@@ -186,7 +198,7 @@ func (s *Store) load() error {
 				return nil // the log is a help, not the truth: a bad entry is skipped
 			}
 			s.lastModSeq = max(s.lastModSeq, modseq)
-			if mb := s.mboxes[vs.Mbox]; mb != nil && mb.state.UIDValidity == vs.UIDValidity {
+			if mb := s.mboxes[vs.Mbox]; mb != nil && mb.state.UIDValidity == vs.UIDValidity && modseq > mb.state.VanishedFloor {
 				mb.vanished = append(mb.vanished, vanished{modseq, vs.UID})
 			}
 			return nil
@@ -351,6 +363,11 @@ func (s *Store) dropMailboxIndexLocked(name string) error {
 				return err
 			}
 			if err := tx.DeleteSeq(bucketMeta, m.slot); err != nil {
+				return err
+			}
+		}
+		for _, v := range mb.vanished {
+			if err := tx.DeleteSeq(bucketVanished, v.modseq); err != nil {
 				return err
 			}
 		}
@@ -569,7 +586,30 @@ func (s *Store) unindexManyLocked(origin any, ms []*msg) error {
 	if len(out) == 0 {
 		return nil
 	}
+	// The oldest of a log grown too long are dropped.
+	added := map[string]int{}
+	for _, g := range out {
+		added[g.m.mbox]++
+	}
+	prune := map[string]int{}
+	for name, st := range states {
+		mb := s.mboxes[name]
+		if total := len(mb.vanished) + added[name]; total > vanishedMax {
+			n := min(len(mb.vanished), total-(vanishedMax-vanishedDrop))
+			if n > 0 {
+				prune[name] = n
+				st.VanishedFloor = mb.vanished[n-1].modseq
+			}
+		}
+	}
 	err := s.commitLocked(func(tx *localstore.Tx) error {
+		for name, n := range prune {
+			for _, v := range s.mboxes[name].vanished[:n] {
+				if err := tx.DeleteSeq(bucketVanished, v.modseq); err != nil {
+					return err
+				}
+			}
+		}
 		for _, g := range out {
 			if err := tx.DeleteSeq(bucketMsg, g.m.slot); err != nil {
 				return err
@@ -595,6 +635,10 @@ func (s *Store) unindexManyLocked(origin any, ms []*msg) error {
 		return fmt.Errorf("mailstore: removing messages from the index: %w", err)
 	}
 	s.lastModSeq = modseq
+	for name, n := range prune {
+		mb := s.mboxes[name]
+		mb.vanished = slices.Clone(mb.vanished[n:])
+	}
 	dropped := map[string]map[uint32]bool{}
 	for _, g := range out {
 		m := g.m

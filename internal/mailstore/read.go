@@ -27,6 +27,11 @@ type MailboxInfo struct {
 	// the next ClaimRecent makes \Recent (none of the sessions that have
 	// the mailbox selected has claimed them).
 	Recent uint32
+	// VanishedFloor is the MODSEQ below which Vanished is incomplete
+	// (the oldest of a long log of expunged UIDs are dropped): for a
+	// QRESYNC from below it, report instead the UIDs of the client's
+	// range that no longer exist. 0 while nothing was dropped.
+	VanishedFloor uint64
 }
 
 // Message is a message as IMAP sees it.
@@ -59,6 +64,7 @@ func (s *Store) infoLocked(mb *mbox) MailboxInfo {
 		UIDValidity: mb.state.UIDValidity, UIDNext: mb.state.UIDNext,
 		Messages: uint32(len(mb.uids)), Unseen: uint32(mb.unseen),
 		HighestModSeq: mb.state.HighestModSeq, Recent: mb.recentLocked(),
+		VanishedFloor: mb.state.VanishedFloor,
 	}
 }
 
