@@ -389,6 +389,7 @@ func (c *Conn) serve() {
 
 	for c.state != stateLogout {
 		c.setReadTimeout(cmdReadTimeout)
+		c.dec.setPreAuth(c.state == stateNotAuth)
 		cmd, err := c.dec.ReadCommand()
 		if err != nil {
 			var pe *ParseError

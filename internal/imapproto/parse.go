@@ -67,7 +67,11 @@ type Decoder struct {
 	tail  []byte // the last bytes of an over-long line (for its literal header)
 	depth int    // nesting of SEARCH keys
 	lits  int64  // bytes of the command's literals so far (not APPEND messages)
-	quiet bool   // the command carries a password: error texts quote none of it
+	// preAuth holds every literal, APPEND messages too, to
+	// preAuthMaxLiteral: before login a client needs only short
+	// strings, and anyone who can connect is a client then.
+	preAuth bool
+	quiet   bool // the command carries a password: error texts quote none of it
 }
 
 // NewDecoder reads commands from r. cont is called before the bytes of
@@ -97,6 +101,29 @@ func NewDecoder(r *bufio.Reader, lim Limits, cont func() error) *Decoder {
 // SetUTF8 says whether UTF8=ACCEPT is enabled: mailbox names are then
 // UTF-8, else modified UTF-7 (RFC 3501 §5.1.3) decoded to UTF-8.
 func (d *Decoder) SetUTF8(on bool) { d.utf8 = on }
+
+// preAuthMaxLiteral bounds the literals of a command (APPEND messages
+// included) read before the client has logged in (setPreAuth).
+const preAuthMaxLiteral = 8 << 10
+
+// setPreAuth says whether the client has yet to log in (see preAuth).
+func (d *Decoder) setPreAuth(on bool) { d.preAuth = on }
+
+// maxLiteral is the budget of a command's literals (not APPEND messages).
+func (d *Decoder) maxLiteral() int64 {
+	if d.preAuth {
+		return min(d.lim.MaxLiteral, preAuthMaxLiteral)
+	}
+	return d.lim.MaxLiteral
+}
+
+// maxAppend is the limit of one APPEND message and of all of them.
+func (d *Decoder) maxAppend() (one, total int64) {
+	if d.preAuth {
+		return min(d.lim.MaxAppend, preAuthMaxLiteral), min(d.lim.MaxAppendTotal, preAuthMaxLiteral)
+	}
+	return d.lim.MaxAppend, d.lim.MaxAppendTotal
+}
 
 // maxTail is how much of an over-long line is kept to find its literal
 // header: "~{" 19 digits "+}".

@@ -690,6 +690,7 @@ func (d *Decoder) appendCmd(cmd *Command) error {
 	a := &AppendArgs{Mailbox: mbox}
 	cmd.Args = a
 	var total int64
+	maxOne, maxTotal := d.maxAppend()
 	for {
 		if len(a.Messages) > 0 && d.atEnd() {
 			return nil
@@ -734,7 +735,7 @@ func (d *Decoder) appendCmd(cmd *Command) error {
 		if err != nil {
 			return err
 		}
-		if n > d.lim.MaxAppend || n > d.lim.MaxAppendTotal-total {
+		if n > maxOne || n > maxTotal-total {
 			// The line ends with this literal: a synchronizing one
 			// is never sent, a non-synchronizing one is dropped with
 			// what follows it.

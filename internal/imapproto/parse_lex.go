@@ -315,7 +315,7 @@ func (d *Decoder) literal(what string) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if n > d.lim.MaxLiteral-d.lits {
+	if n > d.maxLiteral()-d.lits {
 		if d.lits > 0 {
 			return nil, errSyntax("literals of the command too long")
 		}

@@ -24,3 +24,29 @@ func TestLiteralsOfACommandAreBounded(t *testing.T) {
 	rc.send(`a3 LIST "" ({1000+}` + "\r\n" + small + ` {1000+}` + "\r\n" + small + ")\r\n")
 	expect(t, rc.until("a3"), "a3 OK")
 }
+
+// Before authentication the server asks for no message and keeps none:
+// an APPEND there is refused without "+" for its literal, and one sent
+// with LITERAL+ is read and dropped, not held (64 MiB a message, 256 MiB
+// a MULTIAPPEND, for anyone who can connect).
+func TestNoAppendBeforeLogin(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	rc.send("a1 APPEND INBOX {500000}\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "a1 BAD") {
+		t.Fatalf("APPEND before login: got %q, want a1 BAD (no continuation)", l)
+	}
+	rc.send("a2 APPEND INBOX {20000+}\r\n" + strings.Repeat("z", 20000) + "\r\n")
+	expect(t, rc.until("a2"), "a2 BAD")
+	rc.login()
+	if ts.b.appended != 0 {
+		t.Errorf("%d messages appended before login", ts.b.appended)
+	}
+	// Logged in, APPEND works as before.
+	rc.send("a3 APPEND INBOX {5}\r\n")
+	if l := rc.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("continuation %q", l)
+	}
+	rc.send("hello\r\n")
+	expect(t, rc.until("a3"), "a3 OK")
+}
