@@ -3,6 +3,7 @@ package mailstore
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -91,6 +92,54 @@ func BenchmarkAppend(b *testing.B) {
 				batch[i] = NewMessage{Raw: benchMsg(n)}
 			}
 			if _, err := ms.AppendBatch(ctx, "INBOX", batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// fillIndex puts n messages in mbox's index (not their documents: the
+// index alone is what describing the mailbox and indexing one more
+// message read), in batches of 10,000; every other one is \Seen.
+func fillIndex(b *testing.B, ms *Store, mbox string, n int) {
+	b.Helper()
+	for done := 0; done < n; {
+		batch := make([]*pending, 0, min(10000, n-done))
+		for range cap(batch) {
+			done++
+			var flags []string
+			if done%2 == 0 {
+				flags = []string{`\Seen`}
+			}
+			batch = append(batch, &pending{id: fmt.Sprintf("filler%d", done), md: messageDoc{Type: typeMessage, Mbox: mbox, Blob: "b", Size: 10 << 10, Date: time.Now(), Flags: flags}})
+		}
+		ms.mu.Lock()
+		ms.addLocked(batch)
+		ms.mu.Unlock()
+		if batch[0].err != nil {
+			b.Fatal(batch[0].err)
+		}
+	}
+}
+
+// BenchmarkLargeMailbox: with 100,000 messages in INBOX, describing it
+// (SELECT, STATUS) and appending to it cost what they cost in an empty
+// one.
+func BenchmarkLargeMailbox(b *testing.B) {
+	ms := openBench(b)
+	fillIndex(b, ms, "INBOX", 100000)
+	b.Run("Mailbox", func(b *testing.B) {
+		for b.Loop() {
+			if mi, err := ms.Mailbox("INBOX"); err != nil || mi.Messages != 100000 || mi.Unseen != 50000 {
+				b.Fatal(mi, err)
+			}
+		}
+	})
+	b.Run("Append", func(b *testing.B) {
+		n := 0
+		for b.Loop() {
+			n++
+			if _, _, err := ms.Append(context.Background(), "INBOX", benchMsg(n), nil, time.Time{}); err != nil {
 				b.Fatal(err)
 			}
 		}
