@@ -67,12 +67,13 @@ func (s *session) bye(text string) {
 func (s *session) Login(username, password string) error {
 	st, err := s.srv.auth.Check(username, password)
 	if err != nil || st == nil {
-		s.log.Info("imapd: login failed", "user", username)
+		// Not the user name: it is the account's address, or whatever
+		// the client typed there (a password, by mistake).
+		s.log.Info("imapd: login failed")
 		return errAuthFailed
 	}
 	s.user, s.store = username, st
 	s.acct = s.srv.acquireAccount(st)
-	s.log = s.log.With("user", username)
 	s.log.Debug("imapd: logged in")
 	return nil
 }

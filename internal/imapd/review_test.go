@@ -1,0 +1,90 @@
+package imapd
+
+// Tests from an attacker's review of the IMAP server on its own protocol
+// layer (issue 11): each one failed before the fix it comes with.
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/emersion/go-imap/v2/imapclient"
+)
+
+// lockedBuffer collects log lines from the server's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startLoggedServer serves a fake store for testUser, logging at debug
+// level into the returned buffer.
+func startLoggedServer(t *testing.T) (addr string, logs *lockedBuffer) {
+	t.Helper()
+	store := newFakeStore()
+	logs = &lockedBuffer{}
+	srv := New(AuthFunc(func(user, pass string) (Mailstore, error) {
+		if user == testUser && pass == testToken {
+			return store, nil
+		}
+		return nil, errors.New("bad credentials")
+	}), Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ln.Addr().String(), logs
+}
+
+// The log never names the account (a mail address) nor what a client
+// typed as a user name (often a password, or someone's address).
+func TestLoginLogsNoAddress(t *testing.T) {
+	addr, logs := startLoggedServer(t)
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login("mallory@elsewhere.test", "guess").Wait(); err == nil {
+		t.Fatal("a wrong login was taken")
+	}
+	if err := c.Login(testUser, testToken).Wait(); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("select: %v", err)
+	}
+	if err := c.Logout().Wait(); err != nil {
+		t.Fatalf("logout: %v", err)
+	}
+	for _, s := range []string{"mallory", "elsewhere.test", testUser, "bitmask.test", testToken, "guess"} {
+		if strings.Contains(logs.String(), s) {
+			t.Errorf("the log holds %q:\n%s", s, logs)
+		}
+	}
+}
