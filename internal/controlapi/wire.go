@@ -45,6 +45,9 @@ type PasswdRequest struct {
 // whose login is in its first sync.
 type StatusResponse struct {
 	Accounts []AccountStatus `json:"accounts"`
+	// TLSFingerprint is the local certificate's SHA-256 (lowercase hex),
+	// as in MailConfig.
+	TLSFingerprint string `json:"tls_sha256,omitempty"`
 }
 
 // AccountStatus is one account in `bitmaskctl status`, and the answer

@@ -75,7 +75,7 @@ func accountFlow[Req any](s *server, w http.ResponseWriter, r *http.Request, flo
 }
 
 func (s *server) hStatus(w http.ResponseWriter, r *http.Request) {
-	ctlJSON(w, http.StatusOK, controlapi.StatusResponse{Accounts: accountStatuses(s.d.Status())})
+	ctlJSON(w, http.StatusOK, controlapi.StatusResponse{Accounts: accountStatuses(s.d.Status()), TLSFingerprint: s.d.LocalServices().TLSFingerprint})
 }
 
 // accountStatus is the status of one account (after its signup or
@@ -118,22 +118,10 @@ func (s *server) hKeys(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ks, err := a.OwnKeys()
+	out, err := keyList(a)
 	if err != nil {
 		ctlErr(w, http.StatusInternalServerError, err)
 		return
-	}
-	out := []controlapi.KeyInfo{}
-	for _, k := range ks {
-		out = append(out, controlapi.KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Own: true, Private: true, Level: "own"})
-	}
-	cks, err := a.Contacts.List()
-	if err != nil {
-		ctlErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	for _, k := range cks {
-		out = append(out, controlapi.KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Level: k.Level.String()})
 	}
 	ctlJSON(w, http.StatusOK, out)
 }

@@ -50,8 +50,10 @@ func do(t *testing.T, method, url, host, auth, body string) (int, string) {
 // Before anything else the Host must be loopback, then the token must
 // be right; the autoconfig paths need no token.
 func TestHostAndTokenChecks(t *testing.T) {
-	url := serve(t, controlserver.Handler(testenv.NewDaemon(t, testenv.DaemonOptions{}), token))
+	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
+	url := serve(t, controlserver.Handler(d, token))
 	bearer := "Bearer " + token
+	noAccounts := `{"accounts":[],"tls_sha256":"` + d.LocalServices().TLSFingerprint + `"}`
 	for _, tc := range []struct {
 		path, host, auth string
 		status           int
@@ -63,11 +65,11 @@ func TestHostAndTokenChecks(t *testing.T) {
 		{"/v1/status", "", "", 401, `{"error":"missing or wrong control token"}`},
 		{"/v1/status", "", "Bearer " + token[1:], 401, `{"error":"missing or wrong control token"}`},
 		{"/v1/status", "", token, 401, `{"error":"missing or wrong control token"}`},
-		{"/v1/status", "", bearer, 200, `{"accounts":[]}`},
-		{"/v1/status", "localhost:7070", bearer, 200, `{"accounts":[]}`},
-		{"/v1/status", "[::1]:7070", bearer, 200, `{"accounts":[]}`},
+		{"/v1/status", "", bearer, 200, noAccounts},
+		{"/v1/status", "localhost:7070", bearer, 200, noAccounts},
+		{"/v1/status", "[::1]:7070", bearer, 200, noAccounts},
 		// A Host without a port passes when the host is loopback.
-		{"/v1/status", "localhost", bearer, 200, `{"accounts":[]}`},
+		{"/v1/status", "localhost", bearer, 200, noAccounts},
 		{"/mail/config-v1.1.xml?emailaddress=a@x.org", "", "", 404, "no such account logged in"},
 		{"/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=a@x.org", "", "", 404, "no such account logged in"},
 		{"/v1/keys", "", bearer, 400, `{"error":"say which account (address=...)"}`},
@@ -106,7 +108,8 @@ func TestMailConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := controlapi.MailConfig{Address: addr, Username: addr, Password: a.LocalToken(), Security: "STARTTLS"}
+	want := controlapi.MailConfig{Address: addr, Username: addr, Password: a.LocalToken(), Security: "STARTTLS",
+		TLSFingerprint: r.Daemon.LocalServices().TLSFingerprint}
 	want.IMAPHost, want.IMAPPort = hostPort(t, r.IMAPAddr)
 	want.SMTPHost, want.SMTPPort = hostPort(t, r.SMTPAddr)
 	if mc != want {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/localstore"
+	"github.com/bitmask-go/bitmask/internal/localtls"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
 	"github.com/bitmask-go/bitmask/internal/outbox"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
@@ -43,10 +44,10 @@ type Config struct {
 	Indexer      mailstore.Indexer
 	SyncInterval time.Duration // periodic sync besides notifications (default 5m)
 	Client       providerclient.Options
-	// Where the local mail services listen (for `mail config`), and the
-	// local certificate's SHA-256 fingerprint.
+	// Where the local mail services listen (for `mail config`). Their
+	// certificate is the one kept in DataDir (package localtls), loaded
+	// or made by New.
 	IMAPAddr, SMTPAddr string
-	TLSFingerprint     string
 	// WKD is the HTTP client for Web Key Directory lookups (nil: off).
 	WKD *http.Client
 	// OutboxRetry is the outbox's first retry delay (default 30s).
@@ -59,8 +60,9 @@ type Config struct {
 
 // Daemon holds the logged-in accounts.
 type Daemon struct {
-	cfg Config
-	log *slog.Logger
+	cfg  Config
+	log  *slog.Logger
+	cert *localtls.Cert // the local IMAP and SMTP certificate
 
 	mu       sync.Mutex
 	accounts map[string]*Account
@@ -93,7 +95,11 @@ func New(cfg Config) (*Daemon, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Daemon{cfg: cfg, log: cfg.Logger, accounts: map[string]*Account{}, busy: map[string]bool{}, opening: map[string]*syncing{}}, nil
+	cert, err := localtls.LoadCert(cfg.DataDir, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("daemon: %w", err)
+	}
+	return &Daemon{cfg: cfg, log: cfg.Logger, cert: cert, accounts: map[string]*Account{}, busy: map[string]bool{}, opening: map[string]*syncing{}}, nil
 }
 
 // Account returns a logged-in account.

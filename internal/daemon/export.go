@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
@@ -10,18 +11,25 @@ import (
 // What the daemon's servers outside this package (the control API, the
 // local mail services) read of it besides the flows in daemon.go.
 
-// LocalServices says where the local mail services listen and the
-// local certificate's SHA-256 fingerprint, as configured: what a mail
-// client is told to use.
+// LocalServices says where the local mail services listen and which
+// certificate they offer: what a mail client is told to use.
 type LocalServices struct {
 	IMAPAddr, SMTPAddr string
-	TLSFingerprint     string
+	// TLSFingerprint is the local certificate's SHA-256 (lowercase hex
+	// of the DER); TLSCertPEM is the certificate itself (no key), for
+	// a mail client or a certificate store to import.
+	TLSFingerprint string
+	TLSCertPEM     []byte
 }
 
 // LocalServices is the daemon's configured local mail services.
 func (d *Daemon) LocalServices() LocalServices {
-	return LocalServices{IMAPAddr: d.cfg.IMAPAddr, SMTPAddr: d.cfg.SMTPAddr, TLSFingerprint: d.cfg.TLSFingerprint}
+	return LocalServices{IMAPAddr: d.cfg.IMAPAddr, SMTPAddr: d.cfg.SMTPAddr,
+		TLSFingerprint: d.cert.SHA256, TLSCertPEM: d.cert.PEM}
 }
+
+// LocalTLS is the server TLS configuration of the local IMAP and SMTP.
+func (d *Daemon) LocalTLS() *tls.Config { return d.cert.TLS }
 
 // Logger is the daemon's logger.
 func (d *Daemon) Logger() *slog.Logger { return d.log }

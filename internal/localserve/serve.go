@@ -15,7 +15,6 @@ import (
 	"github.com/bitmask-go/bitmask/internal/controlserver"
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
-	"github.com/bitmask-go/bitmask/internal/localtls"
 	"github.com/bitmask-go/bitmask/internal/smtpd"
 )
 
@@ -124,15 +123,12 @@ func (l *Listeners) Addrs(cfg *daemon.Config) {
 
 // Serve runs the control API, IMAP and SMTP of d on l until ctx ends.
 // A mail client logs in to IMAP and SMTP with the account's address and
-// local token; both offer STARTTLS with the local certificate. When one
+// local token; both offer STARTTLS with the daemon's local certificate
+// (package localtls, kept in the data directory). When one
 // service fails, the others are stopped too (their listeners closed).
 func Serve(ctx context.Context, d *daemon.Daemon, l *Listeners) error {
-	dataDir := d.DataDir()
-	tlsCfg, _, err := localtls.Load(dataDir)
-	if err != nil {
-		return err
-	}
-	token, err := controlserver.LoadOrCreateToken(dataDir)
+	tlsCfg := d.LocalTLS()
+	token, err := controlserver.LoadOrCreateToken(d.DataDir())
 	if err != nil {
 		return err
 	}
