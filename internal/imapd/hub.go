@@ -97,6 +97,7 @@ func (a *account) openView(sess *session, name string, opts *imapproto.SelectOpt
 	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: opts.ReadOnly, serial: a.serial.Add(1)}
 	if !opts.ReadOnly {
 		v.recentLo, v.recentHi = floor, max(floor, h.maxUID)
+		v.tracker.SetRecent(v.isRecent)
 	}
 	h.views[v] = struct{}{}
 	data := h.selectDataLocked(info, v)

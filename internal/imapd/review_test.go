@@ -88,3 +88,30 @@ func TestLoginLogsNoAddress(t *testing.T) {
 		}
 	}
 }
+
+// \Recent is a session's (RFC 3501 §2.3.2): every FLAGS this session is
+// sent for a message recent to it says so, not only FETCH's: STORE's
+// answer and the updates that another session's change brings.
+func TestRecentInEveryFlags(t *testing.T) {
+	store := newFakeStore()
+	store.deliver("INBOX", reportMsg)
+	e := startServerWith(t, store)
+	a := e.rawLogin()
+	if sel := a.ok("a1", "SELECT INBOX"); !has(sel, "* 1 RECENT") {
+		t.Fatalf("SELECT: %q", sel)
+	}
+	if got := a.ok("a2", `STORE 1 +FLAGS (\Flagged)`); !has(got, `\Recent`) {
+		t.Errorf("STORE's answer: %q, want \\Recent in FLAGS", got)
+	}
+	b := e.rawLogin()
+	b.ok("b1", "SELECT INBOX")
+	b.ok("b2", `STORE 1 +FLAGS.SILENT (\Answered)`)
+	got := a.idleUntil(`\Answered`)
+	if !has(got, `\Recent`) {
+		t.Errorf("the update of another session's STORE: %q, want \\Recent in FLAGS", got)
+	}
+	// Not recent to the other session.
+	if got := b.ok("b3", "FETCH 1 FLAGS"); has(got, `\Recent`) {
+		t.Errorf("FETCH in the second session: %q", got)
+	}
+}

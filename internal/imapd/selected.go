@@ -46,6 +46,14 @@ func (v *view) isRecentLocked(uid uint32) bool {
 	return ok
 }
 
+// isRecent is isRecentLocked for the tracker's updates, which are
+// written without hub.mu.
+func (v *view) isRecent(uid imap.UID) bool {
+	v.hub.mu.Lock()
+	defer v.hub.mu.Unlock()
+	return v.isRecentLocked(uint32(uid))
+}
+
 // target is a message addressed by a command.
 type target struct {
 	seq    uint32 // as the client numbers it
@@ -233,7 +241,11 @@ func (s *session) Store(w *imapproto.FetchWriter, kind imapproto.NumKind, numSet
 		rw := w.CreateMessage(t.seq)
 		rw.WriteUID(imap.UID(t.uid))
 		if !flags.Silent {
-			rw.WriteFlags(imapFlags(m.Flags))
+			fl := imapFlags(m.Flags)
+			if t.recent {
+				fl = append(fl, imap.Flag(`\Recent`))
+			}
+			rw.WriteFlags(fl)
 		}
 		if condstore {
 			rw.WriteModSeq(m.ModSeq)
@@ -381,19 +393,24 @@ func (v *view) resync(q *imapproto.QResyncParams) func(w *imapproto.UpdateWriter
 		type change struct {
 			seq, uid uint32
 			e        *entry
+			recent   bool
 		}
 		var changed []change
 		h.mu.Lock()
 		for i, e := range h.msgs {
 			if e.modSeq > q.ModSeq && known(h.uids[i]) {
 				if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
-					changed = append(changed, change{c, h.uids[i], e})
+					changed = append(changed, change{c, h.uids[i], e, v.isRecentLocked(h.uids[i])})
 				}
 			}
 		}
 		h.mu.Unlock()
 		for _, c := range changed {
-			if err := w.WriteMessageFlags(c.seq, imap.UID(c.uid), imapFlags(c.e.flags), c.e.modSeq); err != nil {
+			flags := imapFlags(c.e.flags)
+			if c.recent {
+				flags = append(flags, imap.Flag(`\Recent`))
+			}
+			if err := w.WriteMessageFlags(c.seq, imap.UID(c.uid), flags, c.e.modSeq); err != nil {
 				return err
 			}
 		}

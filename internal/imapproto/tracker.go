@@ -148,6 +148,20 @@ type SessionTracker struct {
 	known    uint32        // messages the client knows of
 	notify   chan struct{} // set while Idle runs
 	closed   bool
+
+	// recent says whether a message is \Recent in this session (set
+	// once, before the first Poll; called with no lock of the tracker
+	// held).
+	recent func(imap.UID) bool
+}
+
+// SetRecent gives the tracker the session's \Recent messages (RFC 3501
+// §2.3.2): the FLAGS of an update for one of them then add \Recent, as
+// the session's FETCH does. Call it before the first Poll or Idle.
+func (st *SessionTracker) SetRecent(recent func(uid imap.UID) bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.recent = recent
 }
 
 // push appends u to the queue (under the mailbox's lock).
@@ -262,6 +276,7 @@ func (st *SessionTracker) poll(w updateSink, allowExpunge, qresync, condstore bo
 			st.known = u.num
 		}
 	}
+	recent := st.recent
 	st.mu.Unlock()
 
 	for i := 0; i < len(ups); i++ {
@@ -290,7 +305,12 @@ func (st *SessionTracker) poll(w updateSink, allowExpunge, qresync, condstore bo
 			if condstore {
 				modSeq = u.modSeq
 			}
-			err = w.WriteMessageFlags(u.seq, u.uid, u.flags, modSeq)
+			flags := u.flags
+			if recent != nil && recent(u.uid) {
+				// The queued list is every session's: a copy.
+				flags = append(flags[:len(flags):len(flags)], imap.Flag(`\Recent`))
+			}
+			err = w.WriteMessageFlags(u.seq, u.uid, flags, modSeq)
 		}
 		if err != nil {
 			return err
