@@ -37,7 +37,7 @@ func TestThunderbirdXML(t *testing.T) {
 			t.Errorf("lacks %s:\n%s", want, doc)
 		}
 	}
-	if strings.Contains(string(doc), "tok") {
+	if strings.Contains(string(doc), "tok&lt;en&gt;") || strings.Contains(string(doc), "tok<en>") {
 		t.Error("the autoconfig document holds the token")
 	}
 }
@@ -57,9 +57,46 @@ func TestAppleProfile(t *testing.T) {
 
 func TestTextConfig(t *testing.T) {
 	s := TextConfig(mc)
-	for _, want := range []string{"127.0.0.1 port 1984", "127.0.0.1 port 2013", "tok<en>", "SHA-256 abcd"} {
+	for _, want := range []string{"127.0.0.1 port 1984", "127.0.0.1 port 2013", "tok<en>", "SHA-256 AB:CD"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("lacks %s:\n%s", want, s)
 		}
+	}
+}
+
+// The local certificate's fingerprint is in every format.
+func TestFingerprintInEveryFormat(t *testing.T) {
+	mc := mc
+	mc.TLSFingerprint = "00ff10"
+	for name, doc := range map[string]string{"thunderbird": string(ThunderbirdXML(mc)), "apple": string(AppleProfile(mc)), "text": TextConfig(mc)} {
+		if !strings.Contains(doc, "00:FF:10") {
+			t.Errorf("%s lacks the fingerprint:\n%s", name, doc)
+		}
+	}
+}
+
+// ParseAutoconfig reads back what ThunderbirdXML wrote; the provider's
+// document names the default local addresses with the placeholder user.
+func TestAutoconfigRoundTrip(t *testing.T) {
+	c, err := ParseAutoconfig(ThunderbirdXML(mc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Provider
+	if c.Version != "1.1" || p.ID != "example.org" || len(p.Domains) != 1 || p.Domains[0] != "example.org" ||
+		p.Incoming != (Server{"imap", "127.0.0.1", 1984, "STARTTLS", "password-cleartext", mc.Address}) ||
+		p.Outgoing != (Server{"smtp", "127.0.0.1", 2013, "STARTTLS", "password-cleartext", mc.Address}) {
+		t.Fatalf("%+v", c)
+	}
+	doc := ProviderAutoconfig("example.net", "Example -- mail")
+	wellFormed(t, doc)
+	c, err = ParseAutoconfig(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p = c.Provider
+	if p.ID != "example.net" || p.Incoming != (Server{"imap", DefaultHost, DefaultIMAPPort, "STARTTLS", "password-cleartext", "%EMAILADDRESS%"}) ||
+		p.Outgoing != (Server{"smtp", DefaultHost, DefaultSMTPPort, "STARTTLS", "password-cleartext", "%EMAILADDRESS%"}) {
+		t.Fatalf("%+v", c)
 	}
 }
