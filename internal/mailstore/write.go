@@ -307,6 +307,9 @@ func (s *Store) storeFlags(ctx context.Context, mbox string, uids []uint32, op F
 	for i, m := range ms {
 		ids[i] = m.id
 	}
+	if len(ms) == 0 {
+		return []Message{}, failed, nil // no transaction (and no disk sync) for nothing
+	}
 	// The operation applies to each document as it is now (it may hold
 	// flags another device set that the index has not seen yet), not to
 	// the index's copy.
@@ -494,6 +497,9 @@ func (s *Store) Expunge(ctx context.Context, mbox string, uids []uint32) ([]uint
 	s.mu.Lock()
 	ms = slices.DeleteFunc(ms, func(m *msg) bool { return !slices.Contains(m.flags, `\Deleted`) })
 	s.mu.Unlock()
+	if len(ms) == 0 {
+		return []uint32{}, nil // no transaction (and no disk sync) for nothing
+	}
 	ids := make([]string, len(ms))
 	for i, m := range ms {
 		ids[i] = m.id
