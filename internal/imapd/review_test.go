@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emersion/go-imap/v2/imapclient"
@@ -113,5 +114,43 @@ func TestRecentInEveryFlags(t *testing.T) {
 	// Not recent to the other session.
 	if got := b.ok("b3", "FETCH 1 FLAGS"); has(got, `\Recent`) {
 		t.Errorf("FETCH in the second session: %q", got)
+	}
+}
+
+// indexCountingStore is a store with a full-text index that covers no
+// message (every key is then read from the messages), counting the
+// questions it is asked.
+type indexCountingStore struct {
+	*fakeStore
+	calls atomic.Int32
+}
+
+func (s *indexCountingStore) Search(ctx context.Context, mbox string, uidValidity uint32, query string, all bool) ([]uint32, func(uint32) bool, bool, error) {
+	s.calls.Add(1)
+	return nil, func(uint32) bool { return false }, true, nil
+}
+
+// A SEARCH of thousands of BODY keys asks the index a few of them, not
+// each: every answer is kept until the search ends (the mailbox's UIDs
+// and hits, megabytes in a large mailbox), and each question copies the
+// mailbox's list.
+func TestSearchAsksTheIndexAFewKeys(t *testing.T) {
+	fs := newFakeStore()
+	fs.deliver("INBOX", reportMsg)
+	store := &indexCountingStore{fakeStore: fs}
+	e := startServerWithStore(t, store)
+	rc := e.rawLogin()
+	rc.ok("a1", "SELECT INBOX")
+	keys := strings.Repeat("BODY numbers ", 1000)
+	got := rc.ok("a2", "SEARCH "+keys+"BODY zebra")
+	if !has(got, "* SEARCH 1") {
+		t.Errorf("SEARCH: %q", got)
+	}
+	if n := store.calls.Load(); n > maxIndexedKeys {
+		t.Errorf("the index was asked %d questions for one SEARCH", n)
+	}
+	// One that does not match, by a key past those the index answers.
+	if got := rc.ok("a3", "SEARCH "+keys+"BODY absent"); !has(got, "* SEARCH") || has(got, "* SEARCH 1") {
+		t.Errorf("SEARCH: %q", got)
 	}
 }

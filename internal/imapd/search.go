@@ -123,7 +123,8 @@ type textSearcher interface {
 }
 
 // matchIndexed matches targets against c, answering the BODY and TEXT
-// keys at c's top level from the full-text index where the store has one:
+// keys at c's top level (the first maxIndexedKeys of them) from the
+// full-text index where the store has one:
 // a message the index covers for every such key is matched without them
 // (or dropped when one misses); the others are matched with the whole of
 // c, reading their text, so the answer is the scan's either way.
@@ -137,8 +138,21 @@ func (s *session) matchIndexed(targets []target, c *imap.SearchCriteria) ([]bool
 		indexed func(uint32) bool
 	}
 	var answers []answer
+	rest := *c
+	rest.Body, rest.Text = nil, nil
 	for i, list := range [][]string{c.Body, c.Text} {
 		for _, q := range list {
+			if len(answers) == maxIndexedKeys {
+				// Each answer is kept to the end (megabytes in a
+				// large mailbox): the keys past a few are read from
+				// the messages the others leave.
+				if i == 0 {
+					rest.Body = append(rest.Body, q)
+				} else {
+					rest.Text = append(rest.Text, q)
+				}
+				continue
+			}
 			hits, indexed, ok, err := ts.Search(s.ctx, s.view.hub.name, s.view.hub.uidValidity, q, i == 1)
 			if err != nil || !ok {
 				return s.matchAll(targets, c)
@@ -150,8 +164,6 @@ func (s *session) matchIndexed(targets []target, c *imap.SearchCriteria) ([]bool
 			answers = append(answers, answer{set, indexed})
 		}
 	}
-	rest := *c
-	rest.Body, rest.Text = nil, nil
 	matched := make([]bool, len(targets))
 	errs := make([]error, len(targets))
 	var covered, scanned []int
@@ -191,6 +203,10 @@ func (s *session) matchIndexed(targets []target, c *imap.SearchCriteria) ([]bool
 	}
 	return matched, errs
 }
+
+// maxIndexedKeys is how many BODY and TEXT keys of a SEARCH the
+// full-text index is asked at most.
+const maxIndexedKeys = 4
 
 // searchChunk is how many messages a search worker takes at a time.
 const searchChunk = 256
