@@ -9,9 +9,10 @@ import (
 	"testing"
 )
 
-// TestStart runs the installed Dovecot with three messages and reads
-// them back in UID order. It runs only with BITMASK_DOVECOT_TEST=1 (as
-// scripts/bench.sh does), so the tests never need Dovecot.
+// TestStart runs the installed Dovecot with twelve messages and reads
+// them back in UID order. It runs only with BITMASK_DOVECOT_TEST=1
+// (BITMASK_DOVECOT_TEST=1 go test ./internal/testenv/dovecot/), so the
+// tests never need Dovecot.
 func TestStart(t *testing.T) {
 	if os.Getenv("BITMASK_DOVECOT_TEST") != "1" {
 		t.Skip("BITMASK_DOVECOT_TEST=1 runs it against the installed Dovecot")
