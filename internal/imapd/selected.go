@@ -379,13 +379,7 @@ func (v *view) resync(q *imapproto.QResyncParams) func(w *imapproto.UpdateWriter
 	return func(w *imapproto.UpdateWriter) error {
 		h := v.hub
 		known := func(uid uint32) bool { return q.KnownUIDs == nil || q.KnownUIDs.Contains(imap.UID(uid)) }
-		var gone imap.UIDSet
-		for _, u := range h.acct.store.Vanished(h.name, q.ModSeq) {
-			if known(u) {
-				gone.AddNum(imap.UID(u))
-			}
-		}
-		if len(gone) > 0 {
+		if gone := v.vanishedSince(q.ModSeq, q.KnownUIDs); len(gone) > 0 {
 			if err := w.WriteVanished(gone, true); err != nil {
 				return err
 			}
@@ -419,3 +413,40 @@ func (v *view) resync(q *imapproto.QResyncParams) func(w *imapproto.UpdateWriter
 }
 
 var errGone = errors.New("imapd: message gone")
+
+// vanishedSince lists the UIDs of within (nil: all) expunged since modSeq,
+// for VANISHED (EARLIER). The store logs expunges for a while; when
+// modSeq is older than its log (VanishedFloor), every UID of within up to
+// the highest that is not in the mailbox is named (RFC 7162 §3.2.5.1
+// allows UIDs the client never knew).
+func (v *view) vanishedSince(modSeq uint64, within imap.UIDSet) imap.UIDSet {
+	h := v.hub
+	var gone imap.UIDSet
+	if info, err := h.acct.store.Mailbox(h.name); err == nil && modSeq < info.VanishedFloor {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		top := h.maxUID
+		ranges := []imap.UIDRange{{Start: 1, Stop: imap.UID(top)}}
+		if within != nil {
+			ranges = within
+		}
+		for _, r := range ranges {
+			lo, hi := uint32(r.Start), uint32(r.Stop)
+			if hi == 0 || hi > top {
+				hi = top
+			}
+			for u := max(lo, 1); u <= hi && u != 0; u++ {
+				if _, ok := h.find(u); !ok {
+					gone.AddNum(imap.UID(u))
+				}
+			}
+		}
+		return gone
+	}
+	for _, u := range h.acct.store.Vanished(h.name, modSeq) {
+		if within == nil || within.Contains(imap.UID(u)) {
+			gone.AddNum(imap.UID(u))
+		}
+	}
+	return gone
+}
