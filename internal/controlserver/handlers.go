@@ -118,22 +118,10 @@ func (s *server) hKeys(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	ks, err := a.OwnKeys()
+	out, err := keyList(a)
 	if err != nil {
 		ctlErr(w, http.StatusInternalServerError, err)
 		return
-	}
-	out := []controlapi.KeyInfo{}
-	for _, k := range ks {
-		out = append(out, controlapi.KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Own: true, Private: true, Level: "own"})
-	}
-	cks, err := a.Contacts.List()
-	if err != nil {
-		ctlErr(w, http.StatusInternalServerError, err)
-		return
-	}
-	for _, k := range cks {
-		out = append(out, controlapi.KeyInfo{Address: k.Address, Fingerprint: k.Fingerprint, Created: k.Created, Expires: k.Expires, Level: k.Level.String()})
 	}
 	ctlJSON(w, http.StatusOK, out)
 }

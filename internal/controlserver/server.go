@@ -19,16 +19,23 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/controlapi"
 	"github.com/bitmask-go/bitmask/internal/daemon"
+	"github.com/bitmask-go/bitmask/internal/webui"
 )
 
 // server serves the control API of one daemon.
 type server struct {
-	d *daemon.Daemon
+	d    *daemon.Daemon
+	page *webui.Server // the local page (page.go)
 }
 
-// Handler serves the control API of d, requiring token.
+// Handler serves the control API of d, requiring token, and the local
+// page on every path outside /v1/.
 func Handler(d *daemon.Daemon, token string) http.Handler {
-	s := &server{d: d}
+	return handler(d, token, newPage(d, ""))
+}
+
+func handler(d *daemon.Daemon, token string, page *webui.Server) http.Handler {
+	s := &server{d: d, page: page}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/users", s.hCreate)
 	mux.HandleFunc("POST /v1/login", s.hLogin)
@@ -41,6 +48,7 @@ func Handler(d *daemon.Daemon, token string) http.Handler {
 	mux.HandleFunc("POST /v1/keys/fetch", s.hFetchKey)
 	mux.HandleFunc("POST /v1/keys/trust", s.hTrustKey)
 	mux.HandleFunc("GET /v1/mail/config", s.hMailConfig)
+	mux.HandleFunc("POST /v1/page/code", s.hPageCode)
 	mux.HandleFunc("GET /v1/cert", s.hCert)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A web page elsewhere must not be able to drive the API
@@ -51,6 +59,10 @@ func Handler(d *daemon.Daemon, token string) http.Handler {
 		}
 		if r.Method == http.MethodGet && isAutoconfigPath(r.URL.Path) {
 			s.autoconfig(w, r)
+			return
+		}
+		if !strings.HasPrefix(r.URL.Path, "/v1/") {
+			page.ServeHTTP(w, r) // its own sessions, no bearer token
 			return
 		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -65,7 +77,10 @@ func Handler(d *daemon.Daemon, token string) http.Handler {
 // Serve serves the control API of d on ln until ctx ends, then shuts
 // down (waiting up to 5s for requests in flight).
 func Serve(ctx context.Context, d *daemon.Daemon, ln net.Listener, token string) error {
-	hs := &http.Server{Handler: Handler(d, token), ReadHeaderTimeout: 10 * time.Second}
+	page := newPage(d, ln.Addr().String())
+	pages.Store(d, page) // for LoginURL
+	defer pages.CompareAndDelete(d, page)
+	hs := &http.Server{Handler: handler(d, token, page), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
