@@ -136,3 +136,19 @@ func TestWriteFuzzSeeds(t *testing.T) {
 		}
 	}
 }
+
+// TestLeftToTheScan: a message larger than the index takes, or with a
+// token longer than it keeps, is not indexed (the scan reads it).
+func TestLeftToTheScan(t *testing.T) {
+	var tz tokenizer
+	if _, ok := tz.tokens(bytes.Repeat([]byte("a "), maxMessage/2+1)); ok {
+		t.Error("a message over the limit was indexed")
+	}
+	if _, ok := tz.tokens([]byte("Subject: x\r\n\r\n" + string(bytes.Repeat([]byte("b"), maxToken+1)) + "\r\n")); ok {
+		t.Error("a token over the limit was indexed")
+	}
+	toks, ok := tz.tokens([]byte("Subject: Hi there\r\n\r\nHi, Ünïcode 42x!\r\n"))
+	if !ok || fmt.Sprint(toks) != "map[42x:1 hi:3 there:2 ünïcode:1]" {
+		t.Errorf("tokens %v %v", toks, ok)
+	}
+}
