@@ -245,6 +245,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("DELETE "+v+"/incoming/{id}", s.auth(s.handleDeleteIncoming))
 	mux.HandleFunc("PUT "+v+"/keys", s.auth(s.handlePutKey))
 	mux.HandleFunc("GET "+v+"/keys", s.handleGetKey)
+	mux.HandleFunc("GET "+autoconfigPath, s.handleAutoconfig)
+	mux.HandleFunc("GET "+wellKnownAutoconfig, s.handleAutoconfig)
 	return mux
 }
 
