@@ -15,9 +15,11 @@ import (
 	"github.com/bitmask-go/bitmask/internal/controlapi"
 )
 
-// referrerPolicy keeps the page's URLs from other sites. (See
-// docs/local-page.md for why it is not no-referrer.)
-const referrerPolicy = "no-referrer"
+// referrerPolicy keeps the page's URLs from other sites. It is not
+// no-referrer: under that policy a browser sends "Origin: null" with the
+// page's own form posts (the Fetch standard's rule for non-CORS POSTs),
+// and the Origin check would refuse them all.
+const referrerPolicy = "same-origin"
 
 func (s *Server) routes() *http.ServeMux {
 	m := http.NewServeMux()
