@@ -1,0 +1,6 @@
+//go:build !windows
+
+package autostart
+
+// openRunKey is nil: there is no registry here.
+func openRunKey() RunKey { return nil }
