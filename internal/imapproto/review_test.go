@@ -6,6 +6,8 @@ package imapproto
 import (
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-imap/v2"
 )
 
 // A command's literals together are bounded, not only each one: a LIST
@@ -49,4 +51,28 @@ func TestNoAppendBeforeLogin(t *testing.T) {
 	}
 	rc.send("hello\r\n")
 	expect(t, rc.until("a3"), "a3 OK")
+}
+
+// A flag that is not an atom (from the store: another device's data) is
+// left out of what is written, not written as it is, where its space,
+// parenthesis or line end would end the list or the response and start
+// one of the attacker's.
+func TestFlagsThatAreNotAtomsAreLeftOut(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	rc.login()
+	expect(t, rc.cmd("a1", "APPEND INBOX {3+}\r\none"), "a1 OK")
+	expect(t, rc.cmd("a2", "SELECT INBOX"), "a2 OK")
+	bad := []imap.Flag{"ok", "bad)\r\n* BYE injected", `\Seen`, "two words", "", `\`}
+	ts.b.mu.Lock()
+	box := ts.b.boxes["INBOX"]
+	box.msgs[0].flags = bad
+	box.tracker.QueueMessageFlags(1, box.msgs[0].uid, bad, 0, nil)
+	ts.b.mu.Unlock()
+	for _, resp := range []string{rc.cmd("a3", "NOOP"), rc.cmd("a4", "FETCH 1 FLAGS")} {
+		if strings.Contains(resp, "* BYE") || !strings.Contains(resp, `FLAGS (ok \Seen))`) {
+			t.Errorf("FLAGS written as %q", resp)
+		}
+	}
+	expect(t, rc.cmd("a5", "NOOP"), "a5 OK")
 }

@@ -361,16 +361,45 @@ func (l *literalWriter) Close() error {
 	return l.e.result()
 }
 
-// flags writes a flag list: "(" flags ")".
+// flags writes a flag list: "(" flags ")". A flag that is not one (a
+// keyword with a space, a parenthesis or a line end, from another
+// device's data) is left out: written as it is, it would end the list or
+// the response and be read as the server's.
 func (e *Encoder) flags(flags []imap.Flag) {
 	e.byte('(')
-	for i, f := range flags {
-		if i > 0 {
+	first := true
+	for _, f := range flags {
+		if !isFlag(string(f)) {
+			continue
+		}
+		if !first {
 			e.sp()
 		}
+		first = false
 		e.atom(string(f))
 	}
 	e.byte(')')
+}
+
+// isFlag reports whether s can be written as a flag (or a mailbox
+// attribute): an atom, or "\" and an atom, or \* (RFC 9051 flag,
+// flag-perm, mbx-list-flags).
+func isFlag(s string) bool {
+	if s == `\*` {
+		return true
+	}
+	if len(s) > 0 && s[0] == '\\' {
+		s = s[1:]
+	}
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAtomChar(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // dateTime writes an INTERNALDATE: "02-Jan-2006 15:04:05 -0700".

@@ -91,10 +91,15 @@ func (w *FetchResponseWriter) WriteFlags(flags []imap.Flag) {
 		size += len(f) + 1
 	}
 	b := w.itemBuf("FLAGS (", size)
-	for i, f := range flags {
-		if i > 0 {
+	first := true
+	for _, f := range flags {
+		if !isFlag(string(f)) {
+			continue // see Encoder.flags
+		}
+		if !first {
 			b = append(b, ' ')
 		}
+		first = false
 		b = append(b, f...)
 	}
 	w.e.w.Write(append(b, ')'))

@@ -537,10 +537,15 @@ func (e *Encoder) writeList(data *imap.ListData, lsub bool) {
 	} else {
 		e.raw("* LIST (")
 	}
-	for i, a := range data.Attrs {
-		if i > 0 {
+	first := true
+	for _, a := range data.Attrs {
+		if !isFlag(string(a)) {
+			continue // see Encoder.flags
+		}
+		if !first {
 			e.sp()
 		}
+		first = false
 		e.atom(string(a))
 	}
 	e.raw(") ")
