@@ -11,6 +11,8 @@
 //	keys export [ADDRESS] [--secret]
 //	keys show ADDRESS, keys fetch ADDRESS, keys trust ADDRESS FINGERPRINT [--account ACCOUNT]
 //	mail config [ADDRESS] [--format text|thunderbird|apple]
+//	cert export [--out FILE]
+//	autostart enable|disable|status [--bitmaskd PATH]
 //
 // Passwords are read from the terminal without echo, or from a file
 // (first line) for scripts.
@@ -297,8 +299,12 @@ func (c *cli) show(v any, err error, human func()) error {
 func (c *cli) printStatus(st controlapi.StatusResponse) {
 	if len(st.Accounts) == 0 {
 		fmt.Fprintln(c.stdout, "no account logged in")
-		return
 	}
+	defer func() {
+		if st.TLSFingerprint != "" {
+			fmt.Fprintf(c.stdout, "local certificate (IMAP, SMTP): SHA-256 %s\n", controlapi.ColonFingerprint(st.TLSFingerprint))
+		}
+	}()
 	for _, a := range st.Accounts {
 		state := "online"
 		if !a.Online || !a.Sync.Online {
