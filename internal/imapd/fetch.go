@@ -196,19 +196,20 @@ func (s *session) fetchOne(w *imapproto.FetchWriter, t target, st fetchState, o 
 			return s.rawErr(err)
 		}
 	}
+	secs := &sections{raw: raw, memo: len(o.BodySection)+len(o.BinarySection)+len(o.BinarySectionSize) > 1}
 	bodies := make([][]byte, len(o.BodySection))
 	for i, sec := range o.BodySection {
 		var b []byte
 		if raw == nil {
 			b = headerSection(meta.Header, sec)
 		} else {
-			b = bodySection(raw, sec)
+			b = secs.body(sec)
 		}
 		bodies[i] = partial(b, sec.Partial)
 	}
 	binaries := make([][]byte, len(o.BinarySection))
 	for i, sec := range o.BinarySection {
-		b, _, err := binarySection(raw, sec.Part)
+		b, _, err := secs.binary(sec.Part)
 		if err != nil {
 			return err
 		}
@@ -216,7 +217,7 @@ func (s *session) fetchOne(w *imapproto.FetchWriter, t target, st fetchState, o 
 	}
 	sizes := make([]uint32, len(o.BinarySectionSize))
 	for i, sec := range o.BinarySectionSize {
-		b, _, err := binarySection(raw, sec.Part)
+		b, _, err := secs.binary(sec.Part)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package imapd
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"mime"
 	"net/mail"
@@ -265,6 +266,75 @@ func navigate(raw []byte, root *rawmime.Entity, path []int) (cur *rawmime.Entity
 // bodySection returns a BODY[section] (without its partial range), or nil
 // when the message has no such part.
 func bodySection(raw []byte, sec *imap.FetchItemBodySection) []byte {
+	return (&sections{raw: raw}).body(sec)
+}
+
+// sections reads the sections of one message for one FETCH response: its
+// MIME tree is parsed once, and a section asked for again is not made
+// again (a FETCH of thousands of BINARY[1] items would otherwise hold
+// thousands of decoded copies of the part).
+type sections struct {
+	raw    []byte
+	memo   bool // several sections are asked: keep what was made
+	root   *rawmime.Entity
+	bodies map[string][]byte
+	bins   map[string]binPart
+}
+
+type binPart struct {
+	b   []byte
+	ok  bool
+	err error
+}
+
+func (s *sections) tree() *rawmime.Entity {
+	if s.root == nil {
+		s.root = parseMIME(s.raw, sectionLimits)
+	}
+	return s.root
+}
+
+// sectionKey names a section without its partial range.
+func sectionKey(part []int, spec imap.PartSpecifier, fields, not []string) string {
+	return fmt.Sprint(part, spec, fields, not)
+}
+
+// body is bodySection, made once per section.
+func (s *sections) body(sec *imap.FetchItemBodySection) []byte {
+	if !s.memo {
+		return s.makeBody(sec)
+	}
+	key := sectionKey(sec.Part, sec.Specifier, sec.HeaderFields, sec.HeaderFieldsNot)
+	if b, ok := s.bodies[key]; ok {
+		return b
+	}
+	b := s.makeBody(sec)
+	if s.bodies == nil {
+		s.bodies = map[string][]byte{}
+	}
+	s.bodies[key] = b
+	return b
+}
+
+// binary is binarySection, made once per part.
+func (s *sections) binary(part []int) ([]byte, bool, error) {
+	if !s.memo {
+		return s.makeBinary(part)
+	}
+	key := sectionKey(part, "", nil, nil)
+	if p, ok := s.bins[key]; ok {
+		return p.b, p.ok, p.err
+	}
+	b, ok, err := s.makeBinary(part)
+	if s.bins == nil {
+		s.bins = map[string]binPart{}
+	}
+	s.bins[key] = binPart{b, ok, err}
+	return b, ok, err
+}
+
+func (s *sections) makeBody(sec *imap.FetchItemBodySection) []byte {
+	raw := s.raw
 	var msg entity
 	if len(sec.Part) == 0 {
 		if sec.Specifier == imap.PartSpecifierNone {
@@ -272,7 +342,7 @@ func bodySection(raw []byte, sec *imap.FetchItemBodySection) []byte {
 		}
 		msg = splitEntity(raw)
 	} else {
-		cur, _, _, ok := navigate(raw, parseMIME(raw, sectionLimits), sec.Part)
+		cur, _, _, ok := navigate(raw, s.tree(), sec.Part)
 		if !ok {
 			return nil
 		}
@@ -332,10 +402,15 @@ var errUnknownCTE = &imap.Error{
 // binarySection returns BINARY[part] (RFC 3516): the part's content with
 // its transfer encoding undone. ok is false when there is no such part.
 func binarySection(raw []byte, part []int) (b []byte, ok bool, err error) {
+	return (&sections{raw: raw}).binary(part)
+}
+
+func (s *sections) makeBinary(part []int) (b []byte, ok bool, err error) {
+	raw := s.raw
 	if len(part) == 0 {
 		return raw, true, nil
 	}
-	e, typ, _, ok := navigate(raw, parseMIME(raw, sectionLimits), part)
+	e, typ, _, ok := navigate(raw, s.tree(), part)
 	if !ok {
 		return nil, false, nil
 	}

@@ -5,9 +5,11 @@ package imapd
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -152,5 +154,38 @@ func TestSearchAsksTheIndexAFewKeys(t *testing.T) {
 	// One that does not match, by a key past those the index answers.
 	if got := rc.ok("a3", "SEARCH "+keys+"BODY absent"); !has(got, "* SEARCH") || has(got, "* SEARCH 1") {
 		t.Errorf("SEARCH: %q", got)
+	}
+}
+
+// A FETCH that names the same section thousands of times makes it once:
+// each BINARY[2] of a 300 KB attachment was decoded (and held until the
+// response) once per item.
+func TestFetchMakesASectionOnce(t *testing.T) {
+	att := base64.StdEncoding.EncodeToString([]byte(strings.Repeat("0123456789abcdef", 300<<10/16)))
+	var b strings.Builder
+	for len(att) > 76 {
+		b.WriteString(att[:76] + "\r\n")
+		att = att[76:]
+	}
+	b.WriteString(att + "\r\n")
+	msg := "From: a@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n" +
+		"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n" +
+		b.String() + "--b--\r\n"
+	store := newFakeStore()
+	store.deliver("INBOX", []byte(msg))
+	e := startServerWith(t, store)
+	rc := e.rawLogin()
+	rc.ok("a1", "SELECT INBOX")
+	items := strings.TrimSpace(strings.Repeat("BINARY.SIZE[2] ", 2000))
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	got := rc.ok("a2", "FETCH 1 ("+items+")")
+	runtime.ReadMemStats(&after)
+	if !has(got, "BINARY.SIZE[2] 307200") {
+		t.Errorf("FETCH: %.300q", got)
+	}
+	// 2,000 decodings are 600 MB; one is 300 KB.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 100<<20 {
+		t.Errorf("one FETCH allocated %d MB", n>>20)
 	}
 }
