@@ -60,6 +60,7 @@ func (s *Store) worker() {
 			return
 		case <-s.kick:
 		case <-tick.C:
+			s.purgeExpunged()
 		case <-flush.C:
 			armed = false
 			s.flushLazy()

@@ -639,10 +639,12 @@ func (s *Store) unindexManyLocked(origin any, ms []*msg) error {
 		mb := s.mboxes[name]
 		mb.vanished = slices.Clone(mb.vanished[n:])
 	}
+	now := time.Now()
 	dropped := map[string]map[uint32]bool{}
 	for _, g := range out {
 		m := g.m
 		delete(s.byID, m.id)
+		s.keepExpungedLocked(m, now)
 		if mb := s.mboxes[m.mbox]; mb != nil {
 			delete(mb.byUID, m.uid)
 			if !seen(m.flags) {
@@ -655,6 +657,7 @@ func (s *Store) unindexManyLocked(origin any, ms []*msg) error {
 			dropped[mb.name][m.uid] = true
 		}
 	}
+	s.purgeExpungedLocked(now)
 	for name, uids := range dropped {
 		mb := s.mboxes[name]
 		mb.state = *states[name]

@@ -97,22 +97,33 @@ func (s *Store) Messages(name string) ([]Message, error) {
 	return out, nil
 }
 
-// Raw is a message's content, decrypted in memory.
+// Raw is a message's content, decrypted in memory. A message expunged
+// in the last few minutes is still read (expunged.go): an IMAP session
+// that was not yet told of the expunge may still fetch it.
 func (s *Store) Raw(ctx context.Context, id string) ([]byte, error) {
 	s.mu.Lock()
-	m := s.byID[id]
+	blob := ""
+	if m := s.byID[id]; m != nil {
+		blob = m.blob
+	} else if g := s.gone.byID[id]; g != nil {
+		blob = g.blob
+	}
 	s.mu.Unlock()
-	if m == nil {
+	if blob == "" {
 		return nil, ErrNoMessage
 	}
-	raw, err := s.docs.Blob(ctx, m.blob)
+	raw, err := s.docs.Blob(ctx, blob)
 	if err != nil {
 		return nil, fmt.Errorf("mailstore: reading a message's content: %w", err)
 	}
 	return raw, nil
 }
 
-// Meta is what the Indexer computed for a message.
+// Meta is what the Indexer computed for a message. Unlike Raw, it
+// answers ErrNoMessage as soon as the message is expunged (or moved out
+// of every mailbox): that is how a reader tells a message that is gone
+// (the full-text index forgets it then), and a FETCH that finds no
+// metadata computes it from Raw.
 func (s *Store) Meta(id string) ([]byte, error) {
 	s.mu.Lock()
 	m := s.byID[id]

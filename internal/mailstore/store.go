@@ -43,7 +43,8 @@
 // \Recent), index.go (the per-device index, in memory and on
 // disk), apply.go (the worker that applies synced changes), journal.go
 // (catching up with docsync's list of changes at Open), migrate.go (the
-// index from before slots), watch.go (events and watchers).
+// index from before slots), watch.go (events and watchers), expunged.go
+// (expunged messages, readable a few minutes more).
 package mailstore
 
 import (
@@ -110,7 +111,8 @@ type Store struct {
 	lastSlot   uint64 // the last slot handed out
 	lastModSeq uint64 // the last MODSEQ handed out
 	watchers   map[string]map[*watcher]struct{}
-	lazy       lazy // index writes that may wait (index.go)
+	lazy       lazy     // index writes that may wait (index.go)
+	gone       expunged // messages expunged a moment ago, still readable (expunged.go)
 
 	// Messages waiting to be indexed in a shared transaction (indexQueued).
 	qmu   sync.Mutex
@@ -143,6 +145,7 @@ func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer I
 		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
 		watchers: map[string]map[*watcher]struct{}{},
 		lazy:     lazy{mboxes: map[string]bool{}, takes: map[string]uint64{}},
+		gone:     expunged{byID: map[string]*expungedMsg{}},
 		kick:     make(chan struct{}, 1), closed: make(chan struct{}), failed: map[string]*retry{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
