@@ -38,3 +38,12 @@ run: build
 
 clean:
 	rm -rf $(BIN)
+
+# package (issue 12): the .deb of HEAD in dist/ (docs/packaging.md);
+# package-check builds it twice and fails unless the two are identical.
+.PHONY: package package-check
+package:
+	GO=$(GO) bash scripts/package.sh
+
+package-check:
+	GO=$(GO) bash scripts/package.sh --check
