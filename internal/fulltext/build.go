@@ -245,7 +245,11 @@ func (ix *Index) run() {
 			case mailstore.EventAdded:
 				ix.indexOne(ev.Message.ID, &tz)
 			case mailstore.EventExpunged:
-				ix.forget(ev.Message.ID)
+				// Nothing now: the message may be moving (its id
+				// leaves one mailbox before it enters the other).
+				// A search never sees it (it goes from a mailbox's
+				// messages to the index); its entry goes when its
+				// segment merges with one the message is in none of.
 			case mailstore.EventMailboxes:
 				syncBoxes()
 			}
@@ -309,20 +313,6 @@ func (ix *Index) indexOne(id string, tz *tokenizer) {
 	runtime.Gosched() // one worker, yielding to the sessions
 }
 
-// forget drops a message that is gone from every mailbox (an expunged
-// message may have moved: it keeps its id). Its postings stay until its
-// segment merges; searches never see them (they go from a mailbox's
-// messages to the index).
-func (ix *Index) forget(id string) {
-	if _, err := ix.src.Meta(id); !errors.Is(err, mailstore.ErrNoMessage) {
-		return
-	}
-	delete(ix.skipped, id)
-	ix.mu.Lock()
-	delete(ix.ids, id)
-	ix.mu.Unlock()
-}
-
 // flushIfFull writes the messages in memory as a segment when there are
 // enough of them (or, with any, when the build just caught up).
 func (ix *Index) flushIfFull(caughtUp bool) {
@@ -370,7 +360,7 @@ func (ix *Index) flush(merge bool) error {
 	if err != nil {
 		return err
 	}
-	if err := ix.commit(s, nil); err != nil {
+	if err := ix.commit(s, nil, nil); err != nil {
 		return err
 	}
 	for merge {
@@ -392,8 +382,9 @@ func (ix *Index) flush(merge bool) error {
 }
 
 // commit makes s part of the index in place of the segments old (which
-// it merges), in one transaction with the list.
-func (ix *Index) commit(s *segment, old []*segment) error {
+// it merges), in one transaction with the list; drop, if set, runs with
+// the change (under the lock).
+func (ix *Index) commit(s *segment, old []*segment, drop func()) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	segs := slices.DeleteFunc(slices.Clone(ix.segs), func(x *segment) bool { return slices.Contains(old, x) })
@@ -420,6 +411,9 @@ func (ix *Index) commit(s *segment, old []*segment) error {
 		return err
 	}
 	ix.segs = segs
+	if drop != nil {
+		drop()
+	}
 	if old == nil {
 		// A new segment of the messages in memory: searches find them
 		// there until now, in the segment from now on.
@@ -531,7 +525,9 @@ func (ix *Index) merge(a, b *segment) error {
 	}
 	var docs []uint32
 	var ids []string
+	var gone []int // in a.ids and then b.ids
 	keep := newBitset(b.docs[len(b.docs)-1] + 1)
+	k := 0
 	for _, s := range []*segment{a, b} {
 		for i, d := range s.docs {
 			ix.mu.RLock()
@@ -541,11 +537,29 @@ func (ix *Index) merge(a, b *segment) error {
 				docs = append(docs, d)
 				ids = append(ids, s.ids[i])
 				keep.set(d)
+			} else {
+				gone = append(gone, k)
+			}
+			k++
+		}
+	}
+	// The entries of the messages left out go with the segments (a
+	// message that was moving is indexed again when it arrives).
+	drop := func() {
+		for _, k := range gone {
+			id, d := "", uint32(0)
+			if k < len(a.ids) {
+				id, d = a.ids[k], a.docs[k]
+			} else {
+				id, d = b.ids[k-len(a.ids)], b.docs[k-len(a.ids)]
+			}
+			if cur, ok := ix.ids[id]; ok && cur == d {
+				delete(ix.ids, id)
 			}
 		}
 	}
 	if len(docs) == 0 {
-		return ix.commitEmpty(a, b)
+		return ix.commitEmpty(drop, a, b)
 	}
 	w, err := ix.newWriter()
 	if err != nil {
@@ -609,11 +623,11 @@ func (ix *Index) merge(a, b *segment) error {
 	if err != nil {
 		return err
 	}
-	return ix.commit(s, []*segment{a, b})
+	return ix.commit(s, []*segment{a, b}, drop)
 }
 
 // commitEmpty drops segments that hold no live message.
-func (ix *Index) commitEmpty(old ...*segment) error {
+func (ix *Index) commitEmpty(drop func(), old ...*segment) error {
 	ix.mu.Lock()
 	defer ix.mu.Unlock()
 	segs := slices.DeleteFunc(slices.Clone(ix.segs), func(x *segment) bool { return slices.Contains(old, x) })
@@ -629,6 +643,7 @@ func (ix *Index) commitEmpty(old ...*segment) error {
 		return err
 	}
 	ix.segs = segs
+	drop()
 	return nil
 }
 

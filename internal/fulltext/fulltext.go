@@ -17,7 +17,9 @@
 // A worker (build.go) follows the mail store: at start it indexes what is
 // not indexed yet (after a restart, only what came since the last
 // segment was written), then every message added (appended, copied,
-// moved, synced in) and forgets the ones expunged. Searching
+// moved, synced in); an expunged message's entry goes when its segment
+// next merges (a search never sees it before: it goes from a mailbox's
+// messages to the index). Searching
 // (search.go) never waits for it: messages it has not indexed yet are
 // reported as not covered, and the caller scans them.
 //
@@ -54,7 +56,6 @@ type Source interface {
 	Mailbox(name string) (mailstore.MailboxInfo, error)
 	Messages(name string) ([]mailstore.Message, error)
 	Raw(ctx context.Context, id string) ([]byte, error)
-	Meta(id string) ([]byte, error)
 	Watch(mbox string) (<-chan mailstore.Event, func())
 }
 
