@@ -23,10 +23,40 @@ import (
 // the store's memory map would keep them in the daemon's resident memory.
 // New blobs are uploaded by the push phase before any document, so a
 // document that references a blob never reaches the provider before the
-// blob does. A blob file is on disk before the document that names it is
-// committed.
+// blob does.
+//
+// A blob is durable when the document that names it is committed. A new
+// blob of up to walBlobMax bytes is written, sealed as in its file, into
+// the blob log (blobs-wal) in the very transaction of its documents (and
+// of whatever the caller commits with them, see Stage): one commit of the
+// local store makes the blob, the document and, for the mail store, its
+// index durable, with no disk sync of its own for the file. Its file is
+// written later, for many blobs at once (FlushBlobs): the files, then one
+// sync of the file system, then one transaction that takes them off the
+// log. Until then the log is where the blob is read from, and a crash
+// anywhere leaves the blob in the log, from which the next flush writes
+// its file again (a file of a logged blob is never trusted: it may be
+// torn). A larger blob is written to its file (synced, with its folder)
+// before the transaction, as every blob was before the log.
 
-const bucketBlobPending = "blobs-pending"
+const (
+	bucketBlobPending = "blobs-pending"
+	// id -> sealed blob: a blob whose file may not be written (durably)
+	// yet. It is read from here first.
+	bucketBlobWAL = "blobs-wal"
+	// walBlobMax is the largest sealed blob that goes through the log:
+	// message bodies of ordinary size. Larger ones go to their file
+	// directly, where two disk syncs cost little beside the writing.
+	walBlobMax = 1 << 20
+	// A commit that leaves more than this in the log flushes it (the
+	// engine's Run flushes much earlier, see runFlushBytes); so the log
+	// stays small when nothing runs the engine.
+	walFlushBytes = 32 << 20
+	walFlushCount = 4096
+	// One round of FlushBlobs takes at most this much.
+	flushRoundBytes = 8 << 20
+	flushRoundCount = 1024
+)
 
 // BlobRemote is what the engine needs to move blobs; *client.Client is it.
 type BlobRemote interface {
@@ -51,7 +81,8 @@ func (e *Engine) writeBlobFile(id string, ct []byte) error {
 		return nil
 	}
 	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	made, err := makeDir(dir)
+	if err != nil {
 		return fmt.Errorf("docsync: writing a blob: %w", err)
 	}
 	f, err := os.CreateTemp(dir, ".tmp-*")
@@ -72,6 +103,44 @@ func (e *Engine) writeBlobFile(id string, ct []byte) error {
 	if err := syncDir(dir); err != nil {
 		return fmt.Errorf("docsync: writing a blob: %w", err)
 	}
+	if made {
+		if err := syncDir(filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("docsync: writing a blob: %w", err)
+		}
+	}
+	return nil
+}
+
+// makeDir makes a blob's folder and reports whether it was made now.
+func makeDir(dir string) (bool, error) {
+	if _, err := os.Stat(dir); err == nil {
+		return false, nil
+	}
+	return true, os.MkdirAll(dir, 0o700)
+}
+
+// writeFileUnsynced writes a blob's file (whole or not at all, by a
+// rename) without syncing it: for FlushBlobs, which syncs all at once.
+// An existing file is replaced: after a crash it may be torn.
+func writeFileUnsynced(path string, ct []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(ct)
+	cerr := f.Close()
+	if err := errors.Join(werr, cerr); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
 	return nil
 }
 
@@ -82,6 +151,34 @@ func syncDir(dir string) error {
 	}
 	defer d.Close()
 	return d.Sync()
+}
+
+// readBlob returns a blob's ciphertext: from the log if it is there
+// (its file, if any, may be torn), else from its file. In that order: a
+// flush takes a blob off the log only once its file is whole and synced.
+func (e *Engine) readBlob(id string) ([]byte, error) {
+	ct, err := e.loggedBlob(id)
+	if err != nil || ct != nil {
+		return ct, err
+	}
+	return e.readBlobFile(id)
+}
+
+// loggedBlob is the blob's ciphertext in the log, or nil.
+func (e *Engine) loggedBlob(id string) ([]byte, error) {
+	var ct []byte
+	err := e.st.View(func(tx *localstore.Tx) error {
+		v, err := tx.Get(bucketBlobWAL, id)
+		if errors.Is(err, localstore.ErrNotFound) {
+			return nil
+		}
+		ct = v
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docsync: reading blob %s from the log: %w", id, err)
+	}
+	return ct, nil
 }
 
 func (e *Engine) readBlobFile(id string) ([]byte, error) {
@@ -100,33 +197,26 @@ func (e *Engine) readBlobFile(id string) ([]byte, error) {
 // reaches the provider (an upload of a blob it has is a no-op there).
 func (e *Engine) PutBlob(plaintext []byte) (string, error) {
 	id := e.BlobID(plaintext)
-	if !e.HasBlob(id) {
-		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, plaintext)
-		if err != nil {
-			return "", fmt.Errorf("docsync: sealing a blob: %w", err)
-		}
-		if err := e.writeBlobFile(id, ct); err != nil {
-			return "", err
-		}
-	}
-	err := e.st.Update(func(tx *localstore.Tx) error { return tx.Put(bucketBlobPending, id, nil) })
-	if err != nil {
-		return id, fmt.Errorf("docsync: marking a blob for upload: %w", err)
+	if err := e.PutBlobsAndDocs([][]byte{plaintext}, nil); err != nil {
+		return id, err
 	}
 	return id, nil
 }
 
 // HasBlob reports whether the blob is on this device.
 func (e *Engine) HasBlob(id string) bool {
-	_, err := os.Stat(e.blobPath(id))
-	return err == nil
+	if _, err := os.Stat(e.blobPath(id)); err == nil {
+		return true
+	}
+	ct, err := e.loggedBlob(id)
+	return err == nil && ct != nil
 }
 
 // Blob returns a blob's plaintext, from this device or else from the
 // provider (then kept here). A blob from the provider must open under its
 // id and hash to it.
 func (e *Engine) Blob(ctx context.Context, id string) ([]byte, error) {
-	ct, err := e.readBlobFile(id)
+	ct, err := e.readBlob(id)
 	if err == nil {
 		pt, err := seal.OpenBlobBytes(&e.keys.Blob, id, ct)
 		if err != nil {
@@ -175,7 +265,7 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 			return nil
 		}
 		for _, id := range ids {
-			ct, err := e.readBlobFile(id)
+			ct, err := e.readBlob(id)
 			if err == nil {
 				if err := br.PutBlob(ctx, id, ct); err != nil {
 					return fmt.Errorf("docsync: upload blob: %w", err)
@@ -193,48 +283,170 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 // BlobID is the id plaintext gets as a blob of this account.
 func (e *Engine) BlobID(plaintext []byte) string { return seal.BlobID(&e.keys.BlobMAC, plaintext) }
 
-// PutBlobsAndDocs stores blobs and documents together (the blob files
-// first, then the documents in one local transaction), as bulk writers
-// such as incoming mail want.
+// PutBlobsAndDocs stores blobs and documents together, in one local
+// transaction (see Stage), as bulk writers such as incoming mail want.
 func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
+	w, err := e.Stage(blobs, docs)
+	if err != nil {
+		return err
+	}
+	if err := e.st.Update(w.Write); err != nil {
+		return fmt.Errorf("docsync: writing %d documents and %d blobs: %w", len(docs), len(blobs), err)
+	}
+	w.Committed()
+	return nil
+}
+
+// Staged is a write of blobs and documents made ready outside any
+// transaction (the blobs sealed, a large one written to its file), for
+// the caller to commit in a transaction of its own, beside what it
+// writes there: the mail store commits a message's blob, document and
+// index at once.
+type Staged struct {
+	e      *Engine
+	ids    []string          // every blob of the write: marked for upload
+	logged map[string][]byte // id -> sealed blob, for the log
+	size   int64             // bytes of logged
+	docs   []Doc
+}
+
+// Stage makes a write of blobs and documents ready. Commit it with
+// Write in a transaction of the local store, then call Committed.
+func (e *Engine) Stage(blobs [][]byte, docs []Doc) (*Staged, error) {
 	for _, d := range docs {
 		if err := checkID(d.ID); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	// Every blob of the batch is marked for upload in the transaction of
-	// its documents, also when its file was already there (see PutBlob).
-	var ids []string
+	w := &Staged{e: e, logged: map[string][]byte{}, docs: docs}
+	// Every blob of the write is marked for upload in the transaction of
+	// its documents, also when it was already here (see PutBlob).
 	for _, pt := range blobs {
 		id := e.BlobID(pt)
-		ids = append(ids, id)
-		if e.HasBlob(id) {
+		w.ids = append(w.ids, id)
+		if _, ok := w.logged[id]; ok || e.HasBlob(id) {
 			continue
 		}
 		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
 		if err != nil {
-			return fmt.Errorf("docsync: sealing a blob: %w", err)
+			return nil, fmt.Errorf("docsync: sealing a blob: %w", err)
 		}
-		if err := e.writeBlobFile(id, ct); err != nil {
+		if len(ct) > walBlobMax {
+			if err := e.writeBlobFile(id, ct); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		w.logged[id] = ct
+		w.size += int64(len(ct))
+	}
+	return w, nil
+}
+
+// Write writes the staged blobs (into the log) and documents in tx.
+func (w *Staged) Write(tx *localstore.Tx) error {
+	for id, ct := range w.logged {
+		if err := tx.Put(bucketBlobWAL, id, ct); err != nil {
 			return err
 		}
 	}
-	err := e.st.Update(func(tx *localstore.Tx) error {
-		for _, id := range ids {
-			if err := tx.Put(bucketBlobPending, id, nil); err != nil {
-				return err
-			}
+	for _, id := range w.ids {
+		if err := tx.Put(bucketBlobPending, id, nil); err != nil {
+			return err
 		}
-		for _, d := range docs {
-			if err := e.writeTx(tx, d.ID, d.Body, false); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("docsync: writing %d documents and %d blobs: %w", len(docs), len(ids), err)
 	}
-	e.Kick()
+	for _, d := range w.docs {
+		if err := w.e.writeTx(tx, d.ID, d.Body, false); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// Committed tells the engine that the transaction of Write committed:
+// the documents are pushed by the next sync. When the log has grown
+// large (no engine running to flush it), its blobs go to their files now.
+func (w *Staged) Committed() {
+	e := w.e
+	if len(w.docs) > 0 {
+		e.Kick()
+	}
+	if len(w.logged) == 0 {
+		return
+	}
+	n := e.walCount.Add(int64(len(w.logged)))
+	if b := e.walBytes.Add(w.size); b >= walFlushBytes || n >= walFlushCount {
+		if err := e.FlushBlobs(); err != nil {
+			e.log.Warn("docsync: writing logged blobs to their files", "err", err)
+		}
+	}
+}
+
+// FlushBlobs writes the blobs of the log to their files and takes them
+// off the log: per round, the files, one sync of the file system, and
+// one transaction. A failure leaves the blobs in the log, where they are
+// read from, for the next flush.
+func (e *Engine) FlushBlobs() error {
+	e.flushMu.Lock()
+	defer e.flushMu.Unlock()
+	for {
+		var ids []string
+		var cts [][]byte
+		size := 0
+		err := e.st.View(func(tx *localstore.Tx) error {
+			err := tx.ForEach(bucketBlobWAL, func(id string, ct []byte) error {
+				if len(ids) >= flushRoundCount || size >= flushRoundBytes {
+					return errStop
+				}
+				ids, cts = append(ids, id), append(cts, ct)
+				size += len(ct)
+				return nil
+			})
+			if err == errStop {
+				return nil
+			}
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("docsync: reading the blob log: %w", err)
+		}
+		if len(ids) == 0 {
+			e.walCount.Store(0)
+			e.walBytes.Store(0)
+			return nil
+		}
+		paths := make([]string, len(ids))
+		for i, id := range ids {
+			paths[i] = e.blobPath(id)
+			if err := writeFileUnsynced(paths[i], cts[i]); err != nil {
+				return fmt.Errorf("docsync: writing a logged blob's file: %w", err)
+			}
+		}
+		if err := syncFiles(e.blobDir(), paths); err != nil {
+			return fmt.Errorf("docsync: syncing the files of logged blobs: %w", err)
+		}
+		err = e.st.Update(func(tx *localstore.Tx) error {
+			for _, id := range ids {
+				if err := tx.Delete(bucketBlobWAL, id); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("docsync: taking flushed blobs off the log: %w", err)
+		}
+		// Blobs logged before this process started were not counted.
+		if e.walCount.Add(-int64(len(ids))) < 0 {
+			e.walCount.Store(0)
+		}
+		if e.walBytes.Add(-int64(size)) < 0 {
+			e.walBytes.Store(0)
+		}
+		if len(ids) < flushRoundCount && size < flushRoundBytes {
+			// The log held less than a round: what came meanwhile waits
+			// for the next flush.
+			return nil
+		}
+	}
 }

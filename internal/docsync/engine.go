@@ -115,6 +115,10 @@ type Engine struct {
 	types    []string // indexed document types
 
 	dirtyReady atomic.Bool // docs-dirty checked to exist
+
+	flushMu  sync.Mutex   // one FlushBlobs at a time
+	walCount atomic.Int64 // blobs logged since the last flush (about)
+	walBytes atomic.Int64 // and their bytes
 }
 
 // OnEvent registers fn to be called with every event of the provider's
@@ -222,6 +226,12 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	wg.Add(1)
 	go func() { defer wg.Done(); e.follow(ctx) }()
 	defer wg.Wait()
+	// Logged blobs go to their files a moment after the writes pause, or
+	// once they are runFlushBytes, and when Run ends (so a clean stop
+	// leaves the log empty).
+	flush := time.NewTimer(flushIdle)
+	defer flush.Stop()
+	defer e.flushLogged()
 	backoff := time.Duration(0)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
@@ -229,8 +239,15 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-flush.C:
+			e.flushLogged()
+			continue
 		case <-e.kick:
+			flush.Reset(flushIdle)
 		case <-timer.C:
+		}
+		if e.walBytes.Load() >= runFlushBytes {
+			e.flushLogged()
 		}
 		if err := e.Sync(ctx); err != nil {
 			if ctx.Err() != nil {
@@ -243,6 +260,18 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 		}
 		backoff = 0
 		timer.Reset(interval)
+	}
+}
+
+// Run's flushes of the blob log (see FlushBlobs).
+const (
+	flushIdle     = time.Second
+	runFlushBytes = 4 << 20
+)
+
+func (e *Engine) flushLogged() {
+	if err := e.FlushBlobs(); err != nil {
+		e.log.Warn("docsync: writing logged blobs to their files", "err", err)
 	}
 }
 
