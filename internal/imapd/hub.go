@@ -13,6 +13,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/imapproto"
 	"github.com/bitmask-go/bitmask/internal/mailstore"
+	"github.com/bitmask-go/bitmask/internal/recovered"
 )
 
 // A hub is the server's view of one mailbox while sessions have it
@@ -326,7 +327,9 @@ func (h *hub) run(ch <-chan mailstore.Event) {
 func (h *hub) safely(f func()) {
 	defer func() {
 		if v := recover(); v != nil {
-			h.acct.srv.log.Error("imapd: mailbox view failed; ending its sessions", "mailbox", h.name, "panic", v)
+			// Where it failed, not what the panic says (it may quote
+			// what was applied), nor the mailbox's name.
+			h.acct.srv.log.Error("imapd: mailbox view failed; ending its sessions", recovered.New(v).LogAttrs()...)
 			h.die("Internal error; select the mailbox again")
 		}
 	}()

@@ -39,10 +39,14 @@ func (l *lockedBuffer) String() string {
 // startLoggedServer serves a fake store for testUser, logging at debug
 // level into the returned buffer.
 func startLoggedServer(t *testing.T) (addr string, logs *lockedBuffer) {
+	addr, logs, _ = startLoggedServerWith(t, newFakeStore())
+	return addr, logs
+}
+
+func startLoggedServerWith(t *testing.T, store *fakeStore) (addr string, logs *lockedBuffer, srv *Server) {
 	t.Helper()
-	store := newFakeStore()
 	logs = &lockedBuffer{}
-	srv := New(AuthFunc(func(user, pass string) (Mailstore, error) {
+	srv = New(AuthFunc(func(user, pass string) (Mailstore, error) {
 		if user == testUser && pass == testToken {
 			return store, nil
 		}
@@ -61,7 +65,7 @@ func startLoggedServer(t *testing.T) (addr string, logs *lockedBuffer) {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return ln.Addr().String(), logs
+	return ln.Addr().String(), logs, srv
 }
 
 // The log never names the account (a mail address) nor what a client
@@ -187,5 +191,45 @@ func TestFetchMakesASectionOnce(t *testing.T) {
 	// 2,000 decodings are 600 MB; one is 300 KB.
 	if n := after.TotalAlloc - before.TotalAlloc; n > 100<<20 {
 		t.Errorf("one FETCH allocated %d MB", n>>20)
+	}
+}
+
+// A mailbox view that fails (a panic while it applies the store's
+// changes) ends its sessions and logs where it failed, never what the
+// panic said: that may quote what was being applied.
+func TestHubPanicLogsNoText(t *testing.T) {
+	store := newFakeStore()
+	store.deliver("INBOX", reportMsg)
+	addr, logs, srv := startLoggedServerWith(t, store)
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(testUser, testToken).Wait(); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatalf("select: %v", err)
+	}
+	var h *hub
+	srv.mu.Lock()
+	for _, a := range srv.accounts {
+		a.mu.Lock()
+		h = a.hubs["INBOX"]
+		a.mu.Unlock()
+	}
+	srv.mu.Unlock()
+	if h == nil {
+		t.Fatal("no hub for INBOX")
+	}
+	h.safely(func() { panic("Subject: the secret plans") })
+	// The session is ended (BYE, then the connection closes).
+	<-c.Closed()
+	if !strings.Contains(logs.String(), "mailbox view failed") {
+		t.Errorf("no log line of the failure:\n%s", logs)
+	}
+	if strings.Contains(logs.String(), "secret plans") {
+		t.Errorf("the panic's text reached the log:\n%s", logs)
 	}
 }
