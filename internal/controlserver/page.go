@@ -186,3 +186,5 @@ func keyList(a *daemon.Account) ([]controlapi.KeyInfo, error) {
 	}
 	return out, nil
 }
+
+func (b pageBackend) SyncPaused() bool { return b.d.SyncPaused() }

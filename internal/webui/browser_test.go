@@ -297,3 +297,39 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("page after the session ended:\n%s", txt)
 	}
 }
+
+// BenchmarkPageLoad loads pages of the local page in headless Chromium
+// on loopback, with one account logged in, and reports the browser's
+// navigation timing: first byte (responseStart) and the whole page with
+// its style sheet and script (loadEventEnd), in milliseconds from the
+// navigation's start.
+func BenchmarkPageLoad(b *testing.B) {
+	ctx := browser(b)
+	p := testenv.StartProvider(b, testenv.Options{})
+	r := testenv.StartDaemon(b, testenv.DaemonOptions{})
+	testenv.NewUser(b, r.Daemon, p, "alice@"+testenv.Domain)
+	if _, err := controlapi.NewLocalClient(r.ControlAddr, r.Dir).Status(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	u, err := controlserver.LoginURL(r.Daemon, "/")
+	if err != nil {
+		b.Fatal(err)
+	}
+	step(b, ctx, "sign in", chromedp.Navigate(u))
+	base := "http://" + r.ControlAddr
+	for _, path := range []string{"/", "/setup", "/keys"} {
+		b.Run(strings.TrimPrefix(path, "/")+"page", func(b *testing.B) {
+			var ttfb, load float64
+			for b.Loop() {
+				step(b, ctx, "load", chromedp.Navigate(base+path))
+				t := run(b, ctx, "timing", chromedp.Evaluate[struct {
+					ResponseStart, LoadEventEnd float64
+				}](`(() => { const n = performance.getEntriesByType('navigation')[0]; return {ResponseStart: n.responseStart, LoadEventEnd: n.loadEventEnd}; })()`))
+				ttfb += t.ResponseStart
+				load += t.LoadEventEnd
+			}
+			b.ReportMetric(ttfb/float64(b.N), "first-byte-ms")
+			b.ReportMetric(load/float64(b.N), "load-ms")
+		})
+	}
+}

@@ -205,7 +205,12 @@ func (s *Server) hStatus(w http.ResponseWriter, r *http.Request, se session) {
 	for _, a := range as {
 		refresh = refresh || a.State != "ready" || a.Sync.Syncing
 	}
-	s.show(w, se, http.StatusOK, "status", &view{Title: "Status", Nav: "status", Accounts: as, Refresh: refresh})
+	s.show(w, se, http.StatusOK, "status", &view{Title: "Status", Nav: "status", Accounts: as, Refresh: refresh, Data: statusData{Paused: s.b.SyncPaused()}})
+}
+
+// statusData is the status page's besides the accounts.
+type statusData struct {
+	Paused bool // sync with the provider is paused
 }
 
 func (s *Server) hLoginForm(w http.ResponseWriter, r *http.Request, se session) {
@@ -387,12 +392,7 @@ func certFingerprint(pemBytes []byte) string {
 		return ""
 	}
 	sum := sha256.Sum256(b.Bytes)
-	h := strings.ToUpper(hex.EncodeToString(sum[:]))
-	var out []string
-	for i := 0; i < len(h); i += 2 {
-		out = append(out, h[i:i+2])
-	}
-	return strings.Join(out, ":")
+	return controlapi.ColonFingerprint(hex.EncodeToString(sum[:]))
 }
 
 // download answers a file to save, or the setup page with the error.

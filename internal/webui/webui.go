@@ -57,6 +57,9 @@ type Backend interface {
 	MailConfig(address string) (controlapi.MailConfig, error)
 	// Certificate is the local IMAP and SMTP certificate, PEM (no key).
 	Certificate() ([]byte, error)
+	// SyncPaused tells whether sync with the provider is paused (from
+	// the tray).
+	SyncPaused() bool
 }
 
 // Account is one account as the status page shows it.

@@ -108,6 +108,8 @@ func (f *fake) MailConfig(address string) (controlapi.MailConfig, error) {
 
 func (f *fake) Certificate() ([]byte, error) { return f.pem, nil }
 
+func (f *fake) SyncPaused() bool { return true }
+
 func testCert(t *testing.T) []byte {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -255,7 +257,7 @@ func TestCodeForSession(t *testing.T) {
 		t.Errorf("cookie %q", sc)
 	}
 	ck := (&http.Response{Header: a.header}).Cookies()[0]
-	if got := e.get("/", ck); got.status != 200 || !strings.Contains(got.body, "alice@example.test") {
+	if got := e.get("/", ck); got.status != 200 || !strings.Contains(got.body, "alice@example.test") || !strings.Contains(got.body, "Sync is paused") {
 		t.Errorf("status page: %d %s", got.status, got.body)
 	}
 }
