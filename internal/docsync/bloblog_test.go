@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -192,6 +193,33 @@ func TestRunFlushesTheLogAtTheEnd(t *testing.T) {
 	}
 	for _, id := range ids {
 		if _, err := os.Stat(e.blobPath(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestConcurrentWritesShareCommits: writes from many callers at once
+// (committed in shared transactions) each land whole.
+func TestConcurrentWritesShareCommits(t *testing.T) {
+	st, k := localstoretest.Open(t)
+	e := New(st, &feedRemote{}, k, feedUser, nil)
+	const n = 40
+	errs := make(chan error, n)
+	for i := range n {
+		go func() {
+			raw := []byte(fmt.Sprintf("message %d", i))
+			errs <- e.PutBlobsAndDocs([][]byte{raw}, []Doc{{ID: fmt.Sprintf("m%d", i), Body: []byte(`{"blob":"` + e.BlobID(raw) + `"}`)}})
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		raw := []byte(fmt.Sprintf("message %d", i))
+		checkBlob(t, e, e.BlobID(raw), raw)
+		if _, err := e.Get(fmt.Sprintf("m%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}

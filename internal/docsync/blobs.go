@@ -290,11 +290,54 @@ func (e *Engine) PutBlobsAndDocs(blobs [][]byte, docs []Doc) error {
 	if err != nil {
 		return err
 	}
-	if err := e.st.Update(w.Write); err != nil {
+	if err := e.commitQueued(w); err != nil {
 		return fmt.Errorf("docsync: writing %d documents and %d blobs: %w", len(docs), len(blobs), err)
 	}
 	w.Committed()
 	return nil
+}
+
+// queuedWrite is a staged write waiting for commitQueued.
+type queuedWrite struct {
+	w    *Staged
+	done bool // set, with err, by the caller that committed it
+	err  error
+}
+
+// commitQueued commits w in a transaction shared with the writes that
+// other callers queued meanwhile (a group commit: while one commits,
+// the others queue, and the next to get the turn commits all that
+// queued). A write that fails does not fail the others: when the shared
+// transaction fails, each is tried alone.
+func (e *Engine) commitQueued(w *Staged) error {
+	q := &queuedWrite{w: w}
+	e.qmu.Lock()
+	e.queue = append(e.queue, q)
+	e.qmu.Unlock()
+	e.commitMu.Lock()
+	defer e.commitMu.Unlock()
+	if q.done {
+		return q.err
+	}
+	e.qmu.Lock()
+	batch := e.queue
+	e.queue = nil
+	e.qmu.Unlock()
+	err := e.st.Update(func(tx *localstore.Tx) error {
+		for _, b := range batch {
+			if err := b.w.Write(tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, b := range batch {
+		b.done, b.err = true, err
+		if err != nil && len(batch) > 1 {
+			b.err = e.st.Update(b.w.Write)
+		}
+	}
+	return q.err
 }
 
 // Staged is a write of blobs and documents made ready outside any

@@ -116,6 +116,10 @@ type Engine struct {
 
 	dirtyReady atomic.Bool // docs-dirty checked to exist
 
+	commitMu sync.Mutex     // one commitQueued transaction at a time
+	qmu      sync.Mutex     // guards queue
+	queue    []*queuedWrite // staged writes waiting for commitQueued
+
 	flushMu  sync.Mutex   // one FlushBlobs at a time
 	walCount atomic.Int64 // blobs logged since the last flush (about)
 	walBytes atomic.Int64 // and their bytes
