@@ -923,7 +923,7 @@ func (c *Conn) enable(caps ...imap.Cap) []imap.Cap {
 	var done []imap.Cap
 	c.mu.Lock()
 	for _, cp := range caps {
-		cp = imap.Cap(strings.ToUpper(string(cp)))
+		cp = canonicalCap(string(cp)) // IMAP4rev2 is not all upper case
 		if !enableable[cp] {
 			continue
 		}

@@ -76,3 +76,20 @@ func TestFlagsThatAreNotAtomsAreLeftOut(t *testing.T) {
 	}
 	expect(t, rc.cmd("a5", "NOOP"), "a5 OK")
 }
+
+// ENABLE IMAP4rev2 (RFC 9051 §6.3.1) turns IMAP4rev2 on: it was
+// upper-cased to IMAP4REV2, which is not a capability, and ignored.
+func TestEnableIMAP4rev2(t *testing.T) {
+	ts := startServer(t, nil)
+	rc := ts.dial(t)
+	rc.login()
+	resp := rc.cmd("a1", "ENABLE IMAP4rev2")
+	if !hasLine(resp, "* ENABLED IMAP4rev2") {
+		t.Fatalf("ENABLE IMAP4rev2: %q", resp)
+	}
+	expect(t, rc.cmd("a2", "SELECT INBOX"), "a2 OK")
+	// An IMAP4rev2 SEARCH answers ESEARCH.
+	if resp := rc.cmd("a3", "SEARCH ALL"); !hasLine(resp, `* ESEARCH (TAG "a3")`) {
+		t.Errorf("SEARCH after ENABLE IMAP4rev2: %q", resp)
+	}
+}
