@@ -4,9 +4,11 @@
 # built with -trimpath and no build id, man pages gzipped without a name
 # or time, and every file's time set to the commit's (SOURCE_DATE_EPOCH).
 # Uncommitted changes are not packaged; PACKAGE_TREE=worktree packages
-# the working tree as it is instead (its version then ends in +dirty).
+# the working tree as it is instead (its bitmaskd --version then ends in
+# +dirty if the tree has changes).
 #
-#   scripts/package.sh [OUTDIR]   build into OUTDIR (default dist)
+#   scripts/package.sh [OUTDIR]   build into OUTDIR (default dist, whose
+#                                 older packages it removes)
 #   scripts/package.sh --check    build twice, from two clones in two
 #                                 directories, into dist/ and a scratch
 #                                 directory; fail unless the two .debs
@@ -109,6 +111,9 @@ source_tree() { # DIR: the tree to package
 		echo "$1"
 	fi
 }
+
+# dist/ keeps the newest package only, so ./dist/bitmask_*.deb names one.
+case ${1:-} in "" | --check) rm -f "$root"/dist/bitmask_*.deb ;; esac
 
 if [ "${1:-}" != --check ]; then
 	out=${1:-dist}
