@@ -342,8 +342,15 @@ func (a *Account) start() {
 	go func() { defer wg.Done(); a.Outbox.Run(ctx) }()
 	go func() { defer wg.Done(); a.renewLoop(ctx) }()
 	go func() { defer wg.Done(); a.Own.RunRotation(ctx, a.pace) }()
-	go func() { defer wg.Done(); a.Docs.Run(ctx, a.d.cfg.SyncInterval) }()
-	go func() { defer wg.Done(); a.Incoming.Run(ctx, wake) }()
+	// Sync and the incoming queue stop while sync is paused (pause.go).
+	go func() {
+		defer wg.Done()
+		a.d.unpaused(ctx, func(ctx context.Context) { a.Docs.Run(ctx, a.d.cfg.SyncInterval) })
+	}()
+	go func() {
+		defer wg.Done()
+		a.d.unpaused(ctx, func(ctx context.Context) { a.Incoming.Run(ctx, wake) })
+	}()
 	go func() { wg.Wait(); close(stopped) }()
 }
 

@@ -68,6 +68,8 @@ type Daemon struct {
 	accounts map[string]*Account
 	busy     map[string]bool     // address -> a login/signup in progress
 	opening  map[string]*syncing // logins past unlock, still in their first sync
+
+	pause pauseState // SetSyncPaused (pause.go)
 }
 
 // New makes a daemon over cfg.DataDir.
