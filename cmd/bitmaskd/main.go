@@ -2,7 +2,10 @@
 // keeps their encrypted local stores in sync with the provider, and serves
 // the control API (127.0.0.1:7070) that bitmaskctl uses.
 //
-//	bitmaskd [-data DIR] [-control ADDR] [-imap ADDR] [-smtp ADDR]
+//	bitmaskd [-data DIR] [-control ADDR] [-imap ADDR] [-smtp ADDR] [-no-tray]
+//
+// In a desktop session it shows an icon in the system tray (package
+// tray; docs/tray.md) unless told -no-tray.
 //
 // The demo (an embedded provider and two demo accounts) is the separate
 // command bitmask-demo.
@@ -25,6 +28,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
 	"github.com/bitmask-go/bitmask/internal/localserve"
+	"github.com/bitmask-go/bitmask/internal/tray"
 )
 
 func main() {
@@ -42,6 +46,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	control := fs.String("control", controlapi.DefaultAddr, "control API address (loopback only)")
 	imapAddr := fs.String("imap", "127.0.0.1:1984", "IMAP address (loopback only; empty: off)")
 	smtpAddr := fs.String("smtp", "127.0.0.1:2013", "SMTP submission address (loopback only; empty: off)")
+	noTray := fs.Bool("no-tray", false, "no tray icon, even in a desktop session")
 	verbose := fs.Bool("v", false, "debug logging")
 	version := fs.Bool("version", false, "print the version (the commit it was built from) and exit")
 	if err := fs.Parse(args); err != nil {
@@ -56,7 +61,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	return localserve.Run(ctx, localserve.Config{
+	cfg := localserve.Config{
 		Daemon:  daemon.Config{DataDir: *data, Logger: log, Indexer: imapd.Indexer, WKD: &http.Client{Timeout: 20 * time.Second}},
 		Control: *control, IMAP: *imapAddr, SMTP: *smtpAddr,
 		Ready: func(_ context.Context, s *localserve.Services) error {
@@ -66,7 +71,17 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 			}
 			return nil
 		},
-	})
+	}
+	// The tray icon, in a desktop session only: a headless bitmaskd
+	// stays headless.
+	if *noTray || !desktopSession(os.Getenv) {
+		return localserve.Run(ctx, cfg)
+	}
+	if !tray.Available {
+		fmt.Fprintln(stdout, "bitmaskd: no tray icon: this build has none (on macOS the tray needs a build with cgo)")
+		return localserve.Run(ctx, cfg)
+	}
+	return runWithTray(ctx, cfg, stdout, log)
 }
 
 // Version is the commit bitmaskd was built from (with "+dirty" when the
