@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -26,6 +27,13 @@ func (s *session) List(w *imapproto.ListWriter, ref string, patterns []string, o
 	if len(patterns) == 0 || (len(patterns) == 1 && patterns[0] == "") {
 		// LIST "" "": the hierarchy delimiter and root.
 		return w.WriteList(&imap.ListData{Attrs: []imap.MailboxAttr{imap.MailboxAttrNoSelect}, Delim: delim})
+	}
+	// A run of wildcards matches what one does: matching costs
+	// len(pattern) x len(name) per name, and a pattern may be 64 KiB.
+	ref = collapseWildcards(ref)
+	patterns = slices.Clone(patterns)
+	for i, p := range patterns {
+		patterns[i] = collapseWildcards(p)
 	}
 	boxes := s.store.Mailboxes()
 	byName := make(map[string]*mailstore.MailboxInfo, len(boxes))
@@ -169,6 +177,32 @@ func parents(name string) func(func(string) bool) {
 			}
 		}
 	}
+}
+
+// collapseWildcards replaces each run of wildcards with the one that
+// matches the same: "*" if the run has one, else "%".
+func collapseWildcards(p string) string {
+	if !strings.Contains(p, "**") && !strings.Contains(p, "*%") && !strings.Contains(p, "%*") && !strings.Contains(p, "%%") {
+		return p
+	}
+	b := make([]byte, 0, len(p))
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c != '*' && c != '%' {
+			b = append(b, c)
+			continue
+		}
+		j := i
+		for j < len(p) && (p[j] == '*' || p[j] == '%') {
+			if p[j] == '*' {
+				c = '*'
+			}
+			j++
+		}
+		b = append(b, c)
+		i = j - 1
+	}
+	return string(b)
 }
 
 // matchList says whether a mailbox name matches a LIST reference and

@@ -233,3 +233,40 @@ func TestHubPanicLogsNoText(t *testing.T) {
 		t.Errorf("the panic's text reached the log:\n%s", logs)
 	}
 }
+
+// LIST with runs of wildcards answers as with one: "*%*" is "*", "%%"
+// is "%". Matching a name costs the pattern's length times the name's, so
+// the runs are collapsed first (BenchmarkListWildcardRuns: a 60,000
+// wildcard pattern over 400 names took 2.5 s).
+func TestListWildcardRuns(t *testing.T) {
+	store := newFakeStore()
+	e := startServerWith(t, store)
+	rc := e.rawLogin()
+	rc.ok("c1", `CREATE "a/b/c"`)
+	rc.ok("c2", `CREATE "ax"`)
+	for _, tc := range []struct{ pattern, want, not string }{
+		{`"*%*x"`, `"ax"`, `"a/b/c"`},
+		{`"%%%/%%"`, `"a/b"`, `"a/b/c"`},
+		{`"a%*%c"`, `"a/b/c"`, `"ax"`},
+		{`"%%%%x"`, `"ax"`, `"a/b"`},
+	} {
+		got := rc.ok("l", `LIST "" `+tc.pattern)
+		if !has(got, tc.want) || has(got, tc.not) {
+			t.Errorf("LIST %s: %q", tc.pattern, got)
+		}
+	}
+}
+
+func BenchmarkListWildcardRuns(b *testing.B) {
+	store := newFakeStore()
+	e := startServerWith(b, store)
+	rc := e.rawLogin()
+	for i := 0; i < 200; i++ {
+		rc.ok("c", `CREATE "Folder `+itoa(i)+`/sub folder with a longer name"`)
+	}
+	cmd := `LIST "" ` + strings.Repeat("*", 60000) + "x"
+	b.ResetTimer()
+	for range b.N {
+		rc.ok("l", cmd)
+	}
+}
