@@ -29,8 +29,7 @@ build() {
 	local src=$1 out=$2 stage
 	stage=$(mktemp -d "$scratch/stage.XXXXXX")
 	mkdir -p "$out"
-	local rev sde version arch
-	rev=$(git -C "$src" rev-parse HEAD)
+	local sde version arch
 	sde=$(git -C "$src" log -1 --format=%ct)
 	# Debian version: the commit's exact tag (v1.2.3 -> 1.2.3), else
 	# 0.0~git followed by the commit's UTC time and short hash, which
@@ -96,11 +95,14 @@ build() {
 	echo "$deb"
 }
 
-# clone DIR: a clean clone of HEAD (its objects shared with this
+# The commit to package: HEAD now, whatever is committed meanwhile.
+rev=$(git rev-parse HEAD)
+
+# clone DIR: a clean clone of the commit (its objects shared with this
 # repository, so it costs little).
 clone() {
 	git clone -q --shared --no-checkout "$root" "$1"
-	git -C "$1" checkout -q --detach "$(git -C "$root" rev-parse HEAD)"
+	git -C "$1" checkout -q --detach "$rev"
 }
 
 source_tree() { # DIR: the tree to package
@@ -141,7 +143,6 @@ fi
 dpkg-deb --info "$a"
 dpkg-deb --contents "$a"
 dpkg-deb -x "$a" "$scratch/root"
-rev=$(git rev-parse HEAD)
 [ "${PACKAGE_TREE:-}" != worktree ] || [ -z "$(git status --porcelain)" ] || rev=$rev+dirty
 got=$("$scratch/root/usr/bin/bitmaskd" --version)
 if [ "$got" != "bitmaskd $rev" ]; then
