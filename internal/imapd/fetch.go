@@ -281,12 +281,7 @@ func (v *view) writeVanished(w *imapproto.UpdateWriter, set imap.NumSet, modSeq 
 	if !ok {
 		return nil
 	}
-	var gone imap.UIDSet
-	for _, u := range v.hub.acct.store.Vanished(v.hub.name, modSeq) {
-		if uidSet.Contains(imap.UID(u)) {
-			gone.AddNum(imap.UID(u))
-		}
-	}
+	gone := v.vanishedSince(modSeq, uidSet)
 	if len(gone) == 0 {
 		return nil
 	}
