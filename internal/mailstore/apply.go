@@ -277,11 +277,19 @@ func (s *Store) applyOne(id string, msgs *[]string) error {
 		}
 	case typeMessage:
 		*msgs = append(*msgs, id)
+	case typeSubscriptions:
+		if id == s.subscriptionsDocID() {
+			s.applySubscriptions(d.Body)
+		}
 	}
 	return nil
 }
 
 func (s *Store) applyGone(id string) error {
+	if id == s.subscriptionsDocID() {
+		s.applySubscriptions(nil)
+		return nil
+	}
 	s.mu.Lock()
 	if m, ok := s.byID[id]; ok {
 		s.mu.Unlock()
@@ -304,8 +312,8 @@ func (s *Store) applyMailbox(md mailboxDoc) error {
 	s.mu.Lock()
 	mb, ok := s.mboxes[md.Name]
 	if ok {
-		changed := mb.special != md.Special || mb.subscribed != md.Subscribed
-		mb.special, mb.subscribed = md.Special, md.Subscribed
+		changed := mb.special != md.Special
+		mb.special = md.Special
 		s.mu.Unlock()
 		if changed {
 			s.emit(Event{Kind: EventMailboxes, Mailbox: md.Name})
@@ -313,7 +321,7 @@ func (s *Store) applyMailbox(md mailboxDoc) error {
 		return nil
 	}
 	s.mu.Unlock()
-	return s.indexMailbox(md.Name, md.Special, md.Subscribed)
+	return s.indexMailbox(md.Name, md.Special)
 }
 
 // applyMessage indexes a message document that is new, moved or whose
@@ -345,7 +353,7 @@ func (s *Store) applyMessage(ctx context.Context, id string) error {
 	if !mboxKnown {
 		// A message for a mailbox we do not know (its document is still
 		// on its way, or it was deleted): make the mailbox.
-		if err := s.indexMailbox(md.Mbox, "", true); err != nil {
+		if err := s.indexMailbox(md.Mbox, ""); err != nil {
 			return err
 		}
 	}

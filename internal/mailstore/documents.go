@@ -11,8 +11,9 @@ import (
 
 // Document types.
 const (
-	typeMailbox = "mailbox"
-	typeMessage = "message"
+	typeMailbox       = "mailbox"
+	typeMessage       = "message"
+	typeSubscriptions = "subscriptions"
 )
 
 // MailboxDocType is the type of mailbox documents. The mail store reads
@@ -23,10 +24,21 @@ const MailboxDocType = typeMailbox
 
 // Document bodies.
 type mailboxDoc struct {
-	Type       string `json:"type"`
-	Name       string `json:"name"`
-	Special    string `json:"special,omitempty"`
-	Subscribed bool   `json:"subscribed"`
+	Type    string `json:"type"`
+	Name    string `json:"name"`
+	Special string `json:"special,omitempty"`
+	// Subscribed is how subscriptions were kept before the
+	// subscriptions document (subscriptions.go): still written, read
+	// only to carry them over.
+	Subscribed bool `json:"subscribed"`
+}
+
+// subscriptionsDoc is the account's subscribed names, one document for
+// all (subscriptions.go). Names is never null: docsync merges arrays of
+// strings as sets, per name.
+type subscriptionsDoc struct {
+	Type  string   `json:"type"`
+	Names []string `json:"names"`
 }
 
 type messageDoc struct {
@@ -45,6 +57,10 @@ var specials = []struct{ name, use string }{
 
 func (s *Store) mailboxDocID(name string) string {
 	return seal.DocID(&s.keys.DocID, "mailbox:"+name)
+}
+
+func (s *Store) subscriptionsDocID() string {
+	return seal.DocID(&s.keys.DocID, "subscriptions")
 }
 
 // NormalizeName turns a client's mailbox name into ours: INBOX in any

@@ -78,7 +78,6 @@ type msgState struct {
 
 type mbox struct {
 	name, special string
-	subscribed    bool
 	state         mboxState
 	uids          []uint32 // sorted
 	byUID         map[uint32]*msg
@@ -125,27 +124,32 @@ func unseenDelta(old, nf []string) int {
 	return 0
 }
 
-// loadMailboxDocs gives each mailbox of the index the special use and
-// subscription of its document: the index on disk keeps only UIDs, and
-// the catch-up after it applies only documents that changed meanwhile.
-// Without this, \Sent, \Trash and the others, and every subscription,
-// were lost at each restart.
-func (s *Store) loadMailboxDocs() error {
+// loadMailboxDocs gives each mailbox of the index the special use of its
+// document: the index on disk keeps only UIDs, and the catch-up after it
+// applies only documents that changed meanwhile. Without this, \Sent,
+// \Trash and the others were lost at each restart. It returns the names
+// the documents say are subscribed (as kept before the subscriptions
+// document: loadSubscriptions carries them over once).
+func (s *Store) loadMailboxDocs() (subscribed []string, err error) {
 	if err := s.docs.IndexTypes(typeMailbox); err != nil {
-		return err
+		return nil, err
 	}
-	return s.docs.ForEachType(typeMailbox, func(d *docsync.Doc) error {
+	err = s.docs.ForEachType(typeMailbox, func(d *docsync.Doc) error {
 		var md mailboxDoc
 		if json.Unmarshal(d.Body, &md) != nil || validName(md.Name) != nil || d.ID != s.mailboxDocID(md.Name) {
 			return nil // not ours to trust; the catch-up judges it too
 		}
+		if md.Subscribed {
+			subscribed = append(subscribed, md.Name)
+		}
 		s.mu.Lock()
 		if mb := s.mboxes[md.Name]; mb != nil {
-			mb.special, mb.subscribed = md.Special, md.Subscribed
+			mb.special = md.Special
 		}
 		s.mu.Unlock()
 		return nil
 	})
+	return subscribed, err
 }
 
 // load reads the per-device index into memory.
@@ -301,13 +305,13 @@ func putModSeq(tx *localstore.Tx, modseq uint64) error {
 	return tx.Put(bucketState, keyModSeq, b[:])
 }
 
-func (s *Store) indexMailbox(name, special string, subscribed bool) error {
+func (s *Store) indexMailbox(name, special string) error {
 	// Under the lock from the check to the memory update: what is on disk
 	// and what sessions see must be the same UIDVALIDITY.
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if mb, ok := s.mboxes[name]; ok {
-		mb.special, mb.subscribed = special, subscribed
+		mb.special = special
 		return nil
 	}
 	var st mboxState
@@ -322,7 +326,7 @@ func (s *Store) indexMailbox(name, special string, subscribed bool) error {
 	if err != nil {
 		return fmt.Errorf("mailstore: recording a mailbox in the index: %w", err)
 	}
-	s.mboxes[name] = &mbox{name: name, special: special, subscribed: subscribed, state: st, byUID: map[uint32]*msg{}}
+	s.mboxes[name] = &mbox{name: name, special: special, state: st, byUID: map[uint32]*msg{}}
 	s.emitLocked(Event{Kind: EventMailboxes, Mailbox: name})
 	return nil
 }

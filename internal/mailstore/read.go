@@ -13,8 +13,10 @@ import (
 // MailboxInfo describes a mailbox. It costs the same whatever the
 // mailbox holds (the counts are kept as messages change).
 type MailboxInfo struct {
-	Name        string
-	Special     string
+	Name    string
+	Special string
+	// Subscribed says the mailbox is subscribed; Subscriptions lists
+	// the subscribed names, those that no mailbox has too.
 	Subscribed  bool
 	UIDValidity uint32
 	UIDNext     uint32
@@ -60,7 +62,7 @@ func (s *Store) Mailboxes() []MailboxInfo {
 
 func (s *Store) infoLocked(mb *mbox) MailboxInfo {
 	return MailboxInfo{
-		Name: mb.name, Special: mb.special, Subscribed: mb.subscribed,
+		Name: mb.name, Special: mb.special, Subscribed: s.subs[mb.name],
 		UIDValidity: mb.state.UIDValidity, UIDNext: mb.state.UIDNext,
 		Messages: uint32(len(mb.uids)), Unseen: uint32(mb.unseen),
 		HighestModSeq: mb.state.HighestModSeq, Recent: mb.recentLocked(),

@@ -5,6 +5,9 @@
 //   - a mailbox is a document {type: "mailbox", name, special, subscribed}
 //     whose id is derived from its name, so two devices that create the
 //     same mailbox make the same document;
+//   - the subscribed names are one document {type: "subscriptions",
+//     names}, apart from the mailboxes (a name may be subscribed that no
+//     mailbox has); they merge per name;
 //   - a message is a document {type: "message", mbox, blob, size, date,
 //     flags}; its content is an immutable blob. Moving a message changes
 //     its mbox, COPY makes a new document on the same blob, EXPUNGE
@@ -111,8 +114,12 @@ type Store struct {
 	lastSlot   uint64 // the last slot handed out
 	lastModSeq uint64 // the last MODSEQ handed out
 	watchers   map[string]map[*watcher]struct{}
-	lazy       lazy     // index writes that may wait (index.go)
-	gone       expunged // messages expunged a moment ago, still readable (expunged.go)
+	lazy       lazy            // index writes that may wait (index.go)
+	gone       expunged        // messages expunged a moment ago, still readable (expunged.go)
+	subs       map[string]bool // the subscribed names (subscriptions.go)
+
+	// One local change of the subscriptions document at a time.
+	subsMu sync.Mutex
 
 	// Messages waiting to be indexed in a shared transaction (indexQueued).
 	qmu   sync.Mutex
@@ -142,7 +149,7 @@ func Open(docs *docsync.Engine, st *localstore.Store, keys *seal.Keys, indexer I
 	indexer = safeIndexer(indexer, log)
 	s := &Store{
 		docs: docs, st: st, keys: keys, indexer: indexer, log: log,
-		mboxes: map[string]*mbox{}, byID: map[string]*msg{},
+		mboxes: map[string]*mbox{}, byID: map[string]*msg{}, subs: map[string]bool{},
 		watchers: map[string]map[*watcher]struct{}{},
 		lazy:     lazy{mboxes: map[string]bool{}, takes: map[string]uint64{}},
 		gone:     expunged{byID: map[string]*expungedMsg{}},
@@ -168,8 +175,12 @@ func (s *Store) start() error {
 	if err := s.load(); err != nil {
 		return fmt.Errorf("mailstore: loading the index: %w", err)
 	}
-	if err := s.loadMailboxDocs(); err != nil {
+	legacy, err := s.loadMailboxDocs()
+	if err != nil {
 		return fmt.Errorf("mailstore: reading the mailbox documents: %w", err)
+	}
+	if err := s.loadSubscriptions(legacy); err != nil {
+		return fmt.Errorf("mailstore: reading the subscriptions: %w", err)
 	}
 	if err := s.createSpecials(); err != nil {
 		return fmt.Errorf("mailstore: creating the special mailboxes: %w", err)
@@ -180,16 +191,26 @@ func (s *Store) start() error {
 	return nil
 }
 
-// createSpecials creates the special-use mailboxes that are missing.
+// createSpecials creates the special-use mailboxes that are missing,
+// subscribed.
 func (s *Store) createSpecials() error {
+	var made []string
 	for _, sp := range specials {
 		if _, ok := s.mboxes[sp.name]; !ok {
-			if err := s.createMailbox(context.Background(), sp.name, sp.use); err != nil && !errors.Is(err, ErrExists) {
+			if err := s.createMailbox(context.Background(), sp.name, sp.use, true); err != nil && !errors.Is(err, ErrExists) {
 				return err
 			}
+			made = append(made, sp.name)
 		}
 	}
-	return nil
+	if len(made) == 0 {
+		return nil
+	}
+	return s.changeSubscriptions(func(set map[string]bool) {
+		for _, n := range made {
+			set[n] = true
+		}
+	})
 }
 
 // follow starts the worker that applies what sync changes.

@@ -29,10 +29,16 @@ const (
 	FlagsRemove
 )
 
-// CreateMailbox makes a mailbox (and its parents, as IMAP allows).
+// CreateMailbox makes a mailbox (and its parents, as IMAP allows), and
+// subscribes the names it makes.
 func (s *Store) CreateMailbox(ctx context.Context, name string) error {
 	defer s.poke()
-	name = NormalizeName(name)
+	return s.createTree(ctx, NormalizeName(name), true)
+}
+
+// createTree makes a mailbox and the parents it lacks; subscribe
+// subscribes those it makes.
+func (s *Store) createTree(ctx context.Context, name string, subscribe bool) error {
 	if err := validName(name); err != nil {
 		return err
 	}
@@ -44,23 +50,31 @@ func (s *Store) CreateMailbox(ctx context.Context, name string) error {
 	}
 	// Parents first (RFC 9051 §6.3.4 lets a server create them).
 	if i := strings.LastIndexByte(name, '/'); i > 0 {
-		if err := s.CreateMailbox(ctx, name[:i]); err != nil && !errors.Is(err, ErrExists) {
+		if err := s.createTree(ctx, name[:i], subscribe); err != nil && !errors.Is(err, ErrExists) {
 			return err
 		}
 	}
-	return s.createMailbox(ctx, name, "")
+	if err := s.createMailbox(ctx, name, "", subscribe); err != nil || !subscribe {
+		return err
+	}
+	return s.changeSubscriptions(func(set map[string]bool) { set[name] = true })
 }
 
-func (s *Store) createMailbox(ctx context.Context, name, special string) error {
-	body, _ := json.Marshal(mailboxDoc{Type: typeMailbox, Name: name, Special: special, Subscribed: true})
+// createMailbox makes a mailbox's document and index entry; subscribed
+// is for its document's field from before the subscriptions document
+// (the caller subscribes it).
+func (s *Store) createMailbox(ctx context.Context, name, special string, subscribed bool) error {
+	body, _ := json.Marshal(mailboxDoc{Type: typeMailbox, Name: name, Special: special, Subscribed: subscribed})
 	if err := s.docs.Put(s.mailboxDocID(name), body); err != nil {
 		return fmt.Errorf("mailstore: storing a mailbox's document: %w", err)
 	}
-	return s.indexMailbox(name, special, true)
+	return s.indexMailbox(name, special)
 }
 
 // DeleteMailbox deletes a mailbox and its messages. INBOX cannot be
-// deleted.
+// deleted. Its subscription stays (RFC 3501 §6.3.6: the server does not
+// remove a name from the list): LIST then shows the name \NonExistent
+// (RFC 5258).
 func (s *Store) DeleteMailbox(ctx context.Context, name string) error {
 	defer s.poke()
 	name = NormalizeName(name)
@@ -88,9 +102,11 @@ func (s *Store) DeleteMailbox(ctx context.Context, name string) error {
 	return s.dropMailboxIndex(name)
 }
 
-// RenameMailbox renames a mailbox and its children. Renaming INBOX moves
-// its messages into the new mailbox and leaves INBOX empty (RFC 9051
-// §6.3.6).
+// RenameMailbox renames a mailbox and its children, and moves their
+// subscriptions (RFC 3501 §6.3.5 allows it), those of names under it
+// that no mailbox has too. Renaming INBOX moves its messages into the
+// new mailbox and leaves INBOX empty (RFC 9051 §6.3.6); its
+// subscription is copied.
 func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) error {
 	defer s.poke()
 	oldName, newName = NormalizeName(oldName), NormalizeName(newName)
@@ -118,7 +134,7 @@ func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) erro
 	slices.Sort(names)
 	for _, n := range names {
 		target := newName + strings.TrimPrefix(n, oldName)
-		if err := s.CreateMailbox(ctx, target); err != nil && !errors.Is(err, ErrExists) {
+		if err := s.createTree(ctx, target, false); err != nil && !errors.Is(err, ErrExists) {
 			return err
 		}
 		msgs, err := s.Messages(n)
@@ -143,27 +159,10 @@ func (s *Store) RenameMailbox(ctx context.Context, oldName, newName string) erro
 			}
 		}
 	}
-	return nil
-}
-
-// Subscribe sets a mailbox's subscription (synced).
-func (s *Store) Subscribe(ctx context.Context, name string, on bool) error {
-	defer s.poke()
-	name = NormalizeName(name)
-	s.mu.Lock()
-	mb := s.mboxes[name]
-	s.mu.Unlock()
-	if mb == nil {
-		return ErrNoMailbox
+	if err := s.moveSubscriptions(oldName, newName); err != nil {
+		return err
 	}
-	body, _ := json.Marshal(mailboxDoc{Type: typeMailbox, Name: name, Special: mb.special, Subscribed: on})
-	if err := s.docs.Put(s.mailboxDocID(name), body); err != nil {
-		return fmt.Errorf("mailstore: storing a mailbox's document: %w", err)
-	}
-	s.mu.Lock()
-	mb.subscribed = on
-	s.mu.Unlock()
-	s.emit(Event{Kind: EventMailboxes, Mailbox: name})
+	s.emit(Event{Kind: EventMailboxes, Mailbox: newName})
 	return nil
 }
 
