@@ -224,3 +224,31 @@ func TestConcurrentWritesShareCommits(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteAppliedIsNotListed: a staged write that its consumer applies
+// in the same transaction leaves no change listed; Write leaves one.
+func TestWriteAppliedIsNotListed(t *testing.T) {
+	st, k := localstoretest.Open(t)
+	e := New(st, &feedRemote{}, k, feedUser, nil)
+	for _, applied := range []bool{false, true} {
+		w, err := e.Stage([][]byte{[]byte("body")}, []Doc{{ID: fmt.Sprintf("m%v", applied), Body: []byte(`{}`)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		write := w.Write
+		if applied {
+			write = w.WriteApplied
+		}
+		if err := st.Update(write); err != nil {
+			t.Fatal(err)
+		}
+		w.Committed()
+	}
+	changes, err := e.Changed(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(changes) != 1 || changes[0].ID != "mfalse" {
+		t.Fatalf("changes listed: %+v, want only mfalse", changes)
+	}
+}

@@ -406,6 +406,21 @@ func (w *Staged) Write(tx *localstore.Tx) error {
 	return nil
 }
 
+// WriteApplied is Write for a consumer of changes (the mail store) that
+// applies the documents in the same transaction (indexes them): their
+// changes are taken at once (see Taken), so they are not listed for it.
+func (w *Staged) WriteApplied(tx *localstore.Tx) error {
+	if err := w.Write(tx); err != nil {
+		return err
+	}
+	for _, d := range w.docs {
+		if err := tx.Delete(bucketChanged, d.ID); err != nil {
+			return fmt.Errorf("docsync: taking the change of %s: %w", d.ID, err)
+		}
+	}
+	return nil
+}
+
 // Committed tells the engine that the transaction of Write committed:
 // the documents are pushed by the next sync. When the log has grown
 // large (no engine running to flush it), its blobs go to their files now.
