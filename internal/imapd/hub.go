@@ -49,6 +49,12 @@ type hub struct {
 	keywords map[string]struct{}
 	views    map[*view]struct{}
 	advanced chan struct{} // closed and replaced when maxUID grows or the hub dies
+	// ghosts are expunged messages that sessions may not have been told
+	// of yet: a FETCH of one by its old sequence number is answered
+	// (RFC 2180 §4.1.1), its content read from the store, which keeps it
+	// readable a while. At most maxGhosts; the oldest go first.
+	ghosts     map[uint32]*entry
+	ghostOrder []uint32
 	modSeq   uint64        // HIGHESTMODSEQ as the hub has applied it
 	dead     bool
 	refs     int
@@ -453,6 +459,7 @@ func (h *hub) expungeLocked(uids []uint32) {
 	pos = slices.Compact(pos)
 	for k := len(pos) - 1; k >= 0; k-- {
 		h.tracker.QueueExpunge(uint32(pos[k])+1, imap.UID(h.uids[pos[k]]))
+		h.addGhostLocked(h.uids[pos[k]], h.msgs[pos[k]])
 	}
 	w, k := pos[0], 0
 	for r := pos[0]; r < len(h.uids); r++ {
@@ -465,6 +472,21 @@ func (h *hub) expungeLocked(uids []uint32) {
 	}
 	clear(h.msgs[w:])
 	h.uids, h.msgs = h.uids[:w], h.msgs[:w]
+}
+
+// maxGhosts bounds the expunged messages a hub remembers for RFC 2180.
+const maxGhosts = 4096
+
+func (h *hub) addGhostLocked(uid uint32, e *entry) {
+	if h.ghosts == nil {
+		h.ghosts = map[uint32]*entry{}
+	}
+	if len(h.ghostOrder) >= maxGhosts {
+		delete(h.ghosts, h.ghostOrder[0])
+		h.ghostOrder = h.ghostOrder[1:]
+	}
+	h.ghosts[uid] = e
+	h.ghostOrder = append(h.ghostOrder, uid)
 }
 
 // flagsLocked sets a message's flags and queues FETCH FLAGS for every

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The RFC behaviours of issue 11, each seen through a raw connection the
@@ -362,4 +363,35 @@ func modseqIn(t *testing.T, s, re string) uint64 {
 		t.Fatalf("no %s in %q", re, s)
 	}
 	return uint64(atoi(m[1]))
+}
+
+// TestFetchExpungedNotYetTold: RFC 2180 §4.1.1: a FETCH, by sequence
+// number, of a message another session expunged before this one was told
+// answers the message (as Dovecot does), and the EXPUNGE comes after.
+func TestFetchExpungedNotYetTold(t *testing.T) {
+	ms := realStore(t)
+	for i := range 3 {
+		raw := "From: a@bitmask.test\r\nSubject: m" + itoa(i) + "\r\n\r\nbody " + itoa(i) + "\r\n"
+		if _, _, err := ms.Append(t.Context(), "INBOX", []byte(raw), nil, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := startServerWithStore(t, ms)
+	a := e.rawLogin()
+	a.ok("s", "SELECT INBOX")
+	b := e.rawLogin()
+	b.ok("s", "SELECT INBOX")
+	b.ok("d", "STORE 2 +FLAGS.SILENT (\\Deleted)")
+	b.ok("x", "EXPUNGE")
+
+	got, st := a.cmd("f", "FETCH 2 (UID BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+	if !strings.HasPrefix(st, "f OK") || !has(got, "* 2 FETCH (UID 2 BODY[HEADER.FIELDS (SUBJECT)]") || !has(got, "Subject: m1") {
+		t.Errorf("FETCH of a message expunged elsewhere: %q %s", got, st)
+	}
+	if got := a.ok("n", "NOOP"); !has(got, "* 2 EXPUNGE") {
+		t.Errorf("NOOP after: %q", got)
+	}
+	if got, st := a.cmd("g", "FETCH 2 (UID)"); !strings.HasPrefix(st, "g OK") || !has(got, "UID 3") {
+		t.Errorf("FETCH 2 once told: %q %s", got, st)
+	}
 }

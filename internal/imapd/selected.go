@@ -60,6 +60,7 @@ type target struct {
 	uid    uint32
 	e      *entry
 	recent bool // \Recent in this session
+	gone   bool // expunged; the client has not been told
 }
 
 // resolve turns a sequence or UID set into the messages it addresses that
@@ -86,6 +87,10 @@ func (v *view) resolve(numSet imap.NumSet) []target {
 			for c := r[0]; ; c++ {
 				if sn := v.tracker.DecodeSeqNum(c); sn != 0 {
 					out = append(out, target{seq: c, uid: h.uids[sn-1], e: h.msgs[sn-1], recent: v.isRecentLocked(h.uids[sn-1])})
+				} else if uid := uint32(v.tracker.ExpungedUID(c)); uid != 0 && h.ghosts[uid] != nil {
+					// Expunged, and this client not told yet: answered
+					// from what is left (RFC 2180 §4.1.1).
+					out = append(out, target{seq: c, uid: uid, e: h.ghosts[uid], gone: true})
 				}
 				if c == r[1] {
 					break

@@ -383,6 +383,31 @@ func (st *SessionTracker) DecodeSeqNum(seq uint32) uint32 {
 	return seq
 }
 
+// ExpungedUID returns the UID of the message the client numbers seq when
+// it was expunged and the client has not been told yet (so DecodeSeqNum
+// gives 0 for it); 0 otherwise. A server may still answer a FETCH of such
+// a message (RFC 2180 §4.1.1).
+func (st *SessionTracker) ExpungedUID(seq uint32) imap.UID {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if seq == 0 || seq > st.known || st.expunges == 0 {
+		return 0
+	}
+	for i := range st.q {
+		u := &st.q[i]
+		if u.kind != updExpunge {
+			continue
+		}
+		switch {
+		case seq == u.seq:
+			return u.uid
+		case seq > u.seq:
+			seq--
+		}
+	}
+	return 0
+}
+
 // EncodeSeqNum turns the server's sequence number into the client's: 0
 // when the client does not know the message yet (EXISTS not sent) or
 // seq is beyond the mailbox.
