@@ -55,9 +55,9 @@ type hub struct {
 	// readable a while. At most maxGhosts; the oldest go first.
 	ghosts     map[uint32]*entry
 	ghostOrder []uint32
-	modSeq   uint64        // HIGHESTMODSEQ as the hub has applied it
-	dead     bool
-	refs     int
+	modSeq     uint64 // HIGHESTMODSEQ as the hub has applied it
+	dead       bool
+	refs       int
 }
 
 // entry is a message of a hub. It is never modified: a flag change
