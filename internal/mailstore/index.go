@@ -395,6 +395,9 @@ type pending struct {
 	id     string
 	md     messageDoc
 	meta   []byte
+	// The message's blob and document, when they are committed with
+	// its index entry (an APPEND); the caller calls stage.Committed.
+	stage *docsync.Staged
 
 	// Set by addLocked.
 	done bool
@@ -476,6 +479,11 @@ func (s *Store) addLocked(todo []*pending) {
 			}
 		}
 		for _, p := range added {
+			if p.stage != nil {
+				if err := p.stage.WriteApplied(tx); err != nil {
+					return err
+				}
+			}
 			if err := putMsg(tx, p.m, p.meta); err != nil {
 				return err
 			}

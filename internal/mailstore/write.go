@@ -217,22 +217,25 @@ func (s *Store) appendWithID(ctx context.Context, id, mbox string, raw []byte, f
 	if date.IsZero() {
 		date = time.Now()
 	}
-	// The indexer parses the message while the blob and the document are
-	// written (in one transaction of the local store); the index is
-	// then written in a transaction shared with the appends of other
-	// callers meanwhile (indexQueued).
+	// The indexer parses the message while the blob is sealed; the blob,
+	// the document and the index entry are then written in one
+	// transaction of the local store, shared with the appends of other
+	// callers meanwhile (indexQueued): one commit makes the message
+	// durable.
 	metaCh := make(chan []byte, 1)
 	go func() { metaCh <- s.metaFor(raw) }()
 	md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(raw), Size: int64(len(raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(flags)}
 	body, _ := json.Marshal(md)
-	if err := s.docs.PutBlobsAndDocs([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}}); err != nil {
+	stage, err := s.docs.Stage([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}})
+	meta := <-metaCh
+	if err != nil {
 		return Message{}, 0, fmt.Errorf("mailstore: storing a message: %w", err)
 	}
-	meta := <-metaCh
-	m, err := s.indexQueued(&pending{origin: originOf(ctx), id: id, md: md, meta: meta})
+	m, err := s.indexQueued(&pending{origin: originOf(ctx), id: id, md: md, meta: meta, stage: stage})
 	if err != nil {
 		return Message{}, 0, err
 	}
+	stage.Committed()
 	s.mu.Lock()
 	uv := mb.state.UIDValidity
 	s.mu.Unlock()
@@ -527,8 +530,8 @@ type NewMessage struct {
 	Date  time.Time
 }
 
-// AppendBatch stores many messages in mbox with two transactions of the
-// local store in all (documents and blobs, then the index): how incoming
+// AppendBatch stores many messages in mbox with one transaction of the
+// local store in all (blobs, documents and index): how incoming
 // mail, imports and MULTIAPPEND keep up. Messages whose id is already stored are skipped.
 func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage) ([]Message, error) {
 	defer s.poke()
@@ -540,10 +543,8 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		return nil, ErrNoMailbox
 	}
 	var (
-		blobs [][]byte
-		docs  []docsync.Doc
-		todo  []*pending
-		out   []Message
+		todo []*pending
+		out  []Message
 	)
 	for _, nm := range msgs {
 		if len(nm.Raw) > MaxMessageSize {
@@ -577,23 +578,23 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		meta := s.metaFor(nm.Raw)
 		md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(nm.Raw), Size: int64(len(nm.Raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(nm.Flags)}
 		body, _ := json.Marshal(md)
-		blobs = append(blobs, nm.Raw)
-		docs = append(docs, docsync.Doc{ID: id, Body: body})
-		todo = append(todo, &pending{origin: originOf(ctx), id: id, md: md, meta: meta})
+		stage, err := s.docs.Stage([][]byte{nm.Raw}, []docsync.Doc{{ID: id, Body: body}})
+		if err != nil {
+			return nil, fmt.Errorf("mailstore: storing messages: %w", err)
+		}
+		todo = append(todo, &pending{origin: originOf(ctx), id: id, md: md, meta: meta, stage: stage})
 	}
 	if len(todo) == 0 {
 		return out, nil
 	}
-	if err := s.docs.PutBlobsAndDocs(blobs, docs); err != nil {
-		return nil, fmt.Errorf("mailstore: storing messages: %w", err)
-	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.addLocked(todo)
+	s.mu.Unlock()
 	for _, p := range todo {
 		if p.err != nil {
 			return nil, p.err
 		}
+		p.stage.Committed()
 		out = append(out, p.m.message())
 	}
 	return out, nil
