@@ -40,7 +40,10 @@ func Unit(bitmaskd string) []byte {
 
 // Desktop is the autostart entry starting bitmaskd.
 func Desktop(bitmaskd string) []byte {
-	return replaceLine(DesktopFile, "Exec", desktopQuote(bitmaskd))
+	// TryExec: an entry whose program is gone (the package removed, not
+	// purged) is skipped instead of failing at every login.
+	d := replaceLine(DesktopFile, "Exec", desktopQuote(bitmaskd))
+	return replaceLine(d, "TryExec", strings.ReplaceAll(bitmaskd, `\`, `\\`))
 }
 
 // hiddenDesktop overrides a system-wide entry of the same name for this
