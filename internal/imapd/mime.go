@@ -533,39 +533,13 @@ func parseAddrs(v string) []imap.Address {
 	}
 	inGroup := false
 	start := 0
-	depth, quoted, angle := 0, false, false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
+	rawmime.AddressSpecials(v, func(i int, c byte) bool {
 		switch {
-		case quoted:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				quoted = false
-			}
-		case depth > 0:
-			if c == '\\' {
-				i++
-			} else if c == '(' {
-				depth++
-			} else if c == ')' {
-				depth--
-			}
-		case c == '"':
-			quoted = true
-		case c == '(':
-			depth++
-		case c == '<':
-			angle = true
-		case c == '>':
-			angle = false
-		case angle:
 		case c == ',':
 			member(v[start:i])
 			start = i + 1
 		case c == ':' && !inGroup:
-			name := groupName(v[start:i])
-			out = append(out, imap.Address{Mailbox: name})
+			out = append(out, imap.Address{Mailbox: groupName(v[start:i])})
 			inGroup = true
 			start = i + 1
 		case c == ';' && inGroup:
@@ -574,7 +548,8 @@ func parseAddrs(v string) []imap.Address {
 			inGroup = false
 			start = i + 1
 		}
-	}
+		return true
+	})
 	member(v[start:])
 	if inGroup {
 		out = append(out, imap.Address{}) // a group left open ends here

@@ -10,6 +10,8 @@ import (
 	"github.com/emersion/go-msgauth/authres"
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
+
+	"github.com/bitmask-go/bitmask/pkg/rawmime"
 )
 
 // author is what a mail client will show as the message's author, and
@@ -254,39 +256,12 @@ func normalizeCR(b []byte) []byte {
 // Sender may not (they are mailbox lists) and which hides what the
 // reader sees in the group's name.
 func isGroup(v string) bool {
-	depth, quoted, angle := 0, false, false
-	for i := 0; i < len(v); i++ {
-		c := v[i]
-		switch {
-		case quoted:
-			if c == '\\' {
-				i++
-			} else if c == '"' {
-				quoted = false
-			}
-		case depth > 0:
-			if c == '\\' {
-				i++
-			} else if c == '(' {
-				depth++
-			} else if c == ')' {
-				depth--
-			}
-		case angle:
-			if c == '>' {
-				angle = false
-			}
-		case c == '"':
-			quoted = true
-		case c == '(':
-			depth++
-		case c == '<':
-			angle = true
-		case c == ':':
-			return true
-		}
-	}
-	return false
+	group := false
+	rawmime.AddressSpecials(v, func(_ int, c byte) bool {
+		group = c == ':'
+		return !group
+	})
+	return group
 }
 
 // domainVouch says whether the From domain vouches for a key the message
