@@ -94,7 +94,8 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 
 // extraCommands are commands that parse their own flags, each in its own
 // file (registered from init): the first word of the command line after
-// the global flags names one. extraUsage lines are added to the usage.
+// the global flags names one, or the first two words ("user delete").
+// extraUsage lines are added to the usage.
 var (
 	extraCommands = map[string]func(c *cli, ctx context.Context, args []string) error{}
 	extraUsage    []string
@@ -118,7 +119,11 @@ func splitGlobal(args []string) (global, rest []string) {
 
 func (c *cli) run(ctx context.Context, args []string) error {
 	if global, rest := splitGlobal(args); len(rest) > 0 {
-		if f := extraCommands[rest[0]]; f != nil {
+		f, n := extraCommands[rest[0]], 1
+		if len(rest) > 1 && extraCommands[rest[0]+" "+rest[1]] != nil {
+			f, n = extraCommands[rest[0]+" "+rest[1]], 2
+		}
+		if f != nil {
 			gfs := flag.NewFlagSet("bitmaskctl", flag.ContinueOnError)
 			gfs.SetOutput(io.Discard)
 			gfs.StringVar(&c.data, "data", controlapi.DefaultDataDir(), "")
@@ -128,7 +133,7 @@ func (c *cli) run(ctx context.Context, args []string) error {
 				return fmt.Errorf("%w\n%s", err, fullUsage())
 			}
 			c.api = controlapi.NewLocalClient(c.control, c.data)
-			return f(c, ctx, rest[1:])
+			return f(c, ctx, rest[n:])
 		}
 	}
 	fs := flag.NewFlagSet("bitmaskctl", flag.ContinueOnError)

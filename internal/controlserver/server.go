@@ -22,6 +22,10 @@ import (
 	"github.com/bitmask-go/bitmask/internal/webui"
 )
 
+// extraRoutes add the routes of features that live in their own files;
+// each file appends to it from init.
+var extraRoutes []func(s *server, mux *http.ServeMux)
+
 // server serves the control API of one daemon.
 type server struct {
 	d    *daemon.Daemon
@@ -50,6 +54,9 @@ func handler(d *daemon.Daemon, token string, page *webui.Server) http.Handler {
 	mux.HandleFunc("GET /v1/mail/config", s.hMailConfig)
 	mux.HandleFunc("POST /v1/page/code", s.hPageCode)
 	mux.HandleFunc("GET /v1/cert", s.hCert)
+	for _, add := range extraRoutes {
+		add(s, mux)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A web page elsewhere must not be able to drive the API
 		// through a rebinding host name.

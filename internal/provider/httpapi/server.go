@@ -247,8 +247,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+v+"/keys", s.handleGetKey)
 	mux.HandleFunc("GET "+autoconfigPath, s.handleAutoconfig)
 	mux.HandleFunc("GET "+wellKnownAutoconfig, s.handleAutoconfig)
+	for _, add := range extraRoutes {
+		add(s, mux, v)
+	}
 	return mux
 }
+
+// extraRoutes add the routes of features that live in their own files;
+// each file appends to it from init. v is "/" + the API version.
+var extraRoutes []func(s *Server, mux *http.ServeMux, v string)
 
 // --- helpers
 

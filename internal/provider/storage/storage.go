@@ -46,6 +46,11 @@ type Session struct {
 // authenticated user; an implementation never lets one user's call reach
 // another user's data.
 type Store interface {
+	// The account-life parts, each in its own file: recovery codes
+	// (recovery.go), devices and account deletion (account.go).
+	RecoveryStore
+	AccountStore
+
 	// CreateUser stores a new account. With a non-empty invite code the
 	// code is consumed in the same transaction.
 	CreateUser(ctx context.Context, u *User, invite string) error
