@@ -115,7 +115,8 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 				return err
 			}
 		}
-		if users.Get([]byte(u.Login)) != nil {
+		// A deleted account's login stays taken (bolt_account.go).
+		if users.Get([]byte(u.Login)) != nil || tombstoned(tx, u.Login) {
 			return ErrExists
 		}
 		ub, err := tx.Bucket(bUser).CreateBucketIfNotExists([]byte(u.Login))

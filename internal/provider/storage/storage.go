@@ -40,6 +40,13 @@ type Session struct {
 	TokenHash []byte    `json:"-"`
 	Login     string    `json:"login"`
 	Expires   time.Time `json:"expires"`
+	// The device the session belongs to (account.go): the id and name it
+	// gave at login ("" for a client that gave none), when it logged in
+	// (kept across renewals) and when it last pulled or pushed.
+	DeviceID   string    `json:"device_id,omitempty"`
+	DeviceName string    `json:"device_name,omitempty"`
+	Created    time.Time `json:"created,omitzero"`
+	LastSync   time.Time `json:"last_sync,omitzero"`
 }
 
 // Store is leapd's storage. Every per-user method takes the login of the
