@@ -82,6 +82,20 @@ type Options struct {
 	// OutboundPort to the port of a test MTA there.
 	DNS          map[string]mockdns.Zone
 	OutboundPort int
+
+	// Between real providers (issue 14): MXAddr is where the MX
+	// listens (e.g. 127.0.0.5:25, its own loopback address) instead of
+	// a kernel-picked port on 127.0.0.1; MXTLS makes it offer STARTTLS
+	// with the provider's certificate; Resolver, if set, is the relay's
+	// plain DNS (and the MX's, for SPF/DKIM/DMARC) instead of a mockdns
+	// over DNS; DNSSECResolver is the relay's validating resolver.
+	MXAddr   string
+	MXTLS    bool
+	Resolver interface {
+		submission.Resolver
+		mx.DNSResolver
+	}
+	DNSSECResolver string
 }
 
 // Logger is a quiet logger for tests (warnings and errors only).
@@ -106,7 +120,11 @@ func StartProvider(t testing.TB, o Options) *Provider {
 		addr = "127.0.0.1:0"
 	}
 	ln := listenRetry(t, addr) // a restart may race the old socket's close
-	mxln := listenRetry(t, "127.0.0.1:0")
+	mxAddr := o.MXAddr
+	if mxAddr == "" {
+		mxAddr = "127.0.0.1:0"
+	}
+	mxln := listenRetry(t, mxAddr)
 	subln := listenRetry(t, "127.0.0.1:0")
 	dir := o.Dir
 	if dir == "" {
@@ -152,16 +170,22 @@ func providerConfig(t testing.TB, o Options, dir string, ln, mxln, subln net.Lis
 	if port == 0 {
 		port = 1 // nothing listens there: outside delivery fails, retried
 	}
+	var relayDNS submission.Resolver = &mockdns.Resolver{Zones: o.DNS}
+	var mxDNS mx.DNSResolver = &mockdns.Resolver{}
+	if o.Resolver != nil {
+		relayDNS, mxDNS = o.Resolver, o.Resolver
+	}
 	return provider.Config{
 		DataDir:   dir,
 		Logger:    api.Logger,
 		API:       api,
 		WrapStore: o.WrapStore,
-		MX:        mx.Config{Hostname: "mx." + api.Domain, Resolver: &mockdns.Resolver{}},
-		PlainMX:   true,
+		MX:        mx.Config{Hostname: "mx." + api.Domain, Resolver: mxDNS},
+		PlainMX:   !o.MXTLS,
 		Submission: submission.Config{
-			Hostname: "smtp." + api.Domain, Port: port, Resolver: &mockdns.Resolver{Zones: o.DNS},
-			RetryBase: 100 * time.Millisecond, PollInterval: 50 * time.Millisecond,
+			Hostname: "smtp." + api.Domain, Port: port, Resolver: relayDNS,
+			DNSSECResolverAddr: o.DNSSECResolver,
+			RetryBase:          100 * time.Millisecond, PollInterval: 50 * time.Millisecond,
 		},
 		NoSubmission: o.NoSubmission,
 		Listeners:    provider.Listeners{API: ln, MX: mxln},
