@@ -306,16 +306,19 @@ func (w *world) queue() []*storage.OutboundItem {
 	return items
 }
 
-// dkimVerify checks msg's DKIM signature against our published record.
+// dkimVerify checks msg's DKIM signatures against our published
+// records: one per record (ed25519 and RSA), each valid.
 func (w *world) dkimVerify(msg []byte) error {
-	name, value, err := w.sub.DKIMRecord()
+	recs, err := w.sub.DKIMRecords()
 	if err != nil {
 		return err
 	}
 	vs, err := dkim.VerifyWithOptions(bytes.NewReader(msg), &dkim.VerifyOptions{
 		LookupTXT: func(q string) ([]string, error) {
-			if strings.EqualFold(strings.TrimSuffix(q, "."), name) {
-				return []string{value}, nil
+			for _, r := range recs {
+				if strings.EqualFold(strings.TrimSuffix(q, "."), r.Name) {
+					return []string{r.Value}, nil
+				}
 			}
 			return nil, &net.DNSError{Err: "not found", Name: q, IsNotFound: true}
 		},
@@ -323,14 +326,16 @@ func (w *world) dkimVerify(msg []byte) error {
 	if err != nil {
 		return err
 	}
-	if len(vs) != 1 {
-		return fmt.Errorf("%d DKIM signatures, want 1", len(vs))
+	if len(vs) != len(recs) {
+		return fmt.Errorf("%d DKIM signatures, want %d", len(vs), len(recs))
 	}
-	if vs[0].Err != nil {
-		return vs[0].Err
-	}
-	if vs[0].Domain != domain {
-		return fmt.Errorf("signed for %q, want %q", vs[0].Domain, domain)
+	for _, v := range vs {
+		if v.Err != nil {
+			return v.Err
+		}
+		if v.Domain != domain {
+			return fmt.Errorf("signed for %q, want %q", v.Domain, domain)
+		}
 	}
 	return nil
 }

@@ -59,14 +59,16 @@ type Config struct {
 	// servers, in Received fields and in delivery status notifications.
 	// Default: the provider's domain.
 	Hostname string
-	// DataDir holds the DKIM key (dkim.key, made on first start).
-	// Required unless DKIMKey is set.
+	// DataDir holds the DKIM keys (dkim.key, ed25519, and
+	// dkim-rsa.key, RSA-2048; made on first start). Required unless
+	// DKIMKey is set.
 	DataDir string
-	// DKIMKey signs outgoing mail instead of the key in DataDir (an
-	// ed25519.PrivateKey or *rsa.PrivateKey).
+	// DKIMKey signs outgoing mail instead of the keys in DataDir (an
+	// ed25519.PrivateKey or *rsa.PrivateKey), alone.
 	DKIMKey crypto.Signer
 	// DKIMSelector is the DKIM selector (default "bitmask"): the public
-	// key is published at SELECTOR._domainkey.DOMAIN.
+	// key is published at SELECTOR._domainkey.DOMAIN; the RSA key's at
+	// SELECTOR-rsa._domainkey.DOMAIN.
 	DKIMSelector string
 	// TLSConfig is the server certificate for STARTTLS and implicit
 	// TLS. Required to serve: AUTH is offered only inside TLS.
@@ -139,7 +141,7 @@ type Submission struct {
 	cfg   Config
 	log   *slog.Logger
 
-	dkim     crypto.Signer
+	dkim     []DKIMKey // ed25519, then RSA
 	policies []TLSPolicy
 	sts      *mtaSTS
 
@@ -201,22 +203,9 @@ func New(p Provider, queue Queue, local Local, cfg Config) (*Submission, error) 
 		p: p, queue: queue, local: local, cfg: cfg, log: cfg.Logger,
 		wake: make(chan struct{}, 1),
 	}
-	s.dkim = cfg.DKIMKey
-	if s.dkim == nil {
-		if cfg.DataDir == "" {
-			return nil, errors.New("submission: a data directory (for the DKIM key) is required")
-		}
-		k, err := LoadOrCreateDKIMKey(cfg.DataDir)
-		if err != nil {
-			return nil, err
-		}
-		s.dkim = k
-	}
-	name, value, err := s.DKIMRecord()
-	if err != nil {
+	if err := s.loadDKIM(cfg); err != nil {
 		return nil, err
 	}
-	s.log.Info("submission: DKIM key; publish this TXT record", "name", name, "value", value)
 	if cfg.DNSSECResolverAddr != "" {
 		d, err := newDANE(cfg.DNSSECResolverAddr, s.log)
 		if err != nil {
