@@ -147,7 +147,11 @@ func planFetch(o *imap.FetchOptions) fetchPlan {
 	if o.Envelope {
 		p.meta |= metaEnvelope
 	}
-	if o.BodyStructure != nil {
+	switch {
+	case o.BodyStructure == nil:
+	case o.BodyStructure.Extended:
+		p.meta |= metaWire // the structure only when there is no wire form
+	default:
 		p.meta |= metaStructure
 	}
 	for _, sec := range o.BodySection {
@@ -246,7 +250,11 @@ func (s *session) fetchOne(w *imapproto.FetchWriter, t target, st fetchState, o 
 		rw.WriteEnvelope(meta.Envelope)
 	}
 	if o.BodyStructure != nil {
-		rw.WriteBodyStructure(meta.BodyStructure)
+		if o.BodyStructure.Extended && meta.BodyStructureWire != nil {
+			rw.WriteBodyStructureWire(meta.BodyStructureWire)
+		} else {
+			rw.WriteBodyStructure(meta.BodyStructure)
+		}
 	}
 	for i, sec := range o.BodySection {
 		if err := writeLiteral(rw.WriteBodySection(sec, int64(len(bodies[i]))), bodies[i]); err != nil {

@@ -8,16 +8,19 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+
+	"github.com/bitmask-go/bitmask/internal/imapproto"
 )
 
 // Meta is what Indexer computes once per message, when it is stored, so
 // that FETCH ENVELOPE, BODYSTRUCTURE and header searches never parse the
-// message again. Its binary form (version 1; integers are varints as in
+// message again. Its binary form (version 2; integers are varints as in
 // encoding/binary, strings are a length and bytes):
 //
-//	meta      = version(0x01) flags(byte, bit 0: header truncated)
+//	meta      = version(0x02) flags(byte, bit 0: header truncated)
 //	            uvarint(len(envelope)) envelope
 //	            uvarint(len(structure)) structure
+//	            uvarint(len(wire)) wire    ; BODYSTRUCTURE as written, or empty
 //	            header                     ; rest: the raw header block
 //	envelope  = has-date(byte) [varint(unix seconds) varint(zone offset seconds)]
 //	            subject 6*addresses        ; from sender reply-to to cc bcc
@@ -33,6 +36,13 @@ import (
 //	disposition = 0x00 / 0x01 value params
 //	language  = uvarint(n) n*string
 //
+// wire is the value of FETCH BODYSTRUCTURE as imapproto writes it, when
+// it is the same for every session and printable ASCII
+// (imapproto.BodyStructureWire): FETCH BODYSTRUCTURE then copies it
+// without decoding the structure. Version 1 is version 2 without the wire
+// field; it still decodes (messages stored before version 2), and FETCH
+// then writes the decoded structure.
+//
 // The header block is kept up to 64 KiB (longer ones are cut and flagged,
 // and then header sections and searches read the message instead).
 // Decoding checks every length against the input and nesting depth, so a
@@ -43,10 +53,14 @@ type Meta struct {
 	BodyStructure   imap.BodyStructure
 	Header          []byte
 	HeaderTruncated bool
+	// BodyStructureWire is BODYSTRUCTURE's value as written (see above),
+	// nil when the session has to write BodyStructure itself.
+	BodyStructureWire []byte
 }
 
 const (
-	metaVersion   = 1
+	metaVersion   = 2
+	metaVersion1  = 1 // without the wire field
 	maxMetaHeader = 64 << 10
 	maxMetaDepth  = maxMIMEDepth*2 + 2 // a message/rfc822 level counts twice
 )
@@ -64,6 +78,7 @@ func computeMeta(raw []byte) *Meta {
 		BodyStructure: bodyStructure(raw),
 		Header:        top.header,
 	}
+	m.BodyStructureWire = imapproto.BodyStructureWire(m.BodyStructure)
 	if len(m.Header) > maxMetaHeader {
 		m.Header = m.Header[:maxMetaHeader]
 		m.HeaderTruncated = true
@@ -75,7 +90,7 @@ func (m *Meta) encode() []byte {
 	var env, bs encoder
 	env.envelope(m.Envelope)
 	bs.structure(m.BodyStructure)
-	out := make([]byte, 0, 2+2*binary.MaxVarintLen32+len(env.b)+len(bs.b)+len(m.Header))
+	out := make([]byte, 0, 2+3*binary.MaxVarintLen32+len(env.b)+len(bs.b)+len(m.BodyStructureWire)+len(m.Header))
 	var flags byte
 	if m.HeaderTruncated {
 		flags |= 1
@@ -85,6 +100,8 @@ func (m *Meta) encode() []byte {
 	out = append(out, env.b...)
 	out = binary.AppendUvarint(out, uint64(len(bs.b)))
 	out = append(out, bs.b...)
+	out = binary.AppendUvarint(out, uint64(len(m.BodyStructureWire)))
+	out = append(out, m.BodyStructureWire...)
 	return append(out, m.Header...)
 }
 
@@ -205,14 +222,17 @@ const (
 	metaEnvelope = 1 << iota
 	metaStructure
 	metaHeader
-	metaAll = metaEnvelope | metaStructure | metaHeader
+	// metaWire asks for BodyStructureWire, and for BodyStructure when
+	// the meta has no wire form.
+	metaWire
+	metaAll = metaEnvelope | metaStructure | metaHeader | metaWire
 )
 
 var errMeta = errors.New("imapd: damaged message metadata")
 
 // decodeMeta decodes the parts of b that want asks for.
 func decodeMeta(b []byte, want int) (*Meta, error) {
-	if len(b) < 2 || b[0] != metaVersion || b[1]&^1 != 0 {
+	if len(b) < 2 || (b[0] != metaVersion && b[0] != metaVersion1) || b[1]&^1 != 0 {
 		return nil, errMeta
 	}
 	m := &Meta{HeaderTruncated: b[1]&1 != 0}
@@ -223,8 +243,25 @@ func decodeMeta(b []byte, want int) (*Meta, error) {
 	bsLen := d.length()
 	bsStart := d.off
 	d.off += bsLen
+	var wire []byte
+	if b[0] == metaVersion {
+		wireLen := d.length()
+		wire = b[d.off : d.off+wireLen : d.off+wireLen]
+		d.off += wireLen
+		if len(wire) == 0 {
+			wire = nil
+		} else if !imapproto.IsWireText(wire) {
+			return nil, errMeta
+		}
+	}
 	if d.err {
 		return nil, errMeta
+	}
+	if want&metaWire != 0 {
+		m.BodyStructureWire = wire
+		if wire == nil {
+			want |= metaStructure
+		}
 	}
 	if want&metaEnvelope != 0 {
 		ed := decoder{b: b[envStart : envStart+envLen]}

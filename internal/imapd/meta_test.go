@@ -214,7 +214,7 @@ func TestDecodeMetaDamaged(t *testing.T) {
 			}
 		}
 	}
-	if _, err := decodeMeta([]byte{2, 0}, metaAll); err == nil {
+	if _, err := decodeMeta([]byte{metaVersion + 1, 0, 0, 0, 0}, metaAll); err == nil {
 		t.Errorf("unknown version decoded")
 	}
 }

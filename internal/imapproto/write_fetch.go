@@ -139,6 +139,41 @@ func (w *FetchResponseWriter) WriteBodyStructure(bs imap.BodyStructure) {
 	w.e.bodyStructure(bs, extended)
 }
 
+// WriteBodyStructureWire writes BODYSTRUCTURE with a value that
+// BodyStructureWire made (kept since the message was stored), as it is.
+// Only for a FETCH that asked for BODYSTRUCTURE, not BODY.
+func (w *FetchResponseWriter) WriteBodyStructureWire(wire []byte) {
+	w.item("BODYSTRUCTURE ")
+	w.e.w.Write(wire)
+}
+
+// BodyStructureWire returns BODYSTRUCTURE's value (the extended form) for
+// bs when every session would be written the same bytes and they fit on
+// the response's line: printable ASCII only. Otherwise (text that is not
+// ASCII, which UTF8=ACCEPT and IMAP4rev2 sessions get as UTF-8 and others
+// as encoded words or literals; a literal) it returns nil, and the
+// structure has to be written per session (WriteBodyStructure).
+func BodyStructureWire(bs imap.BodyStructure) []byte {
+	var plain, utf Encoder
+	utf.utf8, utf.rev2 = true, true
+	b := plain.appendBody(nil, bs, true)
+	if !IsWireText(b) || string(utf.appendBody(nil, bs, true)) != string(b) {
+		return nil
+	}
+	return b
+}
+
+// IsWireText says whether b is printable ASCII only (space to tilde), as
+// a value kept for WriteBodyStructureWire must be.
+func IsWireText(b []byte) bool {
+	for _, c := range b {
+		if c < ' ' || c > '~' {
+			return false
+		}
+	}
+	return true
+}
+
 // WriteBodySection writes BODY[section]<origin> (or RFC822, RFC822.HEADER,
 // RFC822.TEXT for the obsolete items) followed by a literal of size bytes
 // that the caller writes and closes.

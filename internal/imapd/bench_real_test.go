@@ -1,0 +1,56 @@
+package imapd
+
+import (
+	"context"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/mailstore"
+)
+
+// BenchmarkFetchRealStore: UID FETCH 1:* of ENVELOPE and BODYSTRUCTURE
+// read raw off the socket, over the real mail store (sealed metas in
+// the local store), with BENCH_FETCH_MESSAGES messages (default 5,000).
+// For profiling: go test -run X -bench FetchRealStore -cpuprofile cpu.out.
+func BenchmarkFetchRealStore(b *testing.B) {
+	n := 5000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_FETCH_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
+	ms := realStore(b)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i += 1000 {
+		batch := make([]mailstore.NewMessage, 0, 1000)
+		for j := i; j < min(i+1000, n); j++ {
+			batch = append(batch, mailstore.NewMessage{Raw: benchMessage(j), Date: base.Add(time.Duration(j) * time.Second)})
+		}
+		if _, err := ms.AppendBatch(context.Background(), "INBOX", batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := startServerWithStore(b, ms)
+	raw := e.raw()
+	raw.cmd("l", `LOGIN "`+testUser+`" "`+testToken+`"`)
+	raw.cmd("s", "SELECT INBOX")
+	var env, bs time.Duration
+	iters := 0
+	for b.Loop() {
+		iters++
+		for _, step := range []struct {
+			d   *time.Duration
+			cmd string
+		}{{&env, "UID FETCH 1:* (ENVELOPE)"}, {&bs, "UID FETCH 1:* (BODYSTRUCTURE)"}} {
+			t0 := time.Now()
+			k, st := raw.cmdCount("f", step.cmd)
+			if !strings.HasPrefix(st, "f OK") || k != n {
+				b.Fatalf("%s: %d, %s", step.cmd, k, st)
+			}
+			*step.d += time.Since(t0)
+		}
+	}
+	b.ReportMetric(float64(env)/float64(iters)/1e6, "envelope-ms")
+	b.ReportMetric(float64(bs)/float64(iters)/1e6, "bodystructure-ms")
+}
