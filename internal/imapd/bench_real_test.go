@@ -54,3 +54,27 @@ func BenchmarkFetchRealStore(b *testing.B) {
 	b.ReportMetric(float64(env)/float64(iters)/1e6, "envelope-ms")
 	b.ReportMetric(float64(bs)/float64(iters)/1e6, "bodystructure-ms")
 }
+
+// BenchmarkAppendRealStore: APPEND of 10 KB messages, one at a time,
+// through go-imap's client over loopback into the real mail store (each
+// durable before its OK), without the provider or the full-text index.
+func BenchmarkAppendRealStore(b *testing.B) {
+	ms := realStore(b)
+	e := startServerWithStore(b, ms)
+	c := e.dial(nil)
+	i := 0
+	for b.Loop() {
+		i++
+		msg := benchMessage(i)
+		cmd := c.Append("INBOX", int64(len(msg)), nil)
+		if _, err := cmd.Write(msg); err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

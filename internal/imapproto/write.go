@@ -364,12 +364,13 @@ func (l *literalWriter) Close() error {
 // flags writes a flag list: "(" flags ")". A flag that is not one (a
 // keyword with a space, a parenthesis or a line end, from another
 // device's data) is left out: written as it is, it would end the list or
-// the response and be read as the server's.
+// the response and be read as the server's. IMAP4rev2 sessions get no
+// \Recent (RFC 9051 removed it; appendix E).
 func (e *Encoder) flags(flags []imap.Flag) {
 	e.byte('(')
 	first := true
 	for _, f := range flags {
-		if !isFlag(string(f)) {
+		if !isFlag(string(f)) || (e.rev2 && isRecent(f)) {
 			continue
 		}
 		if !first {
@@ -380,6 +381,9 @@ func (e *Encoder) flags(flags []imap.Flag) {
 	}
 	e.byte(')')
 }
+
+// isRecent says whether f is \Recent (flags are case-insensitive).
+func isRecent(f imap.Flag) bool { return equalFoldASCII(string(f), `\Recent`) }
 
 // isFlag reports whether s can be written as a flag (or a mailbox
 // attribute): an atom, or "\" and an atom, or \* (RFC 9051 flag,

@@ -93,7 +93,7 @@ func (w *FetchResponseWriter) WriteFlags(flags []imap.Flag) {
 	b := w.itemBuf("FLAGS (", size)
 	first := true
 	for _, f := range flags {
-		if !isFlag(string(f)) {
+		if !isFlag(string(f)) || (w.e.rev2 && isRecent(f)) {
 			continue // see Encoder.flags
 		}
 		if !first {
