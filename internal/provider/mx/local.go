@@ -44,6 +44,9 @@ type LocalMessage struct {
 	// ID names the message in the Received field and the log; one is
 	// made when empty.
 	ID string
+	// RequireTLS: the message was submitted with REQUIRETLS (RFC
+	// 8689); the Received field says so (requiretls.go).
+	RequireTLS bool
 }
 
 // CheckLocal tells whether the MX can deliver to address now, as it
@@ -137,6 +140,9 @@ func (m *MX) localReceived(id string, msg LocalMessage, rcpt string, now time.Ti
 	}
 	if st := msg.TLS; st != nil {
 		fmt.Fprintf(&b, "\r\n\t(version=%s cipher=%s)", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	}
+	if msg.RequireTLS {
+		b.WriteString(requireTLSComment)
 	}
 	fmt.Fprintf(&b, "\r\n\tid %s\r\n\tfor <%s>;\r\n\t%s\r\n", cleanToken(id), cleanToken(rcpt), now.Format(time.RFC1123Z))
 	return b.String()

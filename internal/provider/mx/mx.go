@@ -130,6 +130,7 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 	}
 	cfg := smtpserver.ServeConfig{
 		Name: "mx", Hostname: m.cfg.Hostname, HostnameInRefusal: true, LMTP: lmtp,
+		RequireTLS:     !lmtp, // see requiretls.go
 		MaxConnections: m.cfg.MaxConnections,
 		MaxSize:        m.cfg.MaxSize,
 		MaxRecipients:  m.cfg.MaxRecipients,

@@ -47,6 +47,8 @@ type session struct {
 	from  string
 	size  int64 // the size MAIL FROM announced, 0 if none
 	rcpts []*recipient
+	// requireTLS: MAIL FROM had REQUIRETLS (requiretls.go).
+	requireTLS bool
 }
 
 // recipient is an accepted RCPT.
@@ -62,6 +64,7 @@ func (s *session) Reset() {
 	s.from = ""
 	s.size = 0
 	s.rcpts = nil
+	s.requireTLS = false
 }
 
 func (s *session) Logout() error { return nil }
@@ -71,9 +74,13 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 		return smtpserver.ErrShuttingDown
 	}
 	s.Reset()
+	if err := s.checkRequireTLS(opts); err != nil {
+		return err
+	}
 	s.from = from
 	if opts != nil {
 		s.size = opts.Size
+		s.requireTLS = opts.RequireTLS
 	}
 	return nil
 }
@@ -355,6 +362,9 @@ func (s *session) received(id, rcpt string, now time.Time) string {
 	fmt.Fprintf(&b, "\r\n\tby %s (leapd) with %s", cleanToken(s.m.cfg.Hostname), s.protoName())
 	if st, ok := s.c.TLSConnectionState(); ok {
 		fmt.Fprintf(&b, "\r\n\t(version=%s cipher=%s)", tls.VersionName(st.Version), tls.CipherSuiteName(st.CipherSuite))
+	}
+	if s.requireTLS {
+		b.WriteString(requireTLSComment)
 	}
 	fmt.Fprintf(&b, "\r\n\tid %s\r\n\tfor <%s>;\r\n\t%s\r\n", id, cleanToken(rcpt), now.Format(time.RFC1123Z))
 	return b.String()

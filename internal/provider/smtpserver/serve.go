@@ -27,6 +27,11 @@ type ServeConfig struct {
 	// (RFC 8314) and there is no STARTTLS.
 	TLSConfig   *tls.Config
 	ImplicitTLS bool
+	// RequireTLS advertises REQUIRETLS (RFC 8689) in EHLO inside TLS
+	// (go-smtp offers it only there) and takes MAIL FROM ...
+	// REQUIRETLS; the backend must refuse the parameter outside TLS,
+	// since go-smtp accepts it there too.
+	RequireTLS bool
 
 	// MaxConnections is how many connections may be open at once; the
 	// one after that gets 421 and is closed.
@@ -146,6 +151,7 @@ func newServer(cfg ServeConfig, be smtp.Backend) *smtp.Server {
 	// AUTH only inside TLS.
 	srv.AllowInsecureAuth = false
 	srv.ErrorLog = ErrorLog(cfg.Logger, cfg.Name)
+	srv.EnableREQUIRETLS = cfg.RequireTLS
 	if !cfg.ImplicitTLS {
 		srv.TLSConfig = cfg.TLSConfig
 	}

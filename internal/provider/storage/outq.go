@@ -48,6 +48,11 @@ type OutboundItem struct {
 	// NextAttempt is when the item is due; ListDueOutbound orders by it.
 	NextAttempt time.Time `json:"next_attempt"`
 	Attempts    int       `json:"attempts"`
+	// RequireTLS is set when the message was submitted with MAIL FROM
+	// ... REQUIRETLS (RFC 8689): it may leave only over TLS that a DANE
+	// or MTA-STS policy authenticates, to a server that takes the flag
+	// on; otherwise it is returned to its sender.
+	RequireTLS bool `json:"require_tls,omitempty"`
 	// Message is the message as the user submitted it. PutOutbound
 	// stores it; ListDueOutbound leaves it nil (OutboundMessage reads
 	// it) and UpdateOutbound ignores it: it never changes.

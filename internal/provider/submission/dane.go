@@ -11,9 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
-	"time"
 
 	"github.com/miekg/dns"
 
@@ -58,74 +56,23 @@ import (
 // When TLSA records exist but none is usable, STARTTLS is still
 // required but the server is not authenticated (§2.2).
 
-type dane struct {
-	addr string
-	log  *slog.Logger
-}
+// maxTLSA bounds the TLSA records one MX host may have: more is an
+// error (a temporary failure: the domain's admin has to fix it), so a
+// huge RRset costs bounded work. maxChain bounds the certificates of a
+// server's chain looked at for a DANE-TA match.
+const (
+	maxTLSA  = 1000
+	maxChain = 10
+)
 
-func newDANE(addr string, log *slog.Logger) (*dane, error) {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("submission: DNSSEC resolver %q: %w", addr, err)
-	}
-	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-		return nil, fmt.Errorf("submission: DNSSEC resolver %q must be a validating resolver on loopback (127.0.0.1 or [::1]): the AD bit is trusted from nowhere else", addr)
-	}
-	return &dane{addr: addr, log: log}, nil
-}
-
-func (d *dane) Name() string { return "dane" }
-
-// query asks the validating resolver, with the DO bit (and AD, RFC
-// 6840 §5.7, so it reports AD without sending signatures we do not use
-// anyway), over UDP and over TCP when the answer is truncated.
-func (d *dane) query(ctx context.Context, name string, qtype uint16) (*dns.Msg, error) {
-	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	defer cancel()
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	m.RecursionDesired = true
-	m.AuthenticatedData = true
-	m.SetEdns0(4096, true)
-	c := &dns.Client{Net: "udp", Timeout: 10 * time.Second}
-	r, _, err := c.ExchangeContext(ctx, m, d.addr)
-	if err == nil && r.Truncated {
-		c.Net = "tcp"
-		r, _, err = c.ExchangeContext(ctx, m, d.addr)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("validating resolver: %s %s: %w", dns.TypeToString[qtype], name, err)
-	}
-	return r, nil
-}
-
-func (d *dane) Domain(ctx context.Context, domain string) (DomainPolicy, error) {
-	r, err := d.query(ctx, domain, dns.TypeMX)
-	if err != nil {
-		return nil, err
-	}
-	if r.Rcode != dns.RcodeSuccess && r.Rcode != dns.RcodeNameError {
-		return nil, fmt.Errorf("validating resolver answered %s for the MX records of %s", dns.RcodeToString[r.Rcode], domain)
-	}
-	if !r.AuthenticatedData {
-		return nil, nil // insecure: DANE does not apply
-	}
-	hosts := map[string]bool{}
-	for _, rr := range r.Answer {
-		if mx, ok := rr.(*dns.MX); ok {
-			hosts[smtpserver.NormDomain(mx.Mx)] = true
-		}
-	}
-	if len(hosts) == 0 {
-		hosts[domain] = true // securely no MX: the domain is its own MX
-	}
-	return &daneDomain{d: d, domain: domain, hosts: hosts}, nil
-}
-
+// daneDomain is DANE for one destination whose MX RRset came secure from
+// the validating resolver.
 type daneDomain struct {
-	d      *dane
+	r      *secResolver
+	log    *slog.Logger
 	domain string
-	hosts  map[string]bool // MX hosts from a secure answer
+	hosts  map[string]bool // MX hosts from the secure answer
+	tlsrpt func(failure string)
 }
 
 func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error) {
@@ -133,8 +80,9 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 	if !dd.hosts[host] {
 		return nil, nil
 	}
-	r, err := dd.d.query(ctx, "_25._tcp."+host, dns.TypeTLSA)
+	r, secure, err := dd.r.query(ctx, "_25._tcp."+host, dns.TypeTLSA)
 	if err != nil {
+		dd.report("dnssec-invalid")
 		return nil, err
 	}
 	switch r.Rcode {
@@ -142,9 +90,10 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 	case dns.RcodeNameError:
 		return nil, nil
 	default:
-		return nil, fmt.Errorf("validating resolver answered %s for the TLSA records of %s", dns.RcodeToString[r.Rcode], host)
+		dd.report("dnssec-invalid")
+		return nil, rcodeErr(r, "TLSA records", host)
 	}
-	if !r.AuthenticatedData {
+	if !secure {
 		return nil, nil
 	}
 	var all, usable []*dns.TLSA
@@ -161,77 +110,94 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 	if len(all) == 0 {
 		return nil, nil
 	}
+	if len(all) > maxTLSA {
+		dd.report("tlsa-invalid")
+		return nil, fmt.Errorf("DANE: %s has %d TLSA records, more than the %d this relay checks", host, len(all), maxTLSA)
+	}
+	strs := make([]string, 0, min(len(all), 10))
+	for _, t := range all[:min(len(all), 10)] {
+		strs = append(strs, t.String())
+	}
 	if len(usable) == 0 {
-		dd.d.log.Warn("submission: DANE: no usable TLSA record; TLS required, unauthenticated", "host", host)
-		return &Requirement{Policy: "dane"}, nil
+		dd.report("tlsa-invalid")
+		dd.log.Warn("submission: DANE: no usable TLSA record; TLS required, unauthenticated", "host", host)
+		return &Requirement{Policy: "dane", PolicyStrings: strs}, nil
 	}
 	names := []string{host, dd.domain}
-	return &Requirement{Policy: "dane", Verify: func(_ string, cs tls.ConnectionState) error {
+	return &Requirement{Policy: "dane", PolicyStrings: strs, Verify: func(_ string, cs tls.ConnectionState) error {
 		return verifyDANE(cs.PeerCertificates, usable, names)
 	}}, nil
 }
 
+func (dd *daneDomain) report(failure string) {
+	if dd.tlsrpt != nil {
+		dd.tlsrpt(failure)
+	}
+}
+
 // verifyDANE checks the server's chain against usable TLSA records.
+// The work is bounded: each certificate (at most maxChain) is hashed
+// once per selector and matching type, each record is compared once,
+// and a chain is verified at most once per trust anchor that matched.
 func verifyDANE(certs []*x509.Certificate, recs []*dns.TLSA, names []string) error {
 	if len(certs) == 0 {
 		return errors.New("DANE: no server certificate")
 	}
-	for _, t := range recs {
-		if t.Usage == 3 && tlsaMatches(t, certs[0]) {
-			return nil
+	if len(recs) > maxTLSA {
+		return fmt.Errorf("DANE: %d TLSA records, more than %d", len(recs), maxTLSA)
+	}
+	certs = certs[:min(len(certs), maxChain)]
+	digests := make([][3][2][]byte, len(certs)) // [cert][matching][selector]
+	for i, c := range certs {
+		for sel, data := range [2][]byte{c.Raw, c.RawSubjectPublicKeyInfo} {
+			s256 := sha256.Sum256(data)
+			s512 := sha512.Sum512(data)
+			digests[i][0][sel] = data
+			digests[i][1][sel] = s256[:]
+			digests[i][2][sel] = s512[:]
 		}
 	}
-	for _, t := range recs {
-		if t.Usage != 2 {
-			continue
+	matches := func(t *dns.TLSA, i int) bool {
+		if t.Selector > 1 || t.MatchingType > 2 {
+			return false
 		}
-		for i, ta := range certs {
-			if !tlsaMatches(t, ta) {
-				continue
+		want, err := hex.DecodeString(strings.TrimSpace(t.Certificate))
+		return err == nil && len(want) > 0 && bytes.Equal(want, digests[i][t.MatchingType][t.Selector])
+	}
+	anchors := make([]bool, len(certs))
+	for _, t := range recs {
+		switch t.Usage {
+		case 3:
+			if matches(t, 0) {
+				return nil
 			}
-			roots := x509.NewCertPool()
-			roots.AddCert(ta)
-			inter := x509.NewCertPool()
-			for j := 1; j < i; j++ {
-				inter.AddCert(certs[j])
-			}
-			for _, name := range names {
-				_, err := certs[0].Verify(x509.VerifyOptions{
-					DNSName: name, Roots: roots, Intermediates: inter,
-					KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
-				})
-				if err == nil {
-					return nil
+		case 2:
+			for i := range certs {
+				if !anchors[i] && matches(t, i) {
+					anchors[i] = true
 				}
 			}
 		}
 	}
+	for i, ok := range anchors {
+		if !ok {
+			continue
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(certs[i])
+		inter := x509.NewCertPool()
+		for j := 1; j < i; j++ {
+			inter.AddCert(certs[j])
+		}
+		for _, name := range names {
+			_, err := certs[0].Verify(x509.VerifyOptions{
+				DNSName: name, Roots: roots, Intermediates: inter,
+				KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+			})
+			if err == nil {
+				return nil
+			}
+		}
+	}
 	return errors.New("DANE: the server's certificate matches no TLSA record")
-}
-
-// tlsaMatches compares a certificate (selector 0) or its public key
-// (selector 1) with a record's association data.
-func tlsaMatches(t *dns.TLSA, c *x509.Certificate) bool {
-	var data []byte
-	switch t.Selector {
-	case 0:
-		data = c.Raw
-	case 1:
-		data = c.RawSubjectPublicKeyInfo
-	default:
-		return false
-	}
-	switch t.MatchingType {
-	case 1:
-		s := sha256.Sum256(data)
-		data = s[:]
-	case 2:
-		s := sha512.Sum512(data)
-		data = s[:]
-	case 0:
-	default:
-		return false
-	}
-	want, err := hex.DecodeString(strings.TrimSpace(t.Certificate))
-	return err == nil && len(want) > 0 && bytes.Equal(want, data)
 }

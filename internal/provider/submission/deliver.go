@@ -58,25 +58,54 @@ const (
 	maxAddrs   = 4
 )
 
-// deliverDomain delivers msg to rcpts, all at domain, and returns each
-// recipient's outcome (nil: the server took it).
-func (s *Submission) deliverDomain(ctx context.Context, itemID, domain, from string, rcpts []string, msg [][]byte) []*deliveryError {
+// envelope is what one delivery to a domain carries.
+type envelope struct {
+	itemID string
+	from   string
+	rcpts  []string // all at the domain
+	msg    [][]byte
+	// requireTLS: the message came with REQUIRETLS (RFC 8689).
+	requireTLS bool
+}
+
+// deliverDomain delivers env.msg to env.rcpts, all at domain, and
+// returns each recipient's outcome (nil: the server took it).
+func (s *Submission) deliverDomain(ctx context.Context, domain string, env envelope) []*deliveryError {
+	itemID := env.itemID
 	all := func(e *deliveryError) []*deliveryError {
-		out := make([]*deliveryError, len(rcpts))
+		out := make([]*deliveryError, len(env.rcpts))
 		for i := range out {
 			out[i] = e
 		}
 		return out
 	}
-	hosts, derr := s.mxHosts(ctx, domain)
+	hosts, secure, derr := s.mxHosts(ctx, domain)
 	if derr != nil {
+		if derr.status == "4.4.3" && s.sec != nil {
+			s.rpt.policyFailure(domain, rptTLSA, "dnssec-invalid", derr.msg)
+		}
 		return all(derr)
 	}
 	dps, derr := s.policiesFor(ctx, domain)
 	if derr != nil {
 		return all(derr)
 	}
+	if secure {
+		// DANE (RFC 7672) for the hosts of a secure MX RRset: first,
+		// it decides before MTA-STS (RFC 8461 §2).
+		dd := &daneDomain{r: s.sec, log: s.log, domain: domain, hosts: map[string]bool{},
+			tlsrpt: func(result string) { s.rpt.policyFailure(domain, rptTLSA, result, "") }}
+		for _, h := range hosts {
+			dd.hosts[h] = true
+		}
+		dps = append([]DomainPolicy{dd}, dps...)
+	}
 	last := tempErr("4.4.1", "no mail server of "+domain+" could be reached")
+	// noRequireTLS is why a REQUIRETLS message could not go to the
+	// hosts tried; it is the outcome (permanent) when no host failed
+	// for another reason.
+	var noRequireTLS *deliveryError
+	otherFailure := false
 	for _, host := range hosts {
 		if ctx.Err() != nil {
 			return all(tempErr("4.3.2", "delivery interrupted (shutdown)"))
@@ -84,28 +113,42 @@ func (s *Submission) deliverDomain(ctx context.Context, itemID, domain, from str
 		req, err := requirementFor(ctx, dps, host)
 		if err != nil {
 			s.log.Info("submission: MX host skipped", "item", itemID, "domain", domain, "mx", host, "err", err)
-			last = tempErr("4.7.5", err.Error())
+			last, otherFailure = tempErr("4.7.5", err.Error()), true
+			continue
+		}
+		if env.requireTLS && (req == nil || req.Verify == nil) {
+			// RFC 8689 §4.2.1: only to a host whose TLS a DANE or
+			// MTA-STS (enforce) policy authenticates.
+			s.log.Info("submission: MX host skipped: REQUIRETLS without a validating policy", "item", itemID, "domain", domain, "mx", host)
+			noRequireTLS = permErr("5.7.30", "REQUIRETLS: "+host+" is not authenticated by a DANE or MTA-STS policy of "+domain)
 			continue
 		}
 		addrs, derr := s.addrs(ctx, host)
 		if derr != nil {
-			last = derr
+			last, otherFailure = derr, true
 			continue
 		}
 		for _, ip := range addrs {
-			res, derr := s.attempt(ctx, itemID, domain, host, ip, req, true, from, rcpts, msg)
+			res, derr := s.attempt(ctx, domain, host, ip, req, true, env)
 			if derr != nil && derr.plainRetry {
 				// Opportunistic TLS failed in the handshake: what a
 				// server without TLS would get, plaintext, beats not
 				// delivering at all (RFC 7435).
-				res, derr = s.attempt(ctx, itemID, domain, host, ip, req, false, from, rcpts, msg)
+				res, derr = s.attempt(ctx, domain, host, ip, req, false, env)
 			}
 			if res != nil {
 				return res
 			}
 			s.log.Info("submission: attempt failed", "item", itemID, "domain", domain, "mx", host, "ip", ip.String(), "err", derr.Error())
-			last = derr.deliveryError
+			if derr.status == "5.7.30" {
+				noRequireTLS = derr.deliveryError
+				break // the next address is the same server
+			}
+			last, otherFailure = derr.deliveryError, true
 		}
+	}
+	if noRequireTLS != nil && !otherFailure {
+		return all(noRequireTLS)
 	}
 	return all(last)
 }
@@ -113,16 +156,28 @@ func (s *Submission) deliverDomain(ctx context.Context, itemID, domain, from str
 // mxHosts are the hosts to try for domain, most preferred first (RFC
 // 5321 §5.1): its MX records by preference, equal preferences in random
 // order, or the domain itself when it has no MX records but an address
-// (the implicit MX). A null MX (RFC 7505) is a permanent failure.
-func (s *Submission) mxHosts(ctx context.Context, domain string) ([]string, *deliveryError) {
+// (the implicit MX). A null MX (RFC 7505) is a permanent failure. With
+// a validating resolver the records come from it, and secure reports
+// whether its answer was (then DANE applies to these hosts).
+func (s *Submission) mxHosts(ctx context.Context, domain string) (hosts []string, secure bool, derr *deliveryError) {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	mxs, err := s.cfg.Resolver.LookupMX(lctx, domain)
-	if err != nil && len(mxs) == 0 && !isNotFound(err) {
-		return nil, tempErr("4.4.3", "looking up the MX records of "+domain+": "+err.Error())
+	var mxs []*net.MX
+	if s.sec != nil {
+		res, err := s.sec.lookupMX(lctx, domain)
+		if err != nil {
+			return nil, false, tempErr("4.4.3", "looking up the MX records of "+domain+": "+err.Error())
+		}
+		mxs, secure = res.hosts, res.secure
+	} else {
+		var err error
+		mxs, err = s.cfg.Resolver.LookupMX(lctx, domain)
+		if err != nil && len(mxs) == 0 && !isNotFound(err) {
+			return nil, false, tempErr("4.4.3", "looking up the MX records of "+domain+": "+err.Error())
+		}
 	}
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
-		return nil, permErr("5.1.10", domain+" does not accept mail (null MX)")
+		return nil, false, permErr("5.1.10", domain+" does not accept mail (null MX)")
 	}
 	var list []*net.MX
 	for _, m := range mxs {
@@ -135,15 +190,14 @@ func (s *Submission) mxHosts(ctx context.Context, domain string) ([]string, *del
 		_, derr := s.addrs(ctx, domain)
 		if derr != nil {
 			if derr.perm {
-				return nil, permErr("5.1.2", domain+" has no mail server (no MX or address records)")
+				return nil, false, permErr("5.1.2", domain+" has no mail server (no MX or address records)")
 			}
-			return nil, derr
+			return nil, false, derr
 		}
-		return []string{domain}, nil
+		return []string{domain}, secure, nil
 	}
 	rand.Shuffle(len(list), func(i, j int) { list[i], list[j] = list[j], list[i] })
 	slices.SortStableFunc(list, func(a, b *net.MX) int { return int(a.Pref) - int(b.Pref) })
-	var hosts []string
 	for _, m := range list {
 		if !slices.Contains(hosts, m.Host) {
 			hosts = append(hosts, m.Host)
@@ -152,24 +206,36 @@ func (s *Submission) mxHosts(ctx context.Context, domain string) ([]string, *del
 	if len(hosts) > maxMXHosts {
 		hosts = hosts[:maxMXHosts]
 	}
-	return hosts, nil
+	return hosts, secure, nil
 }
 
-// addrs are host's addresses; a permanent error when it has none.
+// addrs are host's addresses, from the validating resolver when there
+// is one; a permanent error when it has none.
 func (s *Submission) addrs(ctx context.Context, host string) ([]net.IP, *deliveryError) {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	ias, err := s.cfg.Resolver.LookupIPAddr(lctx, host)
-	if err != nil && len(ias) == 0 {
-		if isNotFound(err) {
+	var ips []net.IP
+	if s.sec != nil {
+		got, notFound, err := s.sec.lookupIP(lctx, host)
+		if err != nil {
+			return nil, tempErr("4.4.3", "looking up the address of "+host+": "+err.Error())
+		}
+		if notFound {
 			return nil, permErr("5.4.4", host+" has no address")
 		}
-		return nil, tempErr("4.4.3", "looking up the address of "+host+": "+err.Error())
-	}
-	var ips []net.IP
-	for _, ia := range ias {
-		if ia.IP != nil && !ia.IP.IsUnspecified() {
-			ips = append(ips, ia.IP)
+		ips = got
+	} else {
+		ias, err := s.cfg.Resolver.LookupIPAddr(lctx, host)
+		if err != nil && len(ias) == 0 {
+			if isNotFound(err) {
+				return nil, permErr("5.4.4", host+" has no address")
+			}
+			return nil, tempErr("4.4.3", "looking up the address of "+host+": "+err.Error())
+		}
+		for _, ia := range ias {
+			if ia.IP != nil && !ia.IP.IsUnspecified() {
+				ips = append(ips, ia.IP)
+			}
 		}
 	}
 	if len(ips) == 0 {
@@ -196,13 +262,18 @@ type attemptError struct {
 // attempt connects to one address of an MX host and runs the
 // transaction. It returns the recipients' outcomes once a transaction
 // started (MAIL was sent), else why it could not start one.
-func (s *Submission) attempt(ctx context.Context, itemID, domain, host string, ip net.IP, req *Requirement, useTLS bool, from string, rcpts []string, msg [][]byte) ([]*deliveryError, *attemptError) {
+func (s *Submission) attempt(ctx context.Context, domain, host string, ip net.IP, req *Requirement, useTLS bool, env envelope) ([]*deliveryError, *attemptError) {
+	itemID, from, rcpts, msg := env.itemID, env.from, env.rcpts, env.msg
 	fail := func(e *deliveryError) ([]*deliveryError, *attemptError) { return nil, &attemptError{deliveryError: e} }
 	addr := net.JoinHostPort(ip.String(), strconv.Itoa(s.cfg.Port))
 	d := net.Dialer{Timeout: s.cfg.DialTimeout}
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return fail(tempErr("4.4.1", "connecting to "+host+": "+err.Error()))
+	}
+	rs := rptSession{domain: domain, req: req, mx: host, ip: ip.String()}
+	if la, ok := nc.LocalAddr().(*net.TCPAddr); ok {
+		rs.sendingIP = la.IP.String()
 	}
 	// Closing the connection is how a shutdown interrupts the attempt.
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
@@ -234,6 +305,7 @@ func (s *Submission) attempt(ctx context.Context, itemID, domain, host string, i
 			return fail(tempErr("4.4.2", host+": STARTTLS: "+err.Error()))
 		}
 		if r.code != 220 {
+			s.rpt.failure(rs, "starttls-not-supported", "", "STARTTLS refused: "+r.String())
 			if req != nil {
 				return fail(tempErr("4.7.10", fmt.Sprintf("%s refused STARTTLS (%s), which the %s policy of %s requires", host, r, req.Policy, domain)))
 			}
@@ -244,6 +316,8 @@ func (s *Submission) attempt(ctx context.Context, itemID, domain, host string, i
 		err = tc.HandshakeContext(hctx)
 		cancel()
 		if err != nil {
+			result, code := tlsResult(req, err)
+			s.rpt.failure(rs, result, code, err.Error())
 			if req != nil {
 				return fail(tempErr("4.7.5", fmt.Sprintf("%s: TLS as the %s policy of %s requires it failed: %v", host, req.Policy, domain, err)))
 			}
@@ -252,6 +326,7 @@ func (s *Submission) attempt(ctx context.Context, itemID, domain, host string, i
 		c.setConn(tc)
 		st := tc.ConnectionState()
 		tlsState = &st
+		s.rpt.success(rs)
 		if r, err := c.hello(s.cfg.Hostname, false); err != nil {
 			return fail(tempErr("4.4.2", host+": EHLO after STARTTLS: "+err.Error()))
 		} else if r.code != 250 {
@@ -262,8 +337,20 @@ func (s *Submission) attempt(ctx context.Context, itemID, domain, host string, i
 	case req != nil:
 		// Without STARTTLS, or asked not to try it: never plaintext
 		// where a policy requires TLS.
+		s.rpt.failure(rs, "starttls-not-supported", "", "")
 		c.quit()
 		return fail(tempErr("4.7.10", fmt.Sprintf("%s does not offer STARTTLS, which the %s policy of %s requires", host, req.Policy, domain)))
+	}
+
+	if useTLS && tlsState == nil && req == nil && !c.has("STARTTLS") {
+		s.rpt.failure(rs, "starttls-not-supported", "", "")
+	}
+	if env.requireTLS && !c.has("REQUIRETLS") {
+		// RFC 8689 §4.2.1: the next hop must take the flag on.
+		c.quit()
+		e := permErr("5.7.30", host+" does not support REQUIRETLS, which the message requires")
+		e.mta = host
+		return fail(e)
 	}
 
 	// The transaction (RFC 5321 §3.3).
@@ -277,6 +364,9 @@ func (s *Submission) attempt(ctx context.Context, itemID, domain, host string, i
 	}
 	if c.has("8BITMIME") && has8bit(msg) {
 		mail += " BODY=8BITMIME"
+	}
+	if env.requireTLS {
+		mail += " REQUIRETLS"
 	}
 	out := make([]*deliveryError, len(rcpts))
 	every := func(e *deliveryError) []*deliveryError {

@@ -18,19 +18,19 @@ func TestNullMXAndImplicitMX(t *testing.T) {
 		"temp.test.":     {Err: &net.DNSError{Err: "server failure", Name: "temp.test", IsTemporary: true}},
 	}}}}
 	ctx := context.Background()
-	if _, err := s.mxHosts(ctx, "null.test"); err == nil || !err.perm || err.status != "5.1.10" {
+	if _, _, err := s.mxHosts(ctx, "null.test"); err == nil || !err.perm || err.status != "5.1.10" {
 		t.Errorf("null MX: %v", err)
 	}
-	if h, err := s.mxHosts(ctx, "implicit.test"); err != nil || len(h) != 1 || h[0] != "implicit.test" {
+	if h, _, err := s.mxHosts(ctx, "implicit.test"); err != nil || len(h) != 1 || h[0] != "implicit.test" {
 		t.Errorf("implicit MX: %v %v", h, err)
 	}
-	if h, err := s.mxHosts(ctx, "prefs.test"); err != nil || strings.Join(h, " ") != "a.prefs.test b.prefs.test c.prefs.test" {
+	if h, _, err := s.mxHosts(ctx, "prefs.test"); err != nil || strings.Join(h, " ") != "a.prefs.test b.prefs.test c.prefs.test" {
 		t.Errorf("by preference: %v %v", h, err)
 	}
-	if _, err := s.mxHosts(ctx, "nonexistent.test"); err == nil || !err.perm {
+	if _, _, err := s.mxHosts(ctx, "nonexistent.test"); err == nil || !err.perm {
 		t.Errorf("no such domain: %v", err)
 	}
-	if _, err := s.mxHosts(ctx, "temp.test"); err == nil || err.perm {
+	if _, _, err := s.mxHosts(ctx, "temp.test"); err == nil || err.perm {
 		t.Errorf("DNS failure: %v", err)
 	}
 	var de *deliveryError

@@ -33,7 +33,11 @@ import (
 // Policies are cached for max_age (§5.1): the TXT record's id tells
 // whether the cached policy is still current; when the TXT record or the
 // HTTPS fetch fails, an unexpired cached policy still applies, so an
-// attacker who blocks the lookups cannot strip it.
+// attacker who blocks the lookups cannot strip it. The cache is kept in
+// the data directory (mta-sts.json, see stscache.go), so it survives a
+// restart, and a policy is fetched again once half its max_age has
+// passed (at use, and by Run in the background), so one in use does not
+// expire while the domain still publishes it (§5.1, §10.2).
 
 const (
 	stsMaxPolicySize = 64 << 10
@@ -53,12 +57,21 @@ type stsPolicy struct {
 	mode   stsMode
 	mx     []string
 	maxAge time.Duration
+	lines  []string // the policy's lines, for TLS-RPT
 }
 
 type stsCached struct {
 	id      string
 	policy  *stsPolicy
+	body    string // the policy as fetched, for the cache file
+	fetched time.Time
 	expires time.Time
+}
+
+// stale reports whether c is past half its max_age at now: time to
+// fetch it again.
+func (c *stsCached) stale(now time.Time) bool {
+	return !now.Before(c.fetched.Add(c.policy.maxAge / 2))
 }
 
 // mtaSTS is the MTA-STS TLSPolicy.
@@ -71,6 +84,12 @@ type mtaSTS struct {
 
 	mu    sync.Mutex
 	cache map[string]*stsCached
+
+	// path is the cache file; "" keeps the cache in memory only.
+	path   string
+	saveMu sync.Mutex
+	// report counts a policy failure for TLS-RPT (nil: not counted).
+	report func(domain, result, detail string)
 }
 
 func newMTASTS(r Resolver, client *http.Client, roots *x509.CertPool, log *slog.Logger) *mtaSTS {
@@ -89,7 +108,7 @@ func (m *mtaSTS) Domain(ctx context.Context, domain string) (DomainPolicy, error
 	if p == nil || p.mode != stsEnforce {
 		return nil, nil
 	}
-	return &stsDomain{m: m, p: p}, nil
+	return &stsDomain{m: m, p: p, domain: domain}, nil
 }
 
 // policy is domain's current policy, or nil when it has none.
@@ -100,8 +119,11 @@ func (m *mtaSTS) policy(ctx context.Context, domain string) *stsPolicy {
 	if cached != nil && now.After(cached.expires) {
 		delete(m.cache, domain)
 		cached = nil
+		m.mu.Unlock()
+		m.save()
+	} else {
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
 
 	id, err := m.lookupID(ctx, domain)
 	if err != nil {
@@ -110,22 +132,52 @@ func (m *mtaSTS) policy(ctx context.Context, domain string) *stsPolicy {
 		}
 		return nil
 	}
-	if cached != nil && cached.id == id {
+	if cached != nil && cached.id == id && !cached.stale(now) {
 		return cached.policy
 	}
-	p, err := m.fetch(ctx, domain)
+	body, p, err := m.fetch(ctx, domain)
 	if err != nil {
-		m.log.Warn("submission: MTA-STS policy fetch failed", "domain", domain, "err", err)
+		m.log.Warn("submission: MTA-STS policy fetch failed", "domain", domain, "err", err, "cached", cached != nil)
+		if m.report != nil {
+			result := "sts-policy-fetch-error"
+			var pe *stsParseError
+			if errors.As(err, &pe) {
+				result = "sts-policy-invalid"
+			}
+			m.report(domain, result, err.Error())
+		}
 		if cached != nil {
 			return cached.policy
 		}
 		return nil
 	}
 	m.mu.Lock()
-	m.cache[domain] = &stsCached{id: id, policy: p, expires: now.Add(p.maxAge)}
+	m.cache[domain] = &stsCached{id: id, policy: p, body: body, fetched: now, expires: now.Add(p.maxAge)}
 	m.mu.Unlock()
+	m.save()
 	m.log.Info("submission: MTA-STS policy", "domain", domain, "mode", string(p.mode), "mx", p.mx, "max_age", p.maxAge)
 	return p
+}
+
+// refreshStale fetches again every cached policy past half its max_age
+// (Run calls it from time to time): a policy is renewed while its
+// domain still publishes it, even when no mail goes there meanwhile.
+func (m *mtaSTS) refreshStale(ctx context.Context) {
+	now := m.now()
+	var due []string
+	m.mu.Lock()
+	for d, c := range m.cache {
+		if c.stale(now) {
+			due = append(due, d)
+		}
+	}
+	m.mu.Unlock()
+	for _, d := range due {
+		if ctx.Err() != nil {
+			return
+		}
+		m.policy(ctx, d)
+	}
 }
 
 // lookupID reads the id of domain's _mta-sts TXT record (§3.1); an
@@ -158,33 +210,43 @@ func (m *mtaSTS) lookupID(ctx context.Context, domain string) (string, error) {
 }
 
 // fetch gets and parses the policy over HTTPS (§3.3).
-func (m *mtaSTS) fetch(ctx context.Context, domain string) (*stsPolicy, error) {
+func (m *mtaSTS) fetch(ctx context.Context, domain string) (string, *stsPolicy, error) {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://mta-sts."+domain+"/.well-known/mta-sts.txt", nil)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	resp, err := m.client.Do(req)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
+		return "", nil, fmt.Errorf("HTTP status %d", resp.StatusCode)
 	}
 	if mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type")); err != nil || mt != "text/plain" {
-		return nil, fmt.Errorf("policy served as %q, not text/plain", resp.Header.Get("Content-Type"))
+		return "", nil, fmt.Errorf("policy served as %q, not text/plain", resp.Header.Get("Content-Type"))
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, stsMaxPolicySize+1))
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	if len(b) > stsMaxPolicySize {
-		return nil, errors.New("policy larger than 64 KiB")
+		return "", nil, &stsParseError{errors.New("policy larger than 64 KiB")}
 	}
-	return parseSTSPolicy(string(b))
+	p, err := parseSTSPolicy(string(b))
+	if err != nil {
+		return "", nil, &stsParseError{err}
+	}
+	return string(b), p, nil
 }
+
+// stsParseError is a policy that was fetched but is not valid.
+type stsParseError struct{ err error }
+
+func (e *stsParseError) Error() string { return "invalid policy: " + e.err.Error() }
+func (e *stsParseError) Unwrap() error { return e.err }
 
 // parseSTSPolicy reads a policy body (§3.2): "key: value" lines, CRLF
 // or LF, unknown keys ignored.
@@ -195,6 +257,9 @@ func parseSTSPolicy(body string) (*stsPolicy, error) {
 		line = strings.TrimRight(line, "\r")
 		if strings.TrimSpace(line) == "" {
 			continue
+		}
+		if len(p.lines) < 100 {
+			p.lines = append(p.lines, printable(strings.TrimSpace(line), 300))
 		}
 		k, v, ok := strings.Cut(line, ":")
 		if !ok {
@@ -258,18 +323,22 @@ func matchMX(patterns []string, host string) bool {
 }
 
 type stsDomain struct {
-	m *mtaSTS
-	p *stsPolicy
+	m      *mtaSTS
+	p      *stsPolicy
+	domain string
 }
 
 // MX in enforce mode: host must match the policy, and its certificate
 // must chain to a trusted root and be valid for host (§4.2).
 func (d *stsDomain) MX(ctx context.Context, host string) (*Requirement, error) {
 	if !matchMX(d.p.mx, host) {
+		if d.m.report != nil {
+			d.m.report(d.domain, "validation-failure", "MX host "+host+" is not in the policy")
+		}
 		return nil, fmt.Errorf("MX host %s is not in the domain's MTA-STS policy", host)
 	}
 	roots := d.m.roots
-	return &Requirement{Policy: "mta-sts", Verify: func(host string, cs tls.ConnectionState) error {
+	return &Requirement{Policy: "mta-sts", PolicyStrings: d.p.lines, MXHosts: d.p.mx, Verify: func(host string, cs tls.ConnectionState) error {
 		return verifyPKIX(cs, roots, host)
 	}}, nil
 }

@@ -37,6 +37,14 @@ type Requirement struct {
 	// Verify checks the server's certificates after the handshake;
 	// nil means TLS is required but not authenticated.
 	Verify func(host string, cs tls.ConnectionState) error
+	// PolicyStrings are the policy as TLS-RPT reports it (RFC 8460
+	// §4.4, "policy-string"): the TLSA records or the MTA-STS policy's
+	// lines.
+	PolicyStrings []string
+	// MXHosts are the MX host patterns the policy names, for TLS-RPT
+	// ("mx-host"); empty for DANE, which names the host it was asked
+	// about.
+	MXHosts []string
 }
 
 // policiesFor looks up every policy for domain.

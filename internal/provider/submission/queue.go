@@ -36,10 +36,20 @@ func (s *Submission) Run(ctx context.Context) error {
 		wg       sync.WaitGroup
 		sem      = make(chan struct{}, s.cfg.Concurrency)
 	)
+	// The background work: the MTA-STS refresh (first at start) and the
+	// TLS reports, whose counts are saved when Run returns, after the
+	// deliveries under way ended.
+	var lastRefresh time.Time
+	refreshing := make(chan struct{}, 1)
+	defer func() {
+		refreshing <- struct{}{} // the refresh under way has ended
+		s.rpt.saveCurrent()
+	}()
 	defer wg.Wait()
 	tick := time.NewTicker(s.cfg.PollInterval)
 	defer tick.Stop()
 	for {
+		s.background(ctx, &lastRefresh, refreshing)
 		items, err := s.queue.ListDueOutbound(ctx, time.Now(), listBatch)
 		if err != nil {
 			s.log.Error("submission: reading the outbound queue", "err", err)
@@ -133,7 +143,7 @@ func (s *Submission) process(ctx context.Context, it *storage.OutboundItem) {
 				for j, i := range idx {
 					rcpts[j] = it.Recipients[i].Address
 				}
-				res := s.deliverDomain(ctx, it.ID, d, it.From, rcpts, parts)
+				res := s.deliverDomain(ctx, d, envelope{itemID: it.ID, from: it.From, rcpts: rcpts, msg: parts, requireTLS: it.RequireTLS})
 				now := time.Now().UTC()
 				mu.Lock()
 				defer mu.Unlock()

@@ -45,21 +45,25 @@ type session struct {
 	local  []string // recipients at our domain, as written
 	remote []string // other recipients, normalized
 	seen   map[string]bool
+	// requireTLS: MAIL FROM had REQUIRETLS (RFC 8689).
+	requireTLS bool
 }
 
 // Replies.
 var (
-	errAuthRequired = smtpserver.Reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
-	errAuthTemp     = smtpserver.Reply(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure, try again later")
-	errNotYours     = smtpserver.Reply(553, smtp.EnhancedCode{5, 7, 1}, "Sender address must be your own address")
-	errBadAddr      = smtpserver.Reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
-	errLiteral      = smtpserver.Reply(550, smtp.EnhancedCode{5, 1, 2}, "Address literals are not accepted as destinations")
-	errFromHeader   = smtpserver.Reply(550, smtp.EnhancedCode{5, 7, 1}, "The From header field must be your own address")
-	errNoFrom       = smtpserver.Reply(550, smtp.EnhancedCode{5, 6, 0}, "The message has no From header field")
+	errAuthRequired    = smtpserver.Reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
+	errAuthTemp        = smtpserver.Reply(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure, try again later")
+	errNotYours        = smtpserver.Reply(553, smtp.EnhancedCode{5, 7, 1}, "Sender address must be your own address")
+	errBadAddr         = smtpserver.Reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
+	errLiteral         = smtpserver.Reply(550, smtp.EnhancedCode{5, 1, 2}, "Address literals are not accepted as destinations")
+	errFromHeader      = smtpserver.Reply(550, smtp.EnhancedCode{5, 7, 1}, "The From header field must be your own address")
+	errNoFrom          = smtpserver.Reply(550, smtp.EnhancedCode{5, 6, 0}, "The message has no From header field")
+	errRequireTLSPlain = smtpserver.Reply(530, smtp.EnhancedCode{5, 7, 10}, "REQUIRETLS needs a TLS session")
 )
 
 func (ss *session) Reset() {
 	ss.from, ss.size, ss.local, ss.remote, ss.seen = "", 0, nil, nil, nil
+	ss.requireTLS = false
 }
 
 func (ss *session) Logout() error { return nil }
@@ -136,6 +140,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if !strings.EqualFold(from, ss.address) {
 		ss.s.log.Info("submission: sender refused", "login", ss.login, "from", from)
 		return errNotYours
+	}
+	if opts != nil && opts.RequireTLS {
+		// Submission is TLS only (AUTH is), but go-smtp would take
+		// the parameter anywhere.
+		if _, ok := ss.c.TLSConnectionState(); !ok {
+			return errRequireTLSPlain
+		}
+		ss.requireTLS = true
 	}
 	ss.from = ss.address
 	if opts != nil {
@@ -218,7 +230,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ctx := ss.ctx
 	if len(ss.local) > 0 {
-		lm := mx.LocalMessage{From: ss.from, Recipients: ss.local, Data: msg, AuthUser: ss.address, ID: id}
+		lm := mx.LocalMessage{From: ss.from, Recipients: ss.local, Data: msg, AuthUser: ss.address, ID: id, RequireTLS: ss.requireTLS}
 		if st, ok := ss.c.TLSConnectionState(); ok {
 			lm.TLS = &st
 		}
@@ -236,6 +248,7 @@ func (ss *session) Data(r io.Reader) error {
 		item := &storage.OutboundItem{
 			Login: ss.login, From: ss.from, Size: len(msg),
 			Created: now, NextAttempt: now, Message: msg,
+			RequireTLS: ss.requireTLS,
 		}
 		for _, a := range ss.remote {
 			item.Recipients = append(item.Recipients, storage.OutboundRecipient{Address: a})
@@ -248,7 +261,7 @@ func (ss *session) Data(r io.Reader) error {
 		id = item.ID
 	}
 	s.log.Info("submission: message accepted", "id", id, "login", ss.login,
-		"local", len(ss.local), "remote", len(ss.remote), "size", len(msg))
+		"local", len(ss.local), "remote", len(ss.remote), "size", len(msg), "requiretls", ss.requireTLS)
 	return nil
 }
 

@@ -87,8 +87,11 @@ type Config struct {
 	// net.DefaultResolver.
 	Resolver Resolver
 	// DNSSECResolverAddr is a validating resolver on loopback
-	// (host:port, e.g. 127.0.0.1:53) asked for MX and TLSA records with
-	// the DO bit; only its AD bit is trusted. Empty disables DANE.
+	// (host:port, e.g. 127.0.0.1:53). When set, every MX, address and
+	// TLSA lookup of the delivery goes to it (Resolver then does only
+	// the MTA-STS TXT lookups), with the DO bit; its AD bit is trusted
+	// only in answers that come from a loopback address. Empty disables
+	// DANE.
 	DNSSECResolverAddr string
 	// MTASTSClient fetches MTA-STS policies. Default: a client with a
 	// 30 s timeout. Redirects are never followed.
@@ -144,6 +147,8 @@ type Submission struct {
 	dkim     []DKIMKey // ed25519, then RSA
 	policies []TLSPolicy
 	sts      *mtaSTS
+	sec      *secResolver // the validating resolver; nil without one
+	rpt      *tlsReporter
 
 	wake chan struct{} // a new item is queued
 }
@@ -207,14 +212,16 @@ func New(p Provider, queue Queue, local Local, cfg Config) (*Submission, error) 
 		return nil, err
 	}
 	if cfg.DNSSECResolverAddr != "" {
-		d, err := newDANE(cfg.DNSSECResolverAddr, s.log)
-		if err != nil {
+		if err := checkResolverAddr(cfg.DNSSECResolverAddr); err != nil {
 			return nil, err
 		}
-		s.policies = append(s.policies, d)
+		s.sec = &secResolver{addr: cfg.DNSSECResolverAddr, log: s.log}
 	}
 	s.sts = newMTASTS(cfg.Resolver, cfg.MTASTSClient, cfg.RootCAs, s.log)
 	s.policies = append(s.policies, s.sts)
+	if err := s.initRelay(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -249,6 +256,7 @@ func (s *Submission) serve(ctx context.Context, ln net.Listener, implicit bool) 
 		MaxRecipients:  s.cfg.MaxRecipients,
 		MaxLineLength:  maxLineLength,
 		IOTimeout:      ioTimeout,
+		RequireTLS:     true, // RFC 8689; see session.Mail and the relay
 		// A shutdown closes every connection not in DATA at once and
 		// lets those in DATA finish, so a message in DATA is still
 		// stored.
