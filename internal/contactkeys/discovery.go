@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -17,10 +17,20 @@ import (
 	"github.com/bitmask-go/bitmask/pkg/wkd"
 )
 
-// Discovery finds a recipient's key, in the order of docs/design.md ("Mail", Out): the
-// local cache (keys learned or fetched before), the provider's nicknym,
-// then Web Key Directory. What it fetches is kept in the cache at the
-// level its source earns, under the replacement rules.
+// Discovery finds a recipient's key, in the order of docs/design.md
+// ("Keys"): the local cache (keys learned or fetched before), then the
+// recipient's own provider: for the user's provider's domain its nicknym
+// over the pinned TLS; for any other domain that domain's WKD and then
+// its provider's nicknym (Remote). A key either gives is provider_trust
+// and goes into the cache under the replacement rules, so a changed key
+// never silently replaces one of a higher level.
+//
+// Cache and refresh: a cached key of provider_trust or higher is used
+// without asking for RefreshTTL after it was stored or last checked;
+// then the directory is asked again, and the cached key still used if
+// it cannot answer. A weaker cached key (learned from mail) is used, and
+// the directories asked at most once per MissTTL for a better one; so is
+// an address with no key at all.
 type Discovery struct {
 	Keys *Manager
 	// Nicknym asks the user's provider for address's key; the provider
@@ -31,15 +41,23 @@ type Discovery struct {
 	// bootstrapped provider's.)
 	Nicknym        func(ctx context.Context, address string) (string, error)
 	ProviderDomain string
-	// WKD fetches from the recipient domain's Web Key Directory over
-	// the system's roots; nil turns WKD off.
+	// WKD is the HTTP client for other domains' providers (Remote.HTTP:
+	// WKD, provider.json and nicknym), verifying TLS against the
+	// system's roots; nil turns remote discovery off.
 	WKD *http.Client
 	Now func() time.Time
-	// MissTTL is how long an address that had no key at nicknym and WKD
-	// is not asked for again (default 10 minutes): a message that
-	// arrives from it, or a send to it, does not go to the network each
-	// time. A key learned locally (Autocrypt, import) is found at once.
+	// MissTTL is how long an address that had no key at the directories
+	// (or only a key weaker than provider_trust) is not asked for again
+	// (default 10 minutes): a message that arrives from it, or a send to
+	// it, does not go to the network each time. A key learned locally
+	// (Autocrypt, import) is found at once.
 	MissTTL time.Duration
+	// RefreshTTL is how long a provider_trust (or better) key is used
+	// before its directory is asked again (default 24 hours).
+	RefreshTTL time.Duration
+	// Log, if set, hears of keys a directory offered that the
+	// replacement rules refused (no addresses are logged).
+	Log *slog.Logger
 
 	mu     sync.Mutex
 	misses map[string]time.Time // address -> when it is asked again
@@ -56,11 +74,7 @@ func (d *Discovery) missed(address string, now time.Time) bool {
 	return ok && now.Before(until)
 }
 
-func (d *Discovery) remember(address string, now time.Time) {
-	ttl := d.MissTTL
-	if ttl <= 0 {
-		ttl = 10 * time.Minute
-	}
+func (d *Discovery) remember(address string, now time.Time, ttl time.Duration) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.misses == nil {
@@ -79,9 +93,24 @@ func (d *Discovery) remember(address string, now time.Time) {
 	d.misses[address] = now.Add(ttl)
 }
 
+func (d *Discovery) missTTL() time.Duration {
+	if d.MissTTL > 0 {
+		return d.MissTTL
+	}
+	return 10 * time.Minute
+}
+
+func (d *Discovery) refreshTTL() time.Duration {
+	if d.RefreshTTL > 0 {
+		return d.RefreshTTL
+	}
+	return 24 * time.Hour
+}
+
 // Find returns a usable key for address, or ErrNoKey when neither the
 // cache nor the directories have one (outbox.ErrNoKey is the same
-// error). Any other error means the directories could not be asked.
+// error). Any other error means the user's provider could not be asked
+// and nothing usable is cached.
 func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, error) {
 	address = strings.ToLower(address)
 	now := time.Now()
@@ -89,55 +118,80 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 		now = d.Now()
 	}
 	_, domain, _ := strings.Cut(address, "@")
+	own := domain == d.ProviderDomain
 	cached, k, err := d.Keys.Entity(address)
-	if err == nil && usable(cached, now) && (k.Level >= ProviderTrust || domain != d.ProviderDomain) {
+	have := err == nil && usable(cached, now)
+	if have && k.Level >= ProviderTrust && now.Before(k.Updated.Add(d.refreshTTL())) {
 		return cached, nil
 	}
 	if d.missed(address, now) {
-		if err == nil && usable(cached, now) {
+		if have {
 			return cached, nil
 		}
 		return nil, ErrNoKey
 	}
-	if d.Nicknym != nil && domain == d.ProviderDomain {
+	definite := true // the answers were "no key" or a key, not "could not ask"
+	var offered *openpgp.Entity
+	var source string
+	switch {
+	case own && d.Nicknym != nil:
 		armored, err := d.Nicknym(ctx, address)
 		switch {
 		case err == nil:
-			if _, err := d.Keys.Learn(address, armored, ProviderTrust, "nicknym"); err != nil && !errors.Is(err, ErrRefused) {
-				return nil, fmt.Errorf("nicknym key for %s: %w", address, err)
+			if offered, err = wkd.Select([]byte(armored), address, now); err != nil {
+				if !have {
+					return nil, fmt.Errorf("nicknym key for %s: %w", address, err)
+				}
+				definite = false
 			}
+			source = "nicknym"
 		case providerclient.IsCode(err, "not_found"):
+		case have:
+			definite = false
 		default:
 			return nil, fmt.Errorf("nicknym: %w", err)
 		}
-	}
-	definite := true // the answers were "no key", not "could not ask"
-	if d.WKD != nil && domain != d.ProviderDomain {
-		raw, err := wkd.Lookup(ctx, d.WKD, address)
+	case !own && d.WKD != nil:
+		e, src, err := (&Remote{HTTP: d.WKD}).Lookup(ctx, address, now)
 		switch {
 		case err == nil:
-			if e, err := readKey(raw); err == nil {
-				if arm, err := pgpkey.ArmorPublic(e); err == nil {
-					_, _ = d.Keys.Learn(address, arm, ProviderTrust, "wkd")
-				}
-			}
-		case errors.Is(err, wkd.ErrNotFound):
+			offered, source = e, src
+		case errors.Is(err, ErrNoKey):
 		default:
-			// A domain without WKD is the common case (no such host);
-			// treat lookup failures as "no key there", but do not
-			// remember a lookup that was cut short or timed out.
-			var ne net.Error
-			if ctx.Err() != nil || errors.As(err, &ne) && ne.Timeout() {
-				definite = false
+			// Not reached: do not remember it, so the next send asks
+			// again; meanwhile a cached key is used, or there is none.
+			definite = false
+		}
+	}
+	if offered != nil {
+		if arm, err := pgpkey.ArmorPublic(offered); err == nil {
+			changed, err := d.Keys.Learn(address, arm, ProviderTrust, source)
+			switch {
+			case errors.Is(err, ErrRefused):
+				if d.Log != nil {
+					d.Log.Warn("a key directory offers a different key than the one kept; the replacement rules keep the current one",
+						"source", source, "domain", domain)
+				}
+			case err == nil && !changed && have && k.Level >= ProviderTrust:
+				// The same key: checked, used for another RefreshTTL
+				// (kept in memory; the document changes only when the
+				// key does).
+				d.remember(address, now, d.refreshTTL())
+				return cached, nil
 			}
 		}
 	}
 	e, k, err := d.Keys.Entity(address)
-	if definite && (err != nil || !usable(e, now) || (k.Level < ProviderTrust && domain == d.ProviderDomain)) {
-		// Nothing better than what we had: do not ask again soon.
-		d.remember(address, now)
+	found := err == nil && usable(e, now)
+	if definite {
+		// Nothing better than what we have: do not ask again soon.
+		ttl := d.missTTL()
+		if found && k.Level >= ProviderTrust {
+			ttl = d.refreshTTL()
+		}
+		d.remember(address, now, ttl)
 	}
-	if err == nil && usable(e, now) {
+	if found {
 		return e, nil
 	}
 	return nil, ErrNoKey
@@ -146,18 +200,4 @@ func (d *Discovery) Find(ctx context.Context, address string) (*openpgp.Entity, 
 func usable(e *openpgp.Entity, now time.Time) bool {
 	_, ok := e.EncryptionKey(now)
 	return ok
-}
-
-func readKey(raw []byte) (*openpgp.Entity, error) {
-	if strings.Contains(string(raw[:min(len(raw), 64)]), "-----BEGIN PGP") {
-		return pgpkey.ReadArmored(string(raw))
-	}
-	el, err := openpgp.ReadKeyRing(strings.NewReader(string(raw)))
-	if err != nil {
-		return nil, err
-	}
-	if len(el) == 0 {
-		return nil, errors.New("no key")
-	}
-	return el[0], nil
 }

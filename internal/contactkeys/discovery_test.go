@@ -2,11 +2,9 @@ package contactkeys_test
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -22,7 +20,7 @@ import (
 func wkdServer(t *testing.T, withKey string, key []byte) (*http.Client, *atomic.Int32) {
 	t.Helper()
 	var hits atomic.Int32
-	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/.well-known/openpgpkey/") {
 			http.NotFound(w, r)
 			return
@@ -37,21 +35,7 @@ func wkdServer(t *testing.T, withKey string, key []byte) (*http.Client, *atomic.
 		}
 		_, _ = w.Write(key)
 	}))
-	t.Cleanup(srv.Close)
 	return dialingOnly(srv, 5*time.Second), &hits
-}
-
-// dialingOnly is an HTTP client that reaches srv whatever the host asked
-// for (WKD hosts are the recipients' domains).
-func dialingOnly(srv *httptest.Server, timeout time.Duration) *http.Client {
-	addr := srv.Listener.Addr().String()
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{
-		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			return (&net.Dialer{}).DialContext(ctx, network, addr)
-		},
-		// The test server's certificate names no WKD host.
-		TLSClientConfig: &tls.Config{InsecureSkipVerify: true},
-	}}
 }
 
 // TestDiscoveryRemembersMisses: a key found by WKD is kept and not looked
@@ -152,11 +136,10 @@ func TestDiscoveryDoesNotRememberCutShortLookups(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	d := testenv.NewDaemon(t, testenv.DaemonOptions{})
 	A := testenv.NewUser(t, d, p, "lou@"+testenv.Domain)
-	slow := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	slow := newTLSServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(300 * time.Millisecond)
 		http.NotFound(w, r)
 	}))
-	t.Cleanup(slow.Close)
 	// The lookups are counted as connections made: on a loaded machine
 	// the timeout can end one during the TLS handshake, before the
 	// server sees a request. Without keep-alive, each request dials.

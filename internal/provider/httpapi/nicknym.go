@@ -99,6 +99,9 @@ func (s *Server) handlePutKey(w http.ResponseWriter, r *http.Request, a authed) 
 }
 
 func (s *Server) handleGetKey(w http.ResponseWriter, r *http.Request) {
+	if !s.lookupAllowed(w, r) {
+		return
+	}
 	raw := r.URL.Query().Get("address")
 	a, err := mail.ParseAddress(raw)
 	if err != nil || a.Name != "" || len(raw) > 320 {
