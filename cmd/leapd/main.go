@@ -6,7 +6,9 @@
 //
 //	leapd [-config FILE] [-data DIR] [-domain DOMAIN] [-listen ADDR] [-api-url URL] [-enrollment open|invite|closed] [-mx ADDR] [-lmtp PATH]
 //	      [-hostname NAME] [-submission ADDR] [-submissions ADDR] [-dnssec-resolver ADDR]
+//	      [-public-name NAME [-acme-dir URL] [-acme-email ADDR]] [-mta-sts-mode enforce|testing|none] [-reports ADDR]
 //	leapd invite [-data DIR] [-n N]
+//	leapd dns [the same flags as leapd]
 package main
 
 import (
@@ -22,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -68,6 +71,22 @@ type fileConfig struct {
 	// DNSSECResolver is a validating resolver on loopback (e.g.
 	// 127.0.0.1:53) for DANE; "" (the default) disables DANE.
 	DNSSECResolver string `json:"dnssec_resolver"`
+	// PublicName is the provider's public host name (its MX and the
+	// HTTPS names mta-sts., openpgpkey. and autoconfig. beside the
+	// domain): set, leapd takes their certificates by ACME (acme.go)
+	// and it is the default Hostname. "" (the default): only the
+	// provider's own CA.
+	PublicName string `json:"public_name"`
+	// ACMEDir is the ACME directory URL (default Let's Encrypt's);
+	// ACMEEmail the contact address given to the ACME CA.
+	ACMEDir   string `json:"acme_dir"`
+	ACMEEmail string `json:"acme_email"`
+	// MTASTSMode is the mode of the MTA-STS policy leapd serves:
+	// enforce (the default), testing or none.
+	MTASTSMode string `json:"mta_sts_mode"`
+	// Reports is the address DMARC and TLS reports go to, as `leapd
+	// dns` prints the records (default postmaster@DOMAIN).
+	Reports string `json:"reports"`
 }
 
 // run is leapd: the command line and config file make a
@@ -77,6 +96,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if len(args) > 0 && args[0] == "invite" {
 		return invite(ctx, args[1:], stdout)
 	}
+	if len(args) > 0 && args[0] == "dns" {
+		return printDNS(args[1:], stdout)
+	}
 	fc, err := parseConfig(args)
 	if err != nil {
 		return err
@@ -85,7 +107,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("session_ttl: %w", err)
 	}
-	p, err := provider.Start(ctx, providerConfig(fc, ttl))
+	pc, err := providerConfig(fc, ttl)
+	if err != nil {
+		return err
+	}
+	p, err := provider.Start(ctx, pc)
 	if err != nil {
 		return err
 	}
@@ -112,6 +138,11 @@ func parseConfig(args []string) (fileConfig, error) {
 	fs.StringVar(&fc.SubmissionListen, "submission", "", `submission (STARTTLS) listen address, announced in provider.json (default 127.0.0.1:5870; "" disables)`)
 	fs.StringVar(&fc.SubmissionsListen, "submissions", "", `submission with implicit TLS listen address (default "": none)`)
 	fs.StringVar(&fc.DNSSECResolver, "dnssec-resolver", "", `validating DNS resolver on loopback for DANE, e.g. 127.0.0.1:53 (default "": DANE off)`)
+	fs.StringVar(&fc.PublicName, "public-name", "", `public host name of the MX and HTTPS; set, certificates come by ACME (default "": own CA only)`)
+	fs.StringVar(&fc.ACMEDir, "acme-dir", "", "ACME directory URL (default Let's Encrypt)")
+	fs.StringVar(&fc.ACMEEmail, "acme-email", "", "contact address for the ACME CA")
+	fs.StringVar(&fc.MTASTSMode, "mta-sts-mode", "", "mode of the MTA-STS policy served: enforce, testing or none (default enforce)")
+	fs.StringVar(&fc.Reports, "reports", "", "address for DMARC and TLS reports in the printed records (default postmaster@DOMAIN)")
 	if err := fs.Parse(args); err != nil {
 		return fileConfig{}, err
 	}
@@ -145,18 +176,27 @@ func parseConfig(args []string) (fileConfig, error) {
 	if cfg.APIURL == "" {
 		cfg.APIURL = "https://" + cfg.Listen
 	}
+	cfg.Domain = strings.TrimSuffix(strings.ToLower(cfg.Domain), ".")
+	cfg.PublicName = strings.TrimSuffix(strings.ToLower(cfg.PublicName), ".")
+	if cfg.Hostname == "" {
+		cfg.Hostname = cfg.PublicName
+	}
 	return cfg, nil
 }
 
 // providerConfig is the provider that the merged configuration asks for.
-func providerConfig(fc fileConfig, ttl time.Duration) provider.Config {
+func providerConfig(fc fileConfig, ttl time.Duration) (provider.Config, error) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	sts := mtaSTSPolicy(fc)
+	if _, _, err := sts.Text(fc.Domain); err != nil {
+		return provider.Config{}, err
+	}
 	return provider.Config{
 		DataDir: fc.Data,
 		Logger:  log,
 		API: httpapi.Config{
 			Domain: fc.Domain, Name: fc.Name, APIURL: fc.APIURL,
-			Enrollment: fc.Enrollment, SessionTTL: ttl,
+			Enrollment: fc.Enrollment, SessionTTL: ttl, MTASTS: sts,
 		},
 		MX:         mx.Config{Hostname: fc.Hostname},
 		Submission: submission.Config{Hostname: fc.Hostname, DNSSECResolverAddr: fc.DNSSECResolver},
@@ -164,7 +204,23 @@ func providerConfig(fc fileConfig, ttl time.Duration) provider.Config {
 			API: fc.Listen, MX: fc.MXListen, LMTP: fc.LMTPSocket,
 			Submission: fc.SubmissionListen, Submissions: fc.SubmissionsListen,
 		},
+		ACME: acmeConfig(fc),
+	}, nil
+}
+
+// mtaSTSPolicy is the MTA-STS policy leapd serves and `leapd dns`
+// announces: the MX host name as the one mx.
+func mtaSTSPolicy(fc fileConfig) httpapi.MTASTSPolicy {
+	return httpapi.MTASTSPolicy{Mode: fc.MTASTSMode, MX: []string{mxHost(fc)}}
+}
+
+// mxHost is the name the domain's MX record points at: the host name,
+// else the domain.
+func mxHost(fc fileConfig) string {
+	if fc.Hostname != "" {
+		return strings.TrimSuffix(strings.ToLower(fc.Hostname), ".")
 	}
+	return fc.Domain
 }
 
 // report tells the operator what runs where, and the DKIM record to
@@ -172,8 +228,11 @@ func providerConfig(fc fileConfig, ttl time.Duration) provider.Config {
 func report(stdout io.Writer, p *provider.Provider) {
 	pj := p.ProviderJSON()
 	fmt.Fprintf(stdout, "leapd: serving %s at %s\nleapd: CA fingerprint %s\n", pj.Domain, pj.APIURI, pj.CACertFingerprint)
-	if name, value, err := p.Submission.DKIMRecord(); err == nil {
-		fmt.Fprintf(stdout, "leapd: DKIM: publish TXT %s \"%s\"\n", name, value)
+	if recs, err := p.Submission.DKIMRecords(); err == nil {
+		for _, r := range recs {
+			fmt.Fprintf(stdout, "leapd: DKIM: publish TXT %s \"%s\"\n", r.Name, r.Value)
+		}
+		fmt.Fprintln(stdout, "leapd: every DNS record the domain needs: leapd dns (with the same flags)")
 	}
 	for _, s := range []struct{ what, addr string }{
 		{"MX (SMTP)", p.Addrs.MX},
@@ -206,6 +265,11 @@ func merge(dst *fileConfig, src fileConfig) {
 	set(&dst.SubmissionListen, src.SubmissionListen)
 	set(&dst.SubmissionsListen, src.SubmissionsListen)
 	set(&dst.DNSSECResolver, src.DNSSECResolver)
+	set(&dst.PublicName, src.PublicName)
+	set(&dst.ACMEDir, src.ACMEDir)
+	set(&dst.ACMEEmail, src.ACMEEmail)
+	set(&dst.MTASTSMode, src.MTASTSMode)
+	set(&dst.Reports, src.Reports)
 }
 
 // invite adds invite codes to a stopped provider's storage.

@@ -81,6 +81,11 @@ type Config struct {
 	// off when it has neither.
 	Listen    Addrs
 	Listeners Listeners
+
+	// ACME, if set, takes certificates for the provider's public names
+	// from an ACME CA (acme.go); the devices' names keep the provider's
+	// own.
+	ACME *ACME
 }
 
 // Provider is a running provider.
@@ -183,6 +188,14 @@ func build(cfg Config, lns *Listeners) (*Provider, error) {
 	if api.APIURL == "" {
 		api.APIURL = "https://" + lns.API.Addr().String()
 	}
+	var ac *acmeTLS
+	if cfg.ACME != nil {
+		var err error
+		if ac, err = newACME(cfg.ACME, cfg.DataDir, devicesHosts(api)); err != nil {
+			return nil, err
+		}
+		api.WrapTLS = func(c *tls.Config) *tls.Config { return ac.wrap(c, true, false) }
+	}
 	srv, st, err := httpapi.Open(cfg.DataDir, api, cfg.WrapStore)
 	if err != nil {
 		return nil, fmt.Errorf("provider: open the API: %w", err)
@@ -198,6 +211,9 @@ func build(cfg Config, lns *Listeners) (*Provider, error) {
 	}
 	if mc.TLSConfig == nil && !cfg.PlainMX {
 		mc.TLSConfig = srv.TLSConfig()
+		if ac != nil {
+			mc.TLSConfig = ac.wrap(mc.TLSConfig, false, true)
+		}
 	}
 	p.MX = mx.New(srv, mc)
 	if cfg.NoSubmission {
@@ -212,6 +228,9 @@ func build(cfg Config, lns *Listeners) (*Provider, error) {
 	}
 	if sc.TLSConfig == nil {
 		sc.TLSConfig = srv.TLSConfig()
+		if ac != nil {
+			sc.TLSConfig = ac.wrap(sc.TLSConfig, false, false)
+		}
 	}
 	if p.Submission, err = submission.New(srv, st, p.MX, sc); err != nil {
 		st.Close()
