@@ -50,6 +50,8 @@ type SignupRequest struct {
 	KDF           seal.KDFParams `json:"kdf"`
 	WrappedSecret []byte         `json:"wrapped_secret"`
 	InviteCode    string         `json:"invite_code,omitempty"`
+	// Device names the device the first session belongs to (devices.go).
+	Device *Device `json:"device,omitempty"`
 }
 
 // SignupResponse answers a signup.
@@ -80,6 +82,8 @@ type LoginStartResponse struct {
 // LoginFinishRequest is POST /1/sessions/{handshake}: the client's proof.
 type LoginFinishRequest struct {
 	M1 []byte `json:"M1"`
+	// Device names the device the session belongs to (devices.go).
+	Device *Device `json:"device,omitempty"`
 }
 
 // LoginFinishResponse is returned once the client proved the password.

@@ -61,6 +61,7 @@ func (c *Client) SignupAccount(ctx context.Context, login string, password []byt
 	resp, err := c.Signup(ctx, &providerapi.SignupRequest{
 		Login: login, SRPSalt: cr.SRPSalt, SRPVerifier: cr.SRPVerifier,
 		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret, InviteCode: invite,
+		Device: c.Device(),
 	})
 	if err != nil {
 		return nil, nil, "", time.Time{}, err

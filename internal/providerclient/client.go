@@ -240,8 +240,10 @@ type Client struct {
 	hc     *http.Client // with a timeout
 	stream *http.Client // without, for the event stream and long polls
 
-	mu    sync.Mutex
-	token string
+	mu      sync.Mutex
+	token   string
+	device  *providerapi.Device // sent at login (devices.go)
+	onEnded func(code string)   // told of a session ended on purpose (devices.go)
 }
 
 // New makes a client for a bootstrapped provider.
@@ -327,6 +329,9 @@ func (c *Client) do(ctx context.Context, hc *http.Client, method, path string, i
 		if json.Unmarshal(b, &ae) != nil || ae.Error == "" {
 			ae.Error = http.StatusText(resp.StatusCode)
 		}
+		if resp.StatusCode == http.StatusUnauthorized {
+			c.sessionEnded(ae.Code)
+		}
 		return &APIError{Status: resp.StatusCode, Code: ae.Code, Message: ae.Error}
 	}
 	switch v := out.(type) {
@@ -371,7 +376,7 @@ func (c *Client) LoginFinish(ctx context.Context, handshake string, M1 []byte) (
 	if len(handshake) > 64 || strings.ContainsAny(handshake, "/?#") {
 		return nil, errors.New("client: malformed handshake id from provider")
 	}
-	err := c.do(ctx, c.hc, http.MethodPost, "/sessions/"+url.PathEscape(handshake), &providerapi.LoginFinishRequest{M1: M1}, &out)
+	err := c.do(ctx, c.hc, http.MethodPost, "/sessions/"+url.PathEscape(handshake), &providerapi.LoginFinishRequest{M1: M1, Device: c.Device()}, &out)
 	if err != nil {
 		return nil, err
 	}
@@ -501,7 +506,13 @@ func (c *Client) Events(ctx context.Context, fn func(providerapi.Event)) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return &APIError{Status: resp.StatusCode, Message: "event stream refused"}
+		var ae providerapi.Error
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = json.Unmarshal(b, &ae)
+		if resp.StatusCode == http.StatusUnauthorized {
+			c.sessionEnded(ae.Code)
+		}
+		return &APIError{Status: resp.StatusCode, Code: ae.Code, Message: "event stream refused"}
 	}
 	return readSSE(resp.Body, func(event string, data []byte) {
 		if event != "change" {

@@ -38,12 +38,6 @@ type Config struct {
 	APIURL     string // public base URL of this listener, e.g. https://api.example.org:4430
 	Submission string // host:port of the submission service, announced in provider.json
 	Enrollment string // open, invite or closed
-	// MTASTS is the MTA-STS policy served at mta-sts.DOMAIN
-	// (mtasts.go); its zero value is mode enforce with the domain as MX.
-	MTASTS MTASTSPolicy
-	// WrapTLS, if set, changes the TLS config the API serves (leapd's
-	// ACME certificates for its public names: provider/acme.go).
-	WrapTLS func(*tls.Config) *tls.Config
 
 	SessionTTL time.Duration // default 24h
 	// Login attempts allowed per account and per client address, per
@@ -93,6 +87,8 @@ type Server struct {
 
 	hsMu       sync.Mutex
 	handshakes map[string]*handshake
+
+	live liveSessions // requests in flight per session (session.go)
 }
 
 type handshake struct {
@@ -189,11 +185,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	go s.janitor(ctx)
 	errc := make(chan error, 1)
-	tc := s.TLSConfig()
-	if s.cfg.WrapTLS != nil {
-		tc = s.cfg.WrapTLS(tc)
-	}
-	go func() { errc <- hs.Serve(tls.NewListener(ln, tc)) }()
+	go func() { errc <- hs.Serve(tls.NewListener(ln, s.TLSConfig())) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving HTTPS: %w", err)
@@ -272,6 +264,7 @@ var extraRoutes []func(s *Server, mux *http.ServeMux, v string)
 type authed struct {
 	login     string
 	tokenHash []byte
+	session   *storage.Session
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -326,12 +319,17 @@ func (s *Server) auth(h func(http.ResponseWriter, *http.Request, authed)) http.H
 			return
 		}
 		th := hashToken(tok)
-		se, err := s.store.Session(r.Context(), th)
+		// Tracked before the lookup, so a session ended after it
+		// still cancels this request (session.go).
+		ctx, done := s.live.track(r.Context(), th)
+		defer done()
+		se, err := s.store.Session(ctx, th)
 		if err != nil || time.Now().After(se.Expires) {
-			writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "invalid or expired session")
+			s.unauthorized(w, r, th)
 			return
 		}
-		h(w, r, authed{login: se.Login, tokenHash: th})
+		s.seen(ctx, r, se)
+		h(w, r.WithContext(ctx), authed{login: se.Login, tokenHash: th, session: se})
 	}
 }
 
@@ -381,6 +379,9 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 		return
 	}
+	if !validDevice(w, req.Device) {
+		return
+	}
 	invite := ""
 	switch s.cfg.Enrollment {
 	case providerapi.EnrollClosed:
@@ -412,7 +413,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "signup", err)
 		return
 	}
-	token, se, err := s.newSession(r.Context(), req.Login)
+	token, se, err := s.newSession(r.Context(), req.Login, deviceOf(req.Device))
 	if err != nil {
 		s.internal(w, "session", err)
 		return
@@ -501,7 +502,7 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("handshake")
 	var req providerapi.LoginFinishRequest
-	if !readJSON(w, r, maxJSONBody, &req) {
+	if !readJSON(w, r, maxJSONBody, &req) || !validDevice(w, req.Device) {
 		return
 	}
 	s.hsMu.Lock()
@@ -527,7 +528,7 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "login", err)
 		return
 	}
-	token, se, err := s.newSession(r.Context(), h.login)
+	token, se, err := s.newSession(r.Context(), h.login, deviceOf(req.Device))
 	if err != nil {
 		s.internal(w, "session", err)
 		return
@@ -549,7 +550,7 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, a authed) 
 // handleRenew swaps a live session for a fresh one, so a daemon that runs
 // for weeks needs the password only when it starts.
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, a authed) {
-	token, se, err := s.newSession(r.Context(), a.login)
+	token, se, err := s.newSession(r.Context(), a.login, renewed(a.session))
 	if err != nil {
 		s.internal(w, "renew", err)
 		return
@@ -818,13 +819,17 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request, a authed) 
 	}
 }
 
-func (s *Server) newSession(ctx context.Context, login string) (string, *storage.Session, error) {
+func (s *Server) newSession(ctx context.Context, login string, dev storage.Session) (string, *storage.Session, error) {
 	tok := make([]byte, 32)
 	if _, err := rand.Read(tok); err != nil {
 		return "", nil, fmt.Errorf("making a session token: %w", err)
 	}
 	token := hex.EncodeToString(tok)
-	se := &storage.Session{TokenHash: hashToken(token), Login: login, Expires: time.Now().Add(s.cfg.SessionTTL).UTC()}
+	se := &dev // the device's fields (session.go)
+	se.TokenHash, se.Login, se.Expires = hashToken(token), login, time.Now().Add(s.cfg.SessionTTL).UTC()
+	if se.Created.IsZero() {
+		se.Created = time.Now().UTC()
+	}
 	if err := s.store.CreateSession(ctx, se); err != nil {
 		return "", nil, err
 	}
