@@ -265,6 +265,10 @@ type DaemonOptions struct {
 	// WrapTransport wraps the device's HTTP transport to the provider
 	// (a test can lose answers with it).
 	WrapTransport func(http.RoundTripper) http.RoundTripper
+	// WKD is the daemon's client for other providers' key directories
+	// (daemon.Config.WKD): tests give it their roots and a dialer that
+	// maps the test domains to loopback.
+	WKD *http.Client
 	// FloorKDF makes accounts with Argon2id parameters at
 	// seal.MinKDFParams, the weakest a real bitmaskd accepts, instead of
 	// the cheaper test parameters: for accounts that the bitmaskd
@@ -326,6 +330,7 @@ func daemonConfig(t testing.TB, o DaemonOptions) daemon.Config {
 		Indexer:      imapd.Indexer,
 		OutboxRetry:  200 * time.Millisecond,
 		WrapRelay:    o.WrapRelay,
+		WKD:          o.WKD,
 	}
 }
 
