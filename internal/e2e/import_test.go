@@ -1,0 +1,247 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/bitmask-go/bitmask/internal/controlapi"
+	"github.com/bitmask-go/bitmask/internal/testenv"
+)
+
+func writeMail(t testing.TB, path string, data []byte, mod time.Time) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !mod.IsZero() {
+		if err := os.Chtimes(path, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// runImport imports path through the control API (bitmaskctl's way)
+// and waits for the job's end; cancelAt > 0 stops it once that many
+// messages are imported.
+func runImport(t testing.TB, api *controlapi.Client, address, path, mailbox string, cancelAt int) controlapi.ImportStatus {
+	t.Helper()
+	ctx := context.Background()
+	st, err := api.StartImport(ctx, controlapi.ImportRequest{Address: address, Path: path, Mailbox: mailbox})
+	if err != nil {
+		t.Fatalf("import %s: %v", path, err)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	var problems []controlapi.ImportProblem
+	for st.State == controlapi.ImportRunning {
+		if time.Now().After(deadline) {
+			t.Fatalf("import of %s still running: %+v", path, st)
+		}
+		if cancelAt > 0 && st.Imported >= cancelAt {
+			if st, err = api.CancelImport(ctx, st.ID); err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
+		time.Sleep(10 * time.Millisecond)
+		if st, err = api.ImportStatus(ctx, st.ID, len(problems)); err != nil {
+			t.Fatal(err)
+		}
+		problems = append(problems, st.Problems...)
+	}
+	st.Problems = problems
+	return st
+}
+
+func hasProblem(st controlapi.ImportStatus, where, what string) bool {
+	for _, p := range st.Problems {
+		if strings.Contains(p.Where, where) && strings.Contains(p.What, what) {
+			return true
+		}
+	}
+	return false
+}
+
+type fetched struct {
+	subject string
+	flags   []string
+	date    time.Time
+}
+
+// fetchImported reads every message of mbox by IMAP: subject, flags
+// (without \Recent), INTERNALDATE.
+func fetchImported(t *testing.T, c *imapclient.Client, mbox string) []fetched {
+	t.Helper()
+	sel, err := c.Select(mbox, nil).Wait()
+	if err != nil {
+		t.Fatalf("select %s: %v", mbox, err)
+	}
+	if sel.NumMessages == 0 {
+		return nil
+	}
+	msgs, err := c.Fetch(imap.SeqSet{imap.SeqRange{Start: 1, Stop: 0}}, &imap.FetchOptions{
+		Flags: true, InternalDate: true, BodySection: []*imap.FetchItemBodySection{{Peek: true, Specifier: imap.PartSpecifierHeader}},
+	}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []fetched
+	for _, m := range msgs {
+		f := fetched{date: m.InternalDate.UTC()}
+		for _, fl := range m.Flags {
+			if fl != `\Recent` {
+				f.flags = append(f.flags, string(fl))
+			}
+		}
+		slices.Sort(f.flags)
+		for _, b := range m.BodySection {
+			f.subject = header(string(b.Bytes), "Subject")
+		}
+		out = append(out, f)
+	}
+	return out
+}
+
+// TestImport: bitmaskctl's import (the control API) of a Maildir++ tree
+// and of an mbox into a real bitmaskd with a real leapd. IMAP shows the
+// folders as mailboxes, the Maildir flags and the dates; a second
+// device sees the same after sync; an empty file, a file over the size
+// limit (sparse, never read) and a message of invalid bytes are
+// reported (the last imported as it is), a cut mbox's last message is
+// imported as it is; an import run again, or stopped and run again,
+// stores nothing twice.
+func TestImport(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	d := signup(t, p, "importer")
+	api := controlapi.NewLocalClient(d.ControlAddr, d.Dir)
+	src := t.TempDir()
+
+	// A Maildir++ tree.
+	tree := filepath.Join(src, "Maildir")
+	// The modification time Dovecot gives a message appended with an
+	// older INTERNALDATE than its delivery (the file name's time).
+	d2015 := time.Date(2015, 6, 7, 8, 9, 10, 0, time.UTC)
+	writeMail(t, filepath.Join(tree, "cur", "1500000000.a.host,S=40:2,S"), []byte("Subject: seen\n\nold mail\n"), time.Time{})
+	writeMail(t, filepath.Join(tree, "cur", "1500000001.b.host:2,FR"), []byte("Subject: flagged answered\n\nx\n"), d2015)
+	writeMail(t, filepath.Join(tree, "new", "1500000002.c.host"), []byte("Subject: unread\r\n\r\ny\r\n"), time.Time{})
+	writeMail(t, filepath.Join(tree, "cur", "1500000003.d.host:2,S"), nil, time.Time{})
+	writeMail(t, filepath.Join(tree, ".Archive.2019", "cur", "1500000004.e.host:2,ST"), []byte("Subject: archived\n\nz\n"), time.Time{})
+	writeMail(t, filepath.Join(tree, ".Archive.2019", "cur", "1500000005.f.host:2,S"), []byte("\x00\xff\xfe not mail \x80\n"), time.Time{})
+	big := filepath.Join(tree, ".Archive.2019", "cur", "1500000006.g.host:2,S")
+	writeMail(t, big, nil, time.Time{})
+	if err := os.Truncate(big, 1<<30); err != nil { // 1 GB, sparse
+		t.Fatal(err)
+	}
+	st := runImport(t, api, d.acct.Address, tree, "", 0)
+	if st.State != controlapi.ImportDone || st.Imported != 5 || st.AsIs != 1 || st.Refused != 2 || st.Duplicates != 0 {
+		t.Fatalf("Maildir import: %+v", st)
+	}
+	if !hasProblem(st, "1500000003.d.host", "empty") || !hasProblem(st, "1500000006.g.host", "over the limit") ||
+		!hasProblem(st, "1500000005.f.host", "imported as it is") {
+		t.Errorf("problems: %+v", st.Problems)
+	}
+
+	// An mbox, with a message twice (both kept) and its last message cut.
+	mbox := filepath.Join(src, "old.mbox")
+	writeMail(t, mbox, []byte("From a@example.test Sat Jan  3 01:05:34 1998\nSubject: mbox one\n\n>From the start\n\n"+
+		"From b@example.test Sun Jan  4 01:05:34 1998\nSubject: twice\n\nsame\n\n"+
+		"From b@example.test Sun Jan  4 01:05:34 1998\nSubject: twice\n\nsame\n\n"+
+		"From c@example.test Mon Jan  5 01:05:34 1998\nSubject: cut\n\nhalf a li"), time.Time{})
+	st = runImport(t, api, d.acct.Address, mbox, "Old mbox", 0)
+	if st.State != controlapi.ImportDone || st.Imported != 4 || st.AsIs != 1 || !hasProblem(st, "message 4", "cut short") {
+		t.Fatalf("mbox import: %+v", st)
+	}
+
+	// What IMAP shows.
+	c := d.imap(t, nil)
+	boxes, err := c.List("", "*", nil).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, b := range boxes {
+		names = append(names, b.Mailbox)
+	}
+	for _, want := range []string{"INBOX", "Archive/2019", "Old mbox"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("mailbox %s not listed: %v", want, names)
+		}
+	}
+	check := func(t *testing.T, c *imapclient.Client) {
+		t.Helper()
+		inbox := fetchImported(t, c, "INBOX")
+		want := []fetched{
+			{"seen", []string{`\Seen`}, time.Unix(1500000000, 0).UTC()},
+			{"flagged answered", []string{`\Answered`, `\Flagged`}, d2015},
+			{"unread", nil, time.Unix(1500000002, 0).UTC()},
+		}
+		slices.SortFunc(inbox, func(a, b fetched) int { return a.date.Compare(b.date) })
+		slices.SortFunc(want, func(a, b fetched) int { return a.date.Compare(b.date) })
+		if fmt.Sprint(inbox) != fmt.Sprint(want) {
+			t.Errorf("INBOX:\n got %v\nwant %v", inbox, want)
+		}
+		arch := fetchImported(t, c, "Archive/2019")
+		if len(arch) != 2 {
+			t.Errorf("Archive/2019: %v", arch)
+		}
+		old := fetchImported(t, c, "Old mbox") // UIDs are per device: in date order
+		slices.SortStableFunc(old, func(a, b fetched) int { return a.date.Compare(b.date) })
+		if len(old) != 4 || old[0].subject != "mbox one" || !old[0].date.Equal(time.Date(1998, 1, 3, 1, 5, 34, 0, time.UTC)) ||
+			old[3].subject != "cut" {
+			t.Errorf("Old mbox: %v", old)
+		}
+	}
+	check(t, c)
+
+	// Again: nothing twice.
+	st = runImport(t, api, d.acct.Address, tree, "", 0)
+	if st.Imported != 0 || st.Duplicates != 5 {
+		t.Errorf("Maildir again: %+v", st)
+	}
+	st = runImport(t, api, d.acct.Address, mbox, "Old mbox", 0)
+	if st.Imported != 0 || st.Duplicates != 4 {
+		t.Errorf("mbox again: %+v", st)
+	}
+
+	// Stopped in the middle, then run again.
+	many := filepath.Join(src, "many")
+	const n = 1000
+	for i := range n {
+		writeMail(t, filepath.Join(many, "cur", fmt.Sprintf("%d.%d.host:2,S", 1600000000+i, i)),
+			[]byte(fmt.Sprintf("Subject: many %d\n\n%s\n", i, strings.Repeat("text ", 100))), time.Time{})
+	}
+	st = runImport(t, api, d.acct.Address, many, "Many", 1)
+	if st.State == controlapi.ImportCanceled && st.Imported >= n {
+		t.Errorf("stopped import: %+v", st)
+	}
+	first := st.Imported
+	st = runImport(t, api, d.acct.Address, many, "Many", 0)
+	if st.State != controlapi.ImportDone || st.Duplicates != first || st.Imported != n-first {
+		t.Errorf("after a stop (%d imported before): %+v", first, st)
+	}
+	if msgs, err := d.acct.Mail.Messages("Many"); err != nil || len(msgs) != n {
+		t.Errorf("Many: %d messages, %v", len(msgs), err)
+	}
+	t.Logf("stopped after %d of %d, the rest on the second run", first, n)
+
+	// A second device sees it all.
+	testenv.Eventually(t, 2*time.Minute, "the first device's sync", func() bool { return d.acct.Docs.Status().Pending == 0 })
+	d2 := login(t, p, "importer")
+	testenv.Eventually(t, 3*time.Minute, "the second device's sync", func() bool {
+		many, err1 := d2.acct.Mail.Messages("Many")
+		old, err2 := d2.acct.Mail.Messages("Old mbox")
+		return err1 == nil && err2 == nil && len(many) == n && len(old) == 4
+	})
+	check(t, d2.imap(t, nil))
+}
