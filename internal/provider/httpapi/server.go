@@ -38,6 +38,12 @@ type Config struct {
 	APIURL     string // public base URL of this listener, e.g. https://api.example.org:4430
 	Submission string // host:port of the submission service, announced in provider.json
 	Enrollment string // open, invite or closed
+	// MTASTS is the MTA-STS policy served at mta-sts.DOMAIN
+	// (mtasts.go); its zero value is mode enforce with the domain as MX.
+	MTASTS MTASTSPolicy
+	// WrapTLS, if set, changes the TLS config the API serves (leapd's
+	// ACME certificates for its public names: provider/acme.go).
+	WrapTLS func(*tls.Config) *tls.Config
 
 	SessionTTL time.Duration // default 24h
 	// Login attempts allowed per account and per client address, per
@@ -185,7 +191,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	go s.janitor(ctx)
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(tls.NewListener(ln, s.TLSConfig())) }()
+	tc := s.TLSConfig()
+	if s.cfg.WrapTLS != nil {
+		tc = s.cfg.WrapTLS(tc)
+	}
+	go func() { errc <- hs.Serve(tls.NewListener(ln, tc)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serving HTTPS: %w", err)
