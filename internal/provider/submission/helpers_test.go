@@ -356,11 +356,12 @@ func wantReply(t testing.TB, err error, code int, enh string) {
 // --- the other provider's MX, a go-smtp server on loopback
 
 type received struct {
-	from string
-	to   []string
-	data []byte
-	tls  bool
-	helo string
+	from       string
+	to         []string
+	data       []byte
+	tls        bool
+	helo       string
+	requireTLS bool // MAIL FROM had REQUIRETLS
 }
 
 type remoteServer struct {
@@ -381,6 +382,13 @@ type remoteServer struct {
 // startRemote serves SMTP on addr ("127.0.0.1:0" for a new port),
 // offering STARTTLS with cert when it is not nil.
 func startRemote(t testing.TB, addr string, cert *tls.Certificate) *remoteServer {
+	t.Helper()
+	return startRemoteWith(t, addr, cert, nil)
+}
+
+// startRemoteWith is startRemote with configure called on the server
+// before it serves.
+func startRemoteWith(t testing.TB, addr string, cert *tls.Certificate, configure func(*smtp.Server)) *remoteServer {
 	t.Helper()
 	var ln net.Listener
 	var err error
@@ -405,6 +413,9 @@ func startRemote(t testing.TB, addr string, cert *tls.Certificate) *remoteServer
 			return r.cert.Load(), nil
 		}}
 	}
+	if configure != nil {
+		configure(r.srv)
+	}
 	go func() { _ = r.srv.Serve(ln) }()
 	t.Cleanup(r.close)
 	return r
@@ -425,19 +436,21 @@ func (r *remoteServer) mailCount() int {
 }
 
 type remoteSession struct {
-	r    *remoteServer
-	c    *smtp.Conn
-	from string
-	to   []string
+	r          *remoteServer
+	c          *smtp.Conn
+	from       string
+	to         []string
+	requireTLS bool
 }
 
-func (s *remoteSession) Reset()        { s.from, s.to = "", nil }
+func (s *remoteSession) Reset()        { s.from, s.to, s.requireTLS = "", nil, false }
 func (s *remoteSession) Logout() error { return nil }
-func (s *remoteSession) Mail(from string, _ *smtp.MailOptions) error {
+func (s *remoteSession) Mail(from string, opts *smtp.MailOptions) error {
 	s.r.mu.Lock()
 	s.r.mails++
 	s.r.mu.Unlock()
 	s.from = from
+	s.requireTLS = opts != nil && opts.RequireTLS
 	return nil
 }
 func (s *remoteSession) Rcpt(to string, _ *smtp.RcptOptions) error {
@@ -459,7 +472,7 @@ func (s *remoteSession) Data(rd io.Reader) error {
 	}
 	_, isTLS := s.c.TLSConnectionState()
 	s.r.mu.Lock()
-	s.r.msgs = append(s.r.msgs, received{from: s.from, to: s.to, data: b, tls: isTLS, helo: s.c.Hostname()})
+	s.r.msgs = append(s.r.msgs, received{from: s.from, to: s.to, data: b, tls: isTLS, helo: s.c.Hostname(), requireTLS: s.requireTLS})
 	s.r.mu.Unlock()
 	return nil
 }
