@@ -70,6 +70,14 @@ func TestUnboundValidates(t *testing.T) {
 		}
 	}
 
+	// A forged record made right again validates at the next lookup:
+	// unbound keeps no bogus answer (val-bogus-ttl 0).
+	z.Remove("forged", dns.TypeA)
+	z.MustAdd("forged IN A 127.0.0.3")
+	if r, err := u.Query(ctx, "forged.a.test", dns.TypeA); err != nil || r.Rcode != dns.RcodeSuccess || !r.AuthenticatedData {
+		t.Fatalf("forged record repaired: %v %v", r, err)
+	}
+
 	// A change is seen at the next lookup (nothing cached).
 	z.Remove("mx", dns.TypeA)
 	z.MustAdd("mx IN A 127.0.0.9")

@@ -132,6 +132,7 @@ func (u *Unbound) config(srv *Server) string {
 	serve-expired: no
 	cache-max-ttl: 0
 	cache-max-negative-ttl: 0
+	val-bogus-ttl: 0
 	num-threads: 1
 `, host, port, u.Dir, filepath.Join(u.Dir, "unbound.pid"))
 	tlds := map[string]bool{}
