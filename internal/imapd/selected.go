@@ -1,6 +1,7 @@
 package imapd
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
@@ -98,20 +99,51 @@ func (v *view) resolve(numSet imap.NumSet) []target {
 			}
 		}
 	case imap.UIDSet:
-		if len(h.uids) == 0 {
+		// Messages expunged that this client has not been told of are
+		// answered from what is left (RFC 2180 §4.1.1), as by sequence
+		// number; "*" is the highest UID the client knows.
+		var ghosts []target
+		last := uint32(0)
+		if len(h.uids) > 0 {
+			last = h.uids[len(h.uids)-1]
+		}
+		for uid, e := range h.ghosts {
+			if !v.tracker.HasPendingExpunges() {
+				break
+			}
+			if c := v.tracker.ExpungedSeq(imap.UID(uid)); c != 0 {
+				ghosts = append(ghosts, target{seq: c, uid: uid, e: e, gone: true})
+				last = max(last, uid)
+			}
+		}
+		if last == 0 {
 			return nil
 		}
 		ranges := make([][2]uint32, len(set))
 		for i, r := range set {
 			ranges[i] = [2]uint32{uint32(r.Start), uint32(r.Stop)}
 		}
-		for _, r := range staticRanges(ranges, h.uids[len(h.uids)-1]) {
+		static := staticRanges(ranges, last)
+		for _, r := range static {
 			i := sort.Search(len(h.uids), func(i int) bool { return h.uids[i] >= r[0] })
 			for ; i < len(h.uids) && h.uids[i] <= r[1]; i++ {
 				if c := v.tracker.EncodeSeqNum(uint32(i) + 1); c != 0 {
 					out = append(out, target{seq: c, uid: h.uids[i], e: h.msgs[i], recent: v.isRecentLocked(h.uids[i])})
 				}
 			}
+		}
+		added := false
+		for _, g := range ghosts {
+			for _, r := range static {
+				if g.uid >= r[0] && g.uid <= r[1] {
+					out = append(out, g)
+					added = true
+					break
+				}
+			}
+		}
+		if added {
+			slices.SortFunc(out, func(a, b target) int { return cmp.Compare(a.seq, b.seq) })
 		}
 	}
 	return out

@@ -408,6 +408,44 @@ func (st *SessionTracker) ExpungedUID(seq uint32) imap.UID {
 	return 0
 }
 
+// HasPendingExpunges says whether expunges wait to be told to the client.
+func (st *SessionTracker) HasPendingExpunges() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.expunges > 0
+}
+
+// ExpungedSeq is ExpungedUID's inverse: the sequence number the client
+// still has for the message uid when it was expunged and the client has
+// not been told yet; 0 otherwise. UID FETCH answers such a message as
+// FETCH does (RFC 2180 §4.1.1).
+func (st *SessionTracker) ExpungedSeq(uid imap.UID) uint32 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if uid == 0 || st.expunges == 0 {
+		return 0
+	}
+	// Each queued expunge numbers its message as the list stood after
+	// the expunges queued before it; undo those, latest first.
+	for j := range st.q {
+		u := &st.q[j]
+		if u.kind != updExpunge || u.uid != uid {
+			continue
+		}
+		seq := u.seq
+		for i := j - 1; i >= 0; i-- {
+			if p := &st.q[i]; p.kind == updExpunge && seq >= p.seq {
+				seq++
+			}
+		}
+		if seq > st.known {
+			return 0
+		}
+		return seq
+	}
+	return 0
+}
+
 // EncodeSeqNum turns the server's sequence number into the client's: 0
 // when the client does not know the message yet (EXISTS not sent) or
 // seq is beyond the mailbox.
