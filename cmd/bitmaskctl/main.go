@@ -174,7 +174,14 @@ func (c *cli) run(ctx context.Context, args []string) error {
 			return err
 		}
 		st, err := c.api.CreateUser(ctx, controlapi.CreateRequest{Address: addr, Password: pw, ProviderRef: ref, Invite: *invite})
-		return c.show(st, err, func() { fmt.Fprintf(c.stdout, "created %s; key %s\n", st.Address, st.Key) })
+		return c.show(st, err, func() {
+			fmt.Fprintf(c.stdout, "created %s; key %s\n", st.Address, st.Key)
+			if st.RecoveryCode != "" {
+				printRecoveryCode(c.stdout, st.Address, st.RecoveryCode) // recovery.go
+			} else {
+				fmt.Fprintf(c.stdout, "no recovery code was made; make one with: bitmaskctl user recovery-code %s\n", st.Address)
+			}
+		})
 	case cmd == "user login":
 		addr, err := need(arg(2), "ADDRESS")
 		if err != nil {

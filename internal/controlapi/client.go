@@ -60,9 +60,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Message }
 
-// CreateUser signs up an account (POST /v1/users).
-func (c *Client) CreateUser(ctx context.Context, req CreateRequest) (AccountStatus, error) {
-	return call[AccountStatus](ctx, c, http.MethodPost, "/v1/users", req)
+// CreateUser signs up an account (POST /v1/users); the answer carries
+// the account's first recovery code (recovery.go).
+func (c *Client) CreateUser(ctx context.Context, req CreateRequest) (CreateResponse, error) {
+	return call[CreateResponse](ctx, c, http.MethodPost, "/v1/users", req)
 }
 
 // Login logs an account in (POST /v1/login).

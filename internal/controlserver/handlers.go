@@ -31,9 +31,17 @@ func statusOf(err error) int {
 }
 
 func (s *server) hCreate(w http.ResponseWriter, r *http.Request) {
-	accountFlow(s, w, r, func(req controlapi.CreateRequest) (*daemon.Account, error) {
-		return s.d.CreateUser(r.Context(), req.Address, []byte(req.Password), daemon.ProviderRef(req.ProviderRef), req.Invite)
-	})
+	var req controlapi.CreateRequest
+	if !readCtl(w, r, &req) {
+		return
+	}
+	a, err := s.d.CreateUser(r.Context(), req.Address, []byte(req.Password), daemon.ProviderRef(req.ProviderRef), req.Invite)
+	if err != nil {
+		ctlErr(w, statusOf(err), err)
+		return
+	}
+	// The first recovery code, shown once (recovery.go).
+	ctlJSON(w, http.StatusOK, controlapi.CreateResponse{AccountStatus: s.accountStatus(a.Address), RecoveryCode: s.d.TakeSignupRecoveryCode(a.Address)})
 }
 
 func (s *server) hLogin(w http.ResponseWriter, r *http.Request) {

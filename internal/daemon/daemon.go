@@ -211,6 +211,8 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 		return nil, fmt.Errorf("signup: %w", err)
 	}
 	c.SetToken(tok)
+	// The first recovery code, in the same flow (recovery.go).
+	d.signupRecovery(ctx, c, address, login, secret)
 	meta := &accountMeta{
 		Address: address, Login: login, ProviderURL: purl, Provider: p,
 		KDF: cr.KDF, WrappedSecret: cr.WrappedSecret,

@@ -55,6 +55,9 @@ type session struct {
 	csrf     string
 	lastUsed time.Time
 	flash    string // a message shown once, on the next page
+	// recoveryCode is the recovery code a signup made, shown once on
+	// the next page (recovery.go).
+	recoveryCode string
 }
 
 // errBadCode is what every failed trade says: a wrong, used and expired

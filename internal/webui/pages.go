@@ -59,6 +59,8 @@ type view struct {
 	Account  string
 	Form     url.Values // what the user typed, to fill a form shown again (no passwords)
 	Data     any
+	// RecoveryCode is the code a signup made, shown once (recovery.go).
+	RecoveryCode string
 }
 
 // page wraps a GET handler: the request needs a session.
@@ -135,6 +137,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, v *view)
 func (s *Server) show(w http.ResponseWriter, se session, status int, name string, v *view) {
 	v.CSRF = se.csrf
 	v.Flash = s.takeFlash(se)
+	v.RecoveryCode = s.takeRecoveryCode(se)
 	if v.Accounts == nil {
 		v.Accounts = s.b.Status()
 	}
@@ -246,7 +249,12 @@ func (s *Server) hSignup(w http.ResponseWriter, r *http.Request, se session) {
 		s.failed(w, r, se, "signup", v, err)
 		return
 	}
-	s.done(w, r, se, "Created "+strings.ToLower(addr)+". Set up your mail client next.", "/setup?"+url.Values{"account": {strings.ToLower(addr)}}.Encode())
+	msg := "Created " + strings.ToLower(addr) + ". Set up your mail client next."
+	if code := s.signupRecoveryCode(strings.ToLower(addr)); code != "" {
+		s.setRecoveryCode(se, code)
+		msg = "Created " + strings.ToLower(addr) + ". Write down your recovery code below, then set up your mail client."
+	}
+	s.done(w, r, se, msg, "/setup?"+url.Values{"account": {strings.ToLower(addr)}}.Encode())
 }
 
 func providerRef(f url.Values) controlapi.ProviderRef {
