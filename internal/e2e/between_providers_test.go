@@ -53,53 +53,9 @@ import (
 // MTA-STS in enforce with a wrong certificate is proved one level down,
 // against the same unbound (submission's TestRelayThroughUnbound).
 func TestBetweenProvidersDANE(t *testing.T) {
-	dnssec.NeedUnbound(t)
-	if os.Geteuid() != 0 {
-		if os.Getenv("BITMASK_REQUIRE_PEERS") == "1" {
-			t.Fatal("the MXs listen on port 25: run as root (BITMASK_REQUIRE_PEERS=1)")
-		}
-		t.Skip("the MXs listen on port 25, which needs root")
-	}
-	ips := loopbackHosts(t, 4)
-	ipA, ipB, ipEvil, ipProxy := ips[0], ips[1], ips[2], ips[3]
-
-	srv := dnssec.NewServer(t)
-	za, err := srv.AddZone("a.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	zb, err := srv.AddZone("b.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := dnssec.StartUnbound(t, srv)
-
-	// The attacker's MX counts who connects to it.
-	evil := &connCounter{}
-	evil.listen(t, net.JoinHostPort(ipEvil, "25"))
-	plain := &mockdns.Resolver{Zones: map[string]mockdns.Zone{
-		"a.test.":    {MX: []net_MX{{Host: "mx.evil.test.", Pref: 10}}},
-		"b.test.":    {MX: []net_MX{{Host: "mx.evil.test.", Pref: 10}}},
-		"mx.a.test.": {A: []string{ipEvil}},
-		"mx.b.test.": {A: []string{ipEvil}},
-		"evil.test.": {A: []string{ipEvil}},
-	}}
-	start := func(domain, ip string) *testenv.Provider {
-		return testenv.StartProvider(t, testenv.Options{
-			Config:         httpapi.Config{Domain: domain},
-			MXAddr:         net.JoinHostPort(ip, "25"),
-			MXTLS:          true,
-			Resolver:       plain,
-			DNSSECResolver: u.Addr,
-			OutboundPort:   25,
-		})
-	}
-	a, b := start("a.test", ipA), start("b.test", ipB)
-	publish := func(z *dnssec.Zone, ip string, p *testenv.Provider) {
-		z.MustAdd("@ IN MX 10 mx", "mx IN A "+ip, "_25._tcp.mx IN TLSA 3 1 1 "+spkiSHA256(t, p))
-	}
-	publish(za, ipA, a)
-	publish(zb, ipB, b)
+	env := startDANEProviders(t)
+	a, b, zb := env.a, env.b, env.zb
+	ipB, ipProxy, evil := env.ipB, env.ipProxy, env.evil
 
 	hc, _ := remoteKeyClient(t, map[string]string{"a.test": a.Addr, "b.test": b.Addr},
 		a.TLSFiles().CACertPEM, b.TLSFiles().CACertPEM)
@@ -232,9 +188,69 @@ func TestBetweenProvidersDANE(t *testing.T) {
 	}
 }
 
+// daneEnv is two providers, a.test and b.test, each with its MX on port
+// 25 of its own loopback address under its own CA, both zones signed and
+// published (MX, A, TLSA 3 1 1 of the MX's certificate) and validated by
+// unbound, the relays' validating resolver; their plain resolver is an
+// attacker's that answers both domains' MX with the attacker's host.
+type daneEnv struct {
+	a, b            *testenv.Provider
+	za, zb          *dnssec.Zone
+	ipA, ipB        string
+	ipEvil, ipProxy string
+	evil            *connCounter
+}
+
+func startDANEProviders(t testing.TB) *daneEnv {
+	t.Helper()
+	dnssec.NeedUnbound(t)
+	if os.Geteuid() != 0 {
+		if os.Getenv("BITMASK_REQUIRE_PEERS") == "1" {
+			t.Fatal("the MXs listen on port 25: run as root (BITMASK_REQUIRE_PEERS=1)")
+		}
+		t.Skip("the MXs listen on port 25, which needs root")
+	}
+	ips := loopbackHosts(t, 4)
+	env := &daneEnv{ipA: ips[0], ipB: ips[1], ipEvil: ips[2], ipProxy: ips[3], evil: &connCounter{}}
+	srv := dnssec.NewServer(t)
+	var err error
+	if env.za, err = srv.AddZone("a.test"); err != nil {
+		t.Fatal(err)
+	}
+	if env.zb, err = srv.AddZone("b.test"); err != nil {
+		t.Fatal(err)
+	}
+	u := dnssec.StartUnbound(t, srv)
+	env.evil.listen(t, net.JoinHostPort(env.ipEvil, "25"))
+	plain := &mockdns.Resolver{Zones: map[string]mockdns.Zone{
+		"a.test.":    {MX: []net_MX{{Host: "mx.evil.test.", Pref: 10}}},
+		"b.test.":    {MX: []net_MX{{Host: "mx.evil.test.", Pref: 10}}},
+		"mx.a.test.": {A: []string{env.ipEvil}},
+		"mx.b.test.": {A: []string{env.ipEvil}},
+		"evil.test.": {A: []string{env.ipEvil}},
+	}}
+	start := func(domain, ip string) *testenv.Provider {
+		return testenv.StartProvider(t, testenv.Options{
+			Config:         httpapi.Config{Domain: domain},
+			MXAddr:         net.JoinHostPort(ip, "25"),
+			MXTLS:          true,
+			Resolver:       plain,
+			DNSSECResolver: u.Addr,
+			OutboundPort:   25,
+		})
+	}
+	env.a, env.b = start("a.test", env.ipA), start("b.test", env.ipB)
+	publish := func(z *dnssec.Zone, ip string, p *testenv.Provider) {
+		z.MustAdd("@ IN MX 10 mx", "mx IN A "+ip, "_25._tcp.mx IN TLSA 3 1 1 "+spkiSHA256(t, p))
+	}
+	publish(env.za, env.ipA, env.a)
+	publish(env.zb, env.ipB, env.b)
+	return env
+}
+
 // loopbackHosts picks n addresses in 127.0.0.0/8 whose port 25 is free,
 // from a random /24 so that runs side by side do not meet.
-func loopbackHosts(t *testing.T, n int) []string {
+func loopbackHosts(t testing.TB, n int) []string {
 	t.Helper()
 	for range 50 {
 		x, _ := rand.Int(rand.Reader, big.NewInt(200))
@@ -259,7 +275,7 @@ func loopbackHosts(t *testing.T, n int) []string {
 
 // spkiSHA256 is the TLSA 3 1 1 data of the provider's server
 // certificate (which its MX offers with STARTTLS).
-func spkiSHA256(t *testing.T, p *testenv.Provider) string {
+func spkiSHA256(t testing.TB, p *testenv.Provider) string {
 	t.Helper()
 	leaf, err := x509.ParseCertificate(p.TLSFiles().ServerCert.Certificate[0])
 	if err != nil {
@@ -271,7 +287,7 @@ func spkiSHA256(t *testing.T, p *testenv.Provider) string {
 
 // daneSuccesses is the relay's count of sessions to domain over TLS a
 // TLSA record validated, from its TLS report (RFC 8460).
-func daneSuccesses(t *testing.T, p *testenv.Provider, domain string) int64 {
+func daneSuccesses(t testing.TB, p *testenv.Provider, domain string) int64 {
 	t.Helper()
 	files, err := p.Submission.WriteTLSReports()
 	if err != nil {
@@ -339,7 +355,7 @@ func waitDeferred(t *testing.T, p *testenv.Provider, status string) storage.Outb
 
 // incomingCount is the number of messages in the user's incoming queue
 // at the provider (what the MX accepted and the device has not taken).
-func incomingCount(t *testing.T, p *testenv.Provider, login string) int {
+func incomingCount(t testing.TB, p *testenv.Provider, login string) int {
 	t.Helper()
 	items, _, err := p.Store.ListIncoming(context.Background(), login, 1000)
 	if err != nil {
@@ -351,7 +367,7 @@ func incomingCount(t *testing.T, p *testenv.Provider, login string) int {
 // connCounter is a listener that counts connections and closes them.
 type connCounter struct{ n atomic.Int32 }
 
-func (c *connCounter) listen(t *testing.T, addr string) {
+func (c *connCounter) listen(t testing.TB, addr string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
@@ -373,7 +389,7 @@ func (c *connCounter) count() int32 { return c.n.Load() }
 
 // stripSTARTTLS is an attacker in the path: a proxy on addr to the MX at
 // upstream that removes STARTTLS from the server's EHLO answer.
-func stripSTARTTLS(t *testing.T, addr, upstream string) {
+func stripSTARTTLS(t testing.TB, addr, upstream string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
