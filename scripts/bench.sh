@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: runs the benchmarks the issues name and prints one table.
 # BENCH_IMAP_MESSAGES=N shrinks the IMAP mailbox (default 100000).
+# IMPORT_BENCH_MESSAGES=N sets the messages of BenchmarkImport (default 2000).
 # The IMAP rows are measured side by side with Dovecot in the same run
 # (installed from Debian's packages when missing); the ratio column is
 # ours / Dovecot, < 1 means bitmaskd is faster (or smaller).
@@ -31,7 +32,7 @@ fi
 run() { go test -run '^$' -bench "$2" -benchtime 1x -timeout 30m "$1" | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL)' >&2; }
 run ./internal/daemon/ 'BenchmarkFreshDeviceSync10k|BenchmarkSignupLogin'
 run ./internal/provider/mx/ 'BenchmarkMXAccept'
-run ./internal/e2e/ 'BenchmarkIncoming|BenchmarkMXToIdle|BenchmarkSend|BenchmarkIMAP100k'
+run ./internal/e2e/ 'BenchmarkIncoming|BenchmarkMXToIdle|BenchmarkSend|BenchmarkIMAP100k|BenchmarkImport'
 
 # One row per metric: what, measured, [Dovecot, ratio,] target.
 metric() { awk -v b="$1" -v m="$2" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 3; i < NF; i++) if ($(i+1) == m) print $i }' "$out" | tail -1; }
@@ -69,6 +70,9 @@ row "MX accept, 10 KB, one connection (msgs/s)" "$(metric BenchmarkMXAccept msgs
 row "MX accept to stored in INBOX, 10 KB (msgs/s)" "$(metric BenchmarkIncoming msgs/s)" ">= 200"
 row "MX 250 to IDLE notification p50 (ms)" "$(metric BenchmarkMXToIdle p50-ms)" "< 1000"
 row "MX 250 to IDLE notification p99 (ms)" "$(metric BenchmarkMXToIdle p99-ms)" "< 3000"
+row "import from a Maildir, 10 KB (msgs/s)" "$(metric BenchmarkImport msgs/s)" ">= 2,000"
+row "import from a Maildir (MB/s)" "$(metric BenchmarkImport MB/s)" "reported"
+row "import: start to all at the provider (s)" "$(metric BenchmarkImport sync-s)" "reported"
 row "local SMTP send, 1 recipient (msgs/s)" "$(metric BenchmarkSend/rcpts=1 msgs/s)" ">= 100"
 row "local SMTP send, 10 recipients (msgs/s)" "$(metric BenchmarkSend/rcpts=10 msgs/s)" "reported"
 row "end of DATA to 250, p50 (ms)" "$(metric BenchmarkSend/rcpts=1 p50-ms)" "< 20"

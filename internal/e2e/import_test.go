@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -244,4 +245,70 @@ func TestImport(t *testing.T) {
 		return err1 == nil && err2 == nil && len(many) == n && len(old) == 4
 	})
 	check(t, d2.imap(t, nil))
+}
+
+// BenchmarkImport: the import of IMPORT_BENCH_MESSAGES (default 2,000)
+// messages of 10 KB from a Maildir, through the control API, into a real
+// bitmaskd with a real leapd: msgs/s and MB/s into the local store (the
+// job's own time), and the seconds from the start until the sync engine
+// has every document at the provider (sync-s). Each iteration imports the
+// same Maildir into a mailbox of its own.
+func BenchmarkImport(b *testing.B) {
+	n := 2000
+	if v := os.Getenv("IMPORT_BENCH_MESSAGES"); v != "" {
+		if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
+			b.Fatalf("IMPORT_BENCH_MESSAGES=%q", v)
+		}
+	}
+	src := filepath.Join(b.TempDir(), "Maildir")
+	var size int64
+	body := strings.Repeat("The quick brown fox jumps over the lazy dog; a line of an old message.\n", 140)
+	for i := range n {
+		raw := fmt.Sprintf("From: old%d@example.test\nTo: importer@example.test\nSubject: old message %d\nDate: Mon, 1 Jan 2018 10:00:00 +0000\nMessage-ID: <%d@example.test>\n\n%s", i%50, i, i, body)
+		size += int64(len(raw))
+		writeMail(b, filepath.Join(src, "cur", fmt.Sprintf("%d.M%dP1.host:2,S", 1500000000+i, i)), []byte(raw), time.Time{})
+	}
+	p := testenv.StartProvider(b, testenv.Options{})
+	r := testenv.StartDaemon(b, testenv.DaemonOptions{})
+	a := testenv.NewUser(b, r.Daemon, p, "importer@"+testenv.Domain)
+	api := controlapi.NewLocalClient(r.ControlAddr, r.Dir)
+	var importing, syncing, cpu time.Duration
+	var imported int
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		cpu0 := processCPU()
+		st := runImport(b, api, a.Address, src, fmt.Sprintf("Bench%d", i), 0)
+		cpu += processCPU() - cpu0
+		if st.State != controlapi.ImportDone || st.Imported != n {
+			b.Fatalf("import: %+v", st)
+		}
+		importing += st.Finished.Sub(st.Started)
+		imported += st.Imported
+		deadline := time.Now().Add(time.Hour)
+		for a.Docs.Status().Pending > 0 {
+			if time.Now().After(deadline) {
+				b.Fatal("sync not done after an hour")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		syncing += time.Since(start)
+	}
+	iters := float64(b.N)
+	b.ReportMetric(float64(imported)/importing.Seconds(), "msgs/s")
+	b.ReportMetric(float64(size)*iters/importing.Seconds()/1e6, "MB/s")
+	b.ReportMetric(syncing.Seconds()/iters, "sync-s")
+	// The CPU time of the whole process (bitmaskd, leapd and the sync
+	// between them) while the import ran, per message: what the rate
+	// would be on idle cores, where the machine is shared.
+	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(imported), "cpu-ms/msg")
+	b.ReportMetric(0, "ns/op")
+}
+
+// processCPU is the CPU time (user and system) the process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
