@@ -13,7 +13,10 @@
 //     mail in it;
 //   - the TLS certificate the API serves (issued by the provider's own
 //     CA, which the devices pin) is also the certificate of submission's
-//     STARTTLS and implicit TLS and of the MX's STARTTLS;
+//     STARTTLS and implicit TLS and of the MX's STARTTLS; with ACME
+//     (acme.go), the public names get a certificate from a public CA on
+//     each of them instead, and the MX gives that one to senders that
+//     name no host;
 //   - provider.json announces the submission address the devices relay
 //     through, so the STARTTLS submission listener is open before the API
 //     is made;
