@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -104,6 +105,12 @@ func (a *Account) StartImport(opts ImportOptions) (*ImportJob, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Mailbox != "" {
+		// A name the store refuses is the request's error.
+		if err := a.Mail.CreateMailbox(context.Background(), opts.Mailbox); err != nil && !errors.Is(err, mailstore.ErrExists) {
+			return nil, fmt.Errorf("import: %w", err)
+		}
+	}
 	id, err := seal.RandomDocID()
 	if err != nil {
 		return nil, err
@@ -187,7 +194,7 @@ func (j *ImportJob) run(ctx context.Context, plan *mailimport.Plan) {
 			}
 		})
 	}()
-	w := &importWriter{j: j, a: j.a, boxes: map[string]bool{}, copies: map[importKey]int{}}
+	w := &importWriter{j: j, a: j.a, boxes: map[string]error{}, copies: map[importKey]int{}}
 	var err error
 	for it := range items {
 		if it.Refused != "" {
@@ -242,7 +249,7 @@ type importKey struct {
 type importWriter struct {
 	j      *ImportJob
 	a      *Account
-	boxes  map[string]bool   // mailboxes known to exist
+	boxes  map[string]error  // mailboxes made (nil) or that could not be
 	copies map[importKey]int // copies of a content in a mailbox so far
 	batch  []mailstore.BulkMessage
 	items  []*mailimport.Item
@@ -270,18 +277,30 @@ func (w *importWriter) flush(ctx context.Context) error {
 	if cur, ok := w.a.d.Account(w.a.Address); !ok || cur != w.a {
 		return errors.New("the account was logged out")
 	}
-	for _, m := range w.batch {
-		if w.boxes[m.Mbox] {
+	// A mailbox that cannot be made (a folder name the store refuses)
+	// refuses its messages; the others go on.
+	var bad []int
+	batch := w.batch[:0:0]
+	for i, m := range w.batch {
+		if _, known := w.boxes[m.Mbox]; !known {
+			err := w.a.Mail.CreateMailbox(ctx, m.Mbox)
+			if errors.Is(err, mailstore.ErrExists) {
+				err = nil
+			}
+			w.boxes[m.Mbox] = err
+		}
+		if w.boxes[m.Mbox] != nil {
+			bad = append(bad, i)
 			continue
 		}
-		if err := w.a.Mail.CreateMailbox(ctx, m.Mbox); err != nil && !errors.Is(err, mailstore.ErrExists) {
-			return fmt.Errorf("making the mailbox %q: %w", m.Mbox, err)
-		}
-		w.boxes[m.Mbox] = true
+		batch = append(batch, m)
 	}
-	res, err := w.a.Mail.AppendBulk(ctx, w.batch)
+	res, err := w.a.Mail.AppendBulk(ctx, batch)
 	if err != nil {
 		return err
+	}
+	for _, i := range bad { // back in their places
+		res = slices.Insert(res, i, mailstore.BulkResult{Err: fmt.Errorf("cannot make the mailbox %q: %w", w.batch[i].Mbox, w.boxes[w.batch[i].Mbox])})
 	}
 	w.j.mu.Lock()
 	for i, r := range res {

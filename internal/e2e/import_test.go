@@ -144,12 +144,14 @@ func TestImport(t *testing.T) {
 	if err := os.Truncate(big, 1<<30); err != nil { // 1 GB, sparse
 		t.Fatal(err)
 	}
+	// A folder whose name is no mailbox name ('*' is a LIST wildcard).
+	writeMail(t, filepath.Join(tree, ".Bad*Name", "cur", "1500000007.h.host:2,S"), []byte("Subject: nowhere\n\nx\n"), time.Time{})
 	st := runImport(t, api, d.acct.Address, tree, "", 0)
-	if st.State != controlapi.ImportDone || st.Imported != 5 || st.AsIs != 1 || st.Refused != 2 || st.Duplicates != 0 {
+	if st.State != controlapi.ImportDone || st.Imported != 5 || st.AsIs != 1 || st.Refused != 3 || st.Duplicates != 0 {
 		t.Fatalf("Maildir import: %+v", st)
 	}
 	if !hasProblem(st, "1500000003.d.host", "empty") || !hasProblem(st, "1500000006.g.host", "over the limit") ||
-		!hasProblem(st, "1500000005.f.host", "imported as it is") {
+		!hasProblem(st, "1500000005.f.host", "imported as it is") || !hasProblem(st, "1500000007.h.host", "cannot make the mailbox") {
 		t.Errorf("problems: %+v", st.Problems)
 	}
 
@@ -207,8 +209,12 @@ func TestImport(t *testing.T) {
 
 	// Again: nothing twice.
 	st = runImport(t, api, d.acct.Address, tree, "", 0)
-	if st.Imported != 0 || st.Duplicates != 5 {
+	if st.Imported != 0 || st.Duplicates != 5 || st.Refused != 3 {
 		t.Errorf("Maildir again: %+v", st)
+	}
+	// A --mailbox the store refuses is the request's error.
+	if _, err := api.StartImport(context.Background(), controlapi.ImportRequest{Address: d.acct.Address, Path: mbox, Mailbox: "a//b"}); err == nil || !strings.Contains(err.Error(), "invalid mailbox name") {
+		t.Errorf("--mailbox a//b: %v", err)
 	}
 	st = runImport(t, api, d.acct.Address, mbox, "Old mbox", 0)
 	if st.Imported != 0 || st.Duplicates != 4 {

@@ -215,8 +215,6 @@ func checkMbox(path string) error {
 
 // Walk reads every source of the plan in order and calls fn with each
 // item; an error of fn, or ctx ending, stops the walk and is returned.
-// skip, when it returns true for a Maildir file's path, skips the file
-// unread (a resumed import's files known to be done); it may be nil.
 func (p *Plan) Walk(ctx context.Context, fn func(*Item) error) error {
 	for i := range p.refused {
 		if err := fn(&p.refused[i]); err != nil {
