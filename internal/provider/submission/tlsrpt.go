@@ -413,9 +413,41 @@ func (r *tlsReporter) loadCurrent() {
 		r.log.Error("submission: the TLS report counts are unreadable; starting again", "file", path, "err", err)
 		return
 	}
+	sanitizeState(&st)
 	r.mu.Lock()
 	r.st = st
 	r.mu.Unlock()
+}
+
+// sanitizeState drops what a damaged counts file may hold that the
+// counting does not expect: missing entries, negative counts, more
+// domains or details than counted live.
+func sanitizeState(st *rptState) {
+	n := 0
+	for d, pols := range st.Domains {
+		n++
+		if pols == nil || d == "" || n > rptMaxDomains {
+			delete(st.Domains, d)
+			continue
+		}
+		for t, p := range pols {
+			if p == nil || (t != rptTLSA && t != rptSTS && t != rptNoPolicy) {
+				delete(pols, t)
+				continue
+			}
+			p.Successes, p.Failures = max(p.Successes, 0), max(p.Failures, 0)
+			k := 0
+			for key, f := range p.Details {
+				k++
+				if f == nil || k > rptMaxFailures {
+					delete(p.Details, key)
+				}
+			}
+		}
+		if len(pols) == 0 {
+			delete(st.Domains, d)
+		}
+	}
 }
 
 // WriteTLSReports writes the TLS reports (RFC 8460) of the counts so
