@@ -304,15 +304,24 @@ func (x *exporter) mailbox(name string) error {
 	if err != nil {
 		return err
 	}
+	var writes []toWrite
 	for _, m := range msgs {
 		if err := x.ctx.Err(); err != nil {
 			return err
 		}
-		if err := x.message(name, fdir, kw, have, m); err != nil {
+		w, err := x.plan(fdir, kw, have, m)
+		if err != nil {
 			return err
 		}
-		x.p.Done++
-		x.report(false)
+		if w == nil {
+			x.p.Done++
+			x.report(false)
+			continue
+		}
+		writes = append(writes, *w)
+	}
+	if err := x.write(name, fdir, writes); err != nil {
+		return err
 	}
 	for base := range have {
 		if ownBase(base) {
@@ -370,14 +379,22 @@ func ownBase(base string) bool {
 	return ok && len(rest) == 21+len(exportHost) && strings.HasSuffix(rest, "."+exportHost)
 }
 
-func (x *exporter) message(mailbox, fdir string, kw *maildir.Keywords, have map[string]existing, m mailstore.Message) error {
+// toWrite is a message whose file is to be written.
+type toWrite struct {
+	m          mailstore.Message
+	base, info string
+}
+
+// plan settles a message against the files of an earlier export: kept
+// as it is, renamed for its flags, or (returned) to be written.
+func (x *exporter) plan(fdir string, kw *maildir.Keywords, have map[string]existing, m mailstore.Message) (*toWrite, error) {
 	before := kw.Marshal()
 	info, dropped := maildir.Info(m.Flags, kw)
 	x.res.DroppedFlags += len(dropped)
 	if kw.Changed() && string(kw.Marshal()) != string(before) {
 		// Named before any file uses the letter.
 		if err := replaceExportFile(fdir, maildir.KeywordsFile, kw.Marshal()); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	base := exportBase(m)
@@ -387,40 +404,72 @@ func (x *exporter) message(mailbox, fdir string, kw *maildir.Keywords, have map[
 		if err == nil && fi.Mode().IsRegular() && (e.parsed.Size < 0 || fi.Size() == e.parsed.Size) {
 			if e.sub == "cur" && e.parsed.HasInfo && e.parsed.Info == info {
 				x.p.Kept++
-				return nil
+				return nil, nil
 			}
 			// Other programs' fields (mbsync's U=) stay.
 			head, _, _ := strings.Cut(e.name, ":")
 			if err := os.Rename(filepath.Join(fdir, e.sub, e.name), filepath.Join(fdir, "cur", head+":"+info)); err != nil {
-				return err
+				return nil, err
 			}
 			x.p.Updated++
-			return nil
+			return nil, nil
 		}
 		// A file of ours cut short: write it again.
 		if err := os.Remove(filepath.Join(fdir, e.sub, e.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return nil, err
 		}
 	}
-	raw, err := x.mail.Raw(x.ctx, m.ID)
-	if errors.Is(err, mailstore.ErrNoMessage) {
-		x.p.Vanished++
-		return nil
+	return &toWrite{m: m, base: base, info: info}, nil
+}
+
+// exportReadAhead is how many messages are read and decrypted ahead of
+// the one being written: what the export holds in memory at most, and
+// what lets the disk write while the store reads.
+const exportReadAhead = 8
+
+// write reads the messages' content (ahead, in a goroutine) and writes
+// their files.
+func (x *exporter) write(mailbox, fdir string, writes []toWrite) error {
+	type read struct {
+		w   toWrite
+		raw []byte
+		err error
 	}
-	if err != nil {
-		if x.ctx.Err() != nil {
-			return x.ctx.Err()
+	ctx, cancel := context.WithCancel(x.ctx)
+	defer cancel()
+	ch := make(chan read, exportReadAhead)
+	go func() {
+		defer close(ch)
+		for _, w := range writes {
+			raw, err := x.mail.Raw(ctx, w.m.ID)
+			select {
+			case ch <- read{w, raw, err}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		x.problem(mailbox, m.UID, "cannot read the message: "+err.Error())
-		return nil
+	}()
+	for r := range ch {
+		switch {
+		case errors.Is(r.err, mailstore.ErrNoMessage):
+			x.p.Vanished++
+		case r.err != nil:
+			if x.ctx.Err() != nil {
+				return x.ctx.Err()
+			}
+			x.problem(mailbox, r.w.m.UID, "cannot read the message: "+r.err.Error())
+		default:
+			name := r.w.base + ",S=" + strconv.Itoa(len(r.raw)) + ":" + r.w.info
+			if err := writeNew(fdir, "cur/"+name, r.raw, r.w.m.Date); err != nil {
+				return err
+			}
+			x.p.Written++
+			x.p.Bytes += int64(len(r.raw))
+		}
+		x.p.Done++
+		x.report(false)
 	}
-	name := base + ",S=" + strconv.Itoa(len(raw)) + ":" + info
-	if err := writeNew(fdir, "cur/"+name, raw, m.Date); err != nil {
-		return err
-	}
-	x.p.Written++
-	x.p.Bytes += int64(len(raw))
-	return nil
+	return x.ctx.Err()
 }
 
 // makeFolder makes a folder's cur/, new/ and tmp/ (and the folder, with
