@@ -98,6 +98,7 @@
 // and message lines; a longer line ends the connection with 500 5.4.0.
 // Reads and writes time out after 5 minutes (RFC 5321 §4.5.3.2 suggests
 // 5 to 10). STARTTLS (RFC 3207) is offered when Config.TLSConfig is set.
+// Inside TLS, REQUIRETLS (RFC 8689) is offered too (requiretls.go).
 // The MX offers no AUTH: it takes mail for local users only and relays
 // nothing.
 //

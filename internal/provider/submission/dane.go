@@ -40,11 +40,13 @@ import (
 //
 // Which MX hosts: DANE applies only when the destination's MX RRset is
 // itself secure (§2.2.1); otherwise an attacker could point the
-// domain at his own server with his own valid TLSA records. The relay
-// looks up the MX RRset through the validating resolver; MX hosts from
-// a secure answer (or the domain itself when the secure answer is that
-// it has no MX records) get TLSA lookups. Address records of the MX
-// host are not checked for being secure (§2.2.2 recommends it).
+// domain at his own server with his own valid TLSA records. With a
+// validating resolver the relay takes the MX RRset, and the hosts'
+// addresses, from it alone (dnssec.go), so the hosts it connects to are
+// the hosts of the secure answer; those (or the domain itself when the
+// secure answer is that it has no MX records) get TLSA lookups. The
+// address records of the MX host are not required to be secure (§2.2.2
+// recommends it); the TLSA check authenticates the server.
 //
 // Which records: DANE-EE (usage 3) pins the server's own certificate
 // (selector 0) or public key (selector 1), by value (matching type 0),

@@ -72,13 +72,17 @@
 // requirement decides:
 //
 //   - DANE (RFC 7672), when Config.DNSSECResolverAddr names a validating
-//     resolver on loopback: TLSA records at _25._tcp.MXHOST, trusted only
-//     in answers with the AD bit, require STARTTLS and a certificate
-//     matching them (DANE-EE 3 x x, DANE-TA 2 x x). See dane.go.
+//     resolver on loopback. Then every MX, address and TLSA lookup goes
+//     to it (dnssec.go), its AD bit counted only from a loopback peer;
+//     a secure MX RRset means delivery only to its hosts, and a host with
+//     TLSA records at _25._tcp.MXHOST requires STARTTLS and a
+//     certificate matching them (DANE-EE 3 x x, DANE-TA 2 x x; at most
+//     1,000 records). See dane.go.
 //   - MTA-STS (RFC 8461): a policy in mode enforce, fetched over HTTPS
-//     and cached for its max_age, allows only the MX hosts it lists and
-//     requires STARTTLS with a certificate valid for the MX host from a
-//     trusted root. See mtasts.go.
+//     and cached for its max_age (on disk, mta-sts.json, so across
+//     restarts; fetched again past half its max_age), allows only the MX
+//     hosts it lists and requires STARTTLS with a certificate valid for
+//     the MX host from a trusted root. See mtasts.go and stscache.go.
 //   - Otherwise TLS is opportunistic: used whenever offered, any
 //     certificate accepted, plaintext when the server has no STARTTLS
 //     or the handshake fails.
@@ -86,10 +90,31 @@
 // Under a requirement the relay never falls back to plaintext: the
 // attempt fails (temporarily) and the message waits in the queue.
 //
+// # REQUIRETLS (RFC 8689)
+//
+// Submission advertises REQUIRETLS inside TLS and takes MAIL FROM ...
+// REQUIRETLS (refused outside TLS: go-smtp v0.25.1 offers the keyword
+// only in TLS but would accept the parameter anywhere). The flag stays
+// with the queued item (storage.OutboundItem.RequireTLS); a local
+// recipient's copy records it in its Received field (internal/provider/mx,
+// requiretls.go, says why that is all a local copy needs). The relay
+// sends such a message only to an MX host a DANE or MTA-STS (enforce)
+// policy authenticates, and only when the host advertises REQUIRETLS,
+// passing the parameter on; when no host qualifies it returns the
+// message at once with status 5.7.30. Its own SMTP client (smtpclient.go)
+// writes the parameter; go-smtp's client would too, but the relay does
+// not use it.
+//
+// # TLS reporting (RFC 8460)
+//
+// The relay counts each TLS session it tries, per recipient domain and
+// policy type, and writes one RFC 8460 report per domain each UTC day
+// to DATADIR/tlsrpt/ (tlsrpt.go); sending them is left to the admin.
+//
 // # Not here
 //
-// SMTPUTF8 and internationalized addresses, REQUIRETLS (RFC 8689),
-// TLSRPT reports (RFC 8460), DSN parameters (NOTIFY, RET) and delay
-// warnings, per-user sending limits, and refusing destinations that
-// resolve to private addresses are not implemented.
+// SMTPUTF8 and internationalized addresses, the TLS-Required: No header
+// field (RFC 8689 §5), sending TLS reports, DSN parameters (NOTIFY,
+// RET) and delay warnings, per-user sending limits, and refusing
+// destinations that resolve to private addresses are not implemented.
 package submission

@@ -27,8 +27,8 @@ import (
 // matches a pattern, only over STARTTLS, and only when the server's
 // certificate chains to a trusted root and is valid for the MX host
 // name; otherwise the message stays queued. Mode testing (failures are
-// only reported, which this relay does not do: no TLSRPT) and none
-// change nothing.
+// only reported: counted for TLS-RPT like every session, tlsrpt.go)
+// and none change nothing for delivery.
 //
 // Policies are cached for max_age (§5.1): the TXT record's id tells
 // whether the cached policy is still current; when the TXT record or the
