@@ -668,3 +668,39 @@ func exportBenchMail(i int) []byte {
 	msg := head + body.String()
 	return []byte(msg + strings.Repeat("x", 10_000-len(msg)-2) + "\r\n")
 }
+
+// TestExportInterrupted: an export stopped midway (its context ends as
+// the fifth mailbox starts) leaves whole files only, nothing in tmp/,
+// and running it again writes just the rest.
+func TestExportInterrupted(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	d := signup(t, p, "interrupted")
+	c := utf8IMAP(t, d)
+	exportFixture(t, c)
+	dir := filepath.Join(t.TempDir(), "export")
+	stop, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Mailboxes go in byte order: Archive, Drafts, Entwürfe, INBOX, Junk.
+	res, err := d.acct.ExportMail(stop, dir, func(p daemon.MailExportProgress) {
+		if p.Mailbox == "Junk" {
+			cancel()
+		}
+	})
+	if !errors.Is(err, context.Canceled) || res.MailboxesDone != 4 || res.Written != 6 {
+		t.Fatalf("stopped export: %+v, %v; want 4 mailboxes and 6 messages done", res, err)
+	}
+	done := res.Written
+	err = filepath.WalkDir(dir, func(path string, e os.DirEntry, err error) error {
+		if err == nil && !e.IsDir() && filepath.Base(filepath.Dir(path)) == "tmp" {
+			t.Errorf("left in tmp/: %s", path)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := d.acct.ExportMail(context.Background(), dir, nil)
+	if err != nil || again.Kept != done || again.Written != again.Messages-done || again.ProblemCount != 0 {
+		t.Fatalf("resumed export: %+v, %v (the first wrote %d)", again, err, done)
+	}
+}
