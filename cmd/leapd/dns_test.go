@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -179,5 +180,35 @@ func TestDNSBeforeFirstStartAndBadInput(t *testing.T) {
 		if err == nil || out.Len() != 0 {
 			t.Errorf("%q: %v\n%s", bad, err, out.String())
 		}
+	}
+}
+
+// The example config names only keys leapd knows, and leapd dns prints
+// its records: the MX host is the public name, and the MTA-STS,
+// WKD and autoconfig names point at it.
+func TestDNSExampleConfig(t *testing.T) {
+	b, err := os.ReadFile("../../configs/leapd.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var fc fileConfig
+	if err := dec.Decode(&fc); err != nil {
+		t.Fatalf("configs/leapd.json: %v", err)
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"dns", "-config", "../../configs/leapd.json", "-data", t.TempDir()}, &out); err != nil {
+		t.Fatal(err)
+	}
+	rrs := parseZone(t, out.String())
+	if mx := one(t, rrs, "example.org. MX").(*dns.MX); mx.Mx != "mail.example.org." {
+		t.Errorf("MX %s", mx)
+	}
+	if cn := one(t, rrs, "mta-sts.example.org. CNAME").(*dns.CNAME); cn.Target != "mail.example.org." {
+		t.Errorf("%s", cn)
+	}
+	if !strings.Contains(out.String(), "No ACME certificate for mail.example.org yet") {
+		t.Errorf("no word on the missing certificate:\n%s", out.String())
 	}
 }
