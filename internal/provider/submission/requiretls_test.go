@@ -47,7 +47,13 @@ func (w *world) submitRequireTLS(login string, to []string, msg string) {
 // TLS and keeps the flag: on the queued item, and in the Received field
 // of a local recipient's copy.
 func TestRequireTLSSubmission(t *testing.T) {
-	w := newWorld(t, worldOptions{cfg: submission.Config{Port: 1}}) // nothing delivered remotely
+	// The remote MX is DANE-protected but down: the item stays queued.
+	ln := listen(t, "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	w := newWorld(t, worldOptions{cfg: submission.Config{
+		Port: port, DNSSECResolverAddr: secureZone(t, tlsa311(leaf(t, nil, remoteMX))).addr,
+	}})
 	w.addUser("alice", true)
 	w.addUser("bob", true)
 
