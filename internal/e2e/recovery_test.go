@@ -13,8 +13,8 @@ import (
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
-// ctl is a control API client of a running bitmaskd, as bitmaskctl uses.
-func ctl(t *testing.T, r *testenv.Running) *controlapi.Client {
+// recoveryCtl is a control API client of a running bitmaskd, as bitmaskctl uses.
+func recoveryCtl(t *testing.T, r *testenv.Running) *controlapi.Client {
 	t.Helper()
 	tok, err := controlapi.ReadToken(r.Dir)
 	if err != nil {
@@ -23,9 +23,9 @@ func ctl(t *testing.T, r *testenv.Running) *controlapi.Client {
 	return controlapi.NewClient(r.ControlAddr, tok)
 }
 
-// wantCtlErr checks a control API error: its status and a part of its
+// wantRecoveryErr checks a control API error: its status and a part of its
 // message.
-func wantCtlErr(t *testing.T, what string, err error, status int, text string) {
+func wantRecoveryErr(t *testing.T, what string, err error, status int, text string) {
 	t.Helper()
 	var ce *controlapi.Error
 	if !errors.As(err, &ce) || ce.Status != status || !strings.Contains(ce.Message, text) {
@@ -56,7 +56,7 @@ func TestRecoveryCode(t *testing.T) {
 	addr := "rosa@" + testenv.Domain
 
 	devA := testenv.StartDaemon(t, testenv.DaemonOptions{})
-	st, err := ctl(t, devA).CreateUser(ctx(t), controlapi.CreateRequest{Address: addr, Password: password, ProviderRef: ref})
+	st, err := recoveryCtl(t, devA).CreateUser(ctx(t), controlapi.CreateRequest{Address: addr, Password: password, ProviderRef: ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestRecoveryCode(t *testing.T) {
 		t.Fatalf("signup answered recovery code %q (%v), key %q", code, err, st.Key)
 	}
 	// Another account, for its code.
-	other, err := ctl(t, devA).CreateUser(ctx(t), controlapi.CreateRequest{Address: "otto@" + testenv.Domain, Password: password, ProviderRef: ref})
+	other, err := recoveryCtl(t, devA).CreateUser(ctx(t), controlapi.CreateRequest{Address: "otto@" + testenv.Domain, Password: password, ProviderRef: ref})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestRecoveryCode(t *testing.T) {
 
 	// A fresh bitmaskd on a new device.
 	devC := testenv.StartDaemon(t, testenv.DaemonOptions{})
-	cc := ctl(t, devC)
+	cc := recoveryCtl(t, devC)
 	recover := func(code string) (controlapi.AccountStatus, error) {
 		return cc.Recover(ctx(t), controlapi.RecoverRequest{Address: addr, RecoveryCode: code, NewPassword: "rosa's new password", ProviderRef: ref})
 	}
@@ -90,18 +90,18 @@ func TestRecoveryCode(t *testing.T) {
 	typo := []byte(code)
 	typo[3] = map[bool]byte{true: 'A', false: 'B'}[typo[3] != 'A']
 	_, err = recover(string(typo))
-	wantCtlErr(t, "a code with a typo", err, http.StatusBadRequest, "mistyped")
+	wantRecoveryErr(t, "a code with a typo", err, http.StatusBadRequest, "mistyped")
 	_, err = recover(code[:20])
-	wantCtlErr(t, "a truncated code", err, http.StatusBadRequest, "a recovery code has 35")
+	wantRecoveryErr(t, "a truncated code", err, http.StatusBadRequest, "a recovery code has 35")
 	if n := recoveryFailures(t, p, "rosa"); n != 0 {
 		t.Fatalf("malformed codes reached the provider: %d failures counted", n)
 	}
 	// Wrong, and another account's: refused and counted.
 	wrong, _ := seal.NewRecoveryCode()
 	_, err = recover(wrong.String())
-	wantCtlErr(t, "a wrong code", err, http.StatusUnauthorized, "wrong address or recovery code")
+	wantRecoveryErr(t, "a wrong code", err, http.StatusUnauthorized, "wrong address or recovery code")
 	_, err = recover(other.RecoveryCode)
-	wantCtlErr(t, "otto's code", err, http.StatusUnauthorized, "wrong address or recovery code")
+	wantRecoveryErr(t, "otto's code", err, http.StatusUnauthorized, "wrong address or recovery code")
 	if n := recoveryFailures(t, p, "rosa"); n != 2 {
 		t.Fatalf("%d failures counted, want 2", n)
 	}
@@ -144,7 +144,7 @@ func TestRecoveryCode(t *testing.T) {
 
 	// A new code (the password confirms it) voids the old one.
 	_, err = cc.NewRecoveryCode(ctx(t), controlapi.RecoveryCodeRequest{Address: addr, Password: password})
-	wantCtlErr(t, "new code with the old password", err, http.StatusUnauthorized, "wrong username or password")
+	wantRecoveryErr(t, "new code with the old password", err, http.StatusUnauthorized, "wrong username or password")
 	nc, err := cc.NewRecoveryCode(ctx(t), controlapi.RecoveryCodeRequest{Address: addr, Password: "rosa's new password"})
 	if err != nil {
 		t.Fatal(err)
@@ -152,9 +152,9 @@ func TestRecoveryCode(t *testing.T) {
 	if _, err := seal.ParseRecoveryCode(nc.RecoveryCode); err != nil || nc.RecoveryCode == code {
 		t.Fatalf("new code %q: %v", nc.RecoveryCode, err)
 	}
-	devE := ctl(t, testenv.StartDaemon(t, testenv.DaemonOptions{}))
+	devE := recoveryCtl(t, testenv.StartDaemon(t, testenv.DaemonOptions{}))
 	_, err = devE.Recover(ctx(t), controlapi.RecoverRequest{Address: addr, RecoveryCode: code, NewPassword: "yet another password", ProviderRef: ref})
-	wantCtlErr(t, "the voided code", err, http.StatusUnauthorized, "wrong address or recovery code")
+	wantRecoveryErr(t, "the voided code", err, http.StatusUnauthorized, "wrong address or recovery code")
 	if _, err := devE.Recover(ctx(t), controlapi.RecoverRequest{Address: addr, RecoveryCode: nc.RecoveryCode, NewPassword: "yet another password", ProviderRef: ref}); err != nil {
 		t.Fatalf("recovery with the new code: %v", err)
 	}
