@@ -81,8 +81,10 @@ type ImportJob struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
-	mu sync.Mutex
-	st ImportStatus
+	mu        sync.Mutex
+	st        ImportStatus
+	pending   int // SyncPending as last read, at pendingAt
+	pendingAt time.Time
 }
 
 var (
@@ -160,8 +162,19 @@ func (j *ImportJob) Status(from int) ImportStatus {
 	}
 	st.Problems = append([]ImportProblem(nil), st.Problems[from:]...)
 	j.mu.Unlock()
-	st.SyncPending = j.a.Docs.Status().Pending
+	st.SyncPending = j.syncPending()
 	return st
+}
+
+// syncPending is the account's count of documents to push, read at most
+// once a second: counting walks the list, and a poller asks often.
+func (j *ImportJob) syncPending() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if time.Since(j.pendingAt) >= time.Second {
+		j.pending, j.pendingAt = j.a.Docs.Status().Pending, time.Now()
+	}
+	return j.pending
 }
 
 // Cancel stops the job: what it stored stays, and a new run goes on
