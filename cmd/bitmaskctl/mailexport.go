@@ -17,7 +17,7 @@ import (
 
 func init() {
 	extraCommands["mail export"] = (*cli).mailExport
-	extraUsage = append(extraUsage, "  mail export ADDRESS DIR      (every mailbox as a Maildir++ tree, decrypted; run again to resume or update)")
+	extraUsage = append(extraUsage, "  mail export ADDRESS DIR [--quiet] (every mailbox as a Maildir++ tree, decrypted; run again to resume or update)")
 }
 
 func (c *cli) mailExport(ctx context.Context, args []string) error {
