@@ -27,6 +27,9 @@ const (
 	benchAppends = 500
 	// appendMailbox is where they go, so INBOX stays as filled.
 	appendMailbox = "Appends"
+	// rawTries is how many times each raw FETCH row runs; the fastest
+	// counts.
+	rawTries = 5
 )
 
 // benchWords is the generator's vocabulary, most frequent first: common
@@ -216,9 +219,15 @@ func measureIMAP(b *testing.B, s imapTarget, n int) imapFigures {
 		d    *time.Duration
 		what string
 	}{{&f.rawEnv, "ENVELOPE"}, {&f.rawBS, "BODYSTRUCTURE"}, {&f.rawFlags, "FLAGS"}} {
-		t0 = time.Now()
-		raw.run(b, "UID FETCH 1:* ("+item.what+")")
-		*item.d = time.Since(t0)
+		// The best of rawTries: on a machine shared with other work a
+		// single run measures the load as much as the server.
+		for try := range rawTries {
+			t0 = time.Now()
+			raw.run(b, "UID FETCH 1:* ("+item.what+")")
+			if d := time.Since(t0); try == 0 || d < *item.d {
+				*item.d = d
+			}
+		}
 	}
 	body := []*imap.FetchItemBodySection{{Peek: true}}
 	t0 = time.Now()
