@@ -236,3 +236,22 @@ func FuzzParseRecoveryCode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDeriveRecoveryKeysDefault is one derivation of a recovery
+// code's keys with the product's default parameters, as bitmaskd makes
+// at signup, at user recovery-code and at a recovery.
+func BenchmarkDeriveRecoveryKeysDefault(b *testing.B) {
+	c, err := NewRecoveryCode()
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := DefaultKDFParams()
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := DeriveRecoveryKeys(c, p); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
