@@ -326,6 +326,7 @@ func (a *Account) start() {
 	a.cancel, a.stopped = cancel, make(chan struct{})
 	stopped := a.stopped
 	a.mu.Unlock()
+	a.watchSession() // a revoked or deleted session locks the account (devices.go)
 	wake := make(chan struct{}, 1)
 	var seen atomic.Uint64
 	a.Docs.OnEvent(func(ev providerapi.Event) {

@@ -68,6 +68,7 @@ type Daemon struct {
 	accounts map[string]*Account
 	busy     map[string]bool     // address -> a login/signup in progress
 	opening  map[string]*syncing // logins past unlock, still in their first sync
+	ended    map[string]string   // address -> why the provider ended its session (devices.go)
 
 	pause pauseState // SetSyncPaused (pause.go)
 }
@@ -199,6 +200,9 @@ func (d *Daemon) CreateUser(ctx context.Context, address string, password []byte
 	if err != nil {
 		return nil, fmt.Errorf("provider client: %w", err)
 	}
+	if err := d.nameDevice(c, dir); err != nil {
+		return nil, err
+	}
 	kdf, err := d.cfg.NewKDFParams()
 	if err != nil {
 		return nil, fmt.Errorf("choosing the password hashing parameters: %w", err)
@@ -270,6 +274,9 @@ func (d *Daemon) Login(ctx context.Context, address string, password []byte, ref
 	c, err := providerclient.New(p, d.cfg.Client)
 	if err != nil {
 		return nil, fmt.Errorf("provider client: %w", err)
+	}
+	if err := d.nameDevice(c, dir); err != nil {
+		return nil, err
 	}
 	// The provider's Argon2id parameters must reach the floor and those
 	// kept here for the account (from signup or the last login or
@@ -481,5 +488,5 @@ func (d *Daemon) Status() []AccountStatus {
 		}
 		out = append(out, s)
 	}
-	return out
+	return append(out, d.endedStatus()...)
 }

@@ -7,7 +7,7 @@ import (
 	"unicode/utf8"
 )
 
-// Devices and account deletion (docs/provider-api.md §4.7 and §4.8).
+// Devices and account deletion (docs/provider-api.md §4.8 and §4.9).
 
 // Device is what a device says of itself when it logs in or signs up:
 // an id it made at random and keeps, and a name for people.

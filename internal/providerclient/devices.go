@@ -12,7 +12,7 @@ import (
 	"github.com/bitmask-go/bitmask/pkg/srp"
 )
 
-// Devices and account deletion (docs/provider-api.md §4.7, §4.8).
+// Devices and account deletion (docs/provider-api.md §4.8, §4.9).
 
 // SetDevice sets the device named in the next logins and signups.
 func (c *Client) SetDevice(d providerapi.Device) {

@@ -9,7 +9,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
-// Account deletion (docs/provider-api.md §4.8). A session alone is not
+// Account deletion (docs/provider-api.md §4.9). A session alone is not
 // enough: a stolen token or an unlocked laptop left alone must not be
 // able to destroy the account. The request carries a fresh proof of the
 // password, made on an SRP handshake the device starts with POST

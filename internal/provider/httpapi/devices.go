@@ -9,7 +9,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
-// Devices (docs/provider-api.md §4.7): a user's devices are made from
+// Devices (docs/provider-api.md §4.8): a user's devices are made from
 // their live sessions, each of which names the device it belongs to.
 // Revoking a device ends all its sessions at once; its next request is
 // answered 401 session_revoked and its event stream closes.

@@ -25,6 +25,16 @@ var (
 // its own from an init function). An error aborts the deletion.
 var deleteAccountHooks []func(tx *bolt.Tx, login string) error
 
+func init() {
+	// The recovery data (bolt_recovery.go) goes with the account.
+	deleteAccountHooks = append(deleteAccountHooks, func(tx *bolt.Tx, login string) error {
+		if b := tx.Bucket(bRecovery); b != nil {
+			return b.Delete([]byte(login))
+		}
+		return nil
+	})
+}
+
 type endedSession struct {
 	Login   string    `json:"login"`
 	Reason  string    `json:"reason"`

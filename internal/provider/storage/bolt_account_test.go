@@ -43,6 +43,9 @@ func fillUser(t *testing.T, s *Bolt, login string) {
 	if err := s.PutOutbound(ctx, &OutboundItem{Login: login, From: login + "@example.org", Message: []byte("m"), NextAttempt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
+	if err := s.SetRecovery(ctx, login, providerapi.Credentials{SRPVerifier: []byte{2}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
 	for i, dev := range []string{"laptop-0123456789", "phone-0123456789"} {
 		se := &Session{TokenHash: []byte(login + dev), Login: login, Expires: time.Now().Add(time.Hour), DeviceID: dev, DeviceName: dev[:5], Created: time.Now().Add(-time.Duration(i) * time.Minute)}
 		if err := s.CreateSession(ctx, se); err != nil {
@@ -127,6 +130,12 @@ func TestDeleteAccountRemovesEverythingAndKeepsATombstone(t *testing.T) {
 	}
 	if _, _, err := s.PutIncoming(ctx, "alice", []byte("late")); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("incoming for a deleted user: %v", err)
+	}
+	if _, err := s.Recovery(ctx, "alice"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("recovery data: %v", err)
+	}
+	if _, err := s.Recovery(ctx, "bob"); err != nil {
+		t.Fatalf("bob's recovery data: %v", err)
 	}
 	if _, err := s.Tombstone(ctx, "alice"); err != nil {
 		t.Fatalf("tombstone: %v", err)
