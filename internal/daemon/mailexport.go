@@ -481,11 +481,16 @@ func makeFolder(fdir string, sub bool) error {
 		}
 	}
 	if fi, err := os.Lstat(fdir); err != nil || !fi.IsDir() {
-		return fmt.Errorf("%s is not a directory", fdir)
+		return fmt.Errorf("%s is not a directory (a symbolic link is not followed)", fdir)
 	}
 	for _, d := range []string{"cur", "new", "tmp"} {
-		if err := os.Mkdir(filepath.Join(fdir, d), 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		p := filepath.Join(fdir, d)
+		if err := os.Mkdir(p, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return err
+		}
+		// Never through a symbolic link: the export writes in DIR only.
+		if fi, err := os.Lstat(p); err != nil || !fi.IsDir() {
+			return fmt.Errorf("%s is not a directory", p)
 		}
 	}
 	if sub {

@@ -704,3 +704,43 @@ func TestExportInterrupted(t *testing.T) {
 		t.Fatalf("resumed export: %+v, %v (the first wrote %d)", again, err, done)
 	}
 }
+
+// TestExportNoSymlinks: a folder or a cur/ of an earlier export that is
+// a symbolic link stops the export with an error; nothing is written
+// where it points.
+func TestExportNoSymlinks(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{})
+	d := signup(t, p, "links")
+	raw := "Subject: s\r\n\r\nx\r\n"
+	for _, mb := range []string{"INBOX", "Sent"} {
+		if _, _, err := d.acct.Mail.Append(ctx(t), mb, []byte(raw), nil, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tmp := t.TempDir()
+	dir := filepath.Join(tmp, "export")
+	if _, err := d.acct.ExportMail(ctx(t), dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := filepath.Join(tmp, "elsewhere")
+	if err := os.Mkdir(elsewhere, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, link := range []string{filepath.Join(dir, ".Sent"), filepath.Join(dir, "cur")} {
+		if err := os.RemoveAll(link); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(elsewhere, link); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.acct.ExportMail(ctx(t), dir, nil); err == nil || !strings.Contains(err.Error(), "not a directory") {
+			t.Errorf("export with %s a symbolic link: %v", link, err)
+		}
+		if ents, _ := os.ReadDir(elsewhere); len(ents) != 0 {
+			t.Fatalf("the export wrote through the link %s: %v", link, ents)
+		}
+		if err := os.Remove(link); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
