@@ -19,6 +19,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/controlserver"
 	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
 // chromiumPath is Debian's chromium, or skips the test (fails it when
@@ -186,6 +187,12 @@ func TestBrowser(t *testing.T) {
 	a, ok := r.Daemon.Account(alice)
 	if !ok {
 		t.Fatal("alice is not logged in after signup")
+	}
+	// The recovery code, shown once above the settings.
+	if code := run(t, ctx, "recovery code", chromedp.Text(chromedp.ID("v-recovery"))); code == "" {
+		t.Error("no recovery code after signup")
+	} else if _, err := seal.ParseRecoveryCode(code); err != nil {
+		t.Errorf("the recovery code shown, %q: %v", code, err)
 	}
 
 	// The setup page: settings, a copy button, the certificate.
