@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 
 	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
@@ -217,6 +218,11 @@ func build(cfg Config, lns *Listeners) (*Provider, error) {
 		if ac != nil {
 			mc.TLSConfig = ac.wrap(mc.TLSConfig, false, true)
 		}
+	}
+	if mc.Spool.Dir == "" {
+		// Message bodies past the in-memory part (the submission
+		// service shares the MX's spool and budget).
+		mc.Spool.Dir = filepath.Join(cfg.DataDir, "spool")
 	}
 	p.MX = mx.New(srv, mc)
 	if cfg.NoSubmission {

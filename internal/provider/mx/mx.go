@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"log/slog"
-	"math"
 	"net"
 	"time"
 
@@ -52,6 +51,16 @@ type Config struct {
 	// MaxConnections open at once per listener (default 100); the
 	// connection after that gets 421 and is closed.
 	MaxConnections int
+	// MaxPerAddress is how many of those one client address (an IPv6
+	// client: its /64) may hold (default 10; negative: no cap); the
+	// one after that gets 421 4.7.0 and is closed.
+	MaxPerAddress int
+	// Spool bounds what message bodies in DATA cost: the first MiB of
+	// a message in memory, the rest in a 0600 temporary file in
+	// Spool.Dir (leapd: DATADIR/spool), a memory budget across all
+	// sessions (default 256 MiB) and a disk limit (default 4 GiB);
+	// see smtpserver.SpoolConfig.
+	Spool smtpserver.SpoolConfig
 	// Resolver serves the SPF, DKIM and DMARC lookups. Default:
 	// net.DefaultResolver.
 	Resolver DNSResolver
@@ -84,6 +93,7 @@ type MX struct {
 	cfg     Config
 	log     *slog.Logger
 	partial partial // copies stored by SMTP attempts answered 451
+	spool   *smtpserver.Spool
 }
 
 // New makes an MX delivering into p.
@@ -107,7 +117,7 @@ func New(p Provider, cfg Config) *MX {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &MX{p: p, cfg: cfg, log: cfg.Logger}
+	return &MX{p: p, cfg: cfg, log: cfg.Logger, spool: smtpserver.NewSpool(cfg.Spool)}
 }
 
 // ServeSMTP serves SMTP on ln until ctx ends. Then it stops accepting,
@@ -132,15 +142,16 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 		Name: "mx", Hostname: m.cfg.Hostname, HostnameInRefusal: true, LMTP: lmtp,
 		RequireTLS:     !lmtp, // see requiretls.go
 		MaxConnections: m.cfg.MaxConnections,
+		MaxPerAddress:  m.cfg.MaxPerAddress,
 		MaxSize:        m.cfg.MaxSize,
 		MaxRecipients:  m.cfg.MaxRecipients,
 		// go-smtp has one line limit for commands and message lines
 		// alike (and, after STARTTLS, only its own reader sees
-		// plaintext lines), so it is the message limit: a message with
-		// a line longer than RFC 5322 allows is still mail. A command
-		// line can then hold as much memory as a message does; that
-		// bound is MaxConnections × MaxSize.
-		MaxLineLength: maxLine(m.cfg.MaxSize),
+		// plaintext lines). A message line longer than RFC 5322
+		// allows is still mail, so the limit is generous, but a
+		// command line is held in memory whole: maxLineLength bounds
+		// that to MaxConnections × 1 MiB.
+		MaxLineLength: maxLineLength,
 		IOTimeout:     ioTimeout,
 		// A DATA command under way when the shutdown begins may still
 		// run: the shutdown closes only connections waiting for a
@@ -158,11 +169,9 @@ func (m *MX) serve(ctx context.Context, ln net.Listener, lmtp bool) error {
 	})
 }
 
-// maxLine is the line limit for a message limit of size.
-func maxLine(size int64) int {
-	const slack = 1024
-	if size > int64(math.MaxInt32)-slack {
-		return math.MaxInt32
-	}
-	return int(size) + slack
-}
+// maxLineLength is the longest line taken, command or message line
+// (1 MiB, and some slack for the line break and a header field's name).
+const maxLineLength = 1<<20 + 1024
+
+// Spool reports the MX's spool (its memory budget and disk use).
+func (m *MX) Spool() *smtpserver.Spool { return m.spool }

@@ -77,6 +77,10 @@ func (s *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := s.checkRequireTLS(opts); err != nil {
 		return err
 	}
+	if opts != nil && opts.Size > s.m.cfg.MaxSize {
+		// Refused before any data; nothing is sized from the hint.
+		return smtpserver.ErrTooBig
+	}
 	s.from = from
 	if opts != nil {
 		s.size = opts.Size
@@ -217,7 +221,9 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 	defer s.l.EndData(s.tc)
 	m := s.m
 	id := smtpserver.NewID()
-	msg, err := smtpserver.ReadMessage(r, m.cfg.MaxSize, s.size)
+	// Received into the spool (memory, then disk), and taken into
+	// memory whole only when the memory budget has room.
+	body, err := m.spool.Receive(r, m.cfg.MaxSize)
 	if err != nil {
 		if err == smtpserver.ErrTooBig {
 			m.log.Info("mx: message too big", "id", id, "from", s.from, "remote", s.remote(), "limit", m.cfg.MaxSize)
@@ -226,8 +232,14 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 		}
 		return nil, err
 	}
-
+	defer body.Close()
 	ctx := s.ctx
+	msg, err := body.Bytes(ctx)
+	if err != nil {
+		m.log.Warn("mx: message deferred: no room in the memory budget", "id", id, "from", s.from, "remote", s.remote(), "size", body.Size())
+		return nil, err
+	}
+
 	now := time.Now()
 	env := envelope{from: s.from, helo: s.c.Hostname()}
 	if s.proto == "" {

@@ -20,6 +20,11 @@ type ListenerConfig struct {
 	// MaxConnections is how many connections may be open at once; the
 	// one after that gets 421 and is closed.
 	MaxConnections int
+	// MaxPerAddress is how many of those connections one client
+	// address may hold (an IPv6 client is counted by its /64); the one
+	// after that gets 421 and is closed. 0 means DefaultMaxPerAddress,
+	// a negative value no cap.
+	MaxPerAddress int
 	// FinishData lets a DATA command that comes after BeginShutdown
 	// still run (until CloseAll). Without it BeginData refuses as soon
 	// as the shutdown begins.
@@ -38,6 +43,9 @@ type Listener struct {
 
 	mu    sync.Mutex
 	conns map[*Conn]struct{}
+	// perAddr counts the open connections of each client address key
+	// (addrKey).
+	perAddr map[string]int
 	// closed: shutting down, no new connections or transactions.
 	closed bool
 	// dataClosed: no new DATA either.
@@ -52,8 +60,42 @@ func NewListener(ln net.Listener, cfg ListenerConfig) *Listener {
 	return &Listener{
 		Listener: ln, cfg: cfg,
 		sem:   make(chan struct{}, cfg.MaxConnections),
-		conns: map[*Conn]struct{}{},
+		conns: map[*Conn]struct{}{}, perAddr: map[string]int{},
 	}
+}
+
+// DefaultMaxPerAddress is the connections one client address may hold
+// at once when ListenerConfig.MaxPerAddress is 0.
+const DefaultMaxPerAddress = 10
+
+// addrKey is what the per-address cap counts a client by: its IPv4
+// address, or the /64 of its IPv6 address (one subscriber's usual
+// allocation, so a client cannot escape the cap by hopping addresses
+// inside it). Other addresses (unix sockets) are not capped: "".
+func addrKey(a net.Addr) string {
+	ta, ok := a.(*net.TCPAddr)
+	if !ok {
+		return ""
+	}
+	if v4 := ta.IP.To4(); v4 != nil {
+		return v4.String()
+	}
+	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// refuse answers 421 on c and closes it, without holding up Accept.
+func (l *Listener) refuse(c net.Conn, why string) {
+	reply := "421 4.7.0 " + why + ", try again later\r\n"
+	if l.cfg.Hostname != "" {
+		reply = "421 4.7.0 " + l.cfg.Hostname + " " + why + ", try again later\r\n"
+	}
+	go func() {
+		_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+		// With implicit TLS this goes out before the handshake
+		// and the client sees a TLS error; it retries either way.
+		_, _ = io.WriteString(c, reply)
+		c.Close()
+	}()
 }
 
 // Accept returns the next connection as a *Conn. A connection over the
@@ -69,20 +111,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		case l.sem <- struct{}{}:
 		default:
 			l.cfg.Logger.Warn(l.cfg.Name+": too many connections", "remote", c.RemoteAddr().String())
-			reply := "421 4.7.0 too many connections, try again later\r\n"
-			if l.cfg.Hostname != "" {
-				reply = "421 4.7.0 " + l.cfg.Hostname + " too many connections, try again later\r\n"
-			}
-			go func() {
-				_ = c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-				// With implicit TLS this goes out before the handshake
-				// and the client sees a TLS error; it retries either way.
-				_, _ = io.WriteString(c, reply)
-				c.Close()
-			}()
+			l.refuse(c, "too many connections")
 			continue
 		}
-		tc := &Conn{Conn: c, l: l}
+		tc := &Conn{Conn: c, l: l, key: addrKey(c.RemoteAddr())}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
@@ -90,10 +122,27 @@ func (l *Listener) Accept() (net.Conn, error) {
 			c.Close()
 			return nil, net.ErrClosed
 		}
+		if max := l.maxPerAddress(); tc.key != "" && max > 0 && l.perAddr[tc.key] >= max {
+			l.mu.Unlock()
+			<-l.sem
+			l.cfg.Logger.Warn(l.cfg.Name+": too many connections from one address", "remote", c.RemoteAddr().String(), "limit", max)
+			l.refuse(c, "too many connections from your address")
+			continue
+		}
+		if tc.key != "" {
+			l.perAddr[tc.key]++
+		}
 		l.conns[tc] = struct{}{}
 		l.mu.Unlock()
 		return tc, nil
 	}
+}
+
+func (l *Listener) maxPerAddress() int {
+	if l.cfg.MaxPerAddress == 0 {
+		return DefaultMaxPerAddress
+	}
+	return l.cfg.MaxPerAddress
 }
 
 // BeginShutdown stops taking new connections and transactions:
@@ -190,6 +239,7 @@ type Conn struct {
 	reading atomic.Bool  // inside Read (for TLS: of the TLS records)
 	busy    atomic.Int32 // inside DATA (BeginData)
 	closed  atomic.Bool
+	key     string // addrKey of the client
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
@@ -204,6 +254,11 @@ func (c *Conn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.mu.Lock()
 		delete(c.l.conns, c)
+		if c.key != "" {
+			if c.l.perAddr[c.key]--; c.l.perAddr[c.key] <= 0 {
+				delete(c.l.perAddr, c.key)
+			}
+		}
 		c.l.mu.Unlock()
 		<-c.l.sem
 	}

@@ -36,10 +36,13 @@ type ServeConfig struct {
 	// MaxConnections is how many connections may be open at once; the
 	// one after that gets 421 and is closed.
 	MaxConnections int
+	// MaxPerAddress is how many of them one client address (IPv6: its
+	// /64) may hold; see ListenerConfig.MaxPerAddress.
+	MaxPerAddress int
 	// MaxSize is the largest message taken, in bytes. go-smtp refuses
 	// a message of exactly its MaxMessageBytes (it reports "too large"
 	// before it sees the end of data), so it gets one byte more and the
-	// backend's ReadMessage enforces MaxSize exactly. EHLO announces
+	// backend (Spool.Receive) enforces MaxSize exactly. EHLO announces
 	// SIZE MaxSize+1 as a consequence.
 	MaxSize       int64
 	MaxRecipients int
@@ -92,7 +95,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg ServeConfig, newBackend New
 	hctx, hardStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer hardStop()
 	lcfg := ListenerConfig{
-		Name: cfg.Name, MaxConnections: cfg.MaxConnections,
+		Name: cfg.Name, MaxConnections: cfg.MaxConnections, MaxPerAddress: cfg.MaxPerAddress,
 		FinishData: cfg.FinishData, Logger: cfg.Logger,
 	}
 	if cfg.HostnameInRefusal {

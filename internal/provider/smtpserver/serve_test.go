@@ -50,6 +50,11 @@ func (s *holdSession) Data(r io.Reader) error {
 
 // startServe runs Serve on a loopback listener with a holdBackend.
 func startServe(t *testing.T, ctx context.Context, finishData bool) (addr string, be *holdBackend, done <-chan error) {
+	return startServeWith(t, ctx, finishData, func(*ServeConfig) {})
+}
+
+// startServeWith is startServe with the config adjusted by adjust.
+func startServeWith(t *testing.T, ctx context.Context, finishData bool, adjust func(*ServeConfig)) (addr string, be *holdBackend, done <-chan error) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -62,6 +67,7 @@ func startServe(t *testing.T, ctx context.Context, finishData bool) (addr string
 		FinishData: finishData, ShutdownGrace: time.Minute,
 		Logger: slog.New(slog.DiscardHandler),
 	}
+	adjust(&cfg)
 	errc := make(chan error, 1)
 	go func() {
 		errc <- Serve(ctx, ln, cfg, func(_ context.Context, l *Listener) smtp.Backend {

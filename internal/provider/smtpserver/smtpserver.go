@@ -5,18 +5,15 @@
 // start and stop logs and the graceful shutdown), a listener that limits
 // connections and tracks them for that shutdown, go-smtp's error log on
 // slog (where its recovered panics go), the replies both give, reading
-// a message within a size limit, and the form in which both compare
+// receiving a message within a size limit and a memory budget (Spool), and the form in which both compare
 // domain names (NormDomain). What either server does with a
 // message (its go-smtp backend and sessions) stays in its own package.
 package smtpserver
 
 import (
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 
@@ -34,24 +31,6 @@ var (
 	ErrTooBig       = Reply(552, smtp.EnhancedCode{5, 3, 4}, "Message too big")
 	ErrTempFail     = Reply(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
 )
-
-// ReadMessage reads at most max bytes, and one more to tell a message
-// that is too big (then it returns ErrTooBig). hint is the size the
-// client announced.
-func ReadMessage(r io.Reader, max, hint int64) ([]byte, error) {
-	var buf bytes.Buffer
-	if hint > 0 && hint <= max {
-		buf.Grow(int(hint) + 512)
-	}
-	n, err := buf.ReadFrom(io.LimitReader(r, max+1))
-	if errors.Is(err, smtp.ErrDataTooLarge) || n > max {
-		return nil, ErrTooBig
-	}
-	if err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
-}
 
 // NewID is a random message ID for the logs.
 func NewID() string {

@@ -5,34 +5,9 @@ import (
 	"crypto/tls"
 	"log/slog"
 	"net"
-	"strings"
 	"testing"
 	"time"
 )
-
-func TestReadMessage(t *testing.T) {
-	for _, tc := range []struct {
-		in      string
-		max     int64
-		tooBig  bool
-		wantLen int
-	}{
-		{"abc", 3, false, 3},
-		{"abcd", 3, true, 0},
-		{"", 3, false, 0},
-	} {
-		got, err := ReadMessage(strings.NewReader(tc.in), tc.max, 100)
-		if tc.tooBig {
-			if err != ErrTooBig {
-				t.Errorf("%q max %d: err %v, want ErrTooBig", tc.in, tc.max, err)
-			}
-			continue
-		}
-		if err != nil || len(got) != tc.wantLen {
-			t.Errorf("%q max %d: %q, %v", tc.in, tc.max, got, err)
-		}
-	}
-}
 
 // TestTooManyConnections: the connection over the limit gets 421 (with
 // the hostname when one is set) and is closed; closing one frees its

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net/mail"
+	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -149,6 +151,10 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		ss.requireTLS = true
 	}
+	if opts != nil && opts.Size > ss.s.cfg.MaxSize {
+		// Refused before any data; nothing is sized from the hint.
+		return smtpserver.ErrTooBig
+	}
 	ss.from = ss.address
 	if opts != nil {
 		ss.size = opts.Size
@@ -219,9 +225,18 @@ func (ss *session) Data(r io.Reader) error {
 	defer ss.l.EndData(ss.tc)
 	s := ss.s
 	id := smtpserver.NewID()
-	msg, err := smtpserver.ReadMessage(r, s.cfg.MaxSize, ss.size)
+	// Received into the spool (memory, then disk) and taken into
+	// memory whole only when the memory budget has room: the queue and
+	// the local delivery take the message as bytes, once.
+	body, err := spoolOf(s).Receive(r, s.cfg.MaxSize)
 	if err != nil {
 		s.log.Info("submission: message not received", "id", id, "login", ss.login, "err", err)
+		return err
+	}
+	defer body.Close()
+	msg, err := body.Bytes(ss.ctx)
+	if err != nil {
+		s.log.Warn("submission: message deferred: no room in the memory budget", "id", id, "login", ss.login, "size", body.Size())
 		return err
 	}
 	if err := checkFrom(msg, ss.address); err != nil {
@@ -264,6 +279,28 @@ func (ss *session) Data(r io.Reader) error {
 		"local", len(ss.local), "remote", len(ss.remote), "size", len(msg), "requiretls", ss.requireTLS)
 	return nil
 }
+
+// spoolOf is the spool the submission service receives into: the MX's
+// when it delivers locally through the MX (one memory budget for both
+// servers), else one of its own in DataDir/spool.
+func spoolOf(s *Submission) *smtpserver.Spool {
+	if sl, ok := s.local.(interface{ Spool() *smtpserver.Spool }); ok {
+		return sl.Spool()
+	}
+	ownSpoolOnce.Do(func() {
+		dir := ""
+		if s.cfg.DataDir != "" {
+			dir = filepath.Join(s.cfg.DataDir, "spool")
+		}
+		ownSpool = smtpserver.NewSpool(smtpserver.SpoolConfig{Dir: dir})
+	})
+	return ownSpool
+}
+
+var (
+	ownSpoolOnce sync.Once
+	ownSpool     *smtpserver.Spool
+)
 
 // checkFrom requires the message's From field to be the user's address,
 // alone: we sign it with the provider's DKIM key, so it must not claim
