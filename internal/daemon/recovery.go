@@ -186,6 +186,10 @@ func (d *Daemon) Recover(ctx context.Context, address, code string, newPassword 
 	if err != nil {
 		return nil, fmt.Errorf("provider client: %w", err)
 	}
+	// The new session is this device's (devices.go).
+	if err := d.nameDevice(c, dir); err != nil {
+		return nil, err
+	}
 	sess, err := c.Recover(ctx, login, rc, d.cfg.KDFFloor, newPassword, kdf)
 	if err != nil {
 		if errors.Is(err, providerclient.ErrWrongRecoveryCode) {

@@ -122,6 +122,9 @@ func TestRecoveryCode(t *testing.T) {
 		t.Fatal("not logged in after recovery")
 	}
 	waitMessages(t, &device{devC, c}, "INBOX", 1)
+	if devs, err := c.Client().Devices(ctx(t)); err != nil || len(devs.Devices) != 1 || !devs.Devices[0].Current {
+		t.Fatalf("devices after the recovery (only the recovering one): %+v %v", devs, err)
+	}
 	if keys, err := c.OwnKeys(); err != nil || len(keys) == 0 || !strings.EqualFold(keys[0].Fingerprint, key) {
 		t.Fatalf("own key after recovery: %v %v", keys, err)
 	}

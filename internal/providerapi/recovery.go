@@ -51,6 +51,13 @@ type RecoveryFinishResponse struct {
 	Expires       time.Time `json:"expires"`
 }
 
+// RecoveryResetRequest is PUT /1/recovery/credentials: the new
+// password's credentials, and the device the new session belongs to.
+type RecoveryResetRequest struct {
+	Credentials
+	Device *Device `json:"device,omitempty"`
+}
+
 // RecoveryResetResponse answers PUT /1/recovery/credentials: the new
 // credentials are in place, every earlier session ended, and this is the
 // account's one session.

@@ -122,7 +122,7 @@ func (c *Client) Recover(ctx context.Context, login string, code seal.RecoveryCo
 	}
 	c.SetToken(fin.ResetToken)
 	var reset providerapi.RecoveryResetResponse
-	err = c.do(ctx, c.hc, http.MethodPut, "/recovery/credentials", cr, &reset)
+	err = c.do(ctx, c.hc, http.MethodPut, "/recovery/credentials", &providerapi.RecoveryResetRequest{Credentials: *cr, Device: c.Device()}, &reset)
 	c.SetToken("")
 	if err != nil {
 		return nil, fmt.Errorf("recovery: setting the new password: %w", err)

@@ -268,8 +268,8 @@ func (s *Server) handleRecoveryReset(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "missing reset token")
 		return
 	}
-	var req providerapi.Credentials
-	if !readJSON(w, r, maxJSONBody, &req) {
+	var req providerapi.RecoveryResetRequest
+	if !readJSON(w, r, maxJSONBody, &req) || !validDevice(w, req.Device) {
 		return
 	}
 	if err := validCredentials(req.SRPSalt, req.SRPVerifier, req.KDF, req.WrappedSecret); err != nil {
@@ -286,17 +286,12 @@ func (s *Server) handleRecoveryReset(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "unknown, used or expired reset token")
 		return
 	}
-	if err := s.store.UpdateCredentials(r.Context(), rt.login, req, nil); err != nil {
+	if err := s.store.UpdateCredentials(r.Context(), rt.login, req.Credentials, nil); err != nil {
 		s.internal(w, "recovery reset", err)
 		return
 	}
-	token, err := randomHex(32)
+	token, se, err := s.newSession(r.Context(), rt.login, deviceOf(req.Device))
 	if err != nil {
-		s.internal(w, "rand", err)
-		return
-	}
-	se := &storage.Session{TokenHash: hashToken(token), Login: rt.login, Expires: time.Now().Add(s.cfg.SessionTTL).UTC()}
-	if err := s.store.CreateSession(r.Context(), se); err != nil {
 		s.internal(w, "session", err)
 		return
 	}

@@ -79,6 +79,7 @@ func TestRecoveryResetsPasswordAndEndsSessions(t *testing.T) {
 	}
 
 	fresh := testenv.NewClient(t, p)
+	fresh.SetDevice(providerapi.Device{ID: "recovering-device-01", Name: "new laptop"})
 	sess, err := fresh.Recover(ctx(t), "rita", code, noFloor, []byte("a new password"), fastKDF(t))
 	if err != nil {
 		t.Fatalf("recover: %v", err)
@@ -92,6 +93,11 @@ func TestRecoveryResetsPasswordAndEndsSessions(t *testing.T) {
 	}
 	if st, b := r.doJSON(http.MethodGet, "/1/docs/changes", sess.Token, nil, nil); st != http.StatusOK {
 		t.Fatalf("the recovery's session: HTTP %d %.200q", st, b)
+	}
+	// The new session is the recovering device's, the only one.
+	devs, err := fresh.Devices(ctx(t))
+	if err != nil || len(devs.Devices) != 1 || devs.Devices[0].Name != "new laptop" || !devs.Devices[0].Current {
+		t.Fatalf("devices after the recovery: %+v %v", devs, err)
 	}
 	if _, err := testenv.NewClient(t, p).Login(ctx(t), "rita", []byte(password)); !errors.Is(err, providerclient.ErrWrongPassword) {
 		t.Fatalf("old password after recovery: %v", err)
