@@ -90,12 +90,20 @@
 // # Limits
 //
 // Messages up to Config.MaxSize (64 MiB) are taken, larger ones refused
-// with 552 5.3.4 and nothing stored; Config.MaxRecipients per message
-// (100, then 452 4.5.3); Config.MaxConnections at once per listener
-// (100, then 421). Lines may be as long as the message limit: a message
-// with over-long lines (which RFC 5322 forbids but real senders produce)
-// is still mail we must not lose, and go-smtp has one limit for command
-// and message lines; a longer line ends the connection with 500 5.4.0.
+// with 552 5.3.4 and nothing stored (a SIZE= over it at MAIL time,
+// before any data; the hint never sizes a buffer); Config.MaxRecipients
+// per message (100, then 452 4.5.3); Config.MaxConnections at once per
+// listener (100, then 421), Config.MaxPerAddress of them per client
+// address or IPv6 /64 (10, then 421 4.7.0). A message in DATA is kept
+// in memory for its first MiB and then in a 0600 spool file
+// (Config.Spool, DATADIR/spool), and read back whole only within a
+// memory budget shared by all sessions (256 MiB; 452 4.3.1 when it has
+// no room for 2 minutes or the spool's disk limit is reached). Lines
+// may be 1 MiB long: a message with over-long lines (which RFC 5322
+// forbids but real senders produce) is still mail we must not lose, but
+// go-smtp has one limit for command and message lines and holds a
+// command line in memory whole; a longer line ends the connection with
+// 500 5.4.0.
 // Reads and writes time out after 5 minutes (RFC 5321 §4.5.3.2 suggests
 // 5 to 10). STARTTLS (RFC 3207) is offered when Config.TLSConfig is set.
 // Inside TLS, REQUIRETLS (RFC 8689) is offered too (requiretls.go).
