@@ -246,7 +246,8 @@ func (s *Bolt) ExpireSessions(ctx context.Context, now time.Time) error {
 				return err
 			}
 		}
-		return nil
+		// And the reasons kept for sessions ended on purpose (bolt_account.go).
+		return pruneEnded(tx, now)
 	})
 }
 

@@ -91,23 +91,6 @@ func endSessions(tx *bolt.Tx, login string, match func(*Session) bool, reason st
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	var stale [][]byte
-	err = ended.ForEach(func(k, v []byte) error {
-		var e endedSession
-		if json.Unmarshal(v, &e) != nil || e.Expires.Before(now) {
-			stale = append(stale, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	for _, k := range stale {
-		if err := ended.Delete(k); err != nil {
-			return nil, err
-		}
-	}
 	var out []Session
 	err = sess.ForEach(func(k, v []byte) error {
 		var se Session
@@ -136,6 +119,32 @@ func endSessions(tx *bolt.Tx, login string, match func(*Session) bool, reason st
 		}
 	}
 	return out, nil
+}
+
+// pruneEnded drops the ended-session records whose session would have
+// expired before now (ExpireSessions runs it once a minute).
+func pruneEnded(tx *bolt.Tx, now time.Time) error {
+	ended := tx.Bucket(bEnded)
+	if ended == nil {
+		return nil
+	}
+	var stale [][]byte
+	err := ended.ForEach(func(k, v []byte) error {
+		var e endedSession
+		if json.Unmarshal(v, &e) != nil || e.Expires.Before(now) {
+			stale = append(stale, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if err := ended.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Bolt) EndSessions(ctx context.Context, login string, match func(*Session) bool, reason string) ([]Session, error) {

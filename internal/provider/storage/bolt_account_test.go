@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 )
 
@@ -88,6 +90,24 @@ func TestEndSessionsKeepsTheReason(t *testing.T) {
 	}
 	if err := s.TouchSession(ctx, []byte("nope"), now); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("TouchSession of an unknown session: %v", err)
+	}
+	// The reason is kept until the session would have expired.
+	if err := s.ExpireSessions(ctx, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := s.EndedSession(ctx, []byte("alicephone-0123456789")); r != "session_revoked" {
+		t.Fatalf("the reason went before the session's expiry: %q", r)
+	}
+	if err := s.ExpireSessions(ctx, time.Now().Add(2*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.view("", func(tx *bolt.Tx) error {
+		if tx.Bucket(bEnded).Get([]byte("alicephone-0123456789")) != nil {
+			t.Error("an expired end reason was not pruned")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
