@@ -1,8 +1,8 @@
 package submission_test
 
 import (
-	"context"
 	"bufio"
+	"context"
 	"net"
 	"strings"
 	"testing"
