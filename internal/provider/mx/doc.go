@@ -94,7 +94,9 @@
 // before any data; the hint never sizes a buffer); Config.MaxRecipients
 // per message (100, then 452 4.5.3); Config.MaxConnections at once per
 // listener (100, then 421), Config.MaxPerAddress of them per client
-// address or IPv6 /64 (10, then 421 4.7.0). A message in DATA is kept
+// address or IPv6 /64 (10, then 421 4.7.0); when all are taken, the
+// oldest connection waiting for its client for 30 seconds or more
+// (outside DATA) is closed for the new one. A message in DATA is kept
 // in memory for its first MiB and then in a 0600 spool file
 // (Config.Spool, DATADIR/spool), and read back whole only within a
 // memory budget shared by all sessions (256 MiB; 452 4.3.1 when it has

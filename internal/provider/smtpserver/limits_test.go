@@ -107,3 +107,65 @@ func TestSlowConnectionsDoNotStarveOthers(t *testing.T) {
 	step(250, "Subject: hi\r\n\r\nserved\r\n.")
 	step(221, "QUIT")
 }
+
+// TestOldestWaitingConnectionMakesRoom: with every place taken by slow
+// clients (from two addresses, under the per-address cap), a new
+// client takes the place of the oldest connection waiting for its
+// client; a connection in DATA, although older, is not the one closed
+// and its message is still taken.
+func TestOldestWaitingConnectionMakesRoom(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addr, be, _ := startServeWith(t, ctx, true, func(c *ServeConfig) {
+		c.MaxConnections = 20
+		c.EvictAfter = time.Nanosecond
+	})
+	go func() {
+		for range be.inData {
+			be.release <- struct{}{}
+		}
+	}()
+	var slow []*textproto.Conn
+	var conns []net.Conn
+	for i := range 20 {
+		c := dialFrom(t, fmt.Sprintf("127.0.0.%d", 20+i%2), addr)
+		_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+		tp := textproto.NewConn(c)
+		if _, _, err := tp.ReadResponse(220); err != nil {
+			t.Fatalf("slow connection %d: %v", i, err)
+		}
+		if i == 0 {
+			// The oldest is in DATA, sending its body slowly.
+			for _, cmd := range []string{"EHLO slow.example", "MAIL FROM:<a@slow.example>", "RCPT TO:<b@mx.test>", "DATA"} {
+				_ = tp.PrintfLine("%s", cmd)
+				if _, _, err := tp.ReadResponse(0); err != nil && !strings.HasPrefix(err.Error(), "354") {
+					t.Fatalf("%s: %v", cmd, err)
+				}
+			}
+			_, _ = c.Write([]byte("Subject: slow\r\n"))
+		} else {
+			_, _ = c.Write([]byte("N"))
+		}
+		slow = append(slow, tp)
+		conns = append(conns, c)
+	}
+	c := dialFrom(t, "127.0.0.99", addr)
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	tp := textproto.NewConn(c)
+	if _, msg, err := tp.ReadResponse(220); err != nil {
+		t.Fatalf("new client with every place taken: %v %s", err, msg)
+	}
+	_ = tp.PrintfLine("QUIT")
+	if _, _, err := tp.ReadResponse(221); err != nil {
+		t.Fatal(err)
+	}
+	// The second oldest (the oldest waiting for a command) was closed.
+	if _, err := conns[1].Read(make([]byte, 1)); err == nil {
+		t.Error("the oldest waiting connection was not closed")
+	}
+	// The one in DATA finishes its message.
+	_, _ = conns[0].Write([]byte("\r\nbody\r\n.\r\n"))
+	if _, msg, err := slow[0].ReadResponse(250); err != nil {
+		t.Errorf("the connection in DATA: %v %s", err, msg)
+	}
+}

@@ -25,6 +25,13 @@ type ListenerConfig struct {
 	// after that gets 421 and is closed. 0 means DefaultMaxPerAddress,
 	// a negative value no cap.
 	MaxPerAddress int
+	// EvictAfter: when all MaxConnections are taken, a new connection
+	// takes the place of the oldest one that has been open at least
+	// this long and waits for the client (not in DATA), which is
+	// closed; so slow clients that keep a connection alive with a
+	// command now and then cannot hold every place for ever. 0 means
+	// DefaultEvictAfter, a negative value never.
+	EvictAfter time.Duration
 	// FinishData lets a DATA command that comes after BeginShutdown
 	// still run (until CloseAll). Without it BeginData refuses as soon
 	// as the shutdown begins.
@@ -68,6 +75,10 @@ func NewListener(ln net.Listener, cfg ListenerConfig) *Listener {
 // at once when ListenerConfig.MaxPerAddress is 0.
 const DefaultMaxPerAddress = 10
 
+// DefaultEvictAfter is ListenerConfig.EvictAfter's default: longer than
+// a whole transaction of a sender on a sound network takes.
+const DefaultEvictAfter = 30 * time.Second
+
 // addrKey is what the per-address cap counts a client by: its IPv4
 // address, or the /64 of its IPv6 address (one subscriber's usual
 // allocation, so a client cannot escape the cap by hopping addresses
@@ -107,14 +118,23 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
+		key := addrKey(c.RemoteAddr())
+		if l.overAddressCap(key) {
+			l.refuseOverAddressCap(c)
+			continue
+		}
 		select {
 		case l.sem <- struct{}{}:
 		default:
-			l.cfg.Logger.Warn(l.cfg.Name+": too many connections", "remote", c.RemoteAddr().String())
-			l.refuse(c, "too many connections")
-			continue
+			// Full: the new connection takes the place of an old
+			// one waiting for its client, if there is one.
+			if !l.evictOldest() {
+				l.cfg.Logger.Warn(l.cfg.Name+": too many connections", "remote", c.RemoteAddr().String())
+				l.refuse(c, "too many connections")
+				continue
+			}
 		}
-		tc := &Conn{Conn: c, l: l, key: addrKey(c.RemoteAddr())}
+		tc := &Conn{Conn: c, l: l, key: key, opened: time.Now()}
 		l.mu.Lock()
 		if l.closed {
 			l.mu.Unlock()
@@ -122,11 +142,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 			c.Close()
 			return nil, net.ErrClosed
 		}
-		if max := l.maxPerAddress(); tc.key != "" && max > 0 && l.perAddr[tc.key] >= max {
+		if l.overAddressCapLocked(key) {
 			l.mu.Unlock()
 			<-l.sem
-			l.cfg.Logger.Warn(l.cfg.Name+": too many connections from one address", "remote", c.RemoteAddr().String(), "limit", max)
-			l.refuse(c, "too many connections from your address")
+			l.refuseOverAddressCap(c)
 			continue
 		}
 		if tc.key != "" {
@@ -136,6 +155,67 @@ func (l *Listener) Accept() (net.Conn, error) {
 		l.mu.Unlock()
 		return tc, nil
 	}
+}
+
+// evictOldest closes the oldest connection open for EvictAfter that
+// waits for its client outside DATA, and hands its place under
+// MaxConnections to the caller (true), or finds none (false).
+func (l *Listener) evictOldest() bool {
+	after := l.cfg.EvictAfter
+	if after == 0 {
+		after = DefaultEvictAfter
+	}
+	if after < 0 {
+		return false
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var oldest *Conn
+	cutoff := time.Now().Add(-after)
+	for c := range l.conns {
+		if c.busy.Load() != 0 || !c.reading.Load() || c.opened.After(cutoff) {
+			continue
+		}
+		if oldest == nil || c.opened.Before(oldest.opened) {
+			oldest = c
+		}
+	}
+	if oldest == nil || !oldest.closed.CompareAndSwap(false, true) {
+		return false
+	}
+	l.forget(oldest)
+	_ = oldest.Conn.Close()
+	l.cfg.Logger.Warn(l.cfg.Name+": closed the oldest waiting connection for a new one", "remote", oldest.RemoteAddr().String(),
+		"open_for", time.Since(oldest.opened).Round(time.Second).String())
+	return true
+}
+
+// forget drops c from the tracking (l.mu held).
+func (l *Listener) forget(c *Conn) {
+	delete(l.conns, c)
+	if c.key != "" {
+		if l.perAddr[c.key]--; l.perAddr[c.key] <= 0 {
+			delete(l.perAddr, c.key)
+		}
+	}
+}
+
+// overAddressCap reports whether the client key already holds its
+// MaxPerAddress connections.
+func (l *Listener) overAddressCap(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.overAddressCapLocked(key)
+}
+
+func (l *Listener) overAddressCapLocked(key string) bool {
+	max := l.maxPerAddress()
+	return key != "" && max > 0 && l.perAddr[key] >= max
+}
+
+func (l *Listener) refuseOverAddressCap(c net.Conn) {
+	l.cfg.Logger.Warn(l.cfg.Name+": too many connections from one address", "remote", c.RemoteAddr().String(), "limit", l.maxPerAddress())
+	l.refuse(c, "too many connections from your address")
 }
 
 func (l *Listener) maxPerAddress() int {
@@ -240,6 +320,7 @@ type Conn struct {
 	busy    atomic.Int32 // inside DATA (BeginData)
 	closed  atomic.Bool
 	key     string // addrKey of the client
+	opened  time.Time
 }
 
 func (c *Conn) Read(b []byte) (int, error) {
@@ -253,12 +334,7 @@ func (c *Conn) Close() error {
 	err := c.Conn.Close()
 	if c.closed.CompareAndSwap(false, true) {
 		c.l.mu.Lock()
-		delete(c.l.conns, c)
-		if c.key != "" {
-			if c.l.perAddr[c.key]--; c.l.perAddr[c.key] <= 0 {
-				delete(c.l.perAddr, c.key)
-			}
-		}
+		c.l.forget(c)
 		c.l.mu.Unlock()
 		<-c.l.sem
 	}

@@ -39,6 +39,10 @@ type ServeConfig struct {
 	// MaxPerAddress is how many of them one client address (IPv6: its
 	// /64) may hold; see ListenerConfig.MaxPerAddress.
 	MaxPerAddress int
+	// EvictAfter lets a new connection take the place of the oldest
+	// one waiting for its client when all are taken; see
+	// ListenerConfig.EvictAfter.
+	EvictAfter time.Duration
 	// MaxSize is the largest message taken, in bytes. go-smtp refuses
 	// a message of exactly its MaxMessageBytes (it reports "too large"
 	// before it sees the end of data), so it gets one byte more and the
@@ -96,6 +100,7 @@ func Serve(ctx context.Context, ln net.Listener, cfg ServeConfig, newBackend New
 	defer hardStop()
 	lcfg := ListenerConfig{
 		Name: cfg.Name, MaxConnections: cfg.MaxConnections, MaxPerAddress: cfg.MaxPerAddress,
+		EvictAfter: cfg.EvictAfter,
 		FinishData: cfg.FinishData, Logger: cfg.Logger,
 	}
 	if cfg.HostnameInRefusal {
