@@ -221,3 +221,36 @@ func vmRSS(t *testing.T) int64 {
 	t.Skip("no VmRSS")
 	return 0
 }
+
+// TestOversizedDataLeavesNothing: DATA of 8 times the limit gets 552
+// 5.3.4 once the limit is passed (the rest is read and dropped), the
+// spool is empty after, nothing is stored, and the connection takes the
+// next message.
+func TestOversizedDataLeavesNothing(t *testing.T) {
+	dir := t.TempDir()
+	w := newWorld(t, worldOptions{cfg: mx.Config{MaxSize: 1 << 20, Spool: smtpserver.SpoolConfig{Dir: dir, InMemory: 64 << 10}}})
+	w.addUser("alice", true)
+	r := dialRaw(t, "tcp", w.addr)
+	r.cmd(250, "EHLO client.example")
+	r.cmd(250, "MAIL FROM:<x@pass.example>")
+	r.cmd(250, "RCPT TO:<alice@example.test>")
+	big := []byte("Subject: huge\r\n\r\n" + strings.Repeat("x123456789abcdefx123456789abcdefx123456789abcdefx123456789abcd\r\n", (8<<20)/64))
+	code, msg, err := r.data(big)
+	if code != 552 || !strings.HasPrefix(msg, "5.3.4") {
+		t.Fatalf("8 MiB over a 1 MiB limit: %d %q %v", code, msg, err)
+	}
+	if mem, disk := w.mx.Spool().InUse(); mem != 0 || disk != 0 {
+		t.Errorf("spool in use after the refusal: memory %d, disk %d", mem, disk)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Errorf("spool directory not empty: %d entries", len(ents))
+	}
+	if n := len(w.items("alice")); n != 0 {
+		t.Errorf("%d items stored", n)
+	}
+	r.cmd(250, "MAIL FROM:<x@pass.example>")
+	r.cmd(250, "RCPT TO:<alice@example.test>")
+	if code, msg, err := r.data([]byte(plainMsg)); err != nil {
+		t.Fatalf("next message: %d %s %v", code, msg, err)
+	}
+}
