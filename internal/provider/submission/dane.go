@@ -74,7 +74,7 @@ type daneDomain struct {
 	log    *slog.Logger
 	domain string
 	hosts  map[string]bool // MX hosts from the secure answer
-	tlsrpt func(failure string)
+	tlsrpt func(ctx context.Context, failure string)
 }
 
 func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error) {
@@ -84,7 +84,7 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 	}
 	r, secure, err := dd.r.query(ctx, "_25._tcp."+host, dns.TypeTLSA)
 	if err != nil {
-		dd.report("dnssec-invalid")
+		dd.report(ctx, "dnssec-invalid")
 		return nil, err
 	}
 	switch r.Rcode {
@@ -92,7 +92,7 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 	case dns.RcodeNameError:
 		return nil, nil
 	default:
-		dd.report("dnssec-invalid")
+		dd.report(ctx, "dnssec-invalid")
 		return nil, rcodeErr(r, "TLSA records", host)
 	}
 	if !secure {
@@ -113,7 +113,7 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 		return nil, nil
 	}
 	if len(all) > maxTLSA {
-		dd.report("tlsa-invalid")
+		dd.report(ctx, "tlsa-invalid")
 		return nil, fmt.Errorf("DANE: %s has %d TLSA records, more than the %d this relay checks", host, len(all), maxTLSA)
 	}
 	strs := make([]string, 0, min(len(all), 10))
@@ -121,7 +121,7 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 		strs = append(strs, t.String())
 	}
 	if len(usable) == 0 {
-		dd.report("tlsa-invalid")
+		dd.report(ctx, "tlsa-invalid")
 		dd.log.Warn("submission: DANE: no usable TLSA record; TLS required, unauthenticated", "host", host)
 		return &Requirement{Policy: "dane", PolicyStrings: strs}, nil
 	}
@@ -131,9 +131,9 @@ func (dd *daneDomain) MX(ctx context.Context, host string) (*Requirement, error)
 	}}, nil
 }
 
-func (dd *daneDomain) report(failure string) {
+func (dd *daneDomain) report(ctx context.Context, failure string) {
 	if dd.tlsrpt != nil {
-		dd.tlsrpt(failure)
+		dd.tlsrpt(ctx, failure)
 	}
 }
 

@@ -82,7 +82,7 @@ func (s *Submission) deliverDomain(ctx context.Context, domain string, env envel
 	hosts, secure, derr := s.mxHosts(ctx, domain)
 	if derr != nil {
 		if derr.status == "4.4.3" && s.sec != nil {
-			s.rpt.policyFailure(domain, rptTLSA, "dnssec-invalid", derr.msg)
+			s.rpt.policyFailure(ctx, domain, rptTLSA, "dnssec-invalid", derr.msg)
 		}
 		return all(derr)
 	}
@@ -94,7 +94,7 @@ func (s *Submission) deliverDomain(ctx context.Context, domain string, env envel
 		// DANE (RFC 7672) for the hosts of a secure MX RRset: first,
 		// it decides before MTA-STS (RFC 8461 §2).
 		dd := &daneDomain{r: s.sec, log: s.log, domain: domain, hosts: map[string]bool{},
-			tlsrpt: func(result string) { s.rpt.policyFailure(domain, rptTLSA, result, "") }}
+			tlsrpt: func(ctx context.Context, result string) { s.rpt.policyFailure(ctx, domain, rptTLSA, result, "") }}
 		for _, h := range hosts {
 			dd.hosts[h] = true
 		}
@@ -305,7 +305,7 @@ func (s *Submission) attempt(ctx context.Context, domain, host string, ip net.IP
 			return fail(tempErr("4.4.2", host+": STARTTLS: "+err.Error()))
 		}
 		if r.code != 220 {
-			s.rpt.failure(rs, "starttls-not-supported", "", "STARTTLS refused: "+r.String())
+			s.rpt.failure(ctx, rs, "starttls-not-supported", "", "STARTTLS refused: "+r.String())
 			if req != nil {
 				return fail(tempErr("4.7.10", fmt.Sprintf("%s refused STARTTLS (%s), which the %s policy of %s requires", host, r, req.Policy, domain)))
 			}
@@ -317,7 +317,7 @@ func (s *Submission) attempt(ctx context.Context, domain, host string, ip net.IP
 		cancel()
 		if err != nil {
 			result, code := tlsResult(req, err)
-			s.rpt.failure(rs, result, code, err.Error())
+			s.rpt.failure(ctx, rs, result, code, err.Error())
 			if req != nil {
 				return fail(tempErr("4.7.5", fmt.Sprintf("%s: TLS as the %s policy of %s requires it failed: %v", host, req.Policy, domain, err)))
 			}
@@ -337,13 +337,13 @@ func (s *Submission) attempt(ctx context.Context, domain, host string, ip net.IP
 	case req != nil:
 		// Without STARTTLS, or asked not to try it: never plaintext
 		// where a policy requires TLS.
-		s.rpt.failure(rs, "starttls-not-supported", "", "")
+		s.rpt.failure(ctx, rs, "starttls-not-supported", "", "")
 		c.quit()
 		return fail(tempErr("4.7.10", fmt.Sprintf("%s does not offer STARTTLS, which the %s policy of %s requires", host, req.Policy, domain)))
 	}
 
 	if useTLS && tlsState == nil && req == nil && !c.has("STARTTLS") {
-		s.rpt.failure(rs, "starttls-not-supported", "", "")
+		s.rpt.failure(ctx, rs, "starttls-not-supported", "", "")
 	}
 	if env.requireTLS && !c.has("REQUIRETLS") {
 		// RFC 8689 §4.2.1: the next hop must take the flag on.

@@ -77,8 +77,16 @@ func (r *secResolver) exchange(ctx context.Context, network string, m *dns.Msg) 
 		return nil, false, err
 	}
 	defer conn.Close()
+	// The exchange obeys only ctx's deadline: closing the connection is
+	// how the relay's shutdown ends a query a silent resolver would
+	// keep for the whole timeout.
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	resp, _, err := c.ExchangeWithConnContext(ctx, m, conn)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false, ctx.Err()
+		}
 		return nil, false, err
 	}
 	return resp, isLoopbackAddr(conn.RemoteAddr()), nil

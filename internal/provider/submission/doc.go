@@ -15,7 +15,7 @@
 // checked like the API's bearer tokens (Provider.CheckToken). A user
 // sends as LOGIN@DOMAIN only: MAIL FROM must be that address (553 5.7.1
 // otherwise) and so must the message's From field, because the provider
-// signs what leaves with its DKIM key. Messages are at most 64 MiB (552
+// signs what leaves with its DKIM keys. Messages are at most 64 MiB (552
 // 5.3.4), with at most 1000 recipients.
 //
 // Recipients at the provider's own domain never leave it: they are
@@ -50,10 +50,17 @@
 // MX (RFC 7505, "0 .") means the domain takes no mail, a permanent
 // failure. It connects to port 25, says EHLO with Config.Hostname, uses
 // STARTTLS when the server offers it, and sends the message with our
-// Received field and a DKIM signature (RFC 6376, ed25519 per RFC 8463,
-// selector "bitmask", relaxed canonicalization) for the provider's
-// domain on top. The key is made at first start in the data directory
-// (dkim.key, mode 0600); the TXT record to publish is logged at start.
+// Received field and two DKIM signatures (RFC 6376, relaxed/relaxed)
+// for the provider's domain on top, independent of each other: one with
+// ed25519 (RFC 8463) under selector "bitmask", one with RSA-2048
+// (rsa-sha256) under selector "bitmask-rsa", because the largest
+// receivers still ignore ed25519, and a receiver that checks both needs
+// only one to pass (RFC 6376 §4.2). Config.DKIMSelector renames them
+// (SELECTOR and SELECTOR-rsa). The keys are made at first start in the
+// data directory (dkim.key and dkim-rsa.key, PKCS #8 PEM, mode 0600; an
+// RSA key under 2048 bits there is refused); both TXT records to
+// publish are logged at start and printed by leapd dns (DKIMRecords).
+// Config.DKIMKey instead signs with that one key alone.
 //
 // A 2xx reply delivers a recipient; a 5xx (at MAIL, RCPT or the end of
 // DATA) fails it for good; anything else (no connection, a 4xx, TLS
@@ -109,7 +116,9 @@
 //
 // The relay counts each TLS session it tries, per recipient domain and
 // policy type, and writes one RFC 8460 report per domain each UTC day
-// to DATADIR/tlsrpt/ (tlsrpt.go); sending them is left to the admin.
+// to DATADIR/tlsrpt/ (tlsrpt.go); sending them is left to the admin. A
+// lookup or session that the relay's own shutdown cuts short is not
+// counted: it says nothing of the receiving domain.
 //
 // # Not here
 //

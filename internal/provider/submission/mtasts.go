@@ -88,8 +88,9 @@ type mtaSTS struct {
 	// path is the cache file; "" keeps the cache in memory only.
 	path   string
 	saveMu sync.Mutex
-	// report counts a policy failure for TLS-RPT (nil: not counted).
-	report func(domain, result, detail string)
+	// report counts a policy failure for TLS-RPT (nil: not counted;
+	// nor when ctx has ended, tlsReporter.failure).
+	report func(ctx context.Context, domain, result, detail string)
 }
 
 func newMTASTS(r Resolver, client *http.Client, roots *x509.CertPool, log *slog.Logger) *mtaSTS {
@@ -144,7 +145,7 @@ func (m *mtaSTS) policy(ctx context.Context, domain string) *stsPolicy {
 			if errors.As(err, &pe) {
 				result = "sts-policy-invalid"
 			}
-			m.report(domain, result, err.Error())
+			m.report(ctx, domain, result, err.Error())
 		}
 		if cached != nil {
 			return cached.policy
@@ -333,7 +334,7 @@ type stsDomain struct {
 func (d *stsDomain) MX(ctx context.Context, host string) (*Requirement, error) {
 	if !matchMX(d.p.mx, host) {
 		if d.m.report != nil {
-			d.m.report(d.domain, "validation-failure", "MX host "+host+" is not in the policy")
+			d.m.report(ctx, d.domain, "validation-failure", "MX host "+host+" is not in the policy")
 		}
 		return nil, fmt.Errorf("MX host %s is not in the domain's MTA-STS policy", host)
 	}

@@ -23,7 +23,9 @@ func (s *Submission) initRelay() error {
 	}
 	s.rpt = newTLSReporter(s.cfg.DataDir, smtpserver.NormDomain(s.cfg.Hostname), "postmaster@"+smtpserver.NormDomain(s.p.Domain()), s.log)
 	s.rpt.loadCurrent()
-	s.sts.report = func(domain, result, info string) { s.rpt.policyFailure(domain, rptSTS, result, info) }
+	s.sts.report = func(ctx context.Context, domain, result, info string) {
+		s.rpt.policyFailure(ctx, domain, rptSTS, result, info)
+	}
 	return nil
 }
 

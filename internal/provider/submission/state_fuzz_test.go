@@ -1,6 +1,7 @@
 package submission
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"os"
@@ -60,7 +61,7 @@ func FuzzTLSRPTState(f *testing.F) {
 		r := newTLSReporter(dir, "mx.example.test", "postmaster@example.test", slog.New(slog.DiscardHandler))
 		r.loadCurrent()
 		r.success(rptSession{domain: "remote.test", mx: "mx.remote.test"})
-		r.failure(rptSession{domain: "remote.test", mx: "mx.remote.test"}, "validation-failure", "", "x")
+		r.failure(context.Background(), rptSession{domain: "remote.test", mx: "mx.remote.test"}, "validation-failure", "", "x")
 		if _, err := r.rollover(r.st.Start.Add(time.Hour)); err != nil {
 			t.Fatal(err)
 		}

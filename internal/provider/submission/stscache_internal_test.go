@@ -49,7 +49,7 @@ type reported struct {
 	list []string
 }
 
-func (r *reported) add(domain, result, _ string) {
+func (r *reported) add(_ context.Context, domain, result, _ string) {
 	r.mu.Lock()
 	r.list = append(r.list, domain+" "+result)
 	r.mu.Unlock()

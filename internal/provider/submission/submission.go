@@ -154,7 +154,8 @@ type Submission struct {
 }
 
 // New makes the submission service. It loads (or makes, on first
-// start) the DKIM key and logs the DNS record to publish for it.
+// start) the DKIM keys, ed25519 and RSA, and logs the DNS records to
+// publish for them.
 func New(p Provider, queue Queue, local Local, cfg Config) (*Submission, error) {
 	if cfg.Hostname == "" {
 		cfg.Hostname = p.Domain()

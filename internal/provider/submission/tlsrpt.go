@@ -1,6 +1,7 @@
 package submission
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -160,9 +161,13 @@ func (r *tlsReporter) success(s rptSession) {
 	}
 }
 
-// failure counts a failed session with its result type.
-func (r *tlsReporter) failure(s rptSession, result, code, info string) {
-	if r == nil {
+// failure counts a failed session with its result type. A failure
+// seen once ctx has ended is not counted: the relay stopping cut the
+// lookup or the session, not the receiving domain (a lookup canceled at
+// shutdown is no dnssec-invalid, a handshake canceled no
+// validation-failure).
+func (r *tlsReporter) failure(ctx context.Context, s rptSession, result, code, info string) {
+	if r == nil || ctx.Err() != nil {
 		return
 	}
 	r.mu.Lock()
@@ -189,8 +194,9 @@ func (r *tlsReporter) failure(s rptSession, result, code, info string) {
 }
 
 // policyFailure counts a failure of the policy itself (its lookup or
-// fetch), before any session: one failed session for the domain.
-func (r *tlsReporter) policyFailure(domain, ptype, result, info string) {
+// fetch), before any session: one failed session for the domain (not
+// once ctx has ended, as failure).
+func (r *tlsReporter) policyFailure(ctx context.Context, domain, ptype, result, info string) {
 	if r == nil {
 		return
 	}
@@ -198,7 +204,7 @@ func (r *tlsReporter) policyFailure(domain, ptype, result, info string) {
 	if ptype == rptTLSA {
 		req.Policy = "dane"
 	}
-	r.failure(rptSession{domain: domain, req: req}, result, "", info)
+	r.failure(ctx, rptSession{domain: domain, req: req}, result, "", info)
 }
 
 // describe records the policy's strings and MX hosts (the last seen).

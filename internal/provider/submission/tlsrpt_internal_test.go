@@ -1,6 +1,7 @@
 package submission
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"os"
@@ -25,7 +26,7 @@ func TestTLSReportDaily(t *testing.T) {
 	for i := range rptMaxFailures + 50 {
 		s.ip = "192.0.2." + strconv.Itoa(i%250)
 		s.mx = "mx" + strconv.Itoa(i) + ".remote.test"
-		r.failure(s, "starttls-not-supported", "", "")
+		r.failure(context.Background(), s, "starttls-not-supported", "", "")
 	}
 	r.tick()
 	if _, err := os.Stat(filepath.Join(dir, "tlsrpt")); !errors.Is(err, os.ErrNotExist) {
@@ -45,7 +46,7 @@ func TestTLSReportDaily(t *testing.T) {
 	r.st = st
 	for i := range rptMaxFailures + 50 {
 		s.mx = "mx" + strconv.Itoa(i) + ".remote.test"
-		r.failure(s, "starttls-not-supported", "", "")
+		r.failure(context.Background(), s, "starttls-not-supported", "", "")
 	}
 	got := r.st.Domains["remote.test"][rptNoPolicy]
 	if len(got.Details) != rptMaxFailures || got.Failures != rptMaxFailures+50 {

@@ -2,6 +2,7 @@ package submission_test
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -121,5 +122,60 @@ func TestTLSReports(t *testing.T) {
 	// Written means counted from zero again.
 	if files, err := w2.sub.WriteTLSReports(); err != nil || len(files) != 0 {
 		t.Fatalf("second report: %q %v", files, err)
+	}
+}
+
+// TestTLSReportsShutdown: a lookup the relay's own shutdown cuts short
+// (here: the validating resolver never answers) is no failure of the
+// receiving domain, so it is not counted for TLS-RPT; and the shutdown
+// does not wait for the query's timeout. The item stays queued.
+func TestTLSReportsShutdown(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	asked := make(chan struct{}, 1)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			if _, _, err := pc.ReadFrom(buf); err != nil {
+				return
+			}
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
+	p := startProvider(t, testenv.Options{})
+	w := newWorld(t, worldOptions{provider: p, cfg: submission.Config{DNSSECResolverAddr: pc.LocalAddr().String()}})
+	w.addUser("alice", true)
+	if err := w.submit("alice", "alice@"+domain, []string{"dave@" + remote}, message("alice", "dave@"+remote, "cut")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-asked: // the relay waits for the MX records
+	case <-time.After(wait):
+		t.Fatal("the relay asked no validating resolver")
+	}
+	start := time.Now()
+	w.stop()
+	// The resolver's own timeout is 10 s: a stop that waited for it
+	// was not interrupted.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stopping took %v: the pending DNS query was not interrupted", d)
+	}
+	files, err := w.sub.WriteTLSReports()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		b, _ := os.ReadFile(f)
+		t.Errorf("the shutdown was counted as a TLS failure of the domain: %s\n%s", filepath.Base(f), b)
+	}
+	if q := w.queue(); len(q) != 1 {
+		t.Fatalf("queue %d items, want the message kept", len(q))
 	}
 }
