@@ -80,7 +80,7 @@ func TestTenThousandRecipients(t *testing.T) {
 	}
 }
 
-// TestBigMessagesAreSpooledToDisk: four 3 MiB messages in DATA at once,
+// TestBigMessagesAreSpooledToDisk: four 1.5 MiB messages in DATA at once,
 // with 64 KiB in memory per message and a 1 MiB memory budget: while
 // they arrive the spool holds them on disk and memory stays within the
 // budget; each is then delivered whole, and the spool is empty after.
@@ -91,7 +91,7 @@ func TestBigMessagesAreSpooledToDisk(t *testing.T) {
 		Spool:   smtpserver.SpoolConfig{Dir: dir, InMemory: 64 << 10, MemoryBudget: 1 << 20},
 	}})
 	w.addUser("alice", true)
-	body := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", (3<<20)/64)
+	body := strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", (3<<19)/64)
 	msg := []byte("Subject: big\r\n\r\n" + body)
 	const n = 4
 	var conns []*raw
