@@ -79,10 +79,14 @@ func (s *session) Fetch(w *imapproto.FetchWriter, kind imapproto.NumKind, numSet
 	// Stores that read many metas in one go (one transaction) get asked
 	// for a chunk at a time.
 	mm, batch := s.store.(metaManyer)
+	wires := &v.hub.wires
 	for i, t := range targets {
 		if batch && plan.meta != 0 && i%metaChunk == 0 {
 			ids := make([]string, 0, metaChunk)
 			for _, u := range targets[i:min(i+metaChunk, len(targets))] {
+				if plan.meta == metaWire && wires.get(u.e.id) != nil {
+					continue // loadMeta takes it from the cache
+				}
 				ids = append(ids, u.e.id)
 			}
 			s.prefetched = make(map[string][]byte, len(ids))
@@ -317,7 +321,19 @@ func writeLiteral(wc interface {
 // loadMeta returns a message's meta. When the store has none (the Indexer
 // failed, or the message came from elsewhere) or it is damaged, it is
 // computed from the message, which is then returned too.
+//
+// BODYSTRUCTURE's wire form alone (want is metaWire) comes from the
+// hub's cache when it is there, and goes into it when read.
 func (s *session) loadMeta(e *entry, want int) (*Meta, []byte, error) {
+	var wires *wireCache
+	if s.view != nil {
+		wires = &s.view.hub.wires
+	}
+	if want == metaWire && wires != nil {
+		if w := wires.get(e.id); w != nil {
+			return &Meta{BodyStructureWire: w}, nil, nil
+		}
+	}
 	b, ok := s.prefetched[e.id]
 	var err error
 	if !ok {
@@ -325,6 +341,9 @@ func (s *session) loadMeta(e *entry, want int) (*Meta, []byte, error) {
 	}
 	if err == nil {
 		if m, err := decodeMeta(b, want); err == nil {
+			if want&metaWire != 0 && m.BodyStructureWire != nil && wires != nil {
+				wires.put(e.id, m.BodyStructureWire)
+			}
 			return m, nil, nil
 		}
 		s.log.Debug("imapd: damaged meta; recomputing", "id", e.id)

@@ -58,6 +58,8 @@ type hub struct {
 	modSeq     uint64 // HIGHESTMODSEQ as the hub has applied it
 	dead       bool
 	refs       int
+
+	wires wireCache // BODYSTRUCTURE wire forms read so far (wirecache.go)
 }
 
 // entry is a message of a hub. It is never modified: a flag change
@@ -192,6 +194,7 @@ func (a *account) newHub(info mailstore.MailboxInfo) (*hub, error) {
 		advanced: make(chan struct{}),
 		uidNext:  info.UIDNext,
 		modSeq:   info.HighestModSeq,
+		wires:    wireCache{budget: a.wireBudget},
 	}
 	// One allocation for all entries and one for all their flags (copied:
 	// the store's slices are not ours).
@@ -240,6 +243,7 @@ func (a *account) release(v *view) {
 func (h *hub) stop() {
 	h.stopMsgs()
 	h.stopList()
+	h.wires.release()
 }
 
 func (h *hub) selectDataLocked(info mailstore.MailboxInfo, v *view) *imapproto.SelectData {
@@ -457,6 +461,11 @@ func (h *hub) expungeLocked(uids []uint32) {
 	}
 	slices.Sort(pos)
 	pos = slices.Compact(pos)
+	ids := make([]string, len(pos))
+	for k, p := range pos {
+		ids[k] = h.msgs[p].id
+	}
+	h.wires.drop(ids)
 	for k := len(pos) - 1; k >= 0; k-- {
 		h.tracker.QueueExpunge(uint32(pos[k])+1, imap.UID(h.uids[pos[k]]))
 		h.addGhostLocked(h.uids[pos[k]], h.msgs[pos[k]])

@@ -227,6 +227,8 @@ type account struct {
 	hubs map[string]*hub
 
 	serial atomic.Uint64 // views selected, for their order
+
+	wireBudget *atomic.Int64 // what the hubs' wire caches may still hold
 }
 
 func (s *Server) acquireAccount(st Mailstore) *account {
@@ -234,7 +236,7 @@ func (s *Server) acquireAccount(st Mailstore) *account {
 	defer s.mu.Unlock()
 	a := s.accounts[st]
 	if a == nil {
-		a = &account{srv: s, store: st, hubs: map[string]*hub{}}
+		a = &account{srv: s, store: st, hubs: map[string]*hub{}, wireBudget: newWireBudget()}
 		s.accounts[st] = a
 	}
 	a.refs++
