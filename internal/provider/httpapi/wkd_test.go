@@ -7,11 +7,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
 
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/wkd"
@@ -136,30 +138,40 @@ func TestWKDClientReachesLeapd(t *testing.T) {
 }
 
 // TestKeyLookupsAreLimited: WKD and nicknym lookups share a bucket per
-// client address; past it, 429, and other clients' lookups are not
-// counted against it.
+// client address (600, refilled per minute); past it, 429; a minute
+// later, lookups pass again.
 func TestKeyLookupsAreLimited(t *testing.T) {
 	p := testenv.StartProvider(t, testenv.Options{})
 	publishWith(t, p, "lena")
+	var mu sync.Mutex
+	clock := time.Now()
+	httpapi.SetLookupClock(p.Server, func() time.Time { mu.Lock(); defer mu.Unlock(); return clock })
 	r := newRaw(t, p)
-	limited := 0
-	for i := range 700 {
+	lookup := func(i int) int {
 		path := "/.well-known/openpgpkey/hu/" + wkd.Hash("lena") + "?l=lena"
 		if i%2 == 1 {
 			path = "/1/keys?address=lena@" + testenv.Domain
 		}
-		st, _ := r.do(http.MethodGet, path, "", nil)
-		switch st {
-		case http.StatusOK:
-		case http.StatusTooManyRequests:
-			limited++
-		default:
-			t.Fatalf("lookup %d: %d", i, st)
+		st, b := r.do(http.MethodGet, path, "", nil)
+		if st != http.StatusOK && st != http.StatusTooManyRequests {
+			t.Fatalf("lookup %d: %d %s", i, st, b)
+		}
+		return st
+	}
+	for i := range 600 {
+		if st := lookup(i); st != http.StatusOK {
+			t.Fatalf("lookup %d refused within the allowance", i)
 		}
 	}
-	// The bucket refills at 10 a second: some of the 100 over the
-	// allowance may pass, but not all.
-	if limited == 0 || limited > 100 {
-		t.Fatalf("%d of 700 lookups refused", limited)
+	for i := range 4 {
+		if st := lookup(i); st != http.StatusTooManyRequests {
+			t.Fatalf("lookup %d past the allowance: %d", 600+i, st)
+		}
+	}
+	mu.Lock()
+	clock = clock.Add(time.Minute)
+	mu.Unlock()
+	if st := lookup(0); st != http.StatusOK {
+		t.Fatalf("a minute later: %d", st)
 	}
 }
