@@ -560,12 +560,11 @@ func (s *Server) handleLogout(w http.ResponseWriter, r *http.Request, a authed) 
 // handleRenew swaps a live session for a fresh one, so a daemon that runs
 // for weeks needs the password only when it starts.
 func (s *Server) handleRenew(w http.ResponseWriter, r *http.Request, a authed) {
-	token, se, err := s.newSession(r.Context(), a.login, renewed(a.session))
-	if err != nil {
-		s.internal(w, "renew", err)
+	token, se, err := s.renew(r.Context(), a) // session.go
+	if errors.Is(err, storage.ErrNotFound) {
+		s.unauthorized(w, r, a.tokenHash) // ended meanwhile
 		return
-	}
-	if err := s.store.DeleteSession(r.Context(), a.tokenHash); err != nil {
+	} else if err != nil {
 		s.internal(w, "renew", err)
 		return
 	}

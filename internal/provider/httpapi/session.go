@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"sync"
@@ -65,6 +67,27 @@ func deviceOf(d *providerapi.Device) storage.Session {
 // device, made when se's device logged in, last synced when it did.
 func renewed(se *storage.Session) storage.Session {
 	return storage.Session{DeviceID: se.DeviceID, DeviceName: se.DeviceName, Created: se.Created, LastSync: se.LastSync}
+}
+
+// renew makes the session that replaces a's, for the same device, and
+// ends a's in the same transaction; ErrNotFound when a's session was
+// ended (revoked, account deleted) after the request was authenticated,
+// so a renewal racing a revocation cannot keep the revoked device in.
+func (s *Server) renew(ctx context.Context, a authed) (string, *storage.Session, error) {
+	tok := make([]byte, 32)
+	if _, err := rand.Read(tok); err != nil {
+		return "", nil, err
+	}
+	token := hex.EncodeToString(tok)
+	se := renewed(a.session)
+	se.TokenHash, se.Login, se.Expires = hashToken(token), a.login, time.Now().Add(s.cfg.SessionTTL).UTC()
+	if se.Created.IsZero() {
+		se.Created = time.Now().UTC()
+	}
+	if err := s.store.RenewSession(ctx, a.tokenHash, &se); err != nil {
+		return "", nil, err
+	}
+	return token, &se, nil
 }
 
 // syncInterval is how often a session's LastSync is written at most.

@@ -27,6 +27,12 @@ type AccountStore interface {
 	// EndedSession is the reason a session was ended on purpose, or
 	// ErrNotFound.
 	EndedSession(ctx context.Context, tokenHash []byte) (string, error)
+	// RenewSession swaps the live session old for se in one
+	// transaction. If old is no longer live (a revocation or a deletion
+	// ended it after the request was authenticated) or se's login has
+	// no account, it is ErrNotFound and nothing is written: a renewal
+	// racing a revocation never leaves the revoked device a session.
+	RenewSession(ctx context.Context, old []byte, se *Session) error
 
 	// DeleteAccount removes everything of login in one transaction: the
 	// account, its documents, blobs and incoming queue, the public key

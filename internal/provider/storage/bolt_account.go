@@ -181,6 +181,28 @@ func (s *Bolt) EndedSession(ctx context.Context, tokenHash []byte) (string, erro
 	return reason, err
 }
 
+func (s *Bolt) RenewSession(ctx context.Context, old []byte, se *Session) error {
+	v, err := json.Marshal(se)
+	if err != nil {
+		return err
+	}
+	return s.update("renewing a session", func(tx *bolt.Tx) error {
+		sess := tx.Bucket(bSessions)
+		ov := sess.Get(old)
+		if ov == nil || tx.Bucket(bUsers).Get([]byte(se.Login)) == nil {
+			return ErrNotFound
+		}
+		var o Session
+		if err := json.Unmarshal(ov, &o); err != nil || o.Login != se.Login {
+			return ErrNotFound
+		}
+		if err := sess.Delete(old); err != nil {
+			return err
+		}
+		return sess.Put(se.TokenHash, v)
+	})
+}
+
 func (s *Bolt) DeleteAccount(ctx context.Context, login, keyAddress, reason string) (DeletedCounts, error) {
 	var n DeletedCounts
 	err := s.update("deleting an account", func(tx *bolt.Tx) error {
