@@ -162,7 +162,18 @@ func claimExportDir(dir, address string) error {
 		return fmt.Errorf("%w: %w", ErrExportDir, err)
 	case !fi.IsDir():
 		return fmt.Errorf("%w %s: not a directory", ErrExportDir, dir)
+	case !ownedByUs(fi):
+		// Another user's directory (one made in /tmp ahead of us, say):
+		// its owner could read the tree's names and swap its folders for
+		// symbolic links between our checks and our writes.
+		return fmt.Errorf("%w %s: owned by another user; give a directory of your own", ErrExportDir, dir)
 	default:
+		// Ours: only we may list or change it, as a directory we make.
+		if fi.Mode().Perm() != 0o700 {
+			if err := os.Chmod(dir, 0o700); err != nil {
+				return fmt.Errorf("%w: %w", ErrExportDir, err)
+			}
+		}
 		data, err := os.ReadFile(filepath.Join(dir, MailExportMarker))
 		if err == nil {
 			var m exportMarker
