@@ -85,3 +85,28 @@ func TestRenewRacingRevocation(t *testing.T) {
 		})
 	}
 }
+
+// TestPasswordChangeRacingRevocation: a device revoked while its
+// password change is in flight changes nothing; before, the change went
+// through after the revocation (and ended every other session), so a
+// stolen token could outrun its revocation and set a password of its
+// own.
+func TestPasswordChangeRacingRevocation(t *testing.T) {
+	st := &endAfterLookup{}
+	p := testenv.StartProvider(t, testenv.Options{WrapStore: func(s storage.Store) storage.Store { st.Store = s; return st }})
+	signup(t, p, "dana")
+	stolen := providerapi.Device{ID: "stolen-0123456789abcdef", Name: "stolen"}
+	thief := loginDevice(t, p, "dana", &stolen)
+	owner := loginDevice(t, p, "dana", &providerapi.Device{ID: "owner-0123456789abcdef", Name: "owner"})
+
+	_, cr := newSecretCreds(t, "dana")
+	st.arm(thief.Token(), providerapi.CodeSessionRevoked)
+	if err := thief.SetCredentials(ctx(t), cr); !providerclient.IsCode(err, providerapi.CodeSessionRevoked) {
+		t.Fatalf("password change racing a revocation: err %v, want 401 session_revoked", err)
+	}
+	// The owner's session lives on, and the password is the old one.
+	if _, err := owner.Devices(ctx(t)); err != nil {
+		t.Fatalf("the owner's session after the refused change: %v", err)
+	}
+	loginDevice(t, p, "dana", nil)
+}

@@ -580,7 +580,10 @@ func (s *Server) handlePasswd(w http.ResponseWriter, r *http.Request, a authed) 
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 		return
 	}
-	if err := s.store.UpdateCredentials(r.Context(), a.login, req, a.tokenHash); err != nil {
+	if err := s.store.UpdateCredentials(r.Context(), a.login, req, a.tokenHash); errors.Is(err, storage.ErrNotFound) {
+		s.unauthorized(w, r, a.tokenHash) // the session was ended meanwhile
+		return
+	} else if err != nil {
 		s.internal(w, "password change", err)
 		return
 	}

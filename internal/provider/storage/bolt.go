@@ -154,6 +154,11 @@ func (s *Bolt) UpdateCredentials(ctx context.Context, login string, c providerap
 		if v == nil {
 			return ErrNotFound
 		}
+		// The session asking must still be live: one revoked while its
+		// request was in flight changes nothing (bolt_account.go).
+		if keep != nil && tx.Bucket(bSessions).Get(keep) == nil {
+			return ErrNotFound
+		}
 		var u User
 		if err := json.Unmarshal(v, &u); err != nil {
 			return err
