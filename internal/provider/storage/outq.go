@@ -116,9 +116,14 @@ func outq(tx *bolt.Tx) (items, msgs, due *bolt.Bucket, err error) {
 }
 
 // PutOutbound stores a new item with its message and sets item.ID. It is
-// durable when it returns.
+// durable when it returns. The item of a deleted login is ErrNotFound.
 func (s *Bolt) PutOutbound(ctx context.Context, item *OutboundItem) error {
 	return s.update("queueing an outbound message", func(tx *bolt.Tx) error {
+		// A submission session authenticated before its account was
+		// deleted sends nothing after (bolt_account.go).
+		if item.Login != "" && tombstoned(tx, item.Login) {
+			return ErrNotFound
+		}
 		items, msgs, due, err := outq(tx)
 		if err != nil {
 			return err
