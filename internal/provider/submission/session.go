@@ -41,6 +41,10 @@ type session struct {
 
 	login   string // set by AUTH
 	address string // login@DOMAIN
+	// token is the session token AUTH was given, checked again at each
+	// MAIL: a device revoked or an account deleted after AUTH must not
+	// go on sending on a connection that outlived its session.
+	token string
 
 	from   string
 	size   int64
@@ -55,6 +59,7 @@ type session struct {
 var (
 	errAuthRequired    = smtpserver.Reply(530, smtp.EnhancedCode{5, 7, 0}, "Authentication required")
 	errAuthTemp        = smtpserver.Reply(454, smtp.EnhancedCode{4, 7, 0}, "Temporary authentication failure, try again later")
+	errSessionEnded    = smtpserver.Reply(530, smtp.EnhancedCode{5, 7, 0}, "Your session has ended (device revoked, logged out or account deleted); authenticate again")
 	errNotYours        = smtpserver.Reply(553, smtp.EnhancedCode{5, 7, 1}, "Sender address must be your own address")
 	errBadAddr         = smtpserver.Reply(553, smtp.EnhancedCode{5, 1, 3}, "Bad recipient address syntax")
 	errLiteral         = smtpserver.Reply(550, smtp.EnhancedCode{5, 1, 2}, "Address literals are not accepted as destinations")
@@ -104,6 +109,7 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 		}
 		ss.login = login
 		ss.address = login + "@" + ss.s.p.Domain()
+		ss.token = password
 		return nil
 	}), nil
 }
@@ -135,6 +141,15 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	}
 	if ss.l.ShuttingDown() {
 		return smtpserver.ErrShuttingDown
+	}
+	if got, err := ss.s.p.CheckToken(ss.ctx, ss.token); err != nil || got != ss.login {
+		if err == nil || isInvalidToken(err) {
+			ss.s.log.Info("submission: session ended since AUTH", "login", ss.login, "remote", ss.peer())
+			ss.login, ss.address, ss.token = "", "", ""
+			return errSessionEnded
+		}
+		ss.s.log.Error("submission: token check failed", "err", err)
+		return errAuthTemp
 	}
 	ss.Reset()
 	// RFC 6409 §6.1: the MSA may refuse senders the user may not use;
