@@ -32,7 +32,7 @@ fi
 run() { go test -run '^$' -bench "$2" -benchtime 1x -timeout 30m "$1" | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL)' >&2; }
 run ./internal/daemon/ 'BenchmarkFreshDeviceSync10k|BenchmarkSignupLogin'
 run ./internal/provider/mx/ 'BenchmarkMXAccept'
-run ./internal/e2e/ 'BenchmarkIncoming|BenchmarkMXToIdle|BenchmarkSend|BenchmarkIMAP100k|BenchmarkImport|BenchmarkExport'
+run ./internal/e2e/ 'BenchmarkIncoming|BenchmarkMXToIdle|BenchmarkSend|BenchmarkIMAP100k|BenchmarkImport|BenchmarkExport|BenchmarkRelayDANE'
 
 # One row per metric: what, measured, [Dovecot, ratio,] target.
 metric() { awk -v b="$1" -v m="$2" '$1 ~ "^"b"(-[0-9]+)?$" { for (i = 3; i < NF; i++) if ($(i+1) == m) print $i }' "$out" | tail -1; }
@@ -76,6 +76,7 @@ row "import: start to all at the provider (s)" "$(metric BenchmarkImport sync-s)
 row "export to a Maildir++ tree, 10 KB (msgs/s)" "$(metric BenchmarkExport msgs/s)" "reported"
 row "export to a Maildir++ tree (MB/s)" "$(metric BenchmarkExport MB/s)" "reported"
 row "export: Go heap in use at most (MB)" "$(metric BenchmarkExport heap-MB)" "bounded"
+row "to a second provider over DANE, submit to its queue (msgs/s)" "$(metric BenchmarkRelayDANE msgs/s)" "reported"
 row "local SMTP send, 1 recipient (msgs/s)" "$(metric BenchmarkSend/rcpts=1 msgs/s)" ">= 100"
 row "local SMTP send, 10 recipients (msgs/s)" "$(metric BenchmarkSend/rcpts=10 msgs/s)" "reported"
 row "end of DATA to 250, p50 (ms)" "$(metric BenchmarkSend/rcpts=1 p50-ms)" "< 20"
