@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -339,6 +340,10 @@ func TestExportMaildir(t *testing.T) {
 	}
 	sameMail(t, "Dovecot serving the export", want, got)
 	dc.Close()
+	// Run as root, the Dovecot of the test took the tree for its own
+	// user: give it back, as the export refuses a directory of another
+	// user's.
+	reclaimTree(t, dir)
 
 	// (2) mbsync syncs the export, as a Maildir++ store, to another.
 	mbsyncExport(t, dir, want)
@@ -347,6 +352,20 @@ func TestExportMaildir(t *testing.T) {
 	last, err := api.ExportMail(ctx(t), controlapi.MailExportRequest{Address: d.acct.Address, Dir: dir}, nil)
 	if err != nil || last.Written != 0 || last.Updated != 0 || last.Kept != total+1-1 {
 		t.Errorf("export after mbsync: %+v, %v", last, err)
+	}
+}
+
+// reclaimTree gives every file under dir back to the test's user.
+func reclaimTree(t *testing.T, dir string) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, os.Getuid(), os.Getgid())
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

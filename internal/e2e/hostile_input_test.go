@@ -61,10 +61,15 @@ const hostileTooBig = 552
 const hostileLineTooLong = 500
 
 // hostileSkip names the cases (path/name) that a known bug stops, with
-// the bug. None now: a message of which the outbox can make no signed or
-// encrypted copy (pgpmime refuses it) is bounced at once, and those
-// cases run with bounced set.
-var hostileSkip = map[string]string{}
+// the bug. A message of which the outbox can make no signed or encrypted
+// copy (pgpmime refuses it) is bounced at once, and those cases run with
+// bounced set.
+var hostileSkip = map[string]string{
+	// Known: the local path takes the message (250) but the copy the
+	// outbox makes loses the 512 KiB header field, and the signed copy
+	// to the outside is bounced. The MX path keeps it.
+	"local/512 KiB header line": "the outbox's copies lose a 512 KiB header field (known, open)",
+}
 
 func hostileHead(from, to, subject, id string) string {
 	return "From: " + from + "\r\nTo: " + to + "\r\nSubject: " + subject +
@@ -160,14 +165,23 @@ func hostileCases() []hostileCase {
 			mx: hostileTooBig, local: hostileTooBig,
 		},
 		{
-			// Within the size limits, beyond the local SMTP's line limit
-			// (the MX takes lines as long as messages).
+			// Within the size limits, beyond both servers' line limit
+			// (1 MiB): refused with a clear reply, nothing stored.
 			name: "2 MiB header line",
 			msg: func(from, to, id string) []byte {
 				return []byte(hostileHead(from, to, "a 2 MiB line", id) + "X-Long: " + strings.Repeat("0123456789", 2<<20/10) + "\r\n\r\nbody\r\n")
 			},
-			mx: 250, local: hostileLineTooLong,
-			keep: []string{"X-Long: 0123456789", strings.Repeat("0123456789", 2<<20/10) + "\r\n"},
+			mx: hostileLineTooLong, local: hostileLineTooLong,
+		},
+		{
+			// Far over mail's 998 characters but within the MX's 1 MiB:
+			// taken and kept as it came (the local SMTP takes it too).
+			name: "512 KiB header line",
+			msg: func(from, to, id string) []byte {
+				return []byte(hostileHead(from, to, "a 512 KiB line", id) + "X-Long: " + strings.Repeat("0123456789", 512<<10/10) + "\r\n\r\nbody\r\n")
+			},
+			mx: 250, local: 250,
+			keep: []string{"X-Long: 0123456789", strings.Repeat("0123456789", 512<<10/10) + "\r\n"},
 		},
 		{
 			name: "broken base64",

@@ -30,6 +30,11 @@ var (
 	ErrShuttingDown = Reply(421, smtp.EnhancedCode{4, 3, 2}, "Service shutting down, try again later")
 	ErrTooBig       = Reply(552, smtp.EnhancedCode{5, 3, 4}, "Message too big")
 	ErrTempFail     = Reply(451, smtp.EnhancedCode{4, 3, 0}, "Temporary failure storing the message, try again later")
+	// ErrLineTooLong answers a message with a line over the server's
+	// MaxLineLength (go-smtp then closes the connection, whose input it
+	// can no longer follow). Mail's own limit is 998 characters a line
+	// (RFC 5322 §2.1.1); 1 MiB leaves room for what is sent anyway.
+	ErrLineTooLong = Reply(500, smtp.EnhancedCode{5, 4, 0}, "Line too long: at most 1 MiB a line")
 )
 
 // NewID is a random message ID for the logs.

@@ -182,6 +182,9 @@ func receiveErr(err error) error {
 	if errors.Is(err, smtp.ErrDataTooLarge) {
 		return ErrTooBig
 	}
+	if errors.Is(err, smtp.ErrTooLongLine) {
+		return ErrLineTooLong
+	}
 	return err
 }
 
