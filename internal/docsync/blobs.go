@@ -8,9 +8,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"sync"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
+	"github.com/bitmask-go/bitmask/internal/recovered"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
 
@@ -242,42 +244,155 @@ func (e *Engine) Blob(ctx context.Context, id string) ([]byte, error) {
 	return pt, e.writeBlobFile(id, ct)
 }
 
-// pushBlobs uploads blobs not yet at the provider.
+// Uploads of blobs (the push phase, before any document).
+const (
+	// blobUploads is how many uploads are in flight at once, over the
+	// client's pool of connections (one HTTP/2 connection, or as many
+	// kept-alive ones). Each holds one blob in memory.
+	blobUploads = 8
+	// blobRound is how many blobs one round lists, uploads and then
+	// takes off the pending list in one transaction.
+	blobRound = 256
+)
+
+// pushBlobs uploads the blobs not yet at the provider, round by round:
+// it lists up to blobRound of them, uploads them blobUploads at a time,
+// and takes those the provider answered 2xx for off the pending list in
+// one transaction. A failed upload stops the handing out of the round's
+// blobs; the uploads in flight finish, those that succeeded are marked,
+// and the error comes back, so the failed and the unsent stay pending
+// and the documents (pushed after the blobs) wait. A crash re-uploads at
+// most one round (what was in flight or done but not yet marked): an
+// upload of a blob the provider has is a no-op there.
 func (e *Engine) pushBlobs(ctx context.Context) error {
 	br, ok := e.remote.(BlobRemote)
 	if !ok {
 		return nil
 	}
 	for {
-		var ids []string
-		err := e.st.View(func(tx *localstore.Tx) error {
-			return tx.ForEach(bucketBlobPending, func(id string, _ []byte) error {
-				if len(ids) < 100 {
-					ids = append(ids, id)
-				}
-				return nil
-			})
-		})
+		ids, err := e.pendingBlobs(blobRound)
 		if err != nil {
-			return fmt.Errorf("docsync: listing the blobs to upload: %w", err)
+			return err
 		}
 		if len(ids) == 0 {
 			return nil
 		}
-		for _, id := range ids {
-			ct, err := e.readBlob(id)
-			if err == nil {
-				if err := br.PutBlob(ctx, id, ct); err != nil {
-					return fmt.Errorf("docsync: upload blob: %w", err)
-				}
-			} else if !errors.Is(err, localstore.ErrNotFound) {
-				return fmt.Errorf("docsync: reading blob %s to upload: %w", id, err)
-			}
-			if err := e.st.Update(func(tx *localstore.Tx) error { return tx.Delete(bucketBlobPending, id) }); err != nil {
-				return fmt.Errorf("docsync: recording the upload of blob %s: %w", id, err)
-			}
+		done, upErr := e.uploadBlobs(ctx, br, ids)
+		if err := e.markUploaded(done); err != nil {
+			return errors.Join(upErr, err)
+		}
+		if upErr != nil {
+			return upErr
 		}
 	}
+}
+
+// pendingBlobs lists up to n blobs waiting for upload.
+func (e *Engine) pendingBlobs(n int) ([]string, error) {
+	var ids []string
+	err := e.st.View(func(tx *localstore.Tx) error {
+		err := tx.ForEach(bucketBlobPending, func(id string, _ []byte) error {
+			if len(ids) >= n {
+				return errStop
+			}
+			ids = append(ids, id)
+			return nil
+		})
+		if err == errStop {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("docsync: listing the blobs to upload: %w", err)
+	}
+	return ids, nil
+}
+
+// uploadBlobs uploads ids, blobUploads at a time, and returns those the
+// provider took (or that are not on this device any more: nothing to
+// upload) and the first error. After an error (or the end of ctx) no
+// further upload starts.
+func (e *Engine) uploadBlobs(ctx context.Context, br BlobRemote, ids []string) ([]string, error) {
+	var (
+		mu    sync.Mutex
+		next  int
+		done  []string
+		first error
+	)
+	take := func() (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		if first != nil || next >= len(ids) || ctx.Err() != nil {
+			return "", false
+		}
+		next++
+		return ids[next-1], true
+	}
+	var wg sync.WaitGroup
+	for range min(blobUploads, len(ids)) {
+		wg.Go(func() {
+			for {
+				id, ok := take()
+				if !ok {
+					return
+				}
+				var err error
+				// A panic (in the client, say) fails this upload like an
+				// error, not bitmaskd.
+				if p := recovered.Do(func() { err = e.uploadBlob(ctx, br, id) }); p != nil {
+					err = fmt.Errorf("docsync: upload blob: %w", p)
+				}
+				mu.Lock()
+				if err == nil {
+					done = append(done, id)
+				} else if first == nil {
+					first = err
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if first == nil && len(done) < len(ids) {
+		first = fmt.Errorf("docsync: upload blob: %w", ctx.Err())
+	}
+	return done, first
+}
+
+// uploadBlob uploads one blob. A blob no longer on this device is done.
+func (e *Engine) uploadBlob(ctx context.Context, br BlobRemote, id string) error {
+	ct, err := e.readBlob(id)
+	if errors.Is(err, localstore.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("docsync: reading blob %s to upload: %w", id, err)
+	}
+	if err := br.PutBlob(ctx, id, ct); err != nil {
+		return fmt.Errorf("docsync: upload blob: %w", err)
+	}
+	return nil
+}
+
+// markUploaded takes uploaded blobs off the pending list, in one
+// transaction.
+func (e *Engine) markUploaded(ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	err := e.st.Update(func(tx *localstore.Tx) error {
+		for _, id := range ids {
+			if err := tx.Delete(bucketBlobPending, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("docsync: recording the upload of %d blobs: %w", len(ids), err)
+	}
+	return nil
 }
 
 // BlobID is the id plaintext gets as a blob of this account.

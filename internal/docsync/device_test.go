@@ -119,6 +119,10 @@ type steeredRemote struct {
 	failChangesFrom int
 	// hide is a document the changes feed leaves out.
 	hide string
+	// beforeBlob, if set, runs before each blob upload (concurrently, as
+	// the uploads are); an error fails the upload before it reaches the
+	// provider.
+	beforeBlob func(id string) error
 
 	pushCount   int
 	changeCount int
@@ -128,6 +132,7 @@ type steeredRemote struct {
 	pageEnds    []uint64 // the last sequence of every page answered
 	calls       []string // "blob" and "push", in order
 	pulled      []string // the ids of every document pulled
+	blobsPut    []string // the ids of every blob the provider took
 }
 
 var _ docsync.BlobRemote = (*steeredRemote)(nil)
@@ -214,8 +219,20 @@ func (s *steeredRemote) Events(ctx context.Context, fn func(providerapi.Event)) 
 func (s *steeredRemote) PutBlob(ctx context.Context, id string, ct []byte) error {
 	s.mu.Lock()
 	s.calls = append(s.calls, "blob")
+	hook := s.beforeBlob
 	s.mu.Unlock()
-	return s.c.PutBlob(ctx, id, ct)
+	if hook != nil {
+		if err := hook(id); err != nil {
+			return err
+		}
+	}
+	if err := s.c.PutBlob(ctx, id, ct); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.blobsPut = append(s.blobsPut, id)
+	s.mu.Unlock()
+	return nil
 }
 
 func (s *steeredRemote) Blob(ctx context.Context, id string) ([]byte, error) {
