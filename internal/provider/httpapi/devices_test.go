@@ -257,7 +257,7 @@ func TestDeleteAccount(t *testing.T) {
 	if _, err := p.Store.User(ctx(t), "gus"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("user: %v", err)
 	}
-	if _, err := p.Store.Blob(ctx(t), "gus", blobID(blob)); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := p.Store.Blob(ctx(t), "gus", blobID(blob)); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("blob: %v", err)
 	}
 	if _, err := p.Store.Doc(ctx(t), "gus", "doc1"); !errors.Is(err, storage.ErrNotFound) {

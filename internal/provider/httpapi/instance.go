@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -42,18 +43,17 @@ func Open(dataDir string, cfg Config, wrap func(storage.Store) storage.Store) (*
 			return nil, nil, fmt.Errorf("unknown-login secret: %w", err)
 		}
 	}
-	var st storage.Store
-	bolt, err := storage.OpenBolt(filepath.Join(dataDir, "leapd.db"))
+	st, err := storage.Open(context.Background(), dataDir, cfg.StoreURL, cfg.BlobsURL)
 	if err != nil {
 		return nil, nil, err
 	}
-	st = bolt
+	base := st
 	if wrap != nil {
 		st = wrap(st)
 	}
 	srv, err := New(cfg, st, tlsFiles)
 	if err != nil {
-		bolt.Close()
+		base.Close()
 		return nil, nil, err
 	}
 	return srv, st, nil

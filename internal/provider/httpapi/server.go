@@ -38,6 +38,10 @@ type Config struct {
 	APIURL     string // public base URL of this listener, e.g. https://api.example.org:4430
 	Submission string // host:port of the submission service, announced in provider.json
 	Enrollment string // open, invite or closed
+	// StoreURL and BlobsURL choose the storage backends
+	// (storage/open.go): "" is the bbolt file in the data directory and
+	// blobs kept in it.
+	StoreURL, BlobsURL string
 	// MTASTS is the MTA-STS policy served at mta-sts.DOMAIN
 	// (mtasts.go); its zero value is mode enforce with the domain as MX.
 	MTASTS MTASTSPolicy
@@ -732,21 +736,30 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, a authed)
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "a blob id is 64 lowercase hex characters")
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBlobBody))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeErr(w, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge, "blob too large")
-			return
-		}
-		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "reading blob: "+err.Error())
+	// The body streams to the store, which takes exactly the announced
+	// length: a body without Content-Length is refused, and one that
+	// stops half way stores nothing.
+	switch {
+	case r.ContentLength < 0:
+		writeErr(w, http.StatusLengthRequired, providerapi.CodeBadRequest, "a blob upload needs a Content-Length")
 		return
-	}
-	if len(data) == 0 {
+	case r.ContentLength == 0:
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "empty blob")
 		return
+	case r.ContentLength > maxBlobBody:
+		writeErr(w, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge, "blob too large")
+		return
 	}
-	if err := s.store.PutBlob(r.Context(), a.login, id, data); err != nil {
+	body := http.MaxBytesReader(w, r.Body, r.ContentLength)
+	if err := s.store.PutBlob(r.Context(), a.login, id, body, r.ContentLength); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "reading blob: the body ended before its Content-Length")
+			return
+		}
+		if r.Context().Err() != nil {
+			return // the client went away; nothing was stored
+		}
 		s.internal(w, "put blob", err)
 		return
 	}
@@ -759,7 +772,7 @@ func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request, a authed)
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "a blob id is 64 lowercase hex characters")
 		return
 	}
-	data, err := s.store.Blob(r.Context(), a.login, id)
+	rc, size, err := s.store.Blob(r.Context(), a.login, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		writeErr(w, http.StatusNotFound, providerapi.CodeNotFound, "no such blob")
 		return
@@ -767,8 +780,12 @@ func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request, a authed)
 		s.internal(w, "get blob", err)
 		return
 	}
+	defer rc.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
-	_, _ = w.Write(data)
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
+		s.log.Warn("provider: sending a blob", "err", err)
+	}
 }
 
 // wake sends login's streams the current sequence and incoming counter.

@@ -604,7 +604,7 @@ func refusedEverywhere(t *testing.T, r *raw, u *user, what, auth string) {
 	if d, err := r.p.Store.Doc(ctx(t), u.login, "refused"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("%s: a refused push stored %+v (%v)", what, d, err)
 	}
-	if _, err := r.p.Store.Blob(ctx(t), u.login, blobID([]byte("refused blob of "+u.login))); !errors.Is(err, storage.ErrNotFound) {
+	if _, _, err := r.p.Store.Blob(ctx(t), u.login, blobID([]byte("refused blob of "+u.login))); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("%s: a refused blob upload was stored (%v)", what, err)
 	}
 	if _, err := r.p.Store.Key(ctx(t), u.address()); !errors.Is(err, storage.ErrNotFound) {

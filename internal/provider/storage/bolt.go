@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"time"
 
@@ -41,7 +42,8 @@ var (
 
 // Bolt is the embedded Store on a bbolt file.
 type Bolt struct {
-	db *bolt.DB
+	db      *bolt.DB
+	cluster memCluster // handshakes and wake-ups of the one process (bolt_cluster.go)
 }
 
 var _ Store = (*Bolt)(nil)
@@ -402,7 +404,11 @@ func (s *Bolt) LastSeq(ctx context.Context, login string) (uint64, error) {
 	return seq, err
 }
 
-func (s *Bolt) PutBlob(ctx context.Context, login, id string, data []byte) error {
+func (s *Bolt) PutBlob(ctx context.Context, login, id string, r io.Reader, size int64) error {
+	data, err := readBlob(r, size)
+	if err != nil {
+		return err
+	}
 	return s.update("storing a blob", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
@@ -416,7 +422,24 @@ func (s *Bolt) PutBlob(ctx context.Context, login, id string, data []byte) error
 	})
 }
 
-func (s *Bolt) Blob(ctx context.Context, login, id string) ([]byte, error) {
+// readBlob reads exactly size bytes from r: a reader that ends early or
+// goes on past size is an error, and nothing is stored.
+func readBlob(r io.Reader, size int64) ([]byte, error) {
+	if size < 0 || size > MaxBlobSize {
+		return nil, fmt.Errorf("storage: blob of %d bytes (at most %d)", size, MaxBlobSize)
+	}
+	data := make([]byte, size)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return nil, fmt.Errorf("storage: reading a blob of %d bytes: %w", size, err)
+	}
+	var one [1]byte
+	if n, _ := r.Read(one[:]); n > 0 {
+		return nil, fmt.Errorf("storage: blob longer than the %d bytes announced", size)
+	}
+	return data, nil
+}
+
+func (s *Bolt) Blob(ctx context.Context, login, id string) (io.ReadCloser, int64, error) {
 	var out []byte
 	err := s.view("reading a blob", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
@@ -430,7 +453,10 @@ func (s *Bolt) Blob(ctx context.Context, login, id string) ([]byte, error) {
 		out = append([]byte(nil), v...)
 		return nil
 	})
-	return out, err
+	if err != nil {
+		return nil, 0, err
+	}
+	return io.NopCloser(bytes.NewReader(out)), int64(len(out)), nil
 }
 
 func (s *Bolt) PutKey(ctx context.Context, address string, armored []byte) error {

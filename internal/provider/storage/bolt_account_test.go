@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ func fillUser(t *testing.T, s *Bolt, login string) {
 	if _, err := s.PushDocs(ctx, login, []providerapi.DocPush{{ID: "d1", Rev: 1, Ciphertext: []byte("ct")}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.PutBlob(ctx, login, "b1", []byte("blob")); err != nil {
+	if err := s.PutBlob(ctx, login, "b1", strings.NewReader("blob"), 4); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.PutIncoming(ctx, login, []byte("in")); err != nil {
@@ -129,7 +130,7 @@ func TestDeleteAccountRemovesEverythingAndKeepsATombstone(t *testing.T) {
 	if _, err := s.Doc(ctx, "alice", "d1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("doc: %v", err)
 	}
-	if _, err := s.Blob(ctx, "alice", "b1"); !errors.Is(err, ErrNotFound) {
+	if _, _, err := s.Blob(ctx, "alice", "b1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("blob: %v", err)
 	}
 	if _, err := s.Incoming(ctx, "alice", "0000000000000001"); !errors.Is(err, ErrNotFound) {

@@ -12,6 +12,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"io"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/providerapi"
@@ -24,6 +25,10 @@ var (
 	ErrExists        = errors.New("storage: already exists")
 	ErrInviteInvalid = errors.New("storage: invite code invalid or used")
 )
+
+// MaxBlobSize is the largest blob a store takes: a 64 MiB message,
+// encrypted, with room.
+const MaxBlobSize = 96 << 20
 
 // User is an account.
 type User struct {
@@ -54,9 +59,13 @@ type Session struct {
 // another user's data.
 type Store interface {
 	// The account-life parts, each in its own file: recovery codes
-	// (recovery.go), devices and account deletion (account.go).
+	// (recovery.go), devices and account deletion (account.go); what
+	// several instances share (cluster.go); per-user usage for quotas
+	// (quota.go).
 	RecoveryStore
 	AccountStore
+	ClusterStore
+	QuotaStore
 
 	// CreateUser stores a new account. With a non-empty invite code the
 	// code is consumed in the same transaction.
@@ -83,10 +92,13 @@ type Store interface {
 	Doc(ctx context.Context, login, id string) (*providerapi.Doc, error)
 	LastSeq(ctx context.Context, login string) (uint64, error)
 
-	// PutBlob stores an immutable blob; storing an existing id again is
-	// a no-op.
-	PutBlob(ctx context.Context, login, id string, data []byte) error
-	Blob(ctx context.Context, login, id string) ([]byte, error)
+	// PutBlob stores an immutable blob of size bytes read from r;
+	// storing an existing id again is a no-op (r is not read). A reader
+	// that fails or ends before size bytes stores nothing and returns
+	// an error. Blob returns the blob's reader and size; the caller
+	// closes it.
+	PutBlob(ctx context.Context, login, id string, r io.Reader, size int64) error
+	Blob(ctx context.Context, login, id string) (io.ReadCloser, int64, error)
 
 	// PutIncoming appends an encrypted message to the user's incoming
 	// queue and returns the queue's new counter; it is durable when it
