@@ -280,9 +280,15 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []providerapi.Do
 			return err
 		}
 		db, sb := ub.Bucket(bDocs), ub.Bucket(bSeq)
+		use, err := loadUsage(ub) // the counters, in this transaction (bolt_quota.go)
+		if err != nil {
+			return err
+		}
 		for i, p := range docs {
 			var cur providerapi.Doc
-			if v := db.Get([]byte(p.ID)); v != nil {
+			v := db.Get([]byte(p.ID))
+			isNew := v == nil
+			if !isNew {
 				if err := json.Unmarshal(v, &cur); err != nil {
 					return fmt.Errorf("decoding document %s: %w", p.ID, err)
 				}
@@ -306,19 +312,23 @@ func (s *Bolt) PushDocs(ctx context.Context, login string, docs []providerapi.Do
 				}
 			}
 			nd := providerapi.Doc{ID: p.ID, Rev: p.Rev, Deleted: p.Deleted, Ciphertext: p.Ciphertext, Seq: seq}
-			v, err := json.Marshal(&nd)
+			nv, err := json.Marshal(&nd)
 			if err != nil {
 				return err
 			}
-			if err := db.Put([]byte(p.ID), v); err != nil {
+			if err := db.Put([]byte(p.ID), nv); err != nil {
 				return err
 			}
 			if err := sb.Put(seqKey(seq), []byte(p.ID)); err != nil {
 				return err
 			}
 			results[i] = providerapi.PushResult{ID: p.ID, Status: providerapi.PushOK, Rev: p.Rev, Seq: seq}
+			if isNew {
+				use.Docs++
+			}
+			use.DocBytes += int64(len(p.Ciphertext)) - int64(len(cur.Ciphertext))
 		}
-		return nil
+		return saveUsage(ub, use)
 	})
 	if err != nil {
 		return nil, err
@@ -418,6 +428,9 @@ func (s *Bolt) PutBlob(ctx context.Context, login, id string, r io.Reader, size 
 		if b.Get([]byte(id)) != nil {
 			return nil
 		}
+		if err := addUsage(ub, Usage{Blobs: 1, BlobBytes: int64(len(data))}); err != nil {
+			return err
+		}
 		return b.Put([]byte(id), data)
 	})
 }
@@ -495,6 +508,9 @@ func (s *Bolt) PutIncoming(ctx context.Context, login string, data []byte) (stri
 			return err
 		}
 		id = fmt.Sprintf("%016x", counter)
+		if err := addUsage(ub, Usage{Incoming: 1, IncomingBytes: int64(len(data))}); err != nil {
+			return err
+		}
 		v := make([]byte, 8+len(data))
 		binary.BigEndian.PutUint64(v, uint64(time.Now().UnixNano()))
 		copy(v[8:], data)
@@ -564,6 +580,11 @@ func (s *Bolt) DeleteIncoming(ctx context.Context, login, id string) error {
 		in := ub.Bucket(bIn)
 		if in == nil {
 			return nil
+		}
+		if v := in.Get([]byte(id)); len(v) >= 8 {
+			if err := addUsage(ub, Usage{Incoming: -1, IncomingBytes: -int64(len(v) - 8)}); err != nil {
+				return err
+			}
 		}
 		return in.Delete([]byte(id))
 	})
