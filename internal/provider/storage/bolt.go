@@ -415,6 +415,19 @@ func (s *Bolt) LastSeq(ctx context.Context, login string) (uint64, error) {
 }
 
 func (s *Bolt) PutBlob(ctx context.Context, login, id string, r io.Reader, size int64) error {
+	// A blob stored already is kept and r is not read (Store.PutBlob).
+	var have bool
+	err := s.view("looking up a blob", func(tx *bolt.Tx) error {
+		ub, err := userBucket(tx, login)
+		if err != nil {
+			return err
+		}
+		have = ub.Bucket(bBlobs).Get([]byte(id)) != nil
+		return nil
+	})
+	if err != nil || have {
+		return err
+	}
 	data, err := readBlob(r, size)
 	if err != nil {
 		return err
