@@ -542,7 +542,7 @@ func (w *Staged) WriteApplied(tx *localstore.Tx) error {
 func (w *Staged) Committed() {
 	e := w.e
 	if len(w.docs) > 0 {
-		e.Kick()
+		e.kickSoon()
 	}
 	if len(w.logged) == 0 {
 		return

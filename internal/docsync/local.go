@@ -40,7 +40,7 @@ func (e *Engine) PutBatch(docs []Doc) error {
 	if err != nil {
 		return fmt.Errorf("docsync: writing %d documents: %w", len(docs), err)
 	}
-	e.Kick()
+	e.kickSoon()
 	return nil
 }
 
@@ -64,7 +64,7 @@ func (e *Engine) write(id string, body []byte, del bool) error {
 	if err != nil {
 		return fmt.Errorf("docsync: writing document %s: %w", id, err)
 	}
-	e.Kick()
+	e.kickSoon()
 	return nil
 }
 
@@ -126,7 +126,7 @@ func (e *Engine) Modify(ids []string, fn func(id string, body []byte) (newBody [
 		return nil
 	})
 	if err == nil && changed {
-		e.Kick()
+		e.kickSoon()
 	}
 	if err != nil && err != fnErr {
 		return fmt.Errorf("docsync: modifying %d documents: %w", len(ids), err)
