@@ -87,6 +87,15 @@ func (s *Bolt) update(what string, fn func(*bolt.Tx) error) error {
 	return opError(what, s.db.Update(fn))
 }
 
+// batch is update through bbolt's Batch: concurrent callers (a device
+// uploading 8 blobs at a time, several devices) share one commit and its
+// disk syncs. fn may run more than once, so it must be idempotent: it
+// sees the store as committed before it, and a failed batch runs again
+// one function at a time.
+func (s *Bolt) batch(what string, fn func(*bolt.Tx) error) error {
+	return opError(what, s.db.Batch(fn))
+}
+
 func (s *Bolt) view(what string, fn func(*bolt.Tx) error) error {
 	return opError(what, s.db.View(fn))
 }
@@ -432,7 +441,7 @@ func (s *Bolt) PutBlob(ctx context.Context, login, id string, r io.Reader, size 
 	if err != nil {
 		return err
 	}
-	return s.update("storing a blob", func(tx *bolt.Tx) error {
+	return s.batch("storing a blob", func(tx *bolt.Tx) error {
 		ub, err := userBucket(tx, login)
 		if err != nil {
 			return err
