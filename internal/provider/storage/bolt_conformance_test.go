@@ -20,3 +20,16 @@ func TestBoltConformance(t *testing.T) {
 		return s
 	})
 }
+
+// TestBoltClusterConformance: one process's bbolt store serves every
+// "instance" of it (testenv.StartInstance shares the one store).
+func TestBoltClusterConformance(t *testing.T) {
+	storagetest.RunCluster(t, func(t *testing.T) (storage.Store, storage.Store) {
+		s, err := storage.OpenBolt(filepath.Join(t.TempDir(), "leapd.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s, s
+	})
+}

@@ -21,6 +21,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -1574,4 +1575,120 @@ func testIsolation(t *testing.T, s storage.Store) {
 	if c, _, _, _ := s.Changes(ctx, "bo", 0, 10); len(c) != 0 {
 		t.Fatalf("bo sees bob's documents: %q", docIDs(c))
 	}
+}
+
+// RunCluster runs the behaviours several leapd instances over one store
+// rely on (cluster.go) against two stores that open shares: what one
+// writes the other reads, a wake through one reaches a Wakeups on the
+// other, a handshake put on one is taken once on either, and claims
+// through both never share an item. open returns two handles on one
+// fresh, empty backend (two connections to one database); for a store
+// that serves one process only, the same store twice.
+func RunCluster(t *testing.T, open func(t *testing.T) (a, b storage.Store)) {
+	t.Run("SharedData", func(t *testing.T) {
+		a, b := open(t)
+		ctx := t.Context()
+		mustUser(t, a, "alice")
+		r := push(t, a, "alice", providerapi.DocPush{ID: "d", Rev: 1, Ciphertext: []byte("x")})[0]
+		if d, err := b.Doc(ctx, "alice", "d"); err != nil || d.Seq != r.Seq {
+			t.Fatalf("the other instance reads %+v, %v", d, err)
+		}
+		// A push on b conflicts with a's revision.
+		res := push(t, b, "alice", providerapi.DocPush{ID: "d", Rev: 1, Ciphertext: []byte("y")})[0]
+		if res.Status != providerapi.PushConflict {
+			t.Fatalf("a stale push on the other instance = %+v", res)
+		}
+		se := mustSession(t, a, "alice", "tok", now().Add(time.Hour))
+		if got, err := b.Session(ctx, se.TokenHash); err != nil || got.Login != "alice" {
+			t.Fatalf("the other instance's session = %+v, %v", got, err)
+		}
+	})
+	t.Run("Wakeups", func(t *testing.T) {
+		a, b := open(t)
+		ch, _, _ := wakeWatcher(t, b)
+		waitRunning(t, a, ch)
+		noErr(t, "Wake", a.Wake(t.Context(), "alice"))
+		waitFor(t, ch, "alice")
+		// And the other way round, on the instance's own Wakeups too.
+		chA, _, _ := wakeWatcher(t, a)
+		waitRunning(t, b, chA)
+		noErr(t, "Wake", b.Wake(t.Context(), "bob"))
+		waitFor(t, chA, "bob")
+		waitFor(t, ch, "bob")
+	})
+	t.Run("Handshakes", func(t *testing.T) {
+		a, b := open(t)
+		ctx := t.Context()
+		t0 := now()
+		noErr(t, "PutHandshake", a.PutHandshake(ctx, "h", []byte("state"), t0.Add(time.Minute)))
+		var wg sync.WaitGroup
+		var won atomic.Int32
+		for i := range 6 {
+			st := a
+			if i%2 == 1 {
+				st = b
+			}
+			wg.Go(func() {
+				if got, err := st.TakeHandshake(ctx, "h", t0); err == nil && string(got) == "state" {
+					won.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if won.Load() != 1 {
+			t.Fatalf("%d takes over two instances got the handshake, want 1", won.Load())
+		}
+	})
+	t.Run("ClaimDueOutbound", func(t *testing.T) {
+		a, b := open(t)
+		ctx := t.Context()
+		mustUser(t, a, "alice")
+		t0 := now()
+		const n = 60
+		for i := range n {
+			noErr(t, "PutOutbound", a.PutOutbound(ctx, outItem("alice", t0.Add(-time.Duration(i)*time.Millisecond), fmt.Sprint(i))))
+		}
+		var (
+			mu      sync.Mutex
+			claimed = map[string]int{}
+			wg      sync.WaitGroup
+			errs    = make(chan error, 8)
+		)
+		for w := range 8 {
+			st := a
+			if w%2 == 1 {
+				st = b
+			}
+			wg.Go(func() {
+				for {
+					got, err := st.ClaimDueOutbound(ctx, t0, 1+w%3, time.Hour)
+					if err != nil {
+						errs <- err
+						return
+					}
+					if len(got) == 0 {
+						return
+					}
+					mu.Lock()
+					for _, it := range got {
+						claimed[it.ID]++
+					}
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatalf("ClaimDueOutbound: %v", err)
+		}
+		if len(claimed) != n {
+			t.Fatalf("%d distinct items claimed over two instances, want %d", len(claimed), n)
+		}
+		for id, c := range claimed {
+			if c != 1 {
+				t.Fatalf("item %s claimed %d times over two instances", id, c)
+			}
+		}
+	})
 }
