@@ -226,4 +226,7 @@ const (
 	CodeTooLarge     = "too_large"
 	CodeEnrollment   = "enrollment_closed"
 	CodeInternal     = "internal"
+	// CodeQuota (HTTP 507): the write would take the account past its
+	// storage quota; smaller or deleted documents make room.
+	CodeQuota = "quota_exceeded"
 )

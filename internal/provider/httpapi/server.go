@@ -48,6 +48,9 @@ type Config struct {
 	// WrapTLS, if set, changes the TLS config the API serves (leapd's
 	// ACME certificates for its public names: provider/acme.go).
 	WrapTLS func(*tls.Config) *tls.Config
+	// Quota bounds what each user keeps (quota.go); the zero value is
+	// 10 GiB per user.
+	Quota Quota
 
 	SessionTTL time.Duration // default 24h
 	// Login attempts allowed per account and per client address, per
@@ -136,6 +139,7 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	cfg.Quota = cfg.Quota.withDefaults()
 	s := &Server{
 		cfg:        cfg,
 		store:      store,
@@ -625,6 +629,13 @@ func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
 			return
 		}
 	}
+	if over, err := s.pushOverQuota(r.Context(), a.login, req.Docs); err != nil {
+		s.internal(w, "push: quota", err)
+		return
+	} else if over {
+		writeQuotaErr(w, "push") // quota.go
+		return
+	}
 	res, err := s.store.PushDocs(r.Context(), a.login, req.Docs)
 	if err != nil {
 		s.internal(w, "push", err)
@@ -748,6 +759,13 @@ func (s *Server) handlePutBlob(w http.ResponseWriter, r *http.Request, a authed)
 		return
 	case r.ContentLength > maxBlobBody:
 		writeErr(w, http.StatusRequestEntityTooLarge, providerapi.CodeTooLarge, "blob too large")
+		return
+	}
+	if over, err := s.blobOverQuota(r.Context(), a.login, id, r.ContentLength); err != nil {
+		s.internal(w, "put blob: quota", err)
+		return
+	} else if over {
+		writeQuotaErr(w, "blob") // quota.go
 		return
 	}
 	body := http.MaxBytesReader(w, r.Body, r.ContentLength)
