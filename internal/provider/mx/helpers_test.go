@@ -21,6 +21,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"github.com/foxcpp/go-mockdns"
 
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/testenv"
@@ -80,11 +81,13 @@ type worldOptions struct {
 	wrap func(mx.Provider) mx.Provider
 	lmtp string // also serve LMTP on this unix socket
 	tls  bool   // offer STARTTLS with the provider's certificate
+	// quota is the provider's per-user storage quota (quota_test.go).
+	quota httpapi.Quota
 }
 
 func newWorld(t testing.TB, o worldOptions) *world {
 	t.Helper()
-	p := testenv.StartProvider(t, testenv.Options{})
+	p := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{Quota: o.quota}})
 	w := &world{t: t, p: p, keys: map[string]*openpgp.Entity{}}
 	var prov mx.Provider = p
 	if o.wrap != nil {

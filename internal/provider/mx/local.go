@@ -53,8 +53,8 @@ type LocalMessage struct {
 // does for RCPT: it returns the login that gets the copy, or an
 // *smtp.SMTPError to reply with: 550 5.7.1 when address is not at our
 // domain, 550 5.1.3 for a malformed one, 550 5.1.1 when the account does
-// not exist, 450 4.7.1 when it has no usable key yet, 451 4.3.0 when the
-// lookup failed.
+// not exist, 450 4.7.1 when it has no usable key yet, 452 4.2.2 when
+// its storage quota is full (quota.go), 451 4.3.0 when the lookup failed.
 func (m *MX) CheckLocal(ctx context.Context, address string) (login string, err error) {
 	r, err := m.recipient(ctx, address, time.Now())
 	if err != nil {
@@ -66,7 +66,8 @@ func (m *MX) CheckLocal(ctx context.Context, address string) (login string, err 
 // DeliverLocal encrypts msg to the key of each recipient's account and
 // delivers one copy per account. Every recipient is checked first, as
 // CheckLocal does, and the first that fails fails the whole message
-// before anything is stored. It returns nil when every copy is stored,
+// before anything is stored, and so does a copy that does not fit in its
+// account's quota (552 5.2.2). It returns nil when every copy is stored,
 // else an *smtp.SMTPError (451 4.3.0 when storing failed; then some
 // copies may already be stored, so a retry can duplicate them: delivery
 // is at least once).
@@ -87,6 +88,14 @@ func (m *MX) DeliverLocal(ctx context.Context, msg LocalMessage) error {
 		if !seen[r.login] {
 			seen[r.login] = true
 			rcpts = append(rcpts, r)
+		}
+	}
+	// Every copy must fit in its account's quota before any is stored
+	// (quota.go): 552 5.2.2 otherwise, and nothing stored.
+	for _, r := range rcpts {
+		if err := m.fits(ctx, r.login, int64(len(msg.Data))); err != nil {
+			m.log.Info("mx: local recipient refused", "id", id, "from", msg.From, "to", r.login, "err", err)
+			return err
 		}
 	}
 	parts, removed := splitMessage(msg.Data).withoutOurResults(m.cfg.Hostname)

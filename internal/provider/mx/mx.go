@@ -26,6 +26,10 @@ type Provider interface {
 	// Deliver puts encrypted in login's incoming queue. The item is
 	// durable when Deliver returns nil; it wakes the user's devices.
 	Deliver(ctx context.Context, login string, encrypted []byte) error
+	// IncomingRoom is how many more bytes of mail login's storage
+	// quota takes now (math.MaxInt64 without a limit; zero or less
+	// when the account is full). See quota.go.
+	IncomingRoom(ctx context.Context, login string) (int64, error)
 }
 
 // DNSResolver is the part of *net.Resolver the checks use (SPF needs

@@ -58,6 +58,7 @@ type recipient struct {
 	address string // login@DOMAIN, the key directory's name for it
 	armored []byte // the key as checked at RCPT time
 	key     *openpgp.Entity
+	room    int64 // the account's room for mail at RCPT time (quota.go)
 }
 
 func (s *session) Reset() {
@@ -94,6 +95,9 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		return smtpserver.ErrShuttingDown
 	}
 	r, err := s.m.recipient(s.ctx, to, time.Now())
+	if err == nil && s.size > r.room {
+		err = errFull // the announced size does not fit (quota.go)
+	}
 	if err != nil {
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
@@ -160,6 +164,9 @@ func (m *MX) recipient(ctx context.Context, to string, now time.Time) (*recipien
 		m.log.Warn("mx: recipient's key is unusable", "address", r.address, "err", err)
 		return nil, errNoKey
 	}
+	if r.room, err = m.roomFor(ctx, login); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -185,18 +192,13 @@ func (m *MX) currentKey(ctx context.Context, r *recipient, now time.Time) (*open
 }
 
 // Data takes the message for all recipients: 250 only when every copy
-// is stored.
+// is stored (smtpReply, quota.go, says what else).
 func (s *session) Data(r io.Reader) error {
 	errs, err := s.deliver(r)
 	if err != nil {
 		return err
 	}
-	for _, e := range errs {
-		if e != nil {
-			return smtpserver.ErrTempFail
-		}
-	}
-	return nil
+	return smtpReply(errs)
 }
 
 // LMTPData takes the message and replies per recipient (RFC 2033 §4.2).
@@ -262,12 +264,15 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 		}
 		a := &account{rcpt: rc.rcpt}
 		a.key, a.err = m.currentKey(ctx, rc, now)
+		if a.err == nil {
+			a.err = m.fits(ctx, rc.login, int64(len(msg))) // quota.go
+		}
 		accounts[rc.login] = a
 		order = append(order, rc.login)
 	}
 	if s.proto == "" {
 		for _, login := range order {
-			if err := accounts[login].err; err != nil {
+			if err := accounts[login].err; err != nil && err != errTooBigForQuota {
 				m.log.Info("mx: message deferred", "id", id, "from", s.from, "to", login, "err", err)
 				return nil, smtpserver.ErrTempFail
 			}
