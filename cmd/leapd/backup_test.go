@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -212,5 +213,41 @@ func TestBackupBadInput(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Dir(out))
 	if len(entries) != 1 {
 		t.Fatalf("left behind: %v", entries)
+	}
+}
+
+// TestBackupAfterKill: a leapd killed with -9 leaves its admin socket
+// behind with nobody listening; the backup sees that and copies the
+// file.
+func TestBackupAfterKill(t *testing.T) {
+	dir := t.TempDir()
+	ctx := t.Context()
+	st, err := storage.OpenBolt(filepath.Join(dir, "leapd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateUser(ctx, &storage.User{Login: "bea", Created: time.Now()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PushDocs(ctx, "bea", []providerapi.DocPush{{ID: "d0", Rev: 1, Ciphertext: bytes.Repeat([]byte{0}, 512)}}); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: filepath.Join(dir, provider.AdminSocket), Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close() // as the kernel closes it at kill -9: the file stays
+	out := filepath.Join(t.TempDir(), "b.db")
+	var sb strings.Builder
+	if err := backup(ctx, []string{"-data", dir, "-o", out}, &sb); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sb.String(), "from the stopped store") {
+		t.Fatalf("backup said %q", sb.String())
+	}
+	if docs := checkCopy(t, out, "bea"); !docs["d0"] || len(docs) != 1 {
+		t.Fatalf("the copy has %v", docs)
 	}
 }
