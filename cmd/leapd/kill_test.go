@@ -316,8 +316,13 @@ func sendOne(c *smtp.Client, from, to string, msg []byte) outcome {
 // incoming queue exactly once; none answered with an error, or cut off
 // before its final dot, is there; one whose final dot was sent but
 // whose answer never came (the kill) is there at most once.
-func TestKillDuringMXAccept(t *testing.T) {
+func TestKillDuringMXAccept(t *testing.T) { killDuringMXAccept(t, nil) }
+
+// killDuringMXAccept is the test on the store that storeArgs name (nil:
+// the embedded bbolt store).
+func killDuringMXAccept(t *testing.T, storeArgs []string) {
 	e := newKillEnv(t)
+	e.args = storeArgs
 	p := e.start()
 	acct := e.signup(p, "mallory")
 	to := acct.login + "@" + killDomain
@@ -526,8 +531,11 @@ func (ps *pusher) check(t *testing.T, c *providerclient.Client) {
 // device in flight at the kill is there whole or not at all; nothing
 // else is. The changes feed from 0 lists each document once, at the
 // revision the documents hold.
-func TestKillDuringPushes(t *testing.T) {
+func TestKillDuringPushes(t *testing.T) { killDuringPushes(t, nil) }
+
+func killDuringPushes(t *testing.T, storeArgs []string) {
 	e := newKillEnv(t)
+	e.args = storeArgs
 	p := e.start()
 	acct := e.signup(p, "pusher")
 	const rounds, devices, perBatch = 4, 3, 5
@@ -767,7 +775,11 @@ func (w *incomingWatch) now() uint64 {
 // reaches the remote provider at least once, none refused or cut off
 // before its final dot does, and the count of those that came twice is
 // reported (the at-least-once window of docs/operations.md).
-func TestKillDuringRelay(t *testing.T) {
+func TestKillDuringRelay(t *testing.T) { killDuringRelay(t, nil) }
+
+// killDuringRelay: storeArgs are the sending leapd's (the remote one
+// keeps the bbolt store).
+func killDuringRelay(t *testing.T, storeArgs []string) {
 	if os.Geteuid() != 0 {
 		if os.Getenv("BITMASK_REQUIRE_PEERS") == "1" {
 			t.Fatal("the relay delivers to port 25 only: this test needs root, and BITMASK_REQUIRE_PEERS=1")
@@ -793,7 +805,7 @@ func TestKillDuringRelay(t *testing.T) {
 	e := newKillEnv(t)
 	// The test's DNS server is authoritative, not validating: its
 	// answers are insecure, so the relay uses them without DANE.
-	e.args = []string{"-dnssec-resolver", ns.Addr}
+	e.args = append([]string{"-dnssec-resolver", ns.Addr}, storeArgs...)
 	p := e.start()
 	alice := e.signup(p, "alice")
 	from, to := "alice@"+killDomain, "bob@remote.test"
