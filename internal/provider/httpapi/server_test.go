@@ -1020,15 +1020,21 @@ func TestEnrollmentPolicy(t *testing.T) {
 		t.Errorf("second signup with a used code: %v, want %s", err, providerapi.CodeEnrollment)
 	}
 	ri.noUser("judy", nil)
-	// A taken login does not use up a code.
-	if err := inv.Store.AddInvite(ctx(t), "welcome-2"); err != nil {
-		t.Fatal(err)
+	// A taken login uses up a code like a signup does
+	// (TestSignupTakenLoginCostsInviteAndLimit).
+	for _, code := range []string{"welcome-2", "welcome-3"} {
+		if err := inv.Store.AddInvite(ctx(t), code); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if _, _, err := signupAccount(t, c2, "ivan", "welcome-2"); !providerclient.IsCode(err, providerapi.CodeExists) {
 		t.Errorf("signup of a taken login: %v, want %s", err, providerapi.CodeExists)
 	}
-	if _, _, err := signupAccount(t, c2, "judy", "welcome-2"); err != nil {
-		t.Errorf("signup with the code a failed signup did not use: %v", err)
+	if _, _, err := signupAccount(t, c2, "judy", "welcome-2"); !providerclient.IsCode(err, providerapi.CodeEnrollment) {
+		t.Errorf("signup with the code a taken login used: %v, want %s", err, providerapi.CodeEnrollment)
+	}
+	if _, _, err := signupAccount(t, c2, "judy", "welcome-3"); err != nil {
+		t.Errorf("signup with a fresh code: %v", err)
 	}
 }
 

@@ -113,10 +113,12 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 	if err != nil {
 		return fmt.Errorf("storage: encoding a user: %w", err)
 	}
-	return s.update("creating a user", func(tx *bolt.Tx) error {
+	taken := false
+	err = s.update("creating a user", func(tx *bolt.Tx) error {
 		users := tx.Bucket(bUsers)
 		// The invite first: without a valid one, nobody learns which
-		// logins are taken.
+		// logins are taken; a valid one is spent even on a taken login
+		// (storage.go).
 		if invite != "" {
 			inv := tx.Bucket(bInvites)
 			if inv.Get([]byte(invite)) == nil {
@@ -128,7 +130,8 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 		}
 		// A deleted account's login stays taken (bolt_account.go).
 		if users.Get([]byte(u.Login)) != nil || tombstoned(tx, u.Login) {
-			return ErrExists
+			taken = true
+			return nil // commits the invite's deletion
 		}
 		ub, err := tx.Bucket(bUser).CreateBucketIfNotExists([]byte(u.Login))
 		if err != nil {
@@ -141,6 +144,10 @@ func (s *Bolt) CreateUser(ctx context.Context, u *User, invite string) error {
 		}
 		return users.Put([]byte(u.Login), v)
 	})
+	if err == nil && taken {
+		return ErrExists
+	}
+	return err
 }
 
 func (s *Bolt) User(ctx context.Context, login string) (*User, error) {

@@ -68,7 +68,10 @@ type Store interface {
 	QuotaStore
 
 	// CreateUser stores a new account. With a non-empty invite code the
-	// code is consumed in the same transaction.
+	// code is checked first (ErrInviteInvalid, whether the login is taken
+	// or not) and consumed in the same transaction, also when the login
+	// is taken (ErrExists): a taken login costs the code a signup costs,
+	// so invites bound how many logins can be tried.
 	CreateUser(ctx context.Context, u *User, invite string) error
 	User(ctx context.Context, login string) (*User, error)
 	// UpdateCredentials replaces verifier, KDF parameters and wrapped
