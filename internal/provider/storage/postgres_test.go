@@ -1,0 +1,533 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bitmask-go/bitmask/internal/providerapi"
+	"github.com/bitmask-go/bitmask/internal/testenv/postgres"
+)
+
+// The PostgreSQL tests run against a real server (internal/testenv/
+// postgres): one per test binary, a fresh database per test. The
+// conformance suite runs in postgres_conformance_test.go; these are what
+// only a shared database has: several stores (instances) at once, and
+// the schema's migrations.
+
+// TestMain stops the test binary's PostgreSQL after the tests (there is
+// one TestMain per test binary: storage and storage_test share it).
+func TestMain(m *testing.M) { postgres.Main(m) }
+
+// openPG opens a store on url, migrating, closed when t ends.
+func openPG(t *testing.T, url string) *Postgres {
+	t.Helper()
+	s, err := OpenPostgres(t.Context(), url+"&migrate=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func pgUser(t *testing.T, s Store, login string) {
+	t.Helper()
+	u := &User{Login: login, SRPSalt: []byte("salt"), SRPVerifier: []byte("v"), WrappedSecret: []byte("w"), Created: time.Now()}
+	if err := s.CreateUser(t.Context(), u, ""); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPostgresMigrations(t *testing.T) {
+	url := postgres.Start(t)
+	ctx := t.Context()
+	want := SchemaVersion()
+	if want < 1 {
+		t.Fatalf("SchemaVersion() = %d", want)
+	}
+	// A fresh database is refused until migrated, with what to do.
+	_, err := OpenPostgres(ctx, url)
+	if err == nil || !strings.Contains(err.Error(), "leapd migrate") {
+		t.Fatalf("opening an empty database: %v, want a word to run leapd migrate", err)
+	}
+	// Four migrators at once (four instances starting): each migration
+	// is applied once, by one of them, and none fails.
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		applied []int
+		errs    []error
+	)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, err := MigratePostgres(ctx, url)
+			mu.Lock()
+			defer mu.Unlock()
+			applied = append(applied, a...)
+			if err != nil {
+				errs = append(errs, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("concurrent migrations: %v", errs)
+	}
+	slices.Sort(applied)
+	var all []int
+	ms, _ := migrations()
+	for _, m := range ms {
+		all = append(all, m.version)
+	}
+	if !slices.Equal(applied, all) {
+		t.Fatalf("concurrent migrations applied %v, want each of %v once", applied, all)
+	}
+	// Again: nothing to do.
+	if a, err := MigratePostgres(ctx, url); err != nil || len(a) != 0 {
+		t.Fatalf("migrating a current database: applied %v, %v", a, err)
+	}
+	s, err := OpenPostgres(ctx, url)
+	if err != nil {
+		t.Fatalf("opening a migrated database: %v", err)
+	}
+	pgUser(t, s, "alice")
+	// A database a newer leapd migrated is refused, by Open and by
+	// migrate, and left as it is.
+	if _, err := s.pool.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, 'from the future')", want+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := OpenPostgres(ctx, url); !errors.Is(err, errSchemaAhead) {
+		t.Fatalf("opening a database ahead of the binary: %v", err)
+	}
+	if _, err := OpenPostgres(ctx, url+"&migrate=1"); !errors.Is(err, errSchemaAhead) {
+		t.Fatalf("opening (migrate=1) a database ahead of the binary: %v", err)
+	}
+	if _, err := MigratePostgres(ctx, url); !errors.Is(err, errSchemaAhead) {
+		t.Fatalf("migrating a database ahead of the binary: %v", err)
+	}
+	// A bad migrate= is an error, not ignored.
+	if _, err := OpenPostgres(ctx, url+"&migrate=maybe"); err == nil || !strings.Contains(err.Error(), "migrate") {
+		t.Fatalf("migrate=maybe: %v", err)
+	}
+}
+
+// TestPostgresOpenByURL: storage.Open takes postgres:// and postgresql://
+// URLs, and an error never shows the password.
+func TestPostgresOpenByURL(t *testing.T) {
+	url := postgres.Start(t)
+	for _, u := range []string{url + "&migrate=1", "postgresql" + strings.TrimPrefix(url, "postgres")} {
+		st, err := Open(t.Context(), t.TempDir(), u, "")
+		if err != nil {
+			t.Fatalf("Open(%s): %v", u, err)
+		}
+		pgUser(t, st, fmt.Sprintf("u%d", len(u)))
+		st.Close()
+	}
+	_, err := OpenPostgres(t.Context(), "postgres://leapd:s3cret@127.0.0.1:1/x?connect_timeout=1")
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("an unreachable server: %v (must fail, without the password)", err)
+	}
+}
+
+// TestPostgresConcurrentPushes: two instances pushing for one user at
+// once get distinct sequences with no gap, and usage counts every
+// document.
+func TestPostgresConcurrentPushes(t *testing.T) {
+	url := postgres.Start(t)
+	a, b := openPG(t, url), openPG(t, url)
+	pgUser(t, a, "alice")
+	const workers, batches, perBatch = 6, 10, 5
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		seqs []uint64
+	)
+	errc := make(chan error, workers)
+	for w := range workers {
+		st := a
+		if w%2 == 1 {
+			st = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range batches {
+				var docs []providerapi.DocPush
+				for j := range perBatch {
+					docs = append(docs, providerapi.DocPush{ID: fmt.Sprintf("d%d-%d-%d", w, i, j), Rev: 1, Ciphertext: []byte("ct")})
+				}
+				res, err := st.PushDocs(context.Background(), "alice", docs)
+				if err != nil {
+					errc <- err
+					return
+				}
+				mu.Lock()
+				for _, r := range res {
+					if r.Status != providerapi.PushOK {
+						mu.Unlock()
+						errc <- fmt.Errorf("push of %s: %s", r.ID, r.Status)
+						return
+					}
+					seqs = append(seqs, r.Seq)
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	const total = workers * batches * perBatch
+	slices.Sort(seqs)
+	for i, s := range seqs {
+		if s != uint64(i+1) {
+			t.Fatalf("sequences %v...: want 1..%d, each once", seqs[:min(len(seqs), i+2)], total)
+		}
+	}
+	if n, err := b.LastSeq(t.Context(), "alice"); err != nil || n != total {
+		t.Fatalf("LastSeq = %d, %v; want %d", n, err, total)
+	}
+	if u, err := a.Usage(t.Context(), "alice"); err != nil || u.Docs != total || u.DocBytes != 2*total {
+		t.Fatalf("Usage = %+v, %v; want %d documents of 2 bytes", u, err, total)
+	}
+	// The feed through either instance has every document once, in
+	// sequence order.
+	docs, last, more, err := b.Changes(t.Context(), "alice", 0, total+10)
+	if err != nil || more || last != total || len(docs) != total {
+		t.Fatalf("Changes: %d docs, last %d, more %v, %v", len(docs), last, more, err)
+	}
+}
+
+// TestPostgresConcurrentIncoming: the incoming counter through two
+// instances at once: distinct, gap-free.
+func TestPostgresConcurrentIncoming(t *testing.T) {
+	url := postgres.Start(t)
+	a, b := openPG(t, url), openPG(t, url)
+	pgUser(t, a, "alice")
+	const n = 60
+	got := make(chan uint64, n)
+	errc := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		st := a
+		if i%2 == 1 {
+			st = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, c, err := st.PutIncoming(context.Background(), "alice", []byte("message"))
+			if err != nil {
+				errc <- err
+				return
+			}
+			got <- c
+		}()
+	}
+	wg.Wait()
+	close(got)
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	var cs []uint64
+	for c := range got {
+		cs = append(cs, c)
+	}
+	slices.Sort(cs)
+	for i, c := range cs {
+		if c != uint64(i+1) {
+			t.Fatalf("counters %v: want 1..%d", cs, n)
+		}
+	}
+	items, more, err := b.ListIncoming(t.Context(), "alice", n)
+	if err != nil || more || len(items) != n {
+		t.Fatalf("ListIncoming: %d items, more %v, %v", len(items), more, err)
+	}
+}
+
+// TestPostgresClaimsAcrossInstances: two instances claiming the due
+// outbound queue at once never take the same item, and take them all.
+func TestPostgresClaimsAcrossInstances(t *testing.T) {
+	url := postgres.Start(t)
+	a, b := openPG(t, url), openPG(t, url)
+	ctx := t.Context()
+	now := time.Now()
+	const n = 40
+	for i := range n {
+		it := &OutboundItem{Login: "alice", From: "alice@example.org", Message: []byte("m"), NextAttempt: now.Add(-time.Duration(n-i) * time.Second)}
+		if err := a.PutOutbound(ctx, it); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		taken = map[string]int{}
+	)
+	errc := make(chan error, 4)
+	for w := range 4 {
+		st := a
+		if w%2 == 1 {
+			st = b
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				items, err := st.ClaimDueOutbound(context.Background(), now, 3, time.Hour)
+				if err != nil {
+					errc <- err
+					return
+				}
+				if len(items) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, it := range items {
+					taken[it.ID]++
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		t.Fatal(err)
+	}
+	if len(taken) != n {
+		t.Fatalf("%d items claimed, want %d", len(taken), n)
+	}
+	for id, c := range taken {
+		if c != 1 {
+			t.Fatalf("item %s claimed %d times", id, c)
+		}
+	}
+	// Claimed: not due again until the lease ends, then due again.
+	if due, err := b.ListDueOutbound(ctx, now, n); err != nil || len(due) != 0 {
+		t.Fatalf("due after the claims: %d, %v", len(due), err)
+	}
+	if due, err := b.ListDueOutbound(ctx, now.Add(time.Hour), n); err != nil || len(due) != n {
+		t.Fatalf("due when the lease ends: %d, %v; want %d", len(due), err, n)
+	}
+}
+
+// TestPostgresWakeAcrossInstances: a wake sent through one instance
+// reaches Wakeups running on another.
+func TestPostgresWakeAcrossInstances(t *testing.T) {
+	url := postgres.Start(t)
+	a, b := openPG(t, url), openPG(t, url)
+	ch := watchWakes(t, b)
+	wakeUntilSeen(t, a, ch, "alice")
+}
+
+// TestPostgresWakeupsReconnect: when the listening connection is lost,
+// Wakeups reconnects and then wakes every account (the wakes sent
+// meanwhile are lost with the connection), and goes on delivering.
+func TestPostgresWakeupsReconnect(t *testing.T) {
+	url := postgres.Start(t)
+	a, b := openPG(t, url), openPG(t, url)
+	pgUser(t, a, "alice")
+	pgUser(t, a, "bob")
+	ch := watchWakes(t, b)
+	wakeUntilSeen(t, a, ch, "ready")
+	// Cut the listener's connection from the server's side.
+	var killed int
+	err := a.pool.QueryRow(t.Context(), `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+		WHERE datname = current_database() AND query LIKE 'LISTEN %'`).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminating the listener: %d, %v", killed, err)
+	}
+	// Nobody wakes alice or bob: the sweep after the reconnect does.
+	seen := map[string]bool{}
+	for !seen["alice"] || !seen["bob"] {
+		select {
+		case l := <-ch:
+			seen[l] = true
+		case <-t.Context().Done():
+			t.Fatalf("no wake for every account after the reconnect (saw %v)", seen)
+		}
+	}
+	wakeUntilSeen(t, a, ch, "carol")
+}
+
+func watchWakes(t *testing.T, s Store) <-chan string {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan string, 1024)
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Wakeups(ctx, func(login string) {
+			select {
+			case ch <- login:
+			case <-ctx.Done():
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Wakeups ended with %v, want context.Canceled", err)
+		}
+	})
+	return ch
+}
+
+// wakeUntilSeen wakes login through s until ch reports it: Wakeups
+// gives no signal that it listens.
+func wakeUntilSeen(t *testing.T, s Store, ch <-chan string, login string) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := s.Wake(t.Context(), login); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case l := <-ch:
+			if l == login {
+				return
+			}
+		case <-tick.C:
+		case <-t.Context().Done():
+			t.Fatalf("the wake of %s never came", login)
+		}
+	}
+}
+
+// TestPostgresBlobChunks: a blob of several chunks streams in and out
+// whole; one whose reader fails in the second chunk leaves nothing, not
+// even its first chunk.
+func TestPostgresBlobChunks(t *testing.T) {
+	url := postgres.Start(t)
+	s := openPG(t, url)
+	ctx := t.Context()
+	pgUser(t, s, "alice")
+	data := make([]byte, 2*pgBlobChunk+12345)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	if err := s.PutBlob(ctx, "alice", "big", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	rc, size, err := s.Blob(ctx, "alice", "big")
+	if err != nil || size != int64(len(data)) {
+		t.Fatalf("Blob: %d, %v", size, err)
+	}
+	got, err := io.ReadAll(rc)
+	rc.Close()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("read back %d bytes (%v), equal %v", len(got), err, bytes.Equal(got, data))
+	}
+	var chunks int
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM blob_chunks WHERE login = 'alice' AND id = 'big'").Scan(&chunks); err != nil || chunks != 3 {
+		t.Fatalf("%d chunks (%v), want 3", chunks, err)
+	}
+	short := io.MultiReader(bytes.NewReader(data[:pgBlobChunk+10]), iotestErrReader{})
+	if err := s.PutBlob(ctx, "alice", "broken", short, int64(len(data))); err == nil {
+		t.Fatal("a reader failing half way stored a blob")
+	}
+	if _, _, err := s.Blob(ctx, "alice", "broken"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the failed blob: %v, want ErrNotFound", err)
+	}
+	if err := s.pool.QueryRow(ctx, "SELECT count(*) FROM blob_chunks WHERE id = 'broken'").Scan(&chunks); err != nil || chunks != 0 {
+		t.Fatalf("%d chunks of the failed blob left (%v)", chunks, err)
+	}
+	if u, err := s.Usage(ctx, "alice"); err != nil || u.Blobs != 1 || u.BlobBytes != int64(len(data)) {
+		t.Fatalf("Usage = %+v, %v", u, err)
+	}
+	// A deletion while a reader is between chunks: the reader says so.
+	rc, _, err = s.Blob(ctx, "alice", "big")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	if _, err := s.DeleteAccount(ctx, "alice", "alice@example.org", "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadAll(rc); err == nil {
+		t.Fatal("reading a blob whose account was deleted under it: no error")
+	}
+}
+
+type iotestErrReader struct{}
+
+func (iotestErrReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+// TestPostgresDeleteWaitsForUpload: an account deletion that starts
+// while a blob upload is in flight waits for it and then deletes the
+// blob too; nothing is left behind, and a later upload is ErrNotFound.
+func TestPostgresDeleteWaitsForUpload(t *testing.T) {
+	url := postgres.Start(t)
+	a, b := openPG(t, url), openPG(t, url)
+	ctx := t.Context()
+	pgUser(t, a, "alice")
+	pr, pw := io.Pipe()
+	upload := make(chan error, 1)
+	go func() { upload <- a.PutBlob(ctx, "alice", "x", pr, 10) }()
+	if _, err := pw.Write([]byte("01234")); err != nil { // the upload is in its transaction
+		t.Fatal(err)
+	}
+	deleted := make(chan error, 1)
+	go func() {
+		c, err := b.DeleteAccount(ctx, "alice", "", "deleted")
+		if err == nil && c.Blobs != 1 {
+			err = fmt.Errorf("deleted %d blobs, want 1", c.Blobs)
+		}
+		deleted <- err
+	}()
+	// The deletion waits on the user's row: see it waiting, then let
+	// the upload finish.
+	waitForLockWait(t, a)
+	if _, err := pw.Write([]byte("56789")); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	if err := <-upload; err != nil {
+		t.Fatalf("the upload: %v", err)
+	}
+	if err := <-deleted; err != nil {
+		t.Fatalf("the deletion: %v", err)
+	}
+	var n int
+	if err := a.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM blob_chunks)").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d blob rows left (%v)", n, err)
+	}
+	if err := a.PutBlob(ctx, "alice", "y", bytes.NewReader([]byte("z")), 1); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("an upload after the deletion: %v, want ErrNotFound", err)
+	}
+}
+
+// waitForLockWait waits until some session of the database waits for a
+// lock (pg_stat_activity says so).
+func waitForLockWait(t *testing.T, s *Postgres) {
+	t.Helper()
+	for {
+		var n int
+		err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		select {
+		case <-t.Context().Done():
+			t.Fatal("nobody waited for a lock")
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
