@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -249,5 +251,63 @@ func TestBackupAfterKill(t *testing.T) {
 	}
 	if docs := checkCopy(t, out, "bea"); !docs["d0"] || len(docs) != 1 {
 		t.Fatalf("the copy has %v", docs)
+	}
+}
+
+// TestAdminSocketRefusesOtherUsers: another local user cannot connect
+// to the admin socket (mode 0600 in the 0700 data directory), and even
+// with the modes loosened by mistake, leapd closes a connection from
+// another user unanswered (SO_PEERCRED). The other user is a python3
+// client run as nobody.
+func TestAdminSocketRefusesOtherUsers(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("runs a client as another user: run as root")
+	}
+	// The system's python3, which nobody can run (not one under
+	// root's home).
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		t.Skip("/usr/bin/python3 is not installed (the other user's client)")
+	}
+	dir := t.TempDir()
+	startForBackup(t, dir)
+	sock := filepath.Join(dir, provider.AdminSocket)
+	probe := func() string {
+		t.Helper()
+		cmd := exec.Command(py, "-c", `
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+try:
+    s.connect(sys.argv[1])
+except OSError as e:
+    print("connect:", e.strerror); sys.exit(0)
+try:
+    s.sendall(b"backup\n")
+    print("answer:", repr(s.recv(64)))
+except OSError:
+    print("answer: b''")  # closed before the request was read
+`, sock)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("probe: %v\n%s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	// Every directory on the way open to others: only the socket's own
+	// mode and the peer check stand.
+	for d := dir; d != "/" && d != os.TempDir(); d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := probe(); got != "connect: Permission denied" {
+		t.Fatalf("another user against the 0600 socket: %s", got)
+	}
+	if err := os.Chmod(sock, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	if got := probe(); got != "answer: b''" {
+		t.Fatalf("another user against a socket opened to all: %s", got)
 	}
 }
