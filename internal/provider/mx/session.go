@@ -224,7 +224,8 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 	m := s.m
 	id := smtpserver.NewID()
 	// Received into the spool (memory, then disk), and taken into
-	// memory whole only when the memory budget has room.
+	// memory whole only when the memory budget has room for it and for
+	// one account's ciphertext of it at a time (as large again).
 	body, err := m.spool.Receive(r, m.cfg.MaxSize)
 	if err != nil {
 		if err == smtpserver.ErrTooBig {
@@ -236,7 +237,7 @@ func (s *session) deliver(r io.Reader) (errs []error, err error) {
 	}
 	defer body.Close()
 	ctx := s.ctx
-	msg, err := body.Bytes(ctx)
+	msg, err := body.BytesWith(ctx, body.Size())
 	if err != nil {
 		m.log.Warn("mx: message deferred: no room in the memory budget", "id", id, "from", s.from, "remote", s.remote(), "size", body.Size())
 		return nil, err

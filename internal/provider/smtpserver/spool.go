@@ -99,6 +99,9 @@ type Body struct {
 	held int64  // budget held for mem
 	f    *os.File
 	disk int64 // bytes counted against the disk limit
+	// taken: Bytes or BytesWith has given the message (and taken its
+	// budget); later calls give the same slice and take nothing more.
+	taken bool
 }
 
 // Receive reads a message of at most max bytes from r (one more tells a
@@ -265,22 +268,42 @@ func (b *Body) Reader() io.Reader {
 // SpoolConfig.Wait, else ErrNoRoom); the bytes count against the budget
 // until Close. Bytes returns the same slice each time.
 func (b *Body) Bytes(ctx context.Context) ([]byte, error) {
-	if b.mem != nil || b.f == nil {
+	return b.BytesWith(ctx, 0)
+}
+
+// BytesWith is Bytes holding extra bytes more of the budget until Close,
+// for what the caller makes of the message (the MX: a ciphertext as
+// large). The message (when it comes from a spool file) and extra are
+// taken in one wait, so sessions never hold half and wait for the rest
+// of each other's; a Body never waits for more than the whole budget
+// with what it holds already. Past SpoolConfig.Wait: ErrNoRoom.
+func (b *Body) BytesWith(ctx context.Context, extra int64) ([]byte, error) {
+	if b.taken {
 		return b.mem, nil
 	}
-	wctx, cancel := context.WithTimeout(ctx, b.sp.cfg.Wait)
-	defer cancel()
-	n, err := b.sp.budget.acquire(wctx, b.size)
-	if err != nil {
-		return nil, ErrNoRoom
+	fromFile := b.mem == nil && b.f != nil
+	need := max(extra, 0)
+	if fromFile {
+		need += b.size
 	}
-	b.held = n
-	mem := make([]byte, b.size)
-	if _, err := b.f.ReadAt(mem, 0); err != nil && !(err == io.EOF && b.size == 0) {
-		return nil, fmt.Errorf("spool: %w", err)
+	if need = min(need, b.sp.budget.total-b.held); need > 0 {
+		wctx, cancel := context.WithTimeout(ctx, b.sp.cfg.Wait)
+		defer cancel()
+		n, err := b.sp.budget.acquire(wctx, need)
+		if err != nil {
+			return nil, ErrNoRoom
+		}
+		b.held += n
 	}
-	b.mem = mem
-	return mem, nil
+	if fromFile {
+		mem := make([]byte, b.size)
+		if _, err := b.f.ReadAt(mem, 0); err != nil && !(err == io.EOF && b.size == 0) {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+		b.mem = mem
+	}
+	b.taken = true
+	return b.mem, nil
 }
 
 // Close frees the memory budget and removes the spool file.
