@@ -169,10 +169,12 @@ func notFound(err error) error {
 }
 
 func (s *Postgres) CreateUser(ctx context.Context, u *User, invite string) error {
-	return s.tx(ctx, "creating a user", func(tx pgx.Tx) error {
+	taken := false
+	err := s.tx(ctx, "creating a user", func(tx pgx.Tx) error {
 		// The invite first: without a valid one, nobody learns which
 		// logins are taken. Deleting it waits for a concurrent signup
-		// using it, so it is consumed at most once.
+		// using it, so it is consumed at most once; a valid one is spent
+		// even on a taken login (storage.go).
 		if invite != "" {
 			tag, err := tx.Exec(ctx, "DELETE FROM invites WHERE code = $1", invite)
 			if err != nil {
@@ -187,7 +189,8 @@ func (s *Postgres) CreateUser(ctx context.Context, u *User, invite string) error
 			return err
 		}
 		if dead {
-			return ErrExists
+			taken = true
+			return nil // commits the invite's deletion
 		}
 		tag, err := tx.Exec(ctx, `INSERT INTO users (login, srp_salt, srp_verifier, kdf, wrapped_secret, created)
 			VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (login) DO NOTHING`,
@@ -195,11 +198,13 @@ func (s *Postgres) CreateUser(ctx context.Context, u *User, invite string) error
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return ErrExists // and the invite stays unused: the transaction rolls back
-		}
+		taken = tag.RowsAffected() == 0
 		return nil
 	})
+	if err == nil && taken {
+		return ErrExists
+	}
+	return err
 }
 
 func (s *Postgres) User(ctx context.Context, login string) (*User, error) {

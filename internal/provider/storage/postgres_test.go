@@ -531,3 +531,45 @@ func waitForLockWait(t *testing.T, s *Postgres) {
 		}
 	}
 }
+
+// TestPostgresTakenLoginSpendsTheInvite: as on bbolt
+// (TestTakenLoginSpendsTheInvite), a taken or deleted login with a valid
+// invite is ErrExists and spends the code; an invalid code spends
+// nothing and says only that.
+func TestPostgresTakenLoginSpendsTheInvite(t *testing.T) {
+	s := openPG(t, postgres.Start(t))
+	ctx := t.Context()
+	for _, c := range []string{"c1", "c2", "c3", "c4"} {
+		if err := s.AddInvite(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	user := func(login string) *User { return &User{Login: login, Created: time.Now()} }
+	if err := s.CreateUser(ctx, user("ivan"), "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(ctx, user("ivan"), "nope"); !errors.Is(err, ErrInviteInvalid) {
+		t.Fatalf("a taken login with an unknown code: %v, want ErrInviteInvalid", err)
+	}
+	if err := s.CreateUser(ctx, user("ivan"), "c2"); !errors.Is(err, ErrExists) {
+		t.Fatalf("a taken login with a valid code: %v, want ErrExists", err)
+	}
+	if err := s.CreateUser(ctx, user("judy"), "c2"); !errors.Is(err, ErrInviteInvalid) {
+		t.Fatalf("the code a taken login spent: %v, want ErrInviteInvalid", err)
+	}
+	if _, err := s.DeleteAccount(ctx, "ivan", "", "deleted"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateUser(ctx, user("ivan"), "c3"); !errors.Is(err, ErrExists) {
+		t.Fatalf("a deleted login with a valid code: %v, want ErrExists", err)
+	}
+	if err := s.CreateUser(ctx, user("judy"), "c3"); !errors.Is(err, ErrInviteInvalid) {
+		t.Fatalf("the code a deleted login spent: %v, want ErrInviteInvalid", err)
+	}
+	if err := s.CreateUser(ctx, user("judy"), "c4"); err != nil {
+		t.Fatalf("a fresh code: %v", err)
+	}
+	if err := s.CreateUser(ctx, user("judy"), ""); !errors.Is(err, ErrExists) {
+		t.Fatalf("a taken login without a code: %v", err)
+	}
+}
