@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"time"
 
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
@@ -34,20 +33,26 @@ func (s *Server) handleDeleteAccount(w http.ResponseWriter, r *http.Request, a a
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "a deletion needs a handshake and the proof M1")
 		return
 	}
-	s.hsMu.Lock()
-	h := s.handshakes[req.Handshake]
-	if h != nil && h.login == a.login {
-		delete(s.handshakes, req.Handshake) // one proof per handshake
+	// One proof per handshake (taken from the store, handshake.go;
+	// one named for another login is used up too: its id is a secret
+	// of whoever started it).
+	h, err := s.takeHandshake(r.Context(), hsLogin, req.Handshake)
+	if err != nil && !errors.Is(err, storage.ErrNotFound) {
+		s.internal(w, "delete account handshake", err)
+		return
 	}
-	s.hsMu.Unlock()
-	if h == nil || h.login != a.login || time.Now().After(h.expires) {
+	if h == nil || h.Login != a.login {
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "unknown or expired handshake for this account; start one with POST /1/sessions")
 		return
 	}
-	var m2 []byte
-	err := errors.New("no account")
-	if h.srv != nil {
-		m2, err = h.srv.Verify(h.A, req.M1)
+	srv, err := h.srpServer()
+	if err != nil {
+		s.internal(w, "delete account handshake", err)
+		return
+	}
+	m2, err := srv.Verify(h.A, req.M1)
+	if err == nil && h.Fake {
+		err = errors.New("no account")
 	}
 	if err != nil {
 		s.log.Info("account deletion refused: wrong password", "login", a.login, "client", clientAddr(r))

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
@@ -24,12 +23,8 @@ import (
 // token, with which it sets a new password: new verifier, parameters and
 // password-wrapped secret, every earlier session ended.
 
-const (
-	// resetTTL is how long a reset token lasts after the proof.
-	resetTTL = 10 * time.Minute
-	// maxResets bounds the reset tokens waiting to be used.
-	maxResets = 1000
-)
+// resetTTL is how long a reset token lasts after the proof.
+const resetTTL = 10 * time.Minute
 
 func init() {
 	extraRoutes = append(extraRoutes, func(s *Server, mux *http.ServeMux, v string) {
@@ -41,55 +36,10 @@ func init() {
 	})
 }
 
-// recoveryState is a server's recovery handshakes and reset tokens, in
-// memory like the login handshakes (a restart voids them).
-type recoveryState struct {
-	mu         sync.Mutex
-	handshakes map[string]*recoveryHandshake
-	resets     map[string]*resetToken // by SHA-256 of the token, hex
-}
-
-type recoveryHandshake struct {
-	login   string
-	srv     *srp.Server
-	real    bool // the account has recovery data (else the answer was made up)
-	A       []byte
-	expires time.Time
-}
-
-type resetToken struct {
-	login   string
-	expires time.Time
-}
-
-// recoveryStates keeps each Server's recoveryState (the Server type is
-// shared with the rest of the API; this file keeps its own state).
-var recoveryStates sync.Map // *Server -> *recoveryState
-
-func (s *Server) recovery() *recoveryState {
-	if st, ok := recoveryStates.Load(s); ok {
-		return st.(*recoveryState)
-	}
-	st, _ := recoveryStates.LoadOrStore(s, &recoveryState{
-		handshakes: map[string]*recoveryHandshake{},
-		resets:     map[string]*resetToken{},
-	})
-	return st.(*recoveryState)
-}
-
-// sweep drops expired handshakes and reset tokens; st.mu is held.
-func (st *recoveryState) sweep(now time.Time) {
-	for id, h := range st.handshakes {
-		if now.After(h.expires) {
-			delete(st.handshakes, id)
-		}
-	}
-	for id, r := range st.resets {
-		if now.After(r.expires) {
-			delete(st.resets, id)
-		}
-	}
-}
+// The recovery handshakes and the reset tokens are kept in the store like
+// the login handshakes (handshake.go): a recovery may start on one
+// instance and go on at another. A reset token is kept under the hex
+// SHA-256 of the token (hsState with only Login set).
 
 func randomHex(n int) (string, error) {
 	b := make([]byte, n)
@@ -157,11 +107,13 @@ func (s *Server) handleRecoveryStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := srp.DefaultParams()
-	h := &recoveryHandshake{login: req.Login, A: append([]byte(nil), req.A...), expires: time.Now().Add(handshakeTTL)}
-	var resp providerapi.RecoveryStartResponse
+	h := &hsState{Login: req.Login, Fake: rec == nil, A: append([]byte(nil), req.A...)}
+	var (
+		resp providerapi.RecoveryStartResponse
+		srv  *srp.Server
+	)
 	if rec != nil {
-		h.srv, err = srp.NewServer(p, []byte(req.Login), rec.SRPSalt, rec.SRPVerifier)
-		h.real = true
+		srv, err = srp.NewServer(p, []byte(req.Login), rec.SRPSalt, rec.SRPVerifier)
 		resp = providerapi.RecoveryStartResponse{SRPSalt: rec.SRPSalt, KDF: rec.KDF}
 	} else {
 		// No such account, or one without a recovery code: an answer
@@ -175,30 +127,26 @@ func (s *Server) handleRecoveryStart(w http.ResponseWriter, r *http.Request) {
 		}
 		kdf.Salt = s.fakeBytes("recovery-kdf", req.Login, 16)
 		salt := s.fakeBytes("recovery-srp", req.Login, 16)
-		h.srv, err = srp.NewServer(p, []byte(req.Login), salt, p.Verifier(s.fakeBytes("recovery-x", req.Login, 32)))
+		srv, err = srp.NewServer(p, []byte(req.Login), salt, p.Verifier(s.fakeBytes("recovery-x", req.Login, 32)))
 		resp = providerapi.RecoveryStartResponse{SRPSalt: salt, KDF: kdf}
 	}
 	if err != nil {
 		s.internal(w, "srp", err)
 		return
 	}
-	resp.B = h.srv.B()
+	resp.B = srv.B()
+	if h.SRP, err = srv.MarshalBinary(); err != nil {
+		s.internal(w, "srp", err)
+		return
+	}
 	if resp.Handshake, err = randomHex(16); err != nil {
 		s.internal(w, "rand", err)
 		return
 	}
-	st := s.recovery()
-	st.mu.Lock()
-	if len(st.handshakes) >= maxHandshake {
-		st.sweep(time.Now())
-	}
-	if len(st.handshakes) >= maxHandshake {
-		st.mu.Unlock()
-		writeErr(w, http.StatusServiceUnavailable, providerapi.CodeRateLimited, "too many recoveries in progress, try again")
+	if err := s.putHandshake(r.Context(), hsRecovery, resp.Handshake, h, handshakeTTL); err != nil {
+		s.handshakePutFailed(w, "recovery", err)
 		return
 	}
-	st.handshakes[resp.Handshake] = h
-	st.mu.Unlock()
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -208,31 +156,35 @@ func (s *Server) handleRecoveryFinish(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, maxJSONBody, &req) {
 		return
 	}
-	st := s.recovery()
-	st.mu.Lock()
-	h := st.handshakes[id]
-	delete(st.handshakes, id) // one proof per handshake
-	st.mu.Unlock()
-	if h == nil || time.Now().After(h.expires) {
+	h, err := s.takeHandshake(r.Context(), hsRecovery, id) // one proof per handshake
+	if errors.Is(err, storage.ErrNotFound) {
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "unknown or expired recovery handshake")
+		return
+	} else if err != nil {
+		s.internal(w, "recovery handshake", err)
+		return
+	}
+	srv, err := h.srpServer()
+	if err != nil {
+		s.internal(w, "recovery handshake", err)
 		return
 	}
 	// The made-up handshakes verify too, so they take as long.
-	m2, err := h.srv.Verify(h.A, req.M1)
-	if err != nil || !h.real {
-		if h.real {
-			n, cerr := s.store.RecoveryFailed(r.Context(), h.login, time.Now())
+	m2, err := srv.Verify(h.A, req.M1)
+	if err != nil || h.Fake {
+		if !h.Fake {
+			n, cerr := s.store.RecoveryFailed(r.Context(), h.Login, time.Now())
 			if cerr != nil && !errors.Is(cerr, storage.ErrNotFound) {
 				s.log.Warn("provider: counting a failed recovery", "err", cerr)
 			}
-			s.log.Info("recovery failed", "login", h.login, "client", clientAddr(r), "failures", n)
+			s.log.Info("recovery failed", "login", h.Login, "client", clientAddr(r), "failures", n)
 		} else {
-			s.log.Info("recovery failed", "login", h.login, "client", clientAddr(r))
+			s.log.Info("recovery failed", "login", h.Login, "client", clientAddr(r))
 		}
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or recovery code")
 		return
 	}
-	rec, err := s.store.Recovery(r.Context(), h.login)
+	rec, err := s.store.Recovery(r.Context(), h.Login)
 	if err != nil {
 		// Replaced or removed since the first step.
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or recovery code")
@@ -244,16 +196,11 @@ func (s *Server) handleRecoveryFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	expires := time.Now().Add(resetTTL).UTC()
-	st.mu.Lock()
-	st.sweep(time.Now())
-	if len(st.resets) >= maxResets {
-		st.mu.Unlock()
-		writeErr(w, http.StatusServiceUnavailable, providerapi.CodeRateLimited, "too many recoveries in progress, try again")
+	if err := s.putHandshake(r.Context(), hsReset, hex.EncodeToString(hashToken(token)), &hsState{Login: h.Login}, resetTTL); err != nil {
+		s.handshakePutFailed(w, "recovery", err)
 		return
 	}
-	st.resets[hex.EncodeToString(hashToken(token))] = &resetToken{login: h.login, expires: expires}
-	st.mu.Unlock()
-	s.log.Info("recovery code proved", "login", h.login)
+	s.log.Info("recovery code proved", "login", h.Login)
 	writeJSON(w, http.StatusOK, providerapi.RecoveryFinishResponse{
 		M2: m2, WrappedSecret: rec.WrappedSecret, ResetToken: token, Expires: expires,
 	})
@@ -276,25 +223,23 @@ func (s *Server) handleRecoveryReset(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, err.Error())
 		return
 	}
-	key := hex.EncodeToString(hashToken(tok))
-	st := s.recovery()
-	st.mu.Lock()
-	rt := st.resets[key]
-	delete(st.resets, key) // one use
-	st.mu.Unlock()
-	if rt == nil || time.Now().After(rt.expires) {
+	rt, err := s.takeHandshake(r.Context(), hsReset, hex.EncodeToString(hashToken(tok))) // one use
+	if errors.Is(err, storage.ErrNotFound) {
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "unknown, used or expired reset token")
 		return
-	}
-	if err := s.store.UpdateCredentials(r.Context(), rt.login, req.Credentials, nil); err != nil {
+	} else if err != nil {
 		s.internal(w, "recovery reset", err)
 		return
 	}
-	token, se, err := s.newSession(r.Context(), rt.login, deviceOf(req.Device))
+	if err := s.store.UpdateCredentials(r.Context(), rt.Login, req.Credentials, nil); err != nil {
+		s.internal(w, "recovery reset", err)
+		return
+	}
+	token, se, err := s.newSession(r.Context(), rt.Login, deviceOf(req.Device))
 	if err != nil {
 		s.internal(w, "session", err)
 		return
 	}
-	s.log.Info("password reset with the recovery code; every other session ended", "login", rt.login)
-	writeJSON(w, http.StatusOK, providerapi.RecoveryResetResponse{Token: token, Expires: se.Expires, Address: s.Address(rt.login)})
+	s.log.Info("password reset with the recovery code; every other session ended", "login", rt.Login)
+	writeJSON(w, http.StatusOK, providerapi.RecoveryResetResponse{Token: token, Expires: se.Expires, Address: s.Address(rt.Login)})
 }

@@ -22,7 +22,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
@@ -74,7 +73,6 @@ const (
 	maxPushDocs  = 5000
 	maxBlobBody  = 96 << 20 // a 64 MiB message, encrypted, with room
 	maxPageLimit = 5000
-	maxHandshake = 20000 // SRP handshakes waiting for their proof
 	handshakeTTL = 2 * time.Minute
 )
 
@@ -98,17 +96,7 @@ type Server struct {
 
 	perAccount, perClient *limiter
 
-	hsMu       sync.Mutex
-	handshakes map[string]*handshake
-
 	live liveSessions // requests in flight per session (session.go)
-}
-
-type handshake struct {
-	login   string
-	srv     *srp.Server // nil for an unknown login
-	A       []byte
-	expires time.Time
 }
 
 // New makes a Server over store.
@@ -148,7 +136,6 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 		notify:     newNotifier(),
 		perAccount: newLimiter(cfg.LoginPerAccount, time.Minute),
 		perClient:  newLimiter(cfg.LoginPerClient, time.Minute),
-		handshakes: map[string]*handshake{},
 	}
 	if len(cfg.FakeSecret) == len(s.fakeKey) {
 		copy(s.fakeKey[:], cfg.FakeSecret)
@@ -198,6 +185,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		BaseContext:       func(net.Listener) context.Context { return ctx },
 	}
 	go s.janitor(ctx)
+	go s.wakeups(ctx) // handshake.go
 	errc := make(chan error, 1)
 	tc := s.TLSConfig()
 	if s.cfg.WrapTLS != nil {
@@ -227,13 +215,6 @@ func (s *Server) janitor(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			s.hsMu.Lock()
-			for id, h := range s.handshakes {
-				if now.After(h.expires) {
-					delete(s.handshakes, id)
-				}
-			}
-			s.hsMu.Unlock()
 			if err := s.store.ExpireSessions(ctx, now); err != nil {
 				s.log.Warn("expire sessions", "err", err)
 			}
@@ -471,15 +452,17 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "login", err)
 		return
 	}
-	var resp providerapi.LoginStartResponse
-	h := &handshake{login: req.Login, expires: time.Now().Add(handshakeTTL)}
+	var (
+		resp providerapi.LoginStartResponse
+		srv  *srp.Server
+	)
+	h := &hsState{Login: req.Login, Fake: u == nil, A: append([]byte(nil), req.A...)}
 	if u != nil {
-		srv, err := srp.NewServer(p, []byte(u.Login), u.SRPSalt, u.SRPVerifier)
+		srv, err = srp.NewServer(p, []byte(u.Login), u.SRPSalt, u.SRPVerifier)
 		if err != nil {
 			s.internal(w, "srp", err)
 			return
 		}
-		h.srv = srv
 		resp = providerapi.LoginStartResponse{SRPSalt: u.SRPSalt, B: srv.B(), KDF: u.KDF}
 	} else {
 		// An unknown login gets an answer shaped like a real one, with
@@ -492,12 +475,16 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		}
 		kdf.Salt = s.fakeBytes("kdf", req.Login, 16)
 		salt := s.fakeBytes("srp", req.Login, 16)
-		srv, err := srp.NewServer(p, []byte(req.Login), salt, p.Verifier(s.fakeBytes("x", req.Login, 32)))
+		srv, err = srp.NewServer(p, []byte(req.Login), salt, p.Verifier(s.fakeBytes("x", req.Login, 32)))
 		if err != nil {
 			s.internal(w, "srp", err)
 			return
 		}
 		resp = providerapi.LoginStartResponse{SRPSalt: salt, B: srv.B(), KDF: kdf}
+	}
+	if h.SRP, err = srv.MarshalBinary(); err != nil {
+		s.internal(w, "srp", err)
+		return
 	}
 	id := make([]byte, 16)
 	if _, err := rand.Read(id); err != nil {
@@ -505,15 +492,12 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	resp.Handshake = hex.EncodeToString(id)
-	h.A = append([]byte(nil), req.A...)
-	s.hsMu.Lock()
-	if len(s.handshakes) >= maxHandshake {
-		s.hsMu.Unlock()
-		writeErr(w, http.StatusServiceUnavailable, providerapi.CodeRateLimited, "too many logins in progress, try again")
+	// Kept in the store (handshake.go), so the proof may come to
+	// another instance.
+	if err := s.putHandshake(r.Context(), hsLogin, resp.Handshake, h, handshakeTTL); err != nil {
+		s.handshakePutFailed(w, "login", err)
 		return
 	}
-	s.handshakes[resp.Handshake] = h
-	s.hsMu.Unlock()
 	writeJSON(w, http.StatusOK, resp)
 }
 
@@ -523,37 +507,40 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 	if !readJSON(w, r, maxJSONBody, &req) || !validDevice(w, req.Device) {
 		return
 	}
-	s.hsMu.Lock()
-	h := s.handshakes[id]
-	delete(s.handshakes, id) // one proof per handshake
-	s.hsMu.Unlock()
-	if h == nil || time.Now().After(h.expires) {
+	// Taken from the store: one proof per handshake, on any instance.
+	h, err := s.takeHandshake(r.Context(), hsLogin, id)
+	if errors.Is(err, storage.ErrNotFound) {
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "unknown or expired login handshake")
 		return
-	}
-	if h.srv == nil {
-		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or password")
+	} else if err != nil {
+		s.internal(w, "login handshake", err)
 		return
 	}
-	m2, err := h.srv.Verify(h.A, req.M1)
+	srv, err := h.srpServer()
 	if err != nil {
-		s.log.Info("login failed", "login", h.login, "client", clientAddr(r))
+		s.internal(w, "login handshake", err)
+		return
+	}
+	// An unknown login's made-up server verifies too, then fails.
+	m2, err := srv.Verify(h.A, req.M1)
+	if err != nil || h.Fake {
+		s.log.Info("login failed", "login", h.Login, "client", clientAddr(r))
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or password")
 		return
 	}
-	u, err := s.store.User(r.Context(), h.login)
+	u, err := s.store.User(r.Context(), h.Login)
 	if err != nil {
 		s.internal(w, "login", err)
 		return
 	}
-	token, se, err := s.newSession(r.Context(), h.login, deviceOf(req.Device))
+	token, se, err := s.newSession(r.Context(), h.Login, deviceOf(req.Device))
 	if err != nil {
 		s.internal(w, "session", err)
 		return
 	}
-	s.log.Info("login", "login", h.login)
+	s.log.Info("login", "login", h.Login)
 	writeJSON(w, http.StatusOK, providerapi.LoginFinishResponse{
-		M2: m2, Token: token, Expires: se.Expires, Address: s.Address(h.login), WrappedSecret: u.WrappedSecret,
+		M2: m2, Token: token, Expires: se.Expires, Address: s.Address(h.Login), WrappedSecret: u.WrappedSecret,
 	})
 }
 
@@ -804,17 +791,6 @@ func (s *Server) handleGetBlob(w http.ResponseWriter, r *http.Request, a authed)
 	if _, err := io.Copy(w, rc); err != nil && r.Context().Err() == nil {
 		s.log.Warn("provider: sending a blob", "err", err)
 	}
-}
-
-// wake sends login's streams the current sequence and incoming counter.
-func (s *Server) wake(ctx context.Context, login string) {
-	seq, err1 := s.store.LastSeq(ctx, login)
-	inc, err2 := s.store.IncomingCounter(ctx, login)
-	if err := errors.Join(err1, err2); err != nil {
-		s.log.Warn("provider: wake", "err", err)
-		return
-	}
-	s.notify.notify(login, providerapi.Event{Seq: seq, Incoming: inc})
 }
 
 // --- notification stream
