@@ -30,6 +30,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/testenv/dnssec"
+	"github.com/bitmask-go/bitmask/internal/testenv/postgres"
 	"github.com/bitmask-go/bitmask/pkg/pgpkey"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 )
@@ -58,6 +59,7 @@ var leapdBinary = sync.OnceValues(func() (string, error) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
+	postgres.Stop() // the PostgreSQL runs' server, if one started
 	if bin, err := leapdBinary(); err == nil && strings.Contains(bin, "leapd-kill-bin-") {
 		os.RemoveAll(filepath.Dir(bin))
 	}
