@@ -573,3 +573,59 @@ func TestPostgresTakenLoginSpendsTheInvite(t *testing.T) {
 		t.Fatalf("a taken login without a code: %v", err)
 	}
 }
+
+// BenchmarkPostgresPush pushes batches of 100 documents of 1 KiB for one
+// user (new documents: every push is accepted) and reports documents/s.
+func BenchmarkPostgresPush(b *testing.B) {
+	url := postgres.Start(b)
+	s, err := OpenPostgres(b.Context(), url+"&migrate=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateUser(b.Context(), &User{Login: "alice"}, ""); err != nil {
+		b.Fatal(err)
+	}
+	ct := bytes.Repeat([]byte("x"), 1024)
+	n := 0
+	for i := 0; b.Loop(); i++ {
+		docs := make([]providerapi.DocPush, 100)
+		for j := range docs {
+			docs[j] = providerapi.DocPush{ID: fmt.Sprintf("d%d-%d", i, j), Rev: 1, Ciphertext: ct}
+		}
+		if _, err := s.PushDocs(b.Context(), "alice", docs); err != nil {
+			b.Fatal(err)
+		}
+		n += len(docs)
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "docs/s")
+}
+
+// BenchmarkPostgresChanges reads the changes feed 100 documents at a time
+// from a random point of 10,000.
+func BenchmarkPostgresChanges(b *testing.B) {
+	url := postgres.Start(b)
+	s, err := OpenPostgres(b.Context(), url+"&migrate=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateUser(b.Context(), &User{Login: "alice"}, ""); err != nil {
+		b.Fatal(err)
+	}
+	ct := bytes.Repeat([]byte("x"), 1024)
+	for i := range 10 {
+		docs := make([]providerapi.DocPush, 1000)
+		for j := range docs {
+			docs[j] = providerapi.DocPush{ID: fmt.Sprintf("d%d-%d", i, j), Rev: 1, Ciphertext: ct}
+		}
+		if _, err := s.PushDocs(b.Context(), "alice", docs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; b.Loop(); i++ {
+		if _, _, _, err := s.Changes(b.Context(), "alice", uint64(i*97%9900), 100); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

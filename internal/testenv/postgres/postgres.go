@@ -292,12 +292,12 @@ func start(bin string) (*Server, error) {
 
 // removeStale removes the directories of servers whose test binary
 // ended without Main or Stop (the server exited at its parent's death
-// but left its files): older than an hour, with no live postmaster.
+// but left its files): older than ten minutes, with no live postmaster.
 func removeStale() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "bitmask-pg-*"))
 	for _, d := range dirs {
 		fi, err := os.Stat(d)
-		if err != nil || time.Since(fi.ModTime()) < time.Hour {
+		if err != nil || time.Since(fi.ModTime()) < 10*time.Minute {
 			continue
 		}
 		if b, err := os.ReadFile(filepath.Join(d, "data", "postmaster.pid")); err == nil {
