@@ -2,8 +2,14 @@ package mx_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/emersion/go-smtp"
 
 	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/mx"
@@ -87,5 +93,52 @@ func TestMailboxFull(t *testing.T) {
 	wantReply(t, err, 552, "5.2.2")
 	if n := len(w.items("bob")); n != 2 {
 		t.Errorf("bob has %d items after a refused local delivery, want 2", n)
+	}
+}
+
+// TestMailboxFullLMTP: over LMTP, the recipient whose quota the message
+// does not fit in gets its own 552 5.2.2 after DATA, the other its 250.
+func TestMailboxFullLMTP(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "lmtp.sock")
+	w := newWorld(t, worldOptions{lmtp: sock, quota: httpapi.Quota{IncomingBytes: 20000}})
+	w.addUser("alice", true)
+	w.addUser("bob", true)
+	w.fill("alice", 15000)
+	conn, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := smtp.NewClientLMTP(conn)
+	defer c.Close()
+	if err := c.Hello("front.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Mail("carol@pass.example", nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []string{"alice@example.test", "bob@example.test"} {
+		if err := c.Rcpt(r, nil); err != nil {
+			t.Fatalf("RCPT %s: %v", r, err)
+		}
+	}
+	wc, err := c.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprint(wc, "Subject: big\r\n\r\n"+strings.Repeat("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcd\r\n", 125))
+	resp, err := wc.CloseWithLMTPResponse()
+	var le smtp.LMTPDataError
+	if !errors.As(err, &le) {
+		t.Fatalf("got %v, want a per-recipient error", err)
+	}
+	wantReply(t, le["alice@example.test"], 552, "5.2.2")
+	if resp["bob@example.test"] == nil {
+		t.Errorf("bob: no 250 (%v)", le["bob@example.test"])
+	}
+	if n := len(w.items("alice")); n != 1 {
+		t.Errorf("alice has %d items, want only the filler", n)
+	}
+	if n := len(w.items("bob")); n != 1 {
+		t.Errorf("bob has %d items, want 1", n)
 	}
 }
