@@ -82,13 +82,14 @@ func backup(ctx context.Context, args []string, stdout io.Writer) error {
 }
 
 // serveAdmin starts the admin socket of a started leapd (the backups of
-// its bbolt store); the function it returns stops it. A store without
-// online backups (PostgreSQL) gets none, with a note in the log.
+// its bbolt store; a PostgreSQL store's refuses them with a reason); the
+// function it returns stops it. A socket that cannot be made is logged,
+// and leapd runs on without it.
 func serveAdmin(dataDir string, p *provider.Provider) (stop func()) {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	stop, err := provider.ServeAdmin(dataDir, p.Store, log)
 	if err != nil {
-		log.Info("leapd: no admin socket", "err", err)
+		log.Warn("leapd: no admin socket: leapd backup will not work while this leapd runs", "err", err)
 		return func() {}
 	}
 	return stop

@@ -22,6 +22,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/internal/testenv/postgres"
 )
 
 // startForBackup is a provider on dir with its admin socket, as leapd
@@ -309,5 +310,35 @@ except OSError:
 	}
 	if got := probe(); got != "answer: b''" {
 		t.Fatalf("another user against a socket opened to all: %s", got)
+	}
+}
+
+// TestBackupRefusedOnPostgres: a leapd on PostgreSQL answers `leapd
+// backup` with an error saying how to back it up instead, and the
+// target file is left alone.
+func TestBackupRefusedOnPostgres(t *testing.T) {
+	postgres.Need(t)
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	p, err := provider.Start(ctx, provider.Config{
+		DataDir:      dir,
+		Logger:       testenv.Logger(t),
+		API:          httpapi.Config{Domain: killDomain, StoreURL: postgres.Start(t) + "&migrate=1"},
+		Listen:       provider.Addrs{API: "127.0.0.1:0"},
+		NoSubmission: true,
+	})
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = p.Wait() }()
+	defer serveAdmin(dir, p)()
+	out := filepath.Join(t.TempDir(), "b.db")
+	err = backup(t.Context(), []string{"-data", dir, "-o", out}, &strings.Builder{})
+	if err == nil || !strings.Contains(err.Error(), "not the embedded bbolt file") {
+		t.Fatalf("backup of a leapd on PostgreSQL: %v", err)
+	}
+	if _, err := os.Stat(out); !os.IsNotExist(err) {
+		t.Fatalf("a backup file was made: %v", err)
 	}
 }

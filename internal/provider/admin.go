@@ -38,13 +38,11 @@ var ErrNoAdmin = errors.New("provider: no leapd answers on the admin socket")
 
 // ServeAdmin serves the admin socket of dataDir for st until stop is
 // called. Call it only while holding the store (a started provider): a
-// socket left by an earlier run is replaced. A store without backups
-// (PostgreSQL) has no admin socket: an error says so.
+// socket left by an earlier run is replaced. For a store without online
+// backups (PostgreSQL) the socket answers a backup with an error that
+// says how to back it up instead.
 func ServeAdmin(dataDir string, st storage.Store, log *slog.Logger) (stop func(), err error) {
-	b, ok := storage.BackupOf(st)
-	if !ok {
-		return nil, errors.New("provider: the store has no online backup (back it up with its own tools)")
-	}
+	b, _ := storage.BackupOf(st) // nil: backups are refused with a reason
 	if log == nil {
 		log = slog.Default()
 	}
@@ -126,6 +124,10 @@ func serveAdminConn(c *net.UnixConn, b storage.Backuper, log *slog.Logger) {
 	}
 	if strings.TrimSpace(req) != "backup" {
 		fmt.Fprintf(c, "error unknown request\n")
+		return
+	}
+	if b == nil {
+		fmt.Fprintf(c, "error this leapd's store is not the embedded bbolt file: back up PostgreSQL and S3 with their own tools (docs/operations.md)\n")
 		return
 	}
 	var sent int64
