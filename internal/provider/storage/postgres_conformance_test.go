@@ -6,6 +6,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/storage/storagetest"
 	"github.com/bitmask-go/bitmask/internal/testenv/postgres"
+	s3env "github.com/bitmask-go/bitmask/internal/testenv/s3"
 )
 
 // TestPostgresConformance runs the storage conformance suite against the
@@ -42,5 +43,21 @@ func TestPostgresClusterConformance(t *testing.T) {
 		}
 		t.Cleanup(func() { b.Close() })
 		return a, b
+	})
+}
+
+// TestPostgresS3Conformance runs the suite against the configuration
+// several instances use: PostgreSQL with the blobs in a real S3 server
+// (versitygw), a database and a bucket per behaviour.
+func TestPostgresS3Conformance(t *testing.T) {
+	postgres.Need(t)
+	srv := s3env.Start(t, s3env.Options{})
+	storagetest.Run(t, func(t *testing.T) storage.Store {
+		s, err := storage.Open(t.Context(), t.TempDir(), postgres.Start(t)+"&migrate=1", srv.NewBucketURL(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
 	})
 }
