@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -174,4 +175,51 @@ func TestUsageCountersOfAnOlderStore(t *testing.T) {
 		want.IncomingBytes += st.add.IncomingBytes
 		wantUsage(t, s, "bob", want)
 	}
+}
+
+// BenchmarkUsage: reading the kept counters against walking, for a
+// user with 10,000 documents of 1 KiB (what a quota check on every push
+// would cost without the counters). Run: go test -run '^$' -bench
+// Usage ./internal/provider/storage/
+func BenchmarkUsage(b *testing.B) {
+	ctx := context.Background()
+	s, err := OpenBolt(b.TempDir() + "/leapd.db")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.CreateUser(ctx, &User{Login: "alice", SRPVerifier: []byte{1}}, ""); err != nil {
+		b.Fatal(err)
+	}
+	ct := make([]byte, 1024)
+	for i := 0; i < 10000; i += 1000 {
+		var docs []providerapi.DocPush
+		for j := i; j < i+1000; j++ {
+			docs = append(docs, providerapi.DocPush{ID: fmt.Sprintf("d%05d", j), Rev: 1, Ciphertext: ct})
+		}
+		if _, err := s.PushDocs(ctx, "alice", docs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("counters", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.Usage(ctx, "alice"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("walk", func(b *testing.B) {
+		for b.Loop() {
+			if err := s.db.View(func(tx *bolt.Tx) error {
+				ub, err := userBucket(tx, "alice")
+				if err != nil {
+					return err
+				}
+				_, err = walkUsage(ub)
+				return err
+			}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
