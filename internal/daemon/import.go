@@ -29,6 +29,7 @@ import (
 const (
 	importBatchMessages = 256
 	importBatchBytes    = 8 << 20
+	importInFlight      = 2 // batches being stored at once
 	// importProblemsKept bounds the problems a job keeps to report;
 	// beyond, they are only counted.
 	importProblemsKept = 1000
@@ -231,6 +232,9 @@ func (j *ImportJob) run(ctx context.Context, plan *mailimport.Plan) {
 	if err == nil {
 		err = w.flush(ctx)
 	}
+	if werr := w.wait(); err == nil {
+		err = werr
+	}
 	if err != nil {
 		j.cancel()
 		for range items { // let the reader end
@@ -267,6 +271,9 @@ type importWriter struct {
 	batch  []mailstore.BulkMessage
 	items  []*mailimport.Item
 	size   int
+	// inflight are the results of the batches being stored (flush),
+	// the oldest first.
+	inflight []chan error
 }
 
 func (w *importWriter) add(it *mailimport.Item) {
@@ -280,7 +287,18 @@ func (w *importWriter) add(it *mailimport.Item) {
 	w.size += len(it.Raw)
 }
 
+// flush hands the gathered batch to a goroutine that stores it, with at
+// most importInFlight batches being stored at once: the next batch is
+// parsed and sealed while the one before commits (its disk syncs, its
+// blob files), which alone left a core idle. Message ids are chosen by
+// content (ImportDocID), so the order in which batches commit does not
+// matter to a resumed import.
 func (w *importWriter) flush(ctx context.Context) error {
+	for len(w.inflight) >= importInFlight {
+		if err := w.waitOldest(); err != nil {
+			return err
+		}
+	}
 	if len(w.batch) == 0 {
 		return nil
 	}
@@ -308,16 +326,49 @@ func (w *importWriter) flush(ctx context.Context) error {
 		}
 		batch = append(batch, m)
 	}
+	all, items := w.batch, w.items
+	boxErr := make(map[int]error, len(bad))
+	for _, i := range bad {
+		boxErr[i] = w.boxes[all[i].Mbox]
+	}
+	w.batch, w.items, w.size = nil, nil, 0
+	done := make(chan error, 1)
+	w.inflight = append(w.inflight, done)
+	go func() { done <- w.store(ctx, all, items, batch, bad, boxErr) }()
+	return nil
+}
+
+// waitOldest waits for the oldest batch in flight and returns its error.
+func (w *importWriter) waitOldest() error {
+	err := <-w.inflight[0]
+	w.inflight = w.inflight[1:]
+	return err
+}
+
+// wait waits for every batch in flight and returns the first error.
+func (w *importWriter) wait() error {
+	var first error
+	for len(w.inflight) > 0 {
+		if err := w.waitOldest(); first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// store stores batch (all less the messages at bad, whose mailbox could
+// not be made) and counts the results of all.
+func (w *importWriter) store(ctx context.Context, all []mailstore.BulkMessage, items []*mailimport.Item, batch []mailstore.BulkMessage, bad []int, boxErr map[int]error) error {
 	res, err := w.a.Mail.AppendBulk(ctx, batch)
 	if err != nil {
 		return err
 	}
 	for _, i := range bad { // back in their places
-		res = slices.Insert(res, i, mailstore.BulkResult{Err: fmt.Errorf("cannot make the mailbox %q: %w", w.batch[i].Mbox, w.boxes[w.batch[i].Mbox])})
+		res = slices.Insert(res, i, mailstore.BulkResult{Err: fmt.Errorf("cannot make the mailbox %q: %w", all[i].Mbox, boxErr[i])})
 	}
 	w.j.mu.Lock()
 	for i, r := range res {
-		it := w.items[i]
+		it := items[i]
 		w.j.st.BytesDone += it.Bytes
 		switch {
 		case r.Err != nil:
@@ -339,6 +390,5 @@ func (w *importWriter) flush(ctx context.Context) error {
 		}
 	}
 	w.j.mu.Unlock()
-	w.batch, w.items, w.size = w.batch[:0], w.items[:0], 0
 	return nil
 }
