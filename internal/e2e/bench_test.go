@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -201,7 +202,10 @@ func BenchmarkIMAP100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	unlock := time.Since(t0)
-	ours := imapTarget{addr: pr.imap, user: addr, pass: token, mem: func() (int, int, int) { return procRSS(pr.cmd.Process.Pid) }}
+	ours := imapTarget{addr: pr.imap, user: addr, pass: token, mem: func() (int, int, int) {
+		b.Logf("bitmaskd's largest mappings: %s", procTopMaps(pr.cmd.Process.Pid, 6))
+		return procRSS(pr.cmd.Process.Pid)
+	}}
 	var theirs imapTarget
 	if dc != nil {
 		theirs = imapTarget{addr: dc.Addr, user: dovecot.User, pass: dovecot.Password, mem: func() (int, int, int) { return dovecotMem(dc) }}
@@ -240,6 +244,42 @@ func BenchmarkIMAP100k(b *testing.B) {
 			b.ReportMetric(sums[k][i]/float64(b.N), prefix+name)
 		}
 	}
+}
+
+// procTopMaps lists a process's k mappings with the most resident
+// memory (KiB resident, of which anonymous, and what is mapped), to see
+// where the RSS of the benchmark is.
+func procTopMaps(pid, k int) string {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return err.Error()
+	}
+	type mapping struct {
+		name      string
+		rss, anon int
+	}
+	var maps []*mapping
+	for _, l := range strings.Split(string(b), "\n") {
+		f := strings.Fields(l)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			name := "[anon]"
+			if len(f) >= 6 {
+				name = filepath.Base(f[5])
+			}
+			maps = append(maps, &mapping{name: name})
+		case len(maps) > 0 && len(f) >= 2 && f[0] == "Rss:":
+			maps[len(maps)-1].rss, _ = strconv.Atoi(f[1])
+		case len(maps) > 0 && len(f) >= 2 && f[0] == "Anonymous:":
+			maps[len(maps)-1].anon, _ = strconv.Atoi(f[1])
+		}
+	}
+	slices.SortFunc(maps, func(a, b *mapping) int { return b.rss - a.rss })
+	var out []string
+	for _, m := range maps[:min(k, len(maps))] {
+		out = append(out, fmt.Sprintf("%s %d KiB (%d anon)", m.name, m.rss, m.anon))
+	}
+	return strings.Join(out, ", ")
 }
 
 // procRSS is a process's VmRSS, RssAnon and VmHWM (peak RSS) in KiB.

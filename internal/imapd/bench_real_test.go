@@ -94,3 +94,39 @@ func BenchmarkAppendRealStore(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSingleFetchRealStore: one UID FETCH n (BODY.PEEK[]) at a time
+// over the real mail store with BENCH_FETCH_MESSAGES messages (default
+// 5,000), the blobs in their files as after a sync: the per-command cost
+// that `make bench`'s "1,000 single fetches" row adds up.
+func BenchmarkSingleFetchRealStore(b *testing.B) {
+	n := 5000
+	if v, err := strconv.Atoi(os.Getenv("BENCH_FETCH_MESSAGES")); err == nil && v > 0 {
+		n = v
+	}
+	ms := realStore(b)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i += 1000 {
+		batch := make([]mailstore.NewMessage, 0, 1000)
+		for j := i; j < min(i+1000, n); j++ {
+			batch = append(batch, mailstore.NewMessage{Raw: benchMessage(j), Date: base.Add(time.Duration(j) * time.Second)})
+		}
+		if _, err := ms.AppendBatch(context.Background(), "INBOX", batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := startServerWithStore(b, ms)
+	raw := e.raw()
+	raw.cmd("l", `LOGIN "`+testUser+`" "`+testToken+`"`)
+	raw.cmd("s", "SELECT INBOX")
+	i := 0
+	c0 := cpuTime()
+	for b.Loop() {
+		uid := 1 + (i*7919)%n
+		i++
+		if k, st := raw.cmdCount("f", "UID FETCH "+strconv.Itoa(uid)+" (BODY.PEEK[])"); !strings.HasPrefix(st, "f OK") || k == 0 {
+			b.Fatalf("fetch %d: %d, %s", uid, k, st)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(i)/1e3, "cpu-us/fetch")
+}

@@ -53,8 +53,9 @@
 // serves BODY[HEADER.FIELDS (...)] (what mail clients ask for when they
 // list a mailbox) and header searches. Only other body sections, BINARY
 // and SEARCH BODY/TEXT read the message (or the full-text index answers).
-// batchConn (conn.go) turns a burst of responses into few system calls. With 100,000 messages, SELECT takes tens of milliseconds and
-// UID FETCH 1:* (FLAGS) about a hundred (BenchmarkFetch100k).
+// imapproto's writer turns a burst of responses into few system calls (one per 32 KiB, and one with
+// the tagged answer). With 100,000 messages, SELECT takes about a millisecond and UID FETCH 1:* (FLAGS)
+// tens (BenchmarkFetch100k).
 //
 // # Security
 //

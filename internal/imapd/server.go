@@ -173,7 +173,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{batchConn: newBatchConn(c), l: l}
+	tc := &trackedConn{Conn: c, l: l}
 	l.mu.Lock()
 	closed := l.closed
 	if !closed {
@@ -201,11 +201,24 @@ func (l *trackingListener) shutdown() {
 	}
 }
 
+// trackedConn is a connection the listener knows. Writes go straight to
+// the socket: imapproto buffers a command's responses and flushes them
+// with its tagged answer (or every 32 KiB), so a lone answer is one
+// system call in the session's own goroutine, with no hand-off to a
+// writer goroutine to wait for (which cost a single FETCH more than its
+// own work on a busy machine).
 type trackedConn struct {
-	*batchConn
+	net.Conn
 	l    *trackingListener
 	once sync.Once
 }
+
+// kill closes the connection at shutdown.
+func (c *trackedConn) kill() { c.Close() }
+
+// NetConn is the connection underneath (imapproto reaches the TCP socket
+// through it to set TCP_QUICKACK).
+func (c *trackedConn) NetConn() net.Conn { return c.Conn }
 
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
@@ -213,7 +226,7 @@ func (c *trackedConn) Close() error {
 		delete(c.l.conns, c)
 		c.l.mu.Unlock()
 	})
-	return c.batchConn.Close()
+	return c.Conn.Close()
 }
 
 // account is the state shared by the sessions of one Mailstore: a hub per
