@@ -20,8 +20,20 @@ const (
 	stateFailed  = "failed"
 )
 
-// listBatch is how many due items one look at the queue takes.
-const listBatch = 100
+// Claims on the queue (docs/storage.md, "Several instances"): several
+// leapd instances may work one queue, so an item is not listed but
+// claimed: ClaimDueOutbound moves its next attempt to claimLease ahead
+// in the same transaction, and no other instance sees it due meanwhile.
+// The attempt ends with the item's new state (sent, rescheduled, or due
+// at once after a shutdown); an instance that dies mid-attempt leaves it
+// due again when the lease ends, and another instance sends it then (at
+// least once, as after a crash of a single leapd). The SMTP part of an
+// attempt is bounded by attemptBound, well inside the lease, so a slow
+// remote server cannot keep an attempt past its claim.
+const (
+	claimLease   = 20 * time.Minute
+	attemptBound = 15 * time.Minute
+)
 
 // Run works the outbound queue until ctx ends: it delivers the items
 // that are due, at most Config.Concurrency at once, and returns when ctx
@@ -50,23 +62,24 @@ func (s *Submission) Run(ctx context.Context) error {
 	defer tick.Stop()
 	for {
 		s.background(ctx, &lastRefresh, refreshing)
-		items, err := s.queue.ListDueOutbound(ctx, time.Now(), listBatch)
-		if err != nil {
-			s.log.Error("submission: reading the outbound queue", "err", err)
+		// Claim only what can start now: a claimed item waits for
+		// nobody else until its lease ends.
+		var items []*storage.OutboundItem
+		if free := cap(sem) - len(sem); free > 0 {
+			var err error
+			items, err = s.queue.ClaimDueOutbound(ctx, time.Now(), free, claimLease)
+			if err != nil && ctx.Err() == nil {
+				s.log.Error("submission: claiming from the outbound queue", "err", err)
+			}
 		}
-	start:
 		for _, it := range items {
 			mu.Lock()
 			busy := inflight[it.ID]
 			mu.Unlock()
 			if busy {
-				continue
+				continue // cannot be: its claim is ours
 			}
-			select {
-			case sem <- struct{}{}:
-			default:
-				break start // all busy; a finishing delivery wakes us
-			}
+			sem <- struct{}{} // free: only this loop takes slots
 			mu.Lock()
 			inflight[it.ID] = true
 			mu.Unlock()
@@ -128,6 +141,10 @@ func (s *Submission) process(ctx context.Context, it *storage.OutboundItem) {
 		byDomain[d] = append(byDomain[d], i)
 	}
 	if len(domains) > 0 {
+		// Within the claim's lease; a remote too slow for it is a
+		// temporary failure, tried again later.
+		actx, cancel := context.WithTimeout(ctx, attemptBound)
+		defer cancel()
 		parts := s.outgoing(it, msg)
 		var mu sync.Mutex // guards it while domains finish
 		var wg sync.WaitGroup
@@ -143,7 +160,7 @@ func (s *Submission) process(ctx context.Context, it *storage.OutboundItem) {
 				for j, i := range idx {
 					rcpts[j] = it.Recipients[i].Address
 				}
-				res := s.deliverDomain(ctx, d, envelope{itemID: it.ID, from: it.From, rcpts: rcpts, msg: parts, requireTLS: it.RequireTLS})
+				res := s.deliverDomain(actx, d, envelope{itemID: it.ID, from: it.From, rcpts: rcpts, msg: parts, requireTLS: it.RequireTLS})
 				now := time.Now().UTC()
 				mu.Lock()
 				defer mu.Unlock()

@@ -32,6 +32,9 @@ type Provider interface {
 type Queue interface {
 	PutOutbound(ctx context.Context, item *storage.OutboundItem) error
 	ListDueOutbound(ctx context.Context, now time.Time, limit int) ([]*storage.OutboundItem, error)
+	// ClaimDueOutbound takes due items for lease (queue.go): with
+	// several leapd instances on one store, one sends each item.
+	ClaimDueOutbound(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*storage.OutboundItem, error)
 	OutboundMessage(ctx context.Context, id string) ([]byte, error)
 	UpdateOutbound(ctx context.Context, item *storage.OutboundItem) error
 	DeleteOutbound(ctx context.Context, id string) error
