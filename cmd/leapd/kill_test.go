@@ -744,6 +744,10 @@ func watchIncoming(t *testing.T, c *providerclient.Client) *incomingWatch {
 				w.changed = make(chan struct{})
 				w.mu.Unlock()
 			})
+			select { // the stream broke: not a hot loop of reconnects
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
 	}()
 	return w
