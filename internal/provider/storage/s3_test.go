@@ -18,6 +18,7 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/storage/storagetest"
+	"github.com/bitmask-go/bitmask/internal/testenv/postgres"
 	s3env "github.com/bitmask-go/bitmask/internal/testenv/s3"
 )
 
@@ -275,5 +276,98 @@ func TestS3Unreachable(t *testing.T) {
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	if _, err := storage.OpenS3(t.Context(), u.String()); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("OpenS3 without the CA = %v", err)
+	}
+}
+
+// TestS3TwoInstances: two leapd instances (two PostgreSQL pools, two S3
+// clients) on one database and one bucket see each other's blobs: a
+// blob put through one is read, counted and not uploaded again through
+// the other, and an account deleted through the other loses its blobs.
+func TestS3TwoInstances(t *testing.T) {
+	postgres.Need(t)
+	srv := s3env.Start(t, s3env.Options{})
+	blobs := srv.NewBucketURL(t)
+	db := postgres.Start(t)
+	ctx := t.Context()
+	open := func(store string) storage.Store {
+		s, err := storage.Open(ctx, t.TempDir(), store, blobs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	}
+	a := open(db + "&migrate=1")
+	b := open(db)
+	if err := a.CreateUser(ctx, &storage.User{Login: "alice", SRPVerifier: []byte{1}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	data := make([]byte, 200_000)
+	rand.Read(data)
+	if err := a.PutBlob(ctx, "alice", "x", bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	rc, n, err := b.Blob(ctx, "alice", "x")
+	if err != nil || n != int64(len(data)) {
+		t.Fatalf("the other instance's Blob = %d, %v", n, err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if !bytes.Equal(got, data) {
+		t.Fatal("the other instance reads other bytes")
+	}
+	if err := b.PutBlob(ctx, "alice", "x", errReader{t}, int64(len(data))); err != nil {
+		t.Fatalf("PutBlob of a blob the other instance stored: %v", err)
+	}
+	if u, err := b.Usage(ctx, "alice"); err != nil || u.Blobs != 1 || u.BlobBytes != int64(len(data)) {
+		t.Fatalf("the other instance's Usage = %+v, %v", u, err)
+	}
+	c, err := b.DeleteAccount(ctx, "alice", "alice@example.org", "test")
+	if err != nil || c.Blobs != 1 {
+		t.Fatalf("DeleteAccount through the other instance = %+v, %v; want 1 blob", c, err)
+	}
+	if _, _, err := a.Blob(ctx, "alice", "x"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Blob after the account's deletion = %v, want ErrNotFound", err)
+	}
+}
+
+type errReader struct{ t *testing.T }
+
+func (r errReader) Read([]byte) (int, error) {
+	r.t.Error("PutBlob read the body of a blob the store has")
+	return 0, errors.New("must not be read")
+}
+
+// TestS3StoreGone: when the object store goes away, blob calls fail
+// promptly with an error (no hang, no secret in it), and nothing else
+// of the store is affected.
+func TestS3StoreGone(t *testing.T) {
+	srv := s3env.Start(t, s3env.Options{})
+	st, err := storage.OpenBolt(filepath.Join(t.TempDir(), "leapd.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := storage.WithBlobs(st, openS3(t, srv, ""))
+	defer s.Close()
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, &storage.User{Login: "alice", SRPVerifier: []byte{1}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutBlob(ctx, "alice", "a", strings.NewReader("x"), 1); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	for what, err := range map[string]error{
+		"PutBlob": s.PutBlob(ctx, "alice", "b", strings.NewReader("y"), 1),
+		"Blob":    func() error { _, _, err := s.Blob(ctx, "alice", "a"); return err }(),
+	} {
+		if err == nil || errors.Is(err, storage.ErrNotFound) {
+			t.Errorf("%s with the store gone = %v, want an error", what, err)
+		} else if strings.Contains(err.Error(), srv.SecretKey) {
+			t.Errorf("%s: the error shows the secret key", what)
+		}
+	}
+	if _, err := s.User(ctx, "alice"); err != nil {
+		t.Fatalf("the rest of the store with the object store gone: %v", err)
 	}
 }

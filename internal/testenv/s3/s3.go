@@ -77,6 +77,7 @@ type Server struct {
 
 	client *s3.Client
 	seq    atomic.Int64
+	stop   func()
 }
 
 // Start runs a versitygw for the duration of t, or skips t (fails it
@@ -126,7 +127,7 @@ func Start(t testing.TB, opt Options) *Server {
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(exited) }() //nolint:errcheck // the exit is seen through exited
-	t.Cleanup(func() {
+	s.stop = sync.OnceFunc(func() {
 		cmd.Process.Signal(syscall.SIGTERM) //nolint:errcheck
 		select {
 		case <-exited:
@@ -135,6 +136,7 @@ func Start(t testing.TB, opt Options) *Server {
 			<-exited
 		}
 	})
+	t.Cleanup(s.stop)
 	port, err := listeningPort(cmd.Process.Pid, exited)
 	if err != nil {
 		log, _ := os.ReadFile(logPath)
@@ -169,6 +171,10 @@ type staticCreds struct{ id, secret string }
 func (c staticCreds) Retrieve(context.Context) (aws.Credentials, error) {
 	return aws.Credentials{AccessKeyID: c.id, SecretAccessKey: c.secret, Source: "testenv"}, nil
 }
+
+// Stop stops the server now (a store that goes away); it is also
+// stopped when the test ends.
+func (s *Server) Stop() { s.stop() }
 
 // Env is the environment a process (a leapd) needs to reach the server.
 func (s *Server) Env() []string {
