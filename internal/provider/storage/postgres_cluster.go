@@ -257,25 +257,50 @@ func (s *Postgres) listen(ctx context.Context, fn func(string), missed bool) (li
 	if missed {
 		// Listening again first, then the sweep: a wake sent
 		// meanwhile is either seen by the sweep or delivered.
-		if err := s.wakeEveryone(ctx, fn); err != nil {
+		if err := wakeEveryone(ctx, conn, fn); err != nil {
 			return true, err
 		}
 	}
 	for {
-		n, err := conn.WaitForNotification(ctx)
-		if err != nil {
-			return true, err
+		wctx, cancel := context.WithTimeout(ctx, wakeCheckEvery)
+		n, err := conn.WaitForNotification(wctx)
+		cancel()
+		if n != nil {
+			fn(n.Payload)
 		}
-		fn(n.Payload)
+		if err == nil {
+			continue
+		}
+		if ctx.Err() == nil && wctx.Err() != nil {
+			// Quiet for a while: is the connection still there? A
+			// connection that a firewall or NAT dropped without a word
+			// would otherwise wait for ever, and wakes be lost.
+			pctx, cancel := context.WithTimeout(ctx, wakeCheckTimeout)
+			err = conn.Ping(pctx)
+			cancel()
+			if err == nil {
+				continue
+			}
+		}
+		return true, err
 	}
 }
 
+// A listening connection with no notification for wakeCheckEvery is
+// pinged; no answer within wakeCheckTimeout counts as a lost connection.
+// (Variables for the tests.)
+var (
+	wakeCheckEvery   = 30 * time.Second
+	wakeCheckTimeout = 10 * time.Second
+)
+
 // wakeEveryone calls fn for every login with an account, 1,000 read at
-// a time (no query is open while fn runs).
-func (s *Postgres) wakeEveryone(ctx context.Context, fn func(string)) error {
+// a time (no query is open while fn runs), on the listening connection
+// that was just made (the pool's may be as dead as the lost one was).
+func wakeEveryone(ctx context.Context, conn *pgx.Conn, fn func(string)) error {
 	after := ""
 	for {
-		rows, err := s.pool.Query(ctx, "SELECT login FROM users WHERE login > $1 ORDER BY login LIMIT 1000", after)
+		rows, err := conn.Query(ctx, "SELECT login FROM users WHERE login > $1 ORDER BY login LIMIT 1000", after)
 		if err != nil {
 			return err
 		}

@@ -6,9 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -627,5 +631,109 @@ func BenchmarkPostgresChanges(b *testing.B) {
 		if _, _, _, err := s.Changes(b.Context(), "alice", uint64(i*97%9900), 100); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestPostgresWakeupsSilentDrop: a listening connection that goes
+// silent (a firewall or NAT dropping it without a word: no reset, no
+// answer) is found out by the ping after a quiet spell; Wakeups
+// reconnects, wakes every account and goes on.
+func TestPostgresWakeupsSilentDrop(t *testing.T) {
+	every, timeout := wakeCheckEvery, wakeCheckTimeout
+	wakeCheckEvery, wakeCheckTimeout = 100*time.Millisecond, 500*time.Millisecond
+	t.Cleanup(func() { wakeCheckEvery, wakeCheckTimeout = every, timeout })
+	direct := postgres.Start(t)
+	p := newBlackholeProxy(t, direct)
+	a := openPG(t, direct)
+	pgUser(t, a, "alice")
+	pgUser(t, a, "bob")
+	b, err := OpenPostgres(t.Context(), p.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ch := watchWakes(t, b)
+	wakeUntilSeen(t, a, ch, "ready")
+	p.blackhole() // every connection b has now, its listener's too
+	seen := map[string]bool{}
+	for !seen["alice"] || !seen["bob"] {
+		select {
+		case l := <-ch:
+			seen[l] = true
+		case <-t.Context().Done():
+			t.Fatalf("no wake for every account after the silent drop (saw %v)", seen)
+		}
+	}
+	wakeUntilSeen(t, a, ch, "carol")
+}
+
+// blackholeProxy forwards TCP connections on loopback to the test
+// server's unix socket; blackhole makes the connections open at that
+// moment swallow everything from then on, both ways, without closing.
+type blackholeProxy struct {
+	url   string
+	mu    sync.Mutex
+	pairs []*atomic.Bool
+}
+
+func newBlackholeProxy(t *testing.T, pgURL string) *blackholeProxy {
+	u, err := url.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(u.Query().Get("host"), ".s.PGSQL.5432")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	q := u.Query()
+	q.Del("host")
+	host, port, _ := net.SplitHostPort(ln.Addr().String())
+	q.Set("port", port)
+	u.Host, u.RawQuery = host, q.Encode()
+	p := &blackholeProxy{url: u.String()}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s, err := net.Dial("unix", sock)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			dead := new(atomic.Bool)
+			p.mu.Lock()
+			p.pairs = append(p.pairs, dead)
+			p.mu.Unlock()
+			pipe := func(dst, src net.Conn) {
+				defer dst.Close()
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := src.Read(buf)
+					if err != nil {
+						return
+					}
+					if !dead.Load() {
+						if _, err := dst.Write(buf[:n]); err != nil {
+							return
+						}
+					}
+				}
+			}
+			go pipe(s, c)
+			go pipe(c, s)
+		}
+	}()
+	return p
+}
+
+func (p *blackholeProxy) blackhole() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.pairs {
+		d.Store(true)
 	}
 }
