@@ -289,6 +289,14 @@ func (s *S3Blobs) PutBlob(ctx context.Context, login, id string, r io.Reader, si
 	if exists {
 		return nil
 	}
+	if size == 0 {
+		// No body is sent, so nothing else would read r: it must be
+		// empty.
+		var one [1]byte
+		if n, _ := io.ReadFull(r, one[:]); n > 0 {
+			return errors.New("storage: blob longer than the 0 bytes announced")
+		}
+	}
 	pctx, cancel := context.WithTimeout(ctx, s3BlobTimeout)
 	defer cancel()
 	body := &exactReader{r: r, size: size, left: size}

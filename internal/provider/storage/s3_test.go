@@ -127,6 +127,13 @@ func TestS3PlainHTTP(t *testing.T) {
 	if _, _, err := bs.Blob(ctx, "alice", "short"); !errors.Is(err, storage.ErrNotFound) {
 		t.Fatalf("Blob after a short put: %v, want ErrNotFound", err)
 	}
+	// Announced empty, but it is not: refused, nothing stored.
+	if err := bs.PutBlob(ctx, "alice", "zero", strings.NewReader("x"), 0); err == nil {
+		t.Fatal("PutBlob of 1 byte announced as 0: no error")
+	}
+	if _, _, err := bs.Blob(ctx, "alice", "zero"); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("Blob after a long empty put: %v, want ErrNotFound", err)
+	}
 }
 
 // TestS3DeleteBlobsPaging deletes more blobs than one listing page
