@@ -50,9 +50,11 @@ func (s *Server) handleDeleteAccount(w http.ResponseWriter, r *http.Request, a a
 		s.internal(w, "delete account handshake", err)
 		return
 	}
-	m2, err := srv.Verify(h.A, req.M1)
-	if err == nil && h.Fake {
-		err = errors.New("no account")
+	// A proof of the password like a login's, counted with them
+	// (enum.go): a stolen token does not guess faster.
+	m2, err := s.checkProof(w, r, "login", srv, h.Login, h.Fake, h.A, req.M1)
+	if errors.Is(err, errTooSoon) {
+		return // answered 429
 	}
 	if err != nil {
 		s.log.Info("account deletion refused: wrong password", "login", a.login, "client", clientAddr(r))

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -10,7 +11,6 @@ import (
 
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
-	"github.com/bitmask-go/bitmask/pkg/seal"
 	"github.com/bitmask-go/bitmask/pkg/srp"
 )
 
@@ -91,10 +91,14 @@ func (s *Server) handleRecoveryStart(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid login")
 		return
 	}
-	// The recovery buckets are the login limiters' with their own keys
-	// (a login has no space), so recoveries and logins count apart.
-	if !s.perAccount.allow("recovery "+req.Login) || !s.perClient.allow("recovery "+clientAddr(r)) {
+	// Recoveries count apart from logins: per client at the start, and
+	// failed proofs per (client, login) pair (enum.go).
+	if !s.perClient.allow("recovery " + clientAddr(r)) {
 		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many recovery attempts, try again later")
+		return
+	}
+	if wait := s.guard().wait("recovery", clientKey(r), req.Login); wait > 0 {
+		tooSoon(w, wait, "recovery")
 		return
 	}
 	if len(req.A) == 0 || len(req.A) > 1024 {
@@ -119,15 +123,8 @@ func (s *Server) handleRecoveryStart(w http.ResponseWriter, r *http.Request) {
 		// No such account, or one without a recovery code: an answer
 		// shaped like a real one, the same at every attempt, whose
 		// proof then fails like a wrong code.
-		var kdf seal.KDFParams
-		kdf, err = seal.DefaultKDFParams()
-		if err != nil {
-			s.internal(w, "kdf", err)
-			return
-		}
-		kdf.Salt = s.fakeBytes("recovery-kdf", req.Login, 16)
-		salt := s.fakeBytes("recovery-srp", req.Login, 16)
-		srv, err = srp.NewServer(p, []byte(req.Login), salt, p.Verifier(s.fakeBytes("recovery-x", req.Login, 32)))
+		salt, verifier, kdf := s.fakeAccount("recovery-", req.Login, p)
+		srv, err = srp.NewServer(p, []byte(req.Login), salt, verifier)
 		resp = providerapi.RecoveryStartResponse{SRPSalt: salt, KDF: kdf}
 	}
 	if err != nil {
@@ -169,20 +166,25 @@ func (s *Server) handleRecoveryFinish(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "recovery handshake", err)
 		return
 	}
-	// The made-up handshakes verify too, so they take as long.
-	m2, err := srv.Verify(h.A, req.M1)
-	if err != nil || h.Fake {
-		if !h.Fake {
-			n, cerr := s.store.RecoveryFailed(r.Context(), h.Login, time.Now())
-			if cerr != nil && !errors.Is(cerr, storage.ErrNotFound) {
-				s.log.Warn("provider: counting a failed recovery", "err", cerr)
-			}
-			s.log.Info("recovery failed", "login", h.Login, "client", clientAddr(r), "failures", n)
-		} else {
-			s.log.Info("recovery failed", "login", h.Login, "client", clientAddr(r))
-		}
+	// The made-up handshakes verify too, so they take as long; a
+	// failure slows the client's pair down (enum.go).
+	m2, err := s.checkProof(w, r, "recovery", srv, h.Login, h.Fake, h.A, req.M1)
+	if errors.Is(err, errBadProof) {
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or recovery code")
+		// Counted for the account's owner once the answer is out,
+		// and asked for made-up answers too (the store finds nothing
+		// to count), so the write does not tell accounts apart. A
+		// client that hangs up on the answer is still counted.
+		_ = http.NewResponseController(w).Flush()
+		n, cerr := s.store.RecoveryFailed(context.WithoutCancel(r.Context()), h.Login, time.Now())
+		if cerr != nil && !errors.Is(cerr, storage.ErrNotFound) {
+			s.log.Warn("provider: counting a failed recovery", "err", cerr)
+		} else if cerr == nil {
+			s.log.Info("failed recovery counted", "login", h.Login, "failures", n)
+		}
 		return
+	} else if err != nil {
+		return // answered
 	}
 	rec, err := s.store.Recovery(r.Context(), h.Login)
 	if err != nil {

@@ -52,8 +52,12 @@ type Config struct {
 	Quota Quota
 
 	SessionTTL time.Duration // default 24h
-	// Login attempts allowed per account and per client address, per
-	// minute. Zero means the defaults (10 and 60); negative disables.
+	// LoginPerClient is the login, recovery and signup attempts allowed
+	// per client address and minute (each counted apart). Logins are not
+	// limited per account: LoginPerAccount is the ceiling of failed
+	// proofs per account and hour past which every failing client waits
+	// from a minute on (enum.go). Zero means the defaults (60 and 100);
+	// negative disables.
 	LoginPerAccount int
 	LoginPerClient  int
 
@@ -94,7 +98,7 @@ type Server struct {
 	notify  *notifier
 	fakeKey [32]byte // makes answers for unknown logins look like real ones
 
-	perAccount, perClient *limiter
+	perClient *limiter
 
 	live liveSessions // requests in flight per session (session.go)
 }
@@ -118,9 +122,6 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 	if cfg.SessionTTL <= 0 {
 		cfg.SessionTTL = 24 * time.Hour
 	}
-	if cfg.LoginPerAccount == 0 {
-		cfg.LoginPerAccount = 10
-	}
 	if cfg.LoginPerClient == 0 {
 		cfg.LoginPerClient = 60
 	}
@@ -129,13 +130,12 @@ func New(cfg Config, store storage.Store, tlsFiles *TLSFiles) (*Server, error) {
 	}
 	cfg.Quota = cfg.Quota.withDefaults()
 	s := &Server{
-		cfg:        cfg,
-		store:      store,
-		tls:        tlsFiles,
-		log:        cfg.Logger,
-		notify:     newNotifier(),
-		perAccount: newLimiter(cfg.LoginPerAccount, time.Minute),
-		perClient:  newLimiter(cfg.LoginPerClient, time.Minute),
+		cfg:       cfg,
+		store:     store,
+		tls:       tlsFiles,
+		log:       cfg.Logger,
+		notify:    newNotifier(),
+		perClient: newLimiter(cfg.LoginPerClient, time.Minute),
 	}
 	if len(cfg.FakeSecret) == len(s.fakeKey) {
 		copy(s.fakeKey[:], cfg.FakeSecret)
@@ -442,8 +442,14 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid A")
 		return
 	}
-	if !s.perAccount.allow(req.Login) || !s.perClient.allow("login "+clientAddr(r)) {
+	if !s.perClient.allow("login " + clientAddr(r)) {
 		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many login attempts, try again later")
+		return
+	}
+	// Not per account (anyone could use that up): failed proofs slow
+	// their (client, login) pair down (enum.go).
+	if wait := s.guard().wait("login", clientKey(r), req.Login); wait > 0 {
+		tooSoon(w, wait, "login")
 		return
 	}
 	p := srp.DefaultParams()
@@ -465,17 +471,11 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		}
 		resp = providerapi.LoginStartResponse{SRPSalt: u.SRPSalt, B: srv.B(), KDF: u.KDF}
 	} else {
-		// An unknown login gets an answer shaped like a real one, with
-		// salts that stay the same across attempts, so logins cannot
-		// be enumerated here; the proof then fails.
-		kdf, err := seal.DefaultKDFParams()
-		if err != nil {
-			s.internal(w, "kdf", err)
-			return
-		}
-		kdf.Salt = s.fakeBytes("kdf", req.Login, 16)
-		salt := s.fakeBytes("srp", req.Login, 16)
-		srv, err = srp.NewServer(p, []byte(req.Login), salt, p.Verifier(s.fakeBytes("x", req.Login, 32)))
+		// An unknown login gets a made-up account (enum.go): the same
+		// answer at every attempt, parameters real accounts have, and
+		// the same work as a real one here and at the proof.
+		salt, verifier, kdf := s.fakeAccount("", req.Login, p)
+		srv, err = srp.NewServer(p, []byte(req.Login), salt, verifier)
 		if err != nil {
 			s.internal(w, "srp", err)
 			return
@@ -521,12 +521,14 @@ func (s *Server) handleLoginFinish(w http.ResponseWriter, r *http.Request) {
 		s.internal(w, "login handshake", err)
 		return
 	}
-	// An unknown login's made-up server verifies too, then fails.
-	m2, err := srv.Verify(h.A, req.M1)
-	if err != nil || h.Fake {
-		s.log.Info("login failed", "login", h.Login, "client", clientAddr(r))
+	// An unknown login's made-up server verifies too, then fails; a
+	// failure slows the client's pair down (enum.go).
+	m2, err := s.checkProof(w, r, "login", srv, h.Login, h.Fake, h.A, req.M1)
+	if errors.Is(err, errBadProof) {
 		writeErr(w, http.StatusUnauthorized, providerapi.CodeUnauthorized, "wrong login or password")
 		return
+	} else if err != nil {
+		return // answered
 	}
 	u, err := s.store.User(r.Context(), h.Login)
 	if err != nil {
@@ -599,7 +601,8 @@ func (s *Server) handleSecret(w http.ResponseWriter, r *http.Request, a authed) 
 
 func (s *Server) handlePush(w http.ResponseWriter, r *http.Request, a authed) {
 	var req providerapi.PushRequest
-	if !readJSON(w, r, maxPushBody, &req) {
+	var ok bool
+	if req.Docs, ok = readPush(w, r); !ok { // pushread.go: at most maxPushDocs decoded
 		return
 	}
 	if len(req.Docs) == 0 || len(req.Docs) > maxPushDocs {

@@ -1040,40 +1040,28 @@ func TestEnrollmentPolicy(t *testing.T) {
 
 // --- 4. login rate limit
 
-func TestLoginRateLimitPerAccount(t *testing.T) {
-	p := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{LoginPerAccount: 3}})
-	r := newRaw(t, p)
+// TestLoginRateLimitPerClient: login starts are limited per client
+// address, not per account: a client over its limit does not keep the
+// account from others (TestStrangerCannotLockOutLogin for failed proofs).
+func TestLoginRateLimitPerClient(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{LoginPerClient: 3}})
 	signup(t, p, "kate")
-	start := func(login string) (int, []byte) {
-		cl, err := srp.StartClient(srp.DefaultParams(), []byte(login))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.doJSON(http.MethodPost, "/1/sessions", "", providerapi.LoginStartRequest{Login: login, A: cl.A()}, nil)
-	}
-	for i := 1; i <= 3; i++ {
-		if st, b := start("kate"); st != http.StatusOK {
-			t.Fatalf("login start %d: HTTP %d %.200q", i, st, b)
+	r := rawFrom(t, p, "127.0.0.2")
+	for i, login := range []string{"kate", "nobody", "kate"} {
+		if st, b, _, _ := loginStart(t, r, login); st != http.StatusOK {
+			t.Fatalf("login start %d: HTTP %d %.200q", i+1, st, b)
 		}
 	}
-	st, b := start("kate")
-	wantErr(t, "4th login start", st, b, http.StatusTooManyRequests, providerapi.CodeRateLimited)
-	// The limit is the account's: others log in, known or not.
-	signup(t, p, "liam")
-	for _, login := range []string{"liam", "nobody"} {
-		if st, b := start(login); st != http.StatusOK {
-			t.Errorf("login start for %s after kate's limit: HTTP %d %.200q", login, st, b)
-		}
-	}
+	st, b, _, _ := loginStart(t, r, "liam")
+	wantErr(t, "4th login start from the address", st, b, http.StatusTooManyRequests, providerapi.CodeRateLimited)
 	// Through the client, the refusal is a clear error, not a wrong
 	// password.
-	c := testenv.NewClient(t, p)
-	if _, err := c.Login(ctx(t), "kate", []byte(password)); !providerclient.IsCode(err, providerapi.CodeRateLimited) {
+	if _, err := clientFrom(t, p, "127.0.0.2").Login(ctx(t), "kate", []byte(password)); !providerclient.IsCode(err, providerapi.CodeRateLimited) {
 		t.Errorf("client login over the limit: %v, want %s", err, providerapi.CodeRateLimited)
 	}
-	c = testenv.NewClient(t, p)
-	if _, err := c.Login(ctx(t), "liam", []byte(password)); err != nil {
-		t.Errorf("liam's login: %v", err)
+	// Kate logs in from her own address.
+	if _, err := clientFrom(t, p, "127.0.0.3").Login(ctx(t), "kate", []byte(password)); err != nil {
+		t.Errorf("kate's login from another address: %v", err)
 	}
 }
 
