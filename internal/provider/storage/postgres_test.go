@@ -737,3 +737,22 @@ func (p *blackholeProxy) blackhole() {
 		d.Store(true)
 	}
 }
+
+// FuzzPostgresCounterID: the ids of the incoming and outbound queues
+// come from API paths; parseCounterID takes exactly the 16 lower-case
+// hex digits counterID makes (of a number PostgreSQL's bigint holds)
+// and nothing else, and never panics.
+func FuzzPostgresCounterID(f *testing.F) {
+	for _, s := range []string{"0000000000000001", "7fffffffffffffff", "8000000000000000", "000000000000000A", "+000000000000001", "1", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		n, ok := parseCounterID(id)
+		if !ok {
+			return
+		}
+		if n < 0 || counterID(uint64(n)) != id {
+			t.Fatalf("parseCounterID(%q) = %d, which counterID writes %q", id, n, counterID(uint64(n)))
+		}
+	})
+}
