@@ -74,6 +74,12 @@ func FuzzPushBody(f *testing.F) {
 	f.Add([]byte(`{"docs":[{"id":"seed","base_rev":0,"rev":1,"ciphertext":"YQ=="}]} `))
 	f.Add([]byte(`{"docs":[]}`))
 	f.Add([]byte{})
+	// The streaming decoder of pushes (pushread.go): unknown fields,
+	// the key's case, a repeated key, null, nesting.
+	f.Add([]byte(`{"x":{"docs":[1]},"Docs":[{"id":"k","rev":1,"ciphertext":"YQ=="}],"y":null}`))
+	f.Add([]byte(`{"docs":[{"id":"a","rev":1,"ciphertext":"YQ=="}],"docs":[{"id":"b","rev":1,"ciphertext":"YQ=="}]}`))
+	f.Add([]byte(`{"docs":null}`))
+	f.Add([]byte(`{"docs":[[]]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		before := lastSeq(t)
 		rec := serve(h, http.MethodPost, "/1/docs", tok, body)
