@@ -2,10 +2,13 @@ package submission_test
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/provider/submission"
 	"github.com/bitmask-go/bitmask/internal/testenv"
 )
@@ -59,5 +62,52 @@ func TestTwoQueuesSendOnce(t *testing.T) {
 	}
 	if got := len(r.received()); got != n {
 		t.Errorf("the remote got %d messages, want %d", got, n)
+	}
+}
+
+// TestClaimOfADeadInstanceLapses: an item claimed by an instance that
+// died mid-send (its claim is taken here straight from the store, and
+// nothing ever finishes it) is left alone until the claim's lease ends,
+// then a live instance's worker sends it, once.
+func TestClaimOfADeadInstanceLapses(t *testing.T) {
+	r := startRemote(t, "127.0.0.1:0", nil)
+	var mu sync.Mutex
+	var rcptAt []time.Time
+	r.mu.Lock()
+	r.rcptErr = func(string) error {
+		mu.Lock()
+		rcptAt = append(rcptAt, time.Now())
+		mu.Unlock()
+		return nil
+	}
+	r.mu.Unlock()
+	p := startProvider(t, testenv.Options{})
+	ctx := context.Background()
+	if err := p.Store.CreateUser(ctx, &storage.User{Login: "alice", SRPSalt: []byte("salt"), SRPVerifier: []byte("verifier"), Created: time.Now()}, ""); err != nil {
+		t.Fatal(err)
+	}
+	it := &storage.OutboundItem{Login: "alice", From: "alice@" + domain, Created: time.Now().UTC(), NextAttempt: time.Now().UTC(),
+		Message: []byte(message("alice", "dave@"+remote, "claimed-by-the-dead"))}
+	it.Recipients = []storage.OutboundRecipient{{Address: "dave@" + remote}}
+	if err := p.Store.PutOutbound(ctx, it); err != nil {
+		t.Fatal(err)
+	}
+	claimed, err := p.Store.ClaimDueOutbound(ctx, time.Now(), 10, 2*time.Second)
+	if err != nil || len(claimed) != 1 {
+		t.Fatalf("the dead instance's claim: %v, %v", claimed, err)
+	}
+	leaseEnd := claimed[0].NextAttempt
+
+	w := newWorld(t, worldOptions{cfg: submission.Config{Port: r.port}, provider: p})
+	testenv.Eventually(t, time.Minute, "delivery after the lease", func() bool { return len(r.received()) == 1 })
+	testenv.Eventually(t, time.Minute, "an empty queue", func() bool { return len(w.queue()) == 0 })
+	w.stop()
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rcptAt) != 1 || len(r.received()) != 1 {
+		t.Fatalf("%d RCPTs, %d messages; want one each", len(rcptAt), len(r.received()))
+	}
+	if rcptAt[0].Before(leaseEnd) {
+		t.Errorf("sent at %s, before the dead instance's lease ended at %s", rcptAt[0].Format(time.RFC3339Nano), leaseEnd.Format(time.RFC3339Nano))
 	}
 }
