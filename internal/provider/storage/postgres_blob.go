@@ -1,25 +1,48 @@
 package storage
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/jackc/pgx/v5"
 )
 
 // Blobs on PostgreSQL are rows of blob_chunks of at most pgBlobChunk
-// bytes under a row of blobs: a write streams chunk by chunk in one
-// transaction (a reader that fails or ends early rolls it back, so
-// nothing is stored), and a read fetches a chunk at a time, the first
-// with the size.
+// bytes under a row of blobs, and a read fetches a chunk at a time, the
+// first with the size.
+//
+// A write reads the whole body before it takes a connection, so that a
+// slow client never holds one of the pool's few connections: a blob of
+// one chunk in memory, a bigger one in an unlinked temporary file
+// ($TMPDIR, mode 0600; it is ciphertext). A reader that fails or ends
+// early stores nothing. Then one transaction writes the chunks.
 const pgBlobChunk = 1 << 20
 
 func (s *Postgres) PutBlob(ctx context.Context, login, id string, r io.Reader, size int64) error {
 	if size < 0 || size > MaxBlobSize {
 		return fmt.Errorf("storage: blob of %d bytes (at most %d)", size, MaxBlobSize)
 	}
+	// An unknown login, or a blob stored already: done, r unread.
+	var user, exists bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM users WHERE login = $1),
+		EXISTS (SELECT 1 FROM blobs WHERE login = $1 AND id = $2)`, login, id).Scan(&user, &exists)
+	switch {
+	case err != nil:
+		return pgError("storing a blob", err)
+	case !user:
+		return ErrNotFound
+	case exists:
+		return nil
+	}
+	body, err := spoolBlob(r, size)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
 	return s.tx(ctx, "storing a blob", func(tx pgx.Tx) error {
 		// A key-share lock on the user's row: the account cannot be
 		// deleted under the upload, and pushes are not held up by it.
@@ -36,20 +59,19 @@ func (s *Postgres) PutBlob(ctx context.Context, login, id string, r io.Reader, s
 		if tag.RowsAffected() == 0 {
 			return nil
 		}
+		if _, err := body.Seek(0, io.SeekStart); err != nil {
+			return err
+		}
 		buf := make([]byte, min(size, pgBlobChunk))
 		for n, left := 0, size; left > 0; n++ {
 			k := min(left, pgBlobChunk)
-			if _, err := io.ReadFull(r, buf[:k]); err != nil {
-				return fmt.Errorf("storage: reading a blob of %d bytes: %w", size, err)
+			if _, err := io.ReadFull(body, buf[:k]); err != nil {
+				return fmt.Errorf("reading the spooled blob: %w", err)
 			}
 			if _, err := tx.Exec(ctx, "INSERT INTO blob_chunks (login, id, n, data) VALUES ($1, $2, $3, $4)", login, id, n, buf[:k]); err != nil {
 				return err
 			}
 			left -= k
-		}
-		var extra [1]byte
-		if n, _ := r.Read(extra[:]); n > 0 {
-			return fmt.Errorf("storage: blob longer than the %d bytes announced", size)
 		}
 		_, err = tx.Exec(ctx, "UPDATE users SET blobs = blobs + 1, blob_bytes = blob_bytes + $2 WHERE login = $1", login, size)
 		return err
@@ -112,4 +134,49 @@ func (r *pgBlobReader) Read(p []byte) (int, error) {
 func (r *pgBlobReader) Close() error {
 	r.buf, r.left, r.err = nil, 0, errors.New("storage: blob reader closed")
 	return nil
+}
+
+// spooledBlob is a blob's body read whole: in memory or in a file.
+type spooledBlob interface {
+	io.ReadSeeker
+	io.Closer
+}
+
+type memBlob struct{ *bytes.Reader }
+
+func (memBlob) Close() error { return nil }
+
+// spoolBlob reads exactly size bytes of r (one that ends early or goes
+// on is an error) into memory when they fit one chunk, else into an
+// unlinked temporary file.
+func spoolBlob(r io.Reader, size int64) (spooledBlob, error) {
+	var out spooledBlob
+	if size <= pgBlobChunk {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, fmt.Errorf("storage: reading a blob of %d bytes: %w", size, err)
+		}
+		out = memBlob{bytes.NewReader(buf)}
+	} else {
+		f, err := os.CreateTemp("", "leapd-blob-*")
+		if err != nil {
+			return nil, fmt.Errorf("storage: spooling a blob: %w", err)
+		}
+		os.Remove(f.Name()) // gone with the last descriptor, whatever happens
+		out = f
+		n, err := io.Copy(f, io.LimitReader(r, size))
+		if err == nil && n < size {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("storage: reading a blob of %d bytes: %w", size, err)
+		}
+	}
+	var extra [1]byte
+	if n, _ := r.Read(extra[:]); n > 0 {
+		out.Close()
+		return nil, fmt.Errorf("storage: blob longer than the %d bytes announced", size)
+	}
+	return out, nil
 }

@@ -470,69 +470,59 @@ type iotestErrReader struct{}
 
 func (iotestErrReader) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
 
-// TestPostgresDeleteWaitsForUpload: an account deletion that starts
-// while a blob upload is in flight waits for it and then deletes the
-// blob too; nothing is left behind, and a later upload is ErrNotFound.
-func TestPostgresDeleteWaitsForUpload(t *testing.T) {
+// TestPostgresUploadsHoldNoConnection: blob uploads whose clients stall
+// half way hold none of the pool's connections (a few slow clients would
+// otherwise stop every other request of the instance), and an account
+// deleted under them leaves nothing when they finish.
+func TestPostgresUploadsHoldNoConnection(t *testing.T) {
 	url := postgres.Start(t)
-	a, b := openPG(t, url), openPG(t, url)
+	s := openPG(t, url+"&pool_max_conns=2")
 	ctx := t.Context()
-	pgUser(t, a, "alice")
-	pr, pw := io.Pipe()
-	upload := make(chan error, 1)
-	go func() { upload <- a.PutBlob(ctx, "alice", "x", pr, 10) }()
-	if _, err := pw.Write([]byte("01234")); err != nil { // the upload is in its transaction
-		t.Fatal(err)
-	}
-	deleted := make(chan error, 1)
-	go func() {
-		c, err := b.DeleteAccount(ctx, "alice", "", "deleted")
-		if err == nil && c.Blobs != 1 {
-			err = fmt.Errorf("deleted %d blobs, want 1", c.Blobs)
-		}
-		deleted <- err
-	}()
-	// The deletion waits on the user's row: see it waiting, then let
-	// the upload finish.
-	waitForLockWait(t, a)
-	if _, err := pw.Write([]byte("56789")); err != nil {
-		t.Fatal(err)
-	}
-	pw.Close()
-	if err := <-upload; err != nil {
-		t.Fatalf("the upload: %v", err)
-	}
-	if err := <-deleted; err != nil {
-		t.Fatalf("the deletion: %v", err)
-	}
-	var n int
-	if err := a.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM blob_chunks)").Scan(&n); err != nil || n != 0 {
-		t.Fatalf("%d blob rows left (%v)", n, err)
-	}
-	if err := a.PutBlob(ctx, "alice", "y", bytes.NewReader([]byte("z")), 1); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("an upload after the deletion: %v, want ErrNotFound", err)
-	}
-}
-
-// waitForLockWait waits until some session of the database waits for a
-// lock (pg_stat_activity says so).
-func waitForLockWait(t *testing.T, s *Postgres) {
-	t.Helper()
-	for {
-		var n int
-		err := s.pool.QueryRow(t.Context(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n)
-		if err != nil {
+	pgUser(t, s, "alice")
+	const uploads = 5
+	var pws []*io.PipeWriter
+	done := make(chan error, uploads)
+	half := bytes.Repeat([]byte("x"), pgBlobChunk) // of a 2-chunk blob
+	for i := range uploads {
+		pr, pw := io.Pipe()
+		pws = append(pws, pw)
+		go func() { done <- s.PutBlob(ctx, "alice", fmt.Sprintf("b%d", i), pr, 2*int64(len(half))) }()
+		if _, err := pw.Write(half); err != nil { // taken: the upload reads its body
 			t.Fatal(err)
 		}
-		if n > 0 {
-			return
+	}
+	if n := s.pool.Stat().AcquiredConns(); n != 0 {
+		t.Fatalf("%d connections held by stalled uploads", n)
+	}
+	if _, err := s.User(ctx, "alice"); err != nil {
+		t.Fatalf("a request beside the stalled uploads: %v", err)
+	}
+	// Two finish; the account goes; the rest finish after it.
+	for _, pw := range pws[:2] {
+		if _, err := pw.Write(half); err != nil {
+			t.Fatal(err)
 		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal("nobody waited for a lock")
-		case <-time.After(5 * time.Millisecond):
+		pw.Close()
+		if err := <-done; err != nil {
+			t.Fatalf("an upload: %v", err)
 		}
+	}
+	c, err := s.DeleteAccount(ctx, "alice", "", "deleted")
+	if err != nil || c.Blobs != 2 {
+		t.Fatalf("deletion: %d blobs, %v; want 2", c.Blobs, err)
+	}
+	for _, pw := range pws[2:] {
+		if _, err := pw.Write(half); err != nil {
+			t.Fatal(err)
+		}
+		pw.Close()
+		if err := <-done; !errors.Is(err, ErrNotFound) {
+			t.Fatalf("an upload finished after the deletion: %v, want ErrNotFound", err)
+		}
+	}
+	var n int
+	if err := s.pool.QueryRow(ctx, "SELECT (SELECT count(*) FROM blobs) + (SELECT count(*) FROM blob_chunks)").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d blob rows left (%v)", n, err)
 	}
 }
 
