@@ -5,24 +5,47 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bitmask-go/bitmask/internal/provider/httpapi"
 	"github.com/bitmask-go/bitmask/internal/provider/storage"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
 	"github.com/bitmask-go/bitmask/internal/testenv"
+	"github.com/bitmask-go/bitmask/internal/testenv/postgres"
 	"github.com/bitmask-go/bitmask/pkg/seal"
 	"github.com/bitmask-go/bitmask/pkg/srp"
 )
 
-// Two instances of one provider over one store (docs/storage.md, "Several
-// instances"); here the embedded store shared in one process, the
-// e2e cluster test runs them on PostgreSQL.
+// Two instances of one provider over one store (docs/storage.md, "Running
+// several instances"): the embedded store shared in one process, and one
+// PostgreSQL database opened by each.
 
 // TestLoginAcrossInstances: a login started on one instance finishes on
 // the other (the handshake is kept in the store, not in the instance),
 // once only, and an instance with another login-fake.key cannot open it.
 func TestLoginAcrossInstances(t *testing.T) {
-	a := testenv.StartProvider(t, testenv.Options{NoSubmission: true})
-	b := testenv.StartInstance(t, a, testenv.Options{NoSubmission: true})
+	forBackends(t, testLoginAcrossInstances)
+}
+
+// forBackends runs test on two instances over the embedded store (shared
+// in this process) and over one PostgreSQL database (skipped without
+// PostgreSQL, unless BITMASK_REQUIRE_PEERS=1).
+func forBackends(t *testing.T, test func(t *testing.T, a, b *testenv.Provider)) {
+	for _, be := range []struct {
+		name  string
+		store func(t *testing.T) string
+	}{
+		{"bolt", func(*testing.T) string { return "" }},
+		{"postgres", func(t *testing.T) string { return postgres.Start(t) + "&migrate=1" }},
+	} {
+		t.Run(be.name, func(t *testing.T) {
+			o := testenv.Options{NoSubmission: true, Config: httpapi.Config{StoreURL: be.store(t)}}
+			a := testenv.StartProvider(t, o)
+			test(t, a, testenv.StartInstance(t, a, o))
+		})
+	}
+}
+
+func testLoginAcrossInstances(t *testing.T, a, b *testenv.Provider) {
 	if a.Fingerprint != b.Fingerprint || a.URL == b.URL {
 		t.Fatalf("instances: %s %s, %s %s", a.URL, a.Fingerprint, b.URL, b.Fingerprint)
 	}
@@ -96,8 +119,10 @@ func (noClose) Close() error { return nil }
 // TestWakeAcrossInstances: a push through one instance wakes the event
 // stream and the long poll of the same user on the other.
 func TestWakeAcrossInstances(t *testing.T) {
-	a := testenv.StartProvider(t, testenv.Options{NoSubmission: true})
-	b := testenv.StartInstance(t, a, testenv.Options{NoSubmission: true})
+	forBackends(t, testWakeAcrossInstances)
+}
+
+func testWakeAcrossInstances(t *testing.T, a, b *testenv.Provider) {
 	frank := signup(t, a, "frank")
 	onB := testenv.NewClient(t, b)
 	onB.SetToken(frank.token)
