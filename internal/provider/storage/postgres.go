@@ -7,6 +7,7 @@ import (
 	"math"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -65,8 +66,13 @@ func parsePostgresURL(rawURL string) (*pgxpool.Config, postgresOptions, error) {
 	u.RawQuery = q.Encode()
 	cfg, err := pgxpool.ParseConfig(u.String())
 	if err != nil {
-		// pgx's error may quote the URL: say only which one.
-		return nil, opts, fmt.Errorf("storage: PostgreSQL URL %s: %v", redact(rawURL), errors.Unwrap(err))
+		// pgx's error quotes the URL, its password redacted at best
+		// effort: make sure.
+		msg := err.Error()
+		if pw, ok := u.User.Password(); ok && pw != "" {
+			msg = strings.ReplaceAll(msg, pw, "xxxxx")
+		}
+		return nil, opts, fmt.Errorf("storage: PostgreSQL URL: %s", msg)
 	}
 	return cfg, opts, nil
 }

@@ -141,6 +141,10 @@ func TestPostgresOpenByURL(t *testing.T) {
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("an unreachable server: %v (must fail, without the password)", err)
 	}
+	_, err = OpenPostgres(t.Context(), "postgres://leapd:s3cret@127.0.0.1:1/x?sslmode=sometimes")
+	if err == nil || strings.Contains(err.Error(), "s3cret") || !strings.Contains(err.Error(), "sslmode") {
+		t.Fatalf("a bad parameter: %v (must fail, say which, without the password)", err)
+	}
 }
 
 // TestPostgresConcurrentPushes: two instances pushing for one user at
