@@ -750,3 +750,49 @@ func FuzzPostgresCounterID(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkPostgresWake measures a wake through one instance reaching
+// Wakeups on another (pg_notify to LISTEN), one at a time.
+func BenchmarkPostgresWake(b *testing.B) {
+	url := postgres.Start(b)
+	a, err := OpenPostgres(b.Context(), url+"&migrate=1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	c, err := OpenPostgres(b.Context(), url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(b.Context())
+	defer cancel()
+	ch := make(chan string, 16)
+	go c.Wakeups(ctx, func(l string) { //nolint:errcheck // ends with ctx
+		select {
+		case ch <- l:
+		case <-ctx.Done():
+		}
+	})
+	// Wait for the listener: wake until one comes through.
+	for ready := false; !ready; {
+		if err := a.Wake(ctx, "ready"); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-ch:
+			ready = true
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	for len(ch) > 0 {
+		<-ch
+	}
+	for b.Loop() {
+		if err := a.Wake(ctx, "alice"); err != nil {
+			b.Fatal(err)
+		}
+		for l := <-ch; l != "alice"; l = <-ch {
+		}
+	}
+}
