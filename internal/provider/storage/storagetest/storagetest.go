@@ -1213,16 +1213,20 @@ func waitRunning(t *testing.T, s storage.Store, chs ...<-chan string) {
 	// Drain the extra "ready"s later reads skip.
 }
 
-func waitFor(t *testing.T, ch <-chan string, login string) {
+// waitFor reads ch until every one of logins came, in any order (the
+// wakes of one round come in no particular order).
+func waitFor(t *testing.T, ch <-chan string, logins ...string) {
 	t.Helper()
-	for {
+	want := map[string]bool{}
+	for _, l := range logins {
+		want[l] = true
+	}
+	for len(want) > 0 {
 		select {
 		case l := <-ch:
-			if l == login {
-				return
-			}
+			delete(want, l)
 		case <-t.Context().Done():
-			t.Fatalf("the wake of %s never came", login)
+			t.Fatalf("the wakes of %v never came", want)
 		}
 	}
 }
@@ -1239,9 +1243,8 @@ func testWakeups(t *testing.T, s storage.Store) {
 		noErr(t, "Wake", s.Wake(t.Context(), "bob"))
 	}
 	noErr(t, "Wake", s.Wake(t.Context(), "carol"))
-	waitFor(t, ch1, "bob")
-	waitFor(t, ch1, "carol")
-	waitFor(t, ch2, "carol")
+	waitFor(t, ch1, "bob", "carol")
+	waitFor(t, ch2, "bob", "carol")
 	// Wakeups ends with its context.
 	cancel1()
 	select {
