@@ -7,8 +7,12 @@
 //	leapd [-config FILE] [-data DIR] [-domain DOMAIN] [-listen ADDR] [-api-url URL] [-enrollment open|invite|closed] [-mx ADDR] [-lmtp PATH]
 //	      [-hostname NAME] [-submission ADDR] [-submissions ADDR] [-dnssec-resolver ADDR]
 //	      [-public-name NAME [-acme-dir URL] [-acme-email ADDR]] [-mta-sts-mode enforce|testing|none] [-reports ADDR]
-//	leapd invite [-data DIR] [-n N]
+//	      [-store postgres://...] [-blobs s3://BUCKET[/PREFIX]?endpoint=URL]
+//	      [-quota-bytes N] [-quota-doc-bytes N] [-quota-blob-bytes N] [-quota-incoming-bytes N]
+//	leapd invite [-data DIR] [-store URL] [-n N]
 //	leapd dns [the same flags as leapd]
+//	leapd migrate [-store postgres://...]
+//	leapd backup [-data DIR] -o FILE
 package main
 
 import (
@@ -23,7 +27,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -87,6 +90,19 @@ type fileConfig struct {
 	// Reports is the address DMARC and TLS reports go to, as `leapd
 	// dns` prints the records (default postmaster@DOMAIN).
 	Reports string `json:"reports"`
+	// Store and Blobs choose the storage (docs/storage.md): "" is the
+	// bbolt file in the data directory with the blobs in it;
+	// postgres://... and s3://BUCKET?endpoint=... the shared backends
+	// that several instances run on.
+	Store string `json:"store"`
+	Blobs string `json:"blobs"`
+	// Quota is the per-user storage quota in bytes (docs/provider-api.md
+	// §1.8): QuotaBytes for everything (0: 10 GiB, negative: none), the
+	// others per part (0: none of its own).
+	QuotaBytes         int64 `json:"quota_bytes"`
+	QuotaDocBytes      int64 `json:"quota_doc_bytes"`
+	QuotaBlobBytes     int64 `json:"quota_blob_bytes"`
+	QuotaIncomingBytes int64 `json:"quota_incoming_bytes"`
 }
 
 // run is leapd: the command line and config file make a
@@ -98,6 +114,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	if len(args) > 0 && args[0] == "dns" {
 		return printDNS(args[1:], stdout)
+	}
+	if len(args) > 0 && args[0] == "migrate" {
+		return runMigrate(args[1:])
+	}
+	if len(args) > 0 && args[0] == "backup" {
+		return backup(ctx, args[1:], stdout)
 	}
 	fc, err := parseConfig(args)
 	if err != nil {
@@ -116,6 +138,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	report(stdout, p)
+	defer serveAdmin(fc.Data, p)()
 	return p.Wait()
 }
 
@@ -143,6 +166,12 @@ func parseConfig(args []string) (fileConfig, error) {
 	fs.StringVar(&fc.ACMEEmail, "acme-email", "", "contact address for the ACME CA")
 	fs.StringVar(&fc.MTASTSMode, "mta-sts-mode", "", "mode of the MTA-STS policy served: enforce, testing or none (default enforce)")
 	fs.StringVar(&fc.Reports, "reports", "", "address for DMARC and TLS reports in the printed records (default postmaster@DOMAIN)")
+	fs.StringVar(&fc.Store, "store", "", `storage: "" the bbolt file in the data directory, or postgres://... (append &migrate=1 to migrate at start)`)
+	fs.StringVar(&fc.Blobs, "blobs", "", `blob storage: "" in the store, or s3://BUCKET[/PREFIX]?endpoint=URL (keys from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)`)
+	fs.Int64Var(&fc.QuotaBytes, "quota-bytes", 0, "per-user storage quota in bytes (default 10 GiB; negative: none)")
+	fs.Int64Var(&fc.QuotaDocBytes, "quota-doc-bytes", 0, "per-user limit on document bytes (default: only -quota-bytes)")
+	fs.Int64Var(&fc.QuotaBlobBytes, "quota-blob-bytes", 0, "per-user limit on blob bytes (default: only -quota-bytes)")
+	fs.Int64Var(&fc.QuotaIncomingBytes, "quota-incoming-bytes", 0, "per-user limit on queued incoming mail bytes (default: only -quota-bytes)")
 	if err := fs.Parse(args); err != nil {
 		return fileConfig{}, err
 	}
@@ -197,6 +226,8 @@ func providerConfig(fc fileConfig, ttl time.Duration) (provider.Config, error) {
 		API: httpapi.Config{
 			Domain: fc.Domain, Name: fc.Name, APIURL: fc.APIURL,
 			Enrollment: fc.Enrollment, SessionTTL: ttl, MTASTS: sts,
+			StoreURL: fc.Store, BlobsURL: fc.Blobs,
+			Quota: httpapi.Quota{Bytes: fc.QuotaBytes, DocBytes: fc.QuotaDocBytes, BlobBytes: fc.QuotaBlobBytes, IncomingBytes: fc.QuotaIncomingBytes},
 		},
 		MX:         mx.Config{Hostname: fc.Hostname},
 		Submission: submission.Config{Hostname: fc.Hostname, DNSSECResolverAddr: fc.DNSSECResolver},
@@ -270,19 +301,34 @@ func merge(dst *fileConfig, src fileConfig) {
 	set(&dst.ACMEEmail, src.ACMEEmail)
 	set(&dst.MTASTSMode, src.MTASTSMode)
 	set(&dst.Reports, src.Reports)
+	set(&dst.Store, src.Store)
+	set(&dst.Blobs, src.Blobs)
+	setN := func(d *int64, s int64) {
+		if s != 0 {
+			*d = s
+		}
+	}
+	setN(&dst.QuotaBytes, src.QuotaBytes)
+	setN(&dst.QuotaDocBytes, src.QuotaDocBytes)
+	setN(&dst.QuotaBlobBytes, src.QuotaBlobBytes)
+	setN(&dst.QuotaIncomingBytes, src.QuotaIncomingBytes)
 }
 
 // invite adds invite codes to a stopped provider's storage.
 func invite(ctx context.Context, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("leapd invite", flag.ContinueOnError)
 	data := fs.String("data", "leapd-data", "data directory")
+	store := fs.String("store", "", `the storage, as leapd's -store ("": the bbolt file in the data directory)`)
 	n := fs.Int("n", 1, "how many codes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := storage.OpenBolt(filepath.Join(*data, "leapd.db"))
+	st, err := storage.Open(ctx, *data, *store, "")
 	if err != nil {
-		return errors.Join(err, errors.New("is leapd running? stop it to add invites"))
+		if *store == "" {
+			err = errors.Join(err, errors.New("is leapd running? stop it to add invites"))
+		}
+		return err
 	}
 	defer st.Close()
 	for range *n {
