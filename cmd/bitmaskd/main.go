@@ -28,6 +28,7 @@ import (
 	"github.com/bitmask-go/bitmask/internal/daemon"
 	"github.com/bitmask-go/bitmask/internal/imapd"
 	"github.com/bitmask-go/bitmask/internal/localserve"
+	"github.com/bitmask-go/bitmask/internal/memlimit"
 	"github.com/bitmask-go/bitmask/internal/tray"
 )
 
@@ -56,6 +57,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		fmt.Fprintln(stdout, "bitmaskd", Version())
 		return nil
 	}
+	// The heap may grow by half what is live, not by all of it
+	// (internal/memlimit).
+	go memlimit.Run(ctx)
 	level := slog.LevelInfo
 	if *verbose {
 		level = slog.LevelDebug

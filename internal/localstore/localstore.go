@@ -135,7 +135,12 @@ func (s *Store) Update(fn func(*Tx) error) error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		t := &Tx{s: s, tx: tx}
 		fnErr = fn(t)
-		t.done()
+		// A write walks the branch pages of every bucket it changes
+		// (and bbolt's commit reads the freelist and rebalances):
+		// pages read through the map that no count of values sees.
+		// One madvise here, beside the commit's disk syncs, keeps them
+		// from piling up over a run of writes.
+		release(tx)
 		return fnErr
 	})
 	if err != nil && fnErr == nil {
