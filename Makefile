@@ -6,7 +6,7 @@ STATICCHECK ?= $(shell $(GO) env GOPATH)/bin/staticcheck
 FUZZTIME ?= 5s
 BIN := bin
 
-.PHONY: all build test lint bench run clean tools e2e fuzz
+.PHONY: all build test lint bench run clean tools e2e e2e-scale fuzz
 
 all: build
 
@@ -29,6 +29,12 @@ bench:
 
 e2e:
 	bash scripts/e2e.sh
+
+# e2e-scale (issue 15): PostgreSQL and a real S3 server (versitygw),
+# installed or built when missing, two leapd instances on them, end to
+# end (scripts/e2e-scale.sh).
+e2e-scale:
+	GO=$(GO) bash scripts/e2e-scale.sh
 
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) bash scripts/fuzz.sh

@@ -32,6 +32,7 @@ fi
 run() { go test -run '^$' -bench "$2" -benchtime 1x -timeout 30m "$1" | tee -a "$out" | grep -E '^(Benchmark|ok|FAIL)' >&2; }
 run ./internal/daemon/ 'BenchmarkFreshDeviceSync10k|BenchmarkSignupLogin'
 run ./internal/provider/mx/ 'BenchmarkMXAccept'
+run ./internal/e2e/ 'BenchmarkProviderLoad'
 run ./internal/e2e/ 'BenchmarkIncoming|BenchmarkMXToIdle|BenchmarkSend|BenchmarkIMAP100k|BenchmarkImport|BenchmarkExport|BenchmarkRelayDANE'
 
 # One row per metric: what, measured, [Dovecot, ratio,] target.
@@ -97,3 +98,15 @@ imap "APPEND 10 KB, no TCP_NODELAY (msgs/s)" append-nagle-msgs/s ">= Dovecot" ra
 imap "IMAP 100k: daemon RSS (MB)" daemon-rss-MB "< 200"
 imap "IMAP 100k: daemon anonymous memory (MB)" daemon-anon-MB ""
 imap "IMAP 100k: daemon peak RSS (MB)" daemon-peak-rss-MB "reported"
+# issue 15: the provider under a bounded load (BenchmarkProviderLoad,
+# BENCH_LOAD_ACCOUNTS accounts, 1,000 by default) on each backend, and two
+# instances on one PostgreSQL against one.
+for backend in bolt postgres postgres-2-instances; do
+	row "provider load, $backend: signups (/s)" "$(metric BenchmarkProviderLoad/$backend signups/s)" "reported"
+	row "provider load, $backend: logins (/s)" "$(metric BenchmarkProviderLoad/$backend logins/s)" "reported"
+	row "provider load, $backend: pushes (/s)" "$(metric BenchmarkProviderLoad/$backend pushes/s)" "reported"
+	row "provider load, $backend: feed latency p50 (ms)" "$(metric BenchmarkProviderLoad/$backend feed-p50-ms)" "reported"
+	row "provider load, $backend: feed latency p99 (ms)" "$(metric BenchmarkProviderLoad/$backend feed-p99-ms)" "reported"
+	row "provider load, $backend: MX (msgs/s)" "$(metric BenchmarkProviderLoad/$backend mx-msgs/s)" "reported"
+	row "provider load, $backend: RSS (MiB)" "$(metric BenchmarkProviderLoad/$backend rss-MiB)" "reported"
+done
