@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -42,6 +43,15 @@ import (
 // told against what the store holds.
 
 const killDomain = "kill.test"
+
+// killRounds is how many kills each test makes: 2, or
+// BITMASK_KILL_ROUNDS for a longer run.
+func killRounds() int {
+	if n, err := strconv.Atoi(os.Getenv("BITMASK_KILL_ROUNDS")); err == nil && n > 0 {
+		return n
+	}
+	return 2
+}
 
 // leapdBinary is the leapd binary, built once per test binary.
 var leapdBinary = sync.OnceValues(func() (string, error) {
@@ -329,7 +339,8 @@ func killDuringMXAccept(t *testing.T, storeArgs []string) {
 	acct := e.signup(p, "mallory")
 	to := acct.login + "@" + killDomain
 
-	const rounds, senders = 4, 4
+	rounds := killRounds()
+	const senders = 4
 	var (
 		mu      sync.Mutex
 		told    = map[int]outcome{}
@@ -540,7 +551,8 @@ func killDuringPushes(t *testing.T, storeArgs []string) {
 	e.args = storeArgs
 	p := e.start()
 	acct := e.signup(p, "pusher")
-	const rounds, devices, perBatch = 4, 3, 5
+	rounds := killRounds()
+	const devices, perBatch = 3, 5
 	ps := make([]*pusher, devices)
 	for i := range ps {
 		ps[i] = &pusher{acked: map[string]uint64{}}
@@ -786,6 +798,13 @@ func TestKillDuringRelay(t *testing.T) { killDuringRelay(t, nil) }
 // killDuringRelay: storeArgs are the sending leapd's (the remote one
 // keeps the bbolt store).
 func killDuringRelay(t *testing.T, storeArgs []string) {
+	if os.Getenv("BITMASK_KILL_RELAY") != "1" {
+		// Since the queue claims items with a 20-minute lease, the
+		// items a killed leapd had claimed wait for the lease's end
+		// after its restart (docs/operations.md): this test then
+		// takes over 20 minutes.
+		t.Skip("a killed leapd's outbound claims wait their 20-minute lease: run with BITMASK_KILL_RELAY=1 -timeout 30m")
+	}
 	if os.Geteuid() != 0 {
 		if os.Getenv("BITMASK_REQUIRE_PEERS") == "1" {
 			t.Fatal("the relay delivers to port 25 only: this test needs root, and BITMASK_REQUIRE_PEERS=1")
@@ -821,7 +840,8 @@ func killDuringRelay(t *testing.T, storeArgs []string) {
 	// leapd count until the remote notices them gone) it is answered
 	// 421 and that message waits the relay's retry delay, a minute: a
 	// run takes from seconds to two minutes.
-	const rounds, perRound = 4, 8
+	rounds := killRounds()
+	const perRound = 8
 	start := time.Now()
 	told := map[int]outcome{}
 	seq := 0
