@@ -175,3 +175,42 @@ func TestBlobUploadsOverlap(t *testing.T) {
 		t.Fatalf("%d blobs still pending", len(p))
 	}
 }
+
+// TestDocumentNeverLeavesBeforeItsBlob: a message written during a
+// push (an APPEND during a sync), just before the push takes its batch
+// of documents, must not have its document pushed before its blob, else
+// another device gets the document, a 404 for its content, and shows the
+// message only a sync later.
+func TestDocumentNeverLeavesBeforeItsBlob(t *testing.T) {
+	acct := newTestAccount(t, "yara")
+	a := acct.newDevice(t)
+	putBlobsAndDoc(t, a, 1)
+	late := []byte("the body of a message appended during the sync")
+	var once sync.Once
+	var missing error
+	a.SetTestBeforeCollect(func() {
+		once.Do(func() {
+			body := fmt.Sprintf(`{"blobs":[%q]}`, a.BlobID(late))
+			if err := a.PutBlobsAndDocs([][]byte{late}, []docsync.Doc{{ID: "late", Body: []byte(body)}}); err != nil {
+				t.Error(err)
+			}
+			// The push that carries the late document: its blob
+			// must be at the provider before it is sent.
+			a.remote.set(func(s *steeredRemote) {
+				s.beforePush = func() {
+					_, missing = acct.client.Blob(context.Background(), a.BlobID(late))
+				}
+			})
+		})
+	})
+	a.sync(t)
+	if missing != nil {
+		t.Fatalf("the document written during the push was sent before its blob: %v", missing)
+	}
+	if _, err := acct.client.Doc(context.Background(), "late"); err != nil {
+		t.Fatalf("the document written during the push was not pushed by it: %v", err)
+	}
+	if _, err := acct.client.Blob(context.Background(), a.BlobID(late)); err != nil {
+		t.Fatalf("the document written during the push is at the provider without its blob: %v", err)
+	}
+}

@@ -109,6 +109,10 @@ type Engine struct {
 	kick   chan struct{}
 	soon   chan struct{} // local writes: a sync a moment later (kickSoon)
 
+	// testBeforeCollect, set by tests (export_test.go), runs in push
+	// before each batch of dirty documents is taken.
+	testBeforeCollect func()
+
 	mu       sync.Mutex // guards status and the hooks
 	status   Status
 	onChange []func(ids []string)

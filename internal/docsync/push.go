@@ -38,25 +38,36 @@ type pending struct {
 	push providerapi.DocPush
 }
 
-// push uploads the blobs waiting, then the dirty documents batch by
-// batch, and reports how many documents it sent. It stops early when a
-// whole batch conflicted: the caller pulls before the next round so the
+// push uploads the dirty documents batch by batch, each after the
+// blobs waiting when it was taken, and reports how many documents it
+// sent. It stops early when a whole batch conflicted: the caller pulls before the next round so the
 // feed catches the device up.
 func (e *Engine) push(ctx context.Context) (int, error) {
 	if err := e.ensureDirtyIndex(); err != nil {
 		return 0, err
 	}
-	if err := e.pushBlobs(ctx); err != nil {
-		return 0, err
-	}
 	total := 0
 	for {
+		if e.testBeforeCollect != nil {
+			e.testBeforeCollect()
+		}
 		batch, err := e.collectDirty()
 		if err != nil {
 			return total, err
 		}
 		if len(batch) == 0 {
-			return total, nil
+			// No document waits; a blob still might (one whose
+			// document was replaced before it went), and is sent.
+			return total, e.pushBlobs(ctx)
+		}
+		// The blobs after the batch is taken: a document and its blob
+		// commit in one local transaction, so every document of the
+		// batch has its blob uploaded before the document goes. (Blobs
+		// first, then the batch, let a message written in between go
+		// out without its blob: another device then got a 404 for it
+		// and waited for its next sync to show the message.)
+		if err := e.pushBlobs(ctx); err != nil {
+			return total, err
 		}
 		if err := e.noteAttempts(batch); err != nil {
 			return total, err
