@@ -2,12 +2,9 @@ package storage
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // The Bolt store serves one process: its handshakes and wake-ups live in
@@ -26,6 +23,7 @@ type memCluster struct {
 	handshakes map[string]memHandshake
 	subs       map[int]*wakeSub
 	next       int
+	claims     map[string]time.Time // outbound item id -> end of its claim
 }
 
 type memHandshake struct {
@@ -120,50 +118,46 @@ func (s *Bolt) Wakeups(ctx context.Context, fn func(login string)) error {
 	}
 }
 
+// ClaimDueOutbound claims in memory: one process holds the bbolt file
+// (its lock), so a claim need not outlive it, and after a crash or kill
+// every item is due at once at the restart rather than when a lease
+// written to the file would end. The items' due times in the file do not
+// move; ListDueOutbound skips the claimed, and UpdateOutbound and
+// DeleteOutbound end a claim.
 func (s *Bolt) ClaimDueOutbound(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*OutboundItem, error) {
-	var out []*OutboundItem
-	err := s.update("claiming due outbound messages", func(tx *bolt.Tx) error {
-		items, _, due, err := outq(tx)
-		if err != nil {
-			return err
+	c := &s.cluster
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.claims == nil {
+		c.claims = map[string]time.Time{}
+	}
+	for id, until := range c.claims {
+		if !until.After(now) {
+			delete(c.claims, id)
 		}
-		end := dueKey(now, "")
-		var keys [][]byte
-		c := due.Cursor()
-		for k, _ := c.First(); k != nil && len(keys) < limit; k, _ = c.Next() {
-			if len(k) < 8 || string(k[:8]) > string(end) {
-				break
-			}
-			keys = append(keys, append([]byte(nil), k...))
-		}
-		until := now.Add(lease)
-		for _, k := range keys {
-			id := k[8:]
-			v := items.Get(id)
-			if v == nil {
-				continue
-			}
-			it := &OutboundItem{}
-			if err := json.Unmarshal(v, it); err != nil {
-				return fmt.Errorf("decoding outbound item %s: %w", id, err)
-			}
-			if err := due.Delete(k); err != nil {
-				return err
-			}
-			it.NextAttempt = until
-			meta, err := json.Marshal(it)
-			if err != nil {
-				return err
-			}
-			if err := items.Put(id, meta); err != nil {
-				return err
-			}
-			if err := due.Put(dueKey(until, string(id)), []byte{}); err != nil {
-				return err
-			}
-			out = append(out, it)
-		}
-		return nil
-	})
-	return out, err
+	}
+	out, err := s.listDue(now, limit, func(id string) bool { return c.claims[id].After(now) })
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range out {
+		c.claims[it.ID] = now.Add(lease)
+	}
+	return out, nil
+}
+
+// claimed reports whether id is claimed at now.
+func (s *Bolt) claimed(id string, now time.Time) bool {
+	c := &s.cluster
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.claims[id].After(now)
+}
+
+// unclaim ends id's claim (its holder updated or deleted it).
+func (s *Bolt) unclaim(id string) {
+	c := &s.cluster
+	c.mu.Lock()
+	delete(c.claims, id)
+	c.mu.Unlock()
 }

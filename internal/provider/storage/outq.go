@@ -158,8 +158,14 @@ func withID(item *OutboundItem, id string) *OutboundItem {
 }
 
 // ListDueOutbound returns up to limit items whose NextAttempt is not
-// after now, the earliest first, without their messages.
+// after now and that no one has claimed (ClaimDueOutbound), the earliest
+// first, without their messages.
 func (s *Bolt) ListDueOutbound(ctx context.Context, now time.Time, limit int) ([]*OutboundItem, error) {
+	return s.listDue(now, limit, func(id string) bool { return s.claimed(id, now) })
+}
+
+// listDue is ListDueOutbound with skip saying which ids are claimed.
+func (s *Bolt) listDue(now time.Time, limit int, skip func(id string) bool) ([]*OutboundItem, error) {
 	var out []*OutboundItem
 	err := s.view("listing due outbound messages", func(tx *bolt.Tx) error {
 		items, _, due, err := outq(tx)
@@ -171,6 +177,9 @@ func (s *Bolt) ListDueOutbound(ctx context.Context, now time.Time, limit int) ([
 		for k, _ := c.First(); k != nil && len(out) < limit; k, _ = c.Next() {
 			if len(k) < 8 || bytes.Compare(k[:8], end) > 0 {
 				break
+			}
+			if skip(string(k[8:])) {
+				continue
 			}
 			v := items.Get(k[8:])
 			if v == nil {
@@ -214,6 +223,7 @@ func (s *Bolt) UpdateOutbound(ctx context.Context, item *OutboundItem) error {
 	if item.ID == "" {
 		return errNoOutID
 	}
+	defer s.unclaim(item.ID)
 	meta, err := json.Marshal(item)
 	if err != nil {
 		return fmt.Errorf("storage: encoding an outbound message: %w", err)
@@ -244,6 +254,7 @@ func (s *Bolt) UpdateOutbound(ctx context.Context, item *OutboundItem) error {
 // DeleteOutbound removes the item id and its message; removing one that
 // is not there is no error.
 func (s *Bolt) DeleteOutbound(ctx context.Context, id string) error {
+	defer s.unclaim(id)
 	return s.update("deleting an outbound message", func(tx *bolt.Tx) error {
 		items, msgs, due, err := outq(tx)
 		if err != nil {
