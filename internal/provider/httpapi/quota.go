@@ -93,8 +93,12 @@ func (s *Server) IncomingRoom(ctx context.Context, login string) (int64, error) 
 
 // pushOverQuota reports whether docs would take login past the quota. The quick
 // answer (every ciphertext counted whole) is enough when it fits; near
-// the limit, the documents they replace are read and subtracted, so a
-// push that shrinks or deletes is not refused.
+// the limit the push is played through as PushDocs will apply it: an
+// entry that will conflict (its base is not the stored revision) adds
+// nothing, and one that will be taken adds its size less that of the
+// revision it replaces, which for an id given twice is the first entry's
+// (so a push that shrinks or deletes is not refused, and entries that
+// will conflict cannot be used to discount a growth).
 func (s *Server) pushOverQuota(ctx context.Context, login string, docs []providerapi.DocPush) (bool, error) {
 	var add int64
 	for _, d := range docs {
@@ -104,16 +108,30 @@ func (s *Server) pushOverQuota(ctx context.Context, login string, docs []provide
 	if err != nil || !over {
 		return over, err
 	}
+	type state struct {
+		rev  uint64
+		size int64
+	}
+	seen := map[string]state{}
 	add = 0
 	for _, d := range docs {
-		add += int64(len(d.Ciphertext))
-		cur, err := s.store.Doc(ctx, login, d.ID)
-		if errors.Is(err, storage.ErrNotFound) {
-			continue
-		} else if err != nil {
-			return false, err
+		cur, ok := seen[d.ID]
+		if !ok {
+			stored, err := s.store.Doc(ctx, login, d.ID)
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+			case err != nil:
+				return false, err
+			default:
+				cur = state{rev: stored.Rev, size: int64(len(stored.Ciphertext))}
+			}
 		}
-		add -= int64(len(cur.Ciphertext))
+		if d.BaseRev != cur.rev || d.Rev != d.BaseRev+1 {
+			seen[d.ID] = cur // a conflict: nothing written
+			continue
+		}
+		add += int64(len(d.Ciphertext)) - cur.size
+		seen[d.ID] = state{rev: d.Rev, size: int64(len(d.Ciphertext))}
 	}
 	return s.overQuota(ctx, login, storage.Usage{DocBytes: add})
 }

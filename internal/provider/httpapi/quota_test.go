@@ -76,6 +76,39 @@ func TestPushOverQuotaIsRefused(t *testing.T) {
 	}
 }
 
+// TestConflictingEntriesDoNotDiscountAPush: entries that will conflict
+// (a wrong base revision of a large stored document) write nothing, so
+// they must not count as making room for the others (the attack: one
+// 800-byte document, then pushes of new documents padded with such
+// entries, each taken, past the quota).
+func TestConflictingEntriesDoNotDiscountAPush(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{Quota: httpapi.Quota{Bytes: 1000}}})
+	u := signup(t, p, "quinn")
+	ct := func(n int) []byte { return bytes.Repeat([]byte{'c'}, n) }
+	if _, err := u.c.Push(ctx(t), []providerapi.DocPush{{ID: "big", Rev: 1, Ciphertext: ct(800)}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		_, err := u.c.Push(ctx(t), []providerapi.DocPush{
+			{ID: fmt.Sprintf("new%d", i), Rev: 1, Ciphertext: ct(600)},
+			{ID: "big", BaseRev: 7, Rev: 8, Ciphertext: ct(1)},
+			{ID: "big", BaseRev: 8, Rev: 9, Ciphertext: ct(1)},
+		})
+		wantQuota(t, "a push padded with conflicting entries", err)
+	}
+	if got := usage(t, p, "quinn"); got.DocBytes != 800 {
+		t.Fatalf("usage %+v after padded pushes, want the 800 bytes of before", got)
+	}
+	// The same id twice, both taken: the second replaces the first.
+	if _, err := u.c.Push(ctx(t), []providerapi.DocPush{
+		{ID: "big", BaseRev: 1, Rev: 2, Ciphertext: ct(100)},
+		{ID: "big", BaseRev: 2, Rev: 3, Ciphertext: ct(50)},
+		{ID: "more", Rev: 1, Ciphertext: ct(900)},
+	}); err != nil {
+		t.Fatalf("a push that fits once played through: %v", err)
+	}
+}
+
 // TestBlobOverQuotaIsRefused: a blob upload past the quota gets 507
 // before its body is stored; the same blob again (already stored, adds
 // nothing) is taken.
