@@ -227,9 +227,14 @@ func (g *proofGuard) failed(kind, client, login string) time.Duration {
 	p := g.pairs[k]
 	if p == nil {
 		if len(g.pairs) >= maxPairs {
-			// Full of pairs backing off: this one is not remembered
-			// (the account's ceiling still counts it).
-			return 0
+			// Full of pairs backing off (many client addresses):
+			// one goes, at random, so this pair backs off too and
+			// the account's ceiling, counted apart, keeps applying
+			// to every pair.
+			for victim := range g.pairs {
+				delete(g.pairs, victim)
+				break
+			}
 		}
 		p = &pairState{}
 		g.pairs[k] = p
@@ -272,7 +277,10 @@ func backoff(base time.Duration, n int) time.Duration {
 // sweep forgets pairs whose last failure is older than forgetFailures,
 // and when the map is full, pairs not waiting now. g.mu is held.
 func (g *proofGuard) sweep(now time.Time) {
-	if now.Sub(g.lastSweep) < guardSweepEvery && len(g.pairs) < maxPairs {
+	// A full table is swept at most once a guardSweepEvery too: an
+	// attacker who keeps it full must not make every failure a walk of
+	// all of it (failed evicts to make room meanwhile).
+	if now.Sub(g.lastSweep) < guardSweepEvery {
 		return
 	}
 	g.lastSweep = now

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -154,5 +155,30 @@ func TestProofGuardBackoff(t *testing.T) {
 	}
 	if backoff(time.Second, 40) != maxBackoff {
 		t.Fatal("the backoff is not capped")
+	}
+}
+
+// TestProofGuardFullTable: with the table of pairs full (an attacker
+// failing once from each of very many addresses), a new pair still backs
+// off and the account's ceiling still holds it.
+func TestProofGuardFullTable(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	g := newProofGuard(5)
+	g.now = func() time.Time { return now }
+	g.ceiling.now = g.now
+	for i := range maxPairs {
+		g.pairs[pairKey("login", fmt.Sprintf("2001:db8:%x::/64", i), "throwaway")] = &pairState{failures: 9, last: now, until: now.Add(time.Hour)}
+	}
+	for range 5 { // alice's ceiling spent
+		g.failed("login", "10.0.0.9", "alice")
+	}
+	if d := g.failed("login", "10.0.0.1", "alice"); d != slowBackoffBase {
+		t.Fatalf("past the ceiling with a full table a first failure waits %v, want %v", d, slowBackoffBase)
+	}
+	if d := g.wait("login", "10.0.0.1", "alice"); d != slowBackoffBase {
+		t.Fatalf("the pair is not held back (wait %v): a full table forgot it", d)
+	}
+	if len(g.pairs) > maxPairs {
+		t.Fatalf("%d pairs kept, at most %d", len(g.pairs), maxPairs)
 	}
 }

@@ -93,7 +93,7 @@ func (s *Server) handleRecoveryStart(w http.ResponseWriter, r *http.Request) {
 	}
 	// Recoveries count apart from logins: per client at the start, and
 	// failed proofs per (client, login) pair (enum.go).
-	if !s.perClient.allow("recovery " + clientAddr(r)) {
+	if !s.perClient.allow("recovery " + clientKey(r)) {
 		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many recovery attempts, try again later")
 		return
 	}

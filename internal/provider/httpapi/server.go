@@ -393,7 +393,7 @@ func (s *Server) handleSignup(w http.ResponseWriter, r *http.Request) {
 		}
 		invite = req.InviteCode
 	}
-	if !s.perClient.allow("signup " + clientAddr(r)) {
+	if !s.perClient.allow("signup " + clientKey(r)) {
 		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many attempts, try again later")
 		return
 	}
@@ -442,7 +442,7 @@ func (s *Server) handleLoginStart(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, http.StatusBadRequest, providerapi.CodeBadRequest, "invalid A")
 		return
 	}
-	if !s.perClient.allow("login " + clientAddr(r)) {
+	if !s.perClient.allow("login " + clientKey(r)) {
 		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many login attempts, try again later")
 		return
 	}

@@ -50,7 +50,7 @@ func init() {
 // when there is none.
 func (s *Server) lookupAllowed(w http.ResponseWriter, r *http.Request) bool {
 	l, _ := lookupLimits.Load(s)
-	if lim, _ := l.(*limiter); lim != nil && !lim.allow("lookup "+clientAddr(r)) {
+	if lim, _ := l.(*limiter); lim != nil && !lim.allow("lookup "+clientKey(r)) {
 		writeErr(w, http.StatusTooManyRequests, providerapi.CodeRateLimited, "too many key lookups, try again later")
 		return false
 	}

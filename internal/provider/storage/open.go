@@ -80,7 +80,7 @@ func opener[F any](m map[string]F, raw, what string) (F, error) {
 	var zero F
 	u, err := url.Parse(raw)
 	if err != nil || u.Scheme == "" {
-		return zero, fmt.Errorf("storage: %s URL %q: want SCHEME://...", what, redact(raw))
+		return zero, fmt.Errorf("storage: %s URL %q: want SCHEME://HOST/PATH", what, redact(raw))
 	}
 	fn, ok := m[strings.ToLower(u.Scheme)]
 	if !ok {
@@ -94,11 +94,24 @@ func opener[F any](m map[string]F, raw, what string) (F, error) {
 	return fn, nil
 }
 
-// redact is a URL without its password, for errors and logs.
+// redact is a URL without its passwords (in the user part, and in the
+// query as PostgreSQL takes them: password=, sslpassword=), for errors
+// and logs.
 func redact(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(unparsable URL)"
+	}
+	q := u.Query()
+	changed := false
+	for k := range q {
+		if kl := strings.ToLower(k); kl == "password" || kl == "sslpassword" || strings.Contains(kl, "secret") {
+			q.Set(k, "xxxxx")
+			changed = true
+		}
+	}
+	if changed {
+		u.RawQuery = q.Encode()
 	}
 	return u.Redacted()
 }
