@@ -47,18 +47,25 @@ const noLimit = int64(math.MaxInt64)
 // room is how many more bytes of each kind u may take under q (the
 // least of the total's room and the part's own), math.MaxInt64 without
 // a limit; zero or negative when full.
+//
+// Mail waiting in the incoming queue counts against the total for more
+// incoming mail, not for documents and blobs: a device turns a queued
+// message into a document and a blob before it deletes it from the
+// queue, so counting the queue against that push would let strangers'
+// mail fill an account until its own devices could never drain it.
 func (q Quota) room(u storage.Usage) (docs, blobs, incoming int64) {
-	total := noLimit
+	stored, total := noLimit, noLimit
 	if q.Bytes > 0 {
-		total = q.Bytes - (u.DocBytes + u.BlobBytes + u.IncomingBytes)
+		stored = q.Bytes - (u.DocBytes + u.BlobBytes)
+		total = stored - u.IncomingBytes
 	}
-	part := func(limit, used int64) int64 {
+	part := func(room, limit, used int64) int64 {
 		if limit <= 0 {
-			return total
+			return room
 		}
-		return min(total, limit-used)
+		return min(room, limit-used)
 	}
-	return part(q.DocBytes, u.DocBytes), part(q.BlobBytes, u.BlobBytes), part(q.IncomingBytes, u.IncomingBytes)
+	return part(stored, q.DocBytes, u.DocBytes), part(stored, q.BlobBytes, u.BlobBytes), part(total, q.IncomingBytes, u.IncomingBytes)
 }
 
 // overQuota reports whether adding add to login's usage would take it

@@ -175,3 +175,25 @@ func TestHugePushAndFeedFromTheEnd(t *testing.T) {
 	st, body = r.do(http.MethodGet, "/1/docs/changes?since=18446744073709551616", bearer(u.token), nil)
 	wantErr(t, "changes since 2^64", st, body, http.StatusBadRequest, providerapi.CodeBadRequest)
 }
+
+// TestQueuedMailDoesNotBlockItsOwnSync: mail from strangers that fills
+// the account's queue must not make the push that turns it into
+// documents and blobs (the device's sync, which then empties the queue)
+// fail with 507, or the account would stay full for good.
+func TestQueuedMailDoesNotBlockItsOwnSync(t *testing.T) {
+	p := testenv.StartProvider(t, testenv.Options{Config: httpapi.Config{Quota: httpapi.Quota{Bytes: 1000}}})
+	u := signup(t, p, "quinn")
+	if _, _, err := p.Store.PutIncoming(ctx(t), "quinn", bytes.Repeat([]byte{'m'}, 900)); err != nil {
+		t.Fatal(err)
+	}
+	if room, err := p.IncomingRoom(ctx(t), "quinn"); err != nil || room > 100 {
+		t.Fatalf("incoming room %d, %v, want at most 100 with 900 queued", room, err)
+	}
+	blob := bytes.Repeat([]byte{'b'}, 800)
+	if err := u.c.PutBlob(ctx(t), blobID(blob), blob); err != nil {
+		t.Fatalf("the blob of a queued message: %v", err)
+	}
+	if _, err := u.c.Push(ctx(t), []providerapi.DocPush{{ID: "msg", Rev: 1, Ciphertext: bytes.Repeat([]byte{'d'}, 150)}}); err != nil {
+		t.Fatalf("the document of a queued message: %v", err)
+	}
+}
