@@ -21,7 +21,7 @@ import (
 )
 
 // Floor is the least the limit is set to.
-const Floor = 128 << 20
+const Floor = 192 << 20
 
 // Every is how often the limit follows the live heap.
 const Every = 15 * time.Second

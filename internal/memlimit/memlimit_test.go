@@ -17,6 +17,7 @@ func TestLimitFollowsTheLiveHeap(t *testing.T) {
 		{50 << 20, Floor},
 		{Floor, Floor + Floor/2},
 		{200 << 20, 300 << 20},
+		{100 << 20, Floor},
 	} {
 		if got := Limit(c.live); got != c.want {
 			t.Errorf("Limit(%d) = %d, want %d", c.live, got, c.want)
