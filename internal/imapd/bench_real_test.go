@@ -21,17 +21,7 @@ func BenchmarkFetchRealStore(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_FETCH_MESSAGES")); err == nil && v > 0 {
 		n = v
 	}
-	ms := realStore(b)
-	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i += 1000 {
-		batch := make([]mailstore.NewMessage, 0, 1000)
-		for j := i; j < min(i+1000, n); j++ {
-			batch = append(batch, mailstore.NewMessage{Raw: benchMessage(j), Date: base.Add(time.Duration(j) * time.Second)})
-		}
-		if _, err := ms.AppendBatch(context.Background(), "INBOX", batch); err != nil {
-			b.Fatal(err)
-		}
-	}
+	ms := filledRealStore(b, n)
 	e := startServerWithStore(b, ms)
 	raw := e.raw()
 	raw.cmd("l", `LOGIN "`+testUser+`" "`+testToken+`"`)
@@ -104,17 +94,7 @@ func BenchmarkSingleFetchRealStore(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("BENCH_FETCH_MESSAGES")); err == nil && v > 0 {
 		n = v
 	}
-	ms := realStore(b)
-	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i := 0; i < n; i += 1000 {
-		batch := make([]mailstore.NewMessage, 0, 1000)
-		for j := i; j < min(i+1000, n); j++ {
-			batch = append(batch, mailstore.NewMessage{Raw: benchMessage(j), Date: base.Add(time.Duration(j) * time.Second)})
-		}
-		if _, err := ms.AppendBatch(context.Background(), "INBOX", batch); err != nil {
-			b.Fatal(err)
-		}
-	}
+	ms := filledRealStore(b, n)
 	e := startServerWithStore(b, ms)
 	raw := e.raw()
 	raw.cmd("l", `LOGIN "`+testUser+`" "`+testToken+`"`)
@@ -129,4 +109,20 @@ func BenchmarkSingleFetchRealStore(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(cpuTime()-c0)/float64(i)/1e3, "cpu-us/fetch")
+}
+
+// filledRealStore is a real mail store with n benchmark messages in INBOX.
+func filledRealStore(b *testing.B, n int) *mailstore.Store {
+	ms := realStore(b)
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i := 0; i < n; i += 1000 {
+		batch := make([]mailstore.NewMessage, 0, 1000)
+		for j := i; j < min(i+1000, n); j++ {
+			batch = append(batch, mailstore.NewMessage{Raw: benchMessage(j), Date: base.Add(time.Duration(j) * time.Second)})
+		}
+		if _, err := ms.AppendBatch(context.Background(), "INBOX", batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return ms
 }
