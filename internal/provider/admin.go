@@ -97,22 +97,6 @@ func ServeAdmin(dataDir string, st storage.Store, log *slog.Logger) (stop func()
 	}, nil
 }
 
-// peerAllowed is whether the process at the other end of c runs as
-// leapd's user or as root.
-func peerAllowed(c *net.UnixConn) bool {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return false
-	}
-	var uid = -1
-	raw.Control(func(fd uintptr) {
-		if cred, err := syscall.GetsockoptUcred(int(fd), syscall.SOL_SOCKET, syscall.SO_PEERCRED); err == nil {
-			uid = int(cred.Uid)
-		}
-	})
-	return uid == 0 || uid == os.Getuid()
-}
-
 func serveAdminConn(c *net.UnixConn, b storage.Backuper, log *slog.Logger) {
 	if !peerAllowed(c) {
 		log.Warn("admin: a connection from another user refused")
