@@ -30,6 +30,7 @@ type Store struct {
 	keys    *seal.Keys
 	buckets sync.Map     // logical bucket name -> opaque name
 	reads   atomic.Int64 // values read since the map was last released
+	writes  atomic.Int64 // write transactions, ever
 
 	mu     sync.Mutex
 	timer  *time.Timer
@@ -138,11 +139,16 @@ func (s *Store) Update(fn func(*Tx) error) error {
 		// A write walks the branch pages of every bucket it changes
 		// (and bbolt's commit reads the freelist and rebalances):
 		// pages read through the map that no count of values sees.
-		// One madvise here, beside the commit's disk syncs, keeps them
-		// from piling up over a run of writes.
-		release(tx)
+		// They are handed back every releaseWrites writes, and once
+		// writes pause (releaseLater): a release after every write cost a run
+		// of APPENDs more than the commit's disk syncs, each write
+		// faulting the same branch pages in again.
+		if t.s.writes.Add(1)%releaseWrites == 0 {
+			release(tx)
+		}
 		return fnErr
 	})
+	s.releaseLater()
 	if err != nil && fnErr == nil {
 		return fmt.Errorf("localstore: writing the file: %w", err)
 	}
@@ -158,6 +164,8 @@ const (
 	releaseAfter = 1024
 	releaseEvery = 65536
 	releaseIdle  = 500 * time.Millisecond
+	// releaseWrites: see Update.
+	releaseWrites = 64
 )
 
 // read counts a value read; a long walk releases as it goes.
@@ -172,15 +180,21 @@ func (t *Tx) done() {
 	if t.s.reads.Load() < releaseAfter {
 		return
 	}
-	t.s.mu.Lock()
-	defer t.s.mu.Unlock()
-	if t.s.closed {
+	t.s.releaseLater()
+}
+
+// releaseLater hands the mapped pages back once reads and writes pause
+// for releaseIdle.
+func (s *Store) releaseLater() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
 		return
 	}
-	if t.s.timer == nil {
-		t.s.timer = time.AfterFunc(releaseIdle, t.s.release)
+	if s.timer == nil {
+		s.timer = time.AfterFunc(releaseIdle, s.release)
 	} else {
-		t.s.timer.Reset(releaseIdle)
+		s.timer.Reset(releaseIdle)
 	}
 }
 
