@@ -281,7 +281,9 @@ func (e *Engine) pushBlobs(ctx context.Context) error {
 		if err := e.markUploaded(done); err != nil {
 			return errors.Join(upErr, err)
 		}
-		if upErr != nil {
+		if upErr != nil || len(ids) < blobRound {
+			// A short round listed every blob then pending; those
+			// written since wait for the next sync (see push).
 			return upErr
 		}
 	}

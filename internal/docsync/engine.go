@@ -108,6 +108,13 @@ type Engine struct {
 	syncMu sync.Mutex // one sync at a time
 	kick   chan struct{}
 	soon   chan struct{} // local writes: a sync a moment later (kickSoon)
+	// changed is the notification stream's word that the provider has
+	// a change past what was pulled (eventSeq); Run syncs for it unless
+	// every sequence up to there is one of the device's own pushes
+	// (ownSeqs, guarded by mu): the echo of a push is no reason to sync.
+	remoteChanged chan struct{}
+	eventSeq      atomic.Uint64
+	ownSeqs       map[uint64]struct{}
 
 	// testBeforeCollect, set by tests (export_test.go), runs in push
 	// before each batch of dirty documents is taken.
@@ -144,7 +151,7 @@ func New(st *localstore.Store, remote Remote, keys *seal.Keys, user string, log 
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Engine{st: st, remote: remote, key: &keys.Doc, keys: keys, user: user, log: log, kick: make(chan struct{}, 1), soon: make(chan struct{}, 1)}
+	return &Engine{st: st, remote: remote, key: &keys.Doc, keys: keys, user: user, log: log, kick: make(chan struct{}, 1), soon: make(chan struct{}, 1), remoteChanged: make(chan struct{}, 1), ownSeqs: map[uint64]struct{}{}}
 }
 
 // OnChange registers fn to be called with the ids of documents that a
@@ -175,12 +182,13 @@ func (e *Engine) Kick() {
 	}
 }
 
-// kickSoon asks Run for a sync after local writes: not at once but
-// localSyncDelay after the first write since the last sync, so that a
-// client writing message after message (APPEND after APPEND, an import, a
-// STORE over many messages) has them pushed together, a few round trips
-// and commits a second rather than several for each message, which on
-// two cores and one disk slow the writes themselves.
+// kickSoon asks Run for a sync after local writes: not at once but once
+// the writes pause for localSyncDelay, and at most localSyncMax after
+// the first write since the last sync, so that a client writing message
+// after message (APPEND after APPEND, an import, a STORE over many
+// messages) has them pushed together, a few round trips and commits a
+// second rather than several for each message, which on two cores and
+// one disk slow the writes themselves.
 func (e *Engine) kickSoon() {
 	select {
 	case e.soon <- struct{}{}:
@@ -188,8 +196,48 @@ func (e *Engine) kickSoon() {
 	}
 }
 
-// localSyncDelay is how long local writes wait to be pushed.
-const localSyncDelay = 50 * time.Millisecond
+// noteOwn records the sequences the provider gave the device's pushes.
+func (e *Engine) noteOwn(resp *providerapi.PushResponse) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, r := range resp.Results {
+		if r.Seq > e.status.LastSeq {
+			e.ownSeqs[r.Seq] = struct{}{}
+		}
+	}
+}
+
+// onlyOwnChanges reports whether every change the notification stream
+// announced past what was pulled is one of the device's own pushes. It
+// forgets the pushes that a pull has passed.
+func (e *Engine) onlyOwnChanges() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	have, want := e.status.LastSeq, e.eventSeq.Load()
+	for seq := range e.ownSeqs {
+		if seq <= have {
+			delete(e.ownSeqs, seq)
+		}
+	}
+	if want <= have {
+		return true
+	}
+	if want-have > uint64(len(e.ownSeqs)) {
+		return false
+	}
+	for seq := have + 1; seq <= want; seq++ {
+		if _, ok := e.ownSeqs[seq]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// How long local writes wait to be pushed (see kickSoon).
+const (
+	localSyncDelay = 50 * time.Millisecond
+	localSyncMax   = time.Second
+)
 
 func (e *Engine) setStatus(fn func(*Status)) {
 	e.mu.Lock()
@@ -222,16 +270,23 @@ func (e *Engine) Sync(ctx context.Context) error {
 	return err
 }
 
+// sync runs rounds of a pull and a push. After the first round's push
+// comes a second round, whose pull brings back what the push sent (the
+// device's own revisions, recognised as such) and whose push sends what
+// was edited while the first was in flight; more rounds only while whole
+// batches conflict. What is written later goes out in the sync its write
+// asks for (kickSoon): a sync that chased a client writing message after
+// message would commit to the local store as often as that client.
 func (e *Engine) sync(ctx context.Context) error {
 	for round := 0; round < 20; round++ {
 		if err := e.pull(ctx); err != nil {
 			return err
 		}
-		pushed, err := e.push(ctx)
+		pushed, pullFirst, err := e.push(ctx)
 		if err != nil {
 			return err
 		}
-		if pushed == 0 {
+		if !pullFirst && (pushed == 0 || round > 0) {
 			return nil
 		}
 	}
@@ -260,9 +315,14 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	backoff := time.Duration(0)
 	timer := time.NewTimer(0)
 	defer timer.Stop()
-	// soon is armed by the first local write after a sync (kickSoon);
-	// nil while disarmed.
-	var soon <-chan time.Time
+	// soon is armed by the first local write after a sync (kickSoon)
+	// and pushed back by each later one, up to localSyncMax after the
+	// first; nil while disarmed.
+	var (
+		soon      <-chan time.Time
+		soonTimer *time.Timer
+		soonFirst time.Time
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -272,16 +332,29 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 			continue
 		case <-e.soon:
 			flush.Reset(flushIdle)
-			if soon == nil && backoff == 0 {
-				soon = time.After(localSyncDelay)
+			switch {
+			case backoff != 0:
+			case soon == nil:
+				soonFirst = time.Now()
+				soonTimer = time.NewTimer(localSyncDelay)
+				soon = soonTimer.C
+			case time.Since(soonFirst) < localSyncMax-localSyncDelay:
+				soonTimer.Reset(localSyncDelay)
 			}
 			continue
 		case <-soon:
+		case <-e.remoteChanged:
+			if e.onlyOwnChanges() {
+				continue
+			}
 		case <-e.kick:
 			flush.Reset(flushIdle)
 		case <-timer.C:
 		}
-		soon = nil
+		if soonTimer != nil {
+			soonTimer.Stop()
+			soon, soonTimer = nil, nil
+		}
 		if e.walBytes.Load() >= runFlushBytes {
 			e.flushLogged()
 		}
@@ -327,7 +400,12 @@ func (e *Engine) follow(ctx context.Context) {
 				hooks := append([]func(providerapi.Event){}, e.onEvent...)
 				e.mu.Unlock()
 				if ev.Seq > have {
-					e.Kick()
+					for cur := e.eventSeq.Load(); cur < ev.Seq && !e.eventSeq.CompareAndSwap(cur, ev.Seq); cur = e.eventSeq.Load() {
+					}
+					select {
+					case e.remoteChanged <- struct{}{}:
+					default:
+					}
 				}
 				for _, fn := range hooks {
 					fn(ev)

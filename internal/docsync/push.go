@@ -40,25 +40,30 @@ type pending struct {
 
 // push uploads the dirty documents batch by batch, each after the
 // blobs waiting when it was taken, and reports how many documents it
-// sent. It stops early when a whole batch conflicted: the caller pulls before the next round so the
-// feed catches the device up.
-func (e *Engine) push(ctx context.Context) (int, error) {
+// sent. It stops when a batch was not full (everything dirty when it
+// was taken has gone; what was written since waits for the sync its
+// write asked for, see kickSoon) and took no conflict, and early, with
+// pullFirst, when a whole batch conflicted: the caller pulls before the
+// next round so the feed catches the device up. It does not chase a
+// client that keeps writing: one round a document, one commit of the
+// local store a round, would take the local store's writer from that
+// client as often as it commits.
+func (e *Engine) push(ctx context.Context) (total int, pullFirst bool, err error) {
 	if err := e.ensureDirtyIndex(); err != nil {
-		return 0, err
+		return 0, false, err
 	}
-	total := 0
 	for {
 		if e.testBeforeCollect != nil {
 			e.testBeforeCollect()
 		}
 		batch, err := e.collectDirty()
 		if err != nil {
-			return total, err
+			return total, false, err
 		}
 		if len(batch) == 0 {
 			// No document waits; a blob still might (one whose
 			// document was replaced before it went), and is sent.
-			return total, e.pushBlobs(ctx)
+			return total, false, e.pushBlobs(ctx)
 		}
 		// The blobs after the batch is taken: a document and its blob
 		// commit in one local transaction, so every document of the
@@ -67,25 +72,29 @@ func (e *Engine) push(ctx context.Context) (int, error) {
 		// out without its blob: another device then got a 404 for it
 		// and waited for its next sync to show the message.)
 		if err := e.pushBlobs(ctx); err != nil {
-			return total, err
+			return total, false, err
 		}
 		if err := e.noteAttempts(batch); err != nil {
-			return total, err
+			return total, false, err
 		}
 		resp, err := e.send(ctx, batch)
 		if err != nil {
-			return total, err
+			return total, false, err
 		}
+		e.noteOwn(resp)
 		merged, conflicts, err := e.recordResults(batch, resp)
 		if err != nil {
-			return total, err
+			return total, false, err
 		}
 		e.changed(merged)
 		total += len(batch)
-		if conflicts == len(batch) {
+		switch {
+		case conflicts == len(batch):
 			// Everything conflicted: pull before trying again so
 			// the feed catches us up.
-			return total, nil
+			return total, true, nil
+		case conflicts == 0 && len(batch) < pushBatch:
+			return total, false, nil
 		}
 	}
 }
