@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
@@ -121,29 +122,26 @@ func makeDir(dir string) (bool, error) {
 	return true, os.MkdirAll(dir, 0o700)
 }
 
-// writeFileUnsynced writes a blob's file (whole or not at all, by a
-// rename) without syncing it: for FlushBlobs, which syncs all at once.
-// An existing file is replaced: after a crash it may be torn.
+// writeFileUnsynced writes a blob's file in place, without syncing it:
+// for FlushBlobs, which syncs all at once and only then takes the blobs
+// off the log. Until then the log is where the blob is read from
+// (readBlob), so a file torn by a crash is never read, and the next
+// flush, which truncates and rewrites an existing file, mends it. (A
+// temporary file and a rename per blob cost an import of 30,000
+// messages two seconds of its fifteen.)
 func writeFileUnsynced(path string, ct []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	}
-	f, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return err
 	}
 	_, werr := f.Write(ct)
-	cerr := f.Close()
-	if err := errors.Join(werr, cerr); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return errors.Join(werr, f.Close())
 }
 
 func syncDir(dir string) error {
@@ -467,6 +465,7 @@ type Staged struct {
 	ids    []string          // every blob of the write: marked for upload
 	logged map[string][]byte // id -> sealed blob, for the log
 	size   int64             // bytes of logged
+	files  []string          // blob files written unsynced (StageFiles)
 	docs   []Doc
 }
 
@@ -501,6 +500,96 @@ func (e *Engine) Stage(blobs [][]byte, docs []Doc) (*Staged, error) {
 		w.size += int64(len(ct))
 	}
 	return w, nil
+}
+
+// StageFiles is Stage for a bulk writer (an import): each blob goes to
+// its file at once, unsynced, and not through the log, which would write
+// it twice (into the log, then its file) and delete it once more.
+// SyncStaged must make the files durable before the transaction that
+// names them commits. A file left by a crash before that transaction is
+// written again: StageFiles never trusts a file it did not sync.
+func (e *Engine) StageFiles(blobs [][]byte, docs []Doc) (*Staged, error) {
+	for _, d := range docs {
+		if err := checkID(d.ID); err != nil {
+			return nil, err
+		}
+	}
+	w := &Staged{e: e, docs: docs}
+	for _, pt := range blobs {
+		id := e.BlobID(pt)
+		if slices.Contains(w.ids, id) {
+			continue
+		}
+		w.ids = append(w.ids, id)
+		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
+		if err != nil {
+			return nil, fmt.Errorf("docsync: sealing a blob: %w", err)
+		}
+		path := e.blobPath(id)
+		if err := writeNewFile(path, ct); err != nil {
+			return nil, fmt.Errorf("docsync: writing a blob's file: %w", err)
+		}
+		w.files = append(w.files, path)
+	}
+	return w, nil
+}
+
+// SyncStaged makes the blob files of the writes of StageFiles durable:
+// one sync of the file system for all of them.
+func (e *Engine) SyncStaged(ws ...*Staged) error {
+	var paths []string
+	for _, w := range ws {
+		paths = append(paths, w.files...)
+	}
+	if len(paths) == 0 {
+		return nil
+	}
+	if err := syncFiles(e.blobDir(), paths); err != nil {
+		return fmt.Errorf("docsync: syncing blob files: %w", err)
+	}
+	return nil
+}
+
+// writeNewFile writes a blob's file, unsynced: in place when it is new;
+// an existing file (whole, named by a committed document, or torn by a
+// crash before its write was synced) is replaced by a rename, so a crash
+// now never tears a file that was whole.
+func writeNewFile(path string, ct []byte) error {
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	f, err := os.OpenFile(path, flags, 0o600)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return err
+		}
+		f, err = os.OpenFile(path, flags, 0o600)
+	}
+	if errors.Is(err, fs.ErrExist) {
+		return replaceFile(path, ct)
+	}
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(ct)
+	return errors.Join(werr, f.Close())
+}
+
+// replaceFile replaces path's content by ct through a temporary file and
+// a rename, unsynced.
+func replaceFile(path string, ct []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	_, werr := f.Write(ct)
+	if err := errors.Join(werr, f.Close()); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		os.Remove(f.Name())
+		return err
+	}
+	return nil
 }
 
 // Write writes the staged blobs (into the log) and documents in tx.

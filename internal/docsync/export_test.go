@@ -13,3 +13,6 @@ func (e *Engine) OnlyOwnChanges() bool     { return e.onlyOwnChanges() }
 
 // PushOnce is the push of a sync without its pulls.
 func (e *Engine) PushOnce(ctx context.Context) (int, bool, error) { return e.push(ctx) }
+
+// BlobPath is where the blob id's file is.
+func (e *Engine) BlobPath(id string) string { return e.blobPath(id) }

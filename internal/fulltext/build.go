@@ -156,17 +156,30 @@ func (tz *tokenizer) tokens(raw []byte) (toks map[string]uint8, ok bool) {
 type eventQueue struct {
 	mu     sync.Mutex
 	events []mailstore.Event
+	last   time.Time // of the latest push
 	signal chan struct{}
 }
 
 func (q *eventQueue) push(ev mailstore.Event) {
 	q.mu.Lock()
 	q.events = append(q.events, ev)
+	q.last = time.Now()
 	q.mu.Unlock()
 	select {
 	case q.signal <- struct{}{}:
 	default:
 	}
+}
+
+// quiet is how much longer to wait for the store to have been quiet for
+// d (0: it has been, or most events wait).
+func (q *eventQueue) quiet(d time.Duration, most int) time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.events) >= most {
+		return 0
+	}
+	return max(0, d-time.Since(q.last))
 }
 
 func (q *eventQueue) take() []mailstore.Event {
@@ -237,6 +250,19 @@ func (ix *Index) run() {
 			continue
 		case <-ix.queue.signal:
 		}
+		// New messages are indexed once the store's writes pause
+		// (indexQuiet), not one by one as a client appends or an
+		// import stores them: the indexing (a read and decryption of
+		// each message, its tokens) then no longer takes the cores
+		// from the writer. Searches meanwhile scan what is not
+		// indexed yet.
+		for wait := ix.queue.quiet(indexQuiet, indexQueueMax); wait > 0; wait = ix.queue.quiet(indexQuiet, indexQueueMax) {
+			select {
+			case <-ix.ctx.Done():
+				return
+			case <-time.After(wait):
+			}
+		}
 		for _, ev := range ix.queue.take() {
 			if ix.ctx.Err() != nil {
 				return
@@ -258,6 +284,13 @@ func (ix *Index) run() {
 		timer.Reset(idleFlush)
 	}
 }
+
+// The worker waits for the mail store's events to pause for indexQuiet
+// before it indexes, unless indexQueueMax of them wait.
+const (
+	indexQuiet    = time.Second
+	indexQueueMax = 100_000
+)
 
 // markIdle tells WaitIdle's callers the worker has caught up.
 func (ix *Index) markIdle() {

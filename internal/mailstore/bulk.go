@@ -147,7 +147,7 @@ func (s *Store) AppendBulk(ctx context.Context, msgs []BulkMessage) ([]BulkResul
 				meta := s.metaFor(m.Raw)
 				md := messageDoc{Type: typeMessage, Mbox: m.Mbox, Blob: s.docs.BlobID(m.Raw), Size: int64(len(m.Raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(m.Flags)}
 				body, _ := json.Marshal(md)
-				stage, err := s.docs.Stage([][]byte{m.Raw}, []docsync.Doc{{ID: m.ID, Body: body}})
+				stage, err := s.docs.StageFiles([][]byte{m.Raw}, []docsync.Doc{{ID: m.ID, Body: body}})
 				if err != nil {
 					mu.Lock()
 					if firstErr == nil {
@@ -169,11 +169,18 @@ func (s *Store) AppendBulk(ctx context.Context, msgs []BulkMessage) ([]BulkResul
 		return nil, firstErr
 	}
 	batch := make([]*pending, 0, len(work))
+	stages := make([]*docsync.Staged, 0, len(work))
 	for _, i := range work {
 		batch = append(batch, todo[i])
+		stages = append(stages, todo[i].stage)
 	}
 	if len(batch) == 0 {
 		return res, nil
+	}
+	// The blobs' files are durable before the transaction that names
+	// them commits.
+	if err := s.docs.SyncStaged(stages...); err != nil {
+		return nil, fmt.Errorf("mailstore: storing messages: %w", err)
 	}
 	s.mu.Lock()
 	s.addLocked(batch)
