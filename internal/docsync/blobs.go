@@ -593,7 +593,14 @@ func replaceFile(path string, ct []byte) error {
 }
 
 // Write writes the staged blobs (into the log) and documents in tx.
-func (w *Staged) Write(tx *localstore.Tx) error {
+func (w *Staged) Write(tx *localstore.Tx) error { return w.write(tx, false) }
+
+// WriteApplied is Write for a consumer of changes (the mail store) that
+// applies the documents in the same transaction (indexes them): their
+// changes are taken at once (see Taken), so they are not listed for it.
+func (w *Staged) WriteApplied(tx *localstore.Tx) error { return w.write(tx, true) }
+
+func (w *Staged) write(tx *localstore.Tx, applied bool) error {
 	for id, ct := range w.logged {
 		if err := tx.Put(bucketBlobWAL, id, ct); err != nil {
 			return err
@@ -605,23 +612,19 @@ func (w *Staged) Write(tx *localstore.Tx) error {
 		}
 	}
 	for _, d := range w.docs {
+		if d.New {
+			if err := w.e.writeNewTx(tx, d.ID, d.Body, !applied); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := w.e.writeTx(tx, d.ID, d.Body, false); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// WriteApplied is Write for a consumer of changes (the mail store) that
-// applies the documents in the same transaction (indexes them): their
-// changes are taken at once (see Taken), so they are not listed for it.
-func (w *Staged) WriteApplied(tx *localstore.Tx) error {
-	if err := w.Write(tx); err != nil {
-		return err
-	}
-	for _, d := range w.docs {
-		if err := tx.Delete(bucketChanged, d.ID); err != nil {
-			return fmt.Errorf("docsync: taking the change of %s: %w", d.ID, err)
+		if applied {
+			if err := tx.Delete(bucketChanged, d.ID); err != nil {
+				return fmt.Errorf("docsync: taking the change of %s: %w", d.ID, err)
+			}
 		}
 	}
 	return nil

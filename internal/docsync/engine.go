@@ -55,6 +55,10 @@ type Doc struct {
 	ID   string
 	Rev  uint64 // the provider's revision this body is based on
 	Body []byte
+	// New says ID was just made at random (seal.RandomDocID), so no
+	// document has it here or at the provider: a staged write of it
+	// (Stage) skips looking for one. Never set it for any other id.
+	New bool
 }
 
 // Remote is what the engine needs of the provider; *client.Client is it.

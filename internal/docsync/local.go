@@ -93,6 +93,20 @@ func (e *Engine) writeTx(tx *localstore.Tx, id string, body []byte, del bool) er
 	return e.putRecord(tx, id, r)
 }
 
+// writeNewTx is writeTx for a document whose id was just made at random
+// (Doc.New): there is no record to read, no type index entry to remove,
+// and, for a consumer that applies it in the same transaction
+// (WriteApplied), no change to list. Each of those was a walk down one
+// more of the local store's trees for every APPEND.
+func (e *Engine) writeNewTx(tx *localstore.Tx, id string, body []byte, listChange bool) error {
+	if listChange {
+		if err := journal(tx, id); err != nil {
+			return err
+		}
+	}
+	return e.putNewRecord(tx, id, &record{Body: body, Dirty: true, Ver: 1})
+}
+
 // Modify reads, changes and writes back documents in one local
 // transaction: fn gets each live document's body and returns the new body,
 // or del to delete it, or keep to leave it as it is. Missing or deleted

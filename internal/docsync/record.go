@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
@@ -112,4 +113,25 @@ func (e *Engine) putRecord(tx *localstore.Tx, id string, r *record) error {
 		return err
 	}
 	return e.indexType(tx, id, r)
+}
+
+// putNewRecord is putRecord for a document no record has had (Doc.New).
+func (e *Engine) putNewRecord(tx *localstore.Tx, id string, r *record) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := tx.Put(bucketDocs, id, v); err != nil {
+		return err
+	}
+	if err := tx.Put(bucketDirty, id, nil); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	types := e.types
+	e.mu.Unlock()
+	if t := docType(r.Body); slices.Contains(types, t) {
+		return tx.Put(typeBucket(t), id, nil)
+	}
+	return nil
 }

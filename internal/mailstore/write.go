@@ -226,7 +226,7 @@ func (s *Store) appendWithID(ctx context.Context, id, mbox string, raw []byte, f
 	go func() { metaCh <- s.metaFor(raw) }()
 	md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(raw), Size: int64(len(raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(flags)}
 	body, _ := json.Marshal(md)
-	stage, err := s.docs.Stage([][]byte{raw}, []docsync.Doc{{ID: id, Body: body}})
+	stage, err := s.docs.Stage([][]byte{raw}, []docsync.Doc{{ID: id, Body: body, New: fresh}})
 	meta := <-metaCh
 	if err != nil {
 		return Message{}, 0, fmt.Errorf("mailstore: storing a message: %w", err)
@@ -550,8 +550,8 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		if len(nm.Raw) > MaxMessageSize {
 			return nil, fmt.Errorf("mailstore: message larger than %d bytes", MaxMessageSize)
 		}
-		id := nm.ID
-		if id == "" {
+		id, fresh := nm.ID, nm.ID == ""
+		if fresh {
 			var err error
 			if id, err = seal.RandomDocID(); err != nil {
 				return nil, fmt.Errorf("mailstore: making a message's document id: %w", err)
@@ -564,7 +564,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 			out = append(out, existing.message())
 			continue
 		}
-		if _, err := s.docs.Get(id); err == nil {
+		if _, err := s.docs.Get(id); !fresh && err == nil {
 			// Stored by another device meanwhile: index its version.
 			if err := s.applyMessage(ctx, id); err != nil {
 				return nil, fmt.Errorf("mailstore: indexing a message as stored by another device: %w", err)
@@ -578,7 +578,7 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 		meta := s.metaFor(nm.Raw)
 		md := messageDoc{Type: typeMessage, Mbox: mbox, Blob: s.docs.BlobID(nm.Raw), Size: int64(len(nm.Raw)), Date: date.UTC().Truncate(time.Second), Flags: normFlags(nm.Flags)}
 		body, _ := json.Marshal(md)
-		stage, err := s.docs.Stage([][]byte{nm.Raw}, []docsync.Doc{{ID: id, Body: body}})
+		stage, err := s.docs.Stage([][]byte{nm.Raw}, []docsync.Doc{{ID: id, Body: body, New: fresh}})
 		if err != nil {
 			return nil, fmt.Errorf("mailstore: storing messages: %w", err)
 		}
