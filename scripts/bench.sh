@@ -95,6 +95,7 @@ imap "IMAP 100k: SEARCH BODY rare word (ms)" search-body-rare-ms "< 200"
 imap "IMAP 100k: SEARCH BODY common word (ms)" search-body-common-ms "< 200"
 imap "APPEND 10 KB, TCP_NODELAY (msgs/s)" append-nodelay-msgs/s ">= Dovecot" rate
 imap "APPEND 10 KB, no TCP_NODELAY (msgs/s)" append-nagle-msgs/s ">= Dovecot" rate
+imap "  server CPU per APPEND (ms)" append-cpu-ms "reported"
 imap "IMAP 100k: daemon RSS (MB)" daemon-rss-MB "< 200"
 imap "IMAP 100k: daemon anonymous memory (MB)" daemon-anon-MB ""
 imap "IMAP 100k: daemon peak RSS (MB)" daemon-peak-rss-MB "reported"

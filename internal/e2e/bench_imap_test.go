@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,6 +148,8 @@ type imapTarget struct {
 	addr, user, pass string
 	// mem is the server's memory in KiB: resident, anonymous, peak.
 	mem func() (rss, anon, peak int)
+	// cpu, when known, is the CPU time the server has used.
+	cpu func() time.Duration
 }
 
 // imapFigures is one pass of measureIMAP.
@@ -154,6 +158,7 @@ type imapFigures struct {
 	single, searchRare, searchCommon             time.Duration
 	rareHits, commonHits                         int
 	appendNoDelay, appendNagle                   float64 // messages/s
+	appendCPU                                    float64 // the server's CPU ms per APPEND
 	rss, anon, peak                              int     // KiB, at the end
 }
 
@@ -270,12 +275,28 @@ func measureIMAP(b *testing.B, s imapTarget, n int) imapFigures {
 	if err := c.Create(appendMailbox, nil).Wait(); err != nil && !strings.Contains(err.Error(), "ALREADYEXISTS") {
 		b.Fatal(err)
 	}
+	var cpu0 time.Duration
+	if s.cpu != nil {
+		cpu0 = s.cpu()
+	}
 	f.appendNoDelay = appendRate(b, s, true, n)
 	f.appendNagle = appendRate(b, s, false, n)
+	if s.cpu != nil {
+		f.appendCPU = float64(s.cpu()-cpu0) / 1e6 / float64(2*appendCount())
+	}
 	// Memory with the two clients still connected (Dovecot keeps a
 	// process per session).
 	f.rss, f.anon, f.peak = s.mem()
 	return f
+}
+
+// appendCount is how many messages each APPEND rate is timed on:
+// benchAppends, or BENCH_APPENDS.
+func appendCount() int {
+	if v, err := strconv.Atoi(os.Getenv("BENCH_APPENDS")); err == nil && v > 0 {
+		return v
+	}
+	return benchAppends
 }
 
 // appendRate is how many APPENDs of 10 KB messages a second one client
@@ -294,7 +315,7 @@ func appendRate(b *testing.B, s imapTarget, noDelay bool, n int) float64 {
 	if err := c.Login(s.user, s.pass).Wait(); err != nil {
 		b.Fatal(err)
 	}
-	msgs := make([][]byte, benchAppends)
+	msgs := make([][]byte, appendCount())
 	for j := range msgs {
 		msgs[j] = benchMail(n+j, "big@"+"example.test")
 	}
@@ -356,6 +377,16 @@ func startDovecot(b *testing.B, n int, to string) (*dovecot.Server, error) {
 
 // dovecotMem sums the memory of all of Dovecot's processes (master,
 // login, auth, the IMAP session processes...), in KiB.
+// dovecotCPU is the CPU time of Dovecot's processes (sessions that
+// ended count in their parent's).
+func dovecotCPU(d *dovecot.Server) time.Duration {
+	var t time.Duration
+	for _, pid := range d.Pids() {
+		t += procCPU(pid)
+	}
+	return t
+}
+
 func dovecotMem(d *dovecot.Server) (rss, anon, peak int) {
 	for _, pid := range d.Pids() {
 		r, a, p := procRSS(pid)

@@ -202,13 +202,13 @@ func BenchmarkIMAP100k(b *testing.B) {
 		b.Fatal(err)
 	}
 	unlock := time.Since(t0)
-	ours := imapTarget{addr: pr.imap, user: addr, pass: token, mem: func() (int, int, int) {
+	ours := imapTarget{cpu: func() time.Duration { return procCPU(pr.cmd.Process.Pid) }, addr: pr.imap, user: addr, pass: token, mem: func() (int, int, int) {
 		b.Logf("bitmaskd's largest mappings: %s", procTopMaps(pr.cmd.Process.Pid, 6))
 		return procRSS(pr.cmd.Process.Pid)
 	}}
 	var theirs imapTarget
 	if dc != nil {
-		theirs = imapTarget{addr: dc.Addr, user: dovecot.User, pass: dovecot.Password, mem: func() (int, int, int) { return dovecotMem(dc) }}
+		theirs = imapTarget{cpu: func() time.Duration { return dovecotCPU(dc) }, addr: dc.Addr, user: dovecot.User, pass: dovecot.Password, mem: func() (int, int, int) { return dovecotMem(dc) }}
 	}
 	b.ResetTimer()
 	var sums [2][]float64
@@ -220,7 +220,7 @@ func BenchmarkIMAP100k(b *testing.B) {
 			f := measureIMAP(b, s, n)
 			ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 			v := []float64{ms(f.sel), ms(f.flags), ms(f.env), ms(f.bs), ms(f.single), ms(f.rawFlags), ms(f.rawEnv), ms(f.rawBS),
-				ms(f.searchRare), ms(f.searchCommon), f.appendNoDelay, f.appendNagle,
+				ms(f.searchRare), ms(f.searchCommon), f.appendNoDelay, f.appendNagle, f.appendCPU,
 				float64(f.rss) / 1024, float64(f.anon) / 1024, float64(f.peak) / 1024}
 			if sums[k] == nil {
 				sums[k] = make([]float64, len(v))
@@ -233,7 +233,7 @@ func BenchmarkIMAP100k(b *testing.B) {
 	b.StopTimer()
 	names := []string{"select-ms", "fetch-flags-ms", "fetch-envelope-ms", "fetch-bodystructure-ms", "1000-single-fetches-ms",
 		"raw-fetch-flags-ms", "raw-fetch-envelope-ms", "raw-fetch-bodystructure-ms",
-		"search-body-rare-ms", "search-body-common-ms", "append-nodelay-msgs/s", "append-nagle-msgs/s",
+		"search-body-rare-ms", "search-body-common-ms", "append-nodelay-msgs/s", "append-nagle-msgs/s", "append-cpu-ms",
 		"daemon-rss-MB", "daemon-anon-MB", "daemon-peak-rss-MB"}
 	b.ReportMetric(float64(unlock.Milliseconds()), "unlock-ms")
 	for k, prefix := range []string{"", "dovecot-"} {
@@ -244,6 +244,29 @@ func BenchmarkIMAP100k(b *testing.B) {
 			b.ReportMetric(sums[k][i]/float64(b.N), prefix+name)
 		}
 	}
+}
+
+// procCPU is the CPU time (user and system) a process has used, with
+// that of its children it has waited for (Dovecot's ended sessions).
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 > len(b) {
+		return 0
+	}
+	f := strings.Fields(string(b[i+2:]))
+	if len(f) < 15 {
+		return 0
+	}
+	var ticks int64
+	for _, k := range []int{11, 12, 13, 14} { // utime stime cutime cstime
+		v, _ := strconv.ParseInt(f[k], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * time.Second / 100 // USER_HZ
 }
 
 // procTopMaps lists a process's k mappings with the most resident

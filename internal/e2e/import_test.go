@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"syscall"
@@ -286,7 +287,9 @@ func BenchmarkImport(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		start := time.Now()
 		cpu0 := processCPU()
+		stop := profileImport(b)
 		st := runImport(b, api, a.Address, src, fmt.Sprintf("Bench%d", i), 0)
+		stop()
 		cpu += processCPU() - cpu0
 		if st.State != controlapi.ImportDone || st.Imported != n {
 			b.Fatalf("import: %+v", st)
@@ -317,6 +320,29 @@ func BenchmarkImport(b *testing.B) {
 	// would be on idle cores, where the machine is shared.
 	b.ReportMetric(float64(cpu.Microseconds())/1000/float64(imported), "cpu-ms/msg")
 	b.ReportMetric(0, "ns/op")
+}
+
+// profileImport starts a CPU profile of the import (daemon, provider and
+// the sync between them all run in this process) into the file that
+// IMPORT_BENCH_PROFILE names, if any; the function it returns ends it.
+func profileImport(b *testing.B) func() {
+	path := os.Getenv("IMPORT_BENCH_PROFILE")
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Error(err)
+		}
+	}
 }
 
 // processCPU is the CPU time (user and system) the process has used.
