@@ -184,6 +184,11 @@ func (s *Store) AppendBulk(ctx context.Context, msgs []BulkMessage) ([]BulkResul
 	}
 	s.mu.Lock()
 	s.addLocked(batch)
+	for _, i := range work { // under the lock: a STORE may change an entry at once
+		if p := todo[i]; p.err == nil {
+			res[i].Message = p.m.message()
+		}
+	}
 	s.mu.Unlock()
 	for _, i := range work {
 		p := todo[i]
@@ -194,7 +199,6 @@ func (s *Store) AppendBulk(ctx context.Context, msgs []BulkMessage) ([]BulkResul
 			}
 			return nil, p.err
 		}
-		res[i].Message = p.m.message()
 	}
 	for _, i := range work {
 		if todo[i].err == nil {

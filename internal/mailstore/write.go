@@ -237,9 +237,8 @@ func (s *Store) appendWithID(ctx context.Context, id, mbox string, raw []byte, f
 	}
 	stage.Committed()
 	s.mu.Lock()
-	uv := mb.state.UIDValidity
-	s.mu.Unlock()
-	return m.message(), uv, nil
+	defer s.mu.Unlock()
+	return m.message(), mb.state.UIDValidity, nil
 }
 
 // lookup finds the messages of mbox with the given UIDs (unknown UIDs
@@ -587,15 +586,23 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 	if len(todo) == 0 {
 		return out, nil
 	}
+	// The entries are read under the lock: a STORE may change one as
+	// soon as it is indexed.
 	s.mu.Lock()
 	s.addLocked(todo)
+	added := make([]Message, len(todo))
+	for i, p := range todo {
+		if p.err == nil {
+			added[i] = p.m.message()
+		}
+	}
 	s.mu.Unlock()
-	for _, p := range todo {
+	for i, p := range todo {
 		if p.err != nil {
 			return nil, p.err
 		}
 		p.stage.Committed()
-		out = append(out, p.m.message())
+		out = append(out, added[i])
 	}
 	return out, nil
 }
