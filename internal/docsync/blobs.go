@@ -465,7 +465,7 @@ type Staged struct {
 	ids    []string          // every blob of the write: marked for upload
 	logged map[string][]byte // id -> sealed blob, for the log
 	size   int64             // bytes of logged
-	files  []string          // blob files written unsynced (StageFiles)
+	files  []stagedFile      // blob files written unsynced (StageFiles)
 	docs   []Doc
 }
 
@@ -503,11 +503,14 @@ func (e *Engine) Stage(blobs [][]byte, docs []Doc) (*Staged, error) {
 }
 
 // StageFiles is Stage for a bulk writer (an import): each blob goes to
-// its file at once, unsynced, and not through the log, which would write
-// it twice (into the log, then its file) and delete it once more.
-// SyncStaged must make the files durable before the transaction that
-// names them commits. A file left by a crash before that transaction is
-// written again: StageFiles never trusts a file it did not sync.
+// a file of its own at once, not through the log, which would write it
+// twice (into the log, then its file) and delete it once more. The file
+// is written under a temporary name, unsynced; SyncStaged makes it
+// durable and only then gives it the blob's name, so a file under a
+// blob's name is always whole (the rule Stage and every reader rely on:
+// they trust a file that exists), and it must run before the
+// transaction that names the blobs commits. A blob whose file exists
+// already is not written again.
 func (e *Engine) StageFiles(blobs [][]byte, docs []Doc) (*Staged, error) {
 	for _, d := range docs {
 		if err := checkID(d.ID); err != nil {
@@ -521,28 +524,70 @@ func (e *Engine) StageFiles(blobs [][]byte, docs []Doc) (*Staged, error) {
 			continue
 		}
 		w.ids = append(w.ids, id)
+		path := e.blobPath(id)
+		if _, err := os.Stat(path); err == nil {
+			continue
+		}
 		ct, err := seal.SealBlobBytes(&e.keys.Blob, id, pt)
 		if err != nil {
 			return nil, fmt.Errorf("docsync: sealing a blob: %w", err)
 		}
-		path := e.blobPath(id)
-		if err := writeNewFile(path, ct); err != nil {
+		tmp, err := writeTempFile(filepath.Dir(path), ct)
+		if err != nil {
+			w.discard()
 			return nil, fmt.Errorf("docsync: writing a blob's file: %w", err)
 		}
-		w.files = append(w.files, path)
+		w.files = append(w.files, stagedFile{tmp: tmp, path: path})
 	}
 	return w, nil
 }
 
-// SyncStaged makes the blob files of the writes of StageFiles durable:
-// one sync of the file system for all of them.
-func (e *Engine) SyncStaged(ws ...*Staged) error {
-	var paths []string
-	for _, w := range ws {
-		paths = append(paths, w.files...)
+// stagedFile is a blob file of StageFiles: written as tmp, to be
+// renamed to path once synced.
+type stagedFile struct{ tmp, path string }
+
+// Discard removes the temporary files of a write of StageFiles that
+// will not commit.
+func (w *Staged) Discard() { w.discard() }
+
+func (w *Staged) discard() {
+	for _, f := range w.files {
+		os.Remove(f.tmp)
 	}
-	if len(paths) == 0 {
+	w.files = nil
+}
+
+// SyncStaged makes the blob files of the writes of StageFiles durable
+// and names them: one sync of the file system for their contents, the
+// renames, and one more for the renames (each file and folder synced
+// where the system has no syncfs). On an error the temporary files are
+// removed and the writes must not commit.
+func (e *Engine) SyncStaged(ws ...*Staged) error {
+	var tmps, paths []string
+	for _, w := range ws {
+		for _, f := range w.files {
+			tmps, paths = append(tmps, f.tmp), append(paths, f.path)
+		}
+	}
+	if len(tmps) == 0 {
 		return nil
+	}
+	fail := func(err error) error {
+		for _, w := range ws {
+			w.discard()
+		}
+		return fmt.Errorf("docsync: syncing blob files: %w", err)
+	}
+	if err := syncFiles(e.blobDir(), tmps); err != nil {
+		return fail(err)
+	}
+	for i := range tmps {
+		if err := os.Rename(tmps[i], paths[i]); err != nil {
+			return fail(err)
+		}
+	}
+	for _, w := range ws {
+		w.files = nil
 	}
 	if err := syncFiles(e.blobDir(), paths); err != nil {
 		return fmt.Errorf("docsync: syncing blob files: %w", err)
@@ -550,46 +595,25 @@ func (e *Engine) SyncStaged(ws ...*Staged) error {
 	return nil
 }
 
-// writeNewFile writes a blob's file, unsynced: in place when it is new;
-// an existing file (whole, named by a committed document, or torn by a
-// crash before its write was synced) is replaced by a rename, so a crash
-// now never tears a file that was whole.
-func writeNewFile(path string, ct []byte) error {
-	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
-	f, err := os.OpenFile(path, flags, 0o600)
+// writeTempFile writes ct to a new temporary file in dir (made if
+// missing), unsynced, and returns its path.
+func writeTempFile(dir string, ct []byte) (string, error) {
+	f, err := os.CreateTemp(dir, ".tmp-*")
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-			return err
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return "", err
 		}
-		f, err = os.OpenFile(path, flags, 0o600)
-	}
-	if errors.Is(err, fs.ErrExist) {
-		return replaceFile(path, ct)
+		f, err = os.CreateTemp(dir, ".tmp-*")
 	}
 	if err != nil {
-		return err
-	}
-	_, werr := f.Write(ct)
-	return errors.Join(werr, f.Close())
-}
-
-// replaceFile replaces path's content by ct through a temporary file and
-// a rename, unsynced.
-func replaceFile(path string, ct []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
+		return "", err
 	}
 	_, werr := f.Write(ct)
 	if err := errors.Join(werr, f.Close()); err != nil {
 		os.Remove(f.Name())
-		return err
+		return "", err
 	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
+	return f.Name(), nil
 }
 
 // Write writes the staged blobs (into the log) and documents in tx.

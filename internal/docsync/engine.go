@@ -205,8 +205,18 @@ func (e *Engine) noteOwn(resp *providerapi.PushResponse) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, r := range resp.Results {
-		if r.Seq > e.status.LastSeq {
+		if r.Status == providerapi.PushOK && r.Seq > e.status.LastSeq {
 			e.ownSeqs[r.Seq] = struct{}{}
+		}
+	}
+}
+
+// forgetOwnLocked forgets the pushes that a pull has passed; the caller
+// holds e.mu.
+func (e *Engine) forgetOwnLocked() {
+	for seq := range e.ownSeqs {
+		if seq <= e.status.LastSeq {
+			delete(e.ownSeqs, seq)
 		}
 	}
 }
@@ -218,11 +228,7 @@ func (e *Engine) onlyOwnChanges() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	have, want := e.status.LastSeq, e.eventSeq.Load()
-	for seq := range e.ownSeqs {
-		if seq <= have {
-			delete(e.ownSeqs, seq)
-		}
-	}
+	e.forgetOwnLocked()
 	if want <= have {
 		return true
 	}

@@ -70,6 +70,9 @@ func (e *Engine) pull(ctx context.Context) error {
 			s.Head = max(resp.Head, resp.LastSeq)
 			s.Pulled += len(resp.Changes)
 		})
+		e.mu.Lock()
+		e.forgetOwnLocked()
+		e.mu.Unlock()
 		e.changed(ids)
 		if !resp.More {
 			return nil

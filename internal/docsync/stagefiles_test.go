@@ -2,24 +2,32 @@ package docsync_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/localstore"
 )
 
-// commitFiles stages a document naming content's blob through
-// StageFiles, syncs the file and commits, as an import does.
-func commitFiles(t *testing.T, d *device, docID string, content []byte) {
+// stageFiles stages a document naming content's blob through
+// StageFiles, as an import does.
+func stageFiles(t *testing.T, d *device, docID string, content []byte) *docsync.Staged {
 	t.Helper()
 	body := fmt.Sprintf(`{"blobs":[%q]}`, d.BlobID(content))
 	w, err := d.StageFiles([][]byte{content}, []docsync.Doc{{ID: docID, Body: []byte(body)}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return w
+}
+
+// commitFiles is stageFiles, the sync of the files and the commit.
+func commitFiles(t *testing.T, d *device, docID string, content []byte) {
+	t.Helper()
+	w := stageFiles(t, d, docID, content)
 	if err := d.SyncStaged(w); err != nil {
 		t.Fatal(err)
 	}
@@ -29,36 +37,44 @@ func commitFiles(t *testing.T, d *device, docID string, content []byte) {
 	w.Committed()
 }
 
-// TestStageFilesRewritesATornFile: an import writes blobs straight to
-// their files, synced before the transaction naming them. A file left
-// torn by a crash before that sync (no document names it) is written
-// again, not trusted; a whole file named by a document survives the same
-// content imported again; the blob goes to the provider and to another
-// device as it is.
-func TestStageFilesRewritesATornFile(t *testing.T) {
+// TestStageFilesNamesOnlyWholeFiles: an import writes blobs straight to
+// files, which get the blob's name only once synced. A crash before
+// that leaves nothing under the name, so an APPEND of the same content
+// afterwards (which trusts a file it finds) stores the blob itself; a
+// whole file is kept when its content is imported again; the blobs go to
+// the provider and to another device as they are.
+func TestStageFilesNamesOnlyWholeFiles(t *testing.T) {
 	acct := newTestAccount(t, "torn")
 	a, b := acct.newDevice(t), acct.newDevice(t)
-	content := []byte("the body of an imported message")
-	id := a.BlobID(content)
-	path := a.BlobPath(id)
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	ctx := context.Background()
+
+	crashed := []byte("the body of a message whose import stopped before its sync")
+	stageFiles(t, a, "imported", crashed) // then the crash: no SyncStaged, no commit
+	if _, err := os.Stat(a.BlobPath(a.BlobID(crashed))); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("an unsynced import file is under the blob's name: %v", err)
+	}
+	if err := a.PutBlobsAndDocs([][]byte{crashed}, []docsync.Doc{{ID: "appended", Body: []byte(fmt.Sprintf(`{"blobs":[%q]}`, a.BlobID(crashed)))}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte("torn"), 0o600); err != nil {
-		t.Fatal(err)
+	if got, err := a.Blob(ctx, a.BlobID(crashed)); err != nil || string(got) != string(crashed) {
+		t.Fatalf("blob appended after the crashed import: %q, %v", got, err)
 	}
-	commitFiles(t, a, "imported", content)
-	got, err := a.Blob(context.Background(), id)
-	if err != nil || string(got) != string(content) {
-		t.Fatalf("blob after the import over a torn file: %q, %v", got, err)
+
+	imported := []byte("the body of an imported message")
+	commitFiles(t, a, "imported-1", imported)
+	if _, err := os.Stat(a.BlobPath(a.BlobID(imported))); err != nil {
+		t.Fatalf("the synced import file is not under the blob's name: %v", err)
 	}
-	commitFiles(t, a, "imported-again", content)
-	if got, err := a.Blob(context.Background(), id); err != nil || string(got) != string(content) {
+	commitFiles(t, a, "imported-2", imported)
+	if got, err := a.Blob(ctx, a.BlobID(imported)); err != nil || string(got) != string(imported) {
 		t.Fatalf("blob after the same content imported again: %q, %v", got, err)
 	}
+
 	a.sync(t)
 	b.sync(t)
-	if got, err := b.Blob(context.Background(), id); err != nil || string(got) != string(content) {
-		t.Fatalf("the other device's blob: %q, %v", got, err)
+	for _, c := range [][]byte{crashed, imported} {
+		if got, err := b.Blob(ctx, b.BlobID(c)); err != nil || string(got) != string(c) {
+			t.Fatalf("the other device's blob: %q, %v", got, err)
+		}
 	}
 }

@@ -154,16 +154,29 @@ func (tz *tokenizer) tokens(raw []byte) (toks map[string]uint8, ok bool) {
 // eventQueue is the worker's queue of the mail store's events, filled by
 // the watchers without ever blocking.
 type eventQueue struct {
-	mu     sync.Mutex
-	events []mailstore.Event
-	last   time.Time // of the latest push
-	signal chan struct{}
+	mu          sync.Mutex
+	events      []mailstore.Event
+	first, last time.Time // of the oldest event waiting and of the latest
+	signal      chan struct{}
 }
 
+// push queues an event the worker acts on (added messages, the mailbox
+// list); the others are dropped. Flags are not indexed; an expunge needs
+// nothing now: the message may be moving (its id leaves one mailbox
+// before it enters the other), a search never sees it (it goes from a
+// mailbox's messages to the index), and its entry goes when its segment
+// merges with one the message is in none of.
 func (q *eventQueue) push(ev mailstore.Event) {
+	if ev.Kind != mailstore.EventAdded && ev.Kind != mailstore.EventMailboxes {
+		return
+	}
 	q.mu.Lock()
+	now := time.Now()
+	if len(q.events) == 0 {
+		q.first = now
+	}
 	q.events = append(q.events, ev)
-	q.last = time.Now()
+	q.last = now
 	q.mu.Unlock()
 	select {
 	case q.signal <- struct{}{}:
@@ -172,14 +185,15 @@ func (q *eventQueue) push(ev mailstore.Event) {
 }
 
 // quiet is how much longer to wait for the store to have been quiet for
-// d (0: it has been, or most events wait).
-func (q *eventQueue) quiet(d time.Duration, most int) time.Duration {
+// indexQuiet (0: it has been, or indexQueueMax events wait, or the
+// oldest has waited indexWaitMax).
+func (q *eventQueue) quiet() time.Duration {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.events) >= most {
+	if len(q.events) == 0 || len(q.events) >= indexQueueMax {
 		return 0
 	}
-	return max(0, d-time.Since(q.last))
+	return max(0, min(indexQuiet-time.Since(q.last), indexWaitMax-time.Since(q.first)))
 }
 
 func (q *eventQueue) take() []mailstore.Event {
@@ -256,7 +270,7 @@ func (ix *Index) run() {
 		// each message, its tokens) then no longer takes the cores
 		// from the writer. Searches meanwhile scan what is not
 		// indexed yet.
-		for wait := ix.queue.quiet(indexQuiet, indexQueueMax); wait > 0; wait = ix.queue.quiet(indexQuiet, indexQueueMax) {
+		for wait := ix.queue.quiet(); wait > 0; wait = ix.queue.quiet() {
 			select {
 			case <-ix.ctx.Done():
 				return
@@ -270,12 +284,6 @@ func (ix *Index) run() {
 			switch ev.Kind {
 			case mailstore.EventAdded:
 				ix.indexOne(ev.Message.ID, &tz)
-			case mailstore.EventExpunged:
-				// Nothing now: the message may be moving (its id
-				// leaves one mailbox before it enters the other).
-				// A search never sees it (it goes from a mailbox's
-				// messages to the index); its entry goes when its
-				// segment merges with one the message is in none of.
 			case mailstore.EventMailboxes:
 				syncBoxes()
 			}
@@ -286,9 +294,11 @@ func (ix *Index) run() {
 }
 
 // The worker waits for the mail store's events to pause for indexQuiet
-// before it indexes, unless indexQueueMax of them wait.
+// before it indexes, unless indexQueueMax of them wait or the oldest has
+// waited indexWaitMax (a steady trickle of writes).
 const (
 	indexQuiet    = time.Second
+	indexWaitMax  = time.Minute
 	indexQueueMax = 100_000
 )
 

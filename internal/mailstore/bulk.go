@@ -166,6 +166,11 @@ func (s *Store) AppendBulk(ctx context.Context, msgs []BulkMessage) ([]BulkResul
 	close(next)
 	wg.Wait()
 	if firstErr != nil {
+		for _, p := range todo {
+			if p != nil {
+				p.stage.Discard()
+			}
+		}
 		return nil, firstErr
 	}
 	batch := make([]*pending, 0, len(work))
@@ -177,8 +182,8 @@ func (s *Store) AppendBulk(ctx context.Context, msgs []BulkMessage) ([]BulkResul
 	if len(batch) == 0 {
 		return res, nil
 	}
-	// The blobs' files are durable before the transaction that names
-	// them commits.
+	// The blobs' files are durable, and named, before the transaction
+	// that names them commits.
 	if err := s.docs.SyncStaged(stages...); err != nil {
 		return nil, fmt.Errorf("mailstore: storing messages: %w", err)
 	}

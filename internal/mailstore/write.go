@@ -563,12 +563,14 @@ func (s *Store) AppendBatch(ctx context.Context, mbox string, msgs []NewMessage)
 			out = append(out, existing.message())
 			continue
 		}
-		if _, err := s.docs.Get(id); !fresh && err == nil {
-			// Stored by another device meanwhile: index its version.
-			if err := s.applyMessage(ctx, id); err != nil {
-				return nil, fmt.Errorf("mailstore: indexing a message as stored by another device: %w", err)
+		if !fresh {
+			if _, err := s.docs.Get(id); err == nil {
+				// Stored by another device meanwhile: index its version.
+				if err := s.applyMessage(ctx, id); err != nil {
+					return nil, fmt.Errorf("mailstore: indexing a message as stored by another device: %w", err)
+				}
+				continue
 			}
-			continue
 		}
 		date := nm.Date
 		if date.IsZero() {
