@@ -9,7 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/providerclient"
@@ -593,6 +595,42 @@ func (e *Engine) SyncStaged(ws ...*Staged) error {
 		return fmt.Errorf("docsync: syncing blob files: %w", err)
 	}
 	return nil
+}
+
+// tempFileAge: a temporary blob file older than this at Run's start was
+// left by a crash (a write names or removes its file within moments).
+const tempFileAge = time.Hour
+
+// SweepTempFiles removes the temporary blob files (of StageFiles and
+// writeBlobFile) last written before cutoff: those a crash left
+// behind. No document names them.
+func (e *Engine) SweepTempFiles(ctx context.Context, cutoff time.Time) {
+	dirs, err := os.ReadDir(e.blobDir())
+	if err != nil {
+		return
+	}
+	removed := 0
+	for _, d := range dirs {
+		if !d.IsDir() || ctx.Err() != nil {
+			continue
+		}
+		dir := filepath.Join(e.blobDir(), d.Name())
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, f := range entries {
+			if !strings.HasPrefix(f.Name(), ".tmp-") {
+				continue
+			}
+			if info, err := f.Info(); err == nil && info.ModTime().Before(cutoff) && os.Remove(filepath.Join(dir, f.Name())) == nil {
+				removed++
+			}
+		}
+	}
+	if removed > 0 {
+		e.log.Info("docsync: removed temporary blob files left by a crash", "files", removed)
+	}
 }
 
 // writeTempFile writes ct to a new temporary file in dir (made if

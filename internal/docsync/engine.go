@@ -313,8 +313,9 @@ func (e *Engine) Run(ctx context.Context, interval time.Duration) {
 	// The notification stream ends with ctx; Run returns after it, so
 	// nothing of the engine runs once Run has returned.
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() { defer wg.Done(); e.follow(ctx) }()
+	go func() { defer wg.Done(); e.SweepTempFiles(ctx, time.Now().Add(-tempFileAge)) }()
 	defer wg.Wait()
 	// Logged blobs go to their files a moment after the writes pause, or
 	// once they are runFlushBytes, and when Run ends (so a clean stop

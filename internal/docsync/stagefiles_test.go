@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/bitmask-go/bitmask/internal/docsync"
 	"github.com/bitmask-go/bitmask/internal/localstore"
@@ -76,5 +78,30 @@ func TestStageFilesNamesOnlyWholeFiles(t *testing.T) {
 		if got, err := b.Blob(ctx, b.BlobID(c)); err != nil || string(got) != string(c) {
 			t.Fatalf("the other device's blob: %q, %v", got, err)
 		}
+	}
+}
+
+// TestSweepTempFilesLeavesBlobs: the temporary files a crash left
+// behind (an import stopped before its sync) go; blobs' files and fresh
+// temporary files stay.
+func TestSweepTempFilesLeavesBlobs(t *testing.T) {
+	a := newTestAccount(t, "sweep").newDevice(t)
+	kept := []byte("an imported message that was committed")
+	commitFiles(t, a, "kept", kept)
+	stageFiles(t, a, "crashed", []byte("an import that stopped before its sync"))
+	tmps, _ := filepath.Glob(filepath.Join(filepath.Dir(filepath.Dir(a.BlobPath(a.BlobID(kept)))), "*", ".tmp-*"))
+	if len(tmps) != 1 {
+		t.Fatalf("temporary files before the sweep: %v", tmps)
+	}
+	a.SweepTempFiles(context.Background(), time.Now().Add(-time.Hour))
+	if left, _ := filepath.Glob(tmps[0]); len(left) != 1 {
+		t.Fatal("a fresh temporary file was swept")
+	}
+	a.SweepTempFiles(context.Background(), time.Now().Add(time.Minute))
+	if left, _ := filepath.Glob(tmps[0]); len(left) != 0 {
+		t.Fatal("a temporary file older than the cutoff was left")
+	}
+	if got, err := a.Blob(context.Background(), a.BlobID(kept)); err != nil || string(got) != string(kept) {
+		t.Fatalf("the committed blob after the sweep: %q, %v", got, err)
 	}
 }
