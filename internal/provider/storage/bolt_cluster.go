@@ -23,7 +23,16 @@ type memCluster struct {
 	handshakes map[string]memHandshake
 	subs       map[int]*wakeSub
 	next       int
-	claims     map[string]time.Time // outbound item id -> end of its claim
+
+	// claimMu guards claims. It is held across ClaimDueOutbound's read
+	// of the queue (so a claim is atomic) but never taken inside a
+	// transaction: ListDueOutbound took it inside its read, and with a
+	// claimer holding it while waiting to begin its own read, and a
+	// writer growing bbolt's map (which waits for every reader and holds
+	// back new ones), the three waited on each other for good
+	// (TestTwoQueuesSendOnce hung in CI).
+	claimMu sync.Mutex
+	claims  map[string]time.Time // outbound item id -> end of its claim
 }
 
 type memHandshake struct {
@@ -126,8 +135,8 @@ func (s *Bolt) Wakeups(ctx context.Context, fn func(login string)) error {
 // DeleteOutbound end a claim.
 func (s *Bolt) ClaimDueOutbound(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*OutboundItem, error) {
 	c := &s.cluster
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.claimMu.Lock()
+	defer c.claimMu.Unlock()
 	if c.claims == nil {
 		c.claims = map[string]time.Time{}
 	}
@@ -146,18 +155,25 @@ func (s *Bolt) ClaimDueOutbound(ctx context.Context, now time.Time, limit int, l
 	return out, nil
 }
 
-// claimed reports whether id is claimed at now.
-func (s *Bolt) claimed(id string, now time.Time) bool {
+// claimedAt is the set of ids claimed at now, read before a transaction
+// (see claimMu).
+func (s *Bolt) claimedAt(now time.Time) map[string]struct{} {
 	c := &s.cluster
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.claims[id].After(now)
+	c.claimMu.Lock()
+	defer c.claimMu.Unlock()
+	out := make(map[string]struct{}, len(c.claims))
+	for id, until := range c.claims {
+		if until.After(now) {
+			out[id] = struct{}{}
+		}
+	}
+	return out
 }
 
 // unclaim ends id's claim (its holder updated or deleted it).
 func (s *Bolt) unclaim(id string) {
 	c := &s.cluster
-	c.mu.Lock()
+	c.claimMu.Lock()
 	delete(c.claims, id)
-	c.mu.Unlock()
+	c.claimMu.Unlock()
 }

@@ -161,7 +161,8 @@ func withID(item *OutboundItem, id string) *OutboundItem {
 // after now and that no one has claimed (ClaimDueOutbound), the earliest
 // first, without their messages.
 func (s *Bolt) ListDueOutbound(ctx context.Context, now time.Time, limit int) ([]*OutboundItem, error) {
-	return s.listDue(now, limit, func(id string) bool { return s.claimed(id, now) })
+	claimed := s.claimedAt(now) // before the transaction: see memCluster.claimMu
+	return s.listDue(now, limit, func(id string) bool { _, ok := claimed[id]; return ok })
 }
 
 // listDue is ListDueOutbound with skip saying which ids are claimed.
