@@ -15,7 +15,7 @@ import (
 // written in the transaction of every record (putRecord) and built by one
 // pass over the documents when a store lacks them.
 
-func (e *Engine) indexType(tx *localstore.Tx, id string, r *record) error {
+func (e *Engine) indexType(tx *localstore.Tx, id string, r *record, fresh bool) error {
 	e.mu.Lock()
 	types := e.types
 	e.mu.Unlock()
@@ -25,9 +25,10 @@ func (e *Engine) indexType(tx *localstore.Tx, id string, r *record) error {
 	}
 	for _, it := range types {
 		var err error
-		if it == t {
+		switch {
+		case it == t:
 			err = tx.Put(typeBucket(it), id, nil)
-		} else {
+		case !fresh: // a new document is in no type's index
 			err = tx.Delete(typeBucket(it), id)
 		}
 		if err != nil {

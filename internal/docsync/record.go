@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/bitmask-go/bitmask/internal/localstore"
 	"github.com/bitmask-go/bitmask/internal/providerapi"
@@ -97,6 +96,16 @@ func getRecord(tx *localstore.Tx, id string) (*record, error) {
 // the documents waiting to be pushed, and the documents of each indexed
 // type (see IndexTypes).
 func (e *Engine) putRecord(tx *localstore.Tx, id string, r *record) error {
+	return e.writeRecord(tx, id, r, false)
+}
+
+// putNewRecord is putRecord for a document no record has had (Doc.New):
+// there is no index entry to remove.
+func (e *Engine) putNewRecord(tx *localstore.Tx, id string, r *record) error {
+	return e.writeRecord(tx, id, r, true)
+}
+
+func (e *Engine) writeRecord(tx *localstore.Tx, id string, r *record, fresh bool) error {
 	v, err := json.Marshal(r)
 	if err != nil {
 		return err
@@ -104,34 +113,14 @@ func (e *Engine) putRecord(tx *localstore.Tx, id string, r *record) error {
 	if err := tx.Put(bucketDocs, id, v); err != nil {
 		return err
 	}
-	if r.needsPush() {
+	switch {
+	case r.needsPush():
 		err = tx.Put(bucketDirty, id, nil)
-	} else {
+	case !fresh:
 		err = tx.Delete(bucketDirty, id)
 	}
 	if err != nil {
 		return err
 	}
-	return e.indexType(tx, id, r)
-}
-
-// putNewRecord is putRecord for a document no record has had (Doc.New).
-func (e *Engine) putNewRecord(tx *localstore.Tx, id string, r *record) error {
-	v, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	if err := tx.Put(bucketDocs, id, v); err != nil {
-		return err
-	}
-	if err := tx.Put(bucketDirty, id, nil); err != nil {
-		return err
-	}
-	e.mu.Lock()
-	types := e.types
-	e.mu.Unlock()
-	if t := docType(r.Body); slices.Contains(types, t) {
-		return tx.Put(typeBucket(t), id, nil)
-	}
-	return nil
+	return e.indexType(tx, id, r, fresh)
 }
