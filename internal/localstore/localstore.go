@@ -48,12 +48,24 @@ var ErrNewerFormat = errors.New("localstore: the local store was written by a ne
 
 // Open opens (creating) the store at path with the keys derived from the
 // account's storage secret.
-func Open(path string, keys *seal.Keys) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
+func Open(path string, keys *seal.Keys) (s *Store, err error) {
+	// bbolt panics when the page of its free list is damaged (a disk
+	// fault, another program's writes): that is an error to report,
+	// not a crash of the daemon.
+	var db *bolt.DB
+	defer func() {
+		if r := recover(); r != nil {
+			if db != nil {
+				db.Close()
+			}
+			s, err = nil, fmt.Errorf("localstore: open: the file is damaged (%v)", r)
+		}
+	}()
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("localstore: open: %w", err)
 	}
-	s := &Store{db: db, keys: keys}
+	s = &Store{db: db, keys: keys}
 	if err := s.checkFormat(); err != nil {
 		db.Close()
 		return nil, err

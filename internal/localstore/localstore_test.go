@@ -306,3 +306,46 @@ func TestNewerFormatIsRefused(t *testing.T) {
 		t.Fatalf("a newer format: %v", err)
 	}
 }
+
+// TestDamagedFileIsAnError: a file whose pages are garbage (a disk
+// fault, another program's writes) is refused at open with an error,
+// not a panic that would take the daemon down.
+func TestDamagedFileIsAnError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "s.db")
+	keys := sealtest.Keys(t)
+	s, err := Open(path, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Update(func(tx *Tx) error {
+		for i := range uint64(2000) {
+			if err := tx.PutSeq("big", i+1, bytes.Repeat([]byte{1}, 500)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := os.Getpagesize()
+	for i := 2 * page; i < len(b); i++ { // the two meta pages stay
+		b[i] = 0xa5
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(path, keys); err == nil {
+		s.Close()
+		t.Fatal("a damaged file opened")
+	} else {
+		t.Log(err)
+	}
+}
