@@ -3,6 +3,8 @@ package imapd
 import (
 	"context"
 	"os"
+	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -64,15 +66,25 @@ func cpuTime() time.Duration {
 // BenchmarkAppendRealStore: APPEND of 10 KB messages, one at a time,
 // through go-imap's client over loopback into the real mail store (each
 // durable before its OK), without the provider or the full-text index.
+// With BENCH_APPEND_FILL=N the store first holds N messages in INBOX and
+// the APPENDs go to another mailbox, as in `make bench`'s APPEND rows.
 func BenchmarkAppendRealStore(b *testing.B) {
-	ms := realStore(b)
+	fill, _ := strconv.Atoi(os.Getenv("BENCH_APPEND_FILL"))
+	ms, target := realStore(b), "INBOX"
+	if fill > 0 {
+		ms, target = filledRealStore(b, fill), "Appended"
+		if err := ms.CreateMailbox(context.Background(), target); err != nil {
+			b.Fatal(err)
+		}
+	}
 	e := startServerWithStore(b, ms)
 	c := e.dial(nil)
 	i := 0
+	c0 := cpuTime()
 	for b.Loop() {
 		i++
-		msg := benchMessage(i)
-		cmd := c.Append("INBOX", int64(len(msg)), nil)
+		msg := benchMessage(fill + i)
+		cmd := c.Append(target, int64(len(msg)), nil)
 		if _, err := cmd.Write(msg); err != nil {
 			b.Fatal(err)
 		}
@@ -80,6 +92,21 @@ func BenchmarkAppendRealStore(b *testing.B) {
 			b.Fatal(err)
 		}
 		if _, err := cmd.Wait(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-c0)/float64(i)/1e6, "cpu-ms/append")
+	runtime.GC()
+	var mst runtime.MemStats
+	runtime.ReadMemStats(&mst)
+	b.ReportMetric(float64(mst.HeapAlloc)/(1<<20), "live-heap-MB")
+	if path := os.Getenv("BENCH_HEAP_PROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.WriteHeapProfile(f); err != nil {
 			b.Fatal(err)
 		}
 	}
