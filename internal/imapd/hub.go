@@ -92,7 +92,8 @@ func (a *account) openView(sess *session, name string, opts *imapproto.SelectOpt
 		return nil, nil, err
 	}
 	var floor uint32
-	if !opts.ReadOnly {
+	recent := !opts.ReadOnly && !sess.conn.Enabled(imap.CapIMAP4rev2)
+	if recent {
 		// Messages above the floor are \Recent for this session only.
 		if floor, err = a.store.ClaimRecent(sess.ctx, name); err != nil {
 			a.mu.Lock()
@@ -103,8 +104,8 @@ func (a *account) openView(sess *session, name string, opts *imapproto.SelectOpt
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: opts.ReadOnly, serial: a.serial.Add(1)}
-	if !opts.ReadOnly {
+	v := &view{hub: h, sess: sess, tracker: h.tracker.NewSession(), readOnly: opts.ReadOnly, recent: recent, serial: a.serial.Add(1)}
+	if recent {
 		v.recentLo, v.recentHi = floor, max(floor, h.maxUID)
 		v.tracker.SetRecent(v.isRecent)
 	}
@@ -423,12 +424,12 @@ func (h *hub) addLocked(m mailstore.Message) {
 }
 
 // claimRecentLocked makes a message that arrives while the mailbox is
-// selected \Recent for one read-write session (the earliest to select),
+// selected \Recent for one read-write IMAP4rev1 session (the earliest to select),
 // when no session has claimed it before.
 func (h *hub) claimRecentLocked(uid uint32) {
 	var first *view
 	for v := range h.views {
-		if !v.readOnly && (first == nil || v.serial < first.serial) {
+		if v.recent && (first == nil || v.serial < first.serial) {
 			first = v
 		}
 	}

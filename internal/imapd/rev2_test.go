@@ -42,3 +42,31 @@ func TestNoRecentInIMAP4rev2(t *testing.T) {
 		t.Errorf("the FETCHes are not all there: %q", got)
 	}
 }
+
+// TestIMAP4rev2LeavesRecentToRev1: an IMAP4rev2 session does not claim
+// \Recent it cannot show (RFC 9051 has none): the messages there when it
+// selected, and one that arrives while it is selected, are still \Recent
+// to the IMAP4rev1 session that selects the mailbox next, and to one
+// selected beside it when a message arrives.
+func TestIMAP4rev2LeavesRecentToRev1(t *testing.T) {
+	store := newFakeStore()
+	store.deliver("INBOX", reportMsg)
+	store.deliver("INBOX", reportMsg)
+	e := startServerWith(t, store)
+
+	a := e.rawLogin()
+	a.ok("e", "ENABLE IMAP4rev2")
+	a.ok("s", "SELECT INBOX")
+	store.deliver("INBOX", reportMsg)
+	a.idleUntil("* 3 EXISTS")
+
+	b := e.rawLogin()
+	if sel := b.ok("s", "SELECT INBOX"); !has(sel, "* 3 RECENT") {
+		t.Errorf("the IMAP4rev1 session's SELECT after the IMAP4rev2 one: %q, want 3 RECENT", sel)
+	}
+	store.deliver("INBOX", reportMsg)
+	b.idleUntil("* 4 EXISTS")
+	if got := b.ok("f", "FETCH 4 (FLAGS)"); !has(got, `\Recent`) {
+		t.Errorf("FETCH FLAGS of the new message in the IMAP4rev1 session: %q", got)
+	}
+}

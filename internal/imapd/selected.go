@@ -17,11 +17,15 @@ import (
 // session's own tracker (what its client has not been told yet) and the
 // SEARCHRES result.
 type view struct {
-	hub       *hub
-	sess      *session
-	tracker   *imapproto.SessionTracker
-	readOnly  bool
-	serial    uint64      // order of selection: the first read-write view claims new messages as \Recent
+	hub      *hub
+	sess     *session
+	tracker  *imapproto.SessionTracker
+	readOnly bool
+	// recent says the view takes part in \Recent: read-write, and the
+	// session not IMAP4rev2, which has no \Recent (RFC 9051 §1.4): its
+	// messages stay recent for an IMAP4rev1 session to claim.
+	recent    bool
+	serial    uint64      // order of selection: the first view with recent claims new messages as \Recent
 	searchRes imap.UIDSet // RFC 5182 "$"; only the session's goroutine uses it
 
 	// \Recent (RFC 3501 §2.3.2): UIDs in (recentLo, recentHi] were
