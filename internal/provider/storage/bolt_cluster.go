@@ -131,8 +131,11 @@ func (s *Bolt) Wakeups(ctx context.Context, fn func(login string)) error {
 // (its lock), so a claim need not outlive it, and after a crash or kill
 // every item is due at once at the restart rather than when a lease
 // written to the file would end. The items' due times in the file do not
-// move; ListDueOutbound skips the claimed, and UpdateOutbound and
-// DeleteOutbound end a claim.
+// move; ListDueOutbound skips the claimed. As on PostgreSQL, the items
+// come back with NextAttempt at the claim's end: an UpdateOutbound that
+// keeps it records progress in the middle of an attempt (per domain)
+// and keeps the claim and the stored due time; one that sets another
+// (the next attempt) ends the claim, as DeleteOutbound does.
 func (s *Bolt) ClaimDueOutbound(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]*OutboundItem, error) {
 	c := &s.cluster
 	c.claimMu.Lock()
@@ -151,6 +154,7 @@ func (s *Bolt) ClaimDueOutbound(ctx context.Context, now time.Time, limit int, l
 	}
 	for _, it := range out {
 		c.claims[it.ID] = now.Add(lease)
+		it.NextAttempt = now.Add(lease)
 	}
 	return out, nil
 }
@@ -168,6 +172,17 @@ func (s *Bolt) claimedAt(now time.Time) map[string]struct{} {
 		}
 	}
 	return out
+}
+
+// progress says whether an update of item, due at next, is its
+// claimant's record of progress: the claim is held and the update keeps
+// the claim's end as the item's next attempt.
+func (s *Bolt) progress(id string, next time.Time) bool {
+	c := &s.cluster
+	c.claimMu.Lock()
+	defer c.claimMu.Unlock()
+	until, ok := c.claims[id]
+	return ok && until.Equal(next)
 }
 
 // unclaim ends id's claim (its holder updated or deleted it).

@@ -219,15 +219,17 @@ func (s *Bolt) OutboundMessage(ctx context.Context, id string) ([]byte, error) {
 }
 
 // UpdateOutbound replaces the stored state of item (by item.ID) with
-// item's, moving it in the due index; the message stays as it was.
+// item's, moving it in the due index; the message stays as it was. An
+// update by the item's claimant that keeps the claim's end as its next
+// attempt is progress (see ClaimDueOutbound): the claim stays, and so
+// does the due time in the file.
 func (s *Bolt) UpdateOutbound(ctx context.Context, item *OutboundItem) error {
 	if item.ID == "" {
 		return errNoOutID
 	}
-	defer s.unclaim(item.ID)
-	meta, err := json.Marshal(item)
-	if err != nil {
-		return fmt.Errorf("storage: encoding an outbound message: %w", err)
+	progress := s.progress(item.ID, item.NextAttempt)
+	if !progress {
+		defer s.unclaim(item.ID)
 	}
 	return s.update("updating an outbound message", func(tx *bolt.Tx) error {
 		items, _, due, err := outq(tx)
@@ -241,6 +243,15 @@ func (s *Bolt) UpdateOutbound(ctx context.Context, item *OutboundItem) error {
 		var prev OutboundItem
 		if err := json.Unmarshal(old, &prev); err != nil {
 			return fmt.Errorf("decoding outbound item %s: %w", item.ID, err)
+		}
+		if progress {
+			c := *item
+			c.NextAttempt = prev.NextAttempt
+			item = &c
+		}
+		meta, err := json.Marshal(item)
+		if err != nil {
+			return fmt.Errorf("storage: encoding an outbound message: %w", err)
 		}
 		if err := due.Delete(dueKey(prev.NextAttempt, item.ID)); err != nil {
 			return err
