@@ -73,14 +73,17 @@ const (
 
 // Conn is one client connection.
 type Conn struct {
-	srv     *Server
-	conn    net.Conn // the current one: replaced by STARTTLS (under mu and encMu)
-	br      *bufio.Reader
-	bw      *bufio.Writer
-	encMu   sync.Mutex // held from beginResponse to endResponse
-	enc     *Encoder
-	mu      sync.Mutex
-	enabled imap.CapSet
+	srv *Server
+	// preAuthCounted: the connection counts among those waiting to
+	// log in (serve's goroutine only).
+	preAuthCounted bool
+	conn           net.Conn // the current one: replaced by STARTTLS (under mu and encMu)
+	br             *bufio.Reader
+	bw             *bufio.Writer
+	encMu          sync.Mutex // held from beginResponse to endResponse
+	enc            *Encoder
+	mu             sync.Mutex
+	enabled        imap.CapSet
 
 	// serve's own.
 	dec        *Decoder
@@ -362,6 +365,16 @@ func (c *Conn) serve() {
 		}
 	}()
 
+	if !c.srv.takePreAuth() {
+		c.log.Warn("imapproto: too many connections waiting to log in; one refused")
+		_ = c.writeNow(func(e *Encoder) error {
+			return e.writeStatus(&Status{Type: imap.StatusResponseTypeBye, Text: "Too many connections waiting to log in"})
+		})
+		return
+	}
+	c.preAuthCounted = true
+	defer c.leavePreAuth()
+
 	sess, err := c.srv.opts.NewSession(c)
 	if err != nil {
 		text := "Server unavailable"
@@ -388,7 +401,13 @@ func (c *Conn) serve() {
 	}
 
 	for c.state != stateLogout {
-		c.setReadTimeout(cmdReadTimeout)
+		if c.state == stateNotAuth {
+			c.setReadTimeout(c.srv.preAuthTimeout())
+		} else {
+			// Logged in (a later UNAUTHENTICATE is not counted again).
+			c.leavePreAuth()
+			c.setReadTimeout(cmdReadTimeout)
+		}
 		c.dec.setPreAuth(c.state == stateNotAuth)
 		cmd, err := c.dec.ReadCommand()
 		if err != nil {
@@ -408,6 +427,15 @@ func (c *Conn) serve() {
 			}
 			return
 		}
+	}
+}
+
+// leavePreAuth stops counting the connection among those waiting to log
+// in (Server.takePreAuth); only serve's goroutine calls it.
+func (c *Conn) leavePreAuth() {
+	if c.preAuthCounted {
+		c.preAuthCounted = false
+		c.srv.preAuth.Add(-1)
 	}
 }
 

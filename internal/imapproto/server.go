@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -24,6 +25,29 @@ type Server struct {
 	closed bool
 	lns    map[net.Listener]struct{}
 	conns  map[*Conn]struct{}
+
+	preAuth atomic.Int64 // connections not (yet) logged in
+}
+
+// takePreAuth counts a new connection as waiting to log in, unless
+// Options.MaxPreAuth of them already are.
+func (s *Server) takePreAuth() bool {
+	limit := int64(s.opts.MaxPreAuth)
+	if limit <= 0 {
+		limit = DefaultMaxPreAuth
+	}
+	if s.preAuth.Add(1) > limit {
+		s.preAuth.Add(-1)
+		return false
+	}
+	return true
+}
+
+func (s *Server) preAuthTimeout() time.Duration {
+	if s.opts.PreAuthTimeout > 0 {
+		return s.opts.PreAuthTimeout
+	}
+	return DefaultPreAuthTimeout
 }
 
 // New makes a server. opts is copied; NewSession must be set.

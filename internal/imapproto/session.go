@@ -155,4 +155,19 @@ type Options struct {
 	Logger *slog.Logger
 	// DebugWriter, when set, gets a copy of every byte exchanged.
 	DebugWriter io.Writer
+	// MaxPreAuth is how many connections may wait to log in at once
+	// (default DefaultMaxPreAuth); one more is greeted with BYE and
+	// closed. PreAuthTimeout is how long such a connection may stay
+	// silent between commands (default DefaultPreAuthTimeout): a
+	// client that logged in gets the 30 minutes RFC 9051 §5.4 asks.
+	MaxPreAuth     int
+	PreAuthTimeout time.Duration
 }
+
+// The defaults of Options.MaxPreAuth and Options.PreAuthTimeout: a mail
+// client logs in within a second of connecting; what connects and does
+// not (a stuck or hostile local program) is bounded in number and time.
+const (
+	DefaultMaxPreAuth     = 64
+	DefaultPreAuthTimeout = 2 * time.Minute
+)
