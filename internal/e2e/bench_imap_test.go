@@ -200,14 +200,22 @@ func measureIMAP(b *testing.B, s imapTarget, n int) imapFigures {
 		return k
 	}
 
-	t0 := time.Now()
-	data, err := c.Select("INBOX", nil).Wait()
-	if err != nil {
-		b.Fatal(err)
-	}
-	f.sel = time.Since(t0)
-	if int(data.NumMessages) != n {
-		b.Fatalf("SELECT: %d messages, want %d", data.NumMessages, n)
+	// SELECT is the best of rawTries, as the raw rows: one SELECT
+	// takes a millisecond or so, and a collection or a page fault in
+	// it moved the single figure between 0.5 and 3.9 ms from run to run.
+	var t0 time.Time
+	for try := range rawTries {
+		t0 = time.Now()
+		data, err := c.Select("INBOX", nil).Wait()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if d := time.Since(t0); try == 0 || d < f.sel {
+			f.sel = d
+		}
+		if int(data.NumMessages) != n {
+			b.Fatalf("SELECT: %d messages, want %d", data.NumMessages, n)
+		}
 	}
 	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}
 	for _, item := range []struct {
