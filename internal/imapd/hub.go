@@ -429,7 +429,8 @@ func (h *hub) addLocked(m mailstore.Message) {
 func (h *hub) claimRecentLocked(uid uint32) {
 	var first *view
 	for v := range h.views {
-		if v.recent && (first == nil || v.serial < first.serial) {
+		// (A session may ENABLE IMAP4rev2 after it selected.)
+		if v.recent && !v.sess.conn.Enabled(imap.CapIMAP4rev2) && (first == nil || v.serial < first.serial) {
 			first = v
 		}
 	}

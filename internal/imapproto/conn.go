@@ -365,15 +365,12 @@ func (c *Conn) serve() {
 		}
 	}()
 
-	if !c.srv.takePreAuth() {
-		c.log.Warn("imapproto: too many connections waiting to log in; one refused")
-		_ = c.writeNow(func(e *Encoder) error {
-			return e.writeStatus(&Status{Type: imap.StatusResponseTypeBye, Text: "Too many connections waiting to log in"})
-		})
-		return
-	}
+	c.srv.takePreAuth(c)
 	c.preAuthCounted = true
 	defer c.leavePreAuth()
+	// Logging in has one deadline from the connection, not one per
+	// command: a connection cannot stay logged out by sending NOOPs.
+	loginBy := time.Now().Add(c.srv.preAuthTimeout())
 
 	sess, err := c.srv.opts.NewSession(c)
 	if err != nil {
@@ -402,7 +399,7 @@ func (c *Conn) serve() {
 
 	for c.state != stateLogout {
 		if c.state == stateNotAuth {
-			c.setReadTimeout(c.srv.preAuthTimeout())
+			_ = c.conn.SetReadDeadline(loginBy)
 		} else {
 			// Logged in (a later UNAUTHENTICATE is not counted again).
 			c.leavePreAuth()
@@ -435,7 +432,7 @@ func (c *Conn) serve() {
 func (c *Conn) leavePreAuth() {
 	if c.preAuthCounted {
 		c.preAuthCounted = false
-		c.srv.preAuth.Add(-1)
+		c.srv.leavePreAuth(c)
 	}
 }
 

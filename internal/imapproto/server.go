@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,21 +25,47 @@ type Server struct {
 	lns    map[net.Listener]struct{}
 	conns  map[*Conn]struct{}
 
-	preAuth atomic.Int64 // connections not (yet) logged in
+	// preAuth: the connections waiting to log in, with when each
+	// connected (under mu).
+	preAuth map[*Conn]time.Time
 }
 
-// takePreAuth counts a new connection as waiting to log in, unless
-// Options.MaxPreAuth of them already are.
-func (s *Server) takePreAuth() bool {
-	limit := int64(s.opts.MaxPreAuth)
+// takePreAuth counts a new connection as waiting to log in. When
+// Options.MaxPreAuth of them already are, the one that has waited
+// longest is closed to make room: connections that never log in (a
+// stuck or hostile local program) cannot keep a mail client out, which
+// logs in within moments of connecting.
+func (s *Server) takePreAuth(c *Conn) {
+	limit := s.opts.MaxPreAuth
 	if limit <= 0 {
 		limit = DefaultMaxPreAuth
 	}
-	if s.preAuth.Add(1) > limit {
-		s.preAuth.Add(-1)
-		return false
+	s.mu.Lock()
+	var oldest *Conn
+	if len(s.preAuth) >= limit {
+		for o, t := range s.preAuth {
+			if oldest == nil || t.Before(s.preAuth[oldest]) {
+				oldest = o
+			}
+		}
+		delete(s.preAuth, oldest)
 	}
-	return true
+	if s.preAuth == nil {
+		s.preAuth = map[*Conn]time.Time{}
+	}
+	s.preAuth[c] = time.Now()
+	s.mu.Unlock()
+	if oldest != nil {
+		s.log.Debug("imapproto: too many connections waiting to log in; the oldest closed")
+		go oldest.Bye("Too many connections waiting to log in")
+	}
+}
+
+// leavePreAuth stops counting c among the connections waiting to log in.
+func (s *Server) leavePreAuth(c *Conn) {
+	s.mu.Lock()
+	delete(s.preAuth, c)
+	s.mu.Unlock()
 }
 
 func (s *Server) preAuthTimeout() time.Duration {

@@ -156,10 +156,11 @@ type Options struct {
 	// DebugWriter, when set, gets a copy of every byte exchanged.
 	DebugWriter io.Writer
 	// MaxPreAuth is how many connections may wait to log in at once
-	// (default DefaultMaxPreAuth); one more is greeted with BYE and
-	// closed. PreAuthTimeout is how long such a connection may stay
-	// silent between commands (default DefaultPreAuthTimeout): a
-	// client that logged in gets the 30 minutes RFC 9051 §5.4 asks.
+	// (default DefaultMaxPreAuth); one more closes the one that has
+	// waited longest. PreAuthTimeout is how long after connecting a
+	// connection must have logged in (default DefaultPreAuthTimeout):
+	// a client that logged in gets the 30 minutes of silence RFC 9051
+	// §5.4 asks.
 	MaxPreAuth     int
 	PreAuthTimeout time.Duration
 }
